@@ -1,0 +1,14 @@
+// Each CLI command group registers its sub-commands on the root app. Handlers throw veil::Error
+// subclasses; main() turns them into one line on stderr and a non-zero exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace veil::cli {
+
+void add_core_commands(CLI::App& app);  // train, eval, infer, info
+void add_lock_commands(CLI::App& app);  // lock keygen|encrypt|decrypt|eval|sweep|run|attack
+void add_mpc_commands(CLI::App& app);   // mpc party|run
+void add_he_commands(CLI::App& app);    // he info|bench
+
+}  // namespace veil::cli

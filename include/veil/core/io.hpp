@@ -1,0 +1,24 @@
+// File I/O with the guarantees veil promises: bounded reads of untrusted files and atomic writes
+// (temporary file + fsync + rename), so a failing command never leaves half a file behind.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace veil {
+
+// Reads a whole file; throws IoError if it cannot be read and MalformedInput if it is larger
+// than max_bytes (checked before allocating).
+std::vector<uint8_t> read_file(const std::filesystem::path& path, uint64_t max_bytes);
+std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes);
+
+// Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
+// flushed to disk and renamed over `path`. On any failure the temporary is removed and
+// `path` is untouched.
+void write_file_atomic(const std::filesystem::path& path, std::span<const uint8_t> bytes);
+void write_file_atomic(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace veil

@@ -1,0 +1,83 @@
+#include "veil/core/io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "veil/core/error.hpp"
+
+namespace veil {
+
+namespace fs = std::filesystem;
+
+std::vector<uint8_t> read_file(const fs::path& path, uint64_t max_bytes) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    throw IoError("cannot read '" + path.string() + "': not a regular file or does not exist");
+  uint64_t size = fs::file_size(path, ec);
+  if (ec) throw IoError("cannot read '" + path.string() + "': " + ec.message());
+  if (size > max_bytes)
+    throw MalformedInput("'" + path.string() + "' is " + std::to_string(size) +
+                         " bytes, more than the limit of " + std::to_string(max_bytes));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open '" + path.string() + "': " + std::strerror(errno));
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  if (size && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
+    throw IoError("cannot read '" + path.string() + "'");
+  return bytes;
+}
+
+std::string read_text_file(const fs::path& path, uint64_t max_bytes) {
+  auto bytes = read_file(path, max_bytes);
+  return {bytes.begin(), bytes.end()};
+}
+
+void write_file_atomic(const fs::path& path, std::span<const uint8_t> bytes) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
+  std::vector<char> name(tmpl.begin(), tmpl.end());
+  name.push_back('\0');
+  int fd = ::mkstemp(name.data());
+  if (fd < 0)
+    throw IoError("cannot write '" + path.string() + "': " + std::strerror(errno));
+  std::string tmp(name.data());
+  auto fail = [&](const std::string& what) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw IoError("cannot write '" + path.string() + "': " + what + ": " + std::strerror(err));
+  };
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd, 0644) != 0) fail("chmod");
+  if (::fsync(fd) != 0) fail("fsync");
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw IoError("cannot write '" + path.string() + "': close: " + std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw IoError("cannot write '" + path.string() + "': rename: " + std::strerror(err));
+  }
+}
+
+void write_file_atomic(const fs::path& path, const std::string& text) {
+  write_file_atomic(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
+                                                    text.size()));
+}
+
+}  // namespace veil
