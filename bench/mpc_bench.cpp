@@ -1,0 +1,95 @@
+// Three-party secure inference micro-benchmarks: DReLU/ReLU throughput and bytes per DReLU
+// (exact and approximate), and the uint64 ring GEMM against oneDNN's float GEMM on the same
+// shapes. The three parties run as threads over in-memory links, so the numbers are compute
+// plus copying; bytes and rounds are what a network would carry.
+#include <benchmark/benchmark.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <vector>
+
+#include "veil/core/random.hpp"
+#include "veil/mpc/local_session.hpp"
+#include "veil/mpc/nonlinear.hpp"
+#include "veil/mpc/ring_kernels.hpp"
+
+namespace {
+
+using namespace veil;
+using namespace veil::mpc;
+
+std::vector<uint64_t> random_u64(size_t n) {
+  std::vector<uint64_t> v(n);
+  AesCtrPrg(random_seed()).fill(std::span<uint64_t>(v));
+  return v;
+}
+
+// state.range(0): elements; range(1): 0 exact, 1 approximate (s = 5, k = 48, f = 16);
+// range(2): 0 DReLU, 1 ReLU.
+void BM_SignProtocol(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  SessionParams sp;
+  if (state.range(1)) {
+    sp.frac_bits = 16;
+    sp.drelu = {5, 48};
+  }
+  const bool full_relu = state.range(2) != 0;
+  RingTensor c({n}, random_u64(n)), s({n}, random_u64(n));
+  LocalSessionReport rep;
+  for (auto _ : state) {
+    rep = run_local_session(sp, [&](Party& p) {
+      RingTensor mine = p.is(Role::Client)   ? c
+                        : p.is(Role::Server) ? s
+                                             : RingTensor::shape_only(c.shape);
+      benchmark::DoNotOptimize(full_relu ? relu(p, mine) : drelu(p, mine));
+    });
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.counters["bytes_per_elem"] =
+      static_cast<double>(rep.total_bytes()) / static_cast<double>(n);
+  state.counters["rounds"] = rep.rounds;
+}
+BENCHMARK(BM_SignProtocol)
+    ->ArgNames({"n", "approx", "relu"})
+    ->Args({1 << 16, 0, 0})
+    ->Args({1 << 16, 1, 0})
+    ->Args({1 << 16, 0, 1})
+    ->Args({1 << 16, 1, 1})
+    ->Args({1 << 18, 0, 0})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Conv-like GEMM shapes (M = out channels, N = output pixels, K = in channels * 3 * 3).
+#define GEMM_SHAPES            \
+  Args({64, 1024, 576})        \
+      ->Args({128, 256, 1152}) \
+      ->Args({256, 64, 2304})  \
+      ->Args({512, 49, 4608})  \
+      ->ArgNames({"M", "N", "K"})
+
+void BM_RingGemm(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  auto a = random_u64(m * k), b = random_u64(k * n);
+  std::vector<uint64_t> c(m * n);
+  for (auto _ : state) {
+    gemm_u64(m, n, k, a.data(), k, b.data(), n, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetItemsProcessed(state.iterations() * m * n * k);
+  state.SetLabel(gemm_u64_kernel_name());
+}
+BENCHMARK(BM_RingGemm)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
+
+void BM_FloatGemmOneDnn(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
+  for (auto _ : state) {
+    dnnl_sgemm('N', 'N', m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetItemsProcessed(state.iterations() * m * n * k);
+}
+BENCHMARK(BM_FloatGemmOneDnn)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

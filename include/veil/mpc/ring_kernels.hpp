@@ -1,0 +1,41 @@
+// Dense linear algebra over Z_2^64 (uint64 wrap-around): a packed, cache-blocked GEMM with an
+// AVX-512DQ micro-kernel (vpmullq) chosen at run time and a portable fallback, and 2-D
+// convolution through im2col + that GEMM. These are what each party runs on its shares.
+#pragma once
+
+#include <cstdint>
+
+namespace veil::mpc {
+
+// C[M,N] = A[M,K] * B[K,N] (or C += A*B when `accumulate`), row-major with leading
+// dimensions; all arithmetic modulo 2^64. `threads` > 1 splits the columns across threads.
+void gemm_u64(int64_t m, int64_t n, int64_t k, const uint64_t* a, int64_t lda, const uint64_t* b,
+              int64_t ldb, uint64_t* c, int64_t ldc, bool accumulate = false, int threads = 1);
+
+// Which micro-kernel gemm_u64 uses on this machine ("avx512dq" or "portable").
+const char* gemm_u64_kernel_name();
+
+// Geometry of an ONNX-style Conv (NCHW input, OIHW weight with I = C / groups).
+struct Conv2dGeometry {
+  int64_t batch = 1, in_channels = 1, in_h = 1, in_w = 1;
+  int64_t out_channels = 1, kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+
+  int64_t out_h() const;
+  int64_t out_w() const;
+  int64_t input_numel() const { return batch * in_channels * in_h * in_w; }
+  int64_t weight_numel() const {
+    return out_channels * (in_channels / groups) * kernel_h * kernel_w;
+  }
+  int64_t output_numel() const { return batch * out_channels * out_h() * out_w(); }
+  void validate() const;  // throws InvalidArgument
+};
+
+// y = conv(x, w) over Z_2^64 (no bias).
+void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
+                int threads = 1);
+
+}  // namespace veil::mpc

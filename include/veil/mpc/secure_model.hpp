@@ -1,0 +1,49 @@
+// Secure inference of a model::Graph with the three-party protocols. All three parties build a
+// SecureModel from the same graph structure; only the server's copy needs real weights (the
+// others' initializers are used for their shapes alone and may hold anything).
+//
+// Supported ops: Conv (stride, padding, dilation, groups, bias), Gemm (alpha = beta = 1,
+// transA = 0, any transB, bias), MatMul, Relu (optionally block ReLU per node), MaxPool,
+// AveragePool, GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
+// Identity/Dropout. BatchNormalization must be folded into the convolutions beforehand.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "veil/core/tensor.hpp"
+#include "veil/model/graph.hpp"
+#include "veil/mpc/nonlinear.hpp"
+#include "veil/mpc/party.hpp"
+
+namespace veil::mpc {
+
+struct SecureModelOptions {
+  int threads = 1;  // ring GEMM threads per party
+  // Block ReLU layout per Relu node name (one BlockSize per channel); absent = plain ReLU.
+  std::map<std::string, std::vector<BlockSize>> block_relu;
+};
+
+// SHA-256 of the graph's public structure: node names, ops, edges, attributes, input shapes and
+// initializer shapes (never initializer values). Goes into SessionParams::model_hash.
+std::array<uint8_t, 32> structure_hash(const model::Graph& graph);
+
+class SecureModel {
+ public:
+  // Throws Unsupported naming the first node it cannot run.
+  SecureModel(const model::Graph& graph, SecureModelOptions options = {});
+
+  // Client: `input` is the image batch (float, the graph's first input). Server and helper:
+  // a tensor of the same shape (values ignored). Returns the first graph output at the client
+  // (float logits), an empty tensor elsewhere.
+  Tensor run(Party& p, const Tensor& input) const;
+
+ private:
+  const model::Graph& graph_;
+  SecureModelOptions options_;
+};
+
+}  // namespace veil::mpc

@@ -1,0 +1,62 @@
+// TCP links between the three party processes. Each link streams length-prefixed frames
+// (frame.hpp) with no acknowledgements; a sender thread per link writes queued messages while
+// the party computes, and sends a heartbeat frame whenever the link has been idle for
+// `heartbeat`. A receiver that sees no frame at all for `io_timeout` (a hung or partitioned
+// peer) or an EOF/reset (a peer that died) throws ProtocolError, so a failure stops the other
+// two parties promptly: a dead peer at once, a hung one within io_timeout.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "veil/mpc/channel.hpp"
+#include "veil/mpc/frame.hpp"
+#include "veil/mpc/ring.hpp"
+
+namespace veil::mpc {
+
+struct TcpOptions {
+  std::chrono::milliseconds io_timeout{10000};
+  std::chrono::milliseconds heartbeat{2000};
+  std::chrono::milliseconds connect_timeout{10000};  // retried until then (peer starting up)
+  uint64_t max_frame_payload = kDefaultMaxFramePayload;
+};
+
+// A listening socket (IPv4/IPv6 literal or host name; port 0 picks an ephemeral port).
+class TcpListener {
+ public:
+  TcpListener(const std::string& host, uint16_t port);
+  ~TcpListener();
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+  uint16_t port() const { return port_; }
+  // Waits up to `timeout` for one connection.
+  std::unique_ptr<Channel> accept(const TcpOptions& options, std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+std::unique_ptr<Channel> tcp_connect(const std::string& host, uint16_t port,
+                                     const TcpOptions& options);
+// Wraps a connected socket (takes ownership of fd).
+std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options);
+
+struct PartyAddress {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+};
+
+// Builds this party's two links. Topology: for each pair the higher role listens and the lower
+// connects (client -> server, client -> helper, server -> helper), so the client listens on
+// nothing and `listener` may be null for it; the server and helper pass their listener (bound to
+// their address). The connecting side announces its role in the first frame.
+std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* listener,
+                                                          const std::array<PartyAddress, 3>& addrs,
+                                                          const TcpOptions& options = {});
+
+}  // namespace veil::mpc

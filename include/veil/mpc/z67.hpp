@@ -1,0 +1,51 @@
+// Arithmetic and wire packing for the field Z_67 in which PrivateCompare (SecureNN, Wagh et al.
+// PoPETs 2019, Algorithm 1) shares bits: 67 is the smallest prime above 64 + 2, so a digit sum
+// over up to 64 bit positions never wraps to 0 by accident.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "veil/core/random.hpp"
+
+namespace veil::mpc {
+
+inline constexpr uint8_t kP = 67;
+
+// Nine Z_67 digits fit in 55 bits (67^9 < 2^55), so they travel in 7 bytes instead of 9: a
+// group of g digits is the base-67 number sum d_i 67^i in kZ67GroupBytes[g] little-endian bytes.
+inline constexpr int kZ67Group = 9;
+inline constexpr int kZ67GroupBytes[kZ67Group + 1] = {0, 1, 2, 3, 4, 4, 5, 6, 7, 7};
+
+size_t z67_packed_size(size_t digits);
+// Digits must be < 67.
+std::vector<uint8_t> pack_z67(std::span<const uint8_t> digits);
+// Throws ProtocolError if bytes.size() != z67_packed_size(digits) or a group is out of range.
+std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits);
+
+// Uniform small integers from an AES-CTR stream by byte-wise rejection sampling, buffered.
+class ByteSampler {
+ public:
+  explicit ByteSampler(AesCtrPrg prg) : prg_(std::move(prg)) {}
+  uint8_t byte() {
+    if (pos_ == buf_.size()) refill();
+    return buf_[pos_++];
+  }
+  // Uniform in [0, bound), 1 <= bound <= 256.
+  uint8_t below(unsigned bound) {
+    const unsigned limit = 256 - 256 % bound;
+    for (;;) {
+      unsigned b = byte();
+      if (b < limit) return static_cast<uint8_t>(b % bound);
+    }
+  }
+
+ private:
+  void refill();
+  AesCtrPrg prg_;
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+};
+
+}  // namespace veil::mpc

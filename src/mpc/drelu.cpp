@@ -1,0 +1,260 @@
+// The DReLU engine: masked opening + PrivateCompare (see nonlinear.hpp and docs/MPC.md).
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "sign_gate.hpp"
+#include "veil/core/error.hpp"
+#include "veil/mpc/nonlinear.hpp"
+#include "veil/mpc/z67.hpp"
+
+namespace veil::mpc {
+namespace detail {
+namespace {
+
+// PRG streams of one sign_gate op. Helper-client / helper-server: kR (mask r), kBits (client's
+// Z_67 bit shares), kW (client's share of w), kMask (Beaver mask of the multiplicand), kProd
+// (client's share of mask * w). Client-server: kCoins (beta, multipliers, zero-sharing,
+// permutations).
+enum : uint32_t { kR = 1, kBits = 2, kW = 3, kMask = 4, kProd = 5, kCoins = 6 };
+
+std::vector<uint64_t> draw(const Party& p, Role peer, uint32_t purpose, size_t n) {
+  std::vector<uint64_t> v(n);
+  p.shared_prg(peer, purpose).fill(std::span<uint64_t>(v));
+  return v;
+}
+
+std::vector<uint8_t> draw_z67(const Party& p, Role peer, uint32_t purpose, size_t n) {
+  ByteSampler s(p.shared_prg(peer, purpose));
+  std::vector<uint8_t> v(n);
+  for (auto& d : v) d = s.below(kP);
+  return v;
+}
+
+struct Params {
+  int l, m, s;
+  uint64_t mask_l, mask_m;
+  size_t open_bytes;  // bytes of one opened L-bit value
+};
+
+Params params_of(const DreluParams& dp) {
+  Params q;
+  q.l = dp.ring_bits();
+  q.m = q.l - 1;
+  q.s = dp.num_lsb_to_ignore;
+  q.mask_l = q.l == 64 ? ~uint64_t{0} : (uint64_t{1} << q.l) - 1;
+  q.mask_m = (uint64_t{1} << q.m) - 1;
+  q.open_bytes = static_cast<size_t>((q.l + 7) / 8);
+  return q;
+}
+
+// PrivateCompare digits of one party for one element (SecureNN Alg. 1 with our masks).
+// xs: this party's Z_67 shares of the m bits of r' (LSB first); r: the public c'. The digit
+// sum is zero at exactly one position iff beta xor [r' > c'] = 1.
+void compare_digits(int m, uint64_t mask_m, uint64_t r, unsigned beta, unsigned jflag, bool client,
+                    const uint8_t* xs, ByteSampler& coins, uint8_t* perm, uint8_t* sv, uint8_t* uv,
+                    uint8_t* out) {
+  for (int i = 0; i < m; ++i) {
+    sv[i] = static_cast<uint8_t>(1 + coins.below(kP - 1));
+    uv[i] = coins.below(kP);
+  }
+  for (int i = 0; i < m; ++i) perm[i] = static_cast<uint8_t>(i);
+  for (int i = m - 1; i > 0; --i)
+    std::swap(perm[i], perm[coins.below(static_cast<unsigned>(i + 1))]);
+  auto emit = [&](int i, unsigned ci) {
+    unsigned d = (sv[i] * (ci % kP) + (client ? uv[i] : kP - uv[i])) % kP;
+    out[perm[i]] = static_cast<uint8_t>(d);
+  };
+  if (beta == 1 && r == mask_m) {
+    // x > 2^m - 1 is impossible, so beta' must be 1: plant exactly one zero (the other digits
+    // are 1, then masked by the random multipliers like any non-zero digit).
+    for (int i = 0; i < m; ++i) emit(i, jflag ? (i == 0 ? 0u : 1u) : 0u);
+    return;
+  }
+  // beta = 0: c_i = q_i - x_i + 1 + sum_{k>i} (x_k xor q_k) with q = r   (zero iff x > r)
+  // beta = 1: c_i = x_i - q_i + 1 + sum_{k>i} (x_k xor q_k) with q = r+1 (zero iff x < r+1)
+  const uint64_t q = beta ? r + 1 : r;
+  unsigned acc = 0;
+  for (int i = m - 1; i >= 0; --i) {
+    unsigned qi = static_cast<unsigned>(q >> i) & 1u, xi = xs[i];
+    unsigned ci = beta == 0 ? (kP - xi) + jflag * (qi + 1) : xi + jflag * (1 - qi);
+    emit(i, ci + acc);
+    acc = (acc + (qi ? (kP - xi) + jflag : xi)) % kP;
+  }
+}
+
+}  // namespace
+
+std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, size_t n,
+                                const std::vector<uint64_t>* mult, size_t n_mult,
+                                std::span<const uint32_t> gate_of, bool mult_is_gate) {
+  p.begin_op();
+  const Params q = params_of(p.params().drelu);
+  const bool product = mult != nullptr;
+  if (!gate_of.empty()) {
+    if (gate_of.size() != n_mult) throw InvalidArgument("gated ReLU: gate_of has wrong size");
+    for (uint32_t g : gate_of)
+      if (g >= n) throw InvalidArgument("gated ReLU: gate index out of range");
+  } else if (product && n_mult != n) {
+    throw InvalidArgument("gated ReLU: without gate_of the multiplicand must match the gate");
+  }
+  const bool fused = product && mult_is_gate && gate_of.empty() && p.params().drelu.exact();
+  const size_t n_open_x = product && !fused ? n_mult : 0;
+  const size_t m = static_cast<size_t>(q.m);
+  const size_t nd = n * m;
+  auto gate_index = [&](size_t k) { return gate_of.empty() ? k : gate_of[k]; };
+
+  if (p.is(Role::Helper)) {
+    std::vector<uint64_t> r0 = draw(p, Role::Client, kR, n), r1 = draw(p, Role::Server, kR, n);
+    std::vector<uint8_t> bits = draw_z67(p, Role::Client, kBits, nd);
+    for (size_t e = 0; e < n; ++e) {
+      uint64_t r = (r0[e] + r1[e]) & q.mask_l;
+      for (size_t i = 0; i < m; ++i) {
+        uint8_t& b = bits[e * m + i];
+        b = static_cast<uint8_t>((((r >> i) & 1) + kP - b) % kP);
+      }
+    }
+    p.send(Role::Server, Tag::CompareBits, pack_z67(bits));
+    size_t packed = z67_packed_size(nd);
+    std::vector<uint8_t> dc = unpack_z67(p.recv(Role::Client, Tag::CompareDigits, packed), nd);
+    std::vector<uint8_t> ds = unpack_z67(p.recv(Role::Server, Tag::CompareDigits, packed), nd);
+    std::vector<uint64_t> w0 = draw(p, Role::Client, kW, n);
+    std::vector<uint64_t> w(n);
+    std::vector<uint64_t> msg(n + (product ? n_mult : 0));
+    for (size_t e = 0; e < n; ++e) {
+      bool zero = false;
+      for (size_t i = 0; i < m; ++i) zero |= (dc[e * m + i] + ds[e * m + i]) % kP == 0;
+      uint64_t r = (r0[e] + r1[e]) & q.mask_l;
+      w[e] = static_cast<uint64_t>(zero) ^ ((r >> (q.l - 1)) & 1);
+      msg[e] = w[e] - w0[e];
+    }
+    if (product) {
+      std::vector<uint64_t> a;
+      if (fused) {
+        a.resize(n);
+        for (size_t e = 0; e < n; ++e) a[e] = -(r0[e] + r1[e]);
+      } else {
+        a = draw(p, Role::Client, kMask, n_mult);
+        std::vector<uint64_t> a1 = draw(p, Role::Server, kMask, n_mult);
+        for (size_t k = 0; k < n_mult; ++k) a[k] += a1[k];
+      }
+      std::vector<uint64_t> aw0 = draw(p, Role::Client, kProd, n_mult);
+      for (size_t k = 0; k < n_mult; ++k) msg[n + k] = a[k] * w[gate_index(k)] - aw0[k];
+    }
+    p.send_u64(Role::Server, Tag::GateShares, msg);
+    return {};
+  }
+
+  if (gate.size() != n) throw InvalidArgument("DReLU: this party must pass its shares");
+  if (product && mult->size() != n_mult)
+    throw InvalidArgument("gated ReLU: this party must pass its multiplicand shares");
+  const bool client = p.is(Role::Client);
+  const unsigned jflag = client ? 0 : 1;
+  const Role other = client ? Role::Server : Role::Client;
+
+  // Round 1: open c = v + r (mod 2^L) and, unless fused, E = x - A for the multiplicand.
+  std::vector<uint64_t> c = draw(p, Role::Helper, kR, n);
+  for (size_t e = 0; e < n; ++e) c[e] = ((gate[e] >> q.s) + c[e]) & q.mask_l;
+  std::vector<uint64_t> eopen;
+  if (n_open_x) {
+    eopen = draw(p, Role::Helper, kMask, n_open_x);
+    for (size_t k = 0; k < n_open_x; ++k) eopen[k] = (*mult)[k] - eopen[k];
+  }
+  {
+    const size_t open_size = n * q.open_bytes + 8 * n_open_x;
+    std::vector<uint8_t> msg(open_size);
+    uint8_t* o = msg.data();
+    for (size_t e = 0; e < n; ++e)
+      for (size_t b = 0; b < q.open_bytes; ++b) *o++ = static_cast<uint8_t>(c[e] >> (8 * b));
+    if (n_open_x) std::memcpy(o, eopen.data(), 8 * n_open_x);
+    p.send(other, Tag::CompareOpen, std::move(msg));
+    std::vector<uint8_t> in = p.recv(other, Tag::CompareOpen, open_size);
+    const uint8_t* ip = in.data();
+    for (size_t e = 0; e < n; ++e) {
+      uint64_t v = 0;
+      for (size_t b = 0; b < q.open_bytes; ++b) v |= uint64_t{*ip++} << (8 * b);
+      c[e] = (c[e] + v) & q.mask_l;
+    }
+    for (size_t k = 0; k < n_open_x; ++k) {
+      uint64_t v;
+      std::memcpy(&v, ip + 8 * k, 8);
+      eopen[k] += v;
+    }
+  }
+
+  // Round 2: PrivateCompare digits to the helper.
+  std::vector<uint8_t> xs =
+      client ? draw_z67(p, Role::Helper, kBits, nd)
+             : unpack_z67(p.recv(Role::Helper, Tag::CompareBits, z67_packed_size(nd)), nd);
+  std::vector<uint8_t> beta(n), digits(nd);
+  {
+    ByteSampler coins(p.shared_prg(other, kCoins));
+    std::vector<uint8_t> perm(m), sv(m), uv(m);
+    for (size_t e = 0; e < n; ++e) {
+      beta[e] = coins.byte() & 1;
+      compare_digits(q.m, q.mask_m, c[e] & q.mask_m, beta[e], jflag, client, xs.data() + e * m,
+                     coins, perm.data(), sv.data(), uv.data(), digits.data() + e * m);
+    }
+  }
+  p.send(Role::Helper, Tag::CompareDigits, pack_z67(digits));
+
+  // Round 3: the helper's shares of w (and of mask * w). DReLU = (1 - t) xor w with
+  // t = c[L-1] xor beta public to client and server.
+  std::vector<uint64_t> w, aw;
+  if (client) {
+    w = draw(p, Role::Helper, kW, n);
+    if (product) aw = draw(p, Role::Helper, kProd, n_mult);
+  } else {
+    std::vector<uint64_t> msg =
+        p.recv_u64(Role::Helper, Tag::GateShares, n + (product ? n_mult : 0));
+    w.assign(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
+    aw.assign(msg.begin() + static_cast<std::ptrdiff_t>(n), msg.end());
+  }
+  std::vector<uint8_t> tp(n);
+  for (size_t e = 0; e < n; ++e) tp[e] = 1 ^ ((c[e] >> (q.l - 1)) & 1) ^ beta[e];
+  if (!product) {
+    std::vector<uint64_t> out(n);
+    for (size_t e = 0; e < n; ++e) out[e] = (client ? tp[e] : 0) + (tp[e] ? -w[e] : w[e]);
+    return out;
+  }
+  // x * (tp xor w) = tp*x + (1 - 2 tp) * x*w, with x*w = E*w + A*w (fused: E = c, A = -r).
+  std::vector<uint64_t> out(n_mult);
+  for (size_t k = 0; k < n_mult; ++k) {
+    size_t g = gate_index(k);
+    uint64_t e_open = fused ? c[k] : eopen[k];
+    uint64_t xw = e_open * w[g] + aw[k];
+    out[k] = tp[g] ? (*mult)[k] - xw : xw;
+  }
+  return out;
+}
+
+}  // namespace detail
+
+RingTensor drelu(Party& p, const RingTensor& x) {
+  const size_t n = static_cast<size_t>(x.numel());
+  std::vector<uint64_t> out = detail::sign_gate(p, x.data, n, nullptr, 0, {}, false);
+  if (p.is(Role::Helper)) return RingTensor::shape_only(x.shape);
+  return RingTensor(x.shape, std::move(out));
+}
+
+RingTensor relu(Party& p, const RingTensor& x) {
+  const size_t n = static_cast<size_t>(x.numel());
+  static const std::vector<uint64_t> kNone;
+  const std::vector<uint64_t>* mult = p.is(Role::Helper) ? &kNone : &x.data;
+  std::vector<uint64_t> out = detail::sign_gate(p, x.data, n, mult, n, {}, true);
+  if (p.is(Role::Helper)) return RingTensor::shape_only(x.shape);
+  return RingTensor(x.shape, std::move(out));
+}
+
+RingTensor gated_relu(Party& p, const RingTensor& x, const RingTensor& gate,
+                      std::span<const uint32_t> gate_of) {
+  const size_t nx = static_cast<size_t>(x.numel()), ng = static_cast<size_t>(gate.numel());
+  if (gate_of.size() != nx) throw InvalidArgument("gated_relu: one gate index per element");
+  static const std::vector<uint64_t> kNone;
+  const std::vector<uint64_t>* mult = p.is(Role::Helper) ? &kNone : &x.data;
+  std::vector<uint64_t> out = detail::sign_gate(p, gate.data, ng, mult, nx, gate_of, false);
+  if (p.is(Role::Helper)) return RingTensor::shape_only(x.shape);
+  return RingTensor(x.shape, std::move(out));
+}
+
+}  // namespace veil::mpc

@@ -1,0 +1,230 @@
+#include "veil/mpc/ring_kernels.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "veil/core/error.hpp"
+
+namespace veil::mpc {
+namespace {
+
+// Goto/BLIS-style blocking (Goto & van de Geijn, "Anatomy of high-performance matrix
+// multiplication", TOMS 2008): an MR x NR register tile, a KC x NR panel of B in L1, an MC x KC
+// block of A in L2.
+constexpr int64_t kMr = 8, kNr = 8;
+constexpr int64_t kKc = 256, kMc = 128, kNc = 512;
+
+// Packs A[ic:ic+mc, pc:pc+kc] into row panels of kMr rows, k-major within a panel, zero-padded.
+void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, uint64_t* out) {
+  for (int64_t i0 = 0; i0 < mc; i0 += kMr) {
+    int64_t mr = std::min(kMr, mc - i0);
+    for (int64_t p = 0; p < kc; ++p) {
+      for (int64_t i = 0; i < mr; ++i) out[p * kMr + i] = a[(i0 + i) * lda + p];
+      for (int64_t i = mr; i < kMr; ++i) out[p * kMr + i] = 0;
+    }
+    out += kc * kMr;
+  }
+}
+
+// Packs B[pc:pc+kc, jc:jc+nc] into column panels of kNr columns, zero-padded.
+void pack_b(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, uint64_t* out) {
+  for (int64_t j0 = 0; j0 < nc; j0 += kNr) {
+    int64_t nr = std::min(kNr, nc - j0);
+    for (int64_t p = 0; p < kc; ++p) {
+      const uint64_t* row = b + p * ldb + j0;
+      if (nr == kNr) {
+        std::memcpy(out + p * kNr, row, kNr * sizeof(uint64_t));
+      } else {
+        for (int64_t j = 0; j < nr; ++j) out[p * kNr + j] = row[j];
+        for (int64_t j = nr; j < kNr; ++j) out[p * kNr + j] = 0;
+      }
+    }
+    out += kc * kNr;
+  }
+}
+
+using MicroKernel = void (*)(int64_t kc, const uint64_t* ap, const uint64_t* bp, uint64_t* tile);
+
+// tile[kMr][kNr] = sum_p ap[p][i] * bp[p][j]
+void micro_portable(int64_t kc, const uint64_t* ap, const uint64_t* bp, uint64_t* tile) {
+  uint64_t acc[kMr][kNr] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    const uint64_t* av = ap + p * kMr;
+    const uint64_t* bv = bp + p * kNr;
+    for (int64_t i = 0; i < kMr; ++i)
+      for (int64_t j = 0; j < kNr; ++j) acc[i][j] += av[i] * bv[j];
+  }
+  std::memcpy(tile, acc, sizeof(acc));
+}
+
+__attribute__((target("avx512f,avx512dq"))) void micro_avx512(int64_t kc, const uint64_t* ap,
+                                                              const uint64_t* bp, uint64_t* tile) {
+  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+          c7 = c0;
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512i b = _mm512_loadu_si512(bp + p * kNr);
+    const uint64_t* av = ap + p * kMr;
+    // A macro, not a lambda: lambdas do not inherit the target attribute.
+#define VEIL_STEP(c, i) \
+  c = _mm512_add_epi64(c, _mm512_mullo_epi64(_mm512_set1_epi64(static_cast<long long>(av[i])), b))
+    VEIL_STEP(c0, 0);
+    VEIL_STEP(c1, 1);
+    VEIL_STEP(c2, 2);
+    VEIL_STEP(c3, 3);
+    VEIL_STEP(c4, 4);
+    VEIL_STEP(c5, 5);
+    VEIL_STEP(c6, 6);
+    VEIL_STEP(c7, 7);
+#undef VEIL_STEP
+  }
+  _mm512_storeu_si512(tile + 0 * kNr, c0);
+  _mm512_storeu_si512(tile + 1 * kNr, c1);
+  _mm512_storeu_si512(tile + 2 * kNr, c2);
+  _mm512_storeu_si512(tile + 3 * kNr, c3);
+  _mm512_storeu_si512(tile + 4 * kNr, c4);
+  _mm512_storeu_si512(tile + 5 * kNr, c5);
+  _mm512_storeu_si512(tile + 6 * kNr, c6);
+  _mm512_storeu_si512(tile + 7 * kNr, c7);
+}
+
+MicroKernel pick_kernel() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return micro_avx512;
+  return micro_portable;
+}
+
+MicroKernel kernel() {
+  static const MicroKernel k = pick_kernel();
+  return k;
+}
+
+// C[:, j_begin:j_end] (+)= A * B[:, j_begin:j_end]
+void gemm_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
+                  int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
+                  bool accumulate) {
+  MicroKernel mk = kernel();
+  if (!accumulate)
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
+  if (k == 0) return;
+  std::vector<uint64_t> bpack(static_cast<size_t>(kKc * ((kNc + kNr - 1) / kNr * kNr)));
+  std::vector<uint64_t> apack(static_cast<size_t>(kKc * ((kMc + kMr - 1) / kMr * kMr)));
+  alignas(64) uint64_t tile[kMr * kNr];
+  for (int64_t jc = j_begin; jc < j_end; jc += kNc) {
+    int64_t nc = std::min(kNc, j_end - jc);
+    for (int64_t pc = 0; pc < k; pc += kKc) {
+      int64_t kc = std::min(kKc, k - pc);
+      pack_b(b + pc * ldb + jc, ldb, kc, nc, bpack.data());
+      for (int64_t ic = 0; ic < m; ic += kMc) {
+        int64_t mc = std::min(kMc, m - ic);
+        pack_a(a + ic * lda + pc, lda, mc, kc, apack.data());
+        for (int64_t jr = 0; jr < nc; jr += kNr) {
+          int64_t nr = std::min(kNr, nc - jr);
+          const uint64_t* bp = bpack.data() + (jr / kNr) * kc * kNr;
+          for (int64_t ir = 0; ir < mc; ir += kMr) {
+            int64_t mr = std::min(kMr, mc - ir);
+            mk(kc, apack.data() + (ir / kMr) * kc * kMr, bp, tile);
+            uint64_t* cbase = c + (ic + ir) * ldc + jc + jr;
+            for (int64_t i = 0; i < mr; ++i)
+              for (int64_t j = 0; j < nr; ++j) cbase[i * ldc + j] += tile[i * kNr + j];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const char* gemm_u64_kernel_name() { return kernel() == micro_avx512 ? "avx512dq" : "portable"; }
+
+void gemm_u64(int64_t m, int64_t n, int64_t k, const uint64_t* a, int64_t lda, const uint64_t* b,
+              int64_t ldb, uint64_t* c, int64_t ldc, bool accumulate, int threads) {
+  if (m < 0 || n < 0 || k < 0 || lda < k || ldb < n || ldc < n)
+    throw InvalidArgument("gemm_u64: bad dimensions");
+  if (m == 0 || n == 0) return;
+  int t = std::max(1, std::min<int>(threads, static_cast<int>((n + kNr - 1) / kNr)));
+  if (t == 1) {
+    gemm_columns(m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    return;
+  }
+  // Column slabs (multiples of kNr) per thread: no shared writes.
+  int64_t per = (n + t - 1) / t;
+  per = (per + kNr - 1) / kNr * kNr;
+  std::vector<std::thread> pool;
+  for (int64_t j = per; j < n; j += per)
+    pool.emplace_back(gemm_columns, m, j, std::min(n, j + per), k, a, lda, b, ldb, c, ldc,
+                      accumulate);
+  gemm_columns(m, 0, std::min(n, per), k, a, lda, b, ldb, c, ldc, accumulate);
+  for (auto& th : pool) th.join();
+}
+
+int64_t Conv2dGeometry::out_h() const {
+  return (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+}
+int64_t Conv2dGeometry::out_w() const {
+  return (in_w + pad_left + pad_right - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+}
+
+void Conv2dGeometry::validate() const {
+  auto pos = [](int64_t v) { return v >= 1 && v <= (int64_t{1} << 24); };
+  if (!pos(batch) || !pos(in_channels) || !pos(in_h) || !pos(in_w) || !pos(out_channels) ||
+      !pos(kernel_h) || !pos(kernel_w) || !pos(stride_h) || !pos(stride_w) || !pos(dilation_h) ||
+      !pos(dilation_w) || !pos(groups))
+    throw InvalidArgument("conv2d: dimensions must be positive");
+  if (pad_top < 0 || pad_left < 0 || pad_bottom < 0 || pad_right < 0 || pad_top >= 1 << 20 ||
+      pad_left >= 1 << 20 || pad_bottom >= 1 << 20 || pad_right >= 1 << 20)
+    throw InvalidArgument("conv2d: bad padding");
+  if (in_channels % groups != 0 || out_channels % groups != 0)
+    throw InvalidArgument("conv2d: channels not divisible by groups");
+  if (in_h + pad_top + pad_bottom < dilation_h * (kernel_h - 1) + 1 ||
+      in_w + pad_left + pad_right < dilation_w * (kernel_w - 1) + 1)
+    throw InvalidArgument("conv2d: kernel larger than the padded input");
+}
+
+void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
+                int threads) {
+  g.validate();
+  const int64_t oh = g.out_h(), ow = g.out_w(), p = oh * ow;
+  const int64_t cg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
+  const int64_t kdim = cg * g.kernel_h * g.kernel_w;
+  const bool pointwise = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 &&
+                         g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0;
+  std::vector<uint64_t> col(pointwise ? 0 : static_cast<size_t>(kdim * p));
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const uint64_t* xin = x + (n * g.in_channels + grp * cg) * g.in_h * g.in_w;
+      const uint64_t* bmat = xin;
+      if (!pointwise) {
+        for (int64_t c = 0; c < cg; ++c)
+          for (int64_t kh = 0; kh < g.kernel_h; ++kh)
+            for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
+              uint64_t* row = col.data() + ((c * g.kernel_h + kh) * g.kernel_w + kw) * p;
+              for (int64_t oy = 0; oy < oh; ++oy) {
+                int64_t iy = oy * g.stride_h - g.pad_top + kh * g.dilation_h;
+                uint64_t* out = row + oy * ow;
+                if (iy < 0 || iy >= g.in_h) {
+                  std::fill(out, out + ow, 0);
+                  continue;
+                }
+                const uint64_t* in = xin + (c * g.in_h + iy) * g.in_w;
+                for (int64_t ox = 0; ox < ow; ++ox) {
+                  int64_t ix = ox * g.stride_w - g.pad_left + kw * g.dilation_w;
+                  out[ox] = (ix >= 0 && ix < g.in_w) ? in[ix] : 0;
+                }
+              }
+            }
+        bmat = col.data();
+      }
+      const uint64_t* wg = w + grp * ocg * kdim;
+      uint64_t* yout = y + (n * g.out_channels + grp * ocg) * p;
+      gemm_u64(ocg, p, kdim, wg, kdim, bmat, p, yout, p, false, threads);
+    }
+  }
+}
+
+}  // namespace veil::mpc

@@ -1,0 +1,324 @@
+#include "veil/mpc/tcp_channel.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "veil/core/error.hpp"
+
+namespace veil::mpc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint32_t kLinkHelloTag = 0xffff0001;
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Waits until fd is readable/writable; false on timeout.
+bool wait_fd(int fd, short events, std::chrono::milliseconds timeout) {
+  pollfd p{fd, events, 0};
+  for (;;) {
+    int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (r > 0) return true;
+    if (r == 0) return false;
+    if (errno != EINTR) throw ProtocolError("tcp: poll failed: " + errno_text());
+  }
+}
+
+// One socket, two threads: the sender writes queued messages (and heartbeats when idle), the
+// receiver reads frames into a queue as soon as they arrive, so neither side's computation can
+// stall the other's writes. recv() fails when no frame at all (data or heartbeat) has arrived
+// for io_timeout.
+class TcpChannel final : public Channel {
+ public:
+  TcpChannel(int fd, TcpOptions options) : fd_(fd), opt_(options) {
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    timeval tv{};
+    tv.tv_sec = opt_.io_timeout.count() / 1000;
+    tv.tv_usec = (opt_.io_timeout.count() % 1000) * 1000;
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    last_frame_ = Clock::now();
+    sender_ = std::thread([this] { sender_loop(); });
+    receiver_ = std::thread([this] { receiver_loop(); });
+  }
+
+  ~TcpChannel() override { close(); }
+
+  void send(Message m) override {
+    uint64_t n = m.payload.size();
+    {
+      std::lock_guard lock(mu_);
+      if (!send_error_.empty()) throw ProtocolError("tcp: " + send_error_);
+      if (closed_) throw ProtocolError("tcp: send on a closed link");
+      out_.push_back(std::move(m));
+    }
+    out_cv_.notify_all();
+    count_sent(n);
+  }
+
+  Message recv() override {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (!in_.empty()) {
+        Message m = std::move(in_.front());
+        in_.pop_front();
+        lock.unlock();
+        count_received(m.payload.size());
+        return m;
+      }
+      if (!recv_error_.empty()) throw ProtocolError("tcp: " + recv_error_);
+      if (closed_) throw ProtocolError("tcp: recv on a closed link");
+      auto idle = Clock::now() - last_frame_;
+      if (idle >= opt_.io_timeout)
+        throw ProtocolError("tcp: nothing from the peer for " +
+                            std::to_string(opt_.io_timeout.count()) + " ms (peer hung?)");
+      in_cv_.wait_for(lock, opt_.io_timeout - idle);
+    }
+  }
+
+  void close() override {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;  // the sender flushes what is queued, then exits
+    }
+    out_cv_.notify_all();
+    in_cv_.notify_all();
+    if (sender_.joinable()) sender_.join();
+    ::shutdown(fd_, SHUT_RDWR);  // FIN after the flushed data; wakes the receiver
+    if (receiver_.joinable()) receiver_.join();
+    ::close(fd_);
+  }
+
+ private:
+  // Returns false on EOF/error (recorded) or shutdown.
+  bool read_exact(uint8_t* p, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::recv(fd_, p + done, n - done, 0);
+      if (r == 0) return fail_recv("peer disconnected");
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return fail_recv("receive failed: " + errno_text());
+      }
+      done += static_cast<size_t>(r);
+    }
+    return true;
+  }
+
+  bool fail_recv(std::string what) {
+    {
+      std::lock_guard lock(mu_);
+      if (recv_error_.empty()) recv_error_ = std::move(what);
+    }
+    in_cv_.notify_all();
+    return false;
+  }
+
+  void receiver_loop() {
+    for (;;) {
+      uint8_t header[kFrameHeaderSize];
+      if (!read_exact(header, sizeof(header))) return;
+      FrameHeader h;
+      try {
+        h = parse_frame_header(std::span<const uint8_t>(header, sizeof(header)),
+                               opt_.max_frame_payload);
+      } catch (const MalformedInput& e) {
+        fail_recv(std::string("peer sent a malformed frame: ") + e.what());
+        ::shutdown(fd_, SHUT_RDWR);
+        return;
+      }
+      Message m;
+      m.tag = h.tag;
+      m.depth = h.depth;
+      m.payload.resize(h.length);  // bounded by max_frame_payload, checked above
+      if (!read_exact(m.payload.data(), m.payload.size())) return;
+      {
+        std::lock_guard lock(mu_);
+        last_frame_ = Clock::now();
+        if (h.kind == FrameKind::Data) in_.push_back(std::move(m));
+      }
+      in_cv_.notify_all();
+    }
+  }
+
+  bool write_all(const uint8_t* p, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::send(fd_, p + done, n - done, MSG_NOSIGNAL);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        std::lock_guard lock(mu_);
+        send_error_ = (errno == EAGAIN || errno == EWOULDBLOCK)
+                          ? "peer stopped reading (send timed out)"
+                          : "send failed: " + errno_text();
+        return false;
+      }
+      done += static_cast<size_t>(r);
+    }
+    return true;
+  }
+
+  void sender_loop() {
+    for (;;) {
+      Message m;
+      bool heartbeat = false;
+      {
+        std::unique_lock lock(mu_);
+        if (!out_cv_.wait_for(lock, opt_.heartbeat, [&] { return !out_.empty() || closed_; })) {
+          heartbeat = true;
+        } else if (out_.empty()) {
+          return;  // closing and flushed
+        } else {
+          m = std::move(out_.front());
+          out_.pop_front();
+        }
+      }
+      FrameHeader h;
+      h.kind = heartbeat ? FrameKind::Heartbeat : FrameKind::Data;
+      h.tag = m.tag;
+      h.depth = m.depth;
+      h.length = m.payload.size();
+      uint8_t header[kFrameHeaderSize];
+      encode_frame_header(h, std::span<uint8_t, kFrameHeaderSize>(header, kFrameHeaderSize));
+      if (!write_all(header, sizeof(header)) || !write_all(m.payload.data(), m.payload.size()))
+        return;
+    }
+  }
+
+  int fd_;
+  TcpOptions opt_;
+  std::mutex mu_;
+  std::condition_variable out_cv_, in_cv_;
+  std::deque<Message> out_, in_;
+  bool closed_ = false;
+  std::string send_error_, recv_error_;
+  Clock::time_point last_frame_;
+  std::thread sender_, receiver_;
+};
+
+struct AddrInfo {
+  addrinfo* list = nullptr;
+  ~AddrInfo() {
+    if (list) freeaddrinfo(list);
+  }
+};
+
+AddrInfo resolve(const std::string& host, uint16_t port, bool passive) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  AddrInfo ai;
+  std::string service = std::to_string(port);
+  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &ai.list);
+  if (rc != 0) throw IoError("tcp: cannot resolve '" + host + "': " + gai_strerror(rc));
+  return ai;
+}
+
+}  // namespace
+
+std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options) {
+  return std::make_unique<TcpChannel>(fd, options);
+}
+
+TcpListener::TcpListener(const std::string& host, uint16_t port) {
+  AddrInfo ai = resolve(host, port, true);
+  std::string last = "no address";
+  for (addrinfo* a = ai.list; a; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 8) == 0) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof(ss);
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+      port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+      fd_ = fd;
+      return;
+    }
+    last = errno_text();
+    ::close(fd);
+  }
+  throw IoError("tcp: cannot listen on " + host + ":" + std::to_string(port) + ": " + last);
+}
+
+TcpListener::~TcpListener() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::unique_ptr<Channel> TcpListener::accept(const TcpOptions& options,
+                                             std::chrono::milliseconds timeout) {
+  if (!wait_fd(fd_, POLLIN, timeout))
+    throw ProtocolError("tcp: no peer connected within " + std::to_string(timeout.count()) + " ms");
+  int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) throw IoError("tcp: accept failed: " + errno_text());
+  return make_tcp_channel(fd, options);
+}
+
+std::unique_ptr<Channel> tcp_connect(const std::string& host, uint16_t port,
+                                     const TcpOptions& options) {
+  const auto deadline = Clock::now() + options.connect_timeout;
+  std::string last;
+  for (;;) {
+    AddrInfo ai = resolve(host, port, false);
+    for (addrinfo* a = ai.list; a; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) return make_tcp_channel(fd, options);
+      last = errno_text();
+      ::close(fd);
+    }
+    if (Clock::now() >= deadline)
+      throw ProtocolError("tcp: cannot connect to " + host + ":" + std::to_string(port) + ": " +
+                          last);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* listener,
+                                                          const std::array<PartyAddress, 3>& addrs,
+                                                          const TcpOptions& options) {
+  std::array<std::unique_ptr<Channel>, 3> links;
+  int expected_inbound = 0;
+  for (int peer = 0; peer < 3; ++peer) {
+    if (peer == static_cast<int>(me)) continue;
+    if (peer > static_cast<int>(me)) {
+      const PartyAddress& a = addrs[static_cast<size_t>(peer)];
+      links[static_cast<size_t>(peer)] = tcp_connect(a.host, a.port, options);
+      links[static_cast<size_t>(peer)]->send({kLinkHelloTag, 0, {static_cast<uint8_t>(me)}});
+    } else {
+      ++expected_inbound;
+    }
+  }
+  if (expected_inbound > 0 && !listener)
+    throw InvalidArgument(std::string("tcp: the ") + role_name(me) + " needs a listener");
+  const auto deadline = Clock::now() + options.connect_timeout;
+  for (int i = 0; i < expected_inbound; ++i) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    std::unique_ptr<Channel> ch =
+        listener->accept(options, std::max(left, std::chrono::milliseconds(1)));
+    Message hello = ch->recv();
+    if (hello.tag != kLinkHelloTag || hello.payload.size() != 1 ||
+        hello.payload[0] >= static_cast<uint8_t>(me) || links[hello.payload[0]])
+      throw ProtocolError("tcp: unexpected peer on the listening socket");
+    links[hello.payload[0]] = std::move(ch);
+  }
+  return links;
+}
+
+}  // namespace veil::mpc

@@ -1,0 +1,96 @@
+#include "veil/mpc/frame.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+#include "veil/core/error.hpp"
+#include "veil/mpc/z67.hpp"
+
+namespace veil::mpc {
+namespace {
+
+using testing::TestRng;
+
+TEST(Frame, RoundTripThroughTheDecoderInPieces) {
+  std::vector<uint8_t> stream;
+  std::vector<std::vector<uint8_t>> payloads = {{}, {1, 2, 3}, std::vector<uint8_t>(1000, 9)};
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    auto f = encode_frame({FrameKind::Data, static_cast<uint32_t>(i + 10), 7, 0}, payloads[i]);
+    stream.insert(stream.end(), f.begin(), f.end());
+  }
+  auto hb = encode_frame({FrameKind::Heartbeat, 0, 0, 0}, {});
+  stream.insert(stream.end(), hb.begin(), hb.end());
+  FrameDecoder dec(4096);
+  std::vector<Frame> got;
+  for (size_t i = 0; i < stream.size(); i += 5) {
+    dec.feed(std::span(stream.data() + i, std::min<size_t>(5, stream.size() - i)));
+    Frame f;
+    while (dec.next(f)) got.push_back(std::move(f));
+  }
+  ASSERT_EQ(got.size(), 4u);
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    EXPECT_EQ(got[i].header.tag, i + 10);
+    EXPECT_EQ(got[i].header.depth, 7u);
+    EXPECT_EQ(got[i].payload, payloads[i]);
+  }
+  EXPECT_EQ(got[3].header.kind, FrameKind::Heartbeat);
+  EXPECT_EQ(dec.buffered(), 0u);
+}
+
+TEST(Frame, RejectsBadHeadersBeforeAllocating) {
+  std::vector<uint8_t> h(kFrameHeaderSize);
+  encode_frame_header({FrameKind::Data, 1, 0, 100},
+                      std::span<uint8_t, kFrameHeaderSize>(h.data(), kFrameHeaderSize));
+  EXPECT_NO_THROW(parse_frame_header(h, 100));
+  EXPECT_THROW(parse_frame_header(h, 99), MalformedInput);  // oversized
+  EXPECT_THROW(parse_frame_header(std::span(h.data(), 10), 100), MalformedInput);
+  auto bad = h;
+  bad[0] ^= 1;
+  EXPECT_THROW(parse_frame_header(bad, 100), MalformedInput);
+  bad = h;
+  bad[4] = 2;  // version
+  EXPECT_THROW(parse_frame_header(bad, 100), MalformedInput);
+  bad = h;
+  bad[6] = 7;  // kind
+  EXPECT_THROW(parse_frame_header(bad, 100), MalformedInput);
+  bad = h;
+  bad[6] = 1;  // heartbeat with payload
+  EXPECT_THROW(parse_frame_header(bad, 100), MalformedInput);
+  // A header announcing 2^63 bytes is rejected by the decoder without buffering a payload.
+  std::vector<uint8_t> huge(kFrameHeaderSize);
+  encode_frame_header({FrameKind::Data, 1, 0, uint64_t{1} << 63},
+                      std::span<uint8_t, kFrameHeaderSize>(huge.data(), kFrameHeaderSize));
+  FrameDecoder dec;
+  EXPECT_THROW(dec.feed(huge), MalformedInput);
+}
+
+TEST(Z67, PackUnpackRoundTripAndSize) {
+  TestRng rng;
+  for (size_t n : {0, 1, 4, 5, 8, 9, 10, 63, 100, 945}) {
+    std::vector<uint8_t> d(n);
+    for (auto& v : d) v = static_cast<uint8_t>(rng.u64() % kP);
+    if (n > 0) d[0] = kP - 1;
+    auto packed = pack_z67(d);
+    EXPECT_EQ(packed.size(), z67_packed_size(n));
+    EXPECT_EQ(unpack_z67(packed, n), d);
+  }
+  EXPECT_EQ(z67_packed_size(63), 49u);
+  // Out-of-range group and wrong length are protocol errors.
+  std::vector<uint8_t> bad(7, 0xff);
+  EXPECT_THROW(unpack_z67(bad, 9), ProtocolError);
+  EXPECT_THROW(unpack_z67(bad, 8), ProtocolError);
+  EXPECT_THROW(unpack_z67(std::vector<uint8_t>(1, 67), 1), ProtocolError);
+}
+
+TEST(Z67, SamplerIsUniformish) {
+  ByteSampler s{AesCtrPrg(random_seed())};
+  std::vector<int> counts(kP);
+  for (int i = 0; i < 67000; ++i) ++counts[s.below(kP)];
+  for (int c : counts) {
+    EXPECT_GT(c, 700);
+    EXPECT_LT(c, 1300);
+  }
+}
+
+}  // namespace
+}  // namespace veil::mpc

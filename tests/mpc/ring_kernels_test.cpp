@@ -1,0 +1,120 @@
+#include "veil/mpc/ring_kernels.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+#include "veil/core/error.hpp"
+
+namespace veil::mpc {
+namespace {
+
+using testing::TestRng;
+
+std::vector<uint64_t> naive_gemm(int64_t m, int64_t n, int64_t k, const std::vector<uint64_t>& a,
+                                 const std::vector<uint64_t>& b) {
+  std::vector<uint64_t> c(static_cast<size_t>(m * n), 0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      uint64_t s = 0;
+      for (int64_t p = 0; p < k; ++p) s += a[i * k + p] * b[p * n + j];
+      c[i * n + j] = s;
+    }
+  return c;
+}
+
+std::vector<uint64_t> naive_conv(const Conv2dGeometry& g, const std::vector<uint64_t>& x,
+                                 const std::vector<uint64_t>& w) {
+  const int64_t oh = g.out_h(), ow = g.out_w(), cg = g.in_channels / g.groups,
+                ocg = g.out_channels / g.groups;
+  std::vector<uint64_t> y(static_cast<size_t>(g.output_numel()), 0);
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t oc = 0; oc < g.out_channels; ++oc)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          uint64_t s = 0;
+          int64_t grp = oc / ocg;
+          for (int64_t ci = 0; ci < cg; ++ci)
+            for (int64_t ky = 0; ky < g.kernel_h; ++ky)
+              for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+                int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
+                int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
+                if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) continue;
+                int64_t c = grp * cg + ci;
+                s += x[((n * g.in_channels + c) * g.in_h + iy) * g.in_w + ix] *
+                     w[((oc * cg + ci) * g.kernel_h + ky) * g.kernel_w + kx];
+              }
+          y[((n * g.out_channels + oc) * oh + oy) * ow + ox] = s;
+        }
+  return y;
+}
+
+TEST(RingGemm, MatchesNaiveOnOddShapes) {
+  TestRng rng;
+  const int64_t shapes[][3] = {{1, 1, 1},    {3, 5, 7},    {8, 8, 8},     {17, 9, 300},
+                               {130, 70, 5}, {9, 600, 33}, {64, 513, 257}};
+  for (auto& s : shapes) {
+    int64_t m = s[0], n = s[1], k = s[2];
+    auto a = rng.u64s(m * k), b = rng.u64s(k * n);
+    auto want = naive_gemm(m, n, k, a, b);
+    for (int threads : {1, 2}) {
+      std::vector<uint64_t> c(m * n, 7);
+      gemm_u64(m, n, k, a.data(), k, b.data(), n, c.data(), n, false, threads);
+      ASSERT_EQ(c, want) << m << "x" << n << "x" << k << " threads " << threads;
+    }
+    // Accumulate mode adds to C.
+    std::vector<uint64_t> c(m * n, 5);
+    gemm_u64(m, n, k, a.data(), k, b.data(), n, c.data(), n, true);
+    for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], want[i] + 5);
+  }
+  EXPECT_NE(std::string(gemm_u64_kernel_name()), "");
+}
+
+TEST(RingGemm, RejectsBadDimensions) {
+  uint64_t a = 0;
+  EXPECT_THROW(gemm_u64(-1, 1, 1, &a, 1, &a, 1, &a, 1), InvalidArgument);
+  EXPECT_THROW(gemm_u64(1, 2, 1, &a, 1, &a, 1, &a, 1), InvalidArgument);
+}
+
+TEST(RingConv, MatchesNaiveLoops) {
+  TestRng rng;
+  std::vector<Conv2dGeometry> geoms;
+  Conv2dGeometry g;
+  g.batch = 2, g.in_channels = 3, g.in_h = 9, g.in_w = 7, g.out_channels = 4, g.kernel_h = 3,
+  g.kernel_w = 3, g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = 1;
+  geoms.push_back(g);
+  Conv2dGeometry s2 = g;
+  s2.stride_h = s2.stride_w = 2;
+  s2.pad_bottom = 0;
+  geoms.push_back(s2);
+  Conv2dGeometry grp = g;
+  grp.in_channels = 6, grp.out_channels = 4, grp.groups = 2, grp.dilation_h = 2;
+  geoms.push_back(grp);
+  Conv2dGeometry dw = g;
+  dw.in_channels = dw.out_channels = dw.groups = 5;
+  geoms.push_back(dw);
+  Conv2dGeometry pw = g;
+  pw.kernel_h = pw.kernel_w = 1, pw.pad_top = pw.pad_left = pw.pad_bottom = pw.pad_right = 0;
+  geoms.push_back(pw);
+  Conv2dGeometry rect = g;
+  rect.kernel_h = 1, rect.kernel_w = 5, rect.stride_w = 3, rect.pad_left = 2, rect.pad_top = 0,
+  rect.pad_bottom = 0;
+  geoms.push_back(rect);
+  for (const auto& geo : geoms) {
+    auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
+    std::vector<uint64_t> y(geo.output_numel());
+    conv2d_u64(geo, x.data(), w.data(), y.data());
+    ASSERT_EQ(y, naive_conv(geo, x, w)) << "groups " << geo.groups << " k " << geo.kernel_h;
+  }
+}
+
+TEST(RingConv, RejectsInconsistentGeometry) {
+  Conv2dGeometry g;
+  g.in_channels = 3, g.groups = 2;
+  EXPECT_THROW(g.validate(), InvalidArgument);
+  Conv2dGeometry big;
+  big.kernel_h = 5;
+  EXPECT_THROW(big.validate(), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace veil::mpc

@@ -1,0 +1,152 @@
+#include "veil/mpc/secure_model.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "test_util.hpp"
+#include "veil/core/error.hpp"
+
+namespace veil::mpc {
+namespace {
+
+using testing::TestRng;
+
+Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
+  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
+  return Tensor::from_floats(std::move(s), std::move(v));
+}
+
+model::Node node(std::string name, std::string op, std::vector<std::string> in,
+                 std::vector<std::string> out) {
+  model::Node n;
+  n.name = std::move(name);
+  n.op_type = std::move(op);
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
+
+// x[1,2,6,6] -> Conv3x3(pad 1)+b -> Relu -> MaxPool2 -> Conv1x1 -> Add(residual) -> Relu
+//   -> GlobalAveragePool -> Flatten -> Gemm(transB)+b -> y[1,4]
+model::Graph tiny_graph(TestRng& rng) {
+  model::Graph g;
+  g.inputs = {{"x", DType::Float32, {1, 2, 6, 6}}};
+  g.outputs = {{"y", DType::Float32, {1, 4}}};
+  g.initializers["w1"] = random_tensor({3, 2, 3, 3}, rng, -0.5, 0.5);
+  g.initializers["b1"] = random_tensor({3}, rng, -0.2, 0.2);
+  g.initializers["w2"] = random_tensor({3, 3, 1, 1}, rng, -0.8, 0.8);
+  g.initializers["wf"] = random_tensor({4, 3}, rng, -1, 1);
+  g.initializers["bf"] = random_tensor({4}, rng, -0.5, 0.5);
+  auto conv1 = node("conv1", "Conv", {"x", "w1", "b1"}, {"c1"});
+  conv1.attributes["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  auto pool = node("pool", "MaxPool", {"r1"}, {"m1"});
+  pool.attributes["kernel_shape"] = std::vector<int64_t>{2, 2};
+  pool.attributes["strides"] = std::vector<int64_t>{2, 2};
+  auto fc = node("fc", "Gemm", {"f1", "wf", "bf"}, {"y"});
+  fc.attributes["transB"] = int64_t{1};
+  g.nodes = {conv1,
+             node("relu1", "Relu", {"c1"}, {"r1"}),
+             pool,
+             node("conv2", "Conv", {"m1", "w2"}, {"c2"}),
+             node("add", "Add", {"c2", "m1"}, {"a1"}),
+             node("relu2", "Relu", {"a1"}, {"r2"}),
+             node("gap", "GlobalAveragePool", {"r2"}, {"g1"}),
+             node("flat", "Flatten", {"g1"}, {"f1"}),
+             fc};
+  return g;
+}
+
+// The same network as plain loops in double precision.
+std::vector<double> plain_forward(const model::Graph& g, const Tensor& x) {
+  auto w = [&](const char* n) { return g.initializers.at(n).to_floats(); };
+  auto xin = x.to_floats();
+  auto w1 = w("w1"), b1 = w("b1"), w2 = w("w2"), wf = w("wf"), bf = w("bf");
+  double c1[3][6][6];
+  for (int o = 0; o < 3; ++o)
+    for (int i = 0; i < 6; ++i)
+      for (int j = 0; j < 6; ++j) {
+        double s = b1[o];
+        for (int c = 0; c < 2; ++c)
+          for (int ky = 0; ky < 3; ++ky)
+            for (int kx = 0; kx < 3; ++kx) {
+              int yy = i - 1 + ky, xx = j - 1 + kx;
+              if (yy < 0 || yy >= 6 || xx < 0 || xx >= 6) continue;
+              s += xin[(c * 6 + yy) * 6 + xx] * w1[((o * 2 + c) * 3 + ky) * 3 + kx];
+            }
+        c1[o][i][j] = std::max(0.0, s);
+      }
+  double m1[3][3][3], r2[3][3][3];
+  for (int o = 0; o < 3; ++o)
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j)
+        m1[o][i][j] = std::max({c1[o][2 * i][2 * j], c1[o][2 * i + 1][2 * j],
+                                c1[o][2 * i][2 * j + 1], c1[o][2 * i + 1][2 * j + 1]});
+  for (int o = 0; o < 3; ++o)
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        double s = m1[o][i][j];
+        for (int c = 0; c < 3; ++c) s += m1[c][i][j] * w2[o * 3 + c];
+        r2[o][i][j] = std::max(0.0, s);
+      }
+  double gap[3];
+  for (int o = 0; o < 3; ++o) {
+    gap[o] = 0;
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) gap[o] += r2[o][i][j] / 9;
+  }
+  std::vector<double> y(4);
+  for (int k = 0; k < 4; ++k) {
+    y[k] = bf[k];
+    for (int c = 0; c < 3; ++c) y[k] += gap[c] * wf[k * 3 + c];
+  }
+  return y;
+}
+
+TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
+  TestRng rng;
+  model::Graph g = tiny_graph(rng);
+  // Client and helper hold the structure only: their weights are zeroed.
+  model::Graph public_copy = g;
+  for (auto& [name, t] : public_copy.initializers) t = Tensor(t.shape());
+  SessionParams sp;
+  sp.frac_bits = 14;
+  sp.model_hash = structure_hash(g);
+  ASSERT_EQ(sp.model_hash, structure_hash(public_copy));
+  SecureModel server_model(g), public_model(public_copy);
+  for (int trial = 0; trial < 3; ++trial) {
+    Tensor x = random_tensor({1, 2, 6, 6}, rng, -2, 2);
+    Tensor logits;
+    run_local_session(sp, [&](Party& p) {
+      const SecureModel& m = p.is(Role::Server) ? server_model : public_model;
+      Tensor out = m.run(p, p.is(Role::Client) ? x : Tensor(x.shape()));
+      if (p.is(Role::Client))
+        logits = out;
+      else
+        EXPECT_TRUE(out.empty());
+    });
+    std::vector<double> want = plain_forward(g, x);
+    ASSERT_EQ(logits.shape(), (Shape{1, 4}));
+    for (int k = 0; k < 4; ++k) EXPECT_NEAR(logits.floats()[k], want[k], 0.01) << k;
+  }
+}
+
+TEST(SecureModel, StructureHashIgnoresWeightValuesButNotStructure) {
+  TestRng rng;
+  model::Graph a = tiny_graph(rng), b = a;
+  b.initializers["w1"] = random_tensor({3, 2, 3, 3}, rng, -1, 1);
+  EXPECT_EQ(structure_hash(a), structure_hash(b));
+  b.nodes[0].attributes["pads"] = std::vector<int64_t>{0, 0, 0, 0};
+  EXPECT_NE(structure_hash(a), structure_hash(b));
+}
+
+TEST(SecureModel, RejectsUnfoldedBatchNorm) {
+  TestRng rng;
+  model::Graph g = tiny_graph(rng);
+  g.nodes.insert(g.nodes.begin() + 1, node("bn", "BatchNormalization", {"c1"}, {"c1b"}));
+  EXPECT_THROW(SecureModel m(g), Unsupported);
+}
+
+}  // namespace
+}  // namespace veil::mpc
