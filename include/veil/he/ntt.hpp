@@ -1,0 +1,46 @@
+// Negacyclic number-theoretic transform over Z_q[X]/(X^n + 1).
+//
+// Forward: Cooley-Tukey with the powers of a primitive 2n-th root psi stored in bit-reversed
+// order, so the negacyclic twist is merged into the butterflies (Longa-Naehrig, "Speeding up the
+// NTT for lattice-based cryptography", CANS 2016). Output slot i holds a(psi^(2 brv(i) + 1)).
+// Inverse: Gentleman-Sande with the inverse powers. Both use Harvey's lazy butterflies with
+// Shoup precomputed twiddles, keeping intermediates in [0, 4q) (forward) or [0, 2q) (inverse).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "veil/he/modarith.hpp"
+
+namespace veil::he {
+
+class NttTables {
+ public:
+  NttTables(const Modulus& modulus, size_t n);
+
+  // In place; input and output in [0, q).
+  void forward(uint64_t* a) const;
+  void inverse(uint64_t* a) const;
+
+  const Modulus& modulus() const { return mod_; }
+  size_t n() const { return n_; }
+  uint64_t psi() const { return psi_; }
+
+ private:
+  Modulus mod_;
+  size_t n_;
+  uint64_t psi_;
+  std::vector<uint64_t> roots_, roots_shoup_, inv_roots_, inv_roots_shoup_;
+  uint64_t inv_n_, inv_n_shoup_;
+  uint64_t last_w_, last_w_shoup_;  // inv_roots_[1] / n, for the fused last inverse stage
+};
+
+// Bit reversal of the low `bits` bits.
+inline uint32_t bit_reverse(uint32_t x, int bits) {
+  uint32_t r = 0;
+  for (int i = 0; i < bits; ++i) r |= ((x >> i) & 1u) << (bits - 1 - i);
+  return r;
+}
+
+}  // namespace veil::he

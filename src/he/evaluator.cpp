@@ -1,0 +1,623 @@
+#include "veil/he/evaluator.hpp"
+
+#include <cmath>
+
+#include "noise.hpp"
+#include "veil/core/error.hpp"
+#include "veil/he/encryptor.hpp"
+
+namespace veil::he {
+
+namespace {
+
+constexpr double kScaleTolerance = 1.0 / 65536;
+
+// Copy of `a` restricted to its first level+1 limbs of every component.
+Ciphertext drop_copy(const Ciphertext& a, size_t level) {
+  Ciphertext out(a.context_id(), a.n(), a.size(), level, a.scale());
+  const size_t limbs = (level + 1) * a.n();
+  for (size_t k = 0; k < a.size(); ++k) std::copy(a.poly(k), a.poly(k) + limbs, out.poly(k));
+  out.set_noise(a.noise());
+  return out;
+}
+
+}  // namespace
+
+Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  if (!ctx_) throw InvalidArgument("Evaluator: null context");
+}
+
+double Evaluator::match_scale(double a, double b) const {
+  if (std::fabs(a - b) > kScaleTolerance * std::max(a, b))
+    throw InvalidArgument("CKKS: operand scales differ (2^" + std::to_string(std::log2(a)) +
+                          " vs 2^" + std::to_string(std::log2(b)) + ")");
+  return a;
+}
+
+void Evaluator::check_key(const KeySwitchKey& key) const {
+  const size_t size = ctx_->prime_count() * ctx_->n();
+  if (key.context_id() != ctx_->id() || key.digits() != ctx_->digit_count(ctx_->max_level()))
+    throw InvalidArgument("key-switching key belongs to other parameters");
+  for (size_t j = 0; j < key.digits(); ++j)
+    if (key.b(j).size() != size || key.a(j).size() != size)
+      throw InvalidArgument("key-switching key is malformed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Additive operations.
+
+void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
+  check_ciphertext(*ctx_, a);
+  check_ciphertext(*ctx_, b);
+  if (a.level() > b.level()) a = drop_copy(a, b.level());
+  match_scale(a.scale(), b.scale());
+  const size_t n = ctx_->n();
+  const size_t level = a.level();
+  if (b.size() > a.size()) {
+    Ciphertext grown(a.context_id(), n, b.size(), level, a.scale());
+    std::copy(a.data().begin(), a.data().end(), grown.data().begin());
+    grown.set_noise(a.noise());
+    a = std::move(grown);
+  }
+  a.set_seed(std::nullopt);
+  ctx_->pool().parallel_for(b.size() * (level + 1), [&](size_t t) {
+    const size_t k = t / (level + 1), i = t % (level + 1);
+    const uint64_t q = ctx_->prime(i).value;
+    uint64_t* x = a.limb(k, i);
+    const uint64_t* y = b.limb(k, i);
+    for (size_t c = 0; c < n; ++c) x[c] = add_mod(x[c], y[c], q);
+  });
+  a.set_noise(detail::add_std(a.noise(), b.noise()));
+}
+
+void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const { add_inplace(a, negate(b)); }
+
+Ciphertext Evaluator::add(const Ciphertext& a, const Ciphertext& b) const {
+  if (a.level() <= b.level()) {
+    Ciphertext out = a;
+    add_inplace(out, b);
+    return out;
+  }
+  Ciphertext out = b;
+  out.set_scale(a.scale());
+  match_scale(a.scale(), b.scale());
+  add_inplace(out, a);
+  return out;
+}
+
+Ciphertext Evaluator::sub(const Ciphertext& a, const Ciphertext& b) const {
+  return add(a, negate(b));
+}
+
+Ciphertext Evaluator::negate(const Ciphertext& a) const {
+  check_ciphertext(*ctx_, a);
+  Ciphertext out(a.context_id(), a.n(), a.size(), a.level(), a.scale());
+  const size_t n = ctx_->n();
+  ctx_->pool().parallel_for(a.size() * (a.level() + 1), [&](size_t t) {
+    const size_t k = t / (a.level() + 1), i = t % (a.level() + 1);
+    const uint64_t q = ctx_->prime(i).value;
+    const uint64_t* x = a.limb(k, i);
+    uint64_t* y = out.limb(k, i);
+    for (size_t c = 0; c < n; ++c) y[c] = neg_mod(x[c], q);
+  });
+  out.set_noise(a.noise());
+  return out;
+}
+
+Ciphertext Evaluator::add_plain(const Ciphertext& a, const Plaintext& p) const {
+  check_ciphertext(*ctx_, a);
+  check_plaintext(*ctx_, p);
+  if (p.level() < a.level()) return add_plain(drop_copy(a, p.level()), p);
+  match_scale(a.scale(), p.scale());
+  Ciphertext out = a;
+  out.set_seed(std::nullopt);
+  const size_t n = ctx_->n();
+  ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
+    const uint64_t q = ctx_->prime(i).value;
+    uint64_t* x = out.limb(0, i);
+    const uint64_t* y = p.limb(i);
+    for (size_t c = 0; c < n; ++c) x[c] = add_mod(x[c], y[c], q);
+  });
+  return out;
+}
+
+Ciphertext Evaluator::sub_plain(const Ciphertext& a, const Plaintext& p) const {
+  check_plaintext(*ctx_, p);
+  Plaintext neg(p.context_id(), p.n(), p.level(), p.scale());
+  for (size_t i = 0; i <= p.level(); ++i) {
+    const uint64_t q = ctx_->prime(i).value;
+    for (size_t c = 0; c < p.n(); ++c) neg.limb(i)[c] = neg_mod(p.limb(i)[c], q);
+  }
+  return add_plain(a, neg);
+}
+
+Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value) const {
+  check_ciphertext(*ctx_, a);
+  const double re = std::nearbyint(value.real() * a.scale());
+  const double im = std::nearbyint(value.imag() * a.scale());
+  const double limit = std::ldexp(1.0, static_cast<int>(ctx_->q_bits(a.level())) - 2);
+  if (!(std::fabs(re) < limit) || !(std::fabs(im) < limit) || std::fabs(re) >= 9.2e18 ||
+      std::fabs(im) >= 9.2e18)
+    throw InvalidArgument("add_const: constant * scale out of range");
+  Ciphertext out = a;
+  out.set_seed(std::nullopt);
+  const size_t n = ctx_->n();
+  for (size_t i = 0; i <= a.level(); ++i) {
+    const Modulus& m = ctx_->prime(i);
+    auto lift = [&](double v) {
+      const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
+      return v < 0 ? neg_mod(r, m.value) : r;
+    };
+    const uint64_t r = lift(re), s = lift(im);
+    const auto& h = ctx_->half_monomial(i);
+    uint64_t* x = out.limb(0, i);
+    for (size_t c = 0; c < n; ++c)
+      x[c] = add_mod(x[c], add_mod(r, mul_mod(s, h[c], m), m.value), m.value);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multiplicative operations.
+
+Ciphertext Evaluator::multiply_plain(const Ciphertext& a, const Plaintext& p) const {
+  check_ciphertext(*ctx_, a);
+  check_plaintext(*ctx_, p);
+  if (p.level() < a.level()) return multiply_plain(drop_copy(a, p.level()), p);
+  const size_t n = ctx_->n();
+  const size_t level = a.level();
+  const double scale = a.scale() * p.scale();
+  if (std::log2(scale) >= ctx_->q_bits(level) - 1)
+    throw InvalidArgument("multiply_plain: result scale exceeds the modulus; rescale first");
+  Ciphertext out(a.context_id(), n, a.size(), level, scale);
+  ctx_->pool().parallel_for(a.size() * (level + 1), [&](size_t t) {
+    const size_t k = t / (level + 1), i = t % (level + 1);
+    const Modulus& m = ctx_->prime(i);
+    const uint64_t* x = a.limb(k, i);
+    const uint64_t* y = p.limb(i);
+    uint64_t* z = out.limb(k, i);
+    for (size_t c = 0; c < n; ++c) z[c] = mul_mod(x[c], y[c], m);
+  });
+  const double rounding = std::sqrt(static_cast<double>(n) / 12.0);
+  out.set_noise(detail::add_std(a.noise() * p.scale(), a.scale() * rounding));
+  return out;
+}
+
+Ciphertext Evaluator::multiply_const(const Ciphertext& a, std::complex<double> value,
+                                     double const_scale) const {
+  check_ciphertext(*ctx_, a);
+  if (const_scale == 0)
+    const_scale = a.level() > 0 ? static_cast<double>(ctx_->prime(a.level()).value)
+                                : ctx_->parameters().default_scale;
+  if (!(const_scale >= 1.0) || !std::isfinite(const_scale))
+    throw InvalidArgument("multiply_const: bad constant scale");
+  const double re = std::nearbyint(value.real() * const_scale);
+  const double im = std::nearbyint(value.imag() * const_scale);
+  if (!(std::fabs(re) < 9.2e18) || !(std::fabs(im) < 9.2e18))
+    throw InvalidArgument("multiply_const: constant * scale out of range");
+  const size_t n = ctx_->n();
+  const size_t level = a.level();
+  const double scale = a.scale() * const_scale;
+  if (std::log2(scale) >= ctx_->q_bits(level) - 1)
+    throw InvalidArgument("multiply_const: result scale exceeds the modulus; rescale first");
+  Ciphertext out(a.context_id(), n, a.size(), level, scale);
+  ctx_->pool().parallel_for(level + 1, [&](size_t i) {
+    const Modulus& m = ctx_->prime(i);
+    auto lift = [&](double v) {
+      const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
+      return v < 0 ? neg_mod(r, m.value) : r;
+    };
+    const uint64_t r = lift(re), s = lift(im);
+    const auto& h = ctx_->half_monomial(i);
+    for (size_t k = 0; k < a.size(); ++k) {
+      const uint64_t* x = a.limb(k, i);
+      uint64_t* z = out.limb(k, i);
+      if (s == 0) {
+        const uint64_t rs = shoup(r, m.value);
+        for (size_t c = 0; c < n; ++c) z[c] = mul_shoup(x[c], r, rs, m.value);
+      } else {
+        for (size_t c = 0; c < n; ++c)
+          z[c] = mul_mod(x[c], add_mod(r, mul_mod(s, h[c], m), m.value), m);
+      }
+    }
+  });
+  out.set_noise(detail::add_std(a.noise() * std::abs(value) * const_scale, a.scale() * 0.5));
+  return out;
+}
+
+Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
+  check_ciphertext(*ctx_, a);
+  const size_t n = ctx_->n();
+  Ciphertext out(a.context_id(), n, a.size(), a.level(), a.scale());
+  const uint64_t mag = k < 0 ? static_cast<uint64_t>(-(k + 1)) + 1 : static_cast<uint64_t>(k);
+  ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
+    const Modulus& m = ctx_->prime(i);
+    uint64_t r = reduce64(mag, m);
+    if (k < 0) r = neg_mod(r, m.value);
+    const uint64_t rs = shoup(r, m.value);
+    for (size_t p = 0; p < a.size(); ++p) {
+      const uint64_t* x = a.limb(p, i);
+      uint64_t* z = out.limb(p, i);
+      for (size_t c = 0; c < n; ++c) z[c] = mul_shoup(x[c], r, rs, m.value);
+    }
+  });
+  out.set_noise(a.noise() * static_cast<double>(mag));
+  return out;
+}
+
+Ciphertext Evaluator::multiply(const Ciphertext& a_in, const Ciphertext& b_in) const {
+  check_ciphertext(*ctx_, a_in);
+  check_ciphertext(*ctx_, b_in);
+  if (a_in.size() != 2 || b_in.size() != 2)
+    throw InvalidArgument("multiply: relinearize the operands first");
+  const bool same = &a_in == &b_in;
+  const size_t level = std::min(a_in.level(), b_in.level());
+  Ciphertext a_tmp, b_tmp;
+  const Ciphertext* a = &a_in;
+  const Ciphertext* b = &b_in;
+  if (a->level() > level) a = &(a_tmp = drop_copy(a_in, level));
+  if (b->level() > level) b = &(b_tmp = drop_copy(b_in, level));
+  const double scale = a->scale() * b->scale();
+  if (std::log2(scale) >= ctx_->q_bits(level) - 1)
+    throw InvalidArgument("multiply: result scale exceeds the modulus; rescale first");
+  const size_t n = ctx_->n();
+  Ciphertext out(a->context_id(), n, 3, level, scale);
+  ctx_->pool().parallel_for(level + 1, [&](size_t i) {
+    const Modulus& m = ctx_->prime(i);
+    const uint64_t *a0 = a->limb(0, i), *a1 = a->limb(1, i);
+    const uint64_t *b0 = b->limb(0, i), *b1 = b->limb(1, i);
+    uint64_t *d0 = out.limb(0, i), *d1 = out.limb(1, i), *d2 = out.limb(2, i);
+    if (same) {
+      for (size_t c = 0; c < n; ++c) {
+        d0[c] = mul_mod(a0[c], a0[c], m);
+        const uint64_t x = mul_mod(a0[c], a1[c], m);
+        d1[c] = add_mod(x, x, m.value);
+        d2[c] = mul_mod(a1[c], a1[c], m);
+      }
+    } else {
+      for (size_t c = 0; c < n; ++c) {
+        d0[c] = mul_mod(a0[c], b0[c], m);
+        d1[c] = reduce128(static_cast<u128>(a0[c]) * b1[c] + static_cast<u128>(a1[c]) * b0[c], m);
+        d2[c] = mul_mod(a1[c], b1[c], m);
+      }
+    }
+  });
+  const double na = a->noise(), nb = b->noise();
+  // Slot values assumed bounded by 1 in magnitude (see precision.hpp).
+  out.set_noise(std::sqrt(std::pow(a->scale() * nb, 2) + std::pow(b->scale() * na, 2) +
+                          std::pow(na * nb, 2)));
+  return out;
+}
+
+Ciphertext Evaluator::square(const Ciphertext& a) const { return multiply(a, a); }
+
+Ciphertext Evaluator::multiply_relin(const Ciphertext& a, const Ciphertext& b,
+                                     const RelinKeys& rk) const {
+  return relinearize(multiply(a, b), rk);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key switching: hybrid decomposition with K special primes (see context.hpp).
+
+size_t Evaluator::ext_prime(size_t level, size_t pos) const {
+  return pos <= level ? pos : ctx_->q_count() + (pos - level - 1);
+}
+
+Evaluator::Decomposed Evaluator::decompose(const uint64_t* poly, size_t level) const {
+  const size_t n = ctx_->n();
+  const size_t K = ctx_->special_count();
+  Decomposed d;
+  d.level = level;
+  d.digits = ctx_->digit_count(level);
+  d.ext = level + 1 + K;
+  d.data.resize(d.digits * d.ext * n);
+  std::vector<uint64_t> coeff(poly, poly + (level + 1) * n);
+  auto& pool = ctx_->pool();
+  pool.parallel_for(level + 1, [&](size_t i) { ctx_->ntt(i).inverse(coeff.data() + i * n); });
+  if (K > 1) {
+    // y_i = [x_i * (B/b_i)^-1]_{b_i}, in place (the coefficient copy is not needed otherwise).
+    pool.parallel_for(level + 1, [&](size_t i) {
+      const size_t j = i / K;
+      const size_t cnt = std::min(K, level + 1 - j * K);
+      const BaseConverter& bc = ctx_->digit_converter(j, cnt);
+      const size_t k = i - j * K;
+      const uint64_t q = ctx_->prime(i).value;
+      uint64_t* x = coeff.data() + i * n;
+      for (size_t c = 0; c < n; ++c)
+        x[c] = mul_shoup(x[c], bc.inv_punct[k], bc.inv_punct_shoup[k], q);
+    });
+  }
+  pool.parallel_for(d.digits * d.ext, [&](size_t task) {
+    const size_t j = task / d.ext;
+    const size_t pos = task % d.ext;
+    const size_t start = j * K;
+    const size_t cnt = std::min(K, level + 1 - start);
+    uint64_t* out = d.data.data() + task * n;
+    if (pos <= level && pos >= start && pos < start + cnt) {
+      // The digit is congruent to the input modulo its own primes: reuse the NTT form.
+      std::copy(poly + pos * n, poly + (pos + 1) * n, out);
+      return;
+    }
+    const size_t pi = ext_prime(level, pos);
+    const Modulus& t = ctx_->prime(pi);
+    if (cnt == 1) {
+      // Centered lift of the digit halves the key-switching noise.
+      const uint64_t qs = ctx_->prime(start).value;
+      const uint64_t half = qs >> 1;
+      const uint64_t* x = coeff.data() + start * n;
+      const uint64_t qs_mod_t = reduce64(qs, t);
+      for (size_t c = 0; c < n; ++c) {
+        const uint64_t v = x[c];
+        out[c] = v > half ? sub_mod(reduce64(v, t), qs_mod_t, t.value) : reduce64(v, t);
+      }
+    } else {
+      const BaseConverter& bc = ctx_->digit_converter(j, cnt);
+      for (size_t c = 0; c < n; ++c) {
+        u128 acc = 0;
+        for (size_t k = 0; k < cnt; ++k)
+          acc += static_cast<u128>(coeff[(start + k) * n + c]) * bc.punct[pi][k];
+        out[c] = reduce128(acc, t);
+      }
+    }
+    ctx_->ntt(pi).forward(out);
+  });
+  return d;
+}
+
+void Evaluator::keyswitch(const Decomposed& d, const KeySwitchKey& key, const uint32_t* perm,
+                          uint64_t* ks0, uint64_t* ks1) const {
+  const size_t n = ctx_->n();
+  const size_t K = ctx_->special_count();
+  const size_t level = d.level;
+  auto& pool = ctx_->pool();
+  // Inner product over the digits, limb by limb, with 128-bit lazy accumulation (each product
+  // is below 2^122, so 32 of them never overflow).
+  std::vector<uint64_t> t0(d.ext * n), t1(d.ext * n);
+  pool.parallel_for(d.ext, [&](size_t pos) {
+    const size_t pi = ext_prime(level, pos);
+    const Modulus& m = ctx_->prime(pi);
+    constexpr size_t kBlock = 256;
+    u128 acc0[kBlock], acc1[kBlock];
+    for (size_t c0 = 0; c0 < n; c0 += kBlock) {
+      const size_t len = std::min(kBlock, n - c0);
+      for (size_t c = 0; c < len; ++c) acc0[c] = acc1[c] = 0;
+      for (size_t j = 0; j < d.digits; ++j) {
+        const uint64_t* dj = d.data.data() + (j * d.ext + pos) * n;
+        const uint64_t* bj = key.b(j).data() + pi * n + c0;
+        const uint64_t* aj = key.a(j).data() + pi * n + c0;
+        if (perm) {
+          const uint32_t* pp = perm + c0;
+          for (size_t c = 0; c < len; ++c) {
+            const uint64_t x = dj[pp[c]];
+            acc0[c] += static_cast<u128>(x) * bj[c];
+            acc1[c] += static_cast<u128>(x) * aj[c];
+          }
+        } else {
+          const uint64_t* dd = dj + c0;
+          for (size_t c = 0; c < len; ++c) {
+            acc0[c] += static_cast<u128>(dd[c]) * bj[c];
+            acc1[c] += static_cast<u128>(dd[c]) * aj[c];
+          }
+        }
+        if ((j & 31) == 31) {
+          for (size_t c = 0; c < len; ++c) {
+            acc0[c] = reduce128(acc0[c], m);
+            acc1[c] = reduce128(acc1[c], m);
+          }
+        }
+      }
+      uint64_t* o0 = t0.data() + pos * n + c0;
+      uint64_t* o1 = t1.data() + pos * n + c0;
+      for (size_t c = 0; c < len; ++c) {
+        o0[c] = reduce128(acc0[c], m);
+        o1[c] = reduce128(acc1[c], m);
+      }
+    }
+  });
+  // ModDown by P: (t - FastBConv_P->Q([t]_P)) * P^-1.
+  uint64_t* ts[2] = {t0.data(), t1.data()};
+  uint64_t* outs[2] = {ks0, ks1};
+  pool.parallel_for(2 * K, [&](size_t task) {
+    const size_t w = task / K, k = task % K;
+    const size_t pi = ctx_->q_count() + k;
+    uint64_t* x = ts[w] + (level + 1 + k) * n;
+    ctx_->ntt(pi).inverse(x);
+    if (K > 1) {
+      const BaseConverter& bc = ctx_->special_converter();
+      const uint64_t q = ctx_->prime(pi).value;
+      for (size_t c = 0; c < n; ++c)
+        x[c] = mul_shoup(x[c], bc.inv_punct[k], bc.inv_punct_shoup[k], q);
+    }
+  });
+  pool.parallel_for(2 * (level + 1), [&](size_t task) {
+    const size_t w = task / (level + 1), i = task % (level + 1);
+    const Modulus& m = ctx_->prime(i);
+    const uint64_t q = m.value;
+    std::vector<uint64_t> conv(n);
+    if (K == 1) {
+      const uint64_t p = ctx_->prime(ctx_->q_count()).value;
+      const uint64_t half = p >> 1;
+      const uint64_t p_mod = reduce64(p, m);
+      const uint64_t* x = ts[w] + (level + 1) * n;
+      for (size_t c = 0; c < n; ++c) {
+        const uint64_t v = x[c];
+        conv[c] = v > half ? sub_mod(reduce64(v, m), p_mod, q) : reduce64(v, m);
+      }
+    } else {
+      const BaseConverter& bc = ctx_->special_converter();
+      for (size_t c = 0; c < n; ++c) {
+        u128 acc = 0;
+        for (size_t k = 0; k < K; ++k)
+          acc += static_cast<u128>(ts[w][(level + 1 + k) * n + c]) * bc.punct[i][k];
+        conv[c] = reduce128(acc, m);
+      }
+    }
+    ctx_->ntt(i).forward(conv.data());
+    const uint64_t pinv = ctx_->p_inv(i), pinv_s = ctx_->p_inv_shoup(i);
+    const uint64_t* t = ts[w] + i * n;
+    uint64_t* out = outs[w] + i * n;
+    for (size_t c = 0; c < n; ++c) out[c] = mul_shoup(t[c] + q - conv[c], pinv, pinv_s, q);
+  });
+}
+
+Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKeys& rk) const {
+  check_ciphertext(*ctx_, a);
+  if (a.size() == 2) return a;
+  check_key(rk.key());
+  const size_t n = ctx_->n();
+  const size_t level = a.level();
+  const Decomposed d = decompose(a.poly(2), level);
+  Ciphertext out(a.context_id(), n, 2, level, a.scale());
+  keyswitch(d, rk.key(), nullptr, out.poly(0), out.poly(1));
+  ctx_->pool().parallel_for(2 * (level + 1), [&](size_t t) {
+    const size_t k = t / (level + 1), i = t % (level + 1);
+    const uint64_t q = ctx_->prime(i).value;
+    uint64_t* x = out.limb(k, i);
+    const uint64_t* y = a.limb(k, i);
+    for (size_t c = 0; c < n; ++c) x[c] = add_mod(x[c], y[c], q);
+  });
+  out.set_noise(std::sqrt(a.noise() * a.noise() + detail::keyswitch_var(*ctx_, level)));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rescale and modulus drop.
+
+Ciphertext Evaluator::rescale(const Ciphertext& a) const {
+  check_ciphertext(*ctx_, a);
+  const size_t level = a.level();
+  if (level == 0) throw InvalidArgument("rescale: no level left");
+  const size_t n = ctx_->n();
+  const Modulus& ql = ctx_->prime(level);
+  const uint64_t half = ql.value >> 1;
+  std::vector<uint64_t> last(a.size() * n);
+  ctx_->pool().parallel_for(a.size(), [&](size_t k) {
+    uint64_t* v = last.data() + k * n;
+    std::copy(a.limb(k, level), a.limb(k, level) + n, v);
+    ctx_->ntt(level).inverse(v);
+    // Adding q_l/2 turns the floor below into rounding to the nearest integer.
+    for (size_t c = 0; c < n; ++c) v[c] = add_mod(v[c], half, ql.value);
+  });
+  Ciphertext out(a.context_id(), n, a.size(), level - 1, a.scale() / ql.value);
+  ctx_->pool().parallel_for(a.size() * level, [&](size_t t) {
+    const size_t k = t / level, i = t % level;
+    const Modulus& m = ctx_->prime(i);
+    const uint64_t q = m.value;
+    const uint64_t half_mod = reduce64(half, m);
+    std::vector<uint64_t> r(n);
+    const uint64_t* v = last.data() + k * n;
+    for (size_t c = 0; c < n; ++c) r[c] = sub_mod(reduce64(v[c], m), half_mod, q);
+    ctx_->ntt(i).forward(r.data());
+    const uint64_t inv = ctx_->inv_q_last(level, i), inv_s = ctx_->inv_q_last_shoup(level, i);
+    const uint64_t* x = a.limb(k, i);
+    uint64_t* z = out.limb(k, i);
+    for (size_t c = 0; c < n; ++c) z[c] = mul_shoup(x[c] + q - r[c], inv, inv_s, q);
+  });
+  const double qd = static_cast<double>(ql.value);
+  out.set_noise(std::sqrt(std::pow(a.noise() / qd, 2) + detail::rounding_var(*ctx_)));
+  return out;
+}
+
+Ciphertext Evaluator::mod_drop_to(const Ciphertext& a, size_t level) const {
+  check_ciphertext(*ctx_, a);
+  if (level > a.level()) throw InvalidArgument("mod_drop_to: cannot raise the level");
+  return drop_copy(a, level);
+}
+
+Plaintext Evaluator::mod_drop_to(const Plaintext& p, size_t level) const {
+  check_plaintext(*ctx_, p);
+  if (level > p.level()) throw InvalidArgument("mod_drop_to: cannot raise the level");
+  Plaintext out(p.context_id(), p.n(), level, p.scale());
+  std::copy(p.data().begin(), p.data().begin() + (level + 1) * p.n(), out.data().begin());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Galois automorphisms.
+
+Ciphertext Evaluator::galois_with(const Ciphertext& a, const Decomposed& d, uint32_t g,
+                                  const KeySwitchKey& key) const {
+  const size_t n = ctx_->n();
+  const size_t level = a.level();
+  const auto& perm = ctx_->galois_permutation(g);
+  Ciphertext out(a.context_id(), n, 2, level, a.scale());
+  std::vector<uint64_t> ks0((level + 1) * n);
+  keyswitch(d, key, perm.data(), ks0.data(), out.poly(1));
+  ctx_->pool().parallel_for(level + 1, [&](size_t i) {
+    const uint64_t q = ctx_->prime(i).value;
+    const uint64_t* x = a.limb(0, i);
+    const uint64_t* y = ks0.data() + i * n;
+    uint64_t* z = out.limb(0, i);
+    for (size_t c = 0; c < n; ++c) z[c] = add_mod(x[perm[c]], y[c], q);
+  });
+  out.set_noise(std::sqrt(a.noise() * a.noise() + detail::keyswitch_var(*ctx_, level)));
+  return out;
+}
+
+Ciphertext Evaluator::apply_galois(const Ciphertext& a, uint32_t g, const GaloisKeys& gk) const {
+  check_ciphertext(*ctx_, a);
+  if (a.size() != 2) throw InvalidArgument("rotate: relinearize first");
+  const KeySwitchKey& key = gk.key(g);
+  check_key(key);
+  const Decomposed d = decompose(a.poly(1), a.level());
+  return galois_with(a, d, g, key);
+}
+
+Ciphertext Evaluator::rotate(const Ciphertext& a, int step, const GaloisKeys& gk) const {
+  const int64_t slots = static_cast<int64_t>(ctx_->slots());
+  int64_t r = step % slots;
+  if (r < 0) r += slots;
+  if (r == 0) {
+    check_ciphertext(*ctx_, a);
+    return a;
+  }
+  const uint32_t g = ctx_->galois_element_for_step(static_cast<int>(r));
+  if (gk.has(g)) return apply_galois(a, g, gk);
+  // Compose left rotations by powers of two.
+  Ciphertext out = a;
+  for (int64_t bit = 1; bit < slots; bit <<= 1) {
+    if (!(r & bit)) continue;
+    const uint32_t gb = ctx_->galois_element_for_step(static_cast<int>(bit));
+    if (!gk.has(gb))
+      throw InvalidArgument("rotate: no Galois key for step " + std::to_string(step));
+    out = apply_galois(out, gb, gk);
+  }
+  return out;
+}
+
+Ciphertext Evaluator::conjugate(const Ciphertext& a, const GaloisKeys& gk) const {
+  return apply_galois(a, ctx_->galois_element_conjugate(), gk);
+}
+
+std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, std::span<const int> steps,
+                                                  const GaloisKeys& gk) const {
+  check_ciphertext(*ctx_, a);
+  if (a.size() != 2) throw InvalidArgument("rotate: relinearize first");
+  std::vector<uint32_t> elements;
+  for (int s : steps) {
+    const uint32_t g = ctx_->galois_element_for_step(s);
+    if (g != 1) check_key(gk.key(g));
+    elements.push_back(g);
+  }
+  const Decomposed d = decompose(a.poly(1), a.level());
+  std::vector<Ciphertext> out;
+  out.reserve(steps.size());
+  for (uint32_t g : elements) {
+    if (g == 1) {
+      out.push_back(a);
+    } else {
+      out.push_back(galois_with(a, d, g, gk.key(g)));
+    }
+  }
+  return out;
+}
+
+Ciphertext Evaluator::sum_slots(const Ciphertext& a, size_t count, const GaloisKeys& gk) const {
+  if (count == 0 || (count & (count - 1)) != 0 || count > ctx_->slots())
+    throw InvalidArgument("sum_slots: count must be a power of two <= slots");
+  Ciphertext acc = a;
+  for (size_t s = 1; s < count; s <<= 1) add_inplace(acc, rotate(acc, static_cast<int>(s), gk));
+  return acc;
+}
+
+}  // namespace veil::he

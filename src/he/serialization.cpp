@@ -1,0 +1,435 @@
+#include "veil/he/serialization.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "sampling.hpp"
+#include "veil/core/error.hpp"
+#include "veil/he/encryptor.hpp"
+
+namespace veil::he {
+
+namespace {
+
+constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'C', 'K', 'K', 'S'};
+constexpr size_t kHeaderSize = 48;
+
+class Writer {
+ public:
+  void u8(uint8_t v) { buf_.push_back(v); }
+  void u16(uint16_t v) { le(v, 2); }
+  void u32(uint32_t v) { le(v, 4); }
+  void u64(uint64_t v) { le(v, 8); }
+  void f64(double d) {
+    uint64_t v;
+    std::memcpy(&v, &d, 8);
+    u64(v);
+  }
+  void bytes(const uint8_t* p, size_t n) { buf_.insert(buf_.end(), p, p + n); }
+  void words(const uint64_t* p, size_t n) {
+    const size_t at = buf_.size();
+    buf_.resize(at + 8 * n);
+    uint8_t* out = buf_.data() + at;
+    for (size_t i = 0; i < n; ++i)
+      for (int b = 0; b < 8; ++b) out[8 * i + b] = static_cast<uint8_t>(p[i] >> (8 * b));
+  }
+  std::vector<uint8_t>& buf() { return buf_; }
+
+ private:
+  void le(uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  std::vector<uint8_t> buf_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> b) : b_(b) {}
+  size_t remaining() const { return b_.size() - pos_; }
+  void need(uint64_t n) const {
+    if (n > remaining()) throw MalformedInput("CKKS object: truncated");
+  }
+  uint64_t le(int n) {
+    need(n);
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(b_[pos_ + i]) << (8 * i);
+    pos_ += n;
+    return v;
+  }
+  uint8_t u8() { return static_cast<uint8_t>(le(1)); }
+  uint16_t u16() { return static_cast<uint16_t>(le(2)); }
+  uint32_t u32() { return static_cast<uint32_t>(le(4)); }
+  uint64_t u64() { return le(8); }
+  double f64() {
+    const uint64_t v = u64();
+    double d;
+    std::memcpy(&d, &v, 8);
+    return d;
+  }
+  void bytes(uint8_t* out, size_t n) {
+    need(n);
+    std::memcpy(out, b_.data() + pos_, n);
+    pos_ += n;
+  }
+  // n residues, each checked to be below q.
+  void residues(uint64_t* out, size_t n, uint64_t q) {
+    need(8 * static_cast<uint64_t>(n));
+    const uint8_t* p = b_.data() + pos_;
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t v = 0;
+      for (int b = 0; b < 8; ++b) v |= static_cast<uint64_t>(p[8 * i + b]) << (8 * b);
+      if (v >= q) throw MalformedInput("CKKS object: coefficient not below its modulus");
+      out[i] = v;
+    }
+    pos_ += 8 * n;
+  }
+  void expect_end() const {
+    if (remaining() != 0) throw MalformedInput("CKKS object: trailing bytes");
+  }
+
+ private:
+  std::span<const uint8_t> b_;
+  size_t pos_ = 0;
+};
+
+void write_header(Writer& w, ObjectKind kind, const ParamsHash& hash) {
+  w.bytes(reinterpret_cast<const uint8_t*>(kMagic), 8);
+  w.u16(kSerialVersion);
+  w.u16(static_cast<uint16_t>(kind));
+  w.u32(0);
+  w.bytes(hash.data(), hash.size());
+}
+
+ParamsHash read_header(Reader& r, ObjectKind kind) {
+  char magic[8];
+  r.bytes(reinterpret_cast<uint8_t*>(magic), 8);
+  if (std::memcmp(magic, kMagic, 8) != 0) throw MalformedInput("CKKS object: bad magic");
+  const uint16_t version = r.u16();
+  if (version != kSerialVersion)
+    throw MalformedInput("CKKS object: unsupported version " + std::to_string(version));
+  const uint16_t k = r.u16();
+  if (k != static_cast<uint16_t>(kind)) throw MalformedInput("CKKS object: wrong object kind");
+  if (r.u32() != 0) throw MalformedInput("CKKS object: reserved field set");
+  ParamsHash h;
+  r.bytes(h.data(), h.size());
+  return h;
+}
+
+void check_hash(const HeContext& ctx, Reader& r, ObjectKind kind) {
+  if (read_header(r, kind) != ctx.hash())
+    throw IntegrityError("CKKS object was made under other parameters (hash mismatch)");
+}
+
+void write_rns(Writer& w, const uint64_t* data, size_t limbs, size_t n) {
+  w.words(data, limbs * n);
+}
+
+// Residues for the given limbs (prime indices `prime(i)`), validated.
+template <typename PrimeOf>
+void read_rns(Reader& r, const HeContext& ctx, uint64_t* out, size_t limbs, PrimeOf prime) {
+  const size_t n = ctx.n();
+  for (size_t i = 0; i < limbs; ++i) r.residues(out + i * n, n, ctx.prime(prime(i)).value);
+}
+
+void write_switch_key(Writer& w, const HeContext& ctx, const KeySwitchKey& k) {
+  const size_t n = ctx.n(), primes = ctx.prime_count();
+  w.u8(k.seed() ? 1 : 0);
+  w.u32(static_cast<uint32_t>(k.digits()));
+  if (k.seed()) w.bytes(k.seed()->data(), 16);
+  for (size_t j = 0; j < k.digits(); ++j) write_rns(w, k.b(j).data(), primes, n);
+  if (!k.seed())
+    for (size_t j = 0; j < k.digits(); ++j) write_rns(w, k.a(j).data(), primes, n);
+}
+
+KeySwitchKey read_switch_key(Reader& r, const HeContext& ctx) {
+  const size_t n = ctx.n(), primes = ctx.prime_count();
+  const uint8_t compressed = r.u8();
+  if (compressed > 1) throw MalformedInput("CKKS key: bad compression flag");
+  const uint32_t digits = r.u32();
+  if (digits != ctx.digit_count(ctx.max_level()))
+    throw MalformedInput("CKKS key: wrong number of digits");
+  const uint64_t poly_bytes = 8ull * primes * n;
+  r.need((compressed ? 16 : 0) + poly_bytes * digits * (compressed ? 1 : 2));
+  std::optional<Seed> seed;
+  if (compressed) {
+    Seed s;
+    r.bytes(s.data(), 16);
+    seed = s;
+  }
+  auto all = [](size_t i) { return i; };
+  std::vector<std::vector<uint64_t>> b(digits, std::vector<uint64_t>(primes * n));
+  std::vector<std::vector<uint64_t>> a(digits, std::vector<uint64_t>(primes * n));
+  for (auto& bj : b) read_rns(r, ctx, bj.data(), primes, all);
+  if (compressed) {
+    for (size_t j = 0; j < digits; ++j)
+      for (size_t i = 0; i < primes; ++i)
+        detail::sample_uniform(ctx, *seed, j * 128 + i, i, a[j].data() + i * n);
+  } else {
+    for (auto& aj : a) read_rns(r, ctx, aj.data(), primes, all);
+  }
+  return KeyAccess::make_switch(ctx.id(), std::move(b), std::move(a), seed);
+}
+
+}  // namespace
+
+std::vector<uint8_t> serialize_parameters(const HeContext& ctx) {
+  Writer w;
+  write_header(w, ObjectKind::kParameters, ctx.hash());
+  const auto& p = ctx.parameters();
+  w.u32(static_cast<uint32_t>(ctx.n()));
+  w.u32(static_cast<uint32_t>(ctx.q_count()));
+  w.u32(static_cast<uint32_t>(ctx.special_count()));
+  w.u16(static_cast<uint16_t>(p.security));
+  w.u8(p.insecure_allow_for_testing_only ? 1 : 0);
+  w.u8(0);
+  w.f64(p.default_scale);
+  for (uint64_t q : ctx.prime_values()) w.u64(q);
+  return std::move(w.buf());
+}
+
+ContextPtr load_context(std::span<const uint8_t> bytes, bool allow_insecure, int threads) {
+  Reader r(bytes);
+  const ParamsHash claimed = read_header(r, ObjectKind::kParameters);
+  CkksParameters p;
+  const uint32_t n = r.u32();
+  const uint32_t q_count = r.u32();
+  const uint32_t k_count = r.u32();
+  const uint16_t security = r.u16();
+  const uint8_t insecure = r.u8();
+  if (r.u8() != 0 || insecure > 1) throw MalformedInput("CKKS parameters: bad flags");
+  p.default_scale = r.f64();
+  if (q_count < 1 || k_count < 1 || q_count + k_count > 64)
+    throw MalformedInput("CKKS parameters: bad prime counts");
+  if (security != 128 && security != 192 && security != 256)
+    throw MalformedInput("CKKS parameters: bad security level");
+  r.need(8ull * (q_count + k_count));
+  for (uint32_t i = 0; i < q_count + k_count; ++i) p.primes.push_back(r.u64());
+  r.expect_end();
+  if (insecure && !allow_insecure)
+    throw InvalidArgument("CKKS parameters are marked insecure (test-only); refusing to load");
+  p.poly_degree = n;
+  p.special_primes = k_count;
+  p.security = static_cast<SecurityLevel>(security);
+  p.insecure_allow_for_testing_only = insecure != 0;
+  ContextPtr ctx;
+  try {
+    ctx = HeContext::create(p, threads);
+  } catch (const InvalidArgument& e) {
+    throw MalformedInput(std::string("CKKS parameters: ") + e.what());
+  }
+  if (ctx->hash() != claimed) throw IntegrityError("CKKS parameters: hash does not match");
+  return ctx;
+}
+
+std::vector<uint8_t> serialize(const HeContext& ctx, const Ciphertext& ct) {
+  check_ciphertext(ctx, ct);
+  const size_t n = ctx.n(), limbs = ct.level() + 1;
+  // Compress only if c_1 is still exactly the expansion of the seed.
+  bool compressed = false;
+  if (ct.seed() && ct.size() == 2) {
+    compressed = true;
+    std::vector<uint64_t> a(n);
+    for (size_t i = 0; i < limbs && compressed; ++i) {
+      detail::sample_uniform(ctx, *ct.seed(), i, i, a.data());
+      compressed = std::equal(a.begin(), a.end(), ct.limb(1, i));
+    }
+  }
+  Writer w;
+  write_header(w, ObjectKind::kCiphertext, ctx.hash());
+  w.u8(static_cast<uint8_t>(ct.size()));
+  w.u8(compressed ? 1 : 0);
+  w.u16(0);
+  w.u32(static_cast<uint32_t>(ct.level()));
+  w.f64(ct.scale());
+  w.f64(ct.noise());
+  if (compressed) w.bytes(ct.seed()->data(), 16);
+  for (size_t k = 0; k < ct.size(); ++k) {
+    if (compressed && k == 1) continue;
+    write_rns(w, ct.poly(k), limbs, n);
+  }
+  return std::move(w.buf());
+}
+
+Ciphertext load_ciphertext(const HeContext& ctx, std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  check_hash(ctx, r, ObjectKind::kCiphertext);
+  const uint8_t size = r.u8();
+  const uint8_t compressed = r.u8();
+  if (r.u16() != 0) throw MalformedInput("CKKS ciphertext: reserved field set");
+  const uint32_t level = r.u32();
+  const double scale = r.f64();
+  const double noise = r.f64();
+  if (size < 2 || size > 3 || compressed > 1 || (compressed && size != 2))
+    throw MalformedInput("CKKS ciphertext: bad size or flags");
+  if (level > ctx.max_level()) throw MalformedInput("CKKS ciphertext: level out of range");
+  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
+    throw MalformedInput("CKKS ciphertext: scale out of range");
+  if (!std::isfinite(noise) || noise < 0) throw MalformedInput("CKKS ciphertext: bad noise");
+  const size_t n = ctx.n(), limbs = level + 1;
+  const uint64_t stored = size - compressed;
+  r.need((compressed ? 16 : 0) + 8ull * stored * limbs * n);
+  std::optional<Seed> seed;
+  if (compressed) {
+    Seed s;
+    r.bytes(s.data(), 16);
+    seed = s;
+  }
+  Ciphertext ct(ctx.id(), n, size, level, scale);
+  for (size_t k = 0; k < size; ++k) {
+    if (compressed && k == 1) {
+      for (size_t i = 0; i < limbs; ++i) detail::sample_uniform(ctx, *seed, i, i, ct.limb(1, i));
+      continue;
+    }
+    read_rns(r, ctx, ct.poly(k), limbs, [](size_t i) { return i; });
+  }
+  r.expect_end();
+  ct.set_noise(noise);
+  ct.set_seed(seed);
+  return ct;
+}
+
+std::vector<uint8_t> serialize(const HeContext& ctx, const Plaintext& pt) {
+  check_plaintext(ctx, pt);
+  Writer w;
+  write_header(w, ObjectKind::kPlaintext, ctx.hash());
+  w.u32(static_cast<uint32_t>(pt.level()));
+  w.f64(pt.scale());
+  write_rns(w, pt.data().data(), pt.level() + 1, ctx.n());
+  return std::move(w.buf());
+}
+
+Plaintext load_plaintext(const HeContext& ctx, std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  check_hash(ctx, r, ObjectKind::kPlaintext);
+  const uint32_t level = r.u32();
+  const double scale = r.f64();
+  if (level > ctx.max_level()) throw MalformedInput("CKKS plaintext: level out of range");
+  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
+    throw MalformedInput("CKKS plaintext: scale out of range");
+  r.need(8ull * (level + 1) * ctx.n());
+  Plaintext pt(ctx.id(), ctx.n(), level, scale);
+  read_rns(r, ctx, pt.data().data(), level + 1, [](size_t i) { return i; });
+  r.expect_end();
+  return pt;
+}
+
+std::vector<uint8_t> serialize(const HeContext& ctx, const SecretKey& sk) {
+  if (sk.context_id() != ctx.id()) throw InvalidArgument("secret key belongs to other parameters");
+  Writer w;
+  write_header(w, ObjectKind::kSecretKey, ctx.hash());
+  write_rns(w, sk.data().data(), ctx.prime_count(), ctx.n());
+  return std::move(w.buf());
+}
+
+SecretKey load_secret_key(const HeContext& ctx, std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  check_hash(ctx, r, ObjectKind::kSecretKey);
+  const size_t n = ctx.n(), primes = ctx.prime_count();
+  r.need(8ull * primes * n);
+  std::vector<uint64_t> data(primes * n);
+  read_rns(r, ctx, data.data(), primes, [](size_t i) { return i; });
+  r.expect_end();
+  // The secret must be ternary and identical modulo every prime.
+  std::vector<uint64_t> tmp(n), first(n);
+  for (size_t i = 0; i < primes; ++i) {
+    std::copy(data.begin() + i * n, data.begin() + (i + 1) * n, tmp.begin());
+    ctx.ntt(i).inverse(tmp.data());
+    const uint64_t q = ctx.prime(i).value;
+    for (size_t c = 0; c < n; ++c) {
+      const uint64_t v = tmp[c];
+      const uint64_t t = v == 0 ? 0 : v == 1 ? 1 : v == q - 1 ? 2 : 3;
+      if (t == 3) throw MalformedInput("CKKS secret key: not ternary");
+      if (i == 0)
+        first[c] = t;
+      else if (first[c] != t)
+        throw MalformedInput("CKKS secret key: residues disagree");
+    }
+  }
+  return KeyAccess::make_secret(ctx.id(), std::move(data));
+}
+
+std::vector<uint8_t> serialize(const HeContext& ctx, const PublicKey& pk) {
+  if (pk.context_id() != ctx.id()) throw InvalidArgument("public key belongs to other parameters");
+  const auto& seed = KeyAccess::public_seed(pk);
+  Writer w;
+  write_header(w, ObjectKind::kPublicKey, ctx.hash());
+  w.u8(seed ? 1 : 0);
+  if (seed) w.bytes(seed->data(), 16);
+  write_rns(w, pk.b().data(), ctx.q_count(), ctx.n());
+  if (!seed) write_rns(w, pk.a().data(), ctx.q_count(), ctx.n());
+  return std::move(w.buf());
+}
+
+PublicKey load_public_key(const HeContext& ctx, std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  check_hash(ctx, r, ObjectKind::kPublicKey);
+  const size_t n = ctx.n(), L = ctx.q_count();
+  const uint8_t compressed = r.u8();
+  if (compressed > 1) throw MalformedInput("CKKS public key: bad flag");
+  r.need((compressed ? 16 : 0) + 8ull * L * n * (compressed ? 1 : 2));
+  std::optional<Seed> seed;
+  if (compressed) {
+    Seed s;
+    r.bytes(s.data(), 16);
+    seed = s;
+  }
+  std::vector<uint64_t> b(L * n), a(L * n);
+  auto id = [](size_t i) { return i; };
+  read_rns(r, ctx, b.data(), L, id);
+  if (compressed) {
+    for (size_t i = 0; i < L; ++i) detail::sample_uniform(ctx, *seed, i, i, a.data() + i * n);
+  } else {
+    read_rns(r, ctx, a.data(), L, id);
+  }
+  r.expect_end();
+  return KeyAccess::make_public(ctx.id(), std::move(b), std::move(a), seed);
+}
+
+std::vector<uint8_t> serialize(const HeContext& ctx, const RelinKeys& rk) {
+  if (rk.context_id() != ctx.id()) throw InvalidArgument("relin key belongs to other parameters");
+  Writer w;
+  write_header(w, ObjectKind::kRelinKeys, ctx.hash());
+  write_switch_key(w, ctx, rk.key());
+  return std::move(w.buf());
+}
+
+RelinKeys load_relin_keys(const HeContext& ctx, std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  check_hash(ctx, r, ObjectKind::kRelinKeys);
+  KeySwitchKey k = read_switch_key(r, ctx);
+  r.expect_end();
+  return RelinKeys(std::move(k));
+}
+
+std::vector<uint8_t> serialize(const HeContext& ctx, const GaloisKeys& gk) {
+  Writer w;
+  write_header(w, ObjectKind::kGaloisKeys, ctx.hash());
+  w.u32(static_cast<uint32_t>(gk.keys().size()));
+  for (const auto& [g, k] : gk.keys()) {
+    if (k.context_id() != ctx.id()) throw InvalidArgument("Galois key belongs to other parameters");
+    w.u32(g);
+    write_switch_key(w, ctx, k);
+  }
+  return std::move(w.buf());
+}
+
+GaloisKeys load_galois_keys(const HeContext& ctx, std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  check_hash(ctx, r, ObjectKind::kGaloisKeys);
+  const uint32_t count = r.u32();
+  // Each key takes at least a seed and one polynomial per digit.
+  const uint64_t min_key = 4 + 1 + 4 + 16 + 8ull * ctx.prime_count() * ctx.n();
+  if (count > ctx.n() || static_cast<uint64_t>(count) * min_key > r.remaining())
+    throw MalformedInput("CKKS Galois keys: bad key count");
+  GaloisKeys gk;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t g = r.u32();
+    if (g % 2 == 0 || g >= 2 * ctx.n() || g == 1 || gk.has(g))
+      throw MalformedInput("CKKS Galois keys: bad Galois element");
+    gk.insert(g, read_switch_key(r, ctx));
+  }
+  r.expect_end();
+  return gk;
+}
+
+}  // namespace veil::he
