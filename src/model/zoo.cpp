@@ -1,0 +1,250 @@
+#include "veil/model/zoo.hpp"
+
+#include <cmath>
+#include <random>
+
+#include "veil/core/error.hpp"
+
+namespace veil::model {
+
+namespace {
+
+// Appends nodes and He-initialised weights to a graph while tracking the current value and its
+// shape, so each architecture below reads like its layer list.
+class Builder {
+ public:
+  Builder(Model& m, const ArchSpec& spec) : m_(m), rng_(spec.seed) {
+    m_.graph.inputs.push_back({"input", DType::Float32, {-1, spec.channels, spec.height, spec.width}});
+    cur_ = "input";
+    c_ = spec.channels;
+    h_ = spec.height;
+    w_ = spec.width;
+  }
+
+  // He (Kaiming) normal initialisation for ReLU networks (He et al., ICCV 2015); biases zero.
+  Tensor he_normal(Shape shape, int64_t fan_in) {
+    Tensor t(std::move(shape));
+    std::normal_distribution<float> dist(0.0f, std::sqrt(2.0f / static_cast<float>(fan_in)));
+    for (float& v : t.floats()) v = dist(rng_);
+    return t;
+  }
+
+  std::string conv(const std::string& name, int64_t out, int64_t k, int64_t stride, int64_t pad,
+                   bool bias, const std::string& from = "") {
+    std::string in = from.empty() ? cur_ : from;
+    int64_t cin = from.empty() ? c_ : from_c_;
+    Node n{name, "Conv", {in, name + ".weight"}, {name + ".out"}, {}};
+    m_.graph.initializers[name + ".weight"] = he_normal({out, cin, k, k}, cin * k * k);
+    if (bias) {
+      n.inputs.push_back(name + ".bias");
+      m_.graph.initializers[name + ".bias"] = Tensor({out});
+    }
+    n.attributes["kernel_shape"] = std::vector<int64_t>{k, k};
+    n.attributes["strides"] = std::vector<int64_t>{stride, stride};
+    n.attributes["pads"] = std::vector<int64_t>{pad, pad, pad, pad};
+    m_.graph.nodes.push_back(std::move(n));
+    int64_t hin = from.empty() ? h_ : from_h_, win = from.empty() ? w_ : from_w_;
+    c_ = out;
+    h_ = (hin + 2 * pad - k) / stride + 1;
+    w_ = (win + 2 * pad - k) / stride + 1;
+    return cur_ = name + ".out";
+  }
+
+  std::string batch_norm(const std::string& name) {
+    for (const char* p : {".scale", ".bias", ".mean", ".var"}) {
+      Tensor t({c_});
+      if (std::string(p) == ".scale" || std::string(p) == ".var")
+        for (float& v : t.floats()) v = 1.0f;
+      m_.graph.initializers[name + p] = std::move(t);
+    }
+    Node n{name, "BatchNormalization",
+           {cur_, name + ".scale", name + ".bias", name + ".mean", name + ".var"},
+           {name + ".out"},
+           {}};
+    n.attributes["epsilon"] = 1e-5f;
+    n.attributes["momentum"] = 0.9f;
+    m_.graph.nodes.push_back(std::move(n));
+    return cur_ = name + ".out";
+  }
+
+  std::string relu(const std::string& name) { return unary(name, "Relu"); }
+
+  std::string max_pool(const std::string& name, int64_t k, int64_t stride) {
+    Node n{name, "MaxPool", {cur_}, {name + ".out"}, {}};
+    n.attributes["kernel_shape"] = std::vector<int64_t>{k, k};
+    n.attributes["strides"] = std::vector<int64_t>{stride, stride};
+    m_.graph.nodes.push_back(std::move(n));
+    h_ = (h_ - k) / stride + 1;
+    w_ = (w_ - k) / stride + 1;
+    return cur_ = name + ".out";
+  }
+
+  std::string global_avg_pool(const std::string& name) {
+    unary(name, "GlobalAveragePool");
+    h_ = w_ = 1;
+    return cur_;
+  }
+
+  std::string flatten(const std::string& name) {
+    Node n{name, "Flatten", {cur_}, {name + ".out"}, {}};
+    n.attributes["axis"] = int64_t{1};
+    m_.graph.nodes.push_back(std::move(n));
+    c_ = c_ * h_ * w_;
+    h_ = w_ = 1;
+    return cur_ = name + ".out";
+  }
+
+  // Gemm with transB = 1 (weights [out, in]), as torch.onnx exports nn.Linear.
+  std::string dense(const std::string& name, int64_t out) {
+    Node n{name, "Gemm", {cur_, name + ".weight", name + ".bias"}, {name + ".out"}, {}};
+    n.attributes["transB"] = int64_t{1};
+    m_.graph.initializers[name + ".weight"] = he_normal({out, c_}, c_);
+    m_.graph.initializers[name + ".bias"] = Tensor({out});
+    m_.graph.nodes.push_back(std::move(n));
+    c_ = out;
+    return cur_ = name + ".out";
+  }
+
+  std::string add(const std::string& name, const std::string& a, const std::string& b) {
+    m_.graph.nodes.push_back(Node{name, "Add", {a, b}, {name + ".out"}, {}});
+    return cur_ = name + ".out";
+  }
+
+  void output(int64_t classes) {
+    // Name the logits "logits" by renaming the last node's output.
+    m_.graph.nodes.back().outputs[0] = "logits";
+    m_.graph.outputs.push_back({"logits", DType::Float32, {-1, classes}});
+  }
+
+  // Remember the current value as the source of a side branch (residual shortcut).
+  void mark_branch() {
+    from_c_ = c_;
+    from_h_ = h_;
+    from_w_ = w_;
+  }
+
+  const std::string& current() const { return cur_; }
+  int64_t channels() const { return c_; }
+
+ private:
+  std::string unary(const std::string& name, const char* op) {
+    m_.graph.nodes.push_back(Node{name, op, {cur_}, {name + ".out"}, {}});
+    return cur_ = name + ".out";
+  }
+
+  Model& m_;
+  std::mt19937 rng_;
+  std::string cur_;
+  int64_t c_, h_, w_;
+  int64_t from_c_ = 0, from_h_ = 0, from_w_ = 0;
+};
+
+// LeNet-5 (LeCun et al., 1998) with ReLU and max pooling, as commonly trained today.
+void build_lenet5(Builder& b, const ArchSpec& s) {
+  b.conv("conv1", 6, 5, 1, 2, true);
+  b.relu("relu1");
+  b.max_pool("pool1", 2, 2);
+  b.conv("conv2", 16, 5, 1, 0, true);
+  b.relu("relu2");
+  b.max_pool("pool2", 2, 2);
+  b.flatten("flatten");
+  b.dense("fc1", 120);
+  b.relu("relu3");
+  b.dense("fc2", 84);
+  b.relu("relu4");
+  b.dense("fc3", s.classes);
+}
+
+void build_mlp(Builder& b, const ArchSpec& s) {
+  b.flatten("flatten");
+  b.dense("fc1", 512);
+  b.relu("relu1");
+  b.dense("fc2", 256);
+  b.relu("relu2");
+  b.dense("fc3", s.classes);
+}
+
+// A small VGG (Simonyan & Zisserman, 2015): three stages of two 3x3 conv+BN+ReLU and a pool.
+void build_vgg_small(Builder& b, const ArchSpec& s) {
+  int stage = 0;
+  for (int64_t width : {32, 64, 128}) {
+    ++stage;
+    for (int i = 1; i <= 2; ++i) {
+      std::string n = "conv" + std::to_string(stage) + "_" + std::to_string(i);
+      b.conv(n, width, 3, 1, 1, false);
+      b.batch_norm(n + ".bn");
+      b.relu(n + ".relu");
+    }
+    b.max_pool("pool" + std::to_string(stage), 2, 2);
+  }
+  b.flatten("flatten");
+  b.dense("fc1", 256);
+  b.relu("fc1.relu");
+  b.dense("fc2", s.classes);
+}
+
+// ResNet-20 for 32x32-class inputs (He et al., CVPR 2016, section 4.2): 3 stages x 3 basic
+// blocks of 16/32/64 channels; projection shortcuts (1x1 conv + BN) where the shape changes.
+void build_resnet20(Builder& b, const ArchSpec& s) {
+  b.conv("conv1", 16, 3, 1, 1, false);
+  b.batch_norm("bn1");
+  b.relu("relu1");
+  int64_t width = 16;
+  for (int stage = 1; stage <= 3; ++stage) {
+    for (int block = 0; block < 3; ++block) {
+      std::string p = "layer" + std::to_string(stage) + "." + std::to_string(block);
+      int64_t stride = (stage > 1 && block == 0) ? 2 : 1;
+      std::string identity = b.current();
+      b.mark_branch();
+      bool project = stride != 1 || b.channels() != width;
+      b.conv(p + ".conv1", width, 3, stride, 1, false);
+      b.batch_norm(p + ".bn1");
+      b.relu(p + ".relu1");
+      b.conv(p + ".conv2", width, 3, 1, 1, false);
+      std::string main = b.batch_norm(p + ".bn2");
+      std::string shortcut = identity;
+      if (project) {
+        b.conv(p + ".shortcut", width, 1, stride, 0, false, identity);
+        shortcut = b.batch_norm(p + ".shortcut.bn");
+      }
+      b.add(p + ".add", main, shortcut);
+      b.relu(p + ".relu2");
+    }
+    width *= 2;
+  }
+  b.global_avg_pool("gap");
+  b.flatten("flatten");
+  b.dense("fc", s.classes);
+}
+
+}  // namespace
+
+std::vector<std::string> arch_names() { return {"lenet5", "mlp", "vgg-small", "resnet20"}; }
+
+Model build_arch(const std::string& name, const ArchSpec& spec) {
+  if (spec.channels <= 0 || spec.height <= 0 || spec.width <= 0 || spec.classes <= 1)
+    throw InvalidArgument("architecture needs a positive input shape and at least 2 classes");
+  Model m;
+  m.graph.name = name;
+  m.metadata["veil.arch"] = name;
+  Builder b(m, spec);
+  if (name == "lenet5") {
+    if (spec.height < 12 || spec.width < 12) throw InvalidArgument("lenet5 needs inputs >= 12x12");
+    build_lenet5(b, spec);
+  } else if (name == "mlp") {
+    build_mlp(b, spec);
+  } else if (name == "vgg-small") {
+    if (spec.height < 8 || spec.width < 8) throw InvalidArgument("vgg-small needs inputs >= 8x8");
+    build_vgg_small(b, spec);
+  } else if (name == "resnet20") {
+    build_resnet20(b, spec);
+  } else {
+    throw InvalidArgument("unknown architecture '" + name +
+                          "' (choose lenet5, mlp, vgg-small or resnet20)");
+  }
+  b.output(spec.classes);
+  validate(m.graph);
+  return m;
+}
+
+}  // namespace veil::model
