@@ -22,7 +22,10 @@ enum class Mode {
 using TensorMap = std::unordered_map<std::string, Tensor>;
 
 // Called around every node (e.g. the runtime encryption scheduler decrypts a layer's weights
-// just before it runs and re-encrypts them right after).
+// just before it runs and re-encrypts them right after). Also called around each node's
+// backward kernel. A Conv+BatchNormalization+Relu group fused for inference calls every
+// node's `before` (in graph order), runs, then every node's `after`. A weight changed inside
+// `before` (with parameter_changed) is used by that very node.
 struct NodeHooks {
   std::function<void(const model::Node&)> before;
   std::function<void(const model::Node&)> after;
@@ -36,6 +39,12 @@ struct ExecutorOptions {
   bool input_gradients = false;
   // Fuse Conv+BatchNormalization+Relu in inference mode where oneDNN allows.
   bool fuse = true;
+  // Kernel threads for this executor's calls (set on the calling thread at every forward and
+  // backward, see veil/nn/threads.hpp); 0 keeps the process-wide OpenMP setting.
+  int threads = 0;
+  // Training mode with BatchNormalization frozen: running statistics are used and left
+  // untouched, and backward is the affine one (eval-mode gradients, e.g. for attacks).
+  bool frozen_batch_norm = false;
 };
 
 class Executor {

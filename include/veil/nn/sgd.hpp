@@ -1,0 +1,34 @@
+// Stochastic gradient descent with momentum and decoupled-from-nothing (L2) weight decay, the
+// PyTorch formulation: v = m v + (g + wd w); w -= lr v.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "veil/model/graph.hpp"
+#include "veil/nn/executor.hpp"
+
+namespace veil::nn {
+
+struct SgdOptions {
+  float momentum = 0.9f;
+  float weight_decay = 5e-4f;  // applied to Conv/Gemm/MatMul weights only, not biases or BN
+  bool nesterov = false;
+};
+
+class Sgd {
+ public:
+  Sgd(model::Model& model, std::vector<std::string> params, SgdOptions options = {});
+  // Updates the model's initializers in place from `grads` (missing entries are skipped).
+  void step(const TensorMap& grads, float lr);
+
+ private:
+  model::Model& model_;
+  std::vector<std::string> params_;
+  std::unordered_map<std::string, bool> decay_;
+  std::unordered_map<std::string, std::vector<float>> velocity_;
+  SgdOptions options_;
+};
+
+}  // namespace veil::nn

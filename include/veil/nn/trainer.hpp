@@ -1,0 +1,74 @@
+// Training and evaluation loops over a labelled dataset.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "veil/data/dataset.hpp"
+#include "veil/data/normalization.hpp"
+#include "veil/model/graph.hpp"
+#include "veil/nn/sgd.hpp"
+
+namespace veil::nn {
+
+enum class LrSchedule { Constant, Step, Cosine };
+
+struct TrainOptions {
+  int epochs = 10;
+  int64_t batch_size = 64;
+  float lr = 0.05f;
+  LrSchedule schedule = LrSchedule::Cosine;
+  int step_epochs = 5;     // Step: multiply lr by step_gamma every step_epochs
+  float step_gamma = 0.1f;
+  SgdOptions sgd;
+  int64_t crop_pad = 0;  // random crop after zero padding by this many pixels (0 = off)
+  bool flip = false;     // random horizontal flip
+  uint64_t seed = 1;     // shuffling and augmentation (std::mt19937: not secret)
+  data::Normalization normalization;
+  bool progress = true;
+  // Only these initializers are trained (empty: every trainable one).
+  std::vector<std::string> trainable;
+};
+
+struct EpochStats {
+  int epoch = 0;  // 1-based
+  double lr = 0;
+  double train_loss = 0;
+  double train_top1 = 0;  // fraction
+  double test_top1 = -1;  // fraction, -1 without a test set
+  double test_top5 = -1;
+  double seconds = 0;
+  double images_per_s = 0;
+};
+
+struct EvalResult {
+  int64_t count = 0;
+  double top1 = 0;  // fraction
+  double top5 = 0;
+  double seconds = 0;
+  double images_per_s = 0;
+};
+
+// Trains `model` in place (its initializers, including BN running statistics) and returns one
+// record per epoch. `test` may be null; `on_epoch` is called after each epoch.
+std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_set,
+                              const data::Dataset* test, const TrainOptions& options,
+                              const std::function<void(const EpochStats&)>& on_epoch = {});
+
+struct EvalOptions {
+  int64_t batch_size = 256;
+  data::Normalization normalization;
+  bool progress = true;
+};
+
+EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOptions& options);
+
+// The learning rate of `epoch` (0-based) under `options`.
+double learning_rate(const TrainOptions& options, int epoch);
+
+// Counts of top-1 and top-5 hits of one batch of logits [N, C].
+void count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5);
+
+}  // namespace veil::nn

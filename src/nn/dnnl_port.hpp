@@ -1,0 +1,50 @@
+// A tensor as a oneDNN primitive sees it: the executor's plain (row-major) buffer and, when the
+// primitive prefers another layout (blocked formats chosen through format_tag::any), a private
+// buffer plus the reorder between the two. Memory objects are created once per cached
+// primitive; only the data handle changes between calls.
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+namespace veil::nn::detail {
+
+class Port {
+ public:
+  Port() = default;
+  // `plain` describes the executor's buffer, `want` what the primitive was created with.
+  Port(const dnnl::memory::desc& plain, const dnnl::memory::desc& want, const dnnl::engine& eng)
+      : user_(plain, eng, DNNL_MEMORY_NONE) {
+    if (want == plain || want.is_zero()) {
+      prim_ = user_;
+    } else {
+      reordered_ = true;
+      prim_ = dnnl::memory(want, eng);
+      to_prim_ = dnnl::reorder(user_, prim_);
+      to_user_ = dnnl::reorder(prim_, user_);
+    }
+  }
+  bool reordered() const { return reordered_; }
+
+  // Input: points the port at `data` and converts it into the primitive's layout.
+  const dnnl::memory& in(const float* data, dnnl::stream& s) {
+    user_.set_data_handle(const_cast<float*>(data));
+    if (reordered_) to_prim_.execute(s, user_, prim_);
+    return prim_;
+  }
+  // Output: the memory the primitive writes; call finish() afterwards.
+  const dnnl::memory& out(float* data) {
+    user_.set_data_handle(data);
+    return prim_;
+  }
+  void finish(dnnl::stream& s) {
+    if (reordered_) to_user_.execute(s, prim_, user_);
+  }
+  const dnnl::memory& prim() const { return prim_; }
+
+ private:
+  dnnl::memory user_, prim_;
+  dnnl::reorder to_prim_, to_user_;
+  bool reordered_ = false;
+};
+
+}  // namespace veil::nn::detail

@@ -1,0 +1,175 @@
+#include "veil/nn/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "veil/core/error.hpp"
+#include "veil/core/progress.hpp"
+#include "veil/nn/executor.hpp"
+#include "veil/nn/loss.hpp"
+
+namespace veil::nn {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Random crop (after zero padding) and horizontal flip, per image, in place.
+void augment(Tensor& batch, int64_t pad, bool flip, std::mt19937_64& rng) {
+  const int64_t n = batch.dim(0), c = batch.dim(1), h = batch.dim(2), w = batch.dim(3);
+  std::vector<float> tmp(static_cast<size_t>(c * h * w));
+  std::uniform_int_distribution<int64_t> shift(-pad, pad);
+  std::bernoulli_distribution coin(0.5);
+  float* x = batch.data();
+  for (int64_t i = 0; i < n; ++i) {
+    float* img = x + i * c * h * w;
+    int64_t dy = pad ? shift(rng) : 0, dx = pad ? shift(rng) : 0;
+    bool mirror = flip && coin(rng);
+    if (!dy && !dx && !mirror) continue;
+    std::copy(img, img + c * h * w, tmp.begin());
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t xx = 0; xx < w; ++xx) {
+          int64_t sy = y + dy, sx = (mirror ? w - 1 - xx : xx) + dx;
+          img[(ch * h + y) * w + xx] =
+              (sy < 0 || sy >= h || sx < 0 || sx >= w) ? 0.0f : tmp[static_cast<size_t>((ch * h + sy) * w + sx)];
+        }
+  }
+}
+
+}  // namespace
+
+double learning_rate(const TrainOptions& o, int epoch) {
+  switch (o.schedule) {
+    case LrSchedule::Constant:
+      return o.lr;
+    case LrSchedule::Step:
+      return o.lr * std::pow(o.step_gamma, epoch / std::max(1, o.step_epochs));
+    case LrSchedule::Cosine:
+      return 0.5 * o.lr * (1 + std::cos(M_PI * epoch / std::max(1, o.epochs)));
+  }
+  return o.lr;
+}
+
+void count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5) {
+  const int64_t n = logits.dim(0), c = logits.dim(1);
+  const float* x = logits.data();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = x + i * c;
+    float target = row[labels[i]];
+    // Rank of the true class = number of classes scoring strictly higher (ties favour the truth,
+    // as torch.topk does not guarantee an order either).
+    int64_t higher = 0;
+    for (int64_t j = 0; j < c; ++j) higher += row[j] > target;
+    top1 += higher == 0;
+    top5 += higher < 5;
+  }
+}
+
+EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOptions& options) {
+  if (options.batch_size <= 0) throw InvalidArgument("batch size must be positive");
+  Executor exec(model);
+  EvalResult r;
+  auto t0 = Clock::now();
+  ProgressBar bar("eval", set.size());
+  bar.set_quiet(!options.progress);
+  int64_t top1 = 0, top5 = 0;
+  for (int64_t b = 0; b < set.size(); b += options.batch_size) {
+    int64_t count = std::min(options.batch_size, set.size() - b);
+    Tensor x = set.batch(b, count);
+    options.normalization.apply(x);
+    auto out = exec.forward({x});
+    if (out.empty() || out[0].rank() != 2)
+      throw InvalidArgument("model output is not [N, classes] logits");
+    if (out[0].dim(1) < set.num_classes)
+      throw InvalidArgument(fmt::format("model has {} outputs but the dataset has {} classes",
+                                        out[0].dim(1), set.num_classes));
+    count_hits(out[0], set.labels.data() + b, top1, top5);
+    bar.update(b + count, fmt::format("top-1 {:.2f}%", 100.0 * top1 / (b + count)));
+  }
+  r.count = set.size();
+  r.seconds = seconds_since(t0);
+  r.top1 = r.count ? static_cast<double>(top1) / r.count : 0;
+  r.top5 = r.count ? static_cast<double>(top5) / r.count : 0;
+  r.images_per_s = r.seconds > 0 ? r.count / r.seconds : 0;
+  bar.finish(fmt::format("top-1 {:.2f}%  top-5 {:.2f}%", 100 * r.top1, 100 * r.top5));
+  return r;
+}
+
+std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_set,
+                              const data::Dataset* test, const TrainOptions& o,
+                              const std::function<void(const EpochStats&)>& on_epoch) {
+  if (o.epochs <= 0) throw InvalidArgument("--epochs must be positive");
+  if (o.batch_size <= 0) throw InvalidArgument("--batch must be positive");
+  if (!(o.lr > 0)) throw InvalidArgument("--lr must be positive");
+  if (train_set.size() == 0) throw InvalidArgument("the training set is empty");
+  ExecutorOptions eo;
+  eo.trainable = o.trainable;
+  Executor exec(model, eo);
+  Sgd sgd(model, exec.trainable(), o.sgd);
+  std::mt19937_64 rng(o.seed);
+  std::vector<int64_t> order(static_cast<size_t>(train_set.size()));
+  std::iota(order.begin(), order.end(), 0);
+  std::vector<EpochStats> history;
+  const int64_t steps = (train_set.size() + o.batch_size - 1) / o.batch_size;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    EpochStats st;
+    st.epoch = epoch + 1;
+    st.lr = learning_rate(o, epoch);
+    std::shuffle(order.begin(), order.end(), rng);
+    auto t0 = Clock::now();
+    ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, o.epochs), train_set.size());
+    bar.set_quiet(!o.progress);
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    for (int64_t s = 0; s < steps; ++s) {
+      int64_t begin = s * o.batch_size, count = std::min(o.batch_size, train_set.size() - begin);
+      std::vector<int64_t> idx(order.begin() + begin, order.begin() + begin + count);
+      Tensor x = train_set.batch(idx);
+      if (o.crop_pad > 0 || o.flip) augment(x, o.crop_pad, o.flip, rng);
+      o.normalization.apply(x);
+      std::vector<int32_t> y(idx.size());
+      for (size_t i = 0; i < idx.size(); ++i) y[i] = train_set.labels[static_cast<size_t>(idx[i])];
+      auto out = exec.forward({x}, Mode::Training);
+      auto loss = softmax_cross_entropy(out.at(0), y);
+      if (!std::isfinite(loss.loss))
+        throw Error(fmt::format("training diverged at epoch {} step {} (loss is {}); lower --lr",
+                                epoch + 1, s + 1, loss.loss));
+      exec.backward({loss.grad});
+      sgd.step(exec.param_grads(), static_cast<float>(st.lr));
+      exec.parameters_changed();
+      loss_sum += loss.loss * count;
+      correct += loss.correct;
+      seen += count;
+      bar.update(seen, fmt::format("loss {:.4f}  acc {:.2f}%", loss_sum / seen, 100.0 * correct / seen));
+    }
+    st.seconds = seconds_since(t0);
+    st.train_loss = loss_sum / seen;
+    st.train_top1 = static_cast<double>(correct) / seen;
+    st.images_per_s = seen / st.seconds;
+    bar.finish(fmt::format("loss {:.4f}  acc {:.2f}%  {:.0f} img/s", st.train_loss,
+                           100 * st.train_top1, st.images_per_s));
+    if (test) {
+      EvalOptions eo2;
+      eo2.normalization = o.normalization;
+      eo2.progress = false;
+      auto ev = evaluate(model, *test, eo2);
+      st.test_top1 = ev.top1;
+      st.test_top5 = ev.top5;
+    }
+    history.push_back(st);
+    if (on_epoch) on_epoch(st);
+  }
+  return history;
+}
+
+}  // namespace veil::nn
