@@ -1,0 +1,35 @@
+// Accuracy of a model on a labelled dataset, and the input preparation the lock commands share.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "veil/core/tensor.hpp"
+#include "veil/data/dataset.hpp"
+#include "veil/model/graph.hpp"
+#include "veil/nn/executor.hpp"
+
+namespace veil::lock {
+
+// Turns a dataset batch [N, C, H, W] in [0, 1] into what the graph's first input expects:
+// per-channel normalisation from the metadata "veil.normalize.mean"/"veil.normalize.std" (when
+// present) and a reshape to [N, features] for a rank-2 input.
+Tensor prepare_input(const model::Model& model, const Tensor& images);
+
+struct Accuracy {
+  double top1 = 0;  // fractions in [0, 1]
+  double top5 = 0;
+  int64_t count = 0;
+};
+
+// Runs the model in inference mode over the dataset in batches. The second form uses a caller's
+// executor (e.g. one with the runtime encryption scheduler's hooks installed).
+Accuracy evaluate(model::Model& model, const data::Dataset& dataset, int64_t batch = 256);
+Accuracy evaluate(nn::Executor& executor, const model::Model& model, const data::Dataset& dataset,
+                  int64_t batch = 256);
+
+// Top-1 and top-5 hits of one logits batch [N, C].
+void count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& top1,
+                int64_t& top5);
+
+}  // namespace veil::lock

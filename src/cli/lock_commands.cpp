@@ -1,0 +1,636 @@
+// veil lock keygen | encrypt | decrypt | eval | sweep | run | attack {outlier,
+// finetune}
+//
+// Flow (docs/LOCK.md): `keygen` reads the plaintext model M and writes the key
+// K (positions, signs, original and locked bits) bound to the fingerprint of
+// the locked model it describes; `encrypt` checks M against K and writes the
+// locked model L; `decrypt` checks L against K and writes R, bit-identical to
+// M. K is AES-256-GCM encrypted under --secret or --passphrase-file.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "common.hpp"
+#include "veil/cli/commands.hpp"
+#include "veil/core/error.hpp"
+#include "veil/core/io.hpp"
+#include "veil/data/dataset.hpp"
+#include "veil/lock/attack.hpp"
+#include "veil/lock/evaluate.hpp"
+#include "veil/lock/keyfile.hpp"
+#include "veil/lock/keygen.hpp"
+#include "veil/lock/scheduler.hpp"
+#include "veil/lock/sweep.hpp"
+#include "veil/model/onnx.hpp"
+#include "veil/nn/executor.hpp"
+
+namespace veil::cli {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// --secret S | --passphrase-file P, shared by every command that reads or
+// writes a key.
+struct SecretArgs {
+  std::string secret;
+  std::string passphrase_file;
+  int scrypt_log2n = 15;
+
+  void add(CLI::App* cmd, bool creates) {
+    auto* s = cmd->add_option("--secret", secret,
+                              creates ? "File with a 32-byte secret protecting the key (created, "
+                                        "mode 0600, if absent)"
+                                      : "File with the 32-byte secret protecting the key");
+    auto* p = cmd->add_option("--passphrase-file", passphrase_file,
+                              "File whose first line is a passphrase protecting the key (scrypt)");
+    s->excludes(p);
+    if (creates)
+      cmd->add_option("--scrypt-log2n", scrypt_log2n, "scrypt cost: log2(N), 10..20 (default 15)");
+  }
+
+  lock::KeySecret resolve(bool create) const {
+    if (secret.empty() == passphrase_file.empty())
+      throw InvalidArgument("give exactly one of --secret S or --passphrase-file P");
+    if (!secret.empty()) return lock::load_secret_file(secret, create);
+    if (scrypt_log2n < 10 || scrypt_log2n > 20)
+      throw InvalidArgument("--scrypt-log2n must be in [10, 20]");
+    lock::ScryptParams sp;
+    sp.log2_n = static_cast<uint8_t>(scrypt_log2n);
+    return lock::load_passphrase_file(passphrase_file, sp);
+  }
+};
+
+std::string pct(double v) { return fmt::format("{:.2f}", 100 * v); }
+
+json layers_json(const lock::LockKey& key) {
+  json arr = json::array();
+  for (const auto& l : key.layers)
+    arr.push_back({{"tensor", l.tensor},
+                   {"node", l.node},
+                   {"weights", l.numel},
+                   {"encrypted", l.entries.size()}});
+  return arr;
+}
+
+int64_t total_weights(const model::Graph& g) {
+  int64_t n = 0;
+  std::set<std::string> seen;
+  for (const auto& ref : model::weight_tensors(g))
+    if (seen.insert(ref.tensor).second) n += g.initializers.at(ref.tensor).numel();
+  return n;
+}
+
+// ---- keygen
+// -----------------------------------------------------------------------------
+
+struct KeygenArgs {
+  std::string model, data = "fashion-mnist", key, mode = "sfge";
+  lock::KeygenOptions opts;
+  SecretArgs secret;
+  bool json = false;
+};
+
+void run_keygen(const KeygenArgs& a) {
+  lock::KeygenOptions o = a.opts;
+  o.mode = lock::parse_lock_mode(a.mode);
+  o.dataset = a.data;
+  lock::validate_options(o);
+  // Resolve the secret first (a wrong passphrase file should fail before minutes of work), but
+  // create a missing secret file only once the key is ready, so a failed keygen leaves nothing.
+  std::error_code ec;
+  const bool create_secret =
+      !a.secret.secret.empty() && !std::filesystem::exists(a.secret.secret, ec);
+  std::optional<lock::KeySecret> secret;
+  if (!create_secret)
+    secret = a.secret.resolve(/*create=*/false);
+  else if (!a.secret.passphrase_file.empty())
+    throw InvalidArgument("give exactly one of --secret S or --passphrase-file P");
+  model::Model m = load_model(a.model);
+  auto samples = data::load_dataset(a.data, data::Split::Train, o.samples);
+  if (!a.json)
+    std::cerr << fmt::format(
+        "keygen: {} on {} training images ({}{}, num {}, intensity {}, "
+        "max-percent {})\n",
+        a.model, samples.size(), o.incremental ? "i-" : "",
+        o.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE stealthy", o.num, o.intensity,
+        o.max_percent);
+  if (!a.json && o.incremental)
+    o.on_round = [](int64_t r, int64_t n) {
+      std::cerr << fmt::format("\r  i-SFGE round {}/{}", r + 1, n) << (r + 1 == n ? "\n" : "")
+                << std::flush;
+    };
+  lock::LockKey key = lock::generate_key(m, samples, o);
+  if (create_secret) secret = a.secret.resolve(/*create=*/true);
+  lock::save_key_file(a.key, key, *secret);
+  if (a.json) {
+    print_json({{"key", a.key},
+                {"model", a.model},
+                {"layers", layers_json(key)},
+                {"encrypted_weights", key.total_entries()},
+                {"keygen_seconds", key.params.keygen_seconds},
+                {"locked_fingerprint", lock::to_hex(key.locked_fingerprint)}});
+    return;
+  }
+  for (const auto& l : key.layers)
+    std::cout << fmt::format("  {:<28} {:>9} weights  {:>3} encrypted\n", l.tensor, l.numel,
+                             l.entries.size());
+  std::cout << fmt::format(
+      "wrote {}: {} encrypted weights in {} layers, {:.2f} s; bound to the "
+      "locked model {}…\n",
+      a.key, key.total_entries(), key.layers.size(), key.params.keygen_seconds,
+      lock::to_hex(key.locked_fingerprint).substr(0, 16));
+}
+
+// ---- encrypt / decrypt
+// ------------------------------------------------------------------
+
+struct ApplyArgs {
+  std::string model, key, out;
+  SecretArgs secret;
+};
+
+void run_encrypt(const ApplyArgs& a, bool decrypt) {
+  lock::KeySecret secret = a.secret.resolve(false);
+  lock::LockKey key = lock::load_key_file(a.key, secret);
+  model::Model m = load_model(a.model);
+  if (decrypt)
+    lock::decrypt_model(m, key);
+  else
+    lock::encrypt_model(m, key);
+  model::save_onnx(m, a.out);
+  std::cout << fmt::format(
+      "{} {} weights in {} layers; wrote {} (fingerprint {}…)\n",
+      decrypt ? "restored" : "encrypted", key.total_entries(), key.layers.size(), a.out,
+      lock::to_hex(decrypt ? key.plain_fingerprint : key.locked_fingerprint).substr(0, 16));
+}
+
+// ---- eval
+// -------------------------------------------------------------------------------
+
+struct EvalArgs {
+  std::string model, key, data = "fashion-mnist";
+  int64_t limit = 0;
+  SecretArgs secret;
+  bool json = false;
+};
+
+void run_eval(const EvalArgs& a) {
+  lock::KeySecret secret = a.secret.resolve(false);
+  lock::LockKey key = lock::load_key_file(a.key, secret);
+  model::Model m = load_model(a.model);
+  // Accept either side of the key: the plaintext model or the locked one.
+  lock::Fingerprint fp = lock::fingerprint(m.graph);
+  model::Model plain = m, locked = m;
+  if (fp == key.plain_fingerprint) {
+    lock::encrypt_model(locked, key);
+  } else if (fp == key.locked_fingerprint) {
+    lock::decrypt_model(plain, key);
+  } else {
+    throw IntegrityError("the key belongs to another model: '" + a.model +
+                         "' is neither the plaintext nor the locked model it is bound to");
+  }
+  model::Model restored = locked;
+  lock::decrypt_model(restored,
+                      key);  // verifies the bit-exact fingerprint of the result
+  bool bit_exact = lock::fingerprint(restored.graph) == key.plain_fingerprint;
+  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
+  lock::Accuracy base = lock::evaluate(plain, test);
+  lock::Accuracy enc = lock::evaluate(locked, test);
+  lock::Accuracy res = lock::evaluate(restored, test);
+  int64_t weights = total_weights(plain.graph);
+  double fraction = weights ? static_cast<double>(key.total_entries()) / weights : 0;
+  if (a.json) {
+    print_json({{"model", a.model},
+                {"dataset", a.data},
+                {"images", test.size()},
+                {"mode", lock::to_string(key.params.mode)},
+                {"incremental", key.params.incremental},
+                {"num", key.params.num},
+                {"intensity", key.params.intensity},
+                {"max_percent", key.params.max_percent},
+                {"layers", layers_json(key)},
+                {"baseline_top1", 100 * base.top1},
+                {"baseline_top5", 100 * base.top5},
+                {"encrypted_top1", 100 * enc.top1},
+                {"encrypted_top5", 100 * enc.top5},
+                {"restored_top1", 100 * res.top1},
+                {"restored_top5", 100 * res.top5},
+                {"restored_bit_exact", bit_exact},
+                {"encrypted_weights", key.total_entries()},
+                {"total_weights", weights},
+                {"encrypted_fraction", fraction},
+                {"keygen_seconds", key.params.keygen_seconds}});
+    return;
+  }
+  std::string per_layer;
+  for (const auto& l : key.layers)
+    per_layer += (per_layer.empty() ? "" : "/") + std::to_string(l.entries.size());
+  std::cout << "| model | dataset | method | enc/layer | intensity | baseline "
+               "top-1/5 | "
+               "encrypted top-1/5 | restored top-1/5 | encrypted weights | keygen |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n";
+  std::cout << fmt::format(
+      "| {} | {} | {}{} | {} | {} | {} / {} | {} / {} | {} / {}{} | {} of {} "
+      "({:.2e}) | "
+      "{:.2f} s |\n",
+      a.model, a.data, key.params.incremental ? "i-" : "",
+      key.params.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE-stealthy", per_layer,
+      key.params.mode == lock::LockMode::Sfge ? fmt::format("{:g}", key.params.intensity)
+                                              : std::string("in-distribution"),
+      pct(base.top1), pct(base.top5), pct(enc.top1), pct(enc.top5), pct(res.top1), pct(res.top5),
+      bit_exact ? " (bit-exact)" : " (NOT bit-exact)", key.total_entries(), weights, fraction,
+      key.params.keygen_seconds);
+}
+
+// ---- sweep
+// ------------------------------------------------------------------------------
+
+struct SweepArgs {
+  std::string model, data = "fashion-mnist", csv, plot, mode = "sfge";
+  std::vector<int64_t> nums{0, 5, 10, 15, 20, 25, 30};
+  std::vector<float> intensities{0.1f, 0.2f};
+  double max_percent = 0.001;
+  int64_t samples = 1000, limit = 0;
+  bool json = false;
+};
+
+void run_sweep_cmd(const SweepArgs& a) {
+  lock::SweepOptions o;
+  o.nums = a.nums;
+  o.intensities = a.intensities;
+  o.base.max_percent = a.max_percent;
+  o.base.samples = a.samples;
+  o.base.mode = lock::parse_lock_mode(a.mode);
+  o.base.dataset = a.data;
+  for (float e : a.intensities) {
+    lock::KeygenOptions check = o.base;
+    check.intensity = e;
+    check.num = *std::max_element(a.nums.begin(), a.nums.end());
+    lock::validate_options(check);
+  }
+  for (int64_t n : a.nums)
+    if (n < 0) throw InvalidArgument("--num must be >= 0, got " + std::to_string(n));
+  if (!a.json) o.log = [](const std::string& s) { std::cerr << "sweep: " << s << "\n"; };
+  model::Model m = load_model(a.model);
+  auto samples = data::load_dataset(a.data, data::Split::Train, a.samples);
+  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
+  auto points = lock::run_sweep(m, samples, test, o);
+  if (!a.csv.empty()) write_file_atomic(a.csv, lock::sweep_csv(points));
+  if (!a.plot.empty())
+    write_file_atomic(a.plot, lock::sweep_svg(points, fmt::format("{} on {}: top-1 vs encrypted "
+                                                                  "weights per layer",
+                                                                  a.model, a.data)));
+  if (a.json) {
+    json arr = json::array();
+    for (const auto& p : points)
+      arr.push_back({{"method", p.method},
+                     {"intensity", p.intensity},
+                     {"num", p.num},
+                     {"encrypted_weights", p.encrypted},
+                     {"top1", 100 * p.top1},
+                     {"top5", 100 * p.top5}});
+    print_json(arr);
+    return;
+  }
+  std::cout << lock::sweep_csv(points);
+}
+
+// ---- run (runtime encryption scheduling)
+// -------------------------------------------------
+
+struct RunArgs {
+  std::string model, key, data = "fashion-mnist";
+  int64_t limit = 1000, batch = 1;
+  SecretArgs secret;
+  bool json = false;
+};
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  auto x = a.floats(), y = b.floats();
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::bit_cast<uint32_t>(x[i]) != std::bit_cast<uint32_t>(y[i])) return false;
+  return true;
+}
+
+void run_res(const RunArgs& a) {
+  if (a.batch < 1) throw InvalidArgument("--batch must be >= 1");
+  lock::KeySecret secret = a.secret.resolve(false);
+  lock::LockKey key = lock::load_key_file(a.key, secret);
+  model::Model locked = load_model(a.model);
+  model::Model plain = locked;
+  lock::decrypt_model(plain,
+                      key);  // the reference outputs; also checks L belongs to K
+  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
+
+  nn::Executor plain_exec(plain);
+  nn::Executor res_exec(locked);
+  lock::RuntimeScheduler sched(locked, key);
+  sched.attach(res_exec);
+
+  int64_t inferences = 0, top1 = 0, top5 = 0;
+  double plain_s = 0, res_s = 0;
+  bool identical = true;
+  for (int64_t b = 0; b < test.size(); b += a.batch) {
+    int64_t n = std::min(a.batch, test.size() - b);
+    Tensor x = lock::prepare_input(plain, test.batch(b, n));
+    auto t0 = Clock::now();
+    auto want = plain_exec.forward({x});
+    plain_s += seconds_since(t0);
+    t0 = Clock::now();
+    auto got = res_exec.forward({x});
+    res_s += seconds_since(t0);
+    if (sched.plaintext_layers() != 0) throw Error("internal: a layer stayed in plaintext");
+    for (size_t i = 0; i < want.size(); ++i) identical = identical && same_bits(want[i], got[i]);
+    Tensor logits = got.at(0);
+    if (logits.rank() != 2) logits.reshape({n, logits.numel() / n});
+    lock::count_hits(logits, std::span<const int32_t>(test.labels).subspan(b, n), top1, top5);
+    ++inferences;
+  }
+  bool relocked = lock::fingerprint(locked.graph) == key.locked_fingerprint;
+  const auto& st = sched.stats();
+  double overhead = plain_s > 0 ? res_s / plain_s - 1 : 0;
+  if (a.json) {
+    print_json({{"model", a.model},
+                {"images", test.size()},
+                {"batch", a.batch},
+                {"inferences", inferences},
+                {"outputs_identical", identical},
+                {"weights_relocked", relocked},
+                {"max_plaintext_layers", st.max_plaintext_layers},
+                {"weight_writes_per_inference", inferences ? st.weight_writes / inferences : 0},
+                {"plain_ms_per_inference", inferences ? 1e3 * plain_s / inferences : 0},
+                {"res_ms_per_inference", inferences ? 1e3 * res_s / inferences : 0},
+                {"overhead", overhead},
+                {"top1", test.size() ? 100.0 * top1 / test.size() : 0},
+                {"top5", test.size() ? 100.0 * top5 / test.size() : 0}});
+  } else {
+    std::cout << fmt::format(
+        "RES on {}: {} inferences of batch {}; outputs {} "
+        "the unlocked model's; weights {} "
+        "re-encrypted after the run\n"
+        "  at most {} layer(s) in plaintext at a time; {} "
+        "weight writes per inference\n"
+        "  plain {:.3f} ms, RES {:.3f} ms per inference "
+        "(overhead {:+.1f} %); top-1 {:.2f} %\n",
+        a.model, inferences, a.batch, identical ? "bit-identical to" : "DIFFER from",
+        relocked ? "all" : "NOT", st.max_plaintext_layers,
+        inferences ? st.weight_writes / inferences : 0, inferences ? 1e3 * plain_s / inferences : 0,
+        inferences ? 1e3 * res_s / inferences : 0, 100 * overhead,
+        test.size() ? 100.0 * top1 / test.size() : 0);
+  }
+  if (!identical) throw IntegrityError("RES outputs differ from the unlocked model's outputs");
+  if (!relocked) throw IntegrityError("weights were not all re-encrypted after RES");
+}
+
+// ---- attacks
+// ----------------------------------------------------------------------------
+
+struct AttackArgs {
+  std::string model, key, data = "fashion-mnist", out;
+  int64_t limit = 0;
+  int64_t suspects = 20;
+  double z_threshold = 0;
+  double fraction = 0.01;
+  lock::FinetuneOptions ft;
+  SecretArgs secret;
+  bool json = false;
+};
+
+// The key is optional for attacks: with it the evaluator can score the attack
+// and report the plaintext accuracy it is trying to recover.
+std::optional<lock::LockKey> optional_key(const AttackArgs& a, const model::Model& locked,
+                                          std::optional<model::Model>& plain) {
+  if (a.key.empty()) return std::nullopt;
+  lock::LockKey key = lock::load_key_file(a.key, a.secret.resolve(false));
+  plain = locked;
+  lock::decrypt_model(*plain, key);
+  return key;
+}
+
+void run_outlier(const AttackArgs& a) {
+  model::Model locked = load_model(a.model);
+  std::optional<model::Model> plain;
+  auto key = optional_key(a, locked, plain);
+  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
+  lock::Accuracy before = lock::evaluate(locked, test);
+  model::Model attacked = locked;
+  lock::OutlierAttackOptions o;
+  o.suspects_per_layer = a.suspects;
+  o.z_threshold = a.z_threshold;
+  auto r = lock::outlier_attack(attacked.graph, o, key ? &*key : nullptr);
+  lock::Accuracy after = lock::evaluate(attacked, test);
+  std::optional<lock::Accuracy> base;
+  if (plain) base = lock::evaluate(*plain, test);
+  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  if (a.json) {
+    json j{{"attack", "outlier"},
+           {"model", a.model},
+           {"suspects", r.suspects},
+           {"locked_top1", 100 * before.top1},
+           {"attacked_top1", 100 * after.top1},
+           {"attacked_top5", 100 * after.top5}};
+    if (key) {
+      j["encrypted_weights"] = r.encrypted;
+      j["hits"] = r.hits;
+      j["precision"] = r.precision;
+      j["recall"] = r.recall;
+      j["chance_precision"] = r.chance_precision;
+      j["baseline_top1"] = 100 * base->top1;
+      j["recovered_fraction"] =
+          base->top1 > before.top1 ? (after.top1 - before.top1) / (base->top1 - before.top1) : 0;
+    }
+    json layers = json::array();
+    for (const auto& l : r.layers)
+      layers.push_back({{"tensor", l.tensor},
+                        {"weights", l.numel},
+                        {"encrypted", l.encrypted},
+                        {"suspects", l.suspects},
+                        {"hits", l.hits},
+                        {"max_z", l.max_z}});
+    j["layers"] = layers;
+    print_json(j);
+    return;
+  }
+  std::cout << fmt::format(
+      "outlier attack on {}: reset {} suspects (robust z-score) to the layer "
+      "median\n  top-1 locked {} % -> after attack {} %",
+      a.model, r.suspects, pct(before.top1), pct(after.top1));
+  if (base) std::cout << fmt::format(" (plaintext {} %)", pct(base->top1));
+  std::cout << "\n";
+  if (key)
+    std::cout << fmt::format(
+        "  found {} of {} encrypted weights: precision {:.4f} (chance "
+        "{:.6f}), recall {:.4f}\n",
+        r.hits, r.encrypted, r.precision, r.chance_precision, r.recall);
+}
+
+void run_finetune(const AttackArgs& a) {
+  if (!(a.fraction > 0 && a.fraction <= 1)) throw InvalidArgument("--fraction must be in (0, 1]");
+  model::Model locked = load_model(a.model);
+  std::optional<model::Model> plain;
+  auto key = optional_key(a, locked, plain);
+  auto train_full = data::load_dataset(a.data, data::Split::Train);
+  auto count = std::max<int64_t>(1, static_cast<int64_t>(a.fraction * train_full.size()));
+  // The attacker's data: the last `fraction` of the training split (key
+  // generation used the first --samples images).
+  data::Dataset train;
+  train.name = train_full.name;
+  train.num_classes = train_full.num_classes;
+  int64_t first = train_full.size() - count;
+  train.images = train_full.batch(first, count);
+  train.labels.assign(train_full.labels.begin() + first, train_full.labels.end());
+  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
+  lock::Accuracy before = lock::evaluate(locked, test);
+  model::Model attacked = locked;
+  auto t0 = Clock::now();
+  double loss = lock::finetune(attacked, train, a.ft);
+  double secs = seconds_since(t0);
+  lock::Accuracy after = lock::evaluate(attacked, test);
+  std::optional<lock::Accuracy> base;
+  if (plain) base = lock::evaluate(*plain, test);
+  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  if (a.json) {
+    json j{{"attack", "finetune"},
+           {"model", a.model},
+           {"train_images", count},
+           {"epochs", a.ft.epochs},
+           {"lr", a.ft.learning_rate},
+           {"final_loss", loss},
+           {"seconds", secs},
+           {"locked_top1", 100 * before.top1},
+           {"attacked_top1", 100 * after.top1},
+           {"attacked_top5", 100 * after.top5}};
+    if (base) j["baseline_top1"] = 100 * base->top1;
+    print_json(j);
+    return;
+  }
+  std::cout << fmt::format(
+      "fine-tuning attack on {}: {} training images, {} epochs, lr {:g} "
+      "({:.1f} s)\n  top-1 locked {} % -> after attack {} %",
+      a.model, count, a.ft.epochs, a.ft.learning_rate, secs, pct(before.top1), pct(after.top1));
+  if (base) std::cout << fmt::format(" (plaintext {} %)", pct(base->top1));
+  std::cout << "\n";
+}
+
+}  // namespace
+
+void add_lock_commands(CLI::App& app) {
+  auto* lock = app.add_subcommand("lock", "Model locking: SFGE / i-SFGE keys, encryption, RES");
+  lock->require_subcommand(1);
+
+  auto ka = std::make_shared<KeygenArgs>();
+  auto* keygen = lock->add_subcommand("keygen", "Generate a locking key for a plaintext model");
+  keygen->add_option("--model", ka->model, "Plaintext ONNX model")->required();
+  keygen->add_option("--data", ka->data, "Dataset whose TRAINING split supplies the samples");
+  keygen->add_option("--key", ka->key, "Output key file (.vkey)")->required();
+  keygen->add_option("--num", ka->opts.num, "Encrypted weights per layer (default 20)");
+  keygen->add_option("--intensity", ka->opts.intensity, "Perturbation step (default 0.2)");
+  keygen->add_option("--max-percent", ka->opts.max_percent,
+                     "Cap per layer as a fraction of its weights (default 0.001)");
+  keygen->add_option("--samples", ka->opts.samples, "Training images for the gradients (1000)");
+  keygen->add_flag("--incremental", ka->opts.incremental, "i-SFGE: one position per round");
+  keygen->add_option("--mode", ka->mode, "sfge (reference) | stealthy (in-distribution values)");
+  keygen->add_option("--batch", ka->opts.batch, "Batch size for the gradient passes");
+  keygen->add_option("--band-low", ka->opts.band_low,
+                     "Stealthy: lower quantile of the target band (default 0.75)");
+  keygen->add_option("--band-high", ka->opts.band_high,
+                     "Stealthy: upper quantile of the target band (default 0.99)");
+  ka->secret.add(keygen, true);
+  keygen->add_flag("--json", ka->json, "Machine-readable summary on stdout");
+  keygen->callback([ka] { run_keygen(*ka); });
+
+  for (bool decrypt : {false, true}) {
+    auto aa = std::make_shared<ApplyArgs>();
+    auto* cmd = lock->add_subcommand(
+        decrypt ? "decrypt" : "encrypt",
+        decrypt ? "Restore a locked model bit-for-bit" : "Lock a plaintext model with its key");
+    cmd->add_option("--model", aa->model, decrypt ? "Locked ONNX model" : "Plaintext ONNX model")
+        ->required();
+    cmd->add_option("--key", aa->key, "Key file (.vkey)")->required();
+    cmd->add_option("--out", aa->out, "Output ONNX model")->required();
+    aa->secret.add(cmd, false);
+    cmd->callback([aa, decrypt] { run_encrypt(*aa, decrypt); });
+  }
+
+  auto ea = std::make_shared<EvalArgs>();
+  auto* eval = lock->add_subcommand("eval", "Accuracy before, under and after locking");
+  eval->add_option("--model", ea->model, "Plaintext or locked ONNX model")->required();
+  eval->add_option("--key", ea->key, "Key file (.vkey)")->required();
+  eval->add_option("--data", ea->data, "Dataset (its test split is evaluated)");
+  eval->add_option("--limit", ea->limit, "Evaluate only the first N test images");
+  ea->secret.add(eval, false);
+  eval->add_flag("--json", ea->json, "Machine-readable row on stdout");
+  eval->callback([ea] { run_eval(*ea); });
+
+  auto sa = std::make_shared<SweepArgs>();
+  auto* sweep = lock->add_subcommand("sweep", "Top-1 vs encrypted weights per layer");
+  sweep->add_option("--model", sa->model, "Plaintext ONNX model")->required();
+  sweep->add_option("--data", sa->data, "Dataset");
+  sweep->add_option("--csv", sa->csv, "Output CSV");
+  sweep->add_option("--plot", sa->plot, "Output SVG line plot");
+  sweep->add_option("--nums", sa->nums, "Values of num (default 0 5 10 15 20 25 30)");
+  sweep->add_option("--intensities", sa->intensities, "Intensities (default 0.1 0.2)");
+  sweep->add_option("--max-percent", sa->max_percent, "Cap per layer (default 0.001)");
+  sweep->add_option("--samples", sa->samples, "Training images for the gradients (1000)");
+  sweep->add_option("--mode", sa->mode, "sfge | stealthy");
+  sweep->add_option("--limit", sa->limit, "Evaluate only the first N test images");
+  sweep->add_flag("--json", sa->json, "Machine-readable points on stdout");
+  sweep->callback([sa] { run_sweep_cmd(*sa); });
+
+  auto ra = std::make_shared<RunArgs>();
+  auto* run = lock->add_subcommand("run", "Inference with runtime encryption scheduling (RES)");
+  run->add_option("--model", ra->model, "Locked ONNX model")->required();
+  run->add_option("--key", ra->key, "Key file (.vkey)")->required();
+  run->add_option("--data", ra->data, "Dataset (test split)");
+  run->add_option("--limit", ra->limit, "Test images to run (default 1000)");
+  run->add_option("--batch", ra->batch, "Images per inference (default 1)");
+  ra->secret.add(run, false);
+  run->add_flag("--json", ra->json, "Machine-readable summary on stdout");
+  run->callback([ra] { run_res(*ra); });
+
+  auto* attack = lock->add_subcommand("attack", "Attacks on a locked model");
+  attack->require_subcommand(1);
+  for (bool ft : {false, true}) {
+    auto aa = std::make_shared<AttackArgs>();
+    auto* cmd = attack->add_subcommand(
+        ft ? "finetune" : "outlier",
+        ft ? "Fine-tune the locked model on a small share of the training data"
+           : "Find encrypted weights as distribution outliers and reset them "
+             "to the median");
+    cmd->add_option("--model", aa->model, "Locked ONNX model (all the attacker has)")->required();
+    cmd->add_option("--key", aa->key, "Key file: only to score the attack (optional)");
+    cmd->add_option("--data", aa->data, "Dataset");
+    cmd->add_option("--limit", aa->limit, "Evaluate only the first N test images");
+    cmd->add_option("--out", aa->out, "Write the attacked model here");
+    if (ft) {
+      cmd->add_option("--fraction", aa->fraction, "Share of the training split (default 0.01)");
+      cmd->add_option("--epochs", aa->ft.epochs, "Epochs (default 3)");
+      cmd->add_option("--lr", aa->ft.learning_rate, "Learning rate (default 0.01)");
+      cmd->add_option("--batch", aa->ft.batch, "Batch size (default 32)");
+    } else {
+      cmd->add_option("--suspects", aa->suspects, "Suspects reset per layer (default 20)");
+      cmd->add_option("--z-threshold", aa->z_threshold,
+                      "Instead: reset every weight with robust z-score above this");
+    }
+    aa->secret.add(cmd, false);
+    cmd->add_flag("--json", aa->json, "Machine-readable result on stdout");
+    cmd->callback([aa, ft] { ft ? run_finetune(*aa) : run_outlier(*aa); });
+  }
+}
+
+}  // namespace veil::cli

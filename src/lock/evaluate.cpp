@@ -1,0 +1,73 @@
+#include "veil/lock/evaluate.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "veil/core/error.hpp"
+#include "veil/nn/preprocess.hpp"
+
+namespace veil::lock {
+
+Tensor prepare_input(const model::Model& model, const Tensor& images) {
+  Tensor x = images;
+  // The model's own preprocessing travels in its metadata (veil/nn/preprocess.hpp).
+  if (x.rank() == 4) nn::normalization_of(model).apply(x);
+  if (!model.graph.inputs.empty()) {
+    const auto& in = model.graph.inputs[0];
+    if (in.shape.size() == 2 && x.rank() != 2) {
+      int64_t n = x.dim(0);
+      x.reshape({n, n ? x.numel() / n : 0});
+    }
+  }
+  return x;
+}
+
+void count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& top1,
+                int64_t& top5) {
+  if (logits.rank() != 2 || logits.dim(0) != static_cast<int64_t>(labels.size()))
+    throw InvalidArgument("logits " + shape_to_string(logits.shape()) + " do not match " +
+                          std::to_string(labels.size()) + " labels");
+  const int64_t n = logits.dim(0), c = logits.dim(1);
+  auto v = logits.floats();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = v.data() + i * c;
+    int32_t y = labels[static_cast<size_t>(i)];
+    if (y < 0 || y >= c) throw InvalidArgument("label outside the model's classes");
+    // Rank of the true class = number of classes scoring strictly higher (ties favour the label
+    // only when they precede it, as a stable arg-max would).
+    int64_t rank = 0;
+    for (int64_t j = 0; j < c; ++j)
+      if (row[j] > row[y] || (row[j] == row[y] && j < y)) ++rank;
+    if (rank == 0) ++top1;
+    if (rank < 5) ++top5;
+  }
+}
+
+Accuracy evaluate(nn::Executor& executor, const model::Model& model, const data::Dataset& dataset,
+                  int64_t batch) {
+  if (batch < 1) throw InvalidArgument("batch size must be >= 1");
+  Accuracy acc;
+  int64_t top1 = 0, top5 = 0;
+  for (int64_t b = 0; b < dataset.size(); b += batch) {
+    int64_t n = std::min(batch, dataset.size() - b);
+    Tensor x = prepare_input(model, dataset.batch(b, n));
+    auto out = executor.forward({x}, nn::Mode::Inference);
+    if (out.empty()) throw MalformedInput("model has no outputs");
+    Tensor logits = out[0];
+    if (logits.rank() != 2) logits.reshape({n, logits.numel() / std::max<int64_t>(n, 1)});
+    count_hits(logits, std::span<const int32_t>(dataset.labels).subspan(b, n), top1, top5);
+  }
+  acc.count = dataset.size();
+  if (acc.count) {
+    acc.top1 = static_cast<double>(top1) / acc.count;
+    acc.top5 = static_cast<double>(top5) / acc.count;
+  }
+  return acc;
+}
+
+Accuracy evaluate(model::Model& model, const data::Dataset& dataset, int64_t batch) {
+  nn::Executor exec(model);
+  return evaluate(exec, model, dataset, batch);
+}
+
+}  // namespace veil::lock

@@ -1,0 +1,273 @@
+// Tests that run the float engine: gradients, key generation, runtime encryption scheduling.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <numeric>
+#include <set>
+
+#include "helpers.hpp"
+#include "veil/core/error.hpp"
+#include "veil/lock/attack.hpp"
+#include "veil/lock/evaluate.hpp"
+#include "veil/lock/gradient_model.hpp"
+#include "veil/lock/keygen.hpp"
+#include "veil/lock/scheduler.hpp"
+#include "veil/nn/executor.hpp"
+#include "veil/nn/loss.hpp"
+
+namespace veil::lock {
+namespace {
+
+// Naive summed cross-entropy gradient of the Gemm -> Relu -> Gemm model, in double.
+std::map<std::string, std::vector<double>> naive_grads(const model::Model& m,
+                                                       const data::Dataset& d) {
+  const auto& W1 = m.graph.initializers.at("W1");
+  const auto& b1 = m.graph.initializers.at("b1").floats();
+  const auto& W2 = m.graph.initializers.at("W2");
+  const auto& b2 = m.graph.initializers.at("b2").floats();
+  const int64_t H = W1.dim(0), F = W1.dim(1), C = W2.dim(0);
+  std::map<std::string, std::vector<double>> g;
+  g["W1"].assign(H * F, 0);
+  g["W2"].assign(C * H, 0);
+  auto x_all = d.images.floats();
+  for (int64_t n = 0; n < d.size(); ++n) {
+    const float* x = x_all.data() + n * F;
+    std::vector<double> pre(H), a(H), z(C), p(C);
+    for (int64_t h = 0; h < H; ++h) {
+      double s = b1[h];
+      for (int64_t f = 0; f < F; ++f) s += double(W1.floats()[h * F + f]) * x[f];
+      pre[h] = s;
+      a[h] = s > 0 ? s : 0;
+    }
+    double mx = -1e300;
+    for (int64_t c = 0; c < C; ++c) {
+      double s = b2[c];
+      for (int64_t h = 0; h < H; ++h) s += double(W2.floats()[c * H + h]) * a[h];
+      z[c] = s;
+      mx = std::max(mx, s);
+    }
+    double sum = 0;
+    for (int64_t c = 0; c < C; ++c) sum += std::exp(z[c] - mx);
+    for (int64_t c = 0; c < C; ++c) p[c] = std::exp(z[c] - mx) / sum - (c == d.labels[n] ? 1 : 0);
+    std::vector<double> da(H, 0);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t h = 0; h < H; ++h) {
+        g["W2"][c * H + h] += p[c] * a[h];
+        da[h] += p[c] * W2.floats()[c * H + h];
+      }
+    for (int64_t h = 0; h < H; ++h) {
+      if (pre[h] <= 0) continue;
+      for (int64_t f = 0; f < F; ++f) g["W1"][h * F + f] += da[h] * x[f];
+    }
+  }
+  return g;
+}
+
+TEST(Gradients, SummedGradientsMatchNaiveBackprop) {
+  auto m = testing::make_mlp(12, 16, 5, 31);
+  auto d = testing::make_dataset(37, 12, 5, 32);
+  auto got = summed_gradients(m, d, {"W1", "W2"}, 10);  // batches of 10, 10, 10, 7
+  auto want = naive_grads(m, d);
+  for (const auto& t : {"W1", "W2"}) {
+    ASSERT_EQ(got[t].size(), want[t].size());
+    double scale = 0;
+    for (double v : want[t]) scale = std::max(scale, std::fabs(v));
+    for (size_t i = 0; i < want[t].size(); ++i)
+      EXPECT_NEAR(got[t][i], want[t][i], 1e-4 * scale + 1e-5) << t << "[" << i << "]";
+  }
+}
+
+TEST(Gradients, GradientModelMatchesInferenceWithBatchNormAndDropout) {
+  // x -> Gemm -> BatchNormalization (running stats) -> Relu -> Dropout -> Gemm
+  auto m = testing::make_mlp(8, 6, 4, 33);
+  auto& g = m.graph;
+  std::mt19937 rng(34);
+  g.initializers["bn.s"] = testing::random_tensor({6}, rng);
+  g.initializers["bn.b"] = testing::random_tensor({6}, rng);
+  g.initializers["bn.m"] = testing::random_tensor({6}, rng);
+  Tensor var = testing::random_tensor({6}, rng);
+  for (float& v : var.floats()) v = v * v + 0.1f;
+  g.initializers["bn.v"] = var;
+  g.nodes = {
+      {"fc1", "Gemm", {"x", "W1", "b1"}, {"h"}, {{"transB", int64_t{1}}}},
+      {"bn", "BatchNormalization", {"h", "bn.s", "bn.b", "bn.m", "bn.v"}, {"hn"}, {}},
+      {"relu", "Relu", {"hn"}, {"a"}, {}},
+      {"drop", "Dropout", {"a"}, {"ad"}, {{"ratio", 0.5f}}},
+      {"fc2", "Gemm", {"ad", "W2", "b2"}, {"logits"}, {{"transB", int64_t{1}}}},
+  };
+  g.value_info["hn"] = {"hn", DType::Float32, {-1, 6}};
+  g.value_info["ad"] = {"ad", DType::Float32, {-1, 6}};
+  auto d = testing::make_dataset(9, 8, 4, 35);
+  Tensor x = prepare_input(m, d.batch(0, 9));
+  nn::Executor ref(m);
+  Tensor want = ref.forward({x}, nn::Mode::Inference)[0];
+  model::Model gm = gradient_model(m);
+  for (const auto& n : gm.graph.nodes) {
+    EXPECT_NE(n.op_type, "BatchNormalization");
+    EXPECT_NE(n.op_type, "Dropout");
+  }
+  nn::Executor ex(gm);
+  Tensor got = ex.forward({x}, nn::Mode::Training)[0];
+  ASSERT_EQ(got.shape(), want.shape());
+  for (int64_t i = 0; i < got.numel(); ++i)
+    EXPECT_NEAR(got.floats()[i], want.floats()[i], 1e-4f * (1 + std::fabs(want.floats()[i])));
+}
+
+std::vector<uint64_t> naive_top(const std::vector<double>& g, int64_t k) {
+  std::vector<uint64_t> idx(g.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](uint64_t a, uint64_t b) { return std::fabs(g[a]) > std::fabs(g[b]); });
+  idx.resize(static_cast<size_t>(k));
+  return idx;
+}
+
+TEST(Keygen, SfgePicksTheLargestGradientsWithTheirSigns) {
+  auto m = testing::make_mlp(40, 30, 5, 41);  // W1: 1200 weights, W2: 150
+  auto d = testing::make_dataset(50, 40, 5, 42);
+  KeygenOptions o;
+  o.num = 6;
+  o.intensity = 0.1f;
+  o.max_percent = 0.004;  // W1: floor(4.8) = 4, W2: floor(0.6) = 0 -> skipped
+  LockKey key = generate_key(m, d, o);
+  ASSERT_EQ(key.layers.size(), 1u);
+  EXPECT_EQ(key.layers[0].tensor, "W1");
+  ASSERT_EQ(key.layers[0].entries.size(), 4u);
+  auto g = naive_grads(m, d)["W1"];
+  auto want = naive_top(g, 4);
+  const auto w = m.graph.initializers.at("W1").floats();
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& e = key.layers[0].entries[i];
+    EXPECT_EQ(e.index, want[i]);
+    int8_t s = g[e.index] > 0 ? 1 : -1;
+    EXPECT_EQ(e.sign, s);
+    EXPECT_EQ(e.original_bits, std::bit_cast<uint32_t>(w[e.index]));
+    EXPECT_EQ(e.locked_bits, std::bit_cast<uint32_t>(w[e.index] + 0.1f * s));
+  }
+  // Locking raises the loss on the sample set.
+  model::Model locked = m;
+  encrypt_model(locked, key);
+  auto loss = [&](model::Model& mm) {
+    nn::Executor ex(mm);
+    Tensor logits = ex.forward({prepare_input(mm, d.batch(0, d.size()))})[0];
+    return nn::softmax_cross_entropy(logits, d.labels, false).loss;
+  };
+  EXPECT_GT(loss(locked), loss(m));
+}
+
+TEST(Keygen, IncrementalPicksDistinctPositionsAndStartsLikeSfge) {
+  auto m = testing::make_mlp(40, 30, 5, 43);
+  auto d = testing::make_dataset(40, 40, 5, 44);
+  KeygenOptions o;
+  o.num = 8;
+  o.max_percent = 0.05;  // W1: 8 rounds, W2 (150): floor(7.5) = 7 rounds
+  o.incremental = true;
+  int64_t rounds = 0;
+  o.on_round = [&](int64_t, int64_t) { ++rounds; };
+  LockKey inc = generate_key(m, d, o);
+  EXPECT_EQ(rounds, 8);
+  ASSERT_EQ(inc.layers.size(), 2u);
+  for (const auto& l : inc.layers) {
+    std::set<uint64_t> seen;
+    for (const auto& e : l.entries) EXPECT_TRUE(seen.insert(e.index).second) << l.tensor;
+    EXPECT_EQ(l.entries.size(), l.tensor == "W1" ? 8u : 7u);
+  }
+  // Round 1 sees the plaintext weights: the same pick as SFGE's first position.
+  o.incremental = false;
+  o.on_round = nullptr;
+  LockKey plain = generate_key(m, d, o);
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(inc.layers[i].entries[0].index, plain.layers[i].entries[0].index);
+  // The key restores the model exactly.
+  model::Model locked = m;
+  encrypt_model(locked, inc);
+  decrypt_model(locked, inc);
+  EXPECT_EQ(testing::hash_tensors(locked.graph), testing::hash_tensors(m.graph));
+}
+
+TEST(Keygen, StealthyValuesStayInsideTheLayerDistribution) {
+  auto m = testing::make_mlp(60, 40, 5, 45);
+  auto d = testing::make_dataset(40, 60, 5, 46);
+  KeygenOptions o;
+  o.num = 20;
+  o.max_percent = 0.05;
+  o.mode = LockMode::Stealthy;
+  o.seed = Seed{};
+  LockKey key = generate_key(m, d, o);
+  ASSERT_FALSE(key.layers.empty());
+  for (const auto& l : key.layers) {
+    auto w = m.graph.initializers.at(l.tensor).floats();
+    std::vector<float> sorted(w.begin(), w.end());
+    std::sort(sorted.begin(), sorted.end());
+    float lo = sorted.front(), hi = sorted.back();
+    auto rows = m.graph.initializers.at(l.tensor).dim(0);
+    std::map<uint64_t, int> per_row;
+    for (const auto& e : l.entries) {
+      float v = std::bit_cast<float>(e.locked_bits);
+      EXPECT_GE(v, lo);
+      EXPECT_LE(v, hi);
+      // Moved in the direction of its gradient sign.
+      float orig = std::bit_cast<float>(e.original_bits);
+      EXPECT_GT((v - orig) * e.sign, 0.f);
+      ++per_row[e.index / (w.size() / rows)];
+    }
+    int64_t cap = (static_cast<int64_t>(l.entries.size()) + rows - 1) / rows;
+    for (auto [row, n] : per_row) EXPECT_LE(n, std::max<int64_t>(cap, 1));
+  }
+  // The outlier attack scores like chance on it: none of its top suspects are key positions
+  // more often than their share would allow (tiny model: just check it is not near-perfect).
+  model::Model locked = m;
+  encrypt_model(locked, key);
+  OutlierAttackOptions ao;
+  ao.suspects_per_layer = 5;
+  auto r = outlier_attack(locked.graph, ao, &key);
+  EXPECT_LT(r.precision, 0.5);
+}
+
+TEST(Res, OutputsEqualUnlockedAndWeightsEndReEncrypted) {
+  auto m = testing::make_mlp(20, 24, 6, 51);
+  auto d = testing::make_dataset(16, 20, 6, 52);
+  KeygenOptions o;
+  o.num = 5;
+  o.max_percent = 0.05;
+  o.intensity = 0.3f;
+  LockKey key = generate_key(m, d, o);
+  ASSERT_EQ(key.layers.size(), 2u);
+  model::Model locked = m;
+  encrypt_model(locked, key);
+  const auto locked_hash = testing::hash_tensors(locked.graph);
+
+  nn::Executor plain_exec(m);
+  nn::Executor res_exec(locked);
+  RuntimeScheduler sched(locked, key);
+  int64_t max_open = 0;
+  sched.attach(res_exec);
+  for (int64_t b = 0; b < d.size(); b += 4) {
+    Tensor x = prepare_input(m, d.batch(b, 4));
+    auto want = plain_exec.forward({x});
+    auto got = res_exec.forward({x});
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(want[i].shape(), got[i].shape());
+      for (int64_t j = 0; j < want[i].numel(); ++j)
+        EXPECT_EQ(std::bit_cast<uint32_t>(want[i].floats()[j]),
+                  std::bit_cast<uint32_t>(got[i].floats()[j]));
+    }
+    EXPECT_EQ(sched.plaintext_layers(), 0);
+    EXPECT_EQ(testing::hash_tensors(locked.graph), locked_hash);
+    max_open = std::max(max_open, sched.stats().max_plaintext_layers);
+  }
+  EXPECT_EQ(max_open, 1);
+  EXPECT_EQ(sched.stats().weight_writes, 4 * sched.writes_per_inference());
+  EXPECT_EQ(sched.writes_per_inference(), 2 * key.total_entries());
+  // The locked model alone computes something else.
+  nn::Executor bare(locked);
+  Tensor x = prepare_input(m, d.batch(0, 4));
+  EXPECT_FALSE(bare.forward({x})[0] == plain_exec.forward({x})[0]);
+  // A scheduler refuses a model the key is not bound to.
+  EXPECT_THROW(RuntimeScheduler(m, key), IntegrityError);
+}
+
+}  // namespace
+}  // namespace veil::lock
