@@ -47,24 +47,43 @@ CkksEncoder::CkksEncoder(ContextPtr ctx) : ctx_(std::move(ctx)) {
   while ((size_t{1} << logs) < slots) ++logs;
   bitrev_.resize(slots);
   for (size_t i = 0; i < slots; ++i) bitrev_[i] = bit_reverse(static_cast<uint32_t>(i), logs);
+  // Twiddles of the stage with butterfly span `half` at [half + j] (lenq = 4 len is a power of
+  // two, so rot_group % lenq is a mask).
+  fft_roots_.resize(slots);
+  fft_inv_roots_.resize(slots);
+  for (size_t half = 1; half < slots; half <<= 1) {
+    const uint64_t lenq = 8 * half;
+    const uint64_t gap = m / lenq;
+    for (size_t j = 0; j < half; ++j) {
+      const uint64_t r = rot_group_[j] & (lenq - 1);
+      fft_roots_[half + j] = ksi_pows_[r * gap];
+      fft_inv_roots_[half + j] = ksi_pows_[(lenq - r) * gap];
+    }
+  }
 }
 
 void CkksEncoder::fft_special(std::vector<std::complex<double>>& v) const {
   const size_t size = v.size();
-  const uint64_t m = 2 * ctx_->n();
   for (size_t i = 0; i < size; ++i)
     if (i < bitrev_[i]) std::swap(v[i], v[bitrev_[i]]);
   for (size_t len = 2; len <= size; len <<= 1) {
     const size_t half = len >> 1;
-    const uint64_t lenq = len << 2;
-    const uint64_t gap = m / lenq;
+    // On the interleaved doubles: copies of std::complex go through the stack and stall on
+    // store forwarding.
+    const double* roots = reinterpret_cast<const double*>(fft_roots_.data() + half);
+    double* d = reinterpret_cast<double*>(v.data());
     for (size_t i = 0; i < size; i += len) {
+      double* x = d + 2 * i;
+      double* y = x + 2 * half;
       for (size_t j = 0; j < half; ++j) {
-        const uint64_t idx = (rot_group_[j] % lenq) * gap;
-        const auto u = v[i + j];
-        const auto w = v[i + j + half] * ksi_pows_[idx];
-        v[i + j] = u + w;
-        v[i + j + half] = u - w;
+        const double ur = x[2 * j], ui = x[2 * j + 1];
+        const double yr = y[2 * j], yi = y[2 * j + 1];
+        const double rr = roots[2 * j], ri = roots[2 * j + 1];
+        const double wr = yr * rr - yi * ri, wi = yr * ri + yi * rr;
+        x[2 * j] = ur + wr;
+        x[2 * j + 1] = ui + wi;
+        y[2 * j] = ur - wr;
+        y[2 * j + 1] = ui - wi;
       }
     }
   }
@@ -72,18 +91,22 @@ void CkksEncoder::fft_special(std::vector<std::complex<double>>& v) const {
 
 void CkksEncoder::fft_special_inv(std::vector<std::complex<double>>& v) const {
   const size_t size = v.size();
-  const uint64_t m = 2 * ctx_->n();
   for (size_t len = size; len >= 2; len >>= 1) {
     const size_t half = len >> 1;
-    const uint64_t lenq = len << 2;
-    const uint64_t gap = m / lenq;
+    const double* roots = reinterpret_cast<const double*>(fft_inv_roots_.data() + half);
+    double* d = reinterpret_cast<double*>(v.data());
     for (size_t i = 0; i < size; i += len) {
+      double* x = d + 2 * i;
+      double* y = x + 2 * half;
       for (size_t j = 0; j < half; ++j) {
-        const uint64_t idx = (lenq - (rot_group_[j] % lenq)) * gap;
-        const auto u = v[i + j] + v[i + j + half];
-        const auto w = (v[i + j] - v[i + j + half]) * ksi_pows_[idx];
-        v[i + j] = u;
-        v[i + j + half] = w;
+        const double xr = x[2 * j], xi = x[2 * j + 1];
+        const double yr = y[2 * j], yi = y[2 * j + 1];
+        const double rr = roots[2 * j], ri = roots[2 * j + 1];
+        const double tr = xr - yr, ti = xi - yi;
+        x[2 * j] = xr + yr;
+        x[2 * j + 1] = xi + yi;
+        y[2 * j] = tr * rr - ti * ri;
+        y[2 * j + 1] = tr * ri + ti * rr;
       }
     }
   }
@@ -188,6 +211,12 @@ std::vector<std::complex<double>> CkksEncoder::decode_complex(const Plaintext& p
   const auto& crt = ctx_->crt(level);
   std::vector<double> real(n);
   const double inv_scale = 1.0 / pt.scale();
+  // v = round(sum y_i / q_i) with reciprocals instead of divisions: the sum lies within
+  // |x| / Q of an integer, so the rounding is unaffected unless |x| is close to Q / 2 (where
+  // the value has wrapped around anyway).
+  std::vector<long double> inv_q(level + 1);
+  for (size_t i = 0; i <= level; ++i)
+    inv_q[i] = 1.0L / static_cast<long double>(ctx_->prime(i).value);
   for (size_t c = 0; c < n; ++c) {
     u128 acc = 0;
     long double frac = 0;
@@ -195,7 +224,7 @@ std::vector<std::complex<double>> CkksEncoder::decode_complex(const Plaintext& p
       const uint64_t q = ctx_->prime(i).value;
       const uint64_t y = mul_shoup(coeff[i * n + c], crt.inv_punct[i], crt.inv_punct_shoup[i], q);
       acc += static_cast<u128>(y) * crt.punct_mod_2_128[i];
-      frac += static_cast<long double>(y) / static_cast<long double>(q);
+      frac += static_cast<long double>(y) * inv_q[i];
     }
     const u128 v = static_cast<u128>(static_cast<uint64_t>(std::llroundl(frac)));
     acc -= v * crt.q_mod_2_128;

@@ -3,6 +3,7 @@
 #include "noise.hpp"
 #include "sampling.hpp"
 #include "veil/core/error.hpp"
+#include "veil/he/kernels.hpp"
 
 namespace veil::he {
 
@@ -45,22 +46,24 @@ Ciphertext Encryptor::encrypt(const Plaintext& pt) const {
   sampler.gaussian(e0);
   sampler.gaussian(e1);
   Ciphertext ct(ctx_->id(), n, 2, level, pt.scale());
+  const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     const uint64_t q = m.value;
-    std::vector<uint64_t> ui(n);
-    detail::small_to_ntt(*ctx_, u.data(), i, ui.data());
+    std::vector<uint64_t> tmp(3 * n);
+    uint64_t *ui = tmp.data(), *ub = ui + n, *ua = ub + n;
+    detail::small_to_ntt(*ctx_, u.data(), i, ui);
     uint64_t* c0 = ct.limb(0, i);
     uint64_t* c1 = ct.limb(1, i);
     detail::small_to_ntt(*ctx_, e0.data(), i, c0);
     detail::small_to_ntt(*ctx_, e1.data(), i, c1);
     const uint64_t* b = pk_->b().data() + i * n;
     const uint64_t* a = pk_->a().data() + i * n;
-    const uint64_t* mi = pt.limb(i);
-    for (size_t c = 0; c < n; ++c) {
-      c0[c] = add_mod(add_mod(c0[c], mul_mod(ui[c], b[c], m), q), mi[c], q);
-      c1[c] = add_mod(c1[c], mul_mod(ui[c], a[c], m), q);
-    }
+    const uint64_t* uu = ui;
+    kernels::dot2(isa, ub, ua, &uu, &b, &a, 1, nullptr, m, n);
+    kernels::add_mod(isa, c0, c0, ub, nullptr, q, n);
+    kernels::add_mod(isa, c0, pt.limb(i), c0, nullptr, q, n);
+    kernels::add_mod(isa, c1, c1, ua, nullptr, q, n);
   });
   ct.set_noise(detail::fresh_noise_public(*ctx_));
   return ct;
@@ -104,6 +107,7 @@ Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
   const size_t n = ctx_->n();
   const size_t level = ct.level();
   Plaintext pt(ctx_->id(), n, level, ct.scale());
+  const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     const uint64_t q = m.value;
@@ -111,7 +115,8 @@ Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
     const uint64_t* c0 = ct.limb(0, i);
     const uint64_t* c1 = ct.limb(1, i);
     uint64_t* out = pt.limb(i);
-    for (size_t c = 0; c < n; ++c) out[c] = add_mod(c0[c], mul_mod(c1[c], s[c], m), q);
+    kernels::dot2(isa, out, nullptr, &c1, &s, nullptr, 1, nullptr, m, n);
+    kernels::add_mod(isa, out, c0, out, nullptr, q, n);
     if (ct.size() == 3) {
       const uint64_t* c2 = ct.limb(2, i);
       for (size_t c = 0; c < n; ++c) {

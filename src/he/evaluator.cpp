@@ -5,12 +5,33 @@
 #include "noise.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/encryptor.hpp"
+#include "veil/he/kernels.hpp"
 
 namespace veil::he {
 
 namespace {
 
 constexpr double kScaleTolerance = 1.0 / 65536;
+
+// Per-thread scratch buffers that keep their capacity between calls: fresh multi-megabyte
+// allocations in every key switch cost page faults (~7% of a relinearisation at N = 8192).
+// Slots: 0 coefficient copy (decompose), 1-2 the inner-product accumulators (keyswitch),
+// 3 per-task temporaries (only ever used inside one parallel_for task), 4 rescale input.
+enum ScratchSlot { kCoeff = 0, kAcc0, kAcc1, kTask, kRescale, kSlots };
+
+uint64_t* scratch(ScratchSlot slot, size_t words) {
+  thread_local std::vector<uint64_t> buffers[kSlots];
+  auto& b = buffers[slot];
+  if (b.size() < words) b.resize(words);
+  return b.data();
+}
+
+// Storage of the decomposed digits, reused by relinearize and rotate (not by hoisting, whose
+// decomposition outlives the call).
+std::vector<uint64_t>& digit_storage() {
+  thread_local std::vector<uint64_t> storage;
+  return storage;
+}
 
 // Copy of `a` restricted to its first level+1 limbs of every component.
 Ciphertext drop_copy(const Ciphertext& a, size_t level) {
@@ -60,12 +81,11 @@ void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
     a = std::move(grown);
   }
   a.set_seed(std::nullopt);
+  const Isa isa = active_isa();
   ctx_->pool().parallel_for(b.size() * (level + 1), [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
-    const uint64_t q = ctx_->prime(i).value;
-    uint64_t* x = a.limb(k, i);
-    const uint64_t* y = b.limb(k, i);
-    for (size_t c = 0; c < n; ++c) x[c] = add_mod(x[c], y[c], q);
+    kernels::add_mod(isa, a.limb(k, i), b.limb(k, i), a.limb(k, i), nullptr, ctx_->prime(i).value,
+                     n);
   });
   a.set_noise(detail::add_std(a.noise(), b.noise()));
 }
@@ -112,11 +132,10 @@ Ciphertext Evaluator::add_plain(const Ciphertext& a, const Plaintext& p) const {
   Ciphertext out = a;
   out.set_seed(std::nullopt);
   const size_t n = ctx_->n();
+  const Isa isa = active_isa();
   ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
-    const uint64_t q = ctx_->prime(i).value;
-    uint64_t* x = out.limb(0, i);
-    const uint64_t* y = p.limb(i);
-    for (size_t c = 0; c < n; ++c) x[c] = add_mod(x[c], y[c], q);
+    kernels::add_mod(isa, out.limb(0, i), p.limb(i), out.limb(0, i), nullptr, ctx_->prime(i).value,
+                     n);
   });
   return out;
 }
@@ -170,13 +189,12 @@ Ciphertext Evaluator::multiply_plain(const Ciphertext& a, const Plaintext& p) co
   if (std::log2(scale) >= ctx_->q_bits(level) - 1)
     throw InvalidArgument("multiply_plain: result scale exceeds the modulus; rescale first");
   Ciphertext out(a.context_id(), n, a.size(), level, scale);
+  const Isa isa = active_isa();
   ctx_->pool().parallel_for(a.size() * (level + 1), [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
-    const Modulus& m = ctx_->prime(i);
     const uint64_t* x = a.limb(k, i);
     const uint64_t* y = p.limb(i);
-    uint64_t* z = out.limb(k, i);
-    for (size_t c = 0; c < n; ++c) z[c] = mul_mod(x[c], y[c], m);
+    kernels::dot2(isa, out.limb(k, i), nullptr, &x, &y, nullptr, 1, nullptr, ctx_->prime(i), n);
   });
   const double rounding = std::sqrt(static_cast<double>(n) / 12.0);
   out.set_noise(detail::add_std(a.noise() * p.scale(), a.scale() * rounding));
@@ -262,12 +280,20 @@ Ciphertext Evaluator::multiply(const Ciphertext& a_in, const Ciphertext& b_in) c
     throw InvalidArgument("multiply: result scale exceeds the modulus; rescale first");
   const size_t n = ctx_->n();
   Ciphertext out(a->context_id(), n, 3, level, scale);
+  const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     const uint64_t *a0 = a->limb(0, i), *a1 = a->limb(1, i);
     const uint64_t *b0 = b->limb(0, i), *b1 = b->limb(1, i);
     uint64_t *d0 = out.limb(0, i), *d1 = out.limb(1, i), *d2 = out.limb(2, i);
-    if (same) {
+    if (isa == Isa::kAvx512 && ifma_friendly(m.value)) {
+      // IFMA products; the same for squaring (b = a).
+      const uint64_t* a01[2] = {a0, a1};
+      const uint64_t* b10[2] = {b1, b0};
+      kernels::dot2(isa, d0, nullptr, &a0, &b0, nullptr, 1, nullptr, m, n);
+      kernels::dot2(isa, d1, nullptr, a01, b10, nullptr, 2, nullptr, m, n);
+      kernels::dot2(isa, d2, nullptr, &a1, &b1, nullptr, 1, nullptr, m, n);
+    } else if (same) {
       for (size_t c = 0; c < n; ++c) {
         d0[c] = mul_mod(a0[c], a0[c], m);
         const uint64_t x = mul_mod(a0[c], a1[c], m);
@@ -303,30 +329,30 @@ size_t Evaluator::ext_prime(size_t level, size_t pos) const {
   return pos <= level ? pos : ctx_->q_count() + (pos - level - 1);
 }
 
-Evaluator::Decomposed Evaluator::decompose(const uint64_t* poly, size_t level) const {
+Evaluator::Decomposed Evaluator::decompose(const uint64_t* poly, size_t level,
+                                           std::vector<uint64_t> storage) const {
   const size_t n = ctx_->n();
   const size_t K = ctx_->special_count();
+  const Isa isa = active_isa();
   Decomposed d;
   d.level = level;
   d.digits = ctx_->digit_count(level);
   d.ext = level + 1 + K;
-  d.data.resize(d.digits * d.ext * n);
-  std::vector<uint64_t> coeff(poly, poly + (level + 1) * n);
+  d.data = std::move(storage);
+  if (d.data.size() < d.digits * d.ext * n) d.data.resize(d.digits * d.ext * n);
+  uint64_t* coeff = scratch(kCoeff, (level + 1) * n);
   auto& pool = ctx_->pool();
-  pool.parallel_for(level + 1, [&](size_t i) { ctx_->ntt(i).inverse(coeff.data() + i * n); });
-  if (K > 1) {
-    // y_i = [x_i * (B/b_i)^-1]_{b_i}, in place (the coefficient copy is not needed otherwise).
-    pool.parallel_for(level + 1, [&](size_t i) {
+  pool.parallel_for(level + 1, [&](size_t i) {
+    uint64_t* x = coeff + i * n;
+    std::copy(poly + i * n, poly + (i + 1) * n, x);
+    ctx_->ntt(i).inverse(x);
+    if (K > 1) {
+      // y_i = [x_i * (B/b_i)^-1]_{b_i}, the first step of the fast base conversion.
       const size_t j = i / K;
-      const size_t cnt = std::min(K, level + 1 - j * K);
-      const BaseConverter& bc = ctx_->digit_converter(j, cnt);
-      const size_t k = i - j * K;
-      const uint64_t q = ctx_->prime(i).value;
-      uint64_t* x = coeff.data() + i * n;
-      for (size_t c = 0; c < n; ++c)
-        x[c] = mul_shoup(x[c], bc.inv_punct[k], bc.inv_punct_shoup[k], q);
-    });
-  }
+      const BaseConverter& bc = ctx_->digit_converter(j, std::min(K, level + 1 - j * K));
+      kernels::sub_mul_const(isa, x, x, nullptr, bc.inv_punct[i - j * K], ctx_->prime(i), n);
+    }
+  });
   pool.parallel_for(d.digits * d.ext, [&](size_t task) {
     const size_t j = task / d.ext;
     const size_t pos = task % d.ext;
@@ -342,14 +368,7 @@ Evaluator::Decomposed Evaluator::decompose(const uint64_t* poly, size_t level) c
     const Modulus& t = ctx_->prime(pi);
     if (cnt == 1) {
       // Centered lift of the digit halves the key-switching noise.
-      const uint64_t qs = ctx_->prime(start).value;
-      const uint64_t half = qs >> 1;
-      const uint64_t* x = coeff.data() + start * n;
-      const uint64_t qs_mod_t = reduce64(qs, t);
-      for (size_t c = 0; c < n; ++c) {
-        const uint64_t v = x[c];
-        out[c] = v > half ? sub_mod(reduce64(v, t), qs_mod_t, t.value) : reduce64(v, t);
-      }
+      kernels::lift(isa, out, coeff + start * n, ctx_->prime(start).value, true, t, n);
     } else {
       const BaseConverter& bc = ctx_->digit_converter(j, cnt);
       for (size_t c = 0; c < n; ++c) {
@@ -369,53 +388,24 @@ void Evaluator::keyswitch(const Decomposed& d, const KeySwitchKey& key, const ui
   const size_t n = ctx_->n();
   const size_t K = ctx_->special_count();
   const size_t level = d.level;
+  const Isa isa = active_isa();
   auto& pool = ctx_->pool();
-  // Inner product over the digits, limb by limb, with 128-bit lazy accumulation (each product
-  // is below 2^122, so 32 of them never overflow).
-  std::vector<uint64_t> t0(d.ext * n), t1(d.ext * n);
+  // Inner product over the digits, limb by limb, with lazy reduction (kernels::dot2).
+  uint64_t* t0 = scratch(kAcc0, d.ext * n);
+  uint64_t* t1 = scratch(kAcc1, d.ext * n);
   pool.parallel_for(d.ext, [&](size_t pos) {
     const size_t pi = ext_prime(level, pos);
-    const Modulus& m = ctx_->prime(pi);
-    constexpr size_t kBlock = 256;
-    u128 acc0[kBlock], acc1[kBlock];
-    for (size_t c0 = 0; c0 < n; c0 += kBlock) {
-      const size_t len = std::min(kBlock, n - c0);
-      for (size_t c = 0; c < len; ++c) acc0[c] = acc1[c] = 0;
-      for (size_t j = 0; j < d.digits; ++j) {
-        const uint64_t* dj = d.data.data() + (j * d.ext + pos) * n;
-        const uint64_t* bj = key.b(j).data() + pi * n + c0;
-        const uint64_t* aj = key.a(j).data() + pi * n + c0;
-        if (perm) {
-          const uint32_t* pp = perm + c0;
-          for (size_t c = 0; c < len; ++c) {
-            const uint64_t x = dj[pp[c]];
-            acc0[c] += static_cast<u128>(x) * bj[c];
-            acc1[c] += static_cast<u128>(x) * aj[c];
-          }
-        } else {
-          const uint64_t* dd = dj + c0;
-          for (size_t c = 0; c < len; ++c) {
-            acc0[c] += static_cast<u128>(dd[c]) * bj[c];
-            acc1[c] += static_cast<u128>(dd[c]) * aj[c];
-          }
-        }
-        if ((j & 31) == 31) {
-          for (size_t c = 0; c < len; ++c) {
-            acc0[c] = reduce128(acc0[c], m);
-            acc1[c] = reduce128(acc1[c], m);
-          }
-        }
-      }
-      uint64_t* o0 = t0.data() + pos * n + c0;
-      uint64_t* o1 = t1.data() + pos * n + c0;
-      for (size_t c = 0; c < len; ++c) {
-        o0[c] = reduce128(acc0[c], m);
-        o1[c] = reduce128(acc1[c], m);
-      }
+    std::vector<const uint64_t*> dp(d.digits), bp(d.digits), ap(d.digits);
+    for (size_t j = 0; j < d.digits; ++j) {
+      dp[j] = d.data.data() + (j * d.ext + pos) * n;
+      bp[j] = key.b(j).data() + pi * n;
+      ap[j] = key.a(j).data() + pi * n;
     }
+    kernels::dot2(isa, t0 + pos * n, t1 + pos * n, dp.data(), bp.data(), ap.data(), d.digits, perm,
+                  ctx_->prime(pi), n);
   });
   // ModDown by P: (t - FastBConv_P->Q([t]_P)) * P^-1.
-  uint64_t* ts[2] = {t0.data(), t1.data()};
+  uint64_t* ts[2] = {t0, t1};
   uint64_t* outs[2] = {ks0, ks1};
   pool.parallel_for(2 * K, [&](size_t task) {
     const size_t w = task / K, k = task % K;
@@ -424,25 +414,16 @@ void Evaluator::keyswitch(const Decomposed& d, const KeySwitchKey& key, const ui
     ctx_->ntt(pi).inverse(x);
     if (K > 1) {
       const BaseConverter& bc = ctx_->special_converter();
-      const uint64_t q = ctx_->prime(pi).value;
-      for (size_t c = 0; c < n; ++c)
-        x[c] = mul_shoup(x[c], bc.inv_punct[k], bc.inv_punct_shoup[k], q);
+      kernels::sub_mul_const(isa, x, x, nullptr, bc.inv_punct[k], ctx_->prime(pi), n);
     }
   });
   pool.parallel_for(2 * (level + 1), [&](size_t task) {
     const size_t w = task / (level + 1), i = task % (level + 1);
     const Modulus& m = ctx_->prime(i);
-    const uint64_t q = m.value;
-    std::vector<uint64_t> conv(n);
+    uint64_t* conv = scratch(kTask, n);
     if (K == 1) {
-      const uint64_t p = ctx_->prime(ctx_->q_count()).value;
-      const uint64_t half = p >> 1;
-      const uint64_t p_mod = reduce64(p, m);
-      const uint64_t* x = ts[w] + (level + 1) * n;
-      for (size_t c = 0; c < n; ++c) {
-        const uint64_t v = x[c];
-        conv[c] = v > half ? sub_mod(reduce64(v, m), p_mod, q) : reduce64(v, m);
-      }
+      kernels::lift(isa, conv, ts[w] + (level + 1) * n, ctx_->prime(ctx_->q_count()).value, true, m,
+                    n);
     } else {
       const BaseConverter& bc = ctx_->special_converter();
       for (size_t c = 0; c < n; ++c) {
@@ -452,11 +433,8 @@ void Evaluator::keyswitch(const Decomposed& d, const KeySwitchKey& key, const ui
         conv[c] = reduce128(acc, m);
       }
     }
-    ctx_->ntt(i).forward(conv.data());
-    const uint64_t pinv = ctx_->p_inv(i), pinv_s = ctx_->p_inv_shoup(i);
-    const uint64_t* t = ts[w] + i * n;
-    uint64_t* out = outs[w] + i * n;
-    for (size_t c = 0; c < n; ++c) out[c] = mul_shoup(t[c] + q - conv[c], pinv, pinv_s, q);
+    ctx_->ntt(i).forward(conv);
+    kernels::sub_mul_const(isa, outs[w] + i * n, ts[w] + i * n, conv, ctx_->p_inv(i), m, n);
   });
 }
 
@@ -466,15 +444,15 @@ Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKeys& rk) cons
   check_key(rk.key());
   const size_t n = ctx_->n();
   const size_t level = a.level();
-  const Decomposed d = decompose(a.poly(2), level);
+  const Isa isa = active_isa();
+  Decomposed d = decompose(a.poly(2), level, std::move(digit_storage()));
   Ciphertext out(a.context_id(), n, 2, level, a.scale());
   keyswitch(d, rk.key(), nullptr, out.poly(0), out.poly(1));
+  digit_storage() = std::move(d.data);
   ctx_->pool().parallel_for(2 * (level + 1), [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
-    const uint64_t q = ctx_->prime(i).value;
-    uint64_t* x = out.limb(k, i);
-    const uint64_t* y = a.limb(k, i);
-    for (size_t c = 0; c < n; ++c) x[c] = add_mod(x[c], y[c], q);
+    kernels::add_mod(isa, out.limb(k, i), a.limb(k, i), out.limb(k, i), nullptr,
+                     ctx_->prime(i).value, n);
   });
   out.set_noise(std::sqrt(a.noise() * a.noise() + detail::keyswitch_var(*ctx_, level)));
   return out;
@@ -488,30 +466,24 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
   const size_t level = a.level();
   if (level == 0) throw InvalidArgument("rescale: no level left");
   const size_t n = ctx_->n();
+  const Isa isa = active_isa();
   const Modulus& ql = ctx_->prime(level);
-  const uint64_t half = ql.value >> 1;
-  std::vector<uint64_t> last(a.size() * n);
+  uint64_t* last = scratch(kRescale, a.size() * n);
   ctx_->pool().parallel_for(a.size(), [&](size_t k) {
-    uint64_t* v = last.data() + k * n;
+    uint64_t* v = last + k * n;
     std::copy(a.limb(k, level), a.limb(k, level) + n, v);
     ctx_->ntt(level).inverse(v);
-    // Adding q_l/2 turns the floor below into rounding to the nearest integer.
-    for (size_t c = 0; c < n; ++c) v[c] = add_mod(v[c], half, ql.value);
   });
   Ciphertext out(a.context_id(), n, a.size(), level - 1, a.scale() / ql.value);
   ctx_->pool().parallel_for(a.size() * level, [&](size_t t) {
     const size_t k = t / level, i = t % level;
     const Modulus& m = ctx_->prime(i);
-    const uint64_t q = m.value;
-    const uint64_t half_mod = reduce64(half, m);
-    std::vector<uint64_t> r(n);
-    const uint64_t* v = last.data() + k * n;
-    for (size_t c = 0; c < n; ++c) r[c] = sub_mod(reduce64(v[c], m), half_mod, q);
-    ctx_->ntt(i).forward(r.data());
-    const uint64_t inv = ctx_->inv_q_last(level, i), inv_s = ctx_->inv_q_last_shoup(level, i);
-    const uint64_t* x = a.limb(k, i);
-    uint64_t* z = out.limb(k, i);
-    for (size_t c = 0; c < n; ++c) z[c] = mul_shoup(x[c] + q - r[c], inv, inv_s, q);
+    uint64_t* r = scratch(kTask, n);
+    // Subtracting the centered representative of [x]_{q_l} makes the division by q_l round to
+    // the nearest integer (the same as adding q_l/2 before and subtracting it after the lift).
+    kernels::lift(isa, r, last + k * n, ql.value, true, m, n);
+    ctx_->ntt(i).forward(r);
+    kernels::sub_mul_const(isa, out.limb(k, i), a.limb(k, i), r, ctx_->inv_q_last(level, i), m, n);
   });
   const double qd = static_cast<double>(ql.value);
   out.set_noise(std::sqrt(std::pow(a.noise() / qd, 2) + detail::rounding_var(*ctx_)));
@@ -541,14 +513,11 @@ Ciphertext Evaluator::galois_with(const Ciphertext& a, const Decomposed& d, uint
   const size_t level = a.level();
   const auto& perm = ctx_->galois_permutation(g);
   Ciphertext out(a.context_id(), n, 2, level, a.scale());
-  std::vector<uint64_t> ks0((level + 1) * n);
-  keyswitch(d, key, perm.data(), ks0.data(), out.poly(1));
+  keyswitch(d, key, perm.data(), out.poly(0), out.poly(1));
+  const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
-    const uint64_t q = ctx_->prime(i).value;
-    const uint64_t* x = a.limb(0, i);
-    const uint64_t* y = ks0.data() + i * n;
-    uint64_t* z = out.limb(0, i);
-    for (size_t c = 0; c < n; ++c) z[c] = add_mod(x[perm[c]], y[c], q);
+    kernels::add_mod(isa, out.limb(0, i), a.limb(0, i), out.limb(0, i), perm.data(),
+                     ctx_->prime(i).value, n);
   });
   out.set_noise(std::sqrt(a.noise() * a.noise() + detail::keyswitch_var(*ctx_, level)));
   return out;
@@ -559,8 +528,10 @@ Ciphertext Evaluator::apply_galois(const Ciphertext& a, uint32_t g, const Galois
   if (a.size() != 2) throw InvalidArgument("rotate: relinearize first");
   const KeySwitchKey& key = gk.key(g);
   check_key(key);
-  const Decomposed d = decompose(a.poly(1), a.level());
-  return galois_with(a, d, g, key);
+  Decomposed d = decompose(a.poly(1), a.level(), std::move(digit_storage()));
+  Ciphertext out = galois_with(a, d, g, key);
+  digit_storage() = std::move(d.data);
+  return out;
 }
 
 Ciphertext Evaluator::rotate(const Ciphertext& a, int step, const GaloisKeys& gk) const {
@@ -599,7 +570,7 @@ std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, std::span
     if (g != 1) check_key(gk.key(g));
     elements.push_back(g);
   }
-  const Decomposed d = decompose(a.poly(1), a.level());
+  const Decomposed d = decompose(a.poly(1), a.level(), {});
   std::vector<Ciphertext> out;
   out.reserve(steps.size());
   for (uint32_t g : elements) {

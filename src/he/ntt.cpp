@@ -1,5 +1,6 @@
 #include "veil/he/ntt.hpp"
 
+#include "kernels_avx512.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::he {
@@ -34,9 +35,47 @@ NttTables::NttTables(const Modulus& modulus, size_t n) : mod_(modulus), n_(n) {
   inv_n_shoup_ = shoup(inv_n_, q);
   last_w_ = mul_mod(inv_roots_[1], inv_n_, mod_);
   last_w_shoup_ = shoup(last_w_, q);
+  ifma_ = ifma_friendly(q);
+  if (ifma_) {
+    auto shoup52 = [q](uint64_t w) {
+      return static_cast<uint64_t>((static_cast<u128>(w) << 52) / q);
+    };
+    roots_shoup52_.resize(n);
+    inv_roots_shoup52_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      roots_shoup52_[i] = shoup52(roots_[i]);
+      inv_roots_shoup52_[i] = shoup52(inv_roots_[i]);
+    }
+    inv_n_shoup52_ = shoup52(inv_n_);
+    last_w_shoup52_ = shoup52(last_w_);
+  }
 }
 
-void NttTables::forward(uint64_t* a) const {
+// The vector kernels regroup butterflies in blocks of 16 coefficients.
+void NttTables::forward(uint64_t* a, Isa isa) const {
+  if (isa == Isa::kAvx512 && detected_isa() == Isa::kAvx512 && n_ >= 16) {
+    avx512::ntt_forward(a, n_, mod_.value, roots_.data(),
+                        ifma_ ? roots_shoup52_.data() : roots_shoup_.data(), ifma_);
+    return;
+  }
+  forward_scalar(a);
+}
+
+void NttTables::inverse(uint64_t* a, Isa isa) const {
+  if (isa == Isa::kAvx512 && detected_isa() == Isa::kAvx512 && n_ >= 16) {
+    if (ifma_) {
+      avx512::ntt_inverse(a, n_, mod_.value, inv_roots_.data(), inv_roots_shoup52_.data(), inv_n_,
+                          inv_n_shoup52_, last_w_, last_w_shoup52_, true);
+    } else {
+      avx512::ntt_inverse(a, n_, mod_.value, inv_roots_.data(), inv_roots_shoup_.data(), inv_n_,
+                          inv_n_shoup_, last_w_, last_w_shoup_, false);
+    }
+    return;
+  }
+  inverse_scalar(a);
+}
+
+void NttTables::forward_scalar(uint64_t* a) const {
   const uint64_t q = mod_.value;
   const uint64_t two_q = 2 * q;
   const size_t n = n_;
@@ -73,7 +112,7 @@ void NttTables::forward(uint64_t* a) const {
   }
 }
 
-void NttTables::inverse(uint64_t* a) const {
+void NttTables::inverse_scalar(uint64_t* a) const {
   const uint64_t q = mod_.value;
   const uint64_t two_q = 2 * q;
   const size_t n = n_;

@@ -41,6 +41,8 @@ class CkksEncoder {
   std::vector<uint64_t> rot_group_;             // 5^j mod 2n
   std::vector<std::complex<double>> ksi_pows_;  // exp(2 pi i k / 2n), k = 0 .. 2n
   std::vector<uint32_t> bitrev_;
+  // Per-stage twiddles of the special FFT and of its inverse (see the constructor).
+  std::vector<std::complex<double>> fft_roots_, fft_inv_roots_;
 };
 
 }  // namespace veil::he

@@ -72,7 +72,8 @@ class Evaluator {
     std::vector<uint64_t> data;
   };
   size_t ext_prime(size_t level, size_t pos) const;
-  Decomposed decompose(const uint64_t* poly, size_t level) const;
+  // `storage` is reused for the digits when large enough.
+  Decomposed decompose(const uint64_t* poly, size_t level, std::vector<uint64_t> storage) const;
   // (ks0, ks1) = ModDown_P(sum_j D_j * key_j), D_j optionally permuted by a Galois element.
   void keyswitch(const Decomposed& d, const KeySwitchKey& key, const uint32_t* perm, uint64_t* ks0,
                  uint64_t* ks1) const;

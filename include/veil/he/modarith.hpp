@@ -48,12 +48,15 @@ inline uint64_t mul_mod(uint64_t a, uint64_t b, const Modulus& m) {
   return reduce128(static_cast<u128>(a) * b, m);
 }
 
+// Branch-free: on random residues the comparisons are unpredictable.
 inline uint64_t add_mod(uint64_t a, uint64_t b, uint64_t q) {
-  uint64_t s = a + b;
-  return s >= q ? s - q : s;
+  const uint64_t s = a + b;
+  return s - (q & (uint64_t{0} - static_cast<uint64_t>(s >= q)));
 }
 
-inline uint64_t sub_mod(uint64_t a, uint64_t b, uint64_t q) { return a >= b ? a - b : a + q - b; }
+inline uint64_t sub_mod(uint64_t a, uint64_t b, uint64_t q) {
+  return a - b + (q & (uint64_t{0} - static_cast<uint64_t>(a < b)));
+}
 
 inline uint64_t neg_mod(uint64_t a, uint64_t q) { return a == 0 ? 0 : q - a; }
 

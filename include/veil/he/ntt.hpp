@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "veil/he/kernels.hpp"
 #include "veil/he/modarith.hpp"
 
 namespace veil::he {
@@ -19,9 +20,12 @@ class NttTables {
  public:
   NttTables(const Modulus& modulus, size_t n);
 
-  // In place; input and output in [0, q).
-  void forward(uint64_t* a) const;
-  void inverse(uint64_t* a) const;
+  // In place; input and output in [0, q). The kernel follows active_isa(); every kernel gives
+  // the same output.
+  void forward(uint64_t* a) const { forward(a, active_isa()); }
+  void inverse(uint64_t* a) const { inverse(a, active_isa()); }
+  void forward(uint64_t* a, Isa isa) const;
+  void inverse(uint64_t* a, Isa isa) const;
 
   const Modulus& modulus() const { return mod_; }
   size_t n() const { return n_; }
@@ -34,6 +38,13 @@ class NttTables {
   std::vector<uint64_t> roots_, roots_shoup_, inv_roots_, inv_roots_shoup_;
   uint64_t inv_n_, inv_n_shoup_;
   uint64_t last_w_, last_w_shoup_;  // inv_roots_[1] / n, for the fused last inverse stage
+  // Radix-2^52 Shoup companions for the IFMA kernels (only when ifma_friendly(q)).
+  bool ifma_ = false;
+  std::vector<uint64_t> roots_shoup52_, inv_roots_shoup52_;
+  uint64_t inv_n_shoup52_ = 0, last_w_shoup52_ = 0;
+
+  void forward_scalar(uint64_t* a) const;
+  void inverse_scalar(uint64_t* a) const;
 };
 
 // Bit reversal of the low `bits` bits.

@@ -1,0 +1,55 @@
+// Vector kernels behind the NTT and the RNS pointwise operations, selected at run time.
+//
+// The library is built for x86-64-v2 (no AVX), so the AVX-512 kernels are compiled with function
+// target attributes and picked by `active_isa()` from the CPU flags (AVX-512 F/DQ/VL/IFMA). Every
+// kernel returns canonical residues in [0, q), so all implementations give bit-identical output
+// (tested). Setting the environment variable VEIL_HE_SCALAR=1 forces the scalar kernels.
+//
+// AVX-512 arithmetic: for primes q < 2^50 the IFMA52 instructions give exact 52x52-bit products
+// (Shoup's multiplication with a 2^52 radix, as in Intel HEXL, Boemer et al., WAHC 2021); for
+// larger primes the high half of a 64x64-bit product is assembled from four 32x32-bit products.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "veil/he/modarith.hpp"
+
+namespace veil::he {
+
+enum class Isa { kScalar = 0, kAvx512 = 1 };
+
+// What the CPU supports (ignores VEIL_HE_SCALAR).
+Isa detected_isa();
+// What the kernels use: detected_isa() unless VEIL_HE_SCALAR is set.
+Isa active_isa();
+const char* isa_name(Isa isa);
+
+// True if the IFMA52 path applies to q (Harvey's lazy forms need 4q < 2^52).
+inline bool ifma_friendly(uint64_t q) { return q < (uint64_t{1} << 50); }
+
+namespace kernels {
+
+// out[c] = (x[c] - y[c]) * w mod q with x, y in [0, q) (y may be null: out = x * w). In place
+// (out == x) is allowed.
+void sub_mul_const(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
+                   const Modulus& m, size_t n);
+
+// out[c] = x[perm ? perm[c] : c] + y[c] mod q, inputs in [0, q). out may alias y (not x when
+// perm is set).
+void add_mod(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, const uint32_t* perm,
+             uint64_t q, size_t n);
+
+// Lifts residues x[c] modulo a prime s (in [0, s)) to the prime t: out = x mod t, or, if
+// centered, the residue of the centered representative (x > s/2 ? x - s : x) mod t.
+void lift(Isa isa, uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Modulus& t,
+          size_t n);
+
+// Inner products modulo q: out0[c] = sum_j d_j[i(c)] * k0_j[c] and, if out1 is not null,
+// out1[c] = sum_j d_j[i(c)] * k1_j[c], with i(c) = perm ? perm[c] : c. All inputs in [0, q).
+void dot2(Isa isa, uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
+          const uint64_t* const* k0, const uint64_t* const* k1, size_t terms, const uint32_t* perm,
+          const Modulus& m, size_t n);
+
+}  // namespace kernels
+}  // namespace veil::he

@@ -1,0 +1,114 @@
+#include "veil/he/kernels.hpp"
+
+#include <cstdlib>
+
+#include "kernels_avx512.hpp"
+
+namespace veil::he {
+
+Isa detected_isa() {
+  static const Isa isa = [] {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512ifma"))
+      return Isa::kAvx512;
+#endif
+    return Isa::kScalar;
+  }();
+  return isa;
+}
+
+Isa active_isa() {
+  static const Isa isa = [] {
+    const char* env = std::getenv("VEIL_HE_SCALAR");
+    if (env && *env && *env != '0') return Isa::kScalar;
+    return detected_isa();
+  }();
+  return isa;
+}
+
+const char* isa_name(Isa isa) { return isa == Isa::kAvx512 ? "avx512-ifma" : "scalar"; }
+
+namespace kernels {
+
+namespace {
+// Vector kernels need whole vectors and a CPU that has them.
+bool use_avx512(Isa isa, size_t n) {
+  return isa == Isa::kAvx512 && detected_isa() == Isa::kAvx512 && n % 8 == 0;
+}
+
+// 128-bit lazy accumulation: products are below 2^122, so 32 of them cannot overflow.
+template <bool Two, bool Perm>
+void dot2_scalar(uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
+                 const uint64_t* const* k0, const uint64_t* const* k1, size_t terms,
+                 const uint32_t* perm, const Modulus& m, size_t n) {
+  for (size_t c = 0; c < n; ++c) {
+    const size_t ic = Perm ? perm[c] : c;
+    u128 acc0 = 0, acc1 = 0;
+    for (size_t j = 0; j < terms; ++j) {
+      const uint64_t x = d[j][ic];
+      acc0 += static_cast<u128>(x) * k0[j][c];
+      if (Two) acc1 += static_cast<u128>(x) * k1[j][c];
+      if ((j & 31) == 31) {
+        acc0 = reduce128(acc0, m);
+        if (Two) acc1 = reduce128(acc1, m);
+      }
+    }
+    out0[c] = reduce128(acc0, m);
+    if (Two) out1[c] = reduce128(acc1, m);
+  }
+}
+
+}  // namespace
+
+void sub_mul_const(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
+                   const Modulus& m, size_t n) {
+  if (use_avx512(isa, n)) return avx512::sub_mul_const(out, x, y, w, m, n);
+  const uint64_t q = m.value;
+  const uint64_t ws = shoup(w, q);
+  if (y) {
+    for (size_t c = 0; c < n; ++c) out[c] = mul_shoup(x[c] + q - y[c], w, ws, q);
+  } else {
+    for (size_t c = 0; c < n; ++c) out[c] = mul_shoup(x[c], w, ws, q);
+  }
+}
+
+void add_mod(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, const uint32_t* perm,
+             uint64_t q, size_t n) {
+  if (use_avx512(isa, n)) return avx512::add_mod(out, x, y, perm, q, n);
+  if (perm) {
+    for (size_t c = 0; c < n; ++c) out[c] = veil::he::add_mod(x[perm[c]], y[c], q);
+  } else {
+    for (size_t c = 0; c < n; ++c) out[c] = veil::he::add_mod(x[c], y[c], q);
+  }
+}
+
+void lift(Isa isa, uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Modulus& t,
+          size_t n) {
+  if (use_avx512(isa, n)) return avx512::lift(out, x, s, centered, t, n);
+  const uint64_t half = s >> 1;
+  const uint64_t s_mod_t = reduce64(s, t);
+  for (size_t c = 0; c < n; ++c) {
+    const uint64_t v = x[c];
+    const uint64_t r = reduce64(v, t);
+    out[c] = centered && v > half ? sub_mod(r, s_mod_t, t.value) : r;
+  }
+}
+
+void dot2(Isa isa, uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
+          const uint64_t* const* k0, const uint64_t* const* k1, size_t terms, const uint32_t* perm,
+          const Modulus& m, size_t n) {
+  if (terms > 0 && ifma_friendly(m.value) && use_avx512(isa, n))
+    return avx512::dot2_ifma(out0, out1, d, k0, k1, terms, perm, m.value, n);
+  if (out1) {
+    perm ? dot2_scalar<true, true>(out0, out1, d, k0, k1, terms, perm, m, n)
+         : dot2_scalar<true, false>(out0, out1, d, k0, k1, terms, perm, m, n);
+  } else {
+    perm ? dot2_scalar<false, true>(out0, out1, d, k0, k1, terms, perm, m, n)
+         : dot2_scalar<false, false>(out0, out1, d, k0, k1, terms, perm, m, n);
+  }
+}
+
+}  // namespace kernels
+}  // namespace veil::he
