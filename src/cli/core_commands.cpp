@@ -1,7 +1,278 @@
+// veil train | eval | infer | info
+#include <fmt/format.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+
+#include "common.hpp"
 #include "veil/cli/commands.hpp"
+#include "veil/core/error.hpp"
+#include "veil/data/dataset.hpp"
+#include "veil/data/npy.hpp"
+#include "veil/model/onnx.hpp"
+#include "veil/model/summary.hpp"
+#include "veil/model/zoo.hpp"
+#include "veil/nn/executor.hpp"
+#include "veil/nn/preprocess.hpp"
+#include "veil/nn/trainer.hpp"
 
 namespace veil::cli {
 
-void add_core_commands(CLI::App& app) {}
+namespace {
+
+struct TrainArgs {
+  std::string arch = "lenet5";
+  std::string data = "fashion-mnist";
+  std::string out;
+  int epochs = 10;
+  int64_t batch = 64;
+  float lr = -1;  // per-architecture default
+  float momentum = 0.9f;
+  float weight_decay = 5e-4f;
+  std::string schedule = "cosine";
+  int64_t crop_pad = -1;  // per-architecture default
+  int flip = -1;
+  uint64_t seed = 1;
+  int64_t limit = 0;
+  int64_t test_limit = 0;
+  bool json = false;
+  bool quiet = false;
+};
+
+void run_train(const TrainArgs& a) {
+  if (a.out.empty()) throw InvalidArgument("--out is required");
+  auto train_set = data::load_dataset(a.data, data::Split::Train, a.limit);
+  auto test_set = data::load_dataset(a.data, data::Split::Test, a.test_limit);
+  const auto& s = train_set.images.shape();
+  model::ArchSpec spec{s[1], s[2], s[3], train_set.num_classes, a.seed};
+  model::Model m = model::build_arch(a.arch, spec);
+  m.metadata["veil.dataset"] = a.data;
+  if (!train_set.class_names.empty()) {
+    std::string names;
+    for (size_t i = 0; i < train_set.class_names.size(); ++i)
+      names += (i ? "," : "") + train_set.class_names[i];
+    m.metadata["veil.class_names"] = names;
+  }
+
+  nn::TrainOptions o;
+  o.epochs = a.epochs;
+  o.batch_size = a.batch;
+  const bool deep = a.arch == "resnet20" || a.arch == "vgg-small";
+  o.lr = a.lr > 0 ? a.lr : (deep ? 0.1f : 0.05f);
+  if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw InvalidArgument("--lr must be positive");
+  o.sgd.momentum = a.momentum;
+  o.sgd.weight_decay = a.weight_decay;
+  if (a.schedule == "cosine")
+    o.schedule = nn::LrSchedule::Cosine;
+  else if (a.schedule == "step")
+    o.schedule = nn::LrSchedule::Step, o.step_epochs = std::max(1, a.epochs / 3);
+  else if (a.schedule == "constant")
+    o.schedule = nn::LrSchedule::Constant;
+  else
+    throw InvalidArgument("--schedule must be cosine, step or constant");
+  o.crop_pad = a.crop_pad >= 0 ? a.crop_pad : (deep ? 2 : 0);
+  o.flip = a.flip >= 0 ? a.flip != 0 : deep;
+  o.seed = a.seed;
+  o.progress = !a.quiet;
+  o.normalization = data::Normalization::fit(train_set);
+  nn::set_normalization(m, o.normalization);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto history = nn::train(m, train_set, &test_set, o, [&](const nn::EpochStats& e) {
+    if (!a.json && !a.quiet)
+      fmt::print(stderr,
+                 "epoch {:>3}  lr {:.4f}  loss {:.4f}  train {:.2f}%  test top-1 {:.2f}%  top-5 "
+                 "{:.2f}%  {:.0f} img/s\n",
+                 e.epoch, e.lr, e.train_loss, 100 * e.train_top1, 100 * e.test_top1,
+                 100 * e.test_top5, e.images_per_s);
+  });
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  model::save_onnx(m, a.out);
+  const auto& last = history.back();
+  if (a.json) {
+    nlohmann::json j;
+    j["arch"] = a.arch;
+    j["data"] = a.data;
+    j["out"] = a.out;
+    j["train_images"] = train_set.size();
+    j["test_images"] = test_set.size();
+    j["seconds"] = secs;
+    j["test_top1"] = last.test_top1;
+    j["test_top5"] = last.test_top5;
+    for (const auto& e : history)
+      j["epochs"].push_back({{"epoch", e.epoch},
+                             {"lr", e.lr},
+                             {"train_loss", e.train_loss},
+                             {"train_top1", e.train_top1},
+                             {"test_top1", e.test_top1},
+                             {"test_top5", e.test_top5},
+                             {"seconds", e.seconds},
+                             {"images_per_s", e.images_per_s}});
+    print_json(j);
+  } else {
+    fmt::print(
+        "trained {} on {} ({} images, {} epochs, {:.1f} s): test top-1 {:.2f}%, top-5 {:.2f}% -> "
+        "{}\n",
+        a.arch, a.data, train_set.size(), a.epochs, secs, 100 * last.test_top1,
+        100 * last.test_top5, a.out);
+  }
+}
+
+struct EvalArgs {
+  std::string model;
+  std::string data = "fashion-mnist";
+  int64_t limit = 0;
+  int64_t batch = 256;
+  std::string normalize;
+  bool json = false;
+  bool quiet = false;
+};
+
+void run_eval(const EvalArgs& a) {
+  if (a.limit < 0) throw InvalidArgument("--limit must not be negative");
+  auto m = load_model(a.model);
+  auto set = data::load_dataset(a.data, data::Split::Test, a.limit);
+  nn::EvalOptions o;
+  o.batch_size = a.batch;
+  o.normalization = input_normalization(m, a.normalize);
+  o.progress = !a.quiet && !a.json;
+  auto r = nn::evaluate(m, set, o);
+  if (a.json) {
+    print_json({{"model", a.model},
+                {"data", a.data},
+                {"images", r.count},
+                {"top1", r.top1},
+                {"top5", r.top5},
+                {"seconds", r.seconds},
+                {"images_per_s", r.images_per_s}});
+  } else {
+    fmt::print("{} on {} ({} images): top-1 {:.2f}%  top-5 {:.2f}%  ({:.0f} images/s)\n", a.model,
+               a.data, r.count, 100 * r.top1, 100 * r.top5, r.images_per_s);
+  }
+}
+
+struct InferArgs {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+};
+
+void run_infer(const InferArgs& a) {
+  auto m = load_model(a.model);
+  if (a.inputs.size() != m.graph.inputs.size())
+    throw InvalidArgument(fmt::format("the model has {} inputs but {} --input files were given",
+                                      m.graph.inputs.size(), a.inputs.size()));
+  if (a.outputs.empty() || a.outputs.size() > m.graph.outputs.size())
+    throw InvalidArgument(fmt::format("give one --output per model output (the model has {})",
+                                      m.graph.outputs.size()));
+  std::vector<Tensor> xs;
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    Tensor t = data::read_tensor(a.inputs[i]);
+    const auto& want = m.graph.inputs[i].shape;
+    bool ok = want.empty() || want.size() == t.shape().size();
+    for (size_t d = 0; ok && d < want.size(); ++d) ok = want[d] < 0 || want[d] == t.shape()[d];
+    if (!ok)
+      throw InvalidArgument(fmt::format("input '{}' has shape {} but the model's input '{}' is {}",
+                                        a.inputs[i], shape_to_string(t.shape()),
+                                        m.graph.inputs[i].name, shape_to_string(want)));
+    xs.push_back(std::move(t));
+  }
+  nn::Executor exec(m);
+  auto ys = exec.forward(xs);
+  for (size_t i = 0; i < a.outputs.size(); ++i) data::write_npy(a.outputs[i], ys[i]);
+}
+
+struct InfoArgs {
+  std::string model;
+  bool json = false;
+};
+
+void run_info(const InfoArgs& a) {
+  auto m = load_model(a.model);
+  auto s = model::summarize(m);
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["opset"] = m.opset;
+    j["input_shape"] = s.input_shape;
+    j["params"] = s.params;
+    j["macs"] = s.macs;
+    j["relus"] = s.relus;
+    j["metadata"] = m.metadata;
+    for (const auto& l : s.layers)
+      j["layers"].push_back({{"name", l.name},
+                             {"op", l.op_type},
+                             {"output_shape", l.output_shape},
+                             {"params", l.params},
+                             {"macs", l.macs},
+                             {"relus", l.relus}});
+    print_json(j);
+    return;
+  }
+  fmt::print("{}  (opset {}, input {})\n", a.model, m.opset, shape_to_string(s.input_shape));
+  fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", "layer", "op", "output", "params",
+             "MACs", "ReLUs");
+  for (const auto& l : s.layers)
+    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", l.name.substr(0, 28), l.op_type,
+               shape_to_string(l.output_shape), l.params, l.macs, l.relus);
+  fmt::print("total: {} parameters, {} MACs, {} ReLUs per image\n", human_count(s.params),
+             human_count(s.macs), human_count(s.relus));
+  for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", k, v);
+}
+
+}  // namespace
+
+void add_core_commands(CLI::App& app) {
+  auto ta = std::make_shared<TrainArgs>();
+  auto* train = app.add_subcommand("train", "Train a built-in architecture and export it to ONNX");
+  train->add_option("--arch", ta->arch, "lenet5 | mlp | vgg-small | resnet20")
+      ->check(CLI::IsMember(model::arch_names()));
+  train->add_option("--data", ta->data, "fashion-mnist or a dataset directory");
+  train->add_option("--epochs", ta->epochs, "Epochs")->check(CLI::PositiveNumber);
+  train->add_option("--batch", ta->batch, "Batch size")->check(CLI::PositiveNumber);
+  train->add_option("--lr", ta->lr, "Initial learning rate (default 0.05, 0.1 for deep nets)");
+  train->add_option("--momentum", ta->momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
+  train->add_option("--weight-decay", ta->weight_decay, "L2 weight decay")
+      ->check(CLI::Range(0.0, 1.0));
+  train->add_option("--schedule", ta->schedule, "cosine | step | constant");
+  train->add_option("--crop-pad", ta->crop_pad, "Random-crop padding in pixels (0 = off)");
+  train->add_option("--flip", ta->flip, "Random horizontal flip (1 = on, 0 = off)");
+  train->add_option("--seed", ta->seed, "Seed for initialisation, shuffling and augmentation");
+  train->add_option("--limit", ta->limit, "Use only the first N training images");
+  train->add_option("--test-limit", ta->test_limit, "Use only the first N test images");
+  train->add_option("--out", ta->out, "Output ONNX file")->required();
+  train->add_flag("--json", ta->json, "Machine-readable summary on stdout");
+  train->add_flag("--quiet", ta->quiet, "No progress output");
+  train->callback([ta] { run_train(*ta); });
+
+  auto ea = std::make_shared<EvalArgs>();
+  auto* eval = app.add_subcommand("eval", "Top-1 / top-5 accuracy of a model on a test set");
+  eval->add_option("--model", ea->model, "ONNX model")->required();
+  eval->add_option("--data", ea->data, "fashion-mnist or a dataset directory");
+  eval->add_option("--limit", ea->limit, "Evaluate only the first N test images");
+  eval->add_option("--batch", ea->batch, "Batch size")->check(CLI::PositiveNumber);
+  eval->add_option("--normalize", ea->normalize,
+                   "MEAN,STD applied to [0,1] pixels (default: from the model's metadata)");
+  eval->add_flag("--json", ea->json, "Machine-readable result on stdout");
+  eval->add_flag("--quiet", ea->quiet, "No progress output");
+  eval->callback([ea] { run_eval(*ea); });
+
+  auto ia = std::make_shared<InferArgs>();
+  auto* infer = app.add_subcommand("infer", "Run a model on tensors from .npy or .pb files");
+  infer->add_option("--model", ia->model, "ONNX model")->required();
+  infer
+      ->add_option("--input", ia->inputs,
+                   "Input tensor (.npy or ONNX TensorProto .pb), in graph order")
+      ->required();
+  infer->add_option("--output", ia->outputs, "Output .npy file, one per graph output")->required();
+  infer->callback([ia] { run_infer(*ia); });
+
+  auto fa = std::make_shared<InfoArgs>();
+  auto* info = app.add_subcommand("info", "Layers, shapes, parameters, MACs and ReLU count");
+  info->add_option("--model", fa->model, "ONNX model")->required();
+  info->add_flag("--json", fa->json, "Machine-readable report on stdout");
+  info->callback([fa] { run_info(*fa); });
+}
 
 }  // namespace veil::cli

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "veil 0.1.0");
   veil::cli::add_core_commands(app);
+  veil::cli::add_lock_commands(app);
+  veil::cli::add_he_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

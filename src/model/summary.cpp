@@ -13,8 +13,10 @@ ModelSummary summarize(const Model& model) {
       if (d < 0) d = 1;
   infer_shapes(m);
   auto shape_of = [&](const std::string& v) -> Shape {
-    if (auto it = m.graph.value_info.find(v); it != m.graph.value_info.end()) return it->second.shape;
-    if (auto it = m.graph.initializers.find(v); it != m.graph.initializers.end()) return it->second.shape();
+    if (auto it = m.graph.value_info.find(v); it != m.graph.value_info.end())
+      return it->second.shape;
+    if (auto it = m.graph.initializers.find(v); it != m.graph.initializers.end())
+      return it->second.shape();
     for (const auto& in : m.graph.inputs)
       if (in.name == v) return in.shape;
     return {};

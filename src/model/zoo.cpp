@@ -14,7 +14,8 @@ namespace {
 class Builder {
  public:
   Builder(Model& m, const ArchSpec& spec) : m_(m), rng_(spec.seed) {
-    m_.graph.inputs.push_back({"input", DType::Float32, {-1, spec.channels, spec.height, spec.width}});
+    m_.graph.inputs.push_back(
+        {"input", DType::Float32, {-1, spec.channels, spec.height, spec.width}});
     cur_ = "input";
     c_ = spec.channels;
     h_ = spec.height;
@@ -57,7 +58,8 @@ class Builder {
         for (float& v : t.floats()) v = 1.0f;
       m_.graph.initializers[name + p] = std::move(t);
     }
-    Node n{name, "BatchNormalization",
+    Node n{name,
+           "BatchNormalization",
            {cur_, name + ".scale", name + ".bias", name + ".mean", name + ".var"},
            {name + ".out"},
            {}};

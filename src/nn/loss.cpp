@@ -24,7 +24,8 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const int32_t> 
     const float* row = x.data() + i * c;
     int32_t y = labels[static_cast<size_t>(i)];
     if (y < 0 || y >= c)
-      throw InvalidArgument("label " + std::to_string(y) + " outside [0, " + std::to_string(c) + ")");
+      throw InvalidArgument("label " + std::to_string(y) + " outside [0, " + std::to_string(c) +
+                            ")");
     float mx = *std::max_element(row, row + c);
     double sum = 0;
     for (int64_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(row[j]) - mx);

@@ -22,7 +22,8 @@ void Sgd::step(const TensorMap& grads, float lr) {
     if (g == grads.end()) continue;
     auto w = model_.graph.initializers.at(p).floats();
     auto gv = g->second.floats();
-    if (gv.size() != w.size()) throw InvalidArgument("SGD: gradient of '" + p + "' has the wrong size");
+    if (gv.size() != w.size())
+      throw InvalidArgument("SGD: gradient of '" + p + "' has the wrong size");
     auto& v = velocity_[p];
     const float wd = decay_.count(p) ? options_.weight_decay : 0.0f;
     for (size_t i = 0; i < w.size(); ++i) {

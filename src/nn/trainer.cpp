@@ -1,12 +1,12 @@
 #include "veil/nn/trainer.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "veil/core/error.hpp"
 #include "veil/core/progress.hpp"
@@ -40,8 +40,9 @@ void augment(Tensor& batch, int64_t pad, bool flip, std::mt19937_64& rng) {
       for (int64_t y = 0; y < h; ++y)
         for (int64_t xx = 0; xx < w; ++xx) {
           int64_t sy = y + dy, sx = (mirror ? w - 1 - xx : xx) + dx;
-          img[(ch * h + y) * w + xx] =
-              (sy < 0 || sy >= h || sx < 0 || sx >= w) ? 0.0f : tmp[static_cast<size_t>((ch * h + sy) * w + sx)];
+          img[(ch * h + y) * w + xx] = (sy < 0 || sy >= h || sx < 0 || sx >= w)
+                                           ? 0.0f
+                                           : tmp[static_cast<size_t>((ch * h + sy) * w + sx)];
         }
   }
 }
@@ -150,7 +151,8 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
       loss_sum += loss.loss * count;
       correct += loss.correct;
       seen += count;
-      bar.update(seen, fmt::format("loss {:.4f}  acc {:.2f}%", loss_sum / seen, 100.0 * correct / seen));
+      bar.update(seen,
+                 fmt::format("loss {:.4f}  acc {:.2f}%", loss_sum / seen, 100.0 * correct / seen));
     }
     st.seconds = seconds_since(t0);
     st.train_loss = loss_sum / seen;

@@ -1,10 +1,11 @@
+#include "veil/nn/loss.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "veil/core/error.hpp"
-#include "veil/nn/loss.hpp"
 
 namespace veil::nn {
 namespace {
