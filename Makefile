@@ -26,14 +26,14 @@ run: build
 test: deps test-release test-asan
 
 test-release: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	cd $(BUILD) && OMP_NUM_THREADS=1 ctest --output-on-failure -j $(JOBS) --timeout 900
 
 # Unit tests (not the end-to-end CLI suite) again under AddressSanitizer + UBSan.
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVEIL_SANITIZE=ON \
 	  -DVEIL_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS="-O1 -g"
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	cd $(ASAN_BUILD) && OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 900 -LE "e2e|slow"
 
 bench: build

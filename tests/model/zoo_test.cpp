@@ -1,7 +1,8 @@
+#include "veil/model/zoo.hpp"
+
 #include <gtest/gtest.h>
 
 #include "veil/core/error.hpp"
-#include "veil/model/zoo.hpp"
 
 namespace veil::model {
 namespace {
@@ -20,8 +21,8 @@ int64_t count_ops(const Model& m, const std::string& op) {
 
 TEST(Zoo, Lenet5HasTheClassicParameterCount) {
   // conv1 6x1x5x5+6, conv2 16x6x5x5+16, fc 400x120+120, 120x84+84, 84x10+10 (LeCun et al.).
-  const int64_t expect = (6 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) +
-                         (84 * 10 + 10);
+  const int64_t expect =
+      (6 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10);
   auto m = build_arch("lenet5", {});
   EXPECT_EQ(count_params(m), expect);
   EXPECT_EQ(m.graph.outputs.at(0).name, "logits");
@@ -32,7 +33,8 @@ TEST(Zoo, Resnet20HasNineteenConvsOneDenseAndNineSkips) {
   auto m = build_arch("resnet20", {1, 28, 28, 10, 1});
   int64_t conv3x3 = 0;
   for (const auto& n : m.graph.nodes)
-    if (n.op_type == "Conv" && n.attr_ints("kernel_shape", {}) == std::vector<int64_t>{3, 3}) ++conv3x3;
+    if (n.op_type == "Conv" && n.attr_ints("kernel_shape", {}) == std::vector<int64_t>{3, 3})
+      ++conv3x3;
   EXPECT_EQ(conv3x3, 19);
   EXPECT_EQ(count_ops(m, "Gemm"), 1);
   EXPECT_EQ(count_ops(m, "Add"), 9);
