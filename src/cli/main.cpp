@@ -1,15 +1,24 @@
 // veil command-line entry point.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/nn/threads.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"veil: confidential neural-network inference on untrusted hardware"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "veil 0.1.0");
+  // Small networks run fastest on one thread, and a second OpenMP thread on a busy machine stalls
+  // at every barrier, so one thread is the default; OMP_NUM_THREADS or --threads raise it.
+  veil::nn::set_num_threads(std::getenv("OMP_NUM_THREADS") ? 0 : 1);
+  app.add_option_function<int>(
+         "--threads", [](const int& n) { veil::nn::set_num_threads(n); },
+         "CPU threads for the float kernels (default 1, or OMP_NUM_THREADS)")
+      ->check(CLI::Range(1, 1024));
   veil::cli::add_core_commands(app);
   veil::cli::add_lock_commands(app);
   veil::cli::add_he_commands(app);
