@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   veil::cli::add_core_commands(app);
   veil::cli::add_lock_commands(app);
+  veil::cli::add_mpc_commands(app);
   veil::cli::add_he_commands(app);
   try {
     app.parse(argc, argv);

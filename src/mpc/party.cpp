@@ -174,11 +174,21 @@ void Party::send(Role to, Tag tag, std::vector<uint8_t> payload) {
   m.tag = static_cast<uint32_t>(tag);
   m.depth = clock_;
   m.payload = std::move(payload);
-  link(to).send(std::move(m));
+  try {
+    link(to).send(std::move(m));
+  } catch (const ProtocolError& e) {
+    throw ProtocolError(std::string("link to the ") + role_name(to) + ": " + e.what());
+  }
 }
 
 std::vector<uint8_t> Party::recv(Role from, Tag tag, size_t expected_bytes) {
-  Message m = link(from).recv();
+  Message m;
+  try {
+    m = link(from).recv();
+  } catch (const ProtocolError& e) {
+    // Name the peer: "the helper: tcp: peer disconnected" is what an operator needs to see.
+    throw ProtocolError(std::string("link to the ") + role_name(from) + ": " + e.what());
+  }
   if (m.tag != static_cast<uint32_t>(tag))
     throw ProtocolError(std::string("mpc: unexpected message from the ") + role_name(from) +
                         " (tag " + std::to_string(m.tag) + ", expected " +

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <set>
 #include <string>
 
@@ -102,15 +103,32 @@ SecureModel::SecureModel(const model::Graph& graph, SecureModelOptions options)
           (n.op_type == "BatchNormalization" ? " (fold it into the conv first)" : ""));
 }
 
-Tensor SecureModel::run(Party& p, const Tensor& input) const {
+Tensor SecureModel::run(Party& p, const Tensor& input, std::vector<LayerCost>* trace) const {
   const int f = p.frac_bits();
   const bool server = p.is(Role::Server);
   std::map<std::string, RingTensor> values;
+  // Accounting: every node's cost is the change of this party's counters while it ran.
+  using Clock = std::chrono::steady_clock;
+  ChannelStats mark_stats = p.stats();
+  uint32_t mark_clock = p.clock();
+  Clock::time_point mark_time = Clock::now();
+  auto record = [&](const std::string& node, const std::string& op) {
+    if (!trace) return;
+    ChannelStats s = p.stats();
+    Clock::time_point now = Clock::now();
+    trace->push_back({node, op, s.bytes_sent - mark_stats.bytes_sent,
+                      s.messages_sent - mark_stats.messages_sent, p.clock() - mark_clock,
+                      std::chrono::duration<double>(now - mark_time).count()});
+    mark_stats = s;
+    mark_clock = p.clock();
+    mark_time = now;
+  };
   {
     RingTensor x =
         p.is(Role::Client) ? encode_tensor(input, f) : RingTensor::shape_only(input.shape());
     values[graph_.inputs[0].name] = share_client_input(p, x);
   }
+  record("(input)", "Share");
   auto get = [&](const model::Node& n, size_t i) -> const RingTensor& {
     if (i >= n.inputs.size()) throw MalformedInput(n.describe() + ": missing input");
     auto it = values.find(n.inputs[i]);
@@ -228,10 +246,12 @@ Tensor SecureModel::run(Party& p, const Tensor& input) const {
       y = get(n, 0);
     }
     values[n.outputs.at(0)] = std::move(y);
+    record(n.name, n.op_type);
   }
   auto it = values.find(graph_.outputs[0].name);
   if (it == values.end()) throw MalformedInput("secure model: the output is never computed");
   RingTensor out = reveal_to_client(p, it->second);
+  record("(output)", "Reveal");
   if (!p.is(Role::Client)) return Tensor();
   return decode_tensor(out, f);
 }

@@ -1,6 +1,7 @@
 #include "veil/mpc/tcp_channel.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,7 +43,8 @@ bool wait_fd(int fd, short events, std::chrono::milliseconds timeout) {
 // for io_timeout.
 class TcpChannel final : public Channel {
  public:
-  TcpChannel(int fd, TcpOptions options) : fd_(fd), opt_(options) {
+  TcpChannel(int fd, TcpOptions options, std::unique_ptr<TlsSession> tls)
+      : fd_(fd), opt_(std::move(options)), tls_(std::move(tls)) {
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     timeval tv{};
@@ -55,6 +57,10 @@ class TcpChannel final : public Channel {
   }
 
   ~TcpChannel() override { close(); }
+
+  std::string peer_fingerprint() const override {
+    return tls_ ? tls_->peer_fingerprint() : std::string();
+  }
 
   void send(Message m) override {
     uint64_t n = m.payload.size();
@@ -97,6 +103,14 @@ class TcpChannel final : public Channel {
     out_cv_.notify_all();
     in_cv_.notify_all();
     if (sender_.joinable()) sender_.join();
+    if (tls_) {
+      try {
+        std::vector<uint8_t> bye = tls_->close_notify();
+        write_all(bye.data(), bye.size());
+      } catch (const std::exception&) {
+        // best effort: the FIN below ends the link anyway
+      }
+    }
     ::shutdown(fd_, SHUT_RDWR);  // FIN after the flushed data; wakes the receiver
     if (receiver_.joinable()) receiver_.join();
     ::close(fd_);
@@ -104,7 +118,52 @@ class TcpChannel final : public Channel {
 
  private:
   // Returns false on EOF/error (recorded) or shutdown.
-  bool read_exact(uint8_t* p, size_t n) {
+  bool read_exact(uint8_t* p, size_t n) { return tls_ ? read_exact_tls(p, n) : read_raw(p, n); }
+
+  // TLS: decrypt records into plain_ until n bytes are buffered.
+  bool read_exact_tls(uint8_t* p, size_t n) {
+    while (plain_.size() - plain_pos_ < n) {
+      if (plain_pos_ > 0 && plain_pos_ == plain_.size()) {
+        plain_.clear();
+        plain_pos_ = 0;
+      }
+      // The peer's close_notify may arrive in the same read as its last records: those are
+      // delivered first.
+      if (tls_closed_) return fail_recv("peer disconnected (TLS closed)");
+      uint8_t buf[65536];
+      size_t got = 0;
+      if (!tls_primed_) {
+        tls_primed_ = true;  // records that arrived with the handshake's last flight
+      } else {
+        ssize_t r = ::recv(fd_, buf, sizeof(buf), 0);
+        if (r == 0) return fail_recv("peer disconnected");
+        if (r < 0) {
+          if (errno == EINTR) continue;
+          return fail_recv("receive failed: " + errno_text());
+        }
+        got = static_cast<size_t>(r);
+      }
+      try {
+        if (!tls_->decrypt(buf, got, plain_)) tls_closed_ = true;
+      } catch (const ProtocolError& e) {
+        fail_recv(e.what());
+        ::shutdown(fd_, SHUT_RDWR);
+        return false;
+      }
+      if (tls_->has_pending_output()) {
+        {
+          std::lock_guard lock(mu_);
+          flush_ = true;
+        }
+        out_cv_.notify_all();
+      }
+    }
+    if (n > 0) std::memcpy(p, plain_.data() + plain_pos_, n);
+    plain_pos_ += n;
+    return true;
+  }
+
+  bool read_raw(uint8_t* p, size_t n) {
     size_t done = 0;
     while (done < n) {
       ssize_t r = ::recv(fd_, p + done, n - done, 0);
@@ -177,8 +236,20 @@ class TcpChannel final : public Channel {
       bool heartbeat = false;
       {
         std::unique_lock lock(mu_);
-        if (!out_cv_.wait_for(lock, opt_.heartbeat, [&] { return !out_.empty() || closed_; })) {
+        if (!out_cv_.wait_for(lock, opt_.heartbeat,
+                              [&] { return !out_.empty() || closed_ || flush_; })) {
           heartbeat = true;
+        } else if (out_.empty() && flush_) {
+          flush_ = false;
+          lock.unlock();
+          std::vector<uint8_t> wire;
+          try {
+            tls_->encrypt(nullptr, 0, wire);
+          } catch (const ProtocolError& e) {
+            return fail_send(e.what());
+          }
+          if (!write_all(wire.data(), wire.size())) return;
+          continue;
         } else if (out_.empty()) {
           return;  // closing and flushed
         } else {
@@ -193,13 +264,35 @@ class TcpChannel final : public Channel {
       h.length = m.payload.size();
       uint8_t header[kFrameHeaderSize];
       encode_frame_header(h, std::span<uint8_t, kFrameHeaderSize>(header, kFrameHeaderSize));
-      if (!write_all(header, sizeof(header)) || !write_all(m.payload.data(), m.payload.size()))
+      if (tls_) {
+        std::vector<uint8_t> wire;
+        try {
+          tls_->encrypt(header, sizeof(header), wire);
+          tls_->encrypt(m.payload.data(), m.payload.size(), wire);
+        } catch (const ProtocolError& e) {
+          return fail_send(e.what());
+        }
+        if (!write_all(wire.data(), wire.size())) return;
+      } else if (!write_all(header, sizeof(header)) ||
+                 !write_all(m.payload.data(), m.payload.size())) {
         return;
+      }
     }
+  }
+
+  void fail_send(const std::string& what) {
+    std::lock_guard lock(mu_);
+    if (send_error_.empty()) send_error_ = what;
   }
 
   int fd_;
   TcpOptions opt_;
+  std::unique_ptr<TlsSession> tls_;
+  std::vector<uint8_t> plain_;  // decrypted bytes not yet consumed (receiver thread only)
+  size_t plain_pos_ = 0;
+  bool tls_primed_ = false;
+  bool tls_closed_ = false;
+  bool flush_ = false;  // the TLS engine has records to send (guarded by mu_)
   std::mutex mu_;
   std::condition_variable out_cv_, in_cv_;
   std::deque<Message> out_, in_;
@@ -230,8 +323,28 @@ AddrInfo resolve(const std::string& host, uint16_t port, bool passive) {
 
 }  // namespace
 
-std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options) {
-  return std::make_unique<TcpChannel>(fd, options);
+std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options, bool tls_client) {
+  std::unique_ptr<TlsSession> tls;
+  if (options.tls) {
+    try {
+      tls = std::make_unique<TlsSession>(*options.tls, tls_client, options.tls_accept);
+      tls->handshake(fd, static_cast<int>(options.connect_timeout.count()));
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  }
+  return std::make_unique<TcpChannel>(fd, options, std::move(tls));
+}
+
+TcpListener::TcpListener(int listening_fd) : fd_(listening_fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    throw IoError("tcp: not a socket: fd " + std::to_string(listening_fd));
+  port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                         : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
 }
 
 TcpListener::TcpListener(const std::string& host, uint16_t port) {
@@ -267,7 +380,7 @@ std::unique_ptr<Channel> TcpListener::accept(const TcpOptions& options,
     throw ProtocolError("tcp: no peer connected within " + std::to_string(timeout.count()) + " ms");
   int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
   if (fd < 0) throw IoError("tcp: accept failed: " + errno_text());
-  return make_tcp_channel(fd, options);
+  return make_tcp_channel(fd, options, /*tls_client=*/false);
 }
 
 std::unique_ptr<Channel> tcp_connect(const std::string& host, uint16_t port,
@@ -279,7 +392,8 @@ std::unique_ptr<Channel> tcp_connect(const std::string& host, uint16_t port,
     for (addrinfo* a = ai.list; a; a = a->ai_next) {
       int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
       if (fd < 0) continue;
-      if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) return make_tcp_channel(fd, options);
+      if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+        return make_tcp_channel(fd, options, /*tls_client=*/true);
       last = errno_text();
       ::close(fd);
     }
@@ -299,7 +413,14 @@ std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* 
     if (peer == static_cast<int>(me)) continue;
     if (peer > static_cast<int>(me)) {
       const PartyAddress& a = addrs[static_cast<size_t>(peer)];
-      links[static_cast<size_t>(peer)] = tcp_connect(a.host, a.port, options);
+      TcpOptions o = options;
+      if (o.tls) o.tls_accept = {o.tls->peer_fingerprints[static_cast<size_t>(peer)]};
+      try {
+        links[static_cast<size_t>(peer)] = tcp_connect(a.host, a.port, o);
+      } catch (const Error& e) {
+        throw ProtocolError(std::string("link to the ") + role_name(static_cast<Role>(peer)) +
+                            ": " + e.what());
+      }
       links[static_cast<size_t>(peer)]->send({kLinkHelloTag, 0, {static_cast<uint8_t>(me)}});
     } else {
       ++expected_inbound;
@@ -307,15 +428,29 @@ std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* 
   }
   if (expected_inbound > 0 && !listener)
     throw InvalidArgument(std::string("tcp: the ") + role_name(me) + " needs a listener");
+  TcpOptions in = options;
+  if (in.tls)
+    for (int peer = 0; peer < static_cast<int>(me); ++peer)
+      in.tls_accept.push_back(in.tls->peer_fingerprints[static_cast<size_t>(peer)]);
   const auto deadline = Clock::now() + options.connect_timeout;
   for (int i = 0; i < expected_inbound; ++i) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    std::unique_ptr<Channel> ch =
-        listener->accept(options, std::max(left, std::chrono::milliseconds(1)));
+    std::unique_ptr<Channel> ch;
+    try {
+      ch = listener->accept(in, std::max(left, std::chrono::milliseconds(1)));
+    } catch (const Error& e) {
+      throw ProtocolError(std::string("incoming link: ") + e.what());
+    }
     Message hello = ch->recv();
     if (hello.tag != kLinkHelloTag || hello.payload.size() != 1 ||
         hello.payload[0] >= static_cast<uint8_t>(me) || links[hello.payload[0]])
       throw ProtocolError("tcp: unexpected peer on the listening socket");
+    // With TLS, the role a peer claims must be the one its key is pinned for.
+    if (in.tls && ch->peer_fingerprint() !=
+                      normalize_fingerprint(in.tls->peer_fingerprints[hello.payload[0]]))
+      throw ProtocolError(std::string("tcp: a peer claimed to be the ") +
+                          role_name(static_cast<Role>(hello.payload[0])) +
+                          " but authenticated with another party's key");
     links[hello.payload[0]] = std::move(ch);
   }
   return links;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,8 @@ class Channel {
   virtual Message recv() = 0;
   // Ends the link: the peer's pending and later recv() fail with ProtocolError.
   virtual void close() = 0;
+  // The peer's authenticated key fingerprint (TLS links); empty for unauthenticated links.
+  virtual std::string peer_fingerprint() const { return {}; }
 
   ChannelStats stats() const;
 

@@ -59,6 +59,7 @@ enum class Tag : uint32_t {
   CompareDigits = 10,
   GateShares = 11,
   Goodbye = 12,
+  Plan = 13,  // the client's batch plan (party_session.hpp)
 };
 
 class Party {

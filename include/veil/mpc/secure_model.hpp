@@ -31,6 +31,16 @@ struct SecureModelOptions {
 // initializer shapes (never initializer values). Goes into SessionParams::model_hash.
 std::array<uint8_t, 32> structure_hash(const model::Graph& graph);
 
+// What one party spent on one node of one run (or, summed, of many).
+struct LayerCost {
+  std::string node;  // node name; "(input)" and "(output)" for sharing and revealing
+  std::string op;    // op type; "Share" / "Reveal" for the two pseudo-nodes
+  uint64_t bytes_sent = 0;
+  uint64_t messages_sent = 0;
+  uint32_t rounds = 0;  // advance of this party's round clock
+  double seconds = 0;   // wall time at this party
+};
+
 class SecureModel {
  public:
   // Throws Unsupported naming the first node it cannot run.
@@ -39,7 +49,8 @@ class SecureModel {
   // Client: `input` is the image batch (float, the graph's first input). Server and helper:
   // a tensor of the same shape (values ignored). Returns the first graph output at the client
   // (float logits), an empty tensor elsewhere.
-  Tensor run(Party& p, const Tensor& input) const;
+  // With `trace`, appends one LayerCost per node (plus input sharing and output reveal).
+  Tensor run(Party& p, const Tensor& input, std::vector<LayerCost>* trace = nullptr) const;
 
  private:
   const model::Graph& graph_;

@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "veil/mpc/channel.hpp"
 #include "veil/mpc/frame.hpp"
 #include "veil/mpc/ring.hpp"
+#include "veil/mpc/tls.hpp"
 
 namespace veil::mpc {
 
@@ -23,13 +25,23 @@ struct TcpOptions {
   std::chrono::milliseconds heartbeat{2000};
   std::chrono::milliseconds connect_timeout{10000};  // retried until then (peer starting up)
   uint64_t max_frame_payload = kDefaultMaxFramePayload;
+  // TLS 1.3 with pinned keys when set (tls.hpp); plain TCP otherwise. The handshake must finish
+  // within connect_timeout.
+  std::shared_ptr<const TlsSettings> tls;
+  // Fingerprints accepted from the peer of the next connect/accept (connect_tcp_links fills it
+  // from tls->peer_fingerprints).
+  std::vector<std::string> tls_accept;
 };
 
 // A listening socket (IPv4/IPv6 literal or host name; port 0 picks an ephemeral port).
 class TcpListener {
  public:
   TcpListener(const std::string& host, uint16_t port);
+  // Adopts a socket that is already bound and listening (e.g. inherited from a parent process
+  // that picked the ephemeral port).
+  explicit TcpListener(int listening_fd);
   ~TcpListener();
+  int fd() const { return fd_; }
   TcpListener(const TcpListener&) = delete;
   TcpListener& operator=(const TcpListener&) = delete;
   uint16_t port() const { return port_; }
@@ -43,8 +55,10 @@ class TcpListener {
 
 std::unique_ptr<Channel> tcp_connect(const std::string& host, uint16_t port,
                                      const TcpOptions& options);
-// Wraps a connected socket (takes ownership of fd).
-std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options);
+// Wraps a connected socket (takes ownership of fd). With options.tls, runs the TLS handshake
+// first (`tls_client`: this end starts it).
+std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options,
+                                          bool tls_client = true);
 
 struct PartyAddress {
   std::string host = "127.0.0.1";
@@ -54,7 +68,8 @@ struct PartyAddress {
 // Builds this party's two links. Topology: for each pair the higher role listens and the lower
 // connects (client -> server, client -> helper, server -> helper), so the client listens on
 // nothing and `listener` may be null for it; the server and helper pass their listener (bound to
-// their address). The connecting side announces its role in the first frame.
+// their address). The connecting side announces its role in the first frame. With TLS, every
+// link must authenticate with the key pinned for the role it claims.
 std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* listener,
                                                           const std::array<PartyAddress, 3>& addrs,
                                                           const TcpOptions& options = {});

@@ -1,0 +1,216 @@
+// End-to-end: `veil mpc run|party|keygen|hash` through the real binary (three OS processes
+// talking TCP or TLS on loopback).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.hpp"
+#include "veil/data/npy.hpp"
+#include "veil/model/onnx.hpp"
+#include "veil/model/zoo.hpp"
+
+namespace veil::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class MpcCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model::ArchSpec spec;
+    spec.seed = 11;  // random weights: secure and plaintext must still agree
+    model::Model m = model::build_arch("lenet5", spec);
+    m.metadata["veil.normalize.mean"] = "0.28";
+    m.metadata["veil.normalize.std"] = "0.35";
+    model_ = dir_ / "lenet5.onnx";
+    model::save_onnx(m, model_);
+    Tensor x({4, 1, 28, 28});
+    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 37) % 256) / 255;
+    input_ = dir_ / "x.npy";
+    data::write_npy(input_, x);
+  }
+  TempDir dir_;
+  fs::path model_, input_;
+};
+
+void expect_agreement(const json& j, int64_t n) {
+  EXPECT_EQ(j["images"].get<int64_t>(), n);
+  EXPECT_EQ(j["secure_predictions"], j["plain_predictions"]);
+  EXPECT_DOUBLE_EQ(j["agreement"].get<double>(), 1.0);
+  EXPECT_LT(j["max_logit_diff"].get<double>(), 0.05);
+  for (const char* role : {"client", "server", "helper"})
+    EXPECT_GT(j["parties"][role]["bytes_sent"].get<uint64_t>(), 0u) << role;
+  EXPECT_GT(j["rounds"]["per_batch"].get<double>(), 0);
+  // The per-layer breakdown adds up to what each party sent (minus the 2-message batch plan).
+  uint64_t by_layer = 0;
+  for (const auto& l : j["layers"]) by_layer += l["bytes_total"].get<uint64_t>();
+  uint64_t total = 0;
+  for (const char* role : {"client", "server", "helper"})
+    total += j["parties"][role]["bytes_sent"].get<uint64_t>();
+  EXPECT_EQ(by_layer + 2 * 8 * (1 + j["batches"].get<uint64_t>()), total);
+}
+
+TEST_F(MpcCli, RunMatchesPlaintextOnNpyInput) {
+  auto r = run_veil(
+      "mpc run --model " + model_.string() + " --input " + input_.string() + " --batch 3 --json",
+      dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  expect_agreement(j, 4);
+  EXPECT_EQ(j["batches"].get<int64_t>(), 2);
+  EXPECT_FALSE(j["tls"].get<bool>());
+}
+
+TEST_F(MpcCli, RunOverTlsOnFashionMnist) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  auto r = run_veil(
+      "mpc run --model " + model_.string() + " --data fashion-mnist --n 4 --batch 2 --tls --json",
+      dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  expect_agreement(j, 4);
+  EXPECT_TRUE(j["tls"].get<bool>());
+  EXPECT_TRUE(j.contains("secure_top1"));
+}
+
+TEST_F(MpcCli, AKilledPartyStopsTheOthersWithAClearError) {
+  // Enough images that the session is still running when the helper is killed.
+  Tensor x({400, 1, 28, 28});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 199) / 199;
+  data::write_npy(dir_ / "many.npy", x);
+  auto r = run_veil("mpc run --model " + model_.string() + " --input " +
+                        (dir_ / "many.npy").string() + " --batch 1 --fault kill:helper:300",
+                    dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("helper: killed by signal 9"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("client: exit code 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("server: exit code 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("link to the helper"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("did not stop"), std::string::npos) << r.err;
+}
+
+TEST_F(MpcCli, AFrozenPartyIsDetectedByTheIoTimeout) {
+  Tensor x({400, 1, 28, 28});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 97) / 97;
+  data::write_npy(dir_ / "many.npy", x);
+  // SIGSTOP: the server's sockets stay open but it sends nothing, not even heartbeats.
+  auto r =
+      run_veil("mpc run --model " + model_.string() + " --input " + (dir_ / "many.npy").string() +
+                   " --batch 1 --io-timeout 1500 --fault stop:server:300",
+               dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("nothing from the peer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("client: exit code 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("helper: exit code 1"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("did not stop"), std::string::npos) << r.err;
+}
+
+// Three `veil mpc party` processes with hand-written configurations.
+std::array<CliResult, 3> run_parties(const std::array<fs::path, 3>& configs,
+                                     const std::string& extra) {
+  std::array<TempDir, 3> dirs;
+  std::array<std::future<CliResult>, 3> f;
+  const char* roles[] = {"client", "server", "helper"};
+  for (int i = 0; i < 3; ++i)
+    f[i] = std::async(std::launch::async, [&, i] {
+      return run_veil(std::string("mpc party --role ") + roles[i] + " --config " +
+                          configs[i].string() + " " + extra,
+                      dirs[i]);
+    });
+  return {f[0].get(), f[1].get(), f[2].get()};
+}
+
+// A port the kernel just handed out and released: the party binds it a moment later.
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+TEST_F(MpcCli, PartiesWithPinnedKeysAndAnImpostor) {
+  const char* roles[] = {"client", "server", "helper"};
+  std::array<std::string, 3> fps;
+  for (int i = 0; i < 3; ++i) {
+    auto r = run_veil(
+        std::string("mpc keygen --out ") + (dir_ / (std::string(roles[i]) + ".pem")).string(),
+        dir_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    fps[i] = r.out.substr(0, r.out.find('\n'));
+    ASSERT_EQ(fps[i].rfind("sha256:", 0), 0u) << fps[i];
+  }
+  auto h = run_veil("mpc hash --model " + model_.string(), dir_);
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  std::string hash = h.out.substr(0, h.out.find('\n'));
+  ASSERT_EQ(hash.size(), 64u);
+
+  auto config = [&](const std::array<std::string, 3>& keys,
+                    const std::array<std::string, 3>& pins) {
+    json c = {{"version", 1},
+              {"model", model_.string()},
+              {"model_hash", hash},
+              {"input", {{"npy", input_.string()}, {"batch", 2}}},
+              {"tls", "on"},
+              {"io_timeout_ms", 5000},
+              {"connect_timeout_ms", 5000}};
+    uint16_t ps = free_port(), ph = free_port();
+    for (int i = 0; i < 3; ++i)
+      c["parties"][roles[i]] = {{"host", "127.0.0.1"},
+                                {"port", i == 1   ? ps
+                                         : i == 2 ? ph
+                                                  : 0},
+                                {"key", keys[i]},
+                                {"fingerprint", pins[i]}};
+    return c;
+  };
+  std::array<std::string, 3> keys;
+  for (int i = 0; i < 3; ++i) keys[i] = (dir_ / (std::string(roles[i]) + ".pem")).string();
+
+  {
+    json c = config(keys, fps);
+    std::ofstream(dir_ / "good.json") << c.dump(2);
+    auto rs = run_parties({dir_ / "good.json", dir_ / "good.json", dir_ / "good.json"}, "--json");
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(rs[i].exit_code, 0) << roles[i] << ": " << rs[i].err;
+    json cj = json::parse(rs[0].out);
+    EXPECT_EQ(cj["predictions"].size(), 4u);
+    EXPECT_TRUE(cj["tls"].get<bool>());
+    EXPECT_EQ(cj["model_hash"], hash);
+  }
+  {
+    // The server runs with a key the others have not pinned.
+    auto k = run_veil("mpc keygen --out " + (dir_ / "evil.pem").string(), dir_);
+    ASSERT_EQ(k.exit_code, 0) << k.err;
+    std::string evil_fp = k.out.substr(0, k.out.find('\n'));
+    json honest = config(keys, fps);
+    json evil = honest;
+    evil["parties"]["server"]["key"] = (dir_ / "evil.pem").string();
+    evil["parties"]["server"]["fingerprint"] = evil_fp;
+    std::ofstream(dir_ / "honest.json") << honest.dump(2);
+    std::ofstream(dir_ / "evil.json") << evil.dump(2);
+    auto rs =
+        run_parties({dir_ / "honest.json", dir_ / "evil.json", dir_ / "honest.json"}, "--quiet");
+    for (int i = 0; i < 3; ++i) EXPECT_NE(rs[i].exit_code, 0) << roles[i];
+    EXPECT_TRUE(rs[0].err.find("not the pinned one") != std::string::npos ||
+                rs[2].err.find("not the pinned one") != std::string::npos)
+        << rs[0].err << "\n"
+        << rs[2].err;
+    EXPECT_EQ(rs[0].out.find("image 0"), std::string::npos);  // the client got no result
+  }
+}
+
+}  // namespace
+}  // namespace veil::testing
