@@ -45,12 +45,21 @@ Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtyp
     i64_.assign(static_cast<size_t>(numel_), 0);
 }
 
+namespace {
+
+int64_t checked_count(const Shape& shape, size_t values) {
+  int64_t n = shape_numel(shape);
+  if (static_cast<int64_t>(values) != n)
+    throw InvalidArgument("tensor of shape " + shape_to_string(shape) + " needs " +
+                          std::to_string(n) + " values, got " + std::to_string(values));
+  return n;
+}
+
+}  // namespace
+
 Tensor Tensor::from_floats(Shape shape, std::vector<float> values) {
   Tensor t;
-  t.numel_ = shape_numel(shape);
-  if (static_cast<int64_t>(values.size()) != t.numel_)
-    throw InvalidArgument("tensor of shape " + shape_to_string(shape) + " needs " +
-                          std::to_string(t.numel_) + " values, got " + std::to_string(values.size()));
+  t.numel_ = checked_count(shape, values.size());
   t.shape_ = std::move(shape);
   t.dtype_ = DType::Float32;
   t.f32_ = std::move(values);
@@ -59,10 +68,7 @@ Tensor Tensor::from_floats(Shape shape, std::vector<float> values) {
 
 Tensor Tensor::from_int64(Shape shape, std::vector<int64_t> values) {
   Tensor t;
-  t.numel_ = shape_numel(shape);
-  if (static_cast<int64_t>(values.size()) != t.numel_)
-    throw InvalidArgument("tensor of shape " + shape_to_string(shape) + " needs " +
-                          std::to_string(t.numel_) + " values, got " + std::to_string(values.size()));
+  t.numel_ = checked_count(shape, values.size());
   t.shape_ = std::move(shape);
   t.dtype_ = DType::Int64;
   t.i64_ = std::move(values);
