@@ -99,14 +99,49 @@ int64_t total_weights(const model::Graph& g) {
 
 struct KeygenArgs {
   std::string model, data = "fashion-mnist", key, mode = "sfge";
+  std::string intensity_mode = "absolute", objective = "ce", preset;
   lock::KeygenOptions opts;
   SecretArgs secret;
   bool json = false;
+  CLI::App* cmd = nullptr;
 };
+
+// "sfge" / "i-SFGE" plus the non-reference options, for reports.
+std::string method_name(const lock::KeyParams& p) {
+  std::string s = std::string(p.incremental ? "i-" : "") +
+                  (p.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE-stealthy");
+  if (p.objective == lock::Objective::Collapse) s += fmt::format(" collapse->{}", p.target_class);
+  if (p.incremental && p.per_round != 1) s += fmt::format(" {}/round", p.per_round);
+  return s;
+}
+
+std::string intensity_text(const lock::KeyParams& p) {
+  if (p.mode != lock::LockMode::Sfge) return "in-distribution";
+  return p.intensity_mode == lock::IntensityMode::Relative
+             ? fmt::format("{:g} x max|w|", p.intensity)
+             : fmt::format("{:g}", p.intensity);
+}
 
 void run_keygen(const KeygenArgs& a) {
   lock::KeygenOptions o = a.opts;
   o.mode = lock::parse_lock_mode(a.mode);
+  o.intensity_mode = lock::parse_intensity_mode(a.intensity_mode);
+  o.objective = lock::parse_objective(a.objective);
+  if (!a.preset.empty()) {
+    // The preset supplies every option the command line did not give explicitly.
+    lock::KeygenOptions p = o;
+    lock::apply_preset(p, a.preset);
+    auto given = [&](const char* name) { return a.cmd && a.cmd->count(name) > 0; };
+    if (!given("--num")) o.num = p.num;
+    if (!given("--intensity")) o.intensity = p.intensity;
+    if (!given("--max-percent")) o.max_percent = p.max_percent;
+    if (!given("--incremental")) o.incremental = p.incremental;
+    if (!given("--mode")) o.mode = p.mode;
+    if (!given("--intensity-mode")) o.intensity_mode = p.intensity_mode;
+    if (!given("--objective")) o.objective = p.objective;
+    if (!given("--target-class")) o.target_class = p.target_class;
+    if (!given("--per-round")) o.per_round = p.per_round;
+  }
   o.dataset = a.data;
   lock::validate_options(o);
   // Resolve the secret first (a wrong passphrase file should fail before minutes of work), but
@@ -123,11 +158,13 @@ void run_keygen(const KeygenArgs& a) {
   auto samples = data::load_dataset(a.data, data::Split::Train, o.samples);
   if (!a.json)
     std::cerr << fmt::format(
-        "keygen: {} on {} training images ({}{}, num {}, intensity {}, "
-        "max-percent {})\n",
+        "keygen: {} on {} training images ({}{}, num {}, intensity {}{}, "
+        "max-percent {}, objective {}{})\n",
         a.model, samples.size(), o.incremental ? "i-" : "",
         o.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE stealthy", o.num, o.intensity,
-        o.max_percent);
+        o.intensity_mode == lock::IntensityMode::Relative ? " x max|w|" : "", o.max_percent,
+        lock::to_string(o.objective),
+        o.incremental && o.per_round != 1 ? fmt::format(", {} per round", o.per_round) : "");
   if (!a.json && o.incremental)
     o.on_round = [](int64_t r, int64_t n) {
       std::cerr << fmt::format("\r  i-SFGE round {}/{}", r + 1, n) << (r + 1 == n ? "\n" : "")
@@ -221,6 +258,10 @@ void run_eval(const EvalArgs& a) {
                 {"incremental", key.params.incremental},
                 {"num", key.params.num},
                 {"intensity", key.params.intensity},
+                {"intensity_mode", lock::to_string(key.params.intensity_mode)},
+                {"objective", lock::to_string(key.params.objective)},
+                {"target_class", key.params.target_class},
+                {"per_round", key.params.per_round},
                 {"max_percent", key.params.max_percent},
                 {"layers", layers_json(key)},
                 {"baseline_top1", 100 * base.top1},
@@ -244,13 +285,10 @@ void run_eval(const EvalArgs& a) {
                "encrypted top-1/5 | restored top-1/5 | encrypted weights | keygen |\n"
                "|---|---|---|---|---|---|---|---|---|---|\n";
   std::cout << fmt::format(
-      "| {} | {} | {}{} | {} | {} | {} / {} | {} / {} | {} / {}{} | {} of {} "
+      "| {} | {} | {} | {} | {} | {} / {} | {} / {} | {} / {}{} | {} of {} "
       "({:.2e}) | "
       "{:.2f} s |\n",
-      a.model, a.data, key.params.incremental ? "i-" : "",
-      key.params.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE-stealthy", per_layer,
-      key.params.mode == lock::LockMode::Sfge ? fmt::format("{:g}", key.params.intensity)
-                                              : std::string("in-distribution"),
+      a.model, a.data, method_name(key.params), per_layer, intensity_text(key.params),
       pct(base.top1), pct(base.top5), pct(enc.top1), pct(enc.top5), pct(res.top1), pct(res.top5),
       bit_exact ? " (bit-exact)" : " (NOT bit-exact)", key.total_entries(), weights, fraction,
       key.params.keygen_seconds);
@@ -261,6 +299,8 @@ void run_eval(const EvalArgs& a) {
 
 struct SweepArgs {
   std::string model, data = "fashion-mnist", csv, plot, mode = "sfge";
+  std::string intensity_mode = "absolute", objective = "ce";
+  int64_t per_round = 1;
   std::vector<int64_t> nums{0, 5, 10, 15, 20, 25, 30};
   std::vector<float> intensities{0.1f, 0.2f};
   double max_percent = 0.001;
@@ -275,6 +315,9 @@ void run_sweep_cmd(const SweepArgs& a) {
   o.base.max_percent = a.max_percent;
   o.base.samples = a.samples;
   o.base.mode = lock::parse_lock_mode(a.mode);
+  o.base.intensity_mode = lock::parse_intensity_mode(a.intensity_mode);
+  o.base.objective = lock::parse_objective(a.objective);
+  o.base.per_round = a.per_round;
   o.base.dataset = a.data;
   for (float e : a.intensities) {
     lock::KeygenOptions check = o.base;
@@ -550,6 +593,21 @@ void add_lock_commands(CLI::App& app) {
                      "Stealthy: lower quantile of the target band (default 0.75)");
   keygen->add_option("--band-high", ka->opts.band_high,
                      "Stealthy: upper quantile of the target band (default 0.99)");
+  keygen->add_option("--intensity-mode", ka->intensity_mode,
+                     "absolute (reference: step = intensity) | relative (step = intensity x "
+                     "max|w| of the layer)");
+  keygen->add_option("--objective", ka->objective,
+                     "ce (reference: raise the loss on the true labels) | collapse (push every "
+                     "input to one class)");
+  keygen->add_option("--target-class", ka->opts.target_class,
+                     "Collapse: the target class (default -1: the class the model leans to)");
+  keygen->add_option("--per-round", ka->opts.per_round,
+                     "i-SFGE: positions per layer per round (default 1, the reference)");
+  keygen->add_option("--preset", ka->preset,
+                     "reference | strong (i-SFGE, collapse, relative intensity 1.0, num 30, "
+                     "max-percent 0.2, 3 per round) | stealthy (strong in stealthy mode); "
+                     "explicit options override it");
+  ka->cmd = keygen;
   ka->secret.add(keygen, true);
   keygen->add_flag("--json", ka->json, "Machine-readable summary on stdout");
   keygen->callback([ka] { run_keygen(*ka); });
@@ -588,6 +646,9 @@ void add_lock_commands(CLI::App& app) {
   sweep->add_option("--max-percent", sa->max_percent, "Cap per layer (default 0.001)");
   sweep->add_option("--samples", sa->samples, "Training images for the gradients (1000)");
   sweep->add_option("--mode", sa->mode, "sfge | stealthy");
+  sweep->add_option("--intensity-mode", sa->intensity_mode, "absolute | relative (see keygen)");
+  sweep->add_option("--objective", sa->objective, "ce | collapse (see keygen)");
+  sweep->add_option("--per-round", sa->per_round, "i-SFGE positions per layer per round");
   sweep->add_option("--limit", sa->limit, "Evaluate only the first N test images");
   sweep->add_flag("--json", sa->json, "Machine-readable points on stdout");
   sweep->callback([sa] { run_sweep_cmd(*sa); });

@@ -1,6 +1,7 @@
 #include "veil/lock/evaluate.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "veil/core/error.hpp"
@@ -33,6 +34,9 @@ void count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& 
     const float* row = v.data() + i * c;
     int32_t y = labels[static_cast<size_t>(i)];
     if (y < 0 || y >= c) throw InvalidArgument("label outside the model's classes");
+    // A row with a NaN has no ranking (every comparison with NaN is false, which would
+    // otherwise make the label rank first): it is a miss. Diverged models score 0, not 100 %.
+    if (std::any_of(row, row + c, [](float z) { return std::isnan(z); })) continue;
     // Rank of the true class = number of classes scoring strictly higher (ties favour the label
     // only when they precede it, as a stable arg-max would).
     int64_t rank = 0;

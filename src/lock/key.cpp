@@ -72,6 +72,26 @@ LockMode parse_lock_mode(const std::string& text) {
   throw InvalidArgument("--mode must be 'sfge' or 'stealthy', got '" + text + "'");
 }
 
+std::string to_string(IntensityMode mode) {
+  return mode == IntensityMode::Relative ? "relative" : "absolute";
+}
+
+IntensityMode parse_intensity_mode(const std::string& text) {
+  if (text == "absolute") return IntensityMode::Absolute;
+  if (text == "relative") return IntensityMode::Relative;
+  throw InvalidArgument("--intensity-mode must be 'absolute' or 'relative', got '" + text + "'");
+}
+
+std::string to_string(Objective objective) {
+  return objective == Objective::Collapse ? "collapse" : "ce";
+}
+
+Objective parse_objective(const std::string& text) {
+  if (text == "ce") return Objective::CrossEntropy;
+  if (text == "collapse") return Objective::Collapse;
+  throw InvalidArgument("--objective must be 'ce' or 'collapse', got '" + text + "'");
+}
+
 int64_t LockKey::total_entries() const {
   int64_t n = 0;
   for (const auto& l : layers) n += static_cast<int64_t>(l.entries.size());

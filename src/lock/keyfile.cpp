@@ -26,6 +26,7 @@ constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'L', 'O', 'C', 'K'};
 constexpr size_t kMaxName = 4096;
 constexpr uint32_t kMaxLayers = 1u << 16;
 constexpr size_t kEntryBytes = 8 + 4 + 4 + 1;
+constexpr uint8_t kExtensionTag = 0x58;  // 'X': the optional extension after the layers
 // scrypt memory is 128 * r * N bytes; a tampered header must not make us allocate gigabytes.
 constexpr uint64_t kMaxScryptMemory = 256ull << 20;
 
@@ -275,6 +276,15 @@ std::vector<uint8_t> encode_key_payload(const LockKey& key) {
       w.u8(static_cast<uint8_t>(e.sign));
     }
   }
+  // Optional extension (options beyond the reference). Written only when some option differs
+  // from its default, and a decoded extension must differ too: one key has one encoding.
+  if (key.params.has_extension()) {
+    w.u8(kExtensionTag);
+    w.u8(static_cast<uint8_t>(key.params.intensity_mode));
+    w.u8(static_cast<uint8_t>(key.params.objective));
+    w.u32(static_cast<uint32_t>(key.params.target_class));
+    w.u64(static_cast<uint64_t>(key.params.per_round));
+  }
   return std::move(w.out());
 }
 
@@ -323,7 +333,23 @@ LockKey decode_key_payload(std::span<const uint8_t> bytes) {
     }
     layers.push_back(std::move(l));
   }
-  if (r.remaining() != 0) throw MalformedInput("key payload has trailing bytes");
+  if (r.remaining() != 0) {
+    if (r.u8("extension tag") != kExtensionTag)
+      throw MalformedInput("key payload has trailing bytes");
+    uint8_t im = r.u8("intensity mode");
+    uint8_t obj = r.u8("objective");
+    auto target = static_cast<int32_t>(r.u32("target class"));
+    auto per_round = static_cast<int64_t>(r.u64("positions per round"));
+    if (im > 1) throw MalformedInput("key payload: unknown intensity mode");
+    if (obj > 1) throw MalformedInput("key payload: unknown objective");
+    if (target < -1 || per_round < 1) throw MalformedInput("key payload: extension out of range");
+    key.params.intensity_mode = static_cast<IntensityMode>(im);
+    key.params.objective = static_cast<Objective>(obj);
+    key.params.target_class = target;
+    key.params.per_round = per_round;
+    if (!key.params.has_extension()) throw MalformedInput("key payload: redundant extension");
+    if (r.remaining() != 0) throw MalformedInput("key payload has trailing bytes");
+  }
   key.layers = std::move(layers);
   return key;
 }

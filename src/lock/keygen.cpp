@@ -29,6 +29,34 @@ void validate_options(const KeygenOptions& o) {
   if (o.batch < 1) throw InvalidArgument("batch size must be >= 1");
   if (!(o.band_low >= 0.5 && o.band_low < o.band_high && o.band_high <= 1))
     throw InvalidArgument("stealth band must satisfy 0.5 <= low < high <= 1");
+  if (o.per_round < 1)
+    throw InvalidArgument("--per-round must be >= 1, got " + std::to_string(o.per_round));
+  if (o.target_class < -1)
+    throw InvalidArgument("--target-class must be >= 0 (or -1 for automatic), got " +
+                          std::to_string(o.target_class));
+}
+
+void apply_preset(KeygenOptions& o, const std::string& name) {
+  if (name == "reference") return;
+  if (name != "strong" && name != "stealthy")
+    throw InvalidArgument("--preset must be 'reference', 'strong' or 'stealthy', got '" + name +
+                          "'");
+  o.incremental = true;
+  o.objective = Objective::Collapse;
+  o.target_class = -1;
+  o.intensity_mode = IntensityMode::Relative;
+  o.intensity = 1.0f;
+  o.num = 30;
+  o.max_percent = 0.2;
+  o.per_round = 3;
+  o.mode = name == "stealthy" ? LockMode::Stealthy : LockMode::Sfge;
+}
+
+float layer_scale(std::span<const float> w) {
+  float m = 0;
+  for (float v : w)
+    if (std::isfinite(v)) m = std::max(m, std::fabs(v));
+  return m;
 }
 
 int64_t layer_budget(int64_t numel, int64_t num, double max_percent) {
@@ -68,8 +96,10 @@ namespace {
 std::map<std::string, std::vector<float>> accumulate(nn::Executor& exec, const model::Model& gm,
                                                      const data::Dataset& samples,
                                                      const std::vector<std::string>& tensors,
-                                                     int64_t batch) {
+                                                     int64_t batch, int32_t target) {
   std::map<std::string, std::vector<double>> sum;
+  std::vector<int32_t> target_labels;
+  if (target >= 0) target_labels.assign(static_cast<size_t>(batch), target);
   for (const auto& t : tensors)
     sum[t].assign(static_cast<size_t>(gm.graph.initializers.at(t).numel()), 0.0);
   for (int64_t b = 0; b < samples.size(); b += batch) {
@@ -80,10 +110,14 @@ std::map<std::string, std::vector<float>> accumulate(nn::Executor& exec, const m
     Tensor logits = outs[0];
     Shape out_shape = logits.shape();
     if (logits.rank() != 2) logits.reshape({n, logits.numel() / std::max<int64_t>(n, 1)});
-    auto loss = nn::softmax_cross_entropy(
-        logits, std::span<const int32_t>(samples.labels).subspan(b, n), true);
-    // The loss gradient is of the batch mean; the reference sums over the sample set.
-    for (float& v : loss.grad.floats()) v *= static_cast<float>(n);
+    auto labels = target >= 0 ? std::span<const int32_t>(target_labels).first(n)
+                              : std::span<const int32_t>(samples.labels).subspan(b, n);
+    auto loss = nn::softmax_cross_entropy(logits, labels, true);
+    // The loss gradient is of the batch mean; the reference sums over the sample set. The
+    // collapse objective is the negated cross-entropy towards the target (maximised like the
+    // reference's loss, so every caller steps along +sign(g)).
+    const float scale = static_cast<float>(target >= 0 ? -n : n);
+    for (float& v : loss.grad.floats()) v *= scale;
     loss.grad.reshape(out_shape);
     std::vector<Tensor> grads{loss.grad};
     for (size_t i = 1; i < outs.size(); ++i) grads.emplace_back(outs[i].shape(), outs[i].dtype());
@@ -185,14 +219,40 @@ float stealth_target(const StealthLayer& s, float g, AesCtrPrg& prg) {
 std::map<std::string, std::vector<float>> summed_gradients(const model::Model& model,
                                                            const data::Dataset& samples,
                                                            const std::vector<std::string>& tensors,
-                                                           int64_t batch) {
+                                                           int64_t batch, int32_t target) {
   if (batch < 1) throw InvalidArgument("batch size must be >= 1");
   model::Model gm = gradient_model(model);
   nn::ExecutorOptions opts;
   opts.trainable = tensors;
   opts.fuse = false;
   nn::Executor exec(gm, opts);
-  return accumulate(exec, gm, samples, tensors, batch);
+  return accumulate(exec, gm, samples, tensors, batch, target);
+}
+
+int32_t collapse_target(const model::Model& model, const data::Dataset& samples, int64_t batch) {
+  if (batch < 1) throw InvalidArgument("batch size must be >= 1");
+  model::Model gm = gradient_model(model);
+  nn::ExecutorOptions opts;
+  opts.fuse = false;
+  nn::Executor exec(gm, opts);
+  std::vector<double> mass;
+  for (int64_t b = 0; b < samples.size(); b += batch) {
+    int64_t n = std::min(batch, samples.size() - b);
+    auto outs = exec.forward({prepare_input(gm, samples.batch(b, n))}, nn::Mode::Training);
+    if (outs.empty()) throw MalformedInput("model has no outputs");
+    auto z = outs[0].floats();
+    const int64_t c = static_cast<int64_t>(z.size()) / std::max<int64_t>(n, 1);
+    if (c < 1) throw MalformedInput("model output has no classes");
+    mass.resize(static_cast<size_t>(c), 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = z.data() + i * c;
+      double mx = *std::max_element(row, row + c), sum = 0;
+      for (int64_t k = 0; k < c; ++k) sum += std::exp(double(row[k]) - mx);
+      for (int64_t k = 0; k < c; ++k) mass[k] += std::exp(double(row[k]) - mx) / sum;
+    }
+  }
+  if (mass.empty()) throw InvalidArgument("the sample set is empty");
+  return static_cast<int32_t>(std::max_element(mass.begin(), mass.end()) - mass.begin());
 }
 
 LockKey generate_key(const model::Model& model, const data::Dataset& samples,
@@ -219,6 +279,17 @@ LockKey generate_key(const model::Model& model, const data::Dataset& samples,
   key.params.max_percent = o.max_percent;
   key.params.samples = samples.size();
   key.params.dataset = o.dataset;
+  key.params.intensity_mode = o.intensity_mode;
+  key.params.objective = o.objective;
+  key.params.per_round = o.incremental ? o.per_round : 1;
+  int32_t target = -1;
+  if (o.objective == Objective::Collapse) {
+    target = o.target_class >= 0 ? o.target_class : collapse_target(model, samples, o.batch);
+    if (samples.num_classes > 0 && target >= samples.num_classes)
+      throw InvalidArgument(fmt::format("--target-class {} is outside the dataset's {} classes",
+                                        target, samples.num_classes));
+  }
+  key.params.target_class = target;
   std::map<std::string, LayerKey> layer_keys;
   for (const auto& t : active)
     layer_keys[t] =
@@ -227,7 +298,11 @@ LockKey generate_key(const model::Model& model, const data::Dataset& samples,
   model::Model gm = gradient_model(model);
   std::map<std::string, std::vector<bool>> excluded;
   std::map<std::string, StealthLayer> stealth;
+  std::map<std::string, float> step;  // SFGE mode: the step of each layer
   for (const auto& t : active) {
+    step[t] = o.intensity_mode == IntensityMode::Relative
+                  ? o.intensity * layer_scale(model.graph.initializers.at(t).floats())
+                  : o.intensity;
     excluded[t].assign(static_cast<size_t>(gm.graph.initializers.at(t).numel()), false);
     if (o.mode == LockMode::Stealthy)
       stealth[t] = make_stealth(model.graph.initializers.at(t), budget[t], o);
@@ -241,7 +316,7 @@ LockKey generate_key(const model::Model& model, const data::Dataset& samples,
     int8_t sign = g > 0 ? 1 : -1;
     float locked = o.mode == LockMode::Stealthy
                        ? stealth_target(stealth[t], g, prg)
-                       : w + o.intensity * static_cast<float>(sign);  // fp32, as the reference
+                       : w + step[t] * static_cast<float>(sign);  // fp32, as the reference
     layer_keys[t].entries.push_back(
         {idx, std::bit_cast<uint32_t>(w), std::bit_cast<uint32_t>(locked), sign});
     excluded[t][idx] = true;
@@ -254,7 +329,7 @@ LockKey generate_key(const model::Model& model, const data::Dataset& samples,
     opts.fuse = false;
     nn::Executor exec(gm, opts);
     if (!o.incremental) {
-      auto grads = accumulate(exec, gm, samples, active, o.batch);
+      auto grads = accumulate(exec, gm, samples, active, o.batch, target);
       for (const auto& t : active) {
         const auto& g = grads[t];
         std::vector<uint64_t> picks =
@@ -265,23 +340,26 @@ LockKey generate_key(const model::Model& model, const data::Dataset& samples,
         for (uint64_t idx : picks) record(t, idx, g[idx], false);
       }
     } else {
-      for (int64_t round = 0; round < o.num; ++round) {
+      // Round r gives every layer its next min(per_round, budget - r * per_round) positions.
+      const int64_t rounds = (o.num + o.per_round - 1) / o.per_round;
+      for (int64_t round = 0; round < rounds; ++round) {
         std::vector<std::string> live;
         for (const auto& t : active)
-          if (budget[t] > round) live.push_back(t);
+          if (budget[t] > round * o.per_round) live.push_back(t);
         if (live.empty()) break;
-        auto grads = accumulate(exec, gm, samples, live, o.batch);
+        auto grads = accumulate(exec, gm, samples, live, o.batch, target);
         for (const auto& t : live) {
           const auto& g = grads[t];
+          int64_t k = std::min(o.per_round, budget[t] - round * o.per_round);
           std::vector<uint64_t> picks =
               o.mode == LockMode::Stealthy
-                  ? stealth_pick(stealth[t], gm.graph.initializers.at(t).floats(), g, 1,
+                  ? stealth_pick(stealth[t], gm.graph.initializers.at(t).floats(), g, k,
                                  excluded[t])
-                  : top_k_abs(g, 1, &excluded[t]);
+                  : top_k_abs(g, k, &excluded[t]);
           for (uint64_t idx : picks) record(t, idx, g[idx], true);
           exec.parameter_changed(t);
         }
-        if (o.on_round) o.on_round(round, o.num);
+        if (o.on_round) o.on_round(round, rounds);
       }
     }
   }

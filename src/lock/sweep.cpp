@@ -28,6 +28,10 @@ std::vector<SweepPoint> run_sweep(const model::Model& model, const data::Dataset
       ko.intensity = intensity;
       ko.incremental = inc;
       std::string method = inc ? "i-SFGE" : "SFGE";
+      if (ko.mode == LockMode::Stealthy) method += " stealthy";
+      if (ko.objective == Objective::Collapse) method += " collapse";
+      if (ko.mode == LockMode::Sfge && ko.intensity_mode == IntensityMode::Relative)
+        method += " relative";
       if (o.log)
         o.log(fmt::format("{} intensity {}: generating key (num {})", method, intensity, max_num));
       LockKey key = generate_key(model, samples, ko);

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <numeric>
+#include <random>
 #include <set>
 
 #include "helpers.hpp"
@@ -19,9 +20,11 @@
 namespace veil::lock {
 namespace {
 
-// Naive summed cross-entropy gradient of the Gemm -> Relu -> Gemm model, in double.
+// Naive summed cross-entropy gradient of the Gemm -> Relu -> Gemm model, in double. With
+// target >= 0: the gradient of the summed log-probability of that class (collapse objective).
 std::map<std::string, std::vector<double>> naive_grads(const model::Model& m,
-                                                       const data::Dataset& d) {
+                                                       const data::Dataset& d,
+                                                       int32_t target = -1) {
   const auto& W1 = m.graph.initializers.at("W1");
   const auto& b1 = m.graph.initializers.at("b1").floats();
   const auto& W2 = m.graph.initializers.at("W2");
@@ -49,7 +52,9 @@ std::map<std::string, std::vector<double>> naive_grads(const model::Model& m,
     }
     double sum = 0;
     for (int64_t c = 0; c < C; ++c) sum += std::exp(z[c] - mx);
-    for (int64_t c = 0; c < C; ++c) p[c] = std::exp(z[c] - mx) / sum - (c == d.labels[n] ? 1 : 0);
+    const int32_t label = target >= 0 ? target : d.labels[n];
+    const double sgn = target >= 0 ? -1 : 1;  // d(log p_t) = -d(CE towards t)
+    for (int64_t c = 0; c < C; ++c) p[c] = sgn * (std::exp(z[c] - mx) / sum - (c == label ? 1 : 0));
     std::vector<double> da(H, 0);
     for (int64_t c = 0; c < C; ++c)
       for (int64_t h = 0; h < H; ++h) {
@@ -223,6 +228,257 @@ TEST(Keygen, StealthyValuesStayInsideTheLayerDistribution) {
   ao.suspects_per_layer = 5;
   auto r = outlier_attack(locked.graph, ao, &key);
   EXPECT_LT(r.precision, 0.5);
+}
+
+// Naive softmax probabilities of the MLP, per example.
+std::vector<std::vector<double>> naive_probs(const model::Model& m, const data::Dataset& d) {
+  const auto& W1 = m.graph.initializers.at("W1");
+  const auto& b1 = m.graph.initializers.at("b1").floats();
+  const auto& W2 = m.graph.initializers.at("W2");
+  const auto& b2 = m.graph.initializers.at("b2").floats();
+  const int64_t H = W1.dim(0), F = W1.dim(1), C = W2.dim(0);
+  std::vector<std::vector<double>> out;
+  for (int64_t n = 0; n < d.size(); ++n) {
+    const float* x = d.images.floats().data() + n * F;
+    std::vector<double> a(H), z(C);
+    for (int64_t h = 0; h < H; ++h) {
+      double s = b1[h];
+      for (int64_t f = 0; f < F; ++f) s += double(W1.floats()[h * F + f]) * x[f];
+      a[h] = std::max(s, 0.0);
+    }
+    double mx = -1e300, sum = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      double s = b2[c];
+      for (int64_t h = 0; h < H; ++h) s += double(W2.floats()[c * H + h]) * a[h];
+      z[c] = s;
+      mx = std::max(mx, s);
+    }
+    for (double& v : z) sum += (v = std::exp(v - mx));
+    for (double& v : z) v /= sum;
+    out.push_back(z);
+  }
+  return out;
+}
+
+TEST(Gradients, CollapseGradientsMatchNaiveBackprop) {
+  auto m = testing::make_mlp(12, 16, 5, 51);
+  auto d = testing::make_dataset(23, 12, 5, 52);
+  for (int32_t t : {0, 3}) {
+    auto got = summed_gradients(m, d, {"W1", "W2"}, 10, t);
+    auto want = naive_grads(m, d, t);
+    for (const auto& name : {"W1", "W2"}) {
+      ASSERT_EQ(got[name].size(), want[name].size());
+      double scale = 0;
+      for (double v : want[name]) scale = std::max(scale, std::fabs(v));
+      ASSERT_GT(scale, 0);
+      for (size_t i = 0; i < want[name].size(); ++i)
+        EXPECT_NEAR(got[name][i], want[name][i], 1e-4 * scale + 1e-5) << name << "[" << i << "]";
+    }
+  }
+}
+
+TEST(Keygen, CollapseTargetIsTheClassWithTheMostProbabilityMass) {
+  for (uint32_t seed : {61u, 62u, 63u}) {
+    auto m = testing::make_mlp(10, 12, 6, seed);
+    auto d = testing::make_dataset(31, 10, 6, seed + 100);
+    std::vector<double> mass(6, 0);
+    for (const auto& p : naive_probs(m, d))
+      for (size_t c = 0; c < p.size(); ++c) mass[c] += p[c];
+    auto want = std::max_element(mass.begin(), mass.end()) - mass.begin();
+    EXPECT_EQ(collapse_target(m, d, 7), want) << seed;
+  }
+}
+
+TEST(Keygen, RelativeIntensityStepsByTheLayerMaxAbs) {
+  auto m = testing::make_mlp(40, 30, 5, 47);
+  auto d = testing::make_dataset(30, 40, 5, 48);
+  KeygenOptions o;
+  o.num = 5;
+  o.max_percent = 0.05;
+  o.intensity = 0.7f;
+  o.intensity_mode = IntensityMode::Relative;
+  LockKey key = generate_key(m, d, o);
+  ASSERT_EQ(key.layers.size(), 2u);
+  EXPECT_EQ(key.params.intensity_mode, IntensityMode::Relative);
+  auto g = naive_grads(m, d);
+  for (const auto& l : key.layers) {
+    auto w = m.graph.initializers.at(l.tensor).floats();
+    float mx = 0;
+    for (float v : w) mx = std::max(mx, std::fabs(v));
+    EXPECT_EQ(layer_scale(w), mx);
+    const float step = 0.7f * mx;
+    auto want = naive_top(g[l.tensor], 5);
+    ASSERT_EQ(l.entries.size(), 5u);
+    for (size_t i = 0; i < 5; ++i) {
+      const auto& e = l.entries[i];
+      EXPECT_EQ(e.index, want[i]);
+      EXPECT_EQ(e.locked_bits, std::bit_cast<uint32_t>(w[e.index] + step * e.sign));
+    }
+  }
+}
+
+TEST(Keygen, CollapseKeyFollowsTheTargetGradientAndRaisesItsProbability) {
+  auto m = testing::make_mlp(40, 30, 5, 49);
+  auto d = testing::make_dataset(40, 40, 5, 50);
+  KeygenOptions o;
+  o.num = 6;
+  o.max_percent = 0.05;
+  o.intensity = 0.5f;
+  o.objective = Objective::Collapse;
+  o.target_class = 4;
+  LockKey key = generate_key(m, d, o);
+  EXPECT_EQ(key.params.target_class, 4);
+  EXPECT_EQ(key.params.objective, Objective::Collapse);
+  auto g = naive_grads(m, d, 4);
+  ASSERT_EQ(key.layers.size(), 2u);
+  for (const auto& l : key.layers) {
+    auto want = naive_top(g[l.tensor], 6);
+    ASSERT_EQ(l.entries.size(), 6u);
+    for (size_t i = 0; i < 6; ++i) {
+      EXPECT_EQ(l.entries[i].index, want[i]);
+      EXPECT_EQ(l.entries[i].sign, g[l.tensor][want[i]] > 0 ? 1 : -1);
+    }
+  }
+  auto mass = [&](const model::Model& mm) {
+    double s = 0;
+    for (const auto& p : naive_probs(mm, d)) s += std::log(p[4]);
+    return s;
+  };
+  model::Model locked = m;
+  encrypt_model(locked, key);
+  EXPECT_GT(mass(locked), mass(m));
+  // Automatic target: the naive choice, recorded in the key.
+  o.target_class = -1;
+  EXPECT_EQ(generate_key(m, d, o).params.target_class, collapse_target(m, d));
+  // A target outside the dataset's classes is refused.
+  o.target_class = 5;
+  EXPECT_THROW(generate_key(m, d, o), InvalidArgument);
+}
+
+TEST(Keygen, PerRoundBatchesIncrementalPicks) {
+  auto m = testing::make_mlp(40, 30, 5, 53);
+  auto d = testing::make_dataset(30, 40, 5, 54);
+  KeygenOptions o;
+  o.num = 7;
+  o.max_percent = 0.05;  // W1: 7, W2: 7
+  o.incremental = true;
+  o.per_round = 3;
+  int64_t rounds = 0;
+  o.on_round = [&](int64_t, int64_t total) {
+    ++rounds;
+    EXPECT_EQ(total, 3);
+  };
+  LockKey inc = generate_key(m, d, o);
+  EXPECT_EQ(rounds, 3);  // 3 + 3 + 1
+  EXPECT_EQ(inc.params.per_round, 3);
+  KeygenOptions plain_o = o;
+  plain_o.incremental = false;
+  plain_o.on_round = nullptr;
+  LockKey plain = generate_key(m, d, plain_o);
+  ASSERT_EQ(inc.layers.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& l = inc.layers[i];
+    ASSERT_EQ(l.entries.size(), 7u);
+    std::set<uint64_t> seen;
+    for (const auto& e : l.entries) EXPECT_TRUE(seen.insert(e.index).second);
+    // Round 1 sees the plaintext weights: its 3 picks are SFGE's first 3.
+    for (size_t j = 0; j < 3; ++j) EXPECT_EQ(l.entries[j].index, plain.layers[i].entries[j].index);
+  }
+  // per_round >= num: one round on the plaintext gradient, i.e. exactly SFGE.
+  o.per_round = 7;
+  o.on_round = nullptr;
+  LockKey one = generate_key(m, d, o);
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t j = 0; j < 7; ++j) {
+      EXPECT_EQ(one.layers[i].entries[j].index, plain.layers[i].entries[j].index);
+      EXPECT_EQ(one.layers[i].entries[j].locked_bits, plain.layers[i].entries[j].locked_bits);
+    }
+  model::Model locked = m;
+  encrypt_model(locked, inc);
+  decrypt_model(locked, inc);
+  EXPECT_EQ(testing::hash_tensors(locked.graph), testing::hash_tensors(m.graph));
+}
+
+TEST(Keygen, StealthyCollapseStaysInsideTheLayerDistribution) {
+  auto m = testing::make_mlp(60, 40, 5, 55);
+  auto d = testing::make_dataset(40, 60, 5, 56);
+  KeygenOptions o;
+  apply_preset(o, "stealthy");
+  o.num = 12;
+  o.max_percent = 0.05;
+  o.seed = Seed{};
+  LockKey key = generate_key(m, d, o);
+  EXPECT_EQ(key.params.mode, LockMode::Stealthy);
+  ASSERT_FALSE(key.layers.empty());
+  for (const auto& l : key.layers) {
+    auto w = m.graph.initializers.at(l.tensor).floats();
+    auto [lo, hi] = std::minmax_element(w.begin(), w.end());
+    for (const auto& e : l.entries) {
+      float v = std::bit_cast<float>(e.locked_bits);
+      EXPECT_GE(v, *lo);
+      EXPECT_LE(v, *hi);
+    }
+  }
+}
+
+TEST(Keygen, PresetsAndNewOptionValidation) {
+  KeygenOptions o;
+  apply_preset(o, "reference");
+  KeygenOptions def;
+  EXPECT_EQ(o.num, def.num);
+  EXPECT_EQ(o.incremental, def.incremental);
+  EXPECT_EQ(o.objective, def.objective);
+  apply_preset(o, "strong");
+  EXPECT_TRUE(o.incremental);
+  EXPECT_EQ(o.mode, LockMode::Sfge);
+  EXPECT_EQ(o.objective, Objective::Collapse);
+  EXPECT_EQ(o.target_class, -1);
+  EXPECT_EQ(o.intensity_mode, IntensityMode::Relative);
+  EXPECT_EQ(o.intensity, 1.0f);
+  EXPECT_EQ(o.num, 30);
+  EXPECT_EQ(o.max_percent, 0.2);
+  EXPECT_EQ(o.per_round, 3);
+  EXPECT_NO_THROW(validate_options(o));
+  EXPECT_THROW(apply_preset(o, "fast"), InvalidArgument);
+  o.per_round = 0;
+  EXPECT_THROW(validate_options(o), InvalidArgument);
+  o.per_round = 1;
+  o.target_class = -2;
+  EXPECT_THROW(validate_options(o), InvalidArgument);
+  EXPECT_EQ(parse_objective("collapse"), Objective::Collapse);
+  EXPECT_EQ(parse_intensity_mode("relative"), IntensityMode::Relative);
+  EXPECT_THROW(parse_objective("targeted"), InvalidArgument);
+  EXPECT_THROW(parse_intensity_mode("scaled"), InvalidArgument);
+}
+
+TEST(Evaluate, CountHitsMatchesNaiveRankingAndNaNRowsMiss) {
+  std::mt19937 rng(71);
+  std::uniform_int_distribution<int> small(-3, 3);  // many ties
+  const int64_t n = 200, c = 7;
+  Tensor logits({n, c});
+  std::vector<int32_t> labels(n);
+  for (float& v : logits.floats()) v = static_cast<float>(small(rng));
+  for (auto& y : labels) y = static_cast<int32_t>(rng() % c);
+  for (int64_t i = 0; i < n; i += 9)  // some rows diverged
+    logits.floats()[i * c + (i / 9) % c] = std::nanf("");
+  int64_t want1 = 0, want5 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = logits.floats().data() + i * c;
+    if (std::any_of(row, row + c, [](float z) { return std::isnan(z); })) continue;
+    // Stable sort of class indices by decreasing logit; hit if the label is among the first k.
+    std::vector<int64_t> order(c);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return row[a] > row[b]; });
+    auto pos = std::find(order.begin(), order.end(), labels[i]) - order.begin();
+    want1 += pos == 0;
+    want5 += pos < 5;
+  }
+  int64_t top1 = 0, top5 = 0;
+  count_hits(logits, labels, top1, top5);
+  EXPECT_EQ(top1, want1);
+  EXPECT_EQ(top5, want5);
+  EXPECT_LT(want1, n);
 }
 
 TEST(Res, OutputsEqualUnlockedAndWeightsEndReEncrypted) {

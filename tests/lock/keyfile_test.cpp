@@ -62,6 +62,10 @@ void expect_same(const LockKey& a, const LockKey& b) {
   EXPECT_EQ(std::bit_cast<uint32_t>(a.params.intensity),
             std::bit_cast<uint32_t>(b.params.intensity));
   EXPECT_EQ(a.params.dataset, b.params.dataset);
+  EXPECT_EQ(a.params.intensity_mode, b.params.intensity_mode);
+  EXPECT_EQ(a.params.objective, b.params.objective);
+  EXPECT_EQ(a.params.target_class, b.params.target_class);
+  EXPECT_EQ(a.params.per_round, b.params.per_round);
   ASSERT_EQ(a.layers.size(), b.layers.size());
   for (size_t i = 0; i < a.layers.size(); ++i) {
     EXPECT_EQ(a.layers[i].tensor, b.layers[i].tensor);
@@ -181,6 +185,44 @@ TEST(KeyFile, PayloadParserRejectsTruncationAndGarbage) {
   p[p.size() - 8] = 0x30;  // 48 entries for a 30-weight tensor... or truncated: either refused
   for (size_t i = p.size() - 7; i < p.size(); ++i) p[i] = 0;
   EXPECT_THROW(decode_key_payload(p), MalformedInput);
+}
+
+TEST(KeyFile, ExtensionRoundTripsAndIsCanonical) {
+  auto m = testing::make_mlp(6, 5, 3, 8);
+  LockKey plain = small_key(m);
+  auto base = encode_key_payload(plain);
+  LockKey k = plain;
+  k.params.intensity_mode = IntensityMode::Relative;
+  k.params.objective = Objective::Collapse;
+  k.params.target_class = 2;
+  k.params.per_round = 3;
+  auto ext = encode_key_payload(k);
+  // A reference key is encoded as before; the extension is appended after the layers.
+  ASSERT_EQ(ext.size(), base.size() + 15);
+  EXPECT_TRUE(std::equal(base.begin(), base.end(), ext.begin()));
+  expect_same(decode_key_payload(ext), k);
+  for (size_t n = base.size() + 1; n < ext.size(); ++n)
+    EXPECT_THROW(decode_key_payload(std::span(ext).first(n)), MalformedInput) << n;
+  auto longer = ext;
+  longer.push_back(0);
+  EXPECT_THROW(decode_key_payload(longer), MalformedInput);
+  // An extension that only repeats the defaults is refused (one encoding per key).
+  auto redundant = base;
+  const uint8_t defaults[15] = {0x58, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0};
+  redundant.insert(redundant.end(), std::begin(defaults), std::end(defaults));
+  EXPECT_THROW(decode_key_payload(redundant), MalformedInput);
+  // Out-of-range fields are refused.
+  for (size_t field : {1u, 2u}) {
+    auto bad = ext;
+    bad[base.size() + field] = 2;
+    EXPECT_THROW(decode_key_payload(bad), MalformedInput) << field;
+  }
+  auto zero_round = ext;
+  zero_round[base.size() + 7] = 0;
+  EXPECT_THROW(decode_key_payload(zero_round), MalformedInput);
+  // Sealed and opened like any other key.
+  KeySecret s = random_secret();
+  expect_same(open_key(seal_key(k, s), s), k);
 }
 
 TEST(KeyFile, KeyIsBoundToItsModel) {

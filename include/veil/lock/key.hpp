@@ -26,6 +26,22 @@ enum class LockMode : uint8_t {
 std::string to_string(LockMode mode);
 LockMode parse_lock_mode(const std::string& text);  // "sfge" | "stealthy"; InvalidArgument
 
+// What `intensity` is relative to (SFGE mode only). The reference's step is absolute; a relative
+// step is intensity x max|w| of the layer's plaintext weights, so layers whose weights are small
+// (wide FC layers) and large (first conv) are hit equally hard.
+enum class IntensityMode : uint8_t { Absolute = 0, Relative = 1 };
+std::string to_string(IntensityMode mode);
+IntensityMode parse_intensity_mode(const std::string& text);  // "absolute" | "relative"
+
+// The loss whose gradient picks positions and directions. The reference maximises the
+// cross-entropy on the true labels (untargeted). Collapse is targeted: it maximises the summed
+// log-probability of one class over the samples, so the locked model answers that class for
+// every input (chance accuracy on a balanced test set) — the targeted variant of adversarial
+// parameter perturbation (cf. AdvParams, 2021).
+enum class Objective : uint8_t { CrossEntropy = 0, Collapse = 1 };
+std::string to_string(Objective objective);
+Objective parse_objective(const std::string& text);  // "ce" | "collapse"
+
 struct KeyEntry {
   uint64_t index = 0;          // flat position in the tensor
   uint32_t original_bits = 0;  // IEEE-754 bits of the plaintext weight
@@ -52,6 +68,16 @@ struct KeyParams {
   int64_t samples = 1000;
   std::string dataset;
   double keygen_seconds = 0;
+  // Beyond the reference (stored in the key file only when they differ from these defaults, so
+  // a reference-compatible key is encoded exactly as before).
+  IntensityMode intensity_mode = IntensityMode::Absolute;
+  Objective objective = Objective::CrossEntropy;
+  int32_t target_class = -1;  // collapse: the class every input is pushed to (-1: none)
+  int64_t per_round = 1;      // i-SFGE: positions added per layer per round
+  bool has_extension() const {
+    return intensity_mode != IntensityMode::Absolute || objective != Objective::CrossEntropy ||
+           target_class != -1 || per_round != 1;
+  }
 };
 
 struct LockKey {

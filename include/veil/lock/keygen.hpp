@@ -15,6 +15,11 @@
 // [1 - band_high, 1 - band_low] for a negative gradient) — positions are ranked by the first-order
 // loss increase |g| * (distance to that band), and spread across output channels (at most
 // ceil(number / channels) per channel). `intensity` is not used in this mode.
+//
+// Options beyond the reference (defaults reproduce it): a step relative to the layer's weight
+// scale (IntensityMode::Relative), a targeted "collapse" objective (Objective::Collapse, see
+// key.hpp), and i-SFGE with several positions per layer per round (per_round). They combine with
+// both modes; `apply_preset` sets the strongest combination measured in docs/LOCK.md.
 #pragma once
 
 #include <cstdint>
@@ -45,13 +50,34 @@ struct KeygenOptions {
   bool spread = true;        // stealthy mode: spread positions across output channels
   std::optional<Seed> seed;  // stealthy draws; from the OS CSPRNG when unset
   std::string dataset;       // recorded in the key
+  IntensityMode intensity_mode = IntensityMode::Absolute;  // sfge mode: step = intensity x scale
+  Objective objective = Objective::CrossEntropy;
+  int32_t target_class = -1;  // collapse: the class to push every input to; -1 = automatic
+  int64_t per_round = 1;      // i-SFGE: positions per layer per round (the reference: 1)
   // Called after every i-SFGE round (round index from 0) — progress reporting.
   std::function<void(int64_t round, int64_t rounds)> on_round;
 };
 
 // Throws InvalidArgument with one clear message for num < 0, intensity <= 0 (or not finite),
-// max_percent outside (0, 1], samples < 1, batch < 1, or a bad stealth band.
+// max_percent outside (0, 1], samples < 1, batch < 1, a bad stealth band, per_round < 1 or
+// target_class < -1.
 void validate_options(const KeygenOptions& options);
+
+// Named option sets. "reference" leaves the options as they are; "strong" sets i-SFGE,
+// the collapse objective with an automatic target, relative intensity 1.0, num 30,
+// max_percent 0.2 (so every layer with >= 150 weights gets the full 30) and 3 positions per
+// round; "stealthy" additionally switches to stealthy mode (in-distribution values).
+// Throws InvalidArgument for an unknown name.
+void apply_preset(KeygenOptions& options, const std::string& name);
+
+// The step of a relative intensity: max |w| over the tensor (0 for an empty tensor).
+float layer_scale(std::span<const float> weights);
+
+// The automatic collapse target: the class with the largest summed softmax probability over the
+// samples (ties: lower class), i.e. the class the model already leans to; model in inference
+// semantics.
+int32_t collapse_target(const model::Model& model, const data::Dataset& samples,
+                        int64_t batch = 100);
 
 // number = min(floor(numel * max_percent), num) — the per-layer budget of the reference.
 int64_t layer_budget(int64_t numel, int64_t num, double max_percent);
@@ -63,11 +89,13 @@ std::vector<uint64_t> top_k_abs(std::span<const float> grad, int64_t k,
 
 // Summed (not averaged) gradient of the softmax cross-entropy over every example of `samples`
 // w.r.t. each tensor in `tensors`, evaluated with inference-mode semantics (BN running stats,
-// no dropout). Returns one vector per tensor name.
+// no dropout). Returns one vector per tensor name. With target >= 0 it is instead the gradient
+// of the summed log-probability of class `target` (the collapse objective, to be maximised).
 std::map<std::string, std::vector<float>> summed_gradients(const model::Model& model,
                                                            const data::Dataset& samples,
                                                            const std::vector<std::string>& tensors,
-                                                           int64_t batch = 100);
+                                                           int64_t batch = 100,
+                                                           int32_t target = -1);
 
 // Generates a key for the plaintext `model`; fingerprints are bound (see key.hpp). The model is
 // not modified. The key's params.keygen_seconds is measured here.
