@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "ring_gemm_amx.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::mpc {
@@ -92,22 +93,33 @@ __attribute__((target("avx512f,avx512dq"))) void micro_avx512(int64_t kc, const 
   _mm512_storeu_si512(tile + 7 * kNr, c7);
 }
 
-MicroKernel pick_kernel() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return micro_avx512;
-  return micro_portable;
+bool avx512_usable() {
+  static const bool usable = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  }();
+  return usable;
 }
 
-MicroKernel kernel() {
-  static const MicroKernel k = pick_kernel();
-  return k;
+// Which kernel runs a slab. AMX pays from 16 x 16 x 64 up (its tiles are 16 rows of 64 bytes);
+// smaller products (FC layers at batch 1) stay on the vector units.
+RingGemmKernel resolve(RingGemmKernel want, int64_t m, int64_t n, int64_t k) {
+  if (want != RingGemmKernel::Auto) return want;
+  if (ring_gemm_kernel_available(RingGemmKernel::Amx) && m >= 16 && n >= 16 && k >= 64)
+    return RingGemmKernel::Amx;
+  return ring_gemm_kernel_available(RingGemmKernel::Avx512) ? RingGemmKernel::Avx512
+                                                            : RingGemmKernel::Portable;
 }
 
 // C[:, j_begin:j_end] (+)= A * B[:, j_begin:j_end]
-void gemm_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
-                  int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
-                  bool accumulate) {
-  MicroKernel mk = kernel();
+void gemm_columns(RingGemmKernel which, int64_t m, int64_t j_begin, int64_t j_end, int64_t k,
+                  const uint64_t* a, int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c,
+                  int64_t ldc, bool accumulate) {
+  if (which == RingGemmKernel::Amx) {
+    detail::gemm_u64_amx_columns(m, j_begin, j_end, k, a, lda, b, ldb, c, ldc, accumulate);
+    return;
+  }
+  MicroKernel mk = which == RingGemmKernel::Avx512 ? micro_avx512 : micro_portable;
   if (!accumulate)
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
   if (k == 0) return;
@@ -140,16 +152,55 @@ void gemm_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const ui
 
 }  // namespace
 
-const char* gemm_u64_kernel_name() { return kernel() == micro_avx512 ? "avx512dq" : "portable"; }
+bool ring_gemm_kernel_available(RingGemmKernel kernel) {
+  switch (kernel) {
+    case RingGemmKernel::Auto:
+    case RingGemmKernel::Portable:
+      return true;
+    case RingGemmKernel::Avx512:
+      return avx512_usable();
+    case RingGemmKernel::Amx:
+      return detail::amx_ring_gemm_usable();
+  }
+  return false;
+}
+
+const char* ring_gemm_kernel_name(RingGemmKernel kernel) {
+  switch (kernel) {
+    case RingGemmKernel::Auto:
+      return "auto";
+    case RingGemmKernel::Portable:
+      return "portable";
+    case RingGemmKernel::Avx512:
+      return "avx512dq";
+    case RingGemmKernel::Amx:
+      return "amx-int8";
+  }
+  return "?";
+}
+
+const char* gemm_u64_kernel_name() {
+  return ring_gemm_kernel_name(resolve(RingGemmKernel::Auto, 1 << 10, 1 << 10, 1 << 10));
+}
 
 void gemm_u64(int64_t m, int64_t n, int64_t k, const uint64_t* a, int64_t lda, const uint64_t* b,
               int64_t ldb, uint64_t* c, int64_t ldc, bool accumulate, int threads) {
+  gemm_u64_with(RingGemmKernel::Auto, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
+}
+
+void gemm_u64_with(RingGemmKernel kernel, int64_t m, int64_t n, int64_t k, const uint64_t* a,
+                   int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
+                   bool accumulate, int threads) {
   if (m < 0 || n < 0 || k < 0 || lda < k || ldb < n || ldc < n)
     throw InvalidArgument("gemm_u64: bad dimensions");
+  if (!ring_gemm_kernel_available(kernel))
+    throw InvalidArgument(std::string("gemm_u64: kernel ") + ring_gemm_kernel_name(kernel) +
+                          " is not available on this machine");
   if (m == 0 || n == 0) return;
+  const RingGemmKernel which = resolve(kernel, m, n, k);
   int t = std::max(1, std::min<int>(threads, static_cast<int>((n + kNr - 1) / kNr)));
   if (t == 1) {
-    gemm_columns(m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    gemm_columns(which, m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate);
     return;
   }
   // Column slabs (multiples of kNr) per thread: no shared writes.
@@ -157,9 +208,9 @@ void gemm_u64(int64_t m, int64_t n, int64_t k, const uint64_t* a, int64_t lda, c
   per = (per + kNr - 1) / kNr * kNr;
   std::vector<std::thread> pool;
   for (int64_t j = per; j < n; j += per)
-    pool.emplace_back(gemm_columns, m, j, std::min(n, j + per), k, a, lda, b, ldb, c, ldc,
+    pool.emplace_back(gemm_columns, which, m, j, std::min(n, j + per), k, a, lda, b, ldb, c, ldc,
                       accumulate);
-  gemm_columns(m, 0, std::min(n, per), k, a, lda, b, ldb, c, ldc, accumulate);
+  gemm_columns(which, m, 0, std::min(n, per), k, a, lda, b, ldb, c, ldc, accumulate);
   for (auto& th : pool) th.join();
 }
 

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "test_util.hpp"
 #include "veil/core/error.hpp"
 
@@ -67,6 +70,37 @@ TEST(RingGemm, MatchesNaiveOnOddShapes) {
     for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], want[i] + 5);
   }
   EXPECT_NE(std::string(gemm_u64_kernel_name()), "");
+}
+
+// Every kernel this machine has, on shapes that cross its blocking: AMX pads to 32 x 32 x 64 and
+// combines passes of 2048 over K; extreme values (all ones, 2^63) exercise every byte plane.
+TEST(RingGemm, EveryKernelMatchesNaive) {
+  TestRng rng;
+  const int64_t shapes[][3] = {{16, 16, 64},   {33, 47, 130},  {64, 256, 576},
+                               {20, 40, 2100}, {48, 17, 4200}, {100, 300, 9}};
+  for (RingGemmKernel kernel :
+       {RingGemmKernel::Portable, RingGemmKernel::Avx512, RingGemmKernel::Amx}) {
+    if (!ring_gemm_kernel_available(kernel)) {
+      std::printf("kernel %s not available here\n", ring_gemm_kernel_name(kernel));
+      continue;
+    }
+    for (auto& s : shapes) {
+      const int64_t m = s[0], n = s[1], k = s[2];
+      for (int fill = 0; fill < 3; ++fill) {
+        auto a = rng.u64s(m * k), b = rng.u64s(k * n);
+        if (fill == 1) std::fill(a.begin(), a.end(), ~uint64_t{0});
+        if (fill == 1) std::fill(b.begin(), b.end(), ~uint64_t{0});
+        if (fill == 2) std::fill(b.begin(), b.end(), uint64_t{1} << 63);
+        auto want = naive_gemm(m, n, k, a, b);
+        std::vector<uint64_t> c(m * n, 3);
+        gemm_u64_with(kernel, m, n, k, a.data(), k, b.data(), n, c.data(), n, false, 2);
+        ASSERT_EQ(c, want) << ring_gemm_kernel_name(kernel) << " " << m << "x" << n << "x" << k
+                           << " fill " << fill;
+        gemm_u64_with(kernel, m, n, k, a.data(), k, b.data(), n, c.data(), n, true);
+        for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], want[i] * 2);
+      }
+    }
+  }
 }
 
 TEST(RingGemm, RejectsBadDimensions) {

@@ -1,6 +1,7 @@
-// Dense linear algebra over Z_2^64 (uint64 wrap-around): a packed, cache-blocked GEMM with an
-// AVX-512DQ micro-kernel (vpmullq) chosen at run time and a portable fallback, and 2-D
-// convolution through im2col + that GEMM. These are what each party runs on its shares.
+// Dense linear algebra over Z_2^64 (uint64 wrap-around) and 2-D convolution through im2col +
+// that GEMM: what each party runs on its shares. Kernels, chosen at run time: Intel AMX int8
+// on byte-sliced operands (ring_gemm_amx.cpp; Sapphire Rapids and later), else a packed,
+// cache-blocked AVX-512DQ (vpmullq) GEMM, else a portable one.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,19 @@ namespace veil::mpc {
 void gemm_u64(int64_t m, int64_t n, int64_t k, const uint64_t* a, int64_t lda, const uint64_t* b,
               int64_t ldb, uint64_t* c, int64_t ldc, bool accumulate = false, int threads = 1);
 
-// Which micro-kernel gemm_u64 uses on this machine ("avx512dq" or "portable").
+enum class RingGemmKernel { Auto, Portable, Avx512, Amx };
+
+bool ring_gemm_kernel_available(RingGemmKernel kernel);
+const char* ring_gemm_kernel_name(RingGemmKernel kernel);  // "amx-int8", "avx512dq", ...
+
+// gemm_u64 with a given kernel (tests and benchmarks compare them); InvalidArgument when the
+// machine lacks it. Auto picks per shape, as gemm_u64 does.
+void gemm_u64_with(RingGemmKernel kernel, int64_t m, int64_t n, int64_t k, const uint64_t* a,
+                   int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
+                   bool accumulate = false, int threads = 1);
+
+// The kernel gemm_u64 uses on this machine for large shapes ("amx-int8", "avx512dq" or
+// "portable").
 const char* gemm_u64_kernel_name();
 
 // Geometry of an ONNX-style Conv (NCHW input, OIHW weight with I = C / groups).

@@ -1,0 +1,236 @@
+// Z_2^64 GEMM on the Intel AMX int8 matrix engine (Sapphire Rapids and later).
+//
+// Why bytes: AVX-512 has no cheap 64x64-bit multiply (vpmullq is 3 uops), so a uint64 GEMM on the
+// vector units runs at ~1/7 of the float GEMM. Splitting every operand into its eight bytes,
+// a = sum_i a_i 2^(8i), turns the product modulo 2^64 into
+//     A*B = sum_{s=0..7} 2^(8s) D_s,   D_s = sum_{i+j=s} A_i * B_j   (mod 2^64),
+// i.e. 36 byte-matrix products (the pairs with i+j >= 8 vanish modulo 2^64), which AMX's
+// TDPBUUD computes at 1024 u8*u8 MACs per cycle, 30x the float FMA rate. The same idea (limb
+// decomposition so that exact ring products run on wide floating-point or integer engines) is
+// CrypTen's CUDALongTensor (Knott et al., NeurIPS 2021, Sec. 4).
+//
+// Exactness: each byte product is < 2^16 and D_s has at most 8 * kKc of them per pass, so with
+// kKc = 2048 every D_s is below 2^32 and the uint32 tile accumulators never wrap; passes over K
+// are combined in uint64.
+#include "ring_gemm_amx.hpp"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace veil::mpc::detail {
+namespace {
+
+constexpr int64_t kPanel = 32;  // output rows / columns per micro-block (2 x 2 tiles of 16)
+constexpr int64_t kKb = 64;     // bytes of K per A-tile row
+constexpr int64_t kKc = 2048;   // K per pass (see the exactness note above)
+constexpr int64_t kMc = 64;     // rows of A per packed block: 8 planes x 64 x 2048 B = 1 MiB (L2)
+constexpr int64_t kNc = 256;    // columns of B per packed block
+static_assert(8 * kKc * 255 * 255 < (int64_t{1} << 32), "D_s must not wrap in uint32");
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// The tile configuration (Intel SDM vol. 1, 3.2 "AMX"): palette 1, eight tiles of 16 rows x 64 B.
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+bool detect() {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+      !__builtin_cpu_supports("avx512vbmi"))
+    return false;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool amx_tile = edx & (1u << 24), amx_int8 = edx & (1u << 25);
+  if (!amx_tile || !amx_int8) return false;
+  // Linux keeps the 8 KiB tile state off until a process asks (ARCH_REQ_XCOMP_PERM = 0x1023 for
+  // XFEATURE_XTILEDATA = 18); without the grant the first tile instruction would fault.
+  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+// dst[i * plane_stride + e] = byte i of src[e], for e < len (eight byte planes of a row).
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const uint64_t* src,
+                                                                        int64_t len, uint8_t* dst,
+                                                                        int64_t plane_stride) {
+  // Output byte i*8 + e of the permutation takes input byte e*8 + i: a byte transpose of 8 x 8.
+  alignas(64) uint8_t order[64];
+  for (int i = 0; i < 8; ++i)
+    for (int e = 0; e < 8; ++e) order[i * 8 + e] = static_cast<uint8_t>(e * 8 + i);
+  const __m512i idx = _mm512_load_si512(order);
+  int64_t e = 0;
+  for (; e + 8 <= len; e += 8) {
+    const __m512i t = _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e));
+    alignas(64) uint64_t planes[8];
+    _mm512_store_si512(planes, t);
+    for (int i = 0; i < 8; ++i) std::memcpy(dst + i * plane_stride + e, &planes[i], 8);
+  }
+  for (; e < len; ++e) {
+    uint64_t v = src[e];
+    for (uint8_t* p = dst + e; p < dst + 8 * plane_stride; p += plane_stride, v >>= 8)
+      *p = static_cast<uint8_t>(v);
+  }
+}
+
+// A[ic:ic+mc, pc:pc+kc] -> per 32-row panel, per byte plane, 32 rows of kcp bytes (zero-padded).
+void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp, uint8_t* out) {
+  const int64_t mcp = round_up(mc, kPanel);
+  for (int64_t r = 0; r < mcp; ++r) {
+    uint8_t* row = out + (r / kPanel) * 8 * kPanel * kcp + (r % kPanel) * kcp;
+    if (r < mc) split_bytes(a + r * lda, kc, row, kPanel * kcp);
+    for (int i = 0; i < 8; ++i)  // zero padding: K beyond kc, rows beyond mc
+      std::memset(row + i * kPanel * kcp + (r < mc ? kc : 0), 0,
+                  static_cast<size_t>(r < mc ? kcp - kc : kcp));
+  }
+}
+
+// B[pc:pc+kc, jc:jc+nc] -> per 32-column panel, per byte plane, the VNNI layout TDPBUUD reads:
+// row q holds k = 4q..4q+3 of each column, interleaved: [n][k % 4] (128 B per row).
+void pack_b(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, int64_t kcp, uint8_t* out,
+            std::vector<uint8_t>& scratch) {
+  const int64_t ncp = round_up(nc, kPanel);
+  const int64_t panel_bytes = 8 * kcp * kPanel;
+  // Rows of the VNNI layout past K (k >= kc rounded up to 4) stay zero.
+  for (int64_t p = 0; p < ncp / kPanel; ++p)
+    for (int64_t j = 0; j < 8; ++j) {
+      const int64_t q0 = (kc + 3) / 4;
+      std::memset(out + p * panel_bytes + j * kcp * kPanel + q0 * 4 * kPanel, 0,
+                  static_cast<size_t>((kcp / 4 - q0) * 4 * kPanel));
+    }
+  scratch.assign(static_cast<size_t>(8 * 4 * ncp), 0);  // 8 planes x 4 rows x ncp
+  for (int64_t q = 0; q * 4 < kc; ++q) {
+    const int64_t rows = std::min<int64_t>(4, kc - q * 4);
+    if (rows < 4 || nc < ncp) std::fill(scratch.begin(), scratch.end(), 0);
+    for (int64_t t = 0; t < rows; ++t)
+      split_bytes(b + (q * 4 + t) * ldb, nc, scratch.data() + t * ncp, 4 * ncp);
+    for (int64_t j = 0; j < 8; ++j) {
+      const uint8_t* r0 = scratch.data() + j * 4 * ncp;
+      const uint8_t *r1 = r0 + ncp, *r2 = r1 + ncp, *r3 = r2 + ncp;
+      for (int64_t n = 0; n < ncp; n += 16) {
+        const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + n));
+        const __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + n));
+        const __m128i x2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r2 + n));
+        const __m128i x3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r3 + n));
+        const __m128i lo01 = _mm_unpacklo_epi8(x0, x1), hi01 = _mm_unpackhi_epi8(x0, x1);
+        const __m128i lo23 = _mm_unpacklo_epi8(x2, x3), hi23 = _mm_unpackhi_epi8(x2, x3);
+        uint8_t* dst =
+            out + (n / kPanel) * panel_bytes + j * kcp * kPanel + q * 4 * kPanel + (n % kPanel) * 4;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(lo01, lo23));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(lo01, lo23));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(hi01, hi23));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(hi01, hi23));
+      }
+    }
+  }
+}
+
+// acc[32][32] = sum_s 2^(8s) D_s for one 32 x 32 block over kcp bytes of K. `ap`: the A panel
+// (8 planes of 32 x kcp), `bp`: the B panel (8 planes of kcp/4 x 128 B).
+__attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint8_t* ap,
+                                                                      const uint8_t* bp,
+                                                                      int64_t kcp, uint64_t* acc) {
+  alignas(64) uint32_t d[kPanel * kPanel];
+  std::fill(acc, acc + kPanel * kPanel, 0);
+  for (int s = 0; s < 8; ++s) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int i = 0; i <= s; ++i) {
+      const uint8_t* a0 = ap + i * kPanel * kcp;
+      const uint8_t* a1 = a0 + 16 * kcp;
+      const uint8_t* b0 = bp + (s - i) * kcp * kPanel;
+      const uint8_t* b1 = b0 + 64;
+      for (int64_t kb = 0; kb < kcp; kb += kKb) {
+        _tile_loadd(4, a0 + kb, kcp);
+        _tile_loadd(5, a1 + kb, kcp);
+        _tile_loadd(6, b0 + kb * kPanel, 4 * kPanel);
+        _tile_loadd(7, b1 + kb * kPanel, 4 * kPanel);
+        _tile_dpbuud(0, 4, 6);
+        _tile_dpbuud(1, 4, 7);
+        _tile_dpbuud(2, 5, 6);
+        _tile_dpbuud(3, 5, 7);
+      }
+    }
+    _tile_stored(0, d, 4 * kPanel);
+    _tile_stored(1, d + 16, 4 * kPanel);
+    _tile_stored(2, d + 16 * kPanel, 4 * kPanel);
+    _tile_stored(3, d + 16 * kPanel + 16, 4 * kPanel);
+    const int shift = 8 * s;
+    for (int64_t e = 0; e < kPanel * kPanel; ++e) acc[e] += static_cast<uint64_t>(d[e]) << shift;
+  }
+}
+
+__attribute__((target("amx-tile"))) void load_tile_config() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  // GCC 12's ldtilecfg builtin does not tell the optimiser that it reads the 64-byte block, so
+  // without this barrier the stores above are eliminated as dead and ldtilecfg faults (#GP).
+  asm volatile("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
+__attribute__((target("amx-tile"))) void release_tiles() { _tile_release(); }
+
+}  // namespace
+
+bool amx_ring_gemm_usable() {
+  static const bool usable = detect();
+  return usable;
+}
+
+void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
+                          int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
+                          bool accumulate) {
+  if (!accumulate)
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
+  if (k == 0 || m == 0 || j_end <= j_begin) return;
+  // Per-thread packing buffers, kept between calls: a party runs thousands of GEMMs and fresh
+  // multi-megabyte buffers would cost page faults each time.
+  thread_local std::vector<uint8_t> apack, bpack, scratch;
+  const int64_t kmax = round_up(std::min(kKc, k), kKb);
+  const size_t a_need = static_cast<size_t>(8 * round_up(std::min(kMc, m), kPanel) * kmax);
+  const size_t b_need =
+      static_cast<size_t>(8 * kmax * round_up(std::min(kNc, j_end - j_begin), kPanel));
+  if (apack.size() < a_need) apack.resize(a_need);
+  if (bpack.size() < b_need) bpack.resize(b_need);
+  alignas(64) uint64_t acc[kPanel * kPanel];
+  load_tile_config();
+  for (int64_t jc = j_begin; jc < j_end; jc += kNc) {
+    const int64_t nc = std::min(kNc, j_end - jc);
+    for (int64_t pc = 0; pc < k; pc += kKc) {
+      const int64_t kc = std::min(kKc, k - pc), kcp = round_up(kc, kKb);
+      pack_b(b + pc * ldb + jc, ldb, kc, nc, kcp, bpack.data(), scratch);
+      for (int64_t ic = 0; ic < m; ic += kMc) {
+        const int64_t mc = std::min(kMc, m - ic);
+        pack_a(a + ic * lda + pc, lda, mc, kc, kcp, apack.data());
+        for (int64_t n0 = 0; n0 < nc; n0 += kPanel) {
+          const uint8_t* bp = bpack.data() + (n0 / kPanel) * 8 * kcp * kPanel;
+          const int64_t nr = std::min(kPanel, nc - n0);
+          for (int64_t r0 = 0; r0 < mc; r0 += kPanel) {
+            micro_block(apack.data() + (r0 / kPanel) * 8 * kPanel * kcp, bp, kcp, acc);
+            const int64_t mr = std::min(kPanel, mc - r0);
+            uint64_t* cb = c + (ic + r0) * ldc + jc + n0;
+            for (int64_t r = 0; r < mr; ++r)
+              for (int64_t col = 0; col < nr; ++col) cb[r * ldc + col] += acc[r * kPanel + col];
+          }
+        }
+      }
+    }
+  }
+  release_tiles();
+}
+
+}  // namespace veil::mpc::detail
