@@ -69,7 +69,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
   const __m512i idx = _mm512_load_si512(order);
   int64_t e = 0;
   for (; e + 8 <= len; e += 8) {
-    const __m512i t = _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e));
+    const __m512i t =
+        _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e));
     alignas(64) uint64_t planes[8];
     _mm512_store_si512(planes, t);
     for (int i = 0; i < 8; ++i) std::memcpy(dst + i * plane_stride + e, &planes[i], 8);
@@ -95,40 +96,61 @@ void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp,
 
 // B[pc:pc+kc, jc:jc+nc] -> per 32-column panel, per byte plane, the VNNI layout TDPBUUD reads:
 // row q holds k = 4q..4q+3 of each column, interleaved: [n][k % 4] (128 B per row).
-void pack_b(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, int64_t kcp, uint8_t* out,
-            std::vector<uint8_t>& scratch) {
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_t* b, int64_t ldb,
+                                                                   int64_t kc, int64_t nc,
+                                                                   int64_t kcp, uint8_t* out) {
   const int64_t ncp = round_up(nc, kPanel);
   const int64_t panel_bytes = 8 * kcp * kPanel;
   // Rows of the VNNI layout past K (k >= kc rounded up to 4) stay zero.
+  const int64_t q0 = (kc + 3) / 4;
   for (int64_t p = 0; p < ncp / kPanel; ++p)
-    for (int64_t j = 0; j < 8; ++j) {
-      const int64_t q0 = (kc + 3) / 4;
+    for (int64_t j = 0; j < 8; ++j)
       std::memset(out + p * panel_bytes + j * kcp * kPanel + q0 * 4 * kPanel, 0,
                   static_cast<size_t>((kcp / 4 - q0) * 4 * kPanel));
-    }
-  scratch.assign(static_cast<size_t>(8 * 4 * ncp), 0);  // 8 planes x 4 rows x ncp
-  for (int64_t q = 0; q * 4 < kc; ++q) {
+  // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, the 64 bytes [n][k % 4] in three
+  // rounds of two-source byte permutes (vpermt2b; bit 6 of an index picks the second source):
+  //   p[t][h]  = [j % 4][n] for j in 4h..4h+3 of row t (from row t's two halves of 8 columns),
+  //   q[u][v]  = [j % 2][n][t % 2] for rows 2u, 2u+1 and planes 2v, 2v+1,
+  //   out[j]   = [n][t] from q[0][j / 2] and q[1][j / 2].
+  alignas(64) uint8_t i1[2][64], i2[2][64], i3[2][64];
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < 4; ++j)
+      for (int n = 0; n < 16; ++n) i1[h][j * 16 + n] = static_cast<uint8_t>(n * 8 + j + 4 * h);
+  for (int v = 0; v < 2; ++v)
+    for (int jj = 0; jj < 2; ++jj)
+      for (int n = 0; n < 16; ++n)
+        for (int tt = 0; tt < 2; ++tt)
+          i2[v][jj * 32 + n * 2 + tt] = static_cast<uint8_t>(tt * 64 + (2 * v + jj) * 16 + n);
+  for (int jj = 0; jj < 2; ++jj)
+    for (int n = 0; n < 16; ++n)
+      for (int t = 0; t < 4; ++t)
+        i3[jj][n * 4 + t] = static_cast<uint8_t>((t / 2) * 64 + jj * 32 + n * 2 + t % 2);
+  const __m512i idx1[2] = {_mm512_load_si512(i1[0]), _mm512_load_si512(i1[1])};
+  const __m512i idx2[2] = {_mm512_load_si512(i2[0]), _mm512_load_si512(i2[1])};
+  const __m512i idx3[2] = {_mm512_load_si512(i3[0]), _mm512_load_si512(i3[1])};
+  for (int64_t q = 0; q < q0; ++q) {
     const int64_t rows = std::min<int64_t>(4, kc - q * 4);
-    if (rows < 4 || nc < ncp) std::fill(scratch.begin(), scratch.end(), 0);
-    for (int64_t t = 0; t < rows; ++t)
-      split_bytes(b + (q * 4 + t) * ldb, nc, scratch.data() + t * ncp, 4 * ncp);
-    for (int64_t j = 0; j < 8; ++j) {
-      const uint8_t* r0 = scratch.data() + j * 4 * ncp;
-      const uint8_t *r1 = r0 + ncp, *r2 = r1 + ncp, *r3 = r2 + ncp;
-      for (int64_t n = 0; n < ncp; n += 16) {
-        const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + n));
-        const __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + n));
-        const __m128i x2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r2 + n));
-        const __m128i x3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r3 + n));
-        const __m128i lo01 = _mm_unpacklo_epi8(x0, x1), hi01 = _mm_unpackhi_epi8(x0, x1);
-        const __m128i lo23 = _mm_unpacklo_epi8(x2, x3), hi23 = _mm_unpackhi_epi8(x2, x3);
-        uint8_t* dst =
-            out + (n / kPanel) * panel_bytes + j * kcp * kPanel + q * 4 * kPanel + (n % kPanel) * 4;
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(lo01, lo23));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm_unpackhi_epi16(lo01, lo23));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32), _mm_unpacklo_epi16(hi01, hi23));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 48), _mm_unpackhi_epi16(hi01, hi23));
+    for (int64_t n0 = 0; n0 < ncp; n0 += 16) {
+      __m512i p[4][2];
+      for (int t = 0; t < 4; ++t) {
+        __m512i half[2];
+        for (int h = 0; h < 2; ++h) {
+          const int64_t col = n0 + 8 * h;
+          const int64_t valid = t < rows ? std::clamp<int64_t>(nc - col, 0, 8) : 0;
+          const __mmask8 mask = static_cast<__mmask8>((1u << valid) - 1);
+          half[h] = _mm512_maskz_loadu_epi64(mask, b + (q * 4 + t) * ldb + col);
+        }
+        p[t][0] = _mm512_permutex2var_epi8(half[0], idx1[0], half[1]);
+        p[t][1] = _mm512_permutex2var_epi8(half[0], idx1[1], half[1]);
       }
+      __m512i qv[2][4];
+      for (int u = 0; u < 2; ++u)
+        for (int v = 0; v < 4; ++v)
+          qv[u][v] = _mm512_permutex2var_epi8(p[2 * u][v / 2], idx2[v % 2], p[2 * u + 1][v / 2]);
+      uint8_t* dst = out + (n0 / kPanel) * panel_bytes + q * 4 * kPanel + (n0 % kPanel) * 4;
+      for (int j = 0; j < 8; ++j)
+        _mm512_storeu_si512(dst + j * kcp * kPanel,
+                            _mm512_permutex2var_epi8(qv[0][j / 2], idx3[j % 2], qv[1][j / 2]));
     }
   }
 }
@@ -199,7 +221,7 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
   if (k == 0 || m == 0 || j_end <= j_begin) return;
   // Per-thread packing buffers, kept between calls: a party runs thousands of GEMMs and fresh
   // multi-megabyte buffers would cost page faults each time.
-  thread_local std::vector<uint8_t> apack, bpack, scratch;
+  thread_local std::vector<uint8_t> apack, bpack;
   const int64_t kmax = round_up(std::min(kKc, k), kKb);
   const size_t a_need = static_cast<size_t>(8 * round_up(std::min(kMc, m), kPanel) * kmax);
   const size_t b_need =
@@ -212,7 +234,7 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
     const int64_t nc = std::min(kNc, j_end - jc);
     for (int64_t pc = 0; pc < k; pc += kKc) {
       const int64_t kc = std::min(kKc, k - pc), kcp = round_up(kc, kKb);
-      pack_b(b + pc * ldb + jc, ldb, kc, nc, kcp, bpack.data(), scratch);
+      pack_b(b + pc * ldb + jc, ldb, kc, nc, kcp, bpack.data());
       for (int64_t ic = 0; ic < m; ic += kMc) {
         const int64_t mc = std::min(kMc, m - ic);
         pack_a(a + ic * lda + pc, lda, mc, kc, kcp, apack.data());
