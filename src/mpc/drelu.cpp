@@ -15,7 +15,7 @@ namespace {
 // PRG streams of one sign_gate op. Helper-client / helper-server: kR (mask r), kBits (client's
 // Z_67 bit shares), kW (client's share of w), kMask (Beaver mask of the multiplicand), kProd
 // (client's share of mask * w). Client-server: kCoins (beta, multipliers, zero-sharing,
-// permutations).
+// rotations).
 enum : uint32_t { kR = 1, kBits = 2, kW = 3, kMask = 4, kProd = 5, kCoins = 6 };
 
 std::vector<uint64_t> draw(const Party& p, Role peer, uint32_t purpose, size_t n) {
@@ -27,7 +27,7 @@ std::vector<uint64_t> draw(const Party& p, Role peer, uint32_t purpose, size_t n
 std::vector<uint8_t> draw_z67(const Party& p, Role peer, uint32_t purpose, size_t n) {
   ByteSampler s(p.shared_prg(peer, purpose));
   std::vector<uint8_t> v(n);
-  for (auto& d : v) d = s.below(kP);
+  s.fill_below(kP, v.data(), n);
   return v;
 }
 
@@ -49,21 +49,22 @@ Params params_of(const DreluParams& dp) {
 }
 
 // PrivateCompare digits of one party for one element (SecureNN Alg. 1 with our masks).
-// xs: this party's Z_67 shares of the m bits of r' (LSB first); r: the public c'. The digit
-// sum is zero at exactly one position iff beta xor [r' > c'] = 1.
+// xs: this party's Z_67 shares of the m bits of r' (LSB first); r: the public c'; sv: the
+// multipliers in [1, 66]; uv: the zero-sharing masks; rot: where digit 0 goes. The digit sum is
+// zero at exactly one position iff beta xor [r' > c'] = 1.
+//
+// Why a random rotation instead of SecureNN's random permutation: the helper sees the digit
+// sums d_i = s_i c_i, which are independent uniform non-zero values except for at most one zero
+// at the position i* of the first differing bit. Rotating by a uniform offset makes the zero's
+// position uniform whatever i* is, so the vector the helper sees has exactly the distribution a
+// uniform permutation would give; it costs one coin per element instead of m - 1.
 void compare_digits(int m, uint64_t mask_m, uint64_t r, unsigned beta, unsigned jflag, bool client,
-                    const uint8_t* xs, ByteSampler& coins, uint8_t* perm, uint8_t* sv, uint8_t* uv,
+                    const uint8_t* xs, const uint8_t* sv, const uint8_t* uv, unsigned rot,
                     uint8_t* out) {
-  for (int i = 0; i < m; ++i) {
-    sv[i] = static_cast<uint8_t>(1 + coins.below(kP - 1));
-    uv[i] = coins.below(kP);
-  }
-  for (int i = 0; i < m; ++i) perm[i] = static_cast<uint8_t>(i);
-  for (int i = m - 1; i > 0; --i)
-    std::swap(perm[i], perm[coins.below(static_cast<unsigned>(i + 1))]);
   auto emit = [&](int i, unsigned ci) {
     unsigned d = (sv[i] * (ci % kP) + (client ? uv[i] : kP - uv[i])) % kP;
-    out[perm[i]] = static_cast<uint8_t>(d);
+    int at = i + static_cast<int>(rot);
+    out[at >= m ? at - m : at] = static_cast<uint8_t>(d);
   };
   if (beta == 1 && r == mask_m) {
     // x > 2^m - 1 is impossible, so beta' must be 1: plant exactly one zero (the other digits
@@ -188,13 +189,18 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
              : unpack_z67(p.recv(Role::Helper, Tag::CompareBits, z67_packed_size(nd)), nd);
   std::vector<uint8_t> beta(n), digits(nd);
   {
+    // The client-server coins of the whole op, drawn in bulk in this order (both parties must
+    // draw identically): beta bits, multipliers, masks, rotations.
     ByteSampler coins(p.shared_prg(other, kCoins));
-    std::vector<uint8_t> perm(m), sv(m), uv(m);
-    for (size_t e = 0; e < n; ++e) {
-      beta[e] = coins.byte() & 1;
+    std::vector<uint8_t> sv(nd), uv(nd), rot(n);
+    coins.fill_below(2, beta.data(), n);
+    coins.fill_below(kP - 1, sv.data(), nd);
+    for (uint8_t& v : sv) ++v;
+    coins.fill_below(kP, uv.data(), nd);
+    coins.fill_below(static_cast<unsigned>(m), rot.data(), n);
+    for (size_t e = 0; e < n; ++e)
       compare_digits(q.m, q.mask_m, c[e] & q.mask_m, beta[e], jflag, client, xs.data() + e * m,
-                     coins, perm.data(), sv.data(), uv.data(), digits.data() + e * m);
-    }
+                     sv.data() + e * m, uv.data() + e * m, rot[e], digits.data() + e * m);
   }
   p.send(Role::Helper, Tag::CompareDigits, pack_z67(digits));
 

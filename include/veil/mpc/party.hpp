@@ -20,7 +20,7 @@
 
 namespace veil::mpc {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;  // 2: Lemire sampling of Z_67 coins
 
 // Approximate DReLU knobs, with the semantics of the reference implementation
 // (yg320/secure_inference const.py): each party maps its share a to (a >> s) mod 2^(64 - k),
