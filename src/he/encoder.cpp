@@ -62,7 +62,7 @@ CkksEncoder::CkksEncoder(ContextPtr ctx) : ctx_(std::move(ctx)) {
   }
 }
 
-void CkksEncoder::fft_special(std::vector<std::complex<double>>& v) const {
+void CkksEncoder::fft_special(std::span<std::complex<double>> v) const {
   const size_t size = v.size();
   for (size_t i = 0; i < size; ++i)
     if (i < bitrev_[i]) std::swap(v[i], v[bitrev_[i]]);
@@ -89,7 +89,7 @@ void CkksEncoder::fft_special(std::vector<std::complex<double>>& v) const {
   }
 }
 
-void CkksEncoder::fft_special_inv(std::vector<std::complex<double>>& v) const {
+void CkksEncoder::fft_special_inv(std::span<std::complex<double>> v) const {
   const size_t size = v.size();
   for (size_t len = size; len >= 2; len >>= 1) {
     const size_t half = len >> 1;
@@ -116,18 +116,23 @@ void CkksEncoder::fft_special_inv(std::vector<std::complex<double>>& v) const {
   for (auto& x : v) x *= inv;
 }
 
-std::vector<double> CkksEncoder::coefficients_from_slots(
-    std::span<const std::complex<double>> slots) const {
+void CkksEncoder::to_coefficients(std::span<const std::complex<double>> slots,
+                                  double* coeffs) const {
   const size_t s = ctx_->slots();
   if (slots.size() > s) throw InvalidArgument("CKKS encode: more values than slots");
-  std::vector<std::complex<double>> v(s, 0.0);
+  PoolVector<std::complex<double>> v(s);  // zero (std::complex value-initialises)
   std::copy(slots.begin(), slots.end(), v.begin());
   fft_special_inv(v);
-  std::vector<double> coeffs(2 * s);
   for (size_t i = 0; i < s; ++i) {
     coeffs[i] = v[i].real();
     coeffs[i + s] = v[i].imag();
   }
+}
+
+std::vector<double> CkksEncoder::coefficients_from_slots(
+    std::span<const std::complex<double>> slots) const {
+  std::vector<double> coeffs(2 * ctx_->slots());
+  to_coefficients(slots, coeffs.data());
   return coeffs;
 }
 
@@ -149,7 +154,8 @@ Plaintext CkksEncoder::encode(std::span<const std::complex<double>> values, doub
   for (const auto& x : values)
     if (!std::isfinite(x.real()) || !std::isfinite(x.imag()))
       throw InvalidArgument("CKKS encode: non-finite value");
-  std::vector<double> coeffs = coefficients_from_slots(values);
+  PoolVector<double> coeffs(2 * ctx_->slots());
+  to_coefficients(values, coeffs.data());
   const double limit = std::ldexp(1.0, static_cast<int>(ctx_->q_bits(level)) - 2);
   for (auto& c : coeffs) {
     c = std::nearbyint(c * scale);
@@ -157,7 +163,7 @@ Plaintext CkksEncoder::encode(std::span<const std::complex<double>> values, doub
       throw InvalidArgument("CKKS encode: value * scale exceeds the modulus at this level");
   }
   const size_t n = ctx_->n();
-  Plaintext pt(ctx_->id(), n, level, scale);
+  Plaintext pt(ctx_->id(), n, level, scale, kNoInit);
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     uint64_t* out = pt.limb(i);
@@ -168,7 +174,7 @@ Plaintext CkksEncoder::encode(std::span<const std::complex<double>> values, doub
 }
 
 Plaintext CkksEncoder::encode(std::span<const double> values, double scale, size_t level) const {
-  std::vector<std::complex<double>> v(values.begin(), values.end());
+  const PoolVector<std::complex<double>> v(values.begin(), values.end());
   return encode(v, scale, level);
 }
 
@@ -186,7 +192,7 @@ Plaintext CkksEncoder::encode_constant(std::complex<double> value, double scale,
       !(std::fabs(im) < limit))
     throw InvalidArgument("CKKS encode: constant * scale exceeds the modulus at this level");
   const size_t n = ctx_->n();
-  Plaintext pt(ctx_->id(), n, level, scale);
+  Plaintext pt(ctx_->id(), n, level, scale, kNoInit);
   for (size_t i = 0; i <= level; ++i) {
     const Modulus& m = ctx_->prime(i);
     const uint64_t r = double_mod(re, m);
@@ -204,12 +210,12 @@ std::vector<std::complex<double>> CkksEncoder::decode_complex(const Plaintext& p
     throw InvalidArgument("CKKS decode: plaintext belongs to other parameters");
   const size_t n = ctx_->n();
   const size_t level = pt.level();
-  std::vector<uint64_t> coeff(pt.data());
+  PolyVector coeff(pt.data());
   ctx_->pool().parallel_for(level + 1,
                             [&](size_t i) { ctx_->ntt(i).inverse(coeff.data() + i * n); });
   // CRT: x = sum_i y_i (Q/q_i) - v Q, evaluated modulo 2^128; exact while |x| < 2^127.
   const auto& crt = ctx_->crt(level);
-  std::vector<double> real(n);
+  PoolVector<double> real(n);  // every entry written below
   const double inv_scale = 1.0 / pt.scale();
   // v = round(sum y_i / q_i) with reciprocals instead of divisions: the sum lies within
   // |x| / Q of an integer, so the rounding is unaffected unless |x| is close to Q / 2 (where

@@ -40,17 +40,18 @@ Ciphertext Encryptor::encrypt(const Plaintext& pt) const {
   check_plaintext(*ctx_, pt);
   const size_t n = ctx_->n();
   const size_t level = pt.level();
-  std::vector<int32_t> u(n), e0(n), e1(n);
+  // Pooled and uninitialised: the samplers and small_to_ntt write every word.
+  PoolVector<int32_t> u(n), e0(n), e1(n);
   detail::Sampler sampler(random_seed());
   sampler.ternary(u);
   sampler.gaussian(e0);
   sampler.gaussian(e1);
-  Ciphertext ct(ctx_->id(), n, 2, level, pt.scale());
+  Ciphertext ct(ctx_->id(), n, 2, level, pt.scale(), kNoInit);
   const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     const uint64_t q = m.value;
-    std::vector<uint64_t> tmp(3 * n);
+    PolyVector tmp(3 * n);
     uint64_t *ui = tmp.data(), *ub = ui + n, *ua = ub + n;
     detail::small_to_ntt(*ctx_, u.data(), i, ui);
     uint64_t* c0 = ct.limb(0, i);
@@ -75,10 +76,10 @@ Ciphertext Encryptor::encrypt_symmetric(const Plaintext& pt) const {
   const size_t n = ctx_->n();
   const size_t level = pt.level();
   const Seed seed = random_seed();
-  std::vector<int32_t> e(n);
+  PoolVector<int32_t> e(n);
   detail::Sampler sampler(random_seed());
   sampler.gaussian(e);
-  Ciphertext ct(ctx_->id(), n, 2, level, pt.scale());
+  Ciphertext ct(ctx_->id(), n, 2, level, pt.scale(), kNoInit);
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     const uint64_t q = m.value;
@@ -106,7 +107,7 @@ Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
   check_ciphertext(*ctx_, ct);
   const size_t n = ctx_->n();
   const size_t level = ct.level();
-  Plaintext pt(ctx_->id(), n, level, ct.scale());
+  Plaintext pt(ctx_->id(), n, level, ct.scale(), kNoInit);
   const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);

@@ -1,5 +1,6 @@
 #include "veil/he/evaluator.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "noise.hpp"
@@ -20,7 +21,7 @@ constexpr double kScaleTolerance = 1.0 / 65536;
 enum ScratchSlot { kCoeff = 0, kAcc0, kAcc1, kTask, kRescale, kSlots };
 
 uint64_t* scratch(ScratchSlot slot, size_t words) {
-  thread_local std::vector<uint64_t> buffers[kSlots];
+  thread_local PolyVector buffers[kSlots];
   auto& b = buffers[slot];
   if (b.size() < words) b.resize(words);
   return b.data();
@@ -28,18 +29,28 @@ uint64_t* scratch(ScratchSlot slot, size_t words) {
 
 // Storage of the decomposed digits, reused by relinearize and rotate (not by hoisting, whose
 // decomposition outlives the call).
-std::vector<uint64_t>& digit_storage() {
-  thread_local std::vector<uint64_t> storage;
+PolyVector& digit_storage() {
+  thread_local PolyVector storage;
   return storage;
 }
 
 // Copy of `a` restricted to its first level+1 limbs of every component.
 Ciphertext drop_copy(const Ciphertext& a, size_t level) {
-  Ciphertext out(a.context_id(), a.n(), a.size(), level, a.scale());
+  Ciphertext out(a.context_id(), a.n(), a.size(), level, a.scale(), kNoInit);
   const size_t limbs = (level + 1) * a.n();
   for (size_t k = 0; k < a.size(); ++k) std::copy(a.poly(k), a.poly(k) + limbs, out.poly(k));
   out.set_noise(a.noise());
   return out;
+}
+
+void copy_limb(const uint64_t* x, uint64_t* out, size_t n) { std::copy(x, x + n, out); }
+
+void sub_limb(const uint64_t* x, const uint64_t* y, uint64_t* out, uint64_t q, size_t n) {
+  for (size_t c = 0; c < n; ++c) out[c] = sub_mod(x[c], y[c], q);
+}
+
+void neg_limb(const uint64_t* x, uint64_t* out, uint64_t q, size_t n) {
+  for (size_t c = 0; c < n; ++c) out[c] = neg_mod(x[c], q);
 }
 
 }  // namespace
@@ -67,87 +78,124 @@ void Evaluator::check_key(const KeySwitchKey& key) const {
 // ---------------------------------------------------------------------------------------------
 // Additive operations.
 
-void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
+// Operands at different levels are read at the lower one directly (limb(k, i) addresses any
+// level), which is the modulus drop without its copy. The scale is a's; a component present in
+// one operand only is copied (or negated).
+Ciphertext Evaluator::add_sub(const Ciphertext& a, const Ciphertext& b, bool subtract) const {
   check_ciphertext(*ctx_, a);
   check_ciphertext(*ctx_, b);
-  if (a.level() > b.level()) a = drop_copy(a, b.level());
+  match_scale(a.scale(), b.scale());
+  const size_t n = ctx_->n();
+  const size_t level = std::min(a.level(), b.level());
+  const size_t size = std::max(a.size(), b.size());
+  Ciphertext out(a.context_id(), n, size, level, a.scale(), kNoInit);
+  const Isa isa = active_isa();
+  ctx_->pool().parallel_for(size * (level + 1), [&](size_t t) {
+    const size_t k = t / (level + 1), i = t % (level + 1);
+    const uint64_t q = ctx_->prime(i).value;
+    uint64_t* z = out.limb(k, i);
+    if (k < a.size() && k < b.size()) {
+      if (subtract) {
+        sub_limb(a.limb(k, i), b.limb(k, i), z, q, n);
+      } else {
+        kernels::add_mod(isa, z, b.limb(k, i), a.limb(k, i), nullptr, q, n);
+      }
+    } else if (k < a.size()) {
+      copy_limb(a.limb(k, i), z, n);
+    } else if (subtract) {
+      neg_limb(b.limb(k, i), z, q, n);
+    } else {
+      copy_limb(b.limb(k, i), z, n);
+    }
+  });
+  out.set_noise(detail::add_std(a.noise(), b.noise()));
+  return out;
+}
+
+void Evaluator::add_sub_inplace(Ciphertext& a, const Ciphertext& b, bool subtract) const {
+  check_ciphertext(*ctx_, a);
+  check_ciphertext(*ctx_, b);
+  if (a.level() > b.level() || b.size() > a.size()) {
+    // The result needs other storage anyway: one pass instead of drop/grow and then add.
+    a = add_sub(a, b, subtract);
+    return;
+  }
   match_scale(a.scale(), b.scale());
   const size_t n = ctx_->n();
   const size_t level = a.level();
-  if (b.size() > a.size()) {
-    Ciphertext grown(a.context_id(), n, b.size(), level, a.scale());
-    std::copy(a.data().begin(), a.data().end(), grown.data().begin());
-    grown.set_noise(a.noise());
-    a = std::move(grown);
-  }
   a.set_seed(std::nullopt);
   const Isa isa = active_isa();
   ctx_->pool().parallel_for(b.size() * (level + 1), [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
-    kernels::add_mod(isa, a.limb(k, i), b.limb(k, i), a.limb(k, i), nullptr, ctx_->prime(i).value,
-                     n);
+    const uint64_t q = ctx_->prime(i).value;
+    if (subtract) {
+      sub_limb(a.limb(k, i), b.limb(k, i), a.limb(k, i), q, n);
+    } else {
+      kernels::add_mod(isa, a.limb(k, i), b.limb(k, i), a.limb(k, i), nullptr, q, n);
+    }
   });
   a.set_noise(detail::add_std(a.noise(), b.noise()));
 }
 
-void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const { add_inplace(a, negate(b)); }
+void Evaluator::add_inplace(Ciphertext& a, const Ciphertext& b) const {
+  add_sub_inplace(a, b, false);
+}
+
+void Evaluator::sub_inplace(Ciphertext& a, const Ciphertext& b) const {
+  add_sub_inplace(a, b, true);
+}
 
 Ciphertext Evaluator::add(const Ciphertext& a, const Ciphertext& b) const {
-  if (a.level() <= b.level()) {
-    Ciphertext out = a;
-    add_inplace(out, b);
-    return out;
-  }
-  Ciphertext out = b;
-  out.set_scale(a.scale());
-  match_scale(a.scale(), b.scale());
-  add_inplace(out, a);
-  return out;
+  return add_sub(a, b, false);
 }
 
 Ciphertext Evaluator::sub(const Ciphertext& a, const Ciphertext& b) const {
-  return add(a, negate(b));
+  return add_sub(a, b, true);
 }
 
 Ciphertext Evaluator::negate(const Ciphertext& a) const {
   check_ciphertext(*ctx_, a);
-  Ciphertext out(a.context_id(), a.n(), a.size(), a.level(), a.scale());
+  Ciphertext out(a.context_id(), a.n(), a.size(), a.level(), a.scale(), kNoInit);
   const size_t n = ctx_->n();
   ctx_->pool().parallel_for(a.size() * (a.level() + 1), [&](size_t t) {
     const size_t k = t / (a.level() + 1), i = t % (a.level() + 1);
+    neg_limb(a.limb(k, i), out.limb(k, i), ctx_->prime(i).value, n);
+  });
+  out.set_noise(a.noise());
+  return out;
+}
+
+// A plaintext at a lower level drops the ciphertext to it (read in place, as in add_sub).
+Ciphertext Evaluator::add_sub_plain(const Ciphertext& a, const Plaintext& p, bool subtract) const {
+  check_ciphertext(*ctx_, a);
+  check_plaintext(*ctx_, p);
+  match_scale(a.scale(), p.scale());
+  const size_t n = ctx_->n();
+  const size_t level = std::min(a.level(), p.level());
+  Ciphertext out(a.context_id(), n, a.size(), level, a.scale(), kNoInit);
+  const Isa isa = active_isa();
+  ctx_->pool().parallel_for(a.size() * (level + 1), [&](size_t t) {
+    const size_t k = t / (level + 1), i = t % (level + 1);
     const uint64_t q = ctx_->prime(i).value;
-    const uint64_t* x = a.limb(k, i);
-    uint64_t* y = out.limb(k, i);
-    for (size_t c = 0; c < n; ++c) y[c] = neg_mod(x[c], q);
+    uint64_t* z = out.limb(k, i);
+    if (k > 0) {
+      copy_limb(a.limb(k, i), z, n);
+    } else if (subtract) {
+      sub_limb(a.limb(0, i), p.limb(i), z, q, n);
+    } else {
+      kernels::add_mod(isa, z, p.limb(i), a.limb(0, i), nullptr, q, n);
+    }
   });
   out.set_noise(a.noise());
   return out;
 }
 
 Ciphertext Evaluator::add_plain(const Ciphertext& a, const Plaintext& p) const {
-  check_ciphertext(*ctx_, a);
-  check_plaintext(*ctx_, p);
-  if (p.level() < a.level()) return add_plain(drop_copy(a, p.level()), p);
-  match_scale(a.scale(), p.scale());
-  Ciphertext out = a;
-  out.set_seed(std::nullopt);
-  const size_t n = ctx_->n();
-  const Isa isa = active_isa();
-  ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
-    kernels::add_mod(isa, out.limb(0, i), p.limb(i), out.limb(0, i), nullptr, ctx_->prime(i).value,
-                     n);
-  });
-  return out;
+  return add_sub_plain(a, p, false);
 }
 
 Ciphertext Evaluator::sub_plain(const Ciphertext& a, const Plaintext& p) const {
-  check_plaintext(*ctx_, p);
-  Plaintext neg(p.context_id(), p.n(), p.level(), p.scale());
-  for (size_t i = 0; i <= p.level(); ++i) {
-    const uint64_t q = ctx_->prime(i).value;
-    for (size_t c = 0; c < p.n(); ++c) neg.limb(i)[c] = neg_mod(p.limb(i)[c], q);
-  }
-  return add_plain(a, neg);
+  return add_sub_plain(a, p, true);
 }
 
 Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value) const {
@@ -158,10 +206,9 @@ Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value)
   if (!(std::fabs(re) < limit) || !(std::fabs(im) < limit) || std::fabs(re) >= 9.2e18 ||
       std::fabs(im) >= 9.2e18)
     throw InvalidArgument("add_const: constant * scale out of range");
-  Ciphertext out = a;
-  out.set_seed(std::nullopt);
   const size_t n = ctx_->n();
-  for (size_t i = 0; i <= a.level(); ++i) {
+  Ciphertext out(a.context_id(), n, a.size(), a.level(), a.scale(), kNoInit);
+  ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     auto lift = [&](double v) {
       const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
@@ -169,10 +216,13 @@ Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value)
     };
     const uint64_t r = lift(re), s = lift(im);
     const auto& h = ctx_->half_monomial(i);
-    uint64_t* x = out.limb(0, i);
+    const uint64_t* x = a.limb(0, i);
+    uint64_t* z = out.limb(0, i);
     for (size_t c = 0; c < n; ++c)
-      x[c] = add_mod(x[c], add_mod(r, mul_mod(s, h[c], m), m.value), m.value);
-  }
+      z[c] = add_mod(x[c], add_mod(r, mul_mod(s, h[c], m), m.value), m.value);
+    for (size_t k = 1; k < a.size(); ++k) copy_limb(a.limb(k, i), out.limb(k, i), n);
+  });
+  out.set_noise(a.noise());
   return out;
 }
 
@@ -182,13 +232,12 @@ Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value)
 Ciphertext Evaluator::multiply_plain(const Ciphertext& a, const Plaintext& p) const {
   check_ciphertext(*ctx_, a);
   check_plaintext(*ctx_, p);
-  if (p.level() < a.level()) return multiply_plain(drop_copy(a, p.level()), p);
   const size_t n = ctx_->n();
-  const size_t level = a.level();
+  const size_t level = std::min(a.level(), p.level());  // modulus drop, read in place
   const double scale = a.scale() * p.scale();
   if (std::log2(scale) >= ctx_->q_bits(level) - 1)
     throw InvalidArgument("multiply_plain: result scale exceeds the modulus; rescale first");
-  Ciphertext out(a.context_id(), n, a.size(), level, scale);
+  Ciphertext out(a.context_id(), n, a.size(), level, scale, kNoInit);
   const Isa isa = active_isa();
   ctx_->pool().parallel_for(a.size() * (level + 1), [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
@@ -218,7 +267,7 @@ Ciphertext Evaluator::multiply_const(const Ciphertext& a, std::complex<double> v
   const double scale = a.scale() * const_scale;
   if (std::log2(scale) >= ctx_->q_bits(level) - 1)
     throw InvalidArgument("multiply_const: result scale exceeds the modulus; rescale first");
-  Ciphertext out(a.context_id(), n, a.size(), level, scale);
+  Ciphertext out(a.context_id(), n, a.size(), level, scale, kNoInit);
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     auto lift = [&](double v) {
@@ -246,7 +295,7 @@ Ciphertext Evaluator::multiply_const(const Ciphertext& a, std::complex<double> v
 Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
   check_ciphertext(*ctx_, a);
   const size_t n = ctx_->n();
-  Ciphertext out(a.context_id(), n, a.size(), a.level(), a.scale());
+  Ciphertext out(a.context_id(), n, a.size(), a.level(), a.scale(), kNoInit);
   const uint64_t mag = k < 0 ? static_cast<uint64_t>(-(k + 1)) + 1 : static_cast<uint64_t>(k);
   ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
@@ -269,17 +318,15 @@ Ciphertext Evaluator::multiply(const Ciphertext& a_in, const Ciphertext& b_in) c
   if (a_in.size() != 2 || b_in.size() != 2)
     throw InvalidArgument("multiply: relinearize the operands first");
   const bool same = &a_in == &b_in;
+  // A higher operand is read at the lower level in place (modulus drop without a copy).
   const size_t level = std::min(a_in.level(), b_in.level());
-  Ciphertext a_tmp, b_tmp;
   const Ciphertext* a = &a_in;
   const Ciphertext* b = &b_in;
-  if (a->level() > level) a = &(a_tmp = drop_copy(a_in, level));
-  if (b->level() > level) b = &(b_tmp = drop_copy(b_in, level));
   const double scale = a->scale() * b->scale();
   if (std::log2(scale) >= ctx_->q_bits(level) - 1)
     throw InvalidArgument("multiply: result scale exceeds the modulus; rescale first");
   const size_t n = ctx_->n();
-  Ciphertext out(a->context_id(), n, 3, level, scale);
+  Ciphertext out(a->context_id(), n, 3, level, scale, kNoInit);
   const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
@@ -330,7 +377,7 @@ size_t Evaluator::ext_prime(size_t level, size_t pos) const {
 }
 
 Evaluator::Decomposed Evaluator::decompose(const uint64_t* poly, size_t level,
-                                           std::vector<uint64_t> storage) const {
+                                           PolyVector storage) const {
   const size_t n = ctx_->n();
   const size_t K = ctx_->special_count();
   const Isa isa = active_isa();
@@ -446,7 +493,7 @@ Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKeys& rk) cons
   const size_t level = a.level();
   const Isa isa = active_isa();
   Decomposed d = decompose(a.poly(2), level, std::move(digit_storage()));
-  Ciphertext out(a.context_id(), n, 2, level, a.scale());
+  Ciphertext out(a.context_id(), n, 2, level, a.scale(), kNoInit);
   keyswitch(d, rk.key(), nullptr, out.poly(0), out.poly(1));
   digit_storage() = std::move(d.data);
   ctx_->pool().parallel_for(2 * (level + 1), [&](size_t t) {
@@ -474,7 +521,7 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
     std::copy(a.limb(k, level), a.limb(k, level) + n, v);
     ctx_->ntt(level).inverse(v);
   });
-  Ciphertext out(a.context_id(), n, a.size(), level - 1, a.scale() / ql.value);
+  Ciphertext out(a.context_id(), n, a.size(), level - 1, a.scale() / ql.value, kNoInit);
   ctx_->pool().parallel_for(a.size() * level, [&](size_t t) {
     const size_t k = t / level, i = t % level;
     const Modulus& m = ctx_->prime(i);
@@ -499,7 +546,7 @@ Ciphertext Evaluator::mod_drop_to(const Ciphertext& a, size_t level) const {
 Plaintext Evaluator::mod_drop_to(const Plaintext& p, size_t level) const {
   check_plaintext(*ctx_, p);
   if (level > p.level()) throw InvalidArgument("mod_drop_to: cannot raise the level");
-  Plaintext out(p.context_id(), p.n(), level, p.scale());
+  Plaintext out(p.context_id(), p.n(), level, p.scale(), kNoInit);
   std::copy(p.data().begin(), p.data().begin() + (level + 1) * p.n(), out.data().begin());
   return out;
 }
@@ -512,7 +559,7 @@ Ciphertext Evaluator::galois_with(const Ciphertext& a, const Decomposed& d, uint
   const size_t n = ctx_->n();
   const size_t level = a.level();
   const auto& perm = ctx_->galois_permutation(g);
-  Ciphertext out(a.context_id(), n, 2, level, a.scale());
+  Ciphertext out(a.context_id(), n, 2, level, a.scale(), kNoInit);
   keyswitch(d, key, perm.data(), out.poly(0), out.poly(1));
   const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {

@@ -274,7 +274,8 @@ Ciphertext load_ciphertext(const HeContext& ctx, std::span<const uint8_t> bytes)
     r.bytes(s.data(), 16);
     seed = s;
   }
-  Ciphertext ct(ctx.id(), n, size, level, scale);
+  // Every word is read or expanded from the seed below (or the load throws).
+  Ciphertext ct(ctx.id(), n, size, level, scale, kNoInit);
   for (size_t k = 0; k < size; ++k) {
     if (compressed && k == 1) {
       for (size_t i = 0; i < limbs; ++i) detail::sample_uniform(ctx, *seed, i, i, ct.limb(1, i));
@@ -307,7 +308,7 @@ Plaintext load_plaintext(const HeContext& ctx, std::span<const uint8_t> bytes) {
   if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
     throw MalformedInput("CKKS plaintext: scale out of range");
   r.need(8ull * (level + 1) * ctx.n());
-  Plaintext pt(ctx.id(), ctx.n(), level, scale);
+  Plaintext pt(ctx.id(), ctx.n(), level, scale, kNoInit);
   read_rns(r, ctx, pt.data().data(), level + 1, [](size_t i) { return i; });
   r.expect_end();
   return pt;

@@ -159,6 +159,59 @@ TEST_F(EvaluatorTest, LevelsAreMatchedByModulusDrop) {
   EXPECT_THROW(k().evaluator.add(big, ca), InvalidArgument);
 }
 
+// The out-of-place and in-place operations read a higher operand at the lower level in place
+// and copy (or negate) a component only one operand has: the result must equal the explicit
+// drop-then-operate computation bit for bit, and decrypt correctly.
+TEST_F(EvaluatorTest, MixedLevelsAndSizesMatchExplicitDrop) {
+  const auto a = test::random_values(slots(), 15), b = test::random_values(slots(), 16);
+  const auto& ev = k().evaluator;
+  const auto ca = k().encrypt(a);
+  const auto cb = ev.rescale(ev.multiply_const(k().encrypt(b), 1.0));  // one level lower
+  // A 3-component ciphertext, (b at 2^30) * (1 at 2^30), and a at the same scale 2^60.
+  const size_t top = k().ctx->max_level();
+  auto encrypt_at = [&](const std::vector<cd>& v, int log_scale) {
+    return k().encryptor.encrypt(k().encoder.encode(v, std::ldexp(1.0, log_scale), top));
+  };
+  const auto c3 = ev.multiply(encrypt_at(b, 30), encrypt_at(std::vector<cd>(slots(), 1.0), 30));
+  const auto ca60 = encrypt_at(a, 60);
+  ASSERT_EQ(c3.size(), 3u);
+  ASSERT_EQ(c3.scale(), ca60.scale());
+  const auto ca_low = ev.mod_drop_to(ca, cb.level());
+  EXPECT_EQ(ev.add(ca, cb).data(), ev.add(ca_low, cb).data());
+  EXPECT_EQ(ev.add(cb, ca).data(), ev.add(cb, ca_low).data());
+  EXPECT_EQ(ev.sub(ca, cb).data(), ev.add(ca_low, ev.negate(cb)).data());
+  EXPECT_EQ(ev.sub(cb, ca).data(), ev.add(cb, ev.negate(ca_low)).data());
+  EXPECT_EQ(ev.sub(ca60, c3).data(), ev.add(ca60, ev.negate(c3)).data());
+  EXPECT_EQ(ev.sub(c3, ca60).data(), ev.add(c3, ev.negate(ca60)).data());
+  Ciphertext acc = ca;
+  ev.add_inplace(acc, cb);  // drops acc
+  EXPECT_EQ(acc.level(), cb.level());
+  EXPECT_EQ(acc.data(), ev.add(ca, cb).data());
+  acc = ca60;
+  ev.sub_inplace(acc, c3);  // grows acc
+  EXPECT_EQ(acc.size(), 3u);
+  EXPECT_EQ(acc.data(), ev.sub(ca60, c3).data());
+  acc = c3;
+  ev.sub_inplace(acc, ca60);
+  EXPECT_EQ(acc.data(), ev.sub(c3, ca60).data());
+
+  const Plaintext pb_low = k().encoder.encode(b, ca.scale(), cb.level());
+  EXPECT_EQ(ev.add_plain(ca, pb_low).data(), ev.add_plain(ca_low, pb_low).data());
+  EXPECT_EQ(ev.sub_plain(ca, pb_low).data(), ev.sub_plain(ca_low, pb_low).data());
+  EXPECT_EQ(ev.multiply_plain(ca, pb_low).data(), ev.multiply_plain(ca_low, pb_low).data());
+  EXPECT_EQ(ev.multiply(ca, cb).data(), ev.multiply(ca_low, cb).data());
+
+  std::vector<cd> diff(slots());
+  for (size_t i = 0; i < slots(); ++i) diff[i] = a[i] - b[i];
+  EXPECT_LT(test::max_error(k().decrypt(ev.sub(ca, cb)), diff), kFreshTol);
+  EXPECT_LT(test::max_error(k().decrypt(ev.sub_plain(ca, pb_low)), diff), kFreshTol);
+  // The 2^30-scale factors carry ~2^-13 error.
+  EXPECT_LT(test::max_error(k().decrypt(ev.sub(ca60, c3)), diff), 1e-3);
+  std::vector<cd> rdiff(slots());  // acc = c3 - a
+  for (size_t i = 0; i < slots(); ++i) rdiff[i] = b[i] - a[i];
+  EXPECT_LT(test::max_error(k().decrypt(acc), rdiff), 1e-3);
+}
+
 std::vector<cd> rotated(const std::vector<cd>& v, int step) {
   const int64_t n = static_cast<int64_t>(v.size());
   std::vector<cd> out(v.size());

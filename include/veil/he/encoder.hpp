@@ -34,8 +34,10 @@ class CkksEncoder {
   std::vector<double> coefficients_from_slots(std::span<const std::complex<double>> slots) const;
 
  private:
-  void fft_special(std::vector<std::complex<double>>& v) const;
-  void fft_special_inv(std::vector<std::complex<double>>& v) const;
+  void fft_special(std::span<std::complex<double>> v) const;
+  void fft_special_inv(std::span<std::complex<double>> v) const;
+  // coefficients_from_slots into `coeffs` (2 * slots doubles), with pooled scratch.
+  void to_coefficients(std::span<const std::complex<double>> slots, double* coeffs) const;
 
   ContextPtr ctx_;
   std::vector<uint64_t> rot_group_;             // 5^j mod 2n

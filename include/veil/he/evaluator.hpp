@@ -69,11 +69,15 @@ class Evaluator {
     size_t level = 0;
     size_t digits = 0;
     size_t ext = 0;  // level + 1 + K limbs per digit
-    std::vector<uint64_t> data;
+    PolyVector data;
   };
+  // a + b or a - b written straight into fresh storage (no copy of a first).
+  Ciphertext add_sub(const Ciphertext& a, const Ciphertext& b, bool subtract) const;
+  void add_sub_inplace(Ciphertext& a, const Ciphertext& b, bool subtract) const;
+  Ciphertext add_sub_plain(const Ciphertext& a, const Plaintext& p, bool subtract) const;
   size_t ext_prime(size_t level, size_t pos) const;
   // `storage` is reused for the digits when large enough.
-  Decomposed decompose(const uint64_t* poly, size_t level, std::vector<uint64_t> storage) const;
+  Decomposed decompose(const uint64_t* poly, size_t level, PolyVector storage) const;
   // (ks0, ks1) = ModDown_P(sum_j D_j * key_j), D_j optionally permuted by a Galois element.
   void keyswitch(const Decomposed& d, const KeySwitchKey& key, const uint32_t* perm, uint64_t* ks0,
                  uint64_t* ks1) const;
