@@ -21,6 +21,7 @@
 #include "veil/core/io.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
+#include "veil/mpc/link_profile.hpp"
 #include "veil/mpc/party_session.hpp"
 #include "veil/mpc/public_model.hpp"
 #include "veil/mpc/tcp_channel.hpp"
@@ -52,6 +53,7 @@ struct PartyArgs {
   std::string output;
   std::string data;
   std::string input;
+  std::string link;
   int64_t n = -1;
   int64_t batch = 0;
   int listen_fd = -1;
@@ -66,6 +68,7 @@ void run_party_command(const PartyArgs& a) {
   if (!a.input.empty()) cfg.npy = a.input;
   if (a.n >= 0) cfg.n = a.n;
   if (a.batch > 0) cfg.batch = a.batch;
+  if (!a.link.empty()) cfg.link = mpc::parse_link_profile(a.link);
   mpc::PartyRunOptions opt;
   opt.listen_fd = a.listen_fd;
   if (!a.quiet) opt.log = [](const std::string& s) { std::cerr << s << std::endl; };
@@ -79,9 +82,10 @@ void run_party_command(const PartyArgs& a) {
   for (int64_t i = 0; i < n && i < static_cast<int64_t>(r.labels.size()); ++i)
     correct += r.predictions[i] == r.labels[i];
   if (a.json) {
-    json out = {{"role", a.role},     {"model_hash", r.model_hash},
-                {"tls", r.tls},       {"seconds", r.run_seconds},
-                {"rounds", r.rounds}, {"bytes_sent", r.run_stats.bytes_sent}};
+    json out = {{"role", a.role},       {"model_hash", r.model_hash},
+                {"tls", r.tls},         {"seconds", r.run_seconds},
+                {"rounds", r.rounds},   {"bytes_sent", r.run_stats.bytes_sent},
+                {"link", r.link.spec()}};
     if (role == mpc::Role::Client) {
       out["images"] = n;
       out["predictions"] = r.predictions;
@@ -90,10 +94,12 @@ void run_party_command(const PartyArgs& a) {
     print_json(out);
     return;
   }
+  const std::string link_note =
+      r.link.enabled() ? " (emulated link " + r.link.spec() + ": " + r.link.describe() + ")" : "";
   if (role != mpc::Role::Client) {
-    std::cout << fmt::format("{}: done, {} batches, {} sent, {} rounds, {:.3f} s\n", a.role,
+    std::cout << fmt::format("{}: done, {} batches, {} sent, {} rounds, {:.3f} s{}\n", a.role,
                              r.batches.size(), human_count(r.run_stats.bytes_sent) + "B", r.rounds,
-                             r.run_seconds);
+                             r.run_seconds, link_note);
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -104,9 +110,9 @@ void run_party_command(const PartyArgs& a) {
   if (!r.labels.empty())
     std::cout << fmt::format("secure top-1: {:.2f} % ({}/{})\n", n ? 100.0 * correct / n : 0.0,
                              correct, n);
-  std::cout << fmt::format("{} images in {:.3f} s ({:.2f} ms/image), {} rounds, {} sent\n", n,
+  std::cout << fmt::format("{} images in {:.3f} s ({:.2f} ms/image), {} rounds, {} sent{}\n", n,
                            r.run_seconds, n ? 1000 * r.run_seconds / n : 0.0, r.rounds,
-                           human_count(r.run_stats.bytes_sent) + "B");
+                           human_count(r.run_stats.bytes_sent) + "B", link_note);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,6 +132,7 @@ struct RunArgs {
   bool tls = false;
   int threads = 1;
   int64_t io_timeout_ms = 10000;
+  std::string link = "none";  // emulated link profile (link_profile.hpp)
   bool json = false;
   bool quiet = false;
   std::string keep;   // keep the session directory (configs, logs, reports) here
@@ -177,6 +184,7 @@ json read_json_file(const fs::path& p) {
 
 void run_local(const RunArgs& a) {
   if (a.model.empty()) throw InvalidArgument("--model is required");
+  const mpc::LinkProfile link = mpc::parse_link_profile(a.link);
   const std::array<mpc::Role, 3> roles = {mpc::Role::Client, mpc::Role::Server, mpc::Role::Helper};
 
   // Plaintext reference on the same images (the original, unfolded model).
@@ -272,6 +280,7 @@ void run_local(const RunArgs& a) {
   cfg.threads = a.threads;
   cfg.io_timeout_ms = a.io_timeout_ms;
   cfg.tls = a.tls ? mpc::TlsMode::On : mpc::TlsMode::Off;
+  cfg.link = link;
   if (a.tls) {
     for (mpc::Role r : roles) {
       auto id = mpc::TlsIdentity::generate();
@@ -375,8 +384,9 @@ void run_local(const RunArgs& a) {
         if (fault_signal == SIGSTOP) first_failure = now;
       }
     }
-    if (first_failure &&
-        now - *first_failure > std::chrono::milliseconds(a.io_timeout_ms) + kStopSlack) {
+    // A failing party flushes its queued frames on close, which an emulated link delays.
+    if (first_failure && now - *first_failure > std::chrono::milliseconds(a.io_timeout_ms) +
+                                                    kStopSlack + link.one_way_delay) {
       for (Child& c : kids)
         if (c.running) {
           // A party frozen by --fault stop is expected to be killed here; others are hangs.
@@ -448,6 +458,11 @@ void run_local(const RunArgs& a) {
   out["drelu"] = {{"num_lsb_to_ignore", cfg.drelu.num_lsb_to_ignore},
                   {"comparison_bits_ignored", cfg.drelu.comparison_bits_ignored}};
   out["tls"] = a.tls;
+  out["link"] = {{"profile", link.spec()},
+                 {"emulated", link.enabled()},
+                 {"description", link.describe()},
+                 {"rtt_ms", link.rtt_ms()},
+                 {"rate_mbit_s", link.bits_per_second > 0 ? json(link.rate_mbit_s()) : json()}};
   out["agreement"] = n ? static_cast<double>(agree) / n : 0.0;
   out["agreeing_images"] = agree;
   out["max_logit_diff"] = max_diff;
@@ -530,6 +545,9 @@ void run_local(const RunArgs& a) {
       "model {} (structure {}), {} images, batch {}, f = {}, DReLU s = {} k = {}{}\n", a.model,
       cfg.model_hash.substr(0, 16), n, a.batch, cfg.frac_bits, cfg.drelu.num_lsb_to_ignore,
       cfg.drelu.comparison_bits_ignored, a.tls ? ", TLS 1.3" : "");
+  std::cout << (link.enabled() ? fmt::format("link: {} ({}), emulated in-process\n", link.spec(),
+                                             link.describe())
+                               : std::string("link: loopback, not shaped\n"));
   std::cout << fmt::format(
       "secure top-1 = plaintext top-1 on {}/{} images ({:.2f} %), max |logit diff| {:.4g}\n", agree,
       n, n ? 100.0 * agree / n : 0.0, max_diff);
@@ -602,6 +620,9 @@ void add_mpc_commands(CLI::App& app) {
   party->add_option("--input", pa->input, "Client: .npy input tensor (overrides the config)");
   party->add_option("--n", pa->n, "Client: number of images (overrides the config)");
   party->add_option("--batch", pa->batch, "Client: batch size (overrides the config)");
+  party->add_option("--link", pa->link,
+                    "Emulated link for this party's sends: lan | wan | none | "
+                    "rtt=<ms>,rate=<Mbit/s> (overrides the config)");
   party->add_option("--listen-fd", pa->listen_fd, "Inherited listening socket")->group("");
   party->add_flag("--json", pa->json, "Machine-readable summary on stdout");
   party->add_flag("--quiet", pa->quiet, "No progress output");
@@ -628,6 +649,9 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--io-timeout", ra->io_timeout_ms,
                   "ms without any frame from a peer before a party gives up")
       ->check(CLI::Range(100, 3600000));
+  run->add_option("--link", ra->link,
+                  "Emulate a link between the parties, in process: lan (1 Gbit/s, 0.5 ms RTT), "
+                  "wan (100 Mbit/s, 40 ms RTT), none, or rtt=<ms>,rate=<Mbit/s>");
   run->add_option("--keep", ra->keep, "Keep the session directory (config, keys, logs, reports)");
   run->add_option("--fault", ra->fault, "kill|stop:<role>:<ms> (testing)")->group("");
   run->add_flag("--json", ra->json, "Machine-readable report on stdout");

@@ -133,6 +133,12 @@ PartyConfig PartyConfig::from_json(const json& j, const std::filesystem::path& b
   if (c.threads < 1 || c.threads > 256) throw InvalidArgument("party config: bad threads");
   if (c.io_timeout_ms < 100 || c.connect_timeout_ms < 100)
     throw InvalidArgument("party config: timeouts must be >= 100 ms");
+  std::string link = field<std::string>(j, "link", "none", "");
+  try {
+    c.link = parse_link_profile(link);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(std::string("party config: bad link: ") + e.what());
+  }
   return c;
 }
 
@@ -161,15 +167,22 @@ json PartyConfig::to_json() const {
   j["threads"] = threads;
   j["io_timeout_ms"] = io_timeout_ms;
   j["connect_timeout_ms"] = connect_timeout_ms;
+  if (link.enabled()) j["link"] = link.spec();
   return j;
+}
+
+PartyConfig parse_party_config(std::string_view json_text, const std::filesystem::path& base_dir) {
+  json j = json::parse(json_text.begin(), json_text.end(), nullptr, false);
+  if (j.is_discarded()) throw InvalidArgument("not valid JSON");
+  return PartyConfig::from_json(j, base_dir);
 }
 
 PartyConfig load_party_config(const std::filesystem::path& path) {
   std::vector<uint8_t> bytes = read_file(path, 1 << 20);
-  json j = json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (j.is_discarded()) throw InvalidArgument(path.string() + ": not valid JSON");
   try {
-    return PartyConfig::from_json(j, path.parent_path());
+    return parse_party_config(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+        path.parent_path());
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(path.string() + ": " + e.what());
   }

@@ -135,6 +135,7 @@ json PartyReport::to_json() const {
   j["model"] = model_name;
   j["model_hash"] = model_hash;
   j["tls"] = tls;
+  j["link"] = link.spec();
   j["setup_seconds"] = setup_seconds;
   j["run_seconds"] = run_seconds;
   j["setup"] = stats_json(setup_stats);
@@ -187,6 +188,8 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   tcp.heartbeat = std::min(tcp.heartbeat, tcp.io_timeout / 4);
   if (cfg.tls_enabled()) tcp.tls = tls_settings(me, cfg);
   report.tls = static_cast<bool>(tcp.tls);
+  tcp.link = cfg.link;
+  report.link = cfg.link;
 
   std::unique_ptr<TcpListener> listener;
   if (me != Role::Client) {
@@ -199,7 +202,9 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   for (size_t i = 0; i < 3; ++i) addrs[i] = {cfg.parties[i].host, cfg.parties[i].port};
   auto links = connect_tcp_links(me, listener.get(), addrs, tcp);
   listener.reset();
-  log(std::string(role_name(me)) + ": links up" + (report.tls ? " (TLS 1.3, pinned keys)" : ""));
+  log(std::string(role_name(me)) + ": links up" + (report.tls ? " (TLS 1.3, pinned keys)" : "") +
+      (cfg.link.enabled() ? ", emulating " + cfg.link.spec() + " (" + cfg.link.describe() + ")"
+                          : ""));
 
   // Step 2: the model's public structure, from the server.
   if (me == Role::Server) {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "veil/core/error.hpp"
@@ -45,6 +46,7 @@ class TcpChannel final : public Channel {
  public:
   TcpChannel(int fd, TcpOptions options, std::unique_ptr<TlsSession> tls)
       : fd_(fd), opt_(std::move(options)), tls_(std::move(tls)) {
+    if (opt_.link.enabled()) link_.emplace(opt_.link);
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     timeval tv{};
@@ -68,7 +70,11 @@ class TcpChannel final : public Channel {
       std::lock_guard lock(mu_);
       if (!send_error_.empty()) throw ProtocolError("tcp: " + send_error_);
       if (closed_) throw ProtocolError("tcp: send on a closed link");
-      out_.push_back(std::move(m));
+      // The emulated link is scheduled here, in queue order, so the sender thread only has to
+      // wait for each frame's time.
+      Clock::time_point due{};
+      if (link_) due = link_->schedule(kFrameHeaderSize + n, Clock::now());
+      out_.push_back({std::move(m), due});
     }
     out_cv_.notify_all();
     count_sent(n);
@@ -231,16 +237,37 @@ class TcpChannel final : public Channel {
   }
 
   void sender_loop() {
+    Clock::time_point last_write = Clock::now();
     for (;;) {
       Message m;
       bool heartbeat = false;
       {
         std::unique_lock lock(mu_);
-        if (!out_cv_.wait_for(lock, opt_.heartbeat,
-                              [&] { return !out_.empty() || closed_ || flush_; })) {
-          heartbeat = true;
-        } else if (out_.empty() && flush_) {
-          flush_ = false;
+        bool flush = false;
+        for (;;) {
+          const auto now = Clock::now();
+          if (!out_.empty() && out_.front().due <= now) {
+            m = std::move(out_.front().message);
+            out_.pop_front();
+            break;
+          }
+          if (flush_) {
+            flush_ = false;
+            flush = true;
+            break;
+          }
+          if (out_.empty() && closed_) return;  // closing and flushed
+          // Heartbeats are not scheduled on the emulated link: a frame waiting for its
+          // delivery time must not silence the socket long enough to trip the peer's timeout.
+          const auto heartbeat_at = last_write + opt_.heartbeat;
+          if (now >= heartbeat_at) {
+            heartbeat = true;
+            break;
+          }
+          out_cv_.wait_until(
+              lock, out_.empty() ? heartbeat_at : std::min(heartbeat_at, out_.front().due));
+        }
+        if (flush) {
           lock.unlock();
           std::vector<uint8_t> wire;
           try {
@@ -249,12 +276,8 @@ class TcpChannel final : public Channel {
             return fail_send(e.what());
           }
           if (!write_all(wire.data(), wire.size())) return;
+          last_write = Clock::now();
           continue;
-        } else if (out_.empty()) {
-          return;  // closing and flushed
-        } else {
-          m = std::move(out_.front());
-          out_.pop_front();
         }
       }
       FrameHeader h;
@@ -277,6 +300,7 @@ class TcpChannel final : public Channel {
                  !write_all(m.payload.data(), m.payload.size())) {
         return;
       }
+      last_write = Clock::now();
     }
   }
 
@@ -295,7 +319,13 @@ class TcpChannel final : public Channel {
   bool flush_ = false;  // the TLS engine has records to send (guarded by mu_)
   std::mutex mu_;
   std::condition_variable out_cv_, in_cv_;
-  std::deque<Message> out_, in_;
+  struct Outgoing {
+    Message message;
+    Clock::time_point due;  // when the emulated link delivers it; the epoch without emulation
+  };
+  std::deque<Outgoing> out_;
+  std::deque<Message> in_;
+  std::optional<LinkModel> link_;  // guarded by mu_
   bool closed_ = false;
   std::string send_error_, recv_error_;
   Clock::time_point last_frame_;
@@ -325,14 +355,15 @@ AddrInfo resolve(const std::string& host, uint16_t port, bool passive) {
 
 std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options, bool tls_client) {
   std::unique_ptr<TlsSession> tls;
-  if (options.tls) {
-    try {
+  try {
+    options.link.validate();
+    if (options.tls) {
       tls = std::make_unique<TlsSession>(*options.tls, tls_client, options.tls_accept);
       tls->handshake(fd, static_cast<int>(options.connect_timeout.count()));
-    } catch (...) {
-      ::close(fd);
-      throw;
     }
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
   return std::make_unique<TcpChannel>(fd, options, std::move(tls));
 }

@@ -66,6 +66,33 @@ TEST_F(MpcCli, RunMatchesPlaintextOnNpyInput) {
   expect_agreement(j, 4);
   EXPECT_EQ(j["batches"].get<int64_t>(), 2);
   EXPECT_FALSE(j["tls"].get<bool>());
+  EXPECT_EQ(j["link"]["profile"], "none");
+  EXPECT_FALSE(j["link"]["emulated"].get<bool>());
+}
+
+TEST_F(MpcCli, AnEmulatedLinkKeepsAgreementAndCostsItsDelayEveryRound) {
+  auto r = run_veil("mpc run --model " + model_.string() + " --input " + input_.string() +
+                        " --n 2 --batch 1 --link rtt=20,rate=1000 --json",
+                    dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  expect_agreement(j, 2);
+  EXPECT_EQ(j["link"]["profile"], "rtt=20,rate=1000");
+  EXPECT_TRUE(j["link"]["emulated"].get<bool>());
+  EXPECT_DOUBLE_EQ(j["link"]["rtt_ms"].get<double>(), 20);
+  EXPECT_DOUBLE_EQ(j["link"]["rate_mbit_s"].get<double>(), 1000);
+  // A protocol of R rounds is a chain of R messages, each sent after the previous one arrived,
+  // so a batch takes at least R one-way delays (R x RTT / 2). The factor 0.75 leaves room for a
+  // round or two of the chain overlapping the previous batch (the rounds are the largest clock
+  // advance of the three parties, whose batches do not start at the same instant).
+  const double rounds = j["rounds"]["per_batch"].get<double>();
+  const double per_batch = j["latency"]["per_batch_s"].get<double>();
+  EXPECT_GT(rounds, 10);
+  EXPECT_GE(per_batch, 0.75 * rounds * 0.020 / 2) << rounds << " rounds";
+
+  auto bad = run_veil("mpc run --model " + model_.string() + " --link rtt=20,rate=fast", dir_);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("link profile"), std::string::npos) << bad.err;
 }
 
 TEST_F(MpcCli, RunOverTlsOnFashionMnist) {

@@ -14,12 +14,15 @@
 //     "frac_bits": 12,
 //     "drelu": {"num_lsb_to_ignore": 0, "comparison_bits_ignored": 0},
 //     "tls": "auto",                     // "auto" | "on" | "off"
-//     "threads": 1, "io_timeout_ms": 10000, "connect_timeout_ms": 10000
+//     "threads": 1, "io_timeout_ms": 10000, "connect_timeout_ms": 10000,
+//     "link": "wan"                      // optional emulated link (link_profile.hpp)
 //   }
 //
 // Relative paths are relative to the file's directory. "key" is a party's own private key and
 // is read only by that party; "fingerprint" is what the others pin. TLS "auto" means on unless
-// every host is a loopback address.
+// every host is a loopback address. "link" ("none", "lan", "wan" or "rtt=<ms>,rate=<Mbit/s>")
+// makes every party delay and rate-limit what it sends, in process (each party shapes only its
+// own sends, so a party started with another value makes the link asymmetric).
 #pragma once
 
 #include <array>
@@ -27,7 +30,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
+#include "veil/mpc/link_profile.hpp"
 #include "veil/mpc/party.hpp"
 
 namespace veil::mpc {
@@ -57,6 +62,7 @@ struct PartyConfig {
   int threads = 1;
   int64_t io_timeout_ms = 10000;
   int64_t connect_timeout_ms = 10000;
+  LinkProfile link;  // emulated link; none by default
 
   bool all_loopback() const;
   bool tls_enabled() const {
@@ -69,6 +75,10 @@ struct PartyConfig {
   nlohmann::json to_json() const;
 };
 
+// Parses the text of a configuration file; relative paths are taken relative to `base_dir`.
+// Throws InvalidArgument (from_json's errors, or "not valid JSON"). Reads no files.
+PartyConfig parse_party_config(std::string_view json_text, const std::filesystem::path& base_dir);
+// Reads `path` (at most 1 MiB) and parses it; errors are prefixed with the path.
 PartyConfig load_party_config(const std::filesystem::path& path);
 
 bool is_loopback_host(const std::string& host);

@@ -40,6 +40,7 @@ struct PartyReport {
   std::string model_name;
   std::string model_hash;  // hex SHA-256 of the public structure
   bool tls = false;
+  LinkProfile link;          // the emulated link this party's sends went through
   double setup_seconds = 0;  // connecting, structure, handshake
   double run_seconds = 0;    // all batches
   ChannelStats setup_stats;  // counters after setup

@@ -4,6 +4,11 @@
 // `heartbeat`. A receiver that sees no frame at all for `io_timeout` (a hung or partitioned
 // peer) or an EOF/reset (a peer that died) throws ProtocolError, so a failure stops the other
 // two parties promptly: a dead peer at once, a hung one within io_timeout.
+//
+// With TcpOptions::link set, the sender also emulates a link (link_profile.hpp): each data frame
+// is scheduled when it is queued and written when the emulated link would have delivered it.
+// Heartbeats bypass that schedule (they are written whenever the socket has been quiet for
+// `heartbeat`), so emulated delay never trips the peer's io_timeout.
 #pragma once
 
 #include <array>
@@ -15,6 +20,7 @@
 
 #include "veil/mpc/channel.hpp"
 #include "veil/mpc/frame.hpp"
+#include "veil/mpc/link_profile.hpp"
 #include "veil/mpc/ring.hpp"
 #include "veil/mpc/tls.hpp"
 
@@ -31,6 +37,9 @@ struct TcpOptions {
   // Fingerprints accepted from the peer of the next connect/accept (connect_tcp_links fills it
   // from tls->peer_fingerprints).
   std::vector<std::string> tls_accept;
+  // Emulated link for every frame this end sends (none by default). The TLS handshake and the
+  // TCP connect are not delayed.
+  LinkProfile link;
 };
 
 // A listening socket (IPv4/IPv6 literal or host name; port 0 picks an ephemeral port).
