@@ -70,9 +70,20 @@ TEST(Z67, PackUnpackRoundTripAndSize) {
     std::vector<uint8_t> d(n);
     for (auto& v : d) v = static_cast<uint8_t>(rng.u64() % kP);
     if (n > 0) d[0] = kP - 1;
+    if (n == 945) std::fill(d.begin() + 500, d.end(), kP - 1);  // the largest groups
     auto packed = pack_z67(d);
     EXPECT_EQ(packed.size(), z67_packed_size(n));
     EXPECT_EQ(unpack_z67(packed, n), d);
+    // The wire format: groups of up to nine digits as little-endian base-67 numbers.
+    std::vector<uint8_t> naive;
+    for (size_t i = 0; i < n; i += kZ67Group) {
+      const size_t g = std::min<size_t>(kZ67Group, n - i);
+      uint64_t v = 0;
+      for (size_t k = g; k-- > 0;) v = v * kP + d[i + k];
+      for (int b = 0; b < kZ67GroupBytes[g]; ++b)
+        naive.push_back(static_cast<uint8_t>(v >> (8 * b)));
+    }
+    EXPECT_EQ(packed, naive) << n;
   }
   EXPECT_EQ(z67_packed_size(63), 49u);
   // Out-of-range group and wrong length are protocol errors.
