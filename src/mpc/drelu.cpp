@@ -6,6 +6,7 @@
 #include "sign_gate.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/nonlinear.hpp"
+#include "veil/mpc/private_compare.hpp"
 #include "veil/mpc/z67.hpp"
 
 namespace veil::mpc {
@@ -46,42 +47,6 @@ Params params_of(const DreluParams& dp) {
   q.mask_m = (uint64_t{1} << q.m) - 1;
   q.open_bytes = static_cast<size_t>((q.l + 7) / 8);
   return q;
-}
-
-// PrivateCompare digits of one party for one element (SecureNN Alg. 1 with our masks).
-// xs: this party's Z_67 shares of the m bits of r' (LSB first); r: the public c'; sv: the
-// multipliers in [1, 66]; uv: the zero-sharing masks; rot: where digit 0 goes. The digit sum is
-// zero at exactly one position iff beta xor [r' > c'] = 1.
-//
-// Why a random rotation instead of SecureNN's random permutation: the helper sees the digit
-// sums d_i = s_i c_i, which are independent uniform non-zero values except for at most one zero
-// at the position i* of the first differing bit. Rotating by a uniform offset makes the zero's
-// position uniform whatever i* is, so the vector the helper sees has exactly the distribution a
-// uniform permutation would give; it costs one coin per element instead of m - 1.
-void compare_digits(int m, uint64_t mask_m, uint64_t r, unsigned beta, unsigned jflag, bool client,
-                    const uint8_t* xs, const uint8_t* sv, const uint8_t* uv, unsigned rot,
-                    uint8_t* out) {
-  auto emit = [&](int i, unsigned ci) {
-    unsigned d = (sv[i] * (ci % kP) + (client ? uv[i] : kP - uv[i])) % kP;
-    int at = i + static_cast<int>(rot);
-    out[at >= m ? at - m : at] = static_cast<uint8_t>(d);
-  };
-  if (beta == 1 && r == mask_m) {
-    // x > 2^m - 1 is impossible, so beta' must be 1: plant exactly one zero (the other digits
-    // are 1, then masked by the random multipliers like any non-zero digit).
-    for (int i = 0; i < m; ++i) emit(i, jflag ? (i == 0 ? 0u : 1u) : 0u);
-    return;
-  }
-  // beta = 0: c_i = q_i - x_i + 1 + sum_{k>i} (x_k xor q_k) with q = r   (zero iff x > r)
-  // beta = 1: c_i = x_i - q_i + 1 + sum_{k>i} (x_k xor q_k) with q = r+1 (zero iff x < r+1)
-  const uint64_t q = beta ? r + 1 : r;
-  unsigned acc = 0;
-  for (int i = m - 1; i >= 0; --i) {
-    unsigned qi = static_cast<unsigned>(q >> i) & 1u, xi = xs[i];
-    unsigned ci = beta == 0 ? (kP - xi) + jflag * (qi + 1) : xi + jflag * (1 - qi);
-    emit(i, ci + acc);
-    acc = (acc + (qi ? (kP - xi) + jflag : xi)) % kP;
-  }
 }
 
 }  // namespace
@@ -150,7 +115,6 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   if (product && mult->size() != n_mult)
     throw InvalidArgument("gated ReLU: this party must pass its multiplicand shares");
   const bool client = p.is(Role::Client);
-  const unsigned jflag = client ? 0 : 1;
   const Role other = client ? Role::Server : Role::Client;
 
   // Round 1: open c = v + r (mod 2^L) and, unless fused, E = x - A for the multiplicand.
@@ -198,9 +162,10 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
     for (uint8_t& v : sv) ++v;
     coins.fill_below(kP, uv.data(), nd);
     coins.fill_below(static_cast<unsigned>(m), rot.data(), n);
-    for (size_t e = 0; e < n; ++e)
-      compare_digits(q.m, q.mask_m, c[e] & q.mask_m, beta[e], jflag, client, xs.data() + e * m,
-                     sv.data() + e * m, uv.data() + e * m, rot[e], digits.data() + e * m);
+    std::vector<uint64_t> rp(n);
+    for (size_t e = 0; e < n; ++e) rp[e] = c[e] & q.mask_m;
+    private_compare_digits(q.m, client, n, rp.data(), beta.data(), xs.data(), sv.data(), uv.data(),
+                           rot.data(), digits.data());
   }
   p.send(Role::Helper, Tag::CompareDigits, pack_z67(digits));
 

@@ -1,0 +1,28 @@
+// One party's digits of SecureNN's PrivateCompare (Wagh et al., PoPETs 2019, Algorithm 1), as
+// used by the DReLU engine (drelu.cpp, docs/MPC.md): the hot loop of every secure ReLU and
+// MaxPool. A scalar reference and an AVX-512BW kernel that computes all m digits of an element
+// at once (the running sum over higher bits becomes a vector suffix scan).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace veil::mpc {
+
+enum class CompareKernel { Auto, Scalar, Avx512 };
+
+bool compare_kernel_available(CompareKernel kernel);
+
+// For each element e < n (all arrays element-major, m digits per element, 1 <= m <= 63):
+//   r[e]     the public c' (< 2^m),           beta[e]  the client-server coin (0/1),
+//   xs       this party's Z_67 shares of the m bits of r' (LSB first),
+//   sv       multipliers in [1, 66],           uv       zero-sharing masks in [0, 66],
+//   rot[e]   rotation (< m): digit i is written to position (i + rot[e]) mod m of out.
+// `client` selects the client's (+u, j = 0) or the server's (-u, j = 1) side. The sum of the
+// two parties' digits is zero at exactly one position iff beta xor [r' > c'] = 1.
+void private_compare_digits(int m, bool client, size_t n, const uint64_t* r, const uint8_t* beta,
+                            const uint8_t* xs, const uint8_t* sv, const uint8_t* uv,
+                            const uint8_t* rot, uint8_t* out,
+                            CompareKernel kernel = CompareKernel::Auto);
+
+}  // namespace veil::mpc
