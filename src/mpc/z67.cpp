@@ -1,5 +1,7 @@
 #include "veil/mpc/z67.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -8,6 +10,42 @@
 
 namespace veil::mpc {
 namespace {
+
+bool vbmi2_usable() {
+  static const bool usable = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi2");
+  }();
+  return usable;
+}
+
+// 64 candidate bytes -> the accepted ones (b < limit, in order) reduced mod bound, stored at
+// out (64 bytes written, the first popcount valid). Returns how many were accepted.
+// b mod bound = b - bound * mulhi(b, ceil(2^16 / bound)), exact for b < 256 and 2 <= bound.
+__attribute__((target("avx512f,avx512bw,avx512vbmi2"))) unsigned reject_64(const uint8_t* in,
+                                                                           unsigned bound,
+                                                                           unsigned limit,
+                                                                           uint8_t* out) {
+  const __m512i b = _mm512_loadu_si512(in);
+  const __mmask64 accept =
+      limit >= 256 ? ~__mmask64{0}
+                   : _mm512_cmplt_epu8_mask(b, _mm512_set1_epi8(static_cast<char>(limit)));
+  __m512i values = _mm512_setzero_si512();
+  if (bound > 1) {
+    const __m512i magic = _mm512_set1_epi16(static_cast<int16_t>((65536 + bound - 1) / bound));
+    const __m512i bnd = _mm512_set1_epi16(static_cast<int16_t>(bound));
+    // Widen in-lane (unpack with zero) and narrow back in-lane (packus): the byte order is
+    // restored exactly, and no cross-lane shuffles are needed.
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i lo = _mm512_unpacklo_epi8(b, zero), hi = _mm512_unpackhi_epi8(b, zero);
+    lo = _mm512_sub_epi16(lo, _mm512_mullo_epi16(_mm512_mulhi_epu16(lo, magic), bnd));
+    hi = _mm512_sub_epi16(hi, _mm512_mullo_epi16(_mm512_mulhi_epu16(hi, magic), bnd));
+    values = _mm512_packus_epi16(lo, hi);
+  }
+  _mm512_storeu_si512(out, _mm512_maskz_compress_epi8(accept, values));
+  return static_cast<unsigned>(__builtin_popcountll(accept));
+}
 
 constexpr uint64_t pow67(int g) {
   uint64_t v = 1;
@@ -96,6 +134,32 @@ std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits) {
     }
   }
   return out;
+}
+
+void ByteSampler::fill_below(unsigned bound, uint8_t* out, size_t count) {
+  if (bound < 1 || bound > 256) throw InvalidArgument("ByteSampler: bound must be in [1, 256]");
+  const unsigned limit = 256 - 256 % bound;
+  const bool vector = vbmi2_usable();
+  size_t k = 0;
+  while (k < count) {
+    if (pos_ == buf_.size()) refill();
+    // Whole 64-byte chunks while at least 64 values are still wanted: a chunk can never
+    // overshoot, so the bytes consumed are those of the scalar loop.
+    if (vector)
+      while (count - k >= 64 && buf_.size() - pos_ >= 64) {
+        k += reject_64(buf_.data() + pos_, bound, limit, out + k);
+        pos_ += 64;
+      }
+    const uint8_t* p = buf_.data() + pos_;
+    const uint8_t* end = buf_.data() + buf_.size();
+    // Branch-free: a rejected byte's value is written and then overwritten by the next one.
+    while (p < end && k < count) {
+      const unsigned b = *p++;
+      out[k] = static_cast<uint8_t>(b % bound);
+      k += b < limit;
+    }
+    pos_ = static_cast<size_t>(p - buf_.data());
+  }
 }
 
 void ByteSampler::refill() {

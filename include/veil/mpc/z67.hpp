@@ -45,24 +45,10 @@ class ByteSampler {
   }
 
   // out[0..count) = independent uniform values in [0, bound), 1 <= bound <= 256: the bulk form
-  // of below(), by plain rejection of the bytes >= the largest multiple of bound (branch-free,
-  // so its cost does not depend on the secret-independent but random rejections).
-  void fill_below(unsigned bound, uint8_t* out, size_t count) {
-    const unsigned limit = 256 - 256 % bound;
-    size_t k = 0;
-    while (k < count) {
-      if (pos_ == buf_.size()) refill();
-      const uint8_t* p = buf_.data() + pos_;
-      const uint8_t* end = buf_.data() + buf_.size();
-      // A rejected byte's value is written and then overwritten by the next candidate.
-      while (p < end && k < count) {
-        const unsigned b = *p++;
-        out[k] = static_cast<uint8_t>(b % bound);
-        k += b < limit;
-      }
-      pos_ = static_cast<size_t>(p - buf_.data());
-    }
-  }
+  // of below(), by plain rejection of the bytes >= the largest multiple of bound. Consumes
+  // exactly the bytes a byte-at-a-time rejection loop would, whichever kernel runs (AVX-512
+  // VBMI2 compress where available), so two parties on different CPUs draw the same values.
+  void fill_below(unsigned bound, uint8_t* out, size_t count);
 
  private:
   void refill();
