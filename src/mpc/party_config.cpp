@@ -2,6 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
 #include "veil/mpc/tls.hpp"
@@ -23,6 +27,25 @@ template <typename T>
 T field(const json& j, const char* key, T fallback, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
+  if constexpr (std::is_integral_v<T>) {
+    // get<T>() static_casts: a float outside T is undefined behaviour and a large integer wraps
+    // (a port of 4294974397 would read as 7101), so the range is checked first.
+    using L = std::numeric_limits<T>;
+    bool ok = true;
+    if (it->is_number_unsigned()) {
+      ok = it->get<uint64_t>() <= static_cast<uint64_t>(L::max());
+    } else if (it->is_number_integer()) {
+      const int64_t v = it->get<int64_t>();
+      ok = v >= static_cast<int64_t>(L::min()) &&
+           (v < 0 || static_cast<uint64_t>(v) <= static_cast<uint64_t>(L::max()));
+    } else if (it->is_number_float()) {
+      const double d = it->get<double>();
+      // L::max() + 1.0 is a power of two, exact in a double; only whole numbers are accepted.
+      ok = d == std::trunc(d) && d >= static_cast<double>(L::min()) &&
+           d < static_cast<double>(L::max()) + 1.0;
+    }
+    if (!ok) throw InvalidArgument("party config: bad value for " + where + key);
+  }
   try {
     return it->get<T>();
   } catch (const json::exception&) {
@@ -131,8 +154,12 @@ PartyConfig PartyConfig::from_json(const json& j, const std::filesystem::path& b
   c.io_timeout_ms = field<int64_t>(j, "io_timeout_ms", c.io_timeout_ms, "");
   c.connect_timeout_ms = field<int64_t>(j, "connect_timeout_ms", c.connect_timeout_ms, "");
   if (c.threads < 1 || c.threads > 256) throw InvalidArgument("party config: bad threads");
-  if (c.io_timeout_ms < 100 || c.connect_timeout_ms < 100)
-    throw InvalidArgument("party config: timeouts must be >= 100 ms");
+  // Upper bound: a day. Larger values mean "never" in practice and would overflow the
+  // nanosecond deadlines of the TCP layer (Clock::now() + timeout).
+  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
+  if (c.io_timeout_ms < 100 || c.connect_timeout_ms < 100 || c.io_timeout_ms > kMaxTimeoutMs ||
+      c.connect_timeout_ms > kMaxTimeoutMs)
+    throw InvalidArgument("party config: timeouts must be between 100 ms and 24 h");
   std::string link = field<std::string>(j, "link", "none", "");
   try {
     c.link = parse_link_profile(link);

@@ -127,7 +127,16 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
   EXPECT_FALSE(PartyConfig::from_json(remote, ".").tls_enabled());
 
   for (auto [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
-           {"frac_bits", 40}, {"tls", "maybe"}, {"version", 2}, {"threads", 0}}) {
+           {"frac_bits", 40},
+           {"tls", "maybe"},
+           {"version", 2},
+           {"threads", 0},
+           {"threads", 1e300},                        // not representable: no UB cast
+           {"threads", 2.5},                          // not an integer
+           {"version", 4294967297LL},                 // would wrap to 1
+           {"io_timeout_ms", 99},                     // too short
+           {"io_timeout_ms", 9223372036854775807LL},  // would overflow the deadline
+           {"connect_timeout_ms", 86400001}}) {
     nlohmann::json bad = j;
     bad[key] = value;
     EXPECT_THROW(PartyConfig::from_json(bad, "."), InvalidArgument) << key;

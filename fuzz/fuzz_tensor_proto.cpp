@@ -1,0 +1,51 @@
+// libFuzzer target for the ONNX TensorProto reader: any input must parse or throw a veil::Error.
+// A tensor that parses is written back as a raw_data TensorProto of its own dtype and must read
+// back bit for bit.
+#include <onnx/onnx_pb.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "veil/core/error.hpp"
+#include "veil/data/npy.hpp"
+
+namespace {
+
+std::string to_tensor_proto(const veil::Tensor& t) {
+  onnx::TensorProto tp;
+  for (int64_t d : t.shape()) tp.add_dims(d);
+  std::string raw;
+  if (t.dtype() == veil::DType::Float32) {
+    tp.set_data_type(onnx::TensorProto_DataType_FLOAT);
+    for (float v : t.floats()) {
+      uint32_t bits;
+      __builtin_memcpy(&bits, &v, 4);
+      for (int b = 0; b < 4; ++b) raw.push_back(static_cast<char>(bits >> (8 * b)));
+    }
+  } else {
+    tp.set_data_type(onnx::TensorProto_DataType_INT64);
+    for (int64_t v : t.int64s())
+      for (int b = 0; b < 8; ++b)
+        raw.push_back(static_cast<char>(static_cast<uint64_t>(v) >> (8 * b)));
+  }
+  tp.set_raw_data(raw);
+  return tp.SerializeAsString();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  veil::Tensor t;
+  try {
+    t = veil::data::parse_tensor_proto(data, size);
+  } catch (const veil::Error&) {
+    return 0;
+  }
+  // Accepted once, the tensor must survive a round trip: an exception here is a bug.
+  const std::string bytes = to_tensor_proto(t);
+  veil::Tensor again =
+      veil::data::parse_tensor_proto(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!(again == t)) __builtin_trap();
+  return 0;
+}
