@@ -90,7 +90,7 @@ Ciphertext Evaluator::add_sub(const Ciphertext& a, const Ciphertext& b, bool sub
   const size_t size = std::max(a.size(), b.size());
   Ciphertext out(a.context_id(), n, size, level, a.scale(), kNoInit);
   const Isa isa = active_isa();
-  ctx_->pool().parallel_for(size * (level + 1), [&](size_t t) {
+  ctx_->pool().parallel_for(size * (level + 1), n, [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
     const uint64_t q = ctx_->prime(i).value;
     uint64_t* z = out.limb(k, i);
@@ -125,7 +125,7 @@ void Evaluator::add_sub_inplace(Ciphertext& a, const Ciphertext& b, bool subtrac
   const size_t level = a.level();
   a.set_seed(std::nullopt);
   const Isa isa = active_isa();
-  ctx_->pool().parallel_for(b.size() * (level + 1), [&](size_t t) {
+  ctx_->pool().parallel_for(b.size() * (level + 1), n, [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
     const uint64_t q = ctx_->prime(i).value;
     if (subtract) {
@@ -157,7 +157,7 @@ Ciphertext Evaluator::negate(const Ciphertext& a) const {
   check_ciphertext(*ctx_, a);
   Ciphertext out(a.context_id(), a.n(), a.size(), a.level(), a.scale(), kNoInit);
   const size_t n = ctx_->n();
-  ctx_->pool().parallel_for(a.size() * (a.level() + 1), [&](size_t t) {
+  ctx_->pool().parallel_for(a.size() * (a.level() + 1), n, [&](size_t t) {
     const size_t k = t / (a.level() + 1), i = t % (a.level() + 1);
     neg_limb(a.limb(k, i), out.limb(k, i), ctx_->prime(i).value, n);
   });
@@ -174,7 +174,7 @@ Ciphertext Evaluator::add_sub_plain(const Ciphertext& a, const Plaintext& p, boo
   const size_t level = std::min(a.level(), p.level());
   Ciphertext out(a.context_id(), n, a.size(), level, a.scale(), kNoInit);
   const Isa isa = active_isa();
-  ctx_->pool().parallel_for(a.size() * (level + 1), [&](size_t t) {
+  ctx_->pool().parallel_for(a.size() * (level + 1), n, [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
     const uint64_t q = ctx_->prime(i).value;
     uint64_t* z = out.limb(k, i);
@@ -208,7 +208,7 @@ Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value)
     throw InvalidArgument("add_const: constant * scale out of range");
   const size_t n = ctx_->n();
   Ciphertext out(a.context_id(), n, a.size(), a.level(), a.scale(), kNoInit);
-  ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
+  ctx_->pool().parallel_for(a.level() + 1, a.size() * n, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     auto lift = [&](double v) {
       const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
@@ -239,7 +239,7 @@ Ciphertext Evaluator::multiply_plain(const Ciphertext& a, const Plaintext& p) co
     throw InvalidArgument("multiply_plain: result scale exceeds the modulus; rescale first");
   Ciphertext out(a.context_id(), n, a.size(), level, scale, kNoInit);
   const Isa isa = active_isa();
-  ctx_->pool().parallel_for(a.size() * (level + 1), [&](size_t t) {
+  ctx_->pool().parallel_for(a.size() * (level + 1), n, [&](size_t t) {
     const size_t k = t / (level + 1), i = t % (level + 1);
     const uint64_t* x = a.limb(k, i);
     const uint64_t* y = p.limb(i);
@@ -268,7 +268,7 @@ Ciphertext Evaluator::multiply_const(const Ciphertext& a, std::complex<double> v
   if (std::log2(scale) >= ctx_->q_bits(level) - 1)
     throw InvalidArgument("multiply_const: result scale exceeds the modulus; rescale first");
   Ciphertext out(a.context_id(), n, a.size(), level, scale, kNoInit);
-  ctx_->pool().parallel_for(level + 1, [&](size_t i) {
+  ctx_->pool().parallel_for(level + 1, a.size() * n, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     auto lift = [&](double v) {
       const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
@@ -297,7 +297,7 @@ Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
   const size_t n = ctx_->n();
   Ciphertext out(a.context_id(), n, a.size(), a.level(), a.scale(), kNoInit);
   const uint64_t mag = k < 0 ? static_cast<uint64_t>(-(k + 1)) + 1 : static_cast<uint64_t>(k);
-  ctx_->pool().parallel_for(a.level() + 1, [&](size_t i) {
+  ctx_->pool().parallel_for(a.level() + 1, a.size() * n, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     uint64_t r = reduce64(mag, m);
     if (k < 0) r = neg_mod(r, m.value);
@@ -328,7 +328,7 @@ Ciphertext Evaluator::multiply(const Ciphertext& a_in, const Ciphertext& b_in) c
   const size_t n = ctx_->n();
   Ciphertext out(a->context_id(), n, 3, level, scale, kNoInit);
   const Isa isa = active_isa();
-  ctx_->pool().parallel_for(level + 1, [&](size_t i) {
+  ctx_->pool().parallel_for(level + 1, 4 * n, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
     const uint64_t *a0 = a->limb(0, i), *a1 = a->limb(1, i);
     const uint64_t *b0 = b->limb(0, i), *b1 = b->limb(1, i);

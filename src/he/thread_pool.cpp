@@ -60,6 +60,15 @@ void ThreadPool::worker_loop() {
   }
 }
 
+void ThreadPool::parallel_for(size_t count, size_t words_per_item,
+                              const std::function<void(size_t)>& fn) {
+  if (count * words_per_item < kMinParallelWords) {
+    for (size_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+  parallel_for(count, fn);
+}
+
 void ThreadPool::parallel_for(size_t count, const std::function<void(size_t)>& fn) {
   if (count == 0) return;
   if (workers_.empty() || count == 1 || t_inside_task) {
