@@ -23,7 +23,9 @@
 #include "veil/data/npy.hpp"
 #include "veil/mpc/link_profile.hpp"
 #include "veil/mpc/party_session.hpp"
+#include "veil/mpc/private_compare.hpp"
 #include "veil/mpc/public_model.hpp"
+#include "veil/mpc/ring_kernels.hpp"
 #include "veil/mpc/tcp_channel.hpp"
 #include "veil/mpc/tls.hpp"
 #include "veil/nn/executor.hpp"
@@ -458,6 +460,8 @@ void run_local(const RunArgs& a) {
   out["drelu"] = {{"num_lsb_to_ignore", cfg.drelu.num_lsb_to_ignore},
                   {"comparison_bits_ignored", cfg.drelu.comparison_bits_ignored}};
   out["tls"] = a.tls;
+  out["kernels"] = {{"ring_gemm", mpc::gemm_u64_kernel_name()},
+                    {"private_compare", mpc::compare_kernel_name()}};
   out["link"] = {{"profile", link.spec()},
                  {"emulated", link.enabled()},
                  {"description", link.describe()},
@@ -548,6 +552,8 @@ void run_local(const RunArgs& a) {
   std::cout << (link.enabled() ? fmt::format("link: {} ({}), emulated in-process\n", link.spec(),
                                              link.describe())
                                : std::string("link: loopback, not shaped\n"));
+  std::cout << fmt::format("kernels: ring GEMM {}, PrivateCompare {}\n",
+                           mpc::gemm_u64_kernel_name(), mpc::compare_kernel_name());
   std::cout << fmt::format(
       "secure top-1 = plaintext top-1 on {}/{} images ({:.2f} %), max |logit diff| {:.4g}\n", agree,
       n, n ? 100.0 * agree / n : 0.0, max_diff);

@@ -147,6 +147,8 @@ bool compare_kernel_available(CompareKernel kernel) {
   return kernel != CompareKernel::Avx512 || avx512_usable();
 }
 
+const char* compare_kernel_name() { return avx512_usable() ? "avx512bw" : "scalar"; }
+
 void private_compare_digits(int m, bool client, size_t n, const uint64_t* r, const uint8_t* beta,
                             const uint8_t* xs, const uint8_t* sv, const uint8_t* uv,
                             const uint8_t* rot, uint8_t* out, CompareKernel kernel) {

@@ -12,6 +12,8 @@ namespace veil::mpc {
 enum class CompareKernel { Auto, Scalar, Avx512 };
 
 bool compare_kernel_available(CompareKernel kernel);
+// The kernel Auto picks on this machine: "avx512bw" or "scalar".
+const char* compare_kernel_name();
 
 // For each element e < n (all arrays element-major, m digits per element, 1 <= m <= 63):
 //   r[e]     the public c' (< 2^m),           beta[e]  the client-server coin (0/1),
