@@ -79,17 +79,8 @@ class ConvKernel final : public Kernel {
     if (st.with_bias) args[DNNL_ARG_BIAS] = st.b_mem;
     // Keep oneDNN's output layout when every reader takes it; otherwise convert to plain.
     const bool keep = st.dst.reordered() && env.output_may_block(0);
-    if (keep) {
-      st.dst_direct.set_data_handle(env.output_blocked(0, out_shape, st.fwd_pd.dst_desc()));
-      args[DNNL_ARG_DST] = st.dst_direct;
-      st.fwd.execute(ctx.stream, args);
-    } else {
-      Tensor& y = env.output(0, out_shape);
-      args[DNNL_ARG_DST] = st.dst.out(y.data());
-      st.fwd.execute(ctx.stream, args);
-      st.dst.finish(ctx.stream);
-    }
-    ctx.stream.wait();
+    execute_to_output(env, st.fwd, args, st.dst, st.dst_direct, keep, out_shape,
+                      st.fwd_pd.dst_desc(), ctx.stream);
     last_ = &st;
   }
 

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+
+#include "kernel.hpp"
 
 namespace veil::nn::detail {
 
@@ -46,5 +49,25 @@ class Port {
   dnnl::reorder to_prim_, to_user_;
   bool reordered_ = false;
 };
+
+// Runs a forward primitive whose DST is the node's output 0: straight into a buffer in the
+// primitive's own layout when `keep_blocked` (every reader of the output takes that layout;
+// `direct` is a memory of `dst_desc` whose data handle is set here), otherwise through `dst`
+// into the plain tensor. Waits for the stream.
+inline void execute_to_output(ForwardEnv& env, const dnnl::primitive& prim,
+                              std::unordered_map<int, dnnl::memory>& args, Port& dst,
+                              dnnl::memory& direct, bool keep_blocked, const Shape& shape,
+                              const dnnl::memory::desc& dst_desc, dnnl::stream& stream) {
+  if (keep_blocked) {
+    direct.set_data_handle(env.output_blocked(0, shape, dst_desc));
+    args[DNNL_ARG_DST] = direct;
+    prim.execute(stream, args);
+  } else {
+    args[DNNL_ARG_DST] = dst.out(env.output(0, shape).data());
+    prim.execute(stream, args);
+    dst.finish(stream);
+  }
+  stream.wait();
+}
 
 }  // namespace veil::nn::detail

@@ -76,16 +76,8 @@ class PoolKernel final : public Kernel {
     args[DNNL_ARG_SRC] =
         st.src.in(blocked ? env.input_blocked_data(0) : env.input(0).data(), ctx.stream);
     if (st.ws_valid) args[DNNL_ARG_WORKSPACE] = st.ws;
-    if (st.keep_blocked) {
-      st.dst_direct.set_data_handle(env.output_blocked(0, out, st.fwd_pd.dst_desc()));
-      args[DNNL_ARG_DST] = st.dst_direct;
-      st.fwd.execute(ctx.stream, args);
-    } else {
-      args[DNNL_ARG_DST] = st.dst.out(env.output(0, out).data());
-      st.fwd.execute(ctx.stream, args);
-      st.dst.finish(ctx.stream);
-    }
-    ctx.stream.wait();
+    execute_to_output(env, st.fwd, args, st.dst, st.dst_direct, st.keep_blocked, out,
+                      st.fwd_pd.dst_desc(), ctx.stream);
     last_ = &st;
   }
 
