@@ -93,9 +93,19 @@ std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits) {
     throw ProtocolError("Z_67 digits: " + std::to_string(bytes.size()) + " bytes, expected " +
                         std::to_string(z67_packed_size(digits)));
   std::vector<uint8_t> out(digits);
+  unpack_z67(bytes, std::span<uint8_t>(out));
+  return out;
+}
+
+void unpack_z67(std::span<const uint8_t> bytes, std::span<uint8_t> out_digits) {
+  const size_t digits = out_digits.size();
+  if (bytes.size() != z67_packed_size(digits))
+    throw ProtocolError("Z_67 digits: " + std::to_string(bytes.size()) + " bytes, expected " +
+                        std::to_string(z67_packed_size(digits)));
+  uint8_t* out = out_digits.data();
   const uint8_t* p = bytes.data();
   const size_t full = digits / kZ67Group * kZ67Group;
-  uint8_t* d = out.data();
+  uint8_t* d = out;
   constexpr uint64_t kP4 = pow67(4), kP9 = pow67(9);
   const uint8_t* end = bytes.data() + bytes.size();
   for (size_t i = 0; i < full; i += kZ67Group, p += 7, d += kZ67Group) {
@@ -133,7 +143,6 @@ std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits) {
       v /= kP;
     }
   }
-  return out;
 }
 
 void ByteSampler::fill_below(unsigned bound, uint8_t* out, size_t count) {

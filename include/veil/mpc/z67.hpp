@@ -23,6 +23,8 @@ size_t z67_packed_size(size_t digits);
 std::vector<uint8_t> pack_z67(std::span<const uint8_t> digits);
 // Throws ProtocolError if bytes.size() != z67_packed_size(digits) or a group is out of range.
 std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits);
+// The same into a caller's buffer of out.size() digits (no zero-filled vector per call).
+void unpack_z67(std::span<const uint8_t> bytes, std::span<uint8_t> out);
 
 // Uniform small integers from an AES-CTR stream by byte-wise rejection sampling, buffered.
 class ByteSampler {
