@@ -85,22 +85,19 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   if (p.is(Role::Helper)) {
     std::vector<uint64_t> r0 = draw(p, Role::Client, kR, n), r1 = draw(p, Role::Server, kR, n);
     Digits bits = draw_z67(p, Role::Client, kBits, nd);
-    for (size_t e = 0; e < n; ++e) {
-      uint64_t r = (r0[e] + r1[e]) & q.mask_l;
-      for (size_t i = 0; i < m; ++i) {
-        uint8_t& b = bits[e * m + i];
-        b = static_cast<uint8_t>((((r >> i) & 1) + kP - b) % kP);
-      }
-    }
+    std::vector<uint64_t> rm(n);
+    for (size_t e = 0; e < n; ++e) rm[e] = (r0[e] + r1[e]) & q.mask_m;
+    private_compare_bit_shares(q.m, n, rm.data(), bits.get());
     p.send(Role::Server, Tag::CompareBits, pack_z67(std::span<const uint8_t>(bits.get(), nd)));
     Digits dc = recv_z67(p, Role::Client, Tag::CompareDigits, nd);
     Digits ds = recv_z67(p, Role::Server, Tag::CompareDigits, nd);
     std::vector<uint64_t> w0 = draw(p, Role::Client, kW, n);
     std::vector<uint64_t> w(n);
     std::vector<uint64_t> msg(n + (product ? n_mult : 0));
+    std::vector<uint8_t> any_zero(n);
+    private_compare_any_zero(q.m, n, dc.get(), ds.get(), any_zero.data());
     for (size_t e = 0; e < n; ++e) {
-      bool zero = false;
-      for (size_t i = 0; i < m; ++i) zero |= (dc[e * m + i] + ds[e * m + i]) % kP == 0;
+      const bool zero = any_zero[e] != 0;
       uint64_t r = (r0[e] + r1[e]) & q.mask_l;
       w[e] = static_cast<uint64_t>(zero) ^ ((r >> (q.l - 1)) & 1);
       msg[e] = w[e] - w0[e];

@@ -130,6 +130,35 @@ VEIL_AVX512 void run_avx512(int m, bool client, size_t n, const uint64_t* r, con
                    out + e * mm, shift_idx);
 }
 
+VEIL_AVX512 void bit_shares_avx512(int m, size_t n, const uint64_t* r, uint8_t* shares) {
+  const __mmask64 valid = (uint64_t{1} << m) - 1;
+  const __m512i p = _mm512_set1_epi8(static_cast<char>(kP)), one = _mm512_set1_epi8(1);
+  const size_t mm = static_cast<size_t>(m);
+  for (size_t e = 0; e < n; ++e) {
+    uint8_t* s = shares + e * mm;
+    const __m512i c = _mm512_maskz_loadu_epi8(valid, s);
+    // bit + 67 - c, then one conditional subtraction of 67 (values stay below 2 * 67).
+    __m512i v = _mm512_sub_epi8(_mm512_mask_add_epi8(p, static_cast<__mmask64>(r[e]), p, one), c);
+    v = _mm512_min_epu8(v, _mm512_sub_epi8(v, p));
+    _mm512_mask_storeu_epi8(s, valid, v);
+  }
+}
+
+VEIL_AVX512 void any_zero_avx512(int m, size_t n, const uint8_t* dc, const uint8_t* ds,
+                                 uint8_t* out) {
+  const __mmask64 valid = (uint64_t{1} << m) - 1;
+  const __m512i p = _mm512_set1_epi8(static_cast<char>(kP));
+  const size_t mm = static_cast<size_t>(m);
+  for (size_t e = 0; e < n; ++e) {
+    const __m512i sum = _mm512_add_epi8(_mm512_maskz_loadu_epi8(valid, dc + e * mm),
+                                        _mm512_maskz_loadu_epi8(valid, ds + e * mm));
+    // Digits are < 67, so a sum is 0 mod 67 iff it is 0 or 67.
+    const __mmask64 zero = _mm512_mask_cmpeq_epi8_mask(valid, sum, _mm512_setzero_si512()) |
+                           _mm512_mask_cmpeq_epi8_mask(valid, sum, p);
+    out[e] = zero != 0;
+  }
+}
+
 #undef VEIL_AVX512
 
 bool avx512_usable() {
@@ -145,6 +174,40 @@ bool avx512_usable() {
 
 bool compare_kernel_available(CompareKernel kernel) {
   return kernel != CompareKernel::Avx512 || avx512_usable();
+}
+
+void private_compare_bit_shares(int m, size_t n, const uint64_t* r, uint8_t* shares,
+                                CompareKernel kernel) {
+  if (m < 1 || m > 63) throw InvalidArgument("PrivateCompare: m must be in [1, 63]");
+  if (!compare_kernel_available(kernel))
+    throw InvalidArgument("PrivateCompare: AVX-512BW kernel not available on this machine");
+  if (kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable())) {
+    bit_shares_avx512(m, n, r, shares);
+    return;
+  }
+  const size_t mm = static_cast<size_t>(m);
+  for (size_t e = 0; e < n; ++e)
+    for (size_t i = 0; i < mm; ++i) {
+      uint8_t& b = shares[e * mm + i];
+      b = static_cast<uint8_t>((((r[e] >> i) & 1) + kP - b) % kP);
+    }
+}
+
+void private_compare_any_zero(int m, size_t n, const uint8_t* dc, const uint8_t* ds,
+                              uint8_t* any_zero, CompareKernel kernel) {
+  if (m < 1 || m > 63) throw InvalidArgument("PrivateCompare: m must be in [1, 63]");
+  if (!compare_kernel_available(kernel))
+    throw InvalidArgument("PrivateCompare: AVX-512BW kernel not available on this machine");
+  if (kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable())) {
+    any_zero_avx512(m, n, dc, ds, any_zero);
+    return;
+  }
+  const size_t mm = static_cast<size_t>(m);
+  for (size_t e = 0; e < n; ++e) {
+    bool zero = false;
+    for (size_t i = 0; i < mm; ++i) zero |= (dc[e * mm + i] + ds[e * mm + i]) % kP == 0;
+    any_zero[e] = zero;
+  }
 }
 
 const char* compare_kernel_name() { return avx512_usable() ? "avx512bw" : "scalar"; }

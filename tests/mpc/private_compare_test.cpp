@@ -101,6 +101,43 @@ TEST(PrivateCompare, Avx512MatchesScalar) {
   }
 }
 
+// The helper's two steps, on every kernel: server shares complete the client's to the bits of r,
+// and the zero test sees exactly the digit sums that are 0 mod 67.
+TEST(PrivateCompare, HelperStepsMatchTheirDefinition) {
+  TestRng rng;
+  for (int m : {1, 7, 15, 32, 63}) {
+    const size_t n = 257, mm = static_cast<size_t>(m);
+    const uint64_t mask = (uint64_t{1} << m) - 1;
+    std::vector<uint64_t> r(n);
+    std::vector<uint8_t> client(n * mm), dc(n * mm), ds(n * mm);
+    for (auto& v : r) v = rng.u64() & mask;
+    r[0] = 0;
+    r[1] = mask;
+    for (auto& v : client) v = static_cast<uint8_t>(rng.u64() % kP);
+    for (size_t i = 0; i < dc.size(); ++i) {
+      dc[i] = static_cast<uint8_t>(rng.u64() % kP);
+      // Plant sums of 0 and 67 in some elements, non-zero sums elsewhere.
+      const size_t e = i / mm;
+      ds[i] = static_cast<uint8_t>(e % 3 == 0 && i % mm == e % mm ? (kP - dc[i]) % kP
+                                                                  : (kP - dc[i] + 1) % kP);
+    }
+    for (CompareKernel kernel : {CompareKernel::Scalar, CompareKernel::Avx512}) {
+      if (!compare_kernel_available(kernel)) continue;
+      std::vector<uint8_t> shares = client;
+      private_compare_bit_shares(m, n, r.data(), shares.data(), kernel);
+      for (size_t e = 0; e < n; ++e)
+        for (size_t i = 0; i < mm; ++i) {
+          ASSERT_LT(shares[e * mm + i], kP);
+          ASSERT_EQ((shares[e * mm + i] + client[e * mm + i]) % kP, (r[e] >> i) & 1)
+              << "m " << m << " e " << e << " i " << i;
+        }
+      std::vector<uint8_t> zero(n, 7);
+      private_compare_any_zero(m, n, dc.data(), ds.data(), zero.data(), kernel);
+      for (size_t e = 0; e < n; ++e) ASSERT_EQ(zero[e], e % 3 == 0 ? 1 : 0) << "m " << m;
+    }
+  }
+}
+
 TEST(PrivateCompare, RejectsBadDigitCounts) {
   uint64_t r = 0;
   uint8_t b = 0;

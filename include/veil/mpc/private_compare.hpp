@@ -27,4 +27,13 @@ void private_compare_digits(int m, bool client, size_t n, const uint64_t* r, con
                             const uint8_t* rot, uint8_t* out,
                             CompareKernel kernel = CompareKernel::Auto);
 
+// The helper's side. r[e]: the (m low bits of the) mask r' whose bits the parties share;
+// shares: on entry the client's Z_67 shares of those bits (element-major, m per element), on
+// exit the server's, so that the two add up to the bits.
+void private_compare_bit_shares(int m, size_t n, const uint64_t* r, uint8_t* shares,
+                                CompareKernel kernel = CompareKernel::Auto);
+// any_zero[e] = 1 iff some digit sum dc + ds of element e is 0 mod 67 (the helper's test).
+void private_compare_any_zero(int m, size_t n, const uint8_t* dc, const uint8_t* ds,
+                              uint8_t* any_zero, CompareKernel kernel = CompareKernel::Auto);
+
 }  // namespace veil::mpc
