@@ -3,18 +3,14 @@
 #include <cstdlib>
 
 #include "kernels_avx512.hpp"
+#include "veil/core/cpu.hpp"
 
 namespace veil::he {
 
 Isa detected_isa() {
   static const Isa isa = [] {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512ifma"))
-      return Isa::kAvx512;
-#endif
-    return Isa::kScalar;
+    const CpuFeatures& f = cpu_features();
+    return f.avx512f && f.avx512dq && f.avx512vl && f.avx512ifma ? Isa::kAvx512 : Isa::kScalar;
   }();
   return isa;
 }

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/z67.hpp"
 
@@ -162,12 +163,8 @@ VEIL_AVX512 void any_zero_avx512(int m, size_t n, const uint8_t* dc, const uint8
 #undef VEIL_AVX512
 
 bool avx512_usable() {
-  static const bool usable = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-  }();
-  return usable;
+  const CpuFeatures& f = cpu_features();
+  return f.avx512f && f.avx512bw && f.avx512vl;
 }
 
 }  // namespace

@@ -23,6 +23,8 @@
 #include <cstring>
 #include <vector>
 
+#include "veil/core/cpu.hpp"
+
 namespace veil::mpc::detail {
 namespace {
 
@@ -45,10 +47,8 @@ struct alignas(64) TileConfig {
 };
 
 bool detect() {
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-      !__builtin_cpu_supports("avx512vbmi"))
-    return false;
+  const CpuFeatures& f = cpu_features();
+  if (!f.avx512f || !f.avx512bw || !f.avx512vbmi) return false;
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
   const bool amx_tile = edx & (1u << 24), amx_int8 = edx & (1u << 25);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ring_gemm_amx.hpp"
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::mpc {
@@ -93,13 +94,7 @@ __attribute__((target("avx512f,avx512dq"))) void micro_avx512(int64_t kc, const 
   _mm512_storeu_si512(tile + 7 * kNr, c7);
 }
 
-bool avx512_usable() {
-  static const bool usable = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  }();
-  return usable;
-}
+bool avx512_usable() { return cpu_features().avx512f && cpu_features().avx512dq; }
 
 // Which kernel runs a slab. AMX pays from 16 x 16 x 64 up (its tiles are 16 rows of 64 bytes);
 // smaller products (FC layers at batch 1) stay on the vector units.

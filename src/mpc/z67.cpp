@@ -6,18 +6,15 @@
 #include <cstring>
 #include <string>
 
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::mpc {
 namespace {
 
 bool vbmi2_usable() {
-  static const bool usable = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vbmi2");
-  }();
-  return usable;
+  const CpuFeatures& f = cpu_features();
+  return f.avx512f && f.avx512bw && f.avx512vbmi2;
 }
 
 // 64 candidate bytes -> the accepted ones (b < limit, in order) reduced mod bound, stored at
