@@ -173,12 +173,21 @@ bool compare_kernel_available(CompareKernel kernel) {
   return kernel != CompareKernel::Avx512 || avx512_usable();
 }
 
-void private_compare_bit_shares(int m, size_t n, const uint64_t* r, uint8_t* shares,
-                                CompareKernel kernel) {
+namespace {
+
+// Validates the arguments every entry point shares and picks the kernel.
+bool use_avx512(int m, CompareKernel kernel) {
   if (m < 1 || m > 63) throw InvalidArgument("PrivateCompare: m must be in [1, 63]");
   if (!compare_kernel_available(kernel))
     throw InvalidArgument("PrivateCompare: AVX-512BW kernel not available on this machine");
-  if (kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable())) {
+  return kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable());
+}
+
+}  // namespace
+
+void private_compare_bit_shares(int m, size_t n, const uint64_t* r, uint8_t* shares,
+                                CompareKernel kernel) {
+  if (use_avx512(m, kernel)) {
     bit_shares_avx512(m, n, r, shares);
     return;
   }
@@ -192,10 +201,7 @@ void private_compare_bit_shares(int m, size_t n, const uint64_t* r, uint8_t* sha
 
 void private_compare_any_zero(int m, size_t n, const uint8_t* dc, const uint8_t* ds,
                               uint8_t* any_zero, CompareKernel kernel) {
-  if (m < 1 || m > 63) throw InvalidArgument("PrivateCompare: m must be in [1, 63]");
-  if (!compare_kernel_available(kernel))
-    throw InvalidArgument("PrivateCompare: AVX-512BW kernel not available on this machine");
-  if (kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable())) {
+  if (use_avx512(m, kernel)) {
     any_zero_avx512(m, n, dc, ds, any_zero);
     return;
   }
@@ -212,10 +218,7 @@ const char* compare_kernel_name() { return avx512_usable() ? "avx512bw" : "scala
 void private_compare_digits(int m, bool client, size_t n, const uint64_t* r, const uint8_t* beta,
                             const uint8_t* xs, const uint8_t* sv, const uint8_t* uv,
                             const uint8_t* rot, uint8_t* out, CompareKernel kernel) {
-  if (m < 1 || m > 63) throw InvalidArgument("PrivateCompare: m must be in [1, 63]");
-  if (!compare_kernel_available(kernel))
-    throw InvalidArgument("PrivateCompare: AVX-512BW kernel not available on this machine");
-  if (kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable())) {
+  if (use_avx512(m, kernel)) {
     run_avx512(m, client, n, r, beta, xs, sv, uv, rot, out);
     return;
   }

@@ -20,7 +20,8 @@
 
 namespace veil::mpc {
 
-inline constexpr uint32_t kProtocolVersion = 2;  // 2: Lemire sampling of Z_67 coins
+// 2: PrivateCompare digits rotated (not permuted) and its coins drawn in bulk.
+inline constexpr uint32_t kProtocolVersion = 2;
 
 // Approximate DReLU knobs, with the semantics of the reference implementation
 // (yg320/secure_inference const.py): each party maps its share a to (a >> s) mod 2^(64 - k),

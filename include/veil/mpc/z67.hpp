@@ -34,22 +34,10 @@ class ByteSampler {
     if (pos_ == buf_.size()) refill();
     return buf_[pos_++];
   }
-  // Uniform in [0, bound), 1 <= bound <= 256, by Lemire's multiply-and-reject (Lemire, "Fast
-  // random integer generation in an interval", ACM TOMACS 2019): a division only on the rare
-  // rejection path, which matters because PrivateCompare draws ~3m bounded values per element.
-  uint8_t below(unsigned bound) {
-    unsigned x = byte() * bound;
-    if ((x & 0xffu) < bound) {
-      const unsigned threshold = (256 - bound) % bound;
-      while ((x & 0xffu) < threshold) x = byte() * bound;
-    }
-    return static_cast<uint8_t>(x >> 8);
-  }
-
-  // out[0..count) = independent uniform values in [0, bound), 1 <= bound <= 256: the bulk form
-  // of below(), by plain rejection of the bytes >= the largest multiple of bound. Consumes
-  // exactly the bytes a byte-at-a-time rejection loop would, whichever kernel runs (AVX-512
-  // VBMI2 compress where available), so two parties on different CPUs draw the same values.
+  // out[0..count) = independent uniform values in [0, bound), 1 <= bound <= 256, by plain
+  // rejection of the bytes >= the largest multiple of bound. Consumes exactly the bytes a
+  // byte-at-a-time rejection loop would, whichever kernel runs (AVX-512 VBMI2 compress where
+  // available), so two parties on different CPUs draw the same values.
   void fill_below(unsigned bound, uint8_t* out, size_t count);
 
  private:
