@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -65,10 +66,14 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
                                                                         int64_t plane_stride,
                                                                         int64_t seg_stride) {
   // Output byte i*8 + e of the permutation takes input byte e*8 + i: a byte transpose of 8 x 8.
-  alignas(64) uint8_t order[64];
-  for (int i = 0; i < 8; ++i)
-    for (int e = 0; e < 8; ++e) order[i * 8 + e] = static_cast<uint8_t>(e * 8 + i);
-  const __m512i idx = _mm512_load_si512(order);
+  // Built once, not per row (pack_a calls this for every row of A).
+  alignas(64) static constexpr auto kOrder = [] {
+    std::array<uint8_t, 64> o{};
+    for (int i = 0; i < 8; ++i)
+      for (int e = 0; e < 8; ++e) o[i * 8 + e] = static_cast<uint8_t>(e * 8 + i);
+    return o;
+  }();
+  const __m512i idx = _mm512_load_si512(kOrder.data());
   int64_t e = 0;
   for (; e + 8 <= len; e += 8) {
     const __m512i t =
