@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   // veil's hot loops allocate and free multi-megabyte buffers every layer (secure-inference
   // shares, Z_67 digit vectors, activations). By default glibc serves those with mmap/munmap, so
   // each one costs page faults and kernel zero-fill; keeping them on the heap (threshold at
-  // glibc's 32 MiB maximum, trimming only past 256 MiB free) made secure DReLU 15 % faster.
+  // glibc's 32 MiB maximum, trimming only past 256 MiB free) removes that cost from secure DReLU.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"veil: confidential neural-network inference on untrusted hardware"};
