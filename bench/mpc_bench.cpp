@@ -11,6 +11,7 @@
 #include "veil/mpc/local_session.hpp"
 #include "veil/mpc/nonlinear.hpp"
 #include "veil/mpc/ring_kernels.hpp"
+#include "veil/nn/threads.hpp"
 
 namespace {
 
@@ -99,10 +100,14 @@ BENCHMARK(BM_RingGemmAvx512)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
 void BM_FloatGemmOneDnn(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
+  // One thread, as the ring kernels above: oneDNN would otherwise take every core.
+  const int saved = nn::num_threads();
+  nn::set_num_threads(1);
   for (auto _ : state) {
     dnnl_sgemm('N', 'N', m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
+  nn::set_num_threads(saved);
   state.SetItemsProcessed(state.iterations() * m * n * k);
 }
 BENCHMARK(BM_FloatGemmOneDnn)->GEMM_SHAPES->Unit(benchmark::kMillisecond);

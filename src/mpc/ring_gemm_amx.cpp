@@ -24,6 +24,7 @@
 #include <cstring>
 #include <vector>
 
+#include "veil/core/aligned.hpp"
 #include "veil/core/cpu.hpp"
 
 namespace veil::mpc::detail {
@@ -61,6 +62,7 @@ bool detect() {
 
 // Byte i of src[e] -> dst[i * plane_stride + (e / 64) * seg_stride + e % 64], for e < len: the
 // eight byte planes of a row, cut into the 64-byte segments that are the rows of A tiles.
+// `dst` must be 64-byte aligned (whole segments are written with aligned stores).
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const uint64_t* src,
                                                                         int64_t len, uint8_t* dst,
                                                                         int64_t plane_stride,
@@ -75,6 +77,37 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
   }();
   const __m512i idx = _mm512_load_si512(kOrder.data());
   int64_t e = 0;
+  // Whole segments: 64 elements -> 8 planes of 64 bytes. After the per-register byte transpose,
+  // register q holds plane p of elements 8q..8q+7 in qword p, so an 8 x 8 qword transpose
+  // (unpack, then two rounds of 128-bit lane shuffles) gathers each plane into one register.
+  // Compared with 8-byte scalar stores this keeps A packing off the profile of tall GEMMs.
+  for (; e + 64 <= len; e += 64) {
+    __m512i x[8], t[8], u[8];
+    for (int q = 0; q < 8; ++q)
+      x[q] = _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e + 8 * q));
+    for (int q = 0; q < 8; q += 2) {
+      t[q] = _mm512_maskz_unpacklo_epi64(0xff, x[q], x[q + 1]);      // planes 0,2,4,6 of q, q+1
+      t[q + 1] = _mm512_maskz_unpackhi_epi64(0xff, x[q], x[q + 1]);  // planes 1,3,5,7
+    }
+    // t[q + o], lane L: plane 2L + o of registers q, q+1. Then u[4h + 2w + o], lanes 0-3: planes
+    // 2w + o and 2w + 4 + o of register pair 4h, then of pair 4h + 2 (imm 0x88 picks lanes 0 and
+    // 2 of each source, 0xdd lanes 1 and 3).
+    for (int h = 0; h < 2; ++h)
+      for (int o = 0; o < 2; ++o) {
+        u[4 * h + o] = _mm512_maskz_shuffle_i64x2(0xff, t[4 * h + o], t[4 * h + 2 + o], 0x88);
+        u[4 * h + 2 + o] = _mm512_maskz_shuffle_i64x2(0xff, t[4 * h + o], t[4 * h + 2 + o], 0xdd);
+      }
+    uint8_t* at = dst + (e / 64) * seg_stride;
+    for (int o = 0; o < 2; ++o)
+      for (int w = 0; w < 2; ++w) {
+        // Pairs 0, 2 from u[2w + o] and pairs 4, 6 from u[4 + 2w + o]: all 64 elements.
+        const __m512i lo = u[2 * w + o], hi = u[4 + 2 * w + o];
+        _mm512_store_si512(at + (2 * w + o) * plane_stride,
+                           _mm512_maskz_shuffle_i64x2(0xff, lo, hi, 0x88));
+        _mm512_store_si512(at + (2 * w + 4 + o) * plane_stride,
+                           _mm512_maskz_shuffle_i64x2(0xff, lo, hi, 0xdd));
+      }
+  }
   for (; e + 8 <= len; e += 8) {
     const __m512i t =
         _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e));
@@ -228,8 +261,9 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
   if (k == 0 || m == 0 || j_end <= j_begin) return;
   // Per-thread packing buffers, kept between calls: a party runs thousands of GEMMs and fresh
-  // multi-megabyte buffers would cost page faults each time.
-  thread_local std::vector<uint8_t> apack, bpack;
+  // multi-megabyte buffers would cost page faults each time. Cache-line aligned, because every
+  // tile row is 64 bytes and a misaligned one is a split load (aligned.hpp).
+  thread_local AlignedVector<uint8_t> apack, bpack;
   const int64_t kmax = round_up(std::min(kKc, k), kKb);
   const size_t a_need = static_cast<size_t>(8 * round_up(std::min(kMc, m), kPanel) * kmax);
   const size_t b_need =
