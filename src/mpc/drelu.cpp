@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sign_gate.hpp"
@@ -31,18 +32,24 @@ std::vector<uint64_t> draw(const Party& p, Role peer, uint32_t purpose, size_t n
 using Digits = std::unique_ptr<uint8_t[]>;
 Digits digits_for_overwrite(size_t n) { return std::make_unique_for_overwrite<uint8_t[]>(n); }
 
-Digits draw_z67(const Party& p, Role peer, uint32_t purpose, size_t n) {
-  ByteSampler s(p.shared_prg(peer, purpose));
-  Digits v = digits_for_overwrite(n);
-  s.fill_below(kP, v.get(), n);
-  return v;
+void recv_z67(Party& p, Role from, Tag tag, uint8_t* out, size_t n) {
+  unpack_z67(p.recv(from, tag, z67_packed_size(n)), std::span<uint8_t>(out, n));
 }
 
-Digits recv_z67(Party& p, Role from, Tag tag, size_t n) {
-  Digits v = digits_for_overwrite(n);
-  unpack_z67(p.recv(from, tag, z67_packed_size(n)), std::span<uint8_t>(v.get(), n));
-  return v;
-}
+// PrivateCompare runs over chunks of about kChunkDigits digits (whole elements), one message per
+// chunk and round. Its digits (m per element, 63 in the exact mode) would otherwise need several n
+// x m buffers at once: at batch 64 a ResNet-20 layer has 8e5 elements, i.e. 50 MB buffers that live
+// in DRAM and are page-faulted in afresh for every layer. Chunks keep them cache-sized and reused,
+// and let the helper unpack chunk k while the others compute chunk k+1. Rounds are unchanged: chunk
+// k's messages depend only on chunk k's earlier ones. All three parties chunk identically.
+constexpr size_t kChunkDigits = size_t{1} << 19;
+
+struct ChunkPlan {
+  size_t n, m;  // elements of the op, digits per element
+  size_t per_chunk() const { return std::max<size_t>(1, kChunkDigits / m); }
+  size_t elements(size_t e0) const { return std::min(per_chunk(), n - e0); }
+  size_t max_digits() const { return std::min(per_chunk(), n) * m; }
+};
 
 struct Params {
   int l, m, s;
@@ -79,23 +86,38 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   const bool fused = product && mult_is_gate && gate_of.empty() && p.params().drelu.exact();
   const size_t n_open_x = product && !fused ? n_mult : 0;
   const size_t m = static_cast<size_t>(q.m);
-  const size_t nd = n * m;
   auto gate_index = [&](size_t k) { return gate_of.empty() ? k : gate_of[k]; };
 
   if (p.is(Role::Helper)) {
     std::vector<uint64_t> r0 = draw(p, Role::Client, kR, n), r1 = draw(p, Role::Server, kR, n);
-    Digits bits = draw_z67(p, Role::Client, kBits, nd);
     std::vector<uint64_t> rm(n);
     for (size_t e = 0; e < n; ++e) rm[e] = (r0[e] + r1[e]) & q.mask_m;
-    private_compare_bit_shares(q.m, n, rm.data(), bits.get());
-    p.send(Role::Server, Tag::CompareBits, pack_z67(std::span<const uint8_t>(bits.get(), nd)));
-    Digits dc = recv_z67(p, Role::Client, Tag::CompareDigits, nd);
-    Digits ds = recv_z67(p, Role::Server, Tag::CompareDigits, nd);
+    const ChunkPlan chunks{n, m};
+    {
+      ByteSampler client_bits(p.shared_prg(Role::Client, kBits));
+      Digits bits = digits_for_overwrite(chunks.max_digits());
+      for (size_t e0 = 0; e0 < n; e0 += chunks.per_chunk()) {
+        const size_t ne = chunks.elements(e0), nd_k = ne * m;
+        client_bits.fill_below(kP, bits.get(), nd_k);
+        private_compare_bit_shares(q.m, ne, rm.data() + e0, bits.get());
+        p.send(Role::Server, Tag::CompareBits,
+               pack_z67(std::span<const uint8_t>(bits.get(), nd_k)));
+      }
+    }
+    std::vector<uint8_t> any_zero(n);
+    {
+      Digits dc = digits_for_overwrite(chunks.max_digits());
+      Digits ds = digits_for_overwrite(chunks.max_digits());
+      for (size_t e0 = 0; e0 < n; e0 += chunks.per_chunk()) {
+        const size_t ne = chunks.elements(e0);
+        recv_z67(p, Role::Client, Tag::CompareDigits, dc.get(), ne * m);
+        recv_z67(p, Role::Server, Tag::CompareDigits, ds.get(), ne * m);
+        private_compare_any_zero(q.m, ne, dc.get(), ds.get(), any_zero.data() + e0);
+      }
+    }
     std::vector<uint64_t> w0 = draw(p, Role::Client, kW, n);
     std::vector<uint64_t> w(n);
     std::vector<uint64_t> msg(n + (product ? n_mult : 0));
-    std::vector<uint8_t> any_zero(n);
-    private_compare_any_zero(q.m, n, dc.get(), ds.get(), any_zero.data());
     for (size_t e = 0; e < n; ++e) {
       const bool zero = any_zero[e] != 0;
       uint64_t r = (r0[e] + r1[e]) & q.mask_l;
@@ -155,28 +177,40 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
     }
   }
 
-  // Round 2: PrivateCompare digits to the helper.
-  Digits xs = client ? draw_z67(p, Role::Helper, kBits, nd)
-                     : recv_z67(p, Role::Helper, Tag::CompareBits, nd);
+  // Round 2: PrivateCompare digits to the helper, chunk by chunk.
   std::vector<uint8_t> beta(n);
-  Digits digits = digits_for_overwrite(nd);
   {
-    // The client-server coins of the whole op, drawn in bulk in this order (both parties must
-    // draw identically): beta bits, multipliers, masks, rotations.
+    // The client-server coins of the whole op, drawn in this order (both parties must draw
+    // identically): beta bits and rotations of every element, then per chunk the multipliers
+    // and the masks.
     ByteSampler coins(p.shared_prg(other, kCoins));
-    Digits sv = digits_for_overwrite(nd), uv = digits_for_overwrite(nd);
     std::vector<uint8_t> rot(n);
     coins.fill_below(2, beta.data(), n);
-    coins.fill_below(kP - 1, sv.get(), nd);
-    for (size_t i = 0; i < nd; ++i) ++sv[i];
-    coins.fill_below(kP, uv.get(), nd);
     coins.fill_below(static_cast<unsigned>(m), rot.data(), n);
     std::vector<uint64_t> rp(n);
     for (size_t e = 0; e < n; ++e) rp[e] = c[e] & q.mask_m;
-    private_compare_digits(q.m, client, n, rp.data(), beta.data(), xs.get(), sv.get(), uv.get(),
-                           rot.data(), digits.get());
+    std::optional<ByteSampler> helper_bits;
+    if (client) helper_bits.emplace(p.shared_prg(Role::Helper, kBits));
+    const ChunkPlan chunks{n, m};
+    Digits xs = digits_for_overwrite(chunks.max_digits());
+    Digits sv = digits_for_overwrite(chunks.max_digits());
+    Digits uv = digits_for_overwrite(chunks.max_digits());
+    Digits digits = digits_for_overwrite(chunks.max_digits());
+    for (size_t e0 = 0; e0 < n; e0 += chunks.per_chunk()) {
+      const size_t ne = chunks.elements(e0), nd_k = ne * m;
+      if (client)
+        helper_bits->fill_below(kP, xs.get(), nd_k);
+      else
+        recv_z67(p, Role::Helper, Tag::CompareBits, xs.get(), nd_k);
+      coins.fill_below(kP - 1, sv.get(), nd_k);
+      for (size_t i = 0; i < nd_k; ++i) ++sv[i];
+      coins.fill_below(kP, uv.get(), nd_k);
+      private_compare_digits(q.m, client, ne, rp.data() + e0, beta.data() + e0, xs.get(), sv.get(),
+                             uv.get(), rot.data() + e0, digits.get());
+      p.send(Role::Helper, Tag::CompareDigits,
+             pack_z67(std::span<const uint8_t>(digits.get(), nd_k)));
+    }
   }
-  p.send(Role::Helper, Tag::CompareDigits, pack_z67(std::span<const uint8_t>(digits.get(), nd)));
 
   // Round 3: the helper's shares of w (and of mask * w). DReLU = (1 - t) xor w with
   // t = c[L-1] xor beta public to client and server.

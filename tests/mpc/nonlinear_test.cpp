@@ -77,6 +77,39 @@ TEST(Drelu, ExactCostIsDocumented) {
   EXPECT_EQ(rep.rounds, 3u);
 }
 
+TEST(Drelu, SpansSeveralPrivateCompareChunks) {
+  // PrivateCompare runs in chunks of 2^19 / m elements with one message per chunk: several full
+  // chunks and a partial one, exact and approximate, must still be right, in 3 rounds, with the
+  // bytes of the chunked messages.
+  TestRng rng;
+  const size_t n = 2 * (size_t{1} << 19) / 43 + 77;  // > 2 chunks of the approximate mode
+  std::vector<uint64_t> vals(n);
+  for (size_t i = 0; i < n; ++i) vals[i] = static_cast<uint64_t>(rng.signed_bits(1 + i % 40));
+  RingTensor x({static_cast<int64_t>(n)}, vals);
+  auto sh = split(x, rng);
+  for (DreluParams dp : {DreluParams{}, DreluParams{2, 20}}) {
+    SessionParams sp;
+    sp.drelu = dp;
+    LocalSessionReport rep;
+    RingTensor d = run_and_open(
+        sp, [&](Party& p) { return drelu(p, sh.of(p)); }, &rep);
+    for (size_t i = 0; i < n; ++i) {
+      // Values below 2^s may get either sign in approximate mode.
+      const bool decided =
+          dp.exact() || static_cast<uint64_t>(std::abs(static_cast<int64_t>(vals[i]))) >=
+                            (uint64_t{1} << dp.num_lsb_to_ignore);
+      if (decided) ASSERT_EQ(d.data[i], plain_drelu(vals[i])) << i;
+    }
+    const size_t m = static_cast<size_t>(dp.ring_bits() - 1), open = (dp.ring_bits() + 7) / 8;
+    const size_t chunk = (size_t{1} << 19) / m;
+    size_t digit_bytes = 0;
+    for (size_t e0 = 0; e0 < n; e0 += chunk)
+      digit_bytes += z67_packed_size(std::min(chunk, n - e0) * m);
+    EXPECT_EQ(rep.total_bytes(), 3 * digit_bytes + (2 * open + 8) * n);
+    EXPECT_EQ(rep.rounds, 3u);
+  }
+}
+
 // The reference's approximate DReLU on the two shares: v_j = (a_j >> s) << k (arithmetic shift,
 // as numpy on int64), MSB of v_0 + v_1.
 uint64_t reference_approx_drelu(uint64_t a0, uint64_t a1, int s, int k) {

@@ -21,7 +21,9 @@
 namespace veil::mpc {
 
 // 2: PrivateCompare digits rotated (not permuted) and its coins drawn in bulk.
-inline constexpr uint32_t kProtocolVersion = 2;
+// 3: PrivateCompare in chunks of about 2^19 digits (drelu.cpp): one message per chunk, and the
+//    client-server coins drawn as beta and rotations first, then multipliers and masks per chunk.
+inline constexpr uint32_t kProtocolVersion = 3;
 
 // Approximate DReLU knobs, with the semantics of the reference implementation
 // (yg320/secure_inference const.py): each party maps its share a to (a >> s) mod 2^(64 - k),
