@@ -11,6 +11,7 @@
 #include "veil/mpc/local_session.hpp"
 #include "veil/mpc/nonlinear.hpp"
 #include "veil/mpc/ring_kernels.hpp"
+#include "veil/mpc/z67.hpp"
 #include "veil/nn/threads.hpp"
 
 namespace {
@@ -111,6 +112,44 @@ void BM_FloatGemmOneDnn(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * m * n * k);
 }
 BENCHMARK(BM_FloatGemmOneDnn)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
+
+// Z_67 digit packing, which PrivateCompare runs on 63 digits per compared element: 1 << 20
+// digits per call; range(0): 0 scalar, 1 AVX-512 VBMI.
+std::vector<uint8_t> random_z67_digits(size_t n) {
+  std::vector<uint8_t> d(n);
+  ByteSampler(AesCtrPrg(random_seed())).fill_below(kP, d.data(), n);
+  return d;
+}
+
+void BM_Z67Pack(benchmark::State& state) {
+  const Z67Kernel kernel = state.range(0) ? Z67Kernel::Avx512 : Z67Kernel::Scalar;
+  if (!z67_kernel_available(kernel)) {
+    state.SkipWithError("no AVX-512 VBMI");
+    return;
+  }
+  const auto digits = random_z67_digits(size_t{1} << 20);
+  for (auto _ : state) benchmark::DoNotOptimize(pack_z67_with(kernel, digits));
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(digits.size()));
+}
+BENCHMARK(BM_Z67Pack)->ArgName("avx512")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+void BM_Z67Unpack(benchmark::State& state) {
+  const Z67Kernel kernel = state.range(0) ? Z67Kernel::Avx512 : Z67Kernel::Scalar;
+  if (!z67_kernel_available(kernel)) {
+    state.SkipWithError("no AVX-512 VBMI");
+    return;
+  }
+  const auto digits = random_z67_digits(size_t{1} << 20);
+  const auto bytes = pack_z67_with(Z67Kernel::Scalar, digits);
+  std::vector<uint8_t> out(digits.size());
+  for (auto _ : state) {
+    unpack_z67_with(kernel, bytes, std::span<uint8_t>(out));
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(digits.size()));
+}
+BENCHMARK(BM_Z67Unpack)->ArgName("avx512")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

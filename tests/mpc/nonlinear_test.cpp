@@ -98,7 +98,9 @@ TEST(Drelu, SpansSeveralPrivateCompareChunks) {
       const bool decided =
           dp.exact() || static_cast<uint64_t>(std::abs(static_cast<int64_t>(vals[i]))) >=
                             (uint64_t{1} << dp.num_lsb_to_ignore);
-      if (decided) ASSERT_EQ(d.data[i], plain_drelu(vals[i])) << i;
+      if (decided) {
+        ASSERT_EQ(d.data[i], plain_drelu(vals[i])) << i;
+      }
     }
     const size_t m = static_cast<size_t>(dp.ring_bits() - 1), open = (dp.ring_bits() + 7) / 8;
     const size_t chunk = (size_t{1} << 19) / m;

@@ -26,6 +26,20 @@ std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits);
 // The same into a caller's buffer of out.size() digits (no zero-filled vector per call).
 void unpack_z67(std::span<const uint8_t> bytes, std::span<uint8_t> out);
 
+// Packing kernels, chosen at run time: AVX-512 VBMI (eight groups, 72 digits <-> 56 bytes, per
+// step) where available, else scalar. Both give the same bytes and digits and reject the same
+// inputs with the same errors.
+enum class Z67Kernel { Auto, Scalar, Avx512 };
+
+bool z67_kernel_available(Z67Kernel kernel);
+const char* z67_kernel_name();  // the kernel Auto picks here: "avx512vbmi" or "scalar"
+
+// pack_z67 / unpack_z67 with a given kernel (tests and benchmarks compare them);
+// InvalidArgument when the machine lacks it. Digits >= 67 given to pack are garbage in, and
+// the kernels' garbage out differs.
+std::vector<uint8_t> pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits);
+void unpack_z67_with(Z67Kernel kernel, std::span<const uint8_t> bytes, std::span<uint8_t> out);
+
 // Uniform small integers from an AES-CTR stream by byte-wise rejection sampling, buffered.
 class ByteSampler {
  public:
