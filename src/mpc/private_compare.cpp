@@ -72,7 +72,7 @@ VEIL_AVX512 inline __m512i suffix_sum(__m512i v, const __m512i* shift_idx) {
 // the reduction mod 67 waits until the end.
 VEIL_AVX512 void element_avx512(int m, bool client, uint64_t r, unsigned beta, const uint8_t* xs,
                                 const uint8_t* sv, const uint8_t* uv, unsigned rot, uint8_t* out,
-                                const __m512i* shift_idx) {
+                                const __m512i* shift_idx, const __m512i* lane_ids) {
   const uint64_t mask_m = (uint64_t{1} << m) - 1;
   if (beta == 1 && r == mask_m) {
     element_scalar(m, client, r, beta, xs, sv, uv, rot, out);
@@ -92,7 +92,7 @@ VEIL_AVX512 void element_avx512(int m, bool client, uint64_t r, unsigned beta, c
   }
   // The upper half's total (its lane 0) belongs to every lower lane's suffix.
   s[0] = _mm512_add_epi16(s[0], _mm512_permutexvar_epi16(_mm512_setzero_si512(), s[1]));
-  alignas(64) uint8_t d[128];
+  __m512i dig[2];
   for (int h = 0; h < 2; ++h) {
     const __m512i acc = _mm512_sub_epi16(s[h], t[h]);
     const __m512i qv = _mm512_maskz_mov_epi16(qbit[h], one);
@@ -108,13 +108,19 @@ VEIL_AVX512 void element_avx512(int m, bool client, uint64_t r, unsigned beta, c
     const __m512i svv = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(valid[h], sv + 32 * h));
     __m512i u = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(valid[h], uv + 32 * h));
     if (!client) u = _mm512_sub_epi16(p, u);
-    const __m512i dig = mod67(_mm512_add_epi16(_mm512_mullo_epi16(svv, v), u));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 32 * h),
-                       _mm512_maskz_cvtepi16_epi8(~__mmask32{0}, dig));
+    dig[h] = mod67(_mm512_add_epi16(_mm512_mullo_epi16(svv, v), u));
   }
-  // out[(i + rot) mod m] = d[i], i.e. out = (d || d)[m - rot .. 2m - rot).
-  std::memcpy(d + m, d, static_cast<size_t>(m));
-  std::memcpy(out, d + m - rot, static_cast<size_t>(m));
+  // out[(i + rot) mod m] = d[i]: output lane o takes lane (o - rot) mod m of the 64 lanes of
+  // dig[0], dig[1] (vpermt2w; bit 5 of an index picks dig[1]). Lanes o >= m are not stored.
+  const __m512i rotv = _mm512_set1_epi16(static_cast<int16_t>(rot));
+  const __m512i mv = _mm512_set1_epi16(static_cast<int16_t>(m));
+  for (int h = 0; h < 2; ++h) {
+    __m512i idx = _mm512_sub_epi16(lane_ids[h], rotv);
+    idx = _mm512_mask_add_epi16(idx, _mm512_movepi16_mask(idx), idx, mv);
+    const __m512i rotated = _mm512_permutex2var_epi16(dig[0], idx, dig[1]);
+    _mm256_mask_storeu_epi8(out + 32 * h, valid[h],
+                            _mm512_maskz_cvtepi16_epi8(~__mmask32{0}, rotated));
+  }
 }
 
 VEIL_AVX512 void run_avx512(int m, bool client, size_t n, const uint64_t* r, const uint8_t* beta,
@@ -125,10 +131,13 @@ VEIL_AVX512 void run_avx512(int m, bool client, size_t n, const uint64_t* r, con
     for (int i = 0; i < 32; ++i) idx[s][i] = static_cast<int16_t>((i + (1 << s)) & 31);
   __m512i shift_idx[5];
   for (int s = 0; s < 5; ++s) shift_idx[s] = _mm512_load_si512(idx[s]);
+  alignas(64) int16_t ids[64];
+  for (int i = 0; i < 64; ++i) ids[i] = static_cast<int16_t>(i);
+  const __m512i lane_ids[2] = {_mm512_load_si512(ids), _mm512_load_si512(ids + 32)};
   const size_t mm = static_cast<size_t>(m);
   for (size_t e = 0; e < n; ++e)
     element_avx512(m, client, r[e], beta[e], xs + e * mm, sv + e * mm, uv + e * mm, rot[e],
-                   out + e * mm, shift_idx);
+                   out + e * mm, shift_idx, lane_ids);
 }
 
 VEIL_AVX512 void bit_shares_avx512(int m, size_t n, const uint64_t* r, uint8_t* shares) {
