@@ -126,9 +126,10 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
 // Layout of a packed 32-row panel of A: [plane][kb][row][64 B], so that each A tile (16 rows of
 // 64 B of K) is 1 KiB of contiguous memory: tile loads then stream instead of striding, which
 // measured faster on Sapphire Rapids (`build/bench/mpc_bench --benchmark_filter=RingGemm`).
+//
+// Nothing is zeroed: rows past mc only reach output rows that are never stored, and bytes past
+// kc in a row meet the zero rows pack_b leaves past K, so whatever they hold adds nothing.
 void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp, uint8_t* out) {
-  const int64_t mcp = round_up(mc, kPanel);
-  if (mc != mcp || kc != kcp) std::memset(out, 0, static_cast<size_t>(8 * mcp * kcp));
   for (int64_t r = 0; r < mc; ++r)
     split_bytes(a + r * lda, kc, out + (r / kPanel) * 8 * kPanel * kcp + (r % kPanel) * kKb,
                 kPanel * kcp, kPanel * kKb);
@@ -142,9 +143,17 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
                                                                    int64_t kcp, uint8_t* out) {
   const int64_t ncp = round_up(nc, kPanel);
   const int64_t panel_bytes = 8 * kcp * kPanel;
-  // Rows of the VNNI layout past K stay zero (columns past nc are zeroed by the masked loads).
   const int64_t q0 = (kc + 3) / 4;
-  if (kc != kcp) std::memset(out, 0, static_cast<size_t>(panel_bytes * (ncp / kPanel)));
+  // VNNI rows q0..kcp/4 - 1 (all in the last tile of K) must be zero: A's bytes past K are not.
+  // Columns past nc only reach output columns that are never stored; the masked loads below
+  // zero them anyway.
+  if (kc != kcp) {
+    const int64_t first = q0 % 16, rows = kcp / 4 - q0, last_kb = kcp / kKb - 1;
+    for (int64_t t = 0; t < ncp / kPanel * 8; ++t)  // (panel, plane) pairs, kcp * 32 B each
+      for (int half = 0; half < 2; ++half)
+        std::memset(out + t * kcp * kPanel + last_kb * 2 * 1024 + half * 1024 + first * kKb, 0,
+                    static_cast<size_t>(rows * kKb));
+  }
   // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, the 64 bytes [n][k % 4] in three
   // rounds of two-source byte permutes (vpermt2b; bit 6 of an index picks the second source):
   //   p[t][h]  = [j % 4][n] for j in 4h..4h+3 of row t (from row t's two halves of 8 columns),
@@ -211,6 +220,15 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
     _tile_dpbuud(1, 5, Q);             \
   } while (0)
 
+// The same for a block of 16 rows (tiles 1, 3 and 5 unused).
+#define VEIL_PAIR_STEP_1ROW(P, Q, a, b_new) \
+  do {                                      \
+    _tile_loadd(4, (a), kKb);               \
+    _tile_dpbuud(2, 4, P);                  \
+    _tile_loadd(Q, (b_new), kKb);           \
+    _tile_dpbuud(0, 4, Q);                  \
+  } while (0)
+
 // The last step i = s+1 contributes to D_(s+1) only (B_0 is in tile P).
 #define VEIL_PAIR_LAST(P, a)         \
   do {                               \
@@ -219,9 +237,16 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
     _tile_loadd(5, (a) + 1024, kKb); \
     _tile_dpbuud(3, 5, P);           \
   } while (0)
+#define VEIL_PAIR_LAST_1ROW(P, a) \
+  do {                            \
+    _tile_loadd(4, (a), kKb);     \
+    _tile_dpbuud(2, 4, P);        \
+  } while (0)
 
 // acc[32][32] = sum_s 2^(8s) D_s for one 32 x 32 block over kcp bytes of K. `ap`, `bp`: the
-// packed A and B panels (8 planes of 32 x kcp bytes each, tile by tile).
+// packed A and B panels (8 planes of 32 x kcp bytes each, tile by tile). Only the first 16 rows
+// (columns) are computed unless two_rows (two_halves): edge blocks and 16-channel layers would
+// otherwise spend half their products on padding.
 //
 // The diagonals are taken in pairs (s, s+1) on a 32 x 16 half of the block, so that B_j, which
 // D_s and D_(s+1) both need (with A_(s-j) and A_(s+1-j)), is loaded once for two steps: 3 tile
@@ -230,11 +255,13 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
 // resident tiles runs about twice as fast).
 __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint8_t* ap,
                                                                       const uint8_t* bp,
-                                                                      int64_t kcp, uint64_t* acc) {
+                                                                      int64_t kcp, uint64_t* acc,
+                                                                      bool two_rows,
+                                                                      bool two_halves) {
   alignas(64) uint32_t d[4][16 * 16];
   std::fill(acc, acc + kPanel * kPanel, 0);
   const int64_t plane = kPanel * kcp;  // bytes of one byte plane of a packed panel
-  for (int half = 0; half < 2; ++half) {
+  for (int half = 0; half < (two_halves ? 2 : 1); ++half) {
     const uint8_t* bh = bp + half * 1024;
     for (int s = 0; s < 8; s += 2) {
       _tile_zero(0);
@@ -246,13 +273,21 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
         const uint8_t* b = bh + kb * kPanel;
         _tile_loadd(6, b + (s + 1) * plane, kKb);
         // s is even, so steps alternate P = 6, 7 and end on tile 7 holding B_0.
-        int i = 0;
-        for (; i < s; i += 2) {
-          VEIL_PAIR_STEP(6, 7, a + i * plane, b + (s - i) * plane);
-          VEIL_PAIR_STEP(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
+        if (two_rows) {
+          for (int i = 0; i < s; i += 2) {
+            VEIL_PAIR_STEP(6, 7, a + i * plane, b + (s - i) * plane);
+            VEIL_PAIR_STEP(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
+          }
+          VEIL_PAIR_STEP(6, 7, a + s * plane, b);
+          VEIL_PAIR_LAST(7, a + (s + 1) * plane);
+        } else {
+          for (int i = 0; i < s; i += 2) {
+            VEIL_PAIR_STEP_1ROW(6, 7, a + i * plane, b + (s - i) * plane);
+            VEIL_PAIR_STEP_1ROW(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
+          }
+          VEIL_PAIR_STEP_1ROW(6, 7, a + s * plane, b);
+          VEIL_PAIR_LAST_1ROW(7, a + (s + 1) * plane);
         }
-        VEIL_PAIR_STEP(6, 7, a + s * plane, b);
-        VEIL_PAIR_LAST(7, a + (s + 1) * plane);
       }
       _tile_stored(0, d[0], 64);
       _tile_stored(1, d[1], 64);
@@ -271,6 +306,8 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
 
 #undef VEIL_PAIR_STEP
 #undef VEIL_PAIR_LAST
+#undef VEIL_PAIR_STEP_1ROW
+#undef VEIL_PAIR_LAST_1ROW
 
 __attribute__((target("amx-tile"))) void load_tile_config() {
   TileConfig cfg;
@@ -296,9 +333,12 @@ bool amx_ring_gemm_usable() {
 void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
                           int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
                           bool accumulate) {
-  if (!accumulate)
-    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
-  if (k == 0 || m == 0 || j_end <= j_begin) return;
+  if (m == 0 || j_end <= j_begin) return;
+  if (k == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
+    return;
+  }
   // Per-thread packing buffers, kept between calls: a party runs thousands of GEMMs and fresh
   // multi-megabyte buffers would cost page faults each time. Cache-line aligned, because every
   // tile row is 64 bytes and a misaligned one is a split load (aligned.hpp).
@@ -323,11 +363,16 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
           const uint8_t* bp = bpack.data() + (n0 / kPanel) * 8 * kcp * kPanel;
           const int64_t nr = std::min(kPanel, nc - n0);
           for (int64_t r0 = 0; r0 < mc; r0 += kPanel) {
-            micro_block(apack.data() + (r0 / kPanel) * 8 * kPanel * kcp, bp, kcp, acc);
             const int64_t mr = std::min(kPanel, mc - r0);
+            micro_block(apack.data() + (r0 / kPanel) * 8 * kPanel * kcp, bp, kcp, acc, mr > 16,
+                        nr > 16);
             uint64_t* cb = c + (ic + r0) * ldc + jc + n0;
-            for (int64_t r = 0; r < mr; ++r)
-              for (int64_t col = 0; col < nr; ++col) cb[r * ldc + col] += acc[r * kPanel + col];
+            // The first pass over K writes C (no zero fill beforehand), later ones add.
+            if (!accumulate && pc == 0)
+              for (int64_t r = 0; r < mr; ++r) std::copy_n(acc + r * kPanel, nr, cb + r * ldc);
+            else
+              for (int64_t r = 0; r < mr; ++r)
+                for (int64_t col = 0; col < nr; ++col) cb[r * ldc + col] += acc[r * kPanel + col];
           }
         }
       }

@@ -252,6 +252,13 @@ void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, u
           for (int64_t kh = 0; kh < g.kernel_h; ++kh)
             for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
               uint64_t* row = col.data() + ((c * g.kernel_h + kh) * g.kernel_w + kw) * p;
+              // Output columns [ox0, ox1) read inside the row (ix = ox * stride + x0); the
+              // rest is padding. With stride 1 the inside is one contiguous copy.
+              const int64_t x0 = kw * g.dilation_w - g.pad_left;
+              const int64_t ox0 = std::min(ow, x0 >= 0 ? 0 : (-x0 + g.stride_w - 1) / g.stride_w);
+              const int64_t ox1 = std::max(
+                  ox0,
+                  std::min(ow, g.in_w - x0 <= 0 ? 0 : (g.in_w - x0 + g.stride_w - 1) / g.stride_w));
               for (int64_t oy = 0; oy < oh; ++oy) {
                 int64_t iy = oy * g.stride_h - g.pad_top + kh * g.dilation_h;
                 uint64_t* out = row + oy * ow;
@@ -260,10 +267,12 @@ void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, u
                   continue;
                 }
                 const uint64_t* in = xin + (c * g.in_h + iy) * g.in_w;
-                for (int64_t ox = 0; ox < ow; ++ox) {
-                  int64_t ix = ox * g.stride_w - g.pad_left + kw * g.dilation_w;
-                  out[ox] = (ix >= 0 && ix < g.in_w) ? in[ix] : 0;
-                }
+                std::fill(out, out + ox0, 0);
+                if (g.stride_w == 1)
+                  std::copy(in + ox0 + x0, in + ox1 + x0, out + ox0);
+                else
+                  for (int64_t ox = ox0; ox < ox1; ++ox) out[ox] = in[ox * g.stride_w + x0];
+                std::fill(out + ox1, out + ow, 0);
               }
             }
         bmat = col.data();

@@ -133,6 +133,13 @@ TEST(RingConv, MatchesNaiveLoops) {
   rect.kernel_h = 1, rect.kernel_w = 5, rect.stride_w = 3, rect.pad_left = 2, rect.pad_top = 0,
   rect.pad_bottom = 0;
   geoms.push_back(rect);
+  // Dilated taps that land wholly in the padding for some output columns, both strides.
+  for (int64_t stride : {1, 2}) {
+    Conv2dGeometry wide = g;
+    wide.in_w = 5, wide.dilation_h = wide.dilation_w = 3, wide.stride_w = stride;
+    wide.pad_left = 4, wide.pad_right = 3, wide.pad_top = 3, wide.pad_bottom = 4;
+    geoms.push_back(wide);
+  }
   for (const auto& geo : geoms) {
     auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
     std::vector<uint64_t> y(geo.output_numel());
