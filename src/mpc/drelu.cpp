@@ -156,20 +156,30 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
     for (size_t k = 0; k < n_open_x; ++k) eopen[k] = (*mult)[k] - eopen[k];
   }
   {
-    const size_t open_size = n * q.open_bytes + 8 * n_open_x;
-    std::vector<uint8_t> msg(open_size);
+    // Each opened value is its low open_bytes bytes, little-endian (x86-64). Whole 8-byte
+    // stores that the next value partly overwrites, and whole 8-byte loads masked to the value's
+    // bytes, instead of byte loops; the message has 8 bytes of slack while it is written.
+    const size_t ob = q.open_bytes, open_size = n * ob + 8 * n_open_x;
+    const uint64_t byte_mask = ob == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * ob)) - 1;
+    std::vector<uint8_t> msg(open_size + 8);
     uint8_t* o = msg.data();
-    for (size_t e = 0; e < n; ++e)
-      for (size_t b = 0; b < q.open_bytes; ++b) *o++ = static_cast<uint8_t>(c[e] >> (8 * b));
-    if (n_open_x) std::memcpy(o, eopen.data(), 8 * n_open_x);
+    for (size_t e = 0; e < n; ++e) std::memcpy(o + e * ob, &c[e], 8);
+    if (n_open_x) std::memcpy(o + n * ob, eopen.data(), 8 * n_open_x);
+    msg.resize(open_size);
     p.send(other, Tag::CompareOpen, std::move(msg));
     std::vector<uint8_t> in = p.recv(other, Tag::CompareOpen, open_size);
     const uint8_t* ip = in.data();
     for (size_t e = 0; e < n; ++e) {
       uint64_t v = 0;
-      for (size_t b = 0; b < q.open_bytes; ++b) v |= uint64_t{*ip++} << (8 * b);
+      if (e * ob + 8 <= open_size) {
+        std::memcpy(&v, ip + e * ob, 8);
+        v &= byte_mask;
+      } else {
+        std::memcpy(&v, ip + e * ob, ob);
+      }
       c[e] = (c[e] + v) & q.mask_l;
     }
+    ip += n * ob;
     for (size_t k = 0; k < n_open_x; ++k) {
       uint64_t v;
       std::memcpy(&v, ip + 8 * k, 8);
