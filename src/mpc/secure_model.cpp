@@ -27,22 +27,30 @@ std::string join(const std::vector<T>& v) {
   return s;
 }
 
+// One type letter, then the value. Built by appending: GCC 12 warns (-Wrestrict, a false
+// positive) about `"i" + std::to_string(v)`.
+std::string tagged(char type, const std::string& body) {
+  std::string r(1, type);
+  r += body;
+  return r;
+}
+
 std::string attribute_text(const model::Attribute& a) {
   return std::visit(
       [](const auto& v) -> std::string {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, int64_t>) {
-          return "i" + std::to_string(v);
+          return tagged('i', std::to_string(v));
         } else if constexpr (std::is_same_v<T, float>) {
-          return "f" + std::to_string(v);
+          return tagged('f', std::to_string(v));
         } else if constexpr (std::is_same_v<T, std::string>) {
-          return "s" + v;
+          return tagged('s', v);
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
-          return "I" + join(v);
+          return tagged('I', join(v));
         } else if constexpr (std::is_same_v<T, std::vector<float>>) {
-          return "F" + join(v);
+          return tagged('F', join(v));
         } else {
-          return "T" + shape_to_string(v.shape());
+          return tagged('T', shape_to_string(v.shape()));
         }
       },
       a);
