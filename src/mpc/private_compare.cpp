@@ -69,7 +69,9 @@ VEIL_AVX512 inline __m512i suffix_sum(__m512i v, const __m512i* shift_idx) {
 // All m digits of one element at once, in two vectors of 32 16-bit lanes (lanes >= m are zero:
 // x_k = q_k = 0 there, since q < 2^m). acc_i, the running sum over the higher bits, is the
 // exclusive suffix sum of t_k = (q_k ? 67 - x_k + j : x_k); sums stay below 63 * 68 < 2^13, so
-// the reduction mod 67 waits until the end.
+// the reduction mod 67 waits until the end. kHalves = 1 when m <= 32 (approximate DReLU): the
+// upper vector would be all zero, so its work is skipped.
+template <int kHalves>
 VEIL_AVX512 void element_avx512(int m, bool client, uint64_t r, unsigned beta, const uint8_t* xs,
                                 const uint8_t* sv, const uint8_t* uv, unsigned rot, uint8_t* out,
                                 const __m512i* shift_idx, const __m512i* lane_ids) {
@@ -84,16 +86,17 @@ VEIL_AVX512 void element_avx512(int m, bool client, uint64_t r, unsigned beta, c
   const __mmask32 qbit[2] = {static_cast<__mmask32>(q), static_cast<__mmask32>(q >> 32)};
   const __m512i one = _mm512_set1_epi16(1), p = _mm512_set1_epi16(kP);
   __m512i x[2], t[2], s[2];
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kHalves; ++h) {
     x[h] = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(valid[h], xs + 32 * h));
     t[h] =
         _mm512_mask_sub_epi16(x[h], qbit[h], _mm512_set1_epi16(static_cast<int16_t>(kP + j)), x[h]);
     s[h] = suffix_sum(t[h], shift_idx);
   }
   // The upper half's total (its lane 0) belongs to every lower lane's suffix.
-  s[0] = _mm512_add_epi16(s[0], _mm512_permutexvar_epi16(_mm512_setzero_si512(), s[1]));
+  if (kHalves == 2)
+    s[0] = _mm512_add_epi16(s[0], _mm512_permutexvar_epi16(_mm512_setzero_si512(), s[1]));
   __m512i dig[2];
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kHalves; ++h) {
     const __m512i acc = _mm512_sub_epi16(s[h], t[h]);
     const __m512i qv = _mm512_maskz_mov_epi16(qbit[h], one);
     __m512i c;
@@ -114,10 +117,11 @@ VEIL_AVX512 void element_avx512(int m, bool client, uint64_t r, unsigned beta, c
   // dig[0], dig[1] (vpermt2w; bit 5 of an index picks dig[1]). Lanes o >= m are not stored.
   const __m512i rotv = _mm512_set1_epi16(static_cast<int16_t>(rot));
   const __m512i mv = _mm512_set1_epi16(static_cast<int16_t>(m));
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kHalves; ++h) {
     __m512i idx = _mm512_sub_epi16(lane_ids[h], rotv);
     idx = _mm512_mask_add_epi16(idx, _mm512_movepi16_mask(idx), idx, mv);
-    const __m512i rotated = _mm512_permutex2var_epi16(dig[0], idx, dig[1]);
+    const __m512i rotated = kHalves == 2 ? _mm512_permutex2var_epi16(dig[0], idx, dig[1])
+                                         : _mm512_permutexvar_epi16(idx, dig[0]);
     _mm256_mask_storeu_epi8(out + 32 * h, valid[h],
                             _mm512_maskz_cvtepi16_epi8(~__mmask32{0}, rotated));
   }
@@ -135,9 +139,15 @@ VEIL_AVX512 void run_avx512(int m, bool client, size_t n, const uint64_t* r, con
   for (int i = 0; i < 64; ++i) ids[i] = static_cast<int16_t>(i);
   const __m512i lane_ids[2] = {_mm512_load_si512(ids), _mm512_load_si512(ids + 32)};
   const size_t mm = static_cast<size_t>(m);
-  for (size_t e = 0; e < n; ++e)
-    element_avx512(m, client, r[e], beta[e], xs + e * mm, sv + e * mm, uv + e * mm, rot[e],
-                   out + e * mm, shift_idx, lane_ids);
+  auto each = [&](auto element) {
+    for (size_t e = 0; e < n; ++e)
+      element(m, client, r[e], beta[e], xs + e * mm, sv + e * mm, uv + e * mm, rot[e], out + e * mm,
+              shift_idx, lane_ids);
+  };
+  if (m > 32)
+    each(element_avx512<2>);
+  else
+    each(element_avx512<1>);
 }
 
 VEIL_AVX512 void bit_shares_avx512(int m, size_t n, const uint64_t* r, uint8_t* shares) {
