@@ -238,16 +238,21 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   for (size_t e = 0; e < n; ++e) tp[e] = 1 ^ ((c[e] >> (q.l - 1)) & 1) ^ beta[e];
   if (!product) {
     std::vector<uint64_t> out(n);
-    for (size_t e = 0; e < n; ++e) out[e] = (client ? tp[e] : 0) + (tp[e] ? -w[e] : w[e]);
+    for (size_t e = 0; e < n; ++e) {
+      const uint64_t flip = uint64_t{0} - tp[e];  // all ones iff tp: w -> -w, branch-free
+      out[e] = (client ? tp[e] : 0) + ((w[e] ^ flip) - flip);
+    }
     return out;
   }
   // x * (tp xor w) = tp*x + (1 - 2 tp) * x*w, with x*w = E*w + A*w (fused: E = c, A = -r).
+  // Branch-free: tp is a uniformly random bit, so a branch on it mispredicts half the time.
   std::vector<uint64_t> out(n_mult);
   for (size_t k = 0; k < n_mult; ++k) {
     size_t g = gate_index(k);
     uint64_t e_open = fused ? c[k] : eopen[k];
     uint64_t xw = e_open * w[g] + aw[k];
-    out[k] = tp[g] ? (*mult)[k] - xw : xw;
+    const uint64_t flip = uint64_t{0} - tp[g];  // all ones iff tp
+    out[k] = xw + (((*mult)[k] - 2 * xw) & flip);
   }
   return out;
 }
