@@ -175,20 +175,30 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
   const __m512i idx1[2] = {_mm512_load_si512(i1[0]), _mm512_load_si512(i1[1])};
   const __m512i idx2[2] = {_mm512_load_si512(i2[0]), _mm512_load_si512(i2[1])};
   const __m512i idx3[2] = {_mm512_load_si512(i3[0]), _mm512_load_si512(i3[1])};
+  // Column blocks at or past nc are skipped: they only reach output columns that are never
+  // stored. Whole 4 x 16 blocks load without masks (the masks' arithmetic cost more than the
+  // permutes on small shapes); the edges below K and nc use masked loads that zero the rest.
   for (int64_t q = 0; q < q0; ++q) {
     const int64_t rows = std::min<int64_t>(4, kc - q * 4);
-    for (int64_t n0 = 0; n0 < ncp; n0 += 16) {
+    const uint64_t* bq = b + q * 4 * ldb;
+    for (int64_t n0 = 0; n0 < nc; n0 += 16) {
+      __m512i in[4][2];
+      if (rows == 4 && n0 + 16 <= nc) {
+        for (int t = 0; t < 4; ++t)
+          for (int h = 0; h < 2; ++h) in[t][h] = _mm512_loadu_si512(bq + t * ldb + n0 + 8 * h);
+      } else {
+        for (int t = 0; t < 4; ++t)
+          for (int h = 0; h < 2; ++h) {
+            const int64_t col = n0 + 8 * h;
+            const int64_t valid = t < rows ? std::clamp<int64_t>(nc - col, 0, 8) : 0;
+            const __mmask8 mask = static_cast<__mmask8>((1u << valid) - 1);
+            in[t][h] = _mm512_maskz_loadu_epi64(mask, bq + t * ldb + col);
+          }
+      }
       __m512i p[4][2];
       for (int t = 0; t < 4; ++t) {
-        __m512i half[2];
-        for (int h = 0; h < 2; ++h) {
-          const int64_t col = n0 + 8 * h;
-          const int64_t valid = t < rows ? std::clamp<int64_t>(nc - col, 0, 8) : 0;
-          const __mmask8 mask = static_cast<__mmask8>((1u << valid) - 1);
-          half[h] = _mm512_maskz_loadu_epi64(mask, b + (q * 4 + t) * ldb + col);
-        }
-        p[t][0] = _mm512_permutex2var_epi8(half[0], idx1[0], half[1]);
-        p[t][1] = _mm512_permutex2var_epi8(half[0], idx1[1], half[1]);
+        p[t][0] = _mm512_permutex2var_epi8(in[t][0], idx1[0], in[t][1]);
+        p[t][1] = _mm512_permutex2var_epi8(in[t][0], idx1[1], in[t][1]);
       }
       __m512i qv[2][4];
       for (int u = 0; u < 2; ++u)
@@ -221,12 +231,13 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
   } while (0)
 
 // The same for a block of 16 rows (tiles 1, 3 and 5 unused).
-#define VEIL_PAIR_STEP_1ROW(P, Q, a, b_new) \
-  do {                                      \
-    _tile_loadd(4, (a), kKb);               \
-    _tile_dpbuud(2, 4, P);                  \
-    _tile_loadd(Q, (b_new), kKb);           \
-    _tile_dpbuud(0, 4, Q);                  \
+// D_s accumulates in tile CS, D_(s+1) in tile CS1.
+#define VEIL_PAIR_STEP_1ROW(CS, CS1, P, Q, a, b_new) \
+  do {                                               \
+    _tile_loadd(4, (a), kKb);                        \
+    _tile_dpbuud(CS1, 4, P);                         \
+    _tile_loadd(Q, (b_new), kKb);                    \
+    _tile_dpbuud(CS, 4, Q);                          \
   } while (0)
 
 // The last step i = s+1 contributes to D_(s+1) only (B_0 is in tile P).
@@ -237,10 +248,10 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
     _tile_loadd(5, (a) + 1024, kKb); \
     _tile_dpbuud(3, 5, P);           \
   } while (0)
-#define VEIL_PAIR_LAST_1ROW(P, a) \
-  do {                            \
-    _tile_loadd(4, (a), kKb);     \
-    _tile_dpbuud(2, 4, P);        \
+#define VEIL_PAIR_LAST_1ROW(CS1, P, a) \
+  do {                                 \
+    _tile_loadd(4, (a), kKb);          \
+    _tile_dpbuud(CS1, 4, P);           \
   } while (0)
 
 // acc[32][32] = sum_s 2^(8s) D_s for one 32 x 32 block over kcp bytes of K. `ap`, `bp`: the
@@ -253,27 +264,65 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
 // loads per 4 products instead of the 4 of a 2 x 2 block of one diagonal. On Sapphire Rapids
 // the tile loads from L2 limit this kernel more than TDPBUUD does (a loop of products on
 // resident tiles runs about twice as fast).
+// out[r][c] += 2^(8s) D_s + 2^(8s+8) D_(s+1) for a 16 x 16 tile pair stored in ds, ds1; out
+// has row stride kPanel.
+__attribute__((target("avx512f"), always_inline)) inline void add_diagonal_pair(const uint32_t* ds,
+                                                                                const uint32_t* ds1,
+                                                                                int s,
+                                                                                uint64_t* out) {
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c)
+      out[r * kPanel + c] +=
+          (uint64_t{ds[r * 16 + c]} << (8 * s)) + (uint64_t{ds1[r * 16 + c]} << (8 * s + 8));
+}
+
+// A stored diagonal pair not yet added into the block's accumulator.
+struct PendingPair {
+  int s = -1;
+  bool second = false;                    // tiles 1 and 3 hold results too
+  uint64_t* out[2] = {nullptr, nullptr};  // where tiles 0/2 and 1/3 go
+};
+
+__attribute__((target("avx512f"), always_inline)) inline void flush(
+    PendingPair& p, const uint32_t (*buf)[16 * 16]) {
+  if (p.s < 0) return;
+  add_diagonal_pair(buf[0], buf[2], p.s, p.out[0]);
+  if (p.second) add_diagonal_pair(buf[1], buf[3], p.s, p.out[1]);
+  p.s = -1;
+}
+
+// The diagonal pairs (s, s+1) of a 32 x 32 block, each a K loop between zeroing and storing
+// its accumulator tiles: tiles 0 and 2 hold D_s and D_(s+1) of one 16 x 16 output tile, tiles 1
+// and 3 of another. With two row tiles (two_rows) those are the two rows of one column half and
+// the halves run one after the other; with one row tile the second pair is the second column
+// half, so both halves share each pair's K loop (and its wait for the tiles to drain).
 __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint8_t* ap,
                                                                       const uint8_t* bp,
                                                                       int64_t kcp, uint64_t* acc,
                                                                       bool two_rows,
                                                                       bool two_halves) {
-  alignas(64) uint32_t d[4][16 * 16];
+  // Tiles are stored into one of two buffers and added into acc while the next pair's first
+  // products run, so the vector work overlaps TDPBUUD instead of waiting for it.
+  alignas(64) uint32_t d[2][4][16 * 16];
+  PendingPair pending;
+  int cur = 0;
   std::fill(acc, acc + kPanel * kPanel, 0);
   const int64_t plane = kPanel * kcp;  // bytes of one byte plane of a packed panel
-  for (int half = 0; half < (two_halves ? 2 : 1); ++half) {
-    const uint8_t* bh = bp + half * 1024;
+  const bool second = two_rows || two_halves;
+  for (int half = 0; half < (two_rows && two_halves ? 2 : 1); ++half) {
     for (int s = 0; s < 8; s += 2) {
       _tile_zero(0);
-      _tile_zero(1);
       _tile_zero(2);
-      _tile_zero(3);
+      if (second) {
+        _tile_zero(1);
+        _tile_zero(3);
+      }
       for (int64_t kb = 0; kb < kcp; kb += kKb) {
         const uint8_t* a = ap + kb * kPanel;
-        const uint8_t* b = bh + kb * kPanel;
-        _tile_loadd(6, b + (s + 1) * plane, kKb);
         // s is even, so steps alternate P = 6, 7 and end on tile 7 holding B_0.
         if (two_rows) {
+          const uint8_t* b = bp + half * 1024 + kb * kPanel;
+          _tile_loadd(6, b + (s + 1) * plane, kKb);
           for (int i = 0; i < s; i += 2) {
             VEIL_PAIR_STEP(6, 7, a + i * plane, b + (s - i) * plane);
             VEIL_PAIR_STEP(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
@@ -281,27 +330,41 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
           VEIL_PAIR_STEP(6, 7, a + s * plane, b);
           VEIL_PAIR_LAST(7, a + (s + 1) * plane);
         } else {
+          const uint8_t* b = bp + kb * kPanel;
+          _tile_loadd(6, b + (s + 1) * plane, kKb);
           for (int i = 0; i < s; i += 2) {
-            VEIL_PAIR_STEP_1ROW(6, 7, a + i * plane, b + (s - i) * plane);
-            VEIL_PAIR_STEP_1ROW(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
+            VEIL_PAIR_STEP_1ROW(0, 2, 6, 7, a + i * plane, b + (s - i) * plane);
+            VEIL_PAIR_STEP_1ROW(0, 2, 7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
           }
-          VEIL_PAIR_STEP_1ROW(6, 7, a + s * plane, b);
-          VEIL_PAIR_LAST_1ROW(7, a + (s + 1) * plane);
+          VEIL_PAIR_STEP_1ROW(0, 2, 6, 7, a + s * plane, b);
+          VEIL_PAIR_LAST_1ROW(2, 7, a + (s + 1) * plane);
+          if (two_halves) {
+            b += 1024;
+            _tile_loadd(6, b + (s + 1) * plane, kKb);
+            for (int i = 0; i < s; i += 2) {
+              VEIL_PAIR_STEP_1ROW(1, 3, 6, 7, a + i * plane, b + (s - i) * plane);
+              VEIL_PAIR_STEP_1ROW(1, 3, 7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
+            }
+            VEIL_PAIR_STEP_1ROW(1, 3, 6, 7, a + s * plane, b);
+            VEIL_PAIR_LAST_1ROW(3, 7, a + (s + 1) * plane);
+          }
         }
+        if (kb == 0) flush(pending, d[cur ^ 1]);
       }
-      _tile_stored(0, d[0], 64);
-      _tile_stored(1, d[1], 64);
-      _tile_stored(2, d[2], 64);
-      _tile_stored(3, d[3], 64);
-      for (int r = 0; r < 16; ++r)
-        for (int c = 0; c < 16; ++c) {
-          const int e = r * 16 + c;
-          uint64_t* top = acc + r * kPanel + half * 16 + c;
-          top[0] += (uint64_t{d[0][e]} << (8 * s)) + (uint64_t{d[2][e]} << (8 * s + 8));
-          top[16 * kPanel] += (uint64_t{d[1][e]} << (8 * s)) + (uint64_t{d[3][e]} << (8 * s + 8));
-        }
+      _tile_stored(0, d[cur][0], 64);
+      _tile_stored(2, d[cur][2], 64);
+      if (second) {
+        _tile_stored(1, d[cur][1], 64);
+        _tile_stored(3, d[cur][3], 64);
+      }
+      pending.s = s;
+      pending.second = second;
+      pending.out[0] = acc + half * 16;
+      pending.out[1] = two_rows ? acc + 16 * kPanel + half * 16 : acc + 16;
+      cur ^= 1;
     }
   }
+  flush(pending, d[cur ^ 1]);
 }
 
 #undef VEIL_PAIR_STEP

@@ -30,7 +30,9 @@ TEST(Attack, RobustZScoresMatchNaive) {
     double mad = n % 2 ? ds[n / 2] : 0.5 * (ds[n / 2 - 1] + ds[n / 2]);
     auto z = robust_z_scores(w);
     for (size_t i = 0; i < n; ++i)
-      if (mad > 0) EXPECT_NEAR(z[i], dev[i] / (1.4826 * mad), 1e-9) << n << " " << i;
+      if (mad > 0) {
+        EXPECT_NEAR(z[i], dev[i] / (1.4826 * mad), 1e-9) << n << " " << i;
+      }
   }
 }
 

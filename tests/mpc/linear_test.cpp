@@ -22,7 +22,9 @@ TEST(Share, ClientInputAndRevealRoundTrip) {
   LocalSessionReport rep = run_local_session({}, [&](Party& p) {
     RingTensor mine = p.is(Role::Client) ? x : RingTensor::shape_only(x.shape);
     RingTensor s = share_client_input(p, mine);
-    if (p.is(Role::Server)) EXPECT_NE(s.data, x.data);
+    if (p.is(Role::Server)) {
+      EXPECT_NE(s.data, x.data);
+    }
     got[static_cast<int>(p.role())] = reveal_to_client(p, s);
   });
   EXPECT_EQ(got[0].data, x.data);
