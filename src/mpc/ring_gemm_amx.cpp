@@ -254,6 +254,20 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
     _tile_dpbuud(CS1, 4, P);           \
   } while (0)
 
+// Every step of diagonal pair (s, s+1) for one 64-byte K step of a 16-row block (a, b: the
+// packed panels at this K step). s is even, so steps alternate P = 6, 7 and end on tile 7
+// holding B_0.
+#define VEIL_PAIR_K_STEP_1ROW(CS, CS1, a, b)                                                \
+  do {                                                                                      \
+    _tile_loadd(6, (b) + (s + 1) * plane, kKb);                                             \
+    for (int i = 0; i < s; i += 2) {                                                        \
+      VEIL_PAIR_STEP_1ROW(CS, CS1, 6, 7, (a) + i * plane, (b) + (s - i) * plane);           \
+      VEIL_PAIR_STEP_1ROW(CS, CS1, 7, 6, (a) + (i + 1) * plane, (b) + (s - i - 1) * plane); \
+    }                                                                                       \
+    VEIL_PAIR_STEP_1ROW(CS, CS1, 6, 7, (a) + s * plane, (b));                               \
+    VEIL_PAIR_LAST_1ROW(CS1, 7, (a) + (s + 1) * plane);                                     \
+  } while (0)
+
 // acc[32][32] = sum_s 2^(8s) D_s for one 32 x 32 block over kcp bytes of K. `ap`, `bp`: the
 // packed A and B panels (8 planes of 32 x kcp bytes each, tile by tile). Only the first 16 rows
 // (columns) are computed unless two_rows (two_halves): edge blocks and 16-channel layers would
@@ -331,23 +345,8 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
           VEIL_PAIR_LAST(7, a + (s + 1) * plane);
         } else {
           const uint8_t* b = bp + kb * kPanel;
-          _tile_loadd(6, b + (s + 1) * plane, kKb);
-          for (int i = 0; i < s; i += 2) {
-            VEIL_PAIR_STEP_1ROW(0, 2, 6, 7, a + i * plane, b + (s - i) * plane);
-            VEIL_PAIR_STEP_1ROW(0, 2, 7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
-          }
-          VEIL_PAIR_STEP_1ROW(0, 2, 6, 7, a + s * plane, b);
-          VEIL_PAIR_LAST_1ROW(2, 7, a + (s + 1) * plane);
-          if (two_halves) {
-            b += 1024;
-            _tile_loadd(6, b + (s + 1) * plane, kKb);
-            for (int i = 0; i < s; i += 2) {
-              VEIL_PAIR_STEP_1ROW(1, 3, 6, 7, a + i * plane, b + (s - i) * plane);
-              VEIL_PAIR_STEP_1ROW(1, 3, 7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
-            }
-            VEIL_PAIR_STEP_1ROW(1, 3, 6, 7, a + s * plane, b);
-            VEIL_PAIR_LAST_1ROW(3, 7, a + (s + 1) * plane);
-          }
+          VEIL_PAIR_K_STEP_1ROW(0, 2, a, b);
+          if (two_halves) VEIL_PAIR_K_STEP_1ROW(1, 3, a, b + 1024);
         }
         if (kb == 0) flush(pending, d[cur ^ 1]);
       }
@@ -371,6 +370,7 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
 #undef VEIL_PAIR_LAST
 #undef VEIL_PAIR_STEP_1ROW
 #undef VEIL_PAIR_LAST_1ROW
+#undef VEIL_PAIR_K_STEP_1ROW
 
 __attribute__((target("amx-tile"))) void load_tile_config() {
   TileConfig cfg;
