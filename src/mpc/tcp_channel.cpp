@@ -14,7 +14,6 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "veil/core/error.hpp"
@@ -46,7 +45,8 @@ class TcpChannel final : public Channel {
  public:
   TcpChannel(int fd, TcpOptions options, std::unique_ptr<TlsSession> tls)
       : fd_(fd), opt_(std::move(options)), tls_(std::move(tls)) {
-    if (opt_.link.enabled()) link_.emplace(opt_.link);
+    if (opt_.link.enabled())
+      uplink_ = opt_.uplink ? opt_.uplink : std::make_shared<Uplink>(opt_.link);
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     timeval tv{};
@@ -70,10 +70,11 @@ class TcpChannel final : public Channel {
       std::lock_guard lock(mu_);
       if (!send_error_.empty()) throw ProtocolError("tcp: " + send_error_);
       if (closed_) throw ProtocolError("tcp: send on a closed link");
-      // The emulated link is scheduled here, in queue order, so the sender thread only has to
-      // wait for each frame's time.
+      // The emulated link is scheduled here, in queue order (under mu_, so the due times of this
+      // link's frames only grow even though the other link shares the uplink), so the sender
+      // thread only has to wait for each frame's time.
       Clock::time_point due{};
-      if (link_) due = link_->schedule(kFrameHeaderSize + n, Clock::now());
+      if (uplink_) due = uplink_->schedule(kFrameHeaderSize + n, Clock::now());
       out_.push_back({std::move(m), due});
     }
     out_cv_.notify_all();
@@ -325,7 +326,7 @@ class TcpChannel final : public Channel {
   };
   std::deque<Outgoing> out_;
   std::deque<Message> in_;
-  std::optional<LinkModel> link_;  // guarded by mu_
+  std::shared_ptr<Uplink> uplink_;  // null without emulation; thread-safe itself
   bool closed_ = false;
   std::string send_error_, recv_error_;
   Clock::time_point last_frame_;
@@ -357,6 +358,10 @@ std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options, boo
   std::unique_ptr<TlsSession> tls;
   try {
     options.link.validate();
+    if (options.uplink && !options.link.enabled())
+      throw InvalidArgument("tcp: an emulated uplink was given without a link profile");
+    if (options.uplink && options.uplink->profile() != options.link)
+      throw InvalidArgument("tcp: the shared uplink's profile differs from the link's");
     if (options.tls) {
       tls = std::make_unique<TlsSession>(*options.tls, tls_client, options.tls_accept);
       tls->handshake(fd, static_cast<int>(options.connect_timeout.count()));
@@ -439,12 +444,16 @@ std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* 
                                                           const std::array<PartyAddress, 3>& addrs,
                                                           const TcpOptions& options) {
   std::array<std::unique_ptr<Channel>, 3> links;
+  // Both links leave through the party's one uplink, as with netem on its interface.
+  TcpOptions shared = options;
+  if (shared.link.enabled() && !shared.uplink)
+    shared.uplink = std::make_shared<Uplink>(shared.link);
   int expected_inbound = 0;
   for (int peer = 0; peer < 3; ++peer) {
     if (peer == static_cast<int>(me)) continue;
     if (peer > static_cast<int>(me)) {
       const PartyAddress& a = addrs[static_cast<size_t>(peer)];
-      TcpOptions o = options;
+      TcpOptions o = shared;
       if (o.tls) o.tls_accept = {o.tls->peer_fingerprints[static_cast<size_t>(peer)]};
       try {
         links[static_cast<size_t>(peer)] = tcp_connect(a.host, a.port, o);
@@ -459,7 +468,7 @@ std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* 
   }
   if (expected_inbound > 0 && !listener)
     throw InvalidArgument(std::string("tcp: the ") + role_name(me) + " needs a listener");
-  TcpOptions in = options;
+  TcpOptions in = shared;
   if (in.tls)
     for (int peer = 0; peer < static_cast<int>(me); ++peer)
       in.tls_accept.push_back(in.tls->peer_fingerprints[static_cast<size_t>(peer)]);

@@ -1,12 +1,15 @@
-// The in-process link emulator: profile parsing, the pipelined-link schedule (checked against
-// hand-computed times) and its effect on real TCP links over loopback.
+// The in-process link emulator: profile parsing, the pipelined-link schedule and the uplink a
+// party's two links share (checked against hand-computed times), and their effect on real TCP
+// links over loopback.
 #include "veil/mpc/link_profile.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "veil/core/error.hpp"
 #include "veil/mpc/party_config.hpp"
@@ -222,6 +225,67 @@ TEST(LinkModel, BandwidthAccountingOverABurstAndFifoOrder) {
   EXPECT_EQ(fresh.schedule(10'000'000, t0), t0 + milliseconds(820));
 }
 
+TEST(Uplink, TwoLinksShareOnePipeButNotTheDelay) {
+  // A party's two links on one uplink of 1 Mbit/s (1250 bytes take 10 ms), one-way delay 5 ms.
+  // Each Uplink::schedule call is one frame on the link named in the comment.
+  Uplink up(parse_link_profile("rtt=10,rate=1"));
+  const Clock::time_point t0 = Clock::time_point{} + std::chrono::seconds(50);
+  // A: on the wire [0, 10), arrives at 15.
+  EXPECT_EQ(up.schedule(1250, t0), t0 + milliseconds(15));
+  // B, queued at the same moment: waits for A's frame to leave, [10, 20), arrives at 25. On a
+  // link of its own it would have arrived at 15.
+  EXPECT_EQ(up.schedule(1250, t0), t0 + milliseconds(25));
+  // A again at 5: behind both, [20, 40), arrives at 45.
+  EXPECT_EQ(up.schedule(2500, t0 + milliseconds(5)), t0 + milliseconds(45));
+  // B at 12: [40, 41), arrives at 46 -- while A's frame is still in flight: the delays overlap,
+  // only the transmissions are serialised.
+  EXPECT_EQ(up.schedule(125, t0 + milliseconds(12)), t0 + milliseconds(46));
+  EXPECT_EQ(up.link_free(), t0 + milliseconds(41));
+  // After an idle gap neither link has credit: B at 100 goes at once, A just behind it.
+  EXPECT_EQ(up.schedule(1250, t0 + milliseconds(100)), t0 + milliseconds(115));
+  EXPECT_EQ(up.schedule(1250, t0 + milliseconds(101)), t0 + milliseconds(125));
+
+  // The same frames on two separate pipes (the per-link model): twice the throughput.
+  LinkModel a(up.profile()), b(up.profile());
+  EXPECT_EQ(a.schedule(1250, t0), t0 + milliseconds(15));
+  EXPECT_EQ(b.schedule(1250, t0), t0 + milliseconds(15));
+}
+
+TEST(Uplink, DelayOnlyUplinkDoesNotSerialise) {
+  // Without a rate the pipe takes no time, so sharing it changes nothing.
+  Uplink up(parse_link_profile("rtt=40"));
+  const Clock::time_point t0 = Clock::time_point{} + std::chrono::seconds(3);
+  EXPECT_EQ(up.schedule(1 << 20, t0), t0 + milliseconds(20));
+  EXPECT_EQ(up.schedule(1 << 20, t0), t0 + milliseconds(20));
+  EXPECT_EQ(up.schedule(10, t0 + milliseconds(1)), t0 + milliseconds(21));
+}
+
+TEST(Uplink, ConcurrentSendersGetDisjointSlotsInOrder) {
+  // Two threads (the two links' send() callers) schedule 2000 frames each at the same `now`:
+  // every frame gets its own slot (no two share a tx_done: the pipe is serialised across the
+  // threads), each thread's frames arrive in its own order, and the pipe ends busy for exactly
+  // the sum of all transmissions.
+  Uplink up(parse_link_profile("rtt=2,rate=8"));  // 1 byte per microsecond
+  const Clock::time_point t0 = Clock::time_point{} + std::chrono::seconds(9);
+  constexpr int kFrames = 2000;
+  std::vector<Clock::time_point> got[2];
+  auto run = [&](int k) {
+    for (int i = 0; i < kFrames; ++i) got[k].push_back(up.schedule(1000, t0));
+  };
+  std::thread t(run, 1);
+  run(0);
+  t.join();
+  std::vector<Clock::time_point> all;
+  for (auto& g : got) {
+    for (size_t i = 1; i < g.size(); ++i) EXPECT_LT(g[i - 1], g[i]) << i;
+    all.insert(all.end(), g.begin(), g.end());
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i < all.size(); ++i)
+    ASSERT_EQ(all[i], t0 + milliseconds(static_cast<int64_t>(i) + 1) + milliseconds(1)) << i;
+  EXPECT_EQ(up.link_free(), t0 + milliseconds(2 * kFrames));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Real links over loopback
 
@@ -301,6 +365,63 @@ TEST(EmulatedTcp, CloseDeliversQueuedFramesFirst) {
   EXPECT_EQ(b->recv().tag, 1u);
   EXPECT_EQ(b->recv().tag, 2u);
   EXPECT_THROW(b->recv(), ProtocolError);
+}
+
+// The three parties' links, made as `veil mpc party` makes them (connect_tcp_links), on threads.
+std::array<std::array<std::unique_ptr<Channel>, 3>, 3> party_links(const TcpOptions& opt) {
+  TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
+  std::array<PartyAddress, 3> addrs;
+  addrs[1].port = server_listener.port();
+  addrs[2].port = helper_listener.port();
+  std::array<std::array<std::unique_ptr<Channel>, 3>, 3> links;
+  auto run = [&](int r) {
+    TcpListener* l = r == 1 ? &server_listener : r == 2 ? &helper_listener : nullptr;
+    links[static_cast<size_t>(r)] = connect_tcp_links(static_cast<Role>(r), l, addrs, opt);
+  };
+  std::thread t1(run, 1), t2(run, 2);
+  run(0);
+  t1.join();
+  t2.join();
+  return links;
+}
+
+TEST(EmulatedTcp, APartysTwoLinksShareItsUplink) {
+  // The client sends 4 frames of 25 024 bytes to each peer at 1 MB/s: with one uplink the eight
+  // frames leave one after another (200 ms); separately shaped links would take 100 ms. Each
+  // link's frames still arrive in order.
+  TcpOptions opt;
+  opt.link = parse_link_profile("rate=8");
+  auto links = party_links(opt);
+  Channel& to_server = *links[0][1];
+  Channel& to_helper = *links[0][2];
+  const auto t0 = Clock::now();
+  for (uint32_t i = 0; i < 4; ++i) {
+    to_server.send({i, 0, std::vector<uint8_t>(25'000, 1)});
+    to_helper.send({i, 0, std::vector<uint8_t>(25'000, 2)});
+  }
+  double done[3] = {};
+  std::thread helper([&] {
+    for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(links[2][0]->recv().tag, i);
+    done[2] = seconds_since(t0);
+  });
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(links[1][0]->recv().tag, i);
+  done[1] = seconds_since(t0);
+  helper.join();
+  // Slots alternate server, helper, ...: the server's last frame is the 7th, the helper's the
+  // 8th.
+  EXPECT_GE(done[1], 7 * 0.025024);
+  EXPECT_GE(done[2], 8 * 0.025024);
+}
+
+TEST(EmulatedTcp, AGivenUplinkMustMatchTheProfile) {
+  TcpOptions opt;
+  opt.link = wan_link();
+  opt.uplink = std::make_shared<Uplink>(lan_link());
+  TcpListener l("127.0.0.1", 0);  // the connect completes in the backlog
+  EXPECT_THROW(tcp_connect("127.0.0.1", l.port(), opt), InvalidArgument);
+  opt.uplink = std::make_shared<Uplink>(wan_link());
+  opt.link = {};
+  EXPECT_THROW(tcp_connect("127.0.0.1", l.port(), opt), InvalidArgument);
 }
 
 }  // namespace

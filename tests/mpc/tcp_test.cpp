@@ -122,7 +122,9 @@ std::unique_ptr<Channel> channel_fed_by_raw_peer(const std::vector<uint8_t>& byt
   a.sin_port = htons(l.port());
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   EXPECT_EQ(::connect(*raw, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  if (!bytes.empty()) EXPECT_EQ(::send(*raw, bytes.data(), bytes.size(), 0), (ssize_t)bytes.size());
+  if (!bytes.empty()) {
+    EXPECT_EQ(::send(*raw, bytes.data(), bytes.size(), 0), (ssize_t)bytes.size());
+  }
   return l.accept(opt, std::chrono::seconds(5));
 }
 

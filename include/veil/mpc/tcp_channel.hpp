@@ -6,7 +6,8 @@
 // two parties promptly: a dead peer at once, a hung one within io_timeout.
 //
 // With TcpOptions::link set, the sender also emulates a link (link_profile.hpp): each data frame
-// is scheduled when it is queued and written when the emulated link would have delivered it.
+// is scheduled when it is queued, on the uplink the party's links share (connect_tcp_links) or
+// on the link's own pipe, and written when the emulated link would have delivered it.
 // Heartbeats bypass that schedule (they are written whenever the socket has been quiet for
 // `heartbeat`), so emulated delay never trips the peer's io_timeout.
 #pragma once
@@ -40,6 +41,10 @@ struct TcpOptions {
   // Emulated link for every frame this end sends (none by default). The TLS handshake and the
   // TCP connect are not delayed.
   LinkProfile link;
+  // The pipe this end's frames are scheduled on, shared with the party's other links; its
+  // profile must equal `link`. Null: a link made by tcp_connect/accept gets a pipe of its own,
+  // and connect_tcp_links creates one for the party's two links.
+  std::shared_ptr<Uplink> uplink;
 };
 
 // A listening socket (IPv4/IPv6 literal or host name; port 0 picks an ephemeral port).
@@ -78,7 +83,8 @@ struct PartyAddress {
 // connects (client -> server, client -> helper, server -> helper), so the client listens on
 // nothing and `listener` may be null for it; the server and helper pass their listener (bound to
 // their address). The connecting side announces its role in the first frame. With TLS, every
-// link must authenticate with the key pinned for the role it claims.
+// link must authenticate with the key pinned for the role it claims. With options.link set, both
+// links send through one emulated uplink (options.uplink, or a new one).
 std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* listener,
                                                           const std::array<PartyAddress, 3>& addrs,
                                                           const TcpOptions& options = {});
