@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "veil/core/error.hpp"
 #include "veil/mpc/frame.hpp"
@@ -28,13 +29,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (size > 0) {
     size_t digits = static_cast<size_t>(data[0]) * 3;
+    std::span<const uint8_t> packed = in.subspan(1);
     try {
-      auto d = veil::mpc::unpack_z67(in.subspan(1), digits);
+      auto d = veil::mpc::unpack_z67(packed, digits);
       for (uint8_t v : d)
         if (v >= veil::mpc::kP) __builtin_trap();
-      if (veil::mpc::pack_z67(d) != std::vector<uint8_t>(in.begin() + 1, in.end()))
+      if (veil::mpc::pack_z67(d) != veil::Bytes(packed.begin(), packed.end()))
         __builtin_trap();  // the encoding is canonical
     } catch (const veil::ProtocolError&) {
+    }
+    // Differential: the scalar reference and the AVX-512 kernel accept the same inputs and
+    // decode them to the same digits.
+    using veil::mpc::Z67Kernel;
+    if (veil::mpc::z67_kernel_available(Z67Kernel::Avx512)) {
+      std::vector<uint8_t> a(digits), b(digits);
+      bool a_ok = true, b_ok = true;
+      try {
+        veil::mpc::unpack_z67_with(Z67Kernel::Scalar, packed, a);
+      } catch (const veil::ProtocolError&) {
+        a_ok = false;
+      }
+      try {
+        veil::mpc::unpack_z67_with(Z67Kernel::Avx512, packed, b);
+      } catch (const veil::ProtocolError&) {
+        b_ok = false;
+      }
+      if (a_ok != b_ok || (a_ok && a != b)) __builtin_trap();
     }
   }
   return 0;

@@ -161,13 +161,13 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
     // bytes, instead of byte loops; the message has 8 bytes of slack while it is written.
     const size_t ob = q.open_bytes, open_size = n * ob + 8 * n_open_x;
     const uint64_t byte_mask = ob == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * ob)) - 1;
-    std::vector<uint8_t> msg(open_size + 8);
+    Bytes msg(open_size + 8);
     uint8_t* o = msg.data();
     for (size_t e = 0; e < n; ++e) std::memcpy(o + e * ob, &c[e], 8);
     if (n_open_x) std::memcpy(o + n * ob, eopen.data(), 8 * n_open_x);
     msg.resize(open_size);
     p.send(other, Tag::CompareOpen, std::move(msg));
-    std::vector<uint8_t> in = p.recv(other, Tag::CompareOpen, open_size);
+    const Bytes in = p.recv(other, Tag::CompareOpen, open_size);
     const uint8_t* ip = in.data();
     for (size_t e = 0; e < n; ++e) {
       uint64_t v = 0;

@@ -59,9 +59,9 @@ std::array<uint8_t, 32> sha256(const std::vector<uint8_t>& data) {
   return out;
 }
 
-std::vector<uint8_t> encode_hello(Role from, Role to, const SessionParams& p,
-                                  const std::array<uint8_t, 32>& pub) {
-  std::vector<uint8_t> b(kHelloSize);
+Bytes encode_hello(Role from, Role to, const SessionParams& p,
+                   const std::array<uint8_t, 32>& pub) {
+  Bytes b(kHelloSize, 0);
   uint8_t* q = b.data();
   std::memcpy(q, &kHelloMagic, 4);
   std::memcpy(q + 4, &kProtocolVersion, 4);
@@ -131,7 +131,7 @@ void Party::handshake() {
   for (Role peer : other_roles(role_))
     send(peer, Tag::Hello, encode_hello(role_, peer, params_, pub));
   for (Role peer : other_roles(role_)) {
-    std::vector<uint8_t> h = recv(peer, Tag::Hello, kHelloSize);
+    Bytes h = recv(peer, Tag::Hello, kHelloSize);
     uint32_t magic, version;
     std::memcpy(&magic, h.data(), 4);
     std::memcpy(&version, h.data() + 4, 4);
@@ -169,7 +169,7 @@ void Party::handshake() {
   }
 }
 
-void Party::send(Role to, Tag tag, std::vector<uint8_t> payload) {
+void Party::send(Role to, Tag tag, Bytes payload) {
   Message m;
   m.tag = static_cast<uint32_t>(tag);
   m.depth = clock_;
@@ -181,7 +181,7 @@ void Party::send(Role to, Tag tag, std::vector<uint8_t> payload) {
   }
 }
 
-std::vector<uint8_t> Party::recv(Role from, Tag tag, size_t expected_bytes) {
+Bytes Party::recv(Role from, Tag tag, size_t expected_bytes) {
   Message m;
   try {
     m = link(from).recv();

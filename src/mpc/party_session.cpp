@@ -210,7 +210,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   if (me == Role::Server) {
     std::vector<uint8_t> bytes = public_model_to_bytes(model);
     for (Role peer : other_roles(me))
-      links[static_cast<size_t>(peer)]->send({kStructureTag, 0, bytes});
+      links[static_cast<size_t>(peer)]->send({kStructureTag, 0, Bytes(bytes.begin(), bytes.end())});
   } else {
     Message m = links[static_cast<size_t>(Role::Server)]->recv();
     if (m.tag != kStructureTag)

@@ -226,7 +226,7 @@ std::vector<uint8_t> public_model_to_bytes(const model::Model& model) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
-model::Model public_model_from_bytes(const std::vector<uint8_t>& bytes) {
+model::Model public_model_from_bytes(std::span<const uint8_t> bytes) {
   if (bytes.size() > kMaxPublicModelBytes)
     throw MalformedInput("public model: structure message too large");
   json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);

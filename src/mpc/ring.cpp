@@ -73,13 +73,13 @@ Tensor decode_tensor(const RingTensor& t, int frac_bits) {
   return Tensor::from_floats(t.shape, std::move(f));
 }
 
-std::vector<uint8_t> to_bytes(const std::vector<uint64_t>& v) {
-  std::vector<uint8_t> b(v.size() * 8);
+Bytes to_bytes(const std::vector<uint64_t>& v) {
+  Bytes b(v.size() * 8);
   if (!v.empty()) std::memcpy(b.data(), v.data(), b.size());
   return b;
 }
 
-std::vector<uint64_t> u64s_from_bytes(const std::vector<uint8_t>& b) {
+std::vector<uint64_t> u64s_from_bytes(std::span<const uint8_t> b) {
   if (b.size() % 8 != 0) throw ProtocolError("message length is not a multiple of 8");
   std::vector<uint64_t> v(b.size() / 8);
   if (!v.empty()) std::memcpy(v.data(), b.data(), b.size());

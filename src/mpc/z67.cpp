@@ -333,16 +333,16 @@ bool z67_kernel_available(Z67Kernel kernel) {
 
 const char* z67_kernel_name() { return avx512_vbmi_usable() ? "avx512vbmi" : "scalar"; }
 
-std::vector<uint8_t> pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits) {
+Bytes pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits) {
   const size_t blocks = use_avx512(kernel) ? digits.size() / kBlockDigits : 0;
-  std::vector<uint8_t> out(z67_packed_size(digits.size()) + 1);  // +1: pack_scalar's stores
+  Bytes out(z67_packed_size(digits.size()) + 1);  // +1: pack_scalar's stores
   if (blocks > 0) pack_blocks_avx512(digits.data(), blocks, out.data());
   pack_scalar(digits.subspan(blocks * kBlockDigits), out.data() + blocks * kBlockBytes);
   out.pop_back();
   return out;
 }
 
-std::vector<uint8_t> pack_z67(std::span<const uint8_t> digits) {
+Bytes pack_z67(std::span<const uint8_t> digits) {
   return pack_z67_with(Z67Kernel::Auto, digits);
 }
 

@@ -322,7 +322,7 @@ TEST(EmulatedTcp, FramesInFlightDoNotWaitForEachOther) {
   opt.link = parse_link_profile("rtt=200");  // 100 ms one way
   auto [a, b] = tcp_pair(opt);
   const auto t0 = Clock::now();
-  for (uint32_t i = 0; i < 10; ++i) a->send({i, 0, std::vector<uint8_t>(1000, 7)});
+  for (uint32_t i = 0; i < 10; ++i) a->send({i, 0, Bytes(1000, 7)});
   for (uint32_t i = 0; i < 10; ++i) EXPECT_EQ(b->recv().tag, i);
   const double s = seconds_since(t0);
   EXPECT_GE(s, 0.100);
@@ -334,7 +334,7 @@ TEST(EmulatedTcp, RateSerialisesFrames) {
   opt.link = parse_link_profile("rate=8");  // 1 MB/s: 25 024-byte frames take 25.024 ms each
   auto [a, b] = tcp_pair(opt);
   const auto t0 = Clock::now();
-  for (uint32_t i = 0; i < 4; ++i) a->send({i, 0, std::vector<uint8_t>(25'000, 1)});
+  for (uint32_t i = 0; i < 4; ++i) a->send({i, 0, Bytes(25'000, 1)});
   for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(b->recv().payload.size(), 25'000u);
   EXPECT_GE(seconds_since(t0), 4 * 0.025024);
 }
@@ -348,7 +348,7 @@ TEST(EmulatedTcp, AFrameSlowerThanTheIoTimeoutDoesNotTripIt) {
   opt.link = parse_link_profile("rate=1");
   auto [a, b] = tcp_pair(opt);
   const auto t0 = Clock::now();
-  a->send({5, 0, std::vector<uint8_t>(100'000, 3)});
+  a->send({5, 0, Bytes(100'000, 3)});
   Message m = b->recv();
   EXPECT_EQ(m.tag, 5u);
   EXPECT_EQ(m.payload.size(), 100'000u);
@@ -396,8 +396,8 @@ TEST(EmulatedTcp, APartysTwoLinksShareItsUplink) {
   Channel& to_helper = *links[0][2];
   const auto t0 = Clock::now();
   for (uint32_t i = 0; i < 4; ++i) {
-    to_server.send({i, 0, std::vector<uint8_t>(25'000, 1)});
-    to_helper.send({i, 0, std::vector<uint8_t>(25'000, 2)});
+    to_server.send({i, 0, Bytes(25'000, 1)});
+    to_helper.send({i, 0, Bytes(25'000, 2)});
   }
   double done[3] = {};
   std::thread helper([&] {

@@ -195,7 +195,7 @@ TEST(Tls, PinnedKeysCarryLargeMessagesBothWays) {
   EXPECT_EQ(p.a->peer_fingerprint(), kb->fingerprint());
   EXPECT_EQ(p.b->peer_fingerprint(), ka->fingerprint());
   TestRng rng;
-  std::vector<uint8_t> big(3 << 20);
+  Bytes big(3 << 20);
   for (auto& x : big) x = static_cast<uint8_t>(rng.u64());
   // Both directions at once: each side's sender and receiver threads run concurrently.
   std::thread t([&] {

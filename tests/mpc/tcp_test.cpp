@@ -183,7 +183,7 @@ TEST(Tcp, HeartbeatsKeepASlowButLivePeerConnected) {
   Message m = server->recv();
   slow.join();
   EXPECT_EQ(m.tag, 42u);
-  EXPECT_EQ(m.payload, (std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_EQ(m.payload, (Bytes{1, 2, 3}));
 }
 
 }  // namespace

@@ -12,12 +12,14 @@
 #include <utility>
 #include <vector>
 
+#include "veil/core/default_init.hpp"
+
 namespace veil::mpc {
 
 struct Message {
   uint32_t tag = 0;
   uint32_t depth = 0;  // the sender's round clock when it sent the message
-  std::vector<uint8_t> payload;
+  Bytes payload;  // not zero-filled when sized (default_init.hpp)
 };
 
 // Payload bytes and message counts (frame headers and heartbeats excluded).

@@ -80,10 +80,10 @@ class Party {
   int frac_bits() const { return params_.frac_bits; }
 
   // --- messages -------------------------------------------------------------------------
-  void send(Role to, Tag tag, std::vector<uint8_t> payload);
+  void send(Role to, Tag tag, Bytes payload);
   // Receives the next message from `from`; throws ProtocolError unless its tag is `tag` and
   // its size is `expected_bytes`.
-  std::vector<uint8_t> recv(Role from, Tag tag, size_t expected_bytes);
+  Bytes recv(Role from, Tag tag, size_t expected_bytes);
   void send_u64(Role to, Tag tag, const std::vector<uint64_t>& values);
   std::vector<uint64_t> recv_u64(Role from, Tag tag, size_t count);
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 
 #include "veil/model/graph.hpp"
@@ -26,7 +27,7 @@ nlohmann::json public_model_to_json(const model::Model& model);
 
 // Parses and validates (bounded sizes, model::validate). Throws MalformedInput.
 model::Model public_model_from_json(const nlohmann::json& j);
-model::Model public_model_from_bytes(const std::vector<uint8_t>& bytes);
+model::Model public_model_from_bytes(std::span<const uint8_t> bytes);
 std::vector<uint8_t> public_model_to_bytes(const model::Model& model);
 
 // Lower-case hex of a hash, and back (throws InvalidArgument).

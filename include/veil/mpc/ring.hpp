@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "veil/core/default_init.hpp"
 #include "veil/core/tensor.hpp"
 
 namespace veil::mpc {
@@ -39,7 +41,7 @@ RingTensor encode_tensor(const Tensor& t, int frac_bits);
 Tensor decode_tensor(const RingTensor& t, int frac_bits);
 
 // Little-endian (de)serialisation of u64 arrays for messages.
-std::vector<uint8_t> to_bytes(const std::vector<uint64_t>& v);
-std::vector<uint64_t> u64s_from_bytes(const std::vector<uint8_t>& b);
+Bytes to_bytes(const std::vector<uint64_t>& v);
+std::vector<uint64_t> u64s_from_bytes(std::span<const uint8_t> b);
 
 }  // namespace veil::mpc

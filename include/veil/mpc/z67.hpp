@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "veil/core/default_init.hpp"
 #include "veil/core/random.hpp"
 
 namespace veil::mpc {
@@ -20,7 +21,7 @@ inline constexpr int kZ67GroupBytes[kZ67Group + 1] = {0, 1, 2, 3, 4, 4, 5, 6, 7,
 
 size_t z67_packed_size(size_t digits);
 // Digits must be < 67.
-std::vector<uint8_t> pack_z67(std::span<const uint8_t> digits);
+Bytes pack_z67(std::span<const uint8_t> digits);
 // Throws ProtocolError if bytes.size() != z67_packed_size(digits) or a group is out of range.
 std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits);
 // The same into a caller's buffer of out.size() digits (no zero-filled vector per call).
@@ -37,7 +38,7 @@ const char* z67_kernel_name();  // the kernel Auto picks here: "avx512vbmi" or "
 // pack_z67 / unpack_z67 with a given kernel (tests and benchmarks compare them);
 // InvalidArgument when the machine lacks it. Digits >= 67 given to pack are garbage in, and
 // the kernels' garbage out differs.
-std::vector<uint8_t> pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits);
+Bytes pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits);
 void unpack_z67_with(Z67Kernel kernel, std::span<const uint8_t> bytes, std::span<uint8_t> out);
 
 // Uniform small integers from an AES-CTR stream by byte-wise rejection sampling, buffered.
