@@ -231,13 +231,12 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
   } while (0)
 
 // The same for a block of 16 rows (tiles 1, 3 and 5 unused).
-// D_s accumulates in tile CS, D_(s+1) in tile CS1.
-#define VEIL_PAIR_STEP_1ROW(CS, CS1, P, Q, a, b_new) \
-  do {                                               \
-    _tile_loadd(4, (a), kKb);                        \
-    _tile_dpbuud(CS1, 4, P);                         \
-    _tile_loadd(Q, (b_new), kKb);                    \
-    _tile_dpbuud(CS, 4, Q);                          \
+#define VEIL_PAIR_STEP_1ROW(P, Q, a, b_new) \
+  do {                                      \
+    _tile_loadd(4, (a), kKb);               \
+    _tile_dpbuud(2, 4, P);                  \
+    _tile_loadd(Q, (b_new), kKb);           \
+    _tile_dpbuud(0, 4, Q);                  \
   } while (0)
 
 // The last step i = s+1 contributes to D_(s+1) only (B_0 is in tile P).
@@ -248,24 +247,10 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
     _tile_loadd(5, (a) + 1024, kKb); \
     _tile_dpbuud(3, 5, P);           \
   } while (0)
-#define VEIL_PAIR_LAST_1ROW(CS1, P, a) \
-  do {                                 \
-    _tile_loadd(4, (a), kKb);          \
-    _tile_dpbuud(CS1, 4, P);           \
-  } while (0)
-
-// Every step of diagonal pair (s, s+1) for one 64-byte K step of a 16-row block (a, b: the
-// packed panels at this K step). s is even, so steps alternate P = 6, 7 and end on tile 7
-// holding B_0.
-#define VEIL_PAIR_K_STEP_1ROW(CS, CS1, a, b)                                                \
-  do {                                                                                      \
-    _tile_loadd(6, (b) + (s + 1) * plane, kKb);                                             \
-    for (int i = 0; i < s; i += 2) {                                                        \
-      VEIL_PAIR_STEP_1ROW(CS, CS1, 6, 7, (a) + i * plane, (b) + (s - i) * plane);           \
-      VEIL_PAIR_STEP_1ROW(CS, CS1, 7, 6, (a) + (i + 1) * plane, (b) + (s - i - 1) * plane); \
-    }                                                                                       \
-    VEIL_PAIR_STEP_1ROW(CS, CS1, 6, 7, (a) + s * plane, (b));                               \
-    VEIL_PAIR_LAST_1ROW(CS1, 7, (a) + (s + 1) * plane);                                     \
+#define VEIL_PAIR_LAST_1ROW(P, a) \
+  do {                            \
+    _tile_loadd(4, (a), kKb);     \
+    _tile_dpbuud(2, 4, P);        \
   } while (0)
 
 // acc[32][32] = sum_s 2^(8s) D_s for one 32 x 32 block over kcp bytes of K. `ap`, `bp`: the
@@ -306,10 +291,11 @@ __attribute__((target("avx512f"), always_inline)) inline void flush(
 }
 
 // The diagonal pairs (s, s+1) of a 32 x 32 block, each a K loop between zeroing and storing
-// its accumulator tiles: tiles 0 and 2 hold D_s and D_(s+1) of one 16 x 16 output tile, tiles 1
-// and 3 of another. With two row tiles (two_rows) those are the two rows of one column half and
-// the halves run one after the other; with one row tile the second pair is the second column
-// half, so both halves share each pair's K loop (and its wait for the tiles to drain).
+// its accumulator tiles: tiles 0 and 2 hold D_s and D_(s+1) of the 16 x 16 output tile of rows
+// 0-15, tiles 1 and 3 (with two_rows) of rows 16-31. The two column halves run one after the
+// other. (Sharing each pair's K loop between the halves of a 16-row block, which tiles 1 and 3
+// would allow, halves the waits for the tiles to drain but doubles the B data a K loop touches,
+// and measured slower: the GEMM benchmark's 16 x 784 x 144.)
 __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint8_t* ap,
                                                                       const uint8_t* bp,
                                                                       int64_t kcp, uint64_t* acc,
@@ -322,20 +308,19 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
   int cur = 0;
   std::fill(acc, acc + kPanel * kPanel, 0);
   const int64_t plane = kPanel * kcp;  // bytes of one byte plane of a packed panel
-  const bool second = two_rows || two_halves;
-  for (int half = 0; half < (two_rows && two_halves ? 2 : 1); ++half) {
+  for (int half = 0; half < (two_halves ? 2 : 1); ++half) {
     for (int s = 0; s < 8; s += 2) {
       _tile_zero(0);
       _tile_zero(2);
-      if (second) {
+      if (two_rows) {
         _tile_zero(1);
         _tile_zero(3);
       }
       for (int64_t kb = 0; kb < kcp; kb += kKb) {
         const uint8_t* a = ap + kb * kPanel;
+        const uint8_t* b = bp + half * 1024 + kb * kPanel;
         // s is even, so steps alternate P = 6, 7 and end on tile 7 holding B_0.
         if (two_rows) {
-          const uint8_t* b = bp + half * 1024 + kb * kPanel;
           _tile_loadd(6, b + (s + 1) * plane, kKb);
           for (int i = 0; i < s; i += 2) {
             VEIL_PAIR_STEP(6, 7, a + i * plane, b + (s - i) * plane);
@@ -344,22 +329,26 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
           VEIL_PAIR_STEP(6, 7, a + s * plane, b);
           VEIL_PAIR_LAST(7, a + (s + 1) * plane);
         } else {
-          const uint8_t* b = bp + kb * kPanel;
-          VEIL_PAIR_K_STEP_1ROW(0, 2, a, b);
-          if (two_halves) VEIL_PAIR_K_STEP_1ROW(1, 3, a, b + 1024);
+          _tile_loadd(6, b + (s + 1) * plane, kKb);
+          for (int i = 0; i < s; i += 2) {
+            VEIL_PAIR_STEP_1ROW(6, 7, a + i * plane, b + (s - i) * plane);
+            VEIL_PAIR_STEP_1ROW(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
+          }
+          VEIL_PAIR_STEP_1ROW(6, 7, a + s * plane, b);
+          VEIL_PAIR_LAST_1ROW(7, a + (s + 1) * plane);
         }
         if (kb == 0) flush(pending, d[cur ^ 1]);
       }
       _tile_stored(0, d[cur][0], 64);
       _tile_stored(2, d[cur][2], 64);
-      if (second) {
+      if (two_rows) {
         _tile_stored(1, d[cur][1], 64);
         _tile_stored(3, d[cur][3], 64);
       }
       pending.s = s;
-      pending.second = second;
+      pending.second = two_rows;
       pending.out[0] = acc + half * 16;
-      pending.out[1] = two_rows ? acc + 16 * kPanel + half * 16 : acc + 16;
+      pending.out[1] = acc + 16 * kPanel + half * 16;
       cur ^= 1;
     }
   }
@@ -370,7 +359,6 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
 #undef VEIL_PAIR_LAST
 #undef VEIL_PAIR_STEP_1ROW
 #undef VEIL_PAIR_LAST_1ROW
-#undef VEIL_PAIR_K_STEP_1ROW
 
 __attribute__((target("amx-tile"))) void load_tile_config() {
   TileConfig cfg;
