@@ -253,6 +253,20 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
     _tile_dpbuud(2, 4, P);        \
   } while (0)
 
+// All steps of diagonal pair (s, s+1) at one 64-byte step of K (a, b: the packed panels there)
+// with the step macros of a 32- or 16-row block. s is even, so steps alternate P = 6, 7 and
+// end on tile 7 holding B_0.
+#define VEIL_PAIR_K_STEP(STEP, LAST)                            \
+  do {                                                          \
+    _tile_loadd(6, b + (s + 1) * plane, kKb);                   \
+    for (int i = 0; i < s; i += 2) {                            \
+      STEP(6, 7, a + i * plane, b + (s - i) * plane);           \
+      STEP(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane); \
+    }                                                           \
+    STEP(6, 7, a + s * plane, b);                               \
+    LAST(7, a + (s + 1) * plane);                               \
+  } while (0)
+
 // acc[32][32] = sum_s 2^(8s) D_s for one 32 x 32 block over kcp bytes of K. `ap`, `bp`: the
 // packed A and B panels (8 planes of 32 x kcp bytes each, tile by tile). Only the first 16 rows
 // (columns) are computed unless two_rows (two_halves): edge blocks and 16-channel layers would
@@ -319,24 +333,10 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
       for (int64_t kb = 0; kb < kcp; kb += kKb) {
         const uint8_t* a = ap + kb * kPanel;
         const uint8_t* b = bp + half * 1024 + kb * kPanel;
-        // s is even, so steps alternate P = 6, 7 and end on tile 7 holding B_0.
-        if (two_rows) {
-          _tile_loadd(6, b + (s + 1) * plane, kKb);
-          for (int i = 0; i < s; i += 2) {
-            VEIL_PAIR_STEP(6, 7, a + i * plane, b + (s - i) * plane);
-            VEIL_PAIR_STEP(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
-          }
-          VEIL_PAIR_STEP(6, 7, a + s * plane, b);
-          VEIL_PAIR_LAST(7, a + (s + 1) * plane);
-        } else {
-          _tile_loadd(6, b + (s + 1) * plane, kKb);
-          for (int i = 0; i < s; i += 2) {
-            VEIL_PAIR_STEP_1ROW(6, 7, a + i * plane, b + (s - i) * plane);
-            VEIL_PAIR_STEP_1ROW(7, 6, a + (i + 1) * plane, b + (s - i - 1) * plane);
-          }
-          VEIL_PAIR_STEP_1ROW(6, 7, a + s * plane, b);
-          VEIL_PAIR_LAST_1ROW(7, a + (s + 1) * plane);
-        }
+        if (two_rows)
+          VEIL_PAIR_K_STEP(VEIL_PAIR_STEP, VEIL_PAIR_LAST);
+        else
+          VEIL_PAIR_K_STEP(VEIL_PAIR_STEP_1ROW, VEIL_PAIR_LAST_1ROW);
         if (kb == 0) flush(pending, d[cur ^ 1]);
       }
       _tile_stored(0, d[cur][0], 64);
@@ -359,6 +359,7 @@ __attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint
 #undef VEIL_PAIR_LAST
 #undef VEIL_PAIR_STEP_1ROW
 #undef VEIL_PAIR_LAST_1ROW
+#undef VEIL_PAIR_K_STEP
 
 __attribute__((target("amx-tile"))) void load_tile_config() {
   TileConfig cfg;
