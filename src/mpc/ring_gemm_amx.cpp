@@ -127,12 +127,19 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
 // 64 B of K) is 1 KiB of contiguous memory: tile loads then stream instead of striding, which
 // measured faster on Sapphire Rapids (`build/bench/mpc_bench --benchmark_filter=RingGemm`).
 //
-// Nothing is zeroed: rows past mc only reach output rows that are never stored, and bytes past
-// kc in a row meet the zero rows pack_b leaves past K, so whatever they hold adds nothing.
-void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp, uint8_t* out) {
-  for (int64_t r = 0; r < mc; ++r)
-    split_bytes(a + r * lda, kc, out + (r / kPanel) * 8 * kPanel * kcp + (r % kPanel) * kKb,
-                kPanel * kcp, kPanel * kKb);
+// Rows past mc are not written: they only reach output rows that are never stored. Products
+// past K vanish if either operand is zero there; zero_k_tail makes it A (bytes kc..kcp of each
+// row), otherwise pack_b zeroes B's rows past K. The caller zeroes the smaller of the two.
+void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp, bool zero_k_tail,
+            uint8_t* out) {
+  for (int64_t r = 0; r < mc; ++r) {
+    uint8_t* row = out + (r / kPanel) * 8 * kPanel * kcp + (r % kPanel) * kKb;
+    split_bytes(a + r * lda, kc, row, kPanel * kcp, kPanel * kKb);
+    if (zero_k_tail && kc != kcp)
+      for (int i = 0; i < 8; ++i)
+        std::memset(row + i * kPanel * kcp + (kc / kKb) * kPanel * kKb + kc % kKb, 0,
+                    static_cast<size_t>(kKb - kc % kKb));
+  }
 }
 
 // B[pc:pc+kc, jc:jc+nc] -> per 32-column panel, per byte plane, the VNNI layout TDPBUUD reads
@@ -140,14 +147,15 @@ void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp,
 // [plane][kb][half of the panel][16 rows of 64 B].
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_t* b, int64_t ldb,
                                                                    int64_t kc, int64_t nc,
-                                                                   int64_t kcp, uint8_t* out) {
+                                                                   int64_t kcp, bool zero_k_tail,
+                                                                   uint8_t* out) {
   const int64_t ncp = round_up(nc, kPanel);
   const int64_t panel_bytes = 8 * kcp * kPanel;
   const int64_t q0 = (kc + 3) / 4;
-  // VNNI rows q0..kcp/4 - 1 (all in the last tile of K) must be zero: A's bytes past K are not.
-  // Columns past nc only reach output columns that are never stored; the masked loads below
-  // zero them anyway.
-  if (kc != kcp) {
+  // zero_k_tail: VNNI rows q0..kcp/4 - 1 (all in the last tile of K) are zeroed, for an A whose
+  // bytes past K are not (see pack_a). Columns past nc only reach output columns that are never
+  // stored; the masked loads below zero them anyway.
+  if (zero_k_tail && kc != kcp) {
     const int64_t first = q0 % 16, rows = kcp / 4 - q0, last_kb = kcp / kKb - 1;
     for (int64_t t = 0; t < ncp / kPanel * 8; ++t)  // (panel, plane) pairs, kcp * 32 B each
       for (int half = 0; half < 2; ++half)
@@ -407,10 +415,12 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
     const int64_t nc = std::min(kNc, j_end - jc);
     for (int64_t pc = 0; pc < k; pc += kKc) {
       const int64_t kc = std::min(kKc, k - pc), kcp = round_up(kc, kKb);
-      pack_b(b + pc * ldb + jc, ldb, kc, nc, kcp, bpack.data());
+      // Zero the K padding of the operand with fewer rows (A) or columns (B) to pack.
+      const bool zero_a = m < nc;
+      pack_b(b + pc * ldb + jc, ldb, kc, nc, kcp, !zero_a, bpack.data());
       for (int64_t ic = 0; ic < m; ic += kMc) {
         const int64_t mc = std::min(kMc, m - ic);
-        pack_a(a + ic * lda + pc, lda, mc, kc, kcp, apack.data());
+        pack_a(a + ic * lda + pc, lda, mc, kc, kcp, zero_a, apack.data());
         for (int64_t n0 = 0; n0 < nc; n0 += kPanel) {
           const uint8_t* bp = bpack.data() + (n0 / kPanel) * 8 * kcp * kPanel;
           const int64_t nr = std::min(kPanel, nc - n0);
