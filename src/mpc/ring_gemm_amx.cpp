@@ -162,27 +162,22 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
         std::memset(out + t * kcp * kPanel + last_kb * 2 * 1024 + half * 1024 + first * kKb, 0,
                     static_cast<size_t>(rows * kKb));
   }
-  // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, the 64 bytes [n][k % 4] in three
-  // rounds of two-source byte permutes (vpermt2b; bit 6 of an index picks the second source):
-  //   p[t][h]  = [j % 4][n] for j in 4h..4h+3 of row t (from row t's two halves of 8 columns),
-  //   q[u][v]  = [j % 2][n][t % 2] for rows 2u, 2u+1 and planes 2v, 2v+1,
-  //   out[j]   = [n][t] from q[0][j / 2] and q[1][j / 2].
-  alignas(64) uint8_t i1[2][64], i2[2][64], i3[2][64];
-  for (int h = 0; h < 2; ++h)
-    for (int j = 0; j < 4; ++j)
-      for (int n = 0; n < 16; ++n) i1[h][j * 16 + n] = static_cast<uint8_t>(n * 8 + j + 4 * h);
-  for (int v = 0; v < 2; ++v)
-    for (int jj = 0; jj < 2; ++jj)
-      for (int n = 0; n < 16; ++n)
-        for (int tt = 0; tt < 2; ++tt)
-          i2[v][jj * 32 + n * 2 + tt] = static_cast<uint8_t>(tt * 64 + (2 * v + jj) * 16 + n);
-  for (int jj = 0; jj < 2; ++jj)
-    for (int n = 0; n < 16; ++n)
-      for (int t = 0; t < 4; ++t)
-        i3[jj][n * 4 + t] = static_cast<uint8_t>((t / 2) * 64 + jj * 32 + n * 2 + t % 2);
-  const __m512i idx1[2] = {_mm512_load_si512(i1[0]), _mm512_load_si512(i1[1])};
-  const __m512i idx2[2] = {_mm512_load_si512(i2[0]), _mm512_load_si512(i2[1])};
-  const __m512i idx3[2] = {_mm512_load_si512(i3[0]), _mm512_load_si512(i3[1])};
+  // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, the 64 bytes [n][k % 4]:
+  //   x[t][h]: a byte transpose (vpermb) of row t's half h (8 columns), so that qword j holds
+  //            plane j of those columns;
+  //   unpack bytes then words of rows (0, 1) and (2, 3): 128-bit lane L of pr[h][w] holds plane
+  //            2L + w / 2, columns 4 (w % 2) .. 4 (w % 2) + 3 of half h, as [n][t];
+  //   two rounds of 128-bit lane shuffles gather plane j's four lanes (both halves, columns 0-7
+  //            then 8-15) into one register.
+  // Single-uop shuffles throughout: the two-source vpermt2b this replaced costs two.
+  alignas(64) static constexpr auto kOrder = [] {
+    std::array<uint8_t, 64> o{};
+    for (int j = 0; j < 8; ++j)
+      for (int c = 0; c < 8; ++c) o[j * 8 + c] = static_cast<uint8_t>(c * 8 + j);
+    return o;
+  }();
+  const __m512i order = _mm512_load_si512(kOrder.data());
+  constexpr __mmask64 kAll = ~__mmask64{0};
   // Column blocks at or past nc are skipped: they only reach output columns that are never
   // stored. Whole 4 x 16 blocks load without masks (the masks' arithmetic cost more than the
   // permutes on small shapes); the edges below K and nc use masked loads that zero the rest.
@@ -203,20 +198,37 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
             in[t][h] = _mm512_maskz_loadu_epi64(mask, bq + t * ldb + col);
           }
       }
-      __m512i p[4][2];
-      for (int t = 0; t < 4; ++t) {
-        p[t][0] = _mm512_permutex2var_epi8(in[t][0], idx1[0], in[t][1]);
-        p[t][1] = _mm512_permutex2var_epi8(in[t][0], idx1[1], in[t][1]);
+      __m512i pr[2][4];
+      for (int h = 0; h < 2; ++h) {
+        __m512i x[4];
+        for (int t = 0; t < 4; ++t) x[t] = _mm512_maskz_permutexvar_epi8(kAll, order, in[t][h]);
+        const __m512i lo01 = _mm512_maskz_unpacklo_epi8(kAll, x[0], x[1]);
+        const __m512i hi01 = _mm512_maskz_unpackhi_epi8(kAll, x[0], x[1]);
+        const __m512i lo23 = _mm512_maskz_unpacklo_epi8(kAll, x[2], x[3]);
+        const __m512i hi23 = _mm512_maskz_unpackhi_epi8(kAll, x[2], x[3]);
+        pr[h][0] = _mm512_maskz_unpacklo_epi16(~__mmask32{0}, lo01, lo23);
+        pr[h][1] = _mm512_maskz_unpackhi_epi16(~__mmask32{0}, lo01, lo23);
+        pr[h][2] = _mm512_maskz_unpacklo_epi16(~__mmask32{0}, hi01, hi23);
+        pr[h][3] = _mm512_maskz_unpackhi_epi16(~__mmask32{0}, hi01, hi23);
       }
-      __m512i qv[2][4];
-      for (int u = 0; u < 2; ++u)
-        for (int v = 0; v < 4; ++v)
-          qv[u][v] = _mm512_permutex2var_epi8(p[2 * u][v / 2], idx2[v % 2], p[2 * u + 1][v / 2]);
       uint8_t* dst = out + (n0 / kPanel) * panel_bytes + (q / 16) * 2 * 1024 +
                      ((n0 % kPanel) / 16) * 1024 + (q % 16) * kKb;
-      for (int j = 0; j < 8; ++j)
-        _mm512_storeu_si512(dst + j * kcp * kPanel,
-                            _mm512_permutex2var_epi8(qv[0][j / 2], idx3[j % 2], qv[1][j / 2]));
+      for (int o = 0; o < 2; ++o) {  // planes 2L + o
+        // 0x88 picks lanes 0 and 2 of each source, 0xdd lanes 1 and 3.
+        const __m512i a_lo = _mm512_maskz_shuffle_i64x2(0xff, pr[0][2 * o], pr[0][2 * o + 1], 0x88);
+        const __m512i a_hi = _mm512_maskz_shuffle_i64x2(0xff, pr[0][2 * o], pr[0][2 * o + 1], 0xdd);
+        const __m512i b_lo = _mm512_maskz_shuffle_i64x2(0xff, pr[1][2 * o], pr[1][2 * o + 1], 0x88);
+        const __m512i b_hi = _mm512_maskz_shuffle_i64x2(0xff, pr[1][2 * o], pr[1][2 * o + 1], 0xdd);
+        const int64_t plane_stride = kcp * kPanel;
+        _mm512_storeu_si512(dst + (0 + o) * plane_stride,
+                            _mm512_maskz_shuffle_i64x2(0xff, a_lo, b_lo, 0x88));
+        _mm512_storeu_si512(dst + (4 + o) * plane_stride,
+                            _mm512_maskz_shuffle_i64x2(0xff, a_lo, b_lo, 0xdd));
+        _mm512_storeu_si512(dst + (2 + o) * plane_stride,
+                            _mm512_maskz_shuffle_i64x2(0xff, a_hi, b_hi, 0x88));
+        _mm512_storeu_si512(dst + (6 + o) * plane_stride,
+                            _mm512_maskz_shuffle_i64x2(0xff, a_hi, b_hi, 0xdd));
+      }
     }
   }
 }
