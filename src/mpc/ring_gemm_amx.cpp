@@ -60,6 +60,15 @@ bool detect() {
   return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
 }
 
+// vpermb indices of an 8 x 8 byte transpose: output byte i*8 + e takes input byte e*8 + i, so
+// eight uint64 become their eight byte planes (qword i = byte i of each). Both packers use it.
+alignas(64) constexpr std::array<uint8_t, 64> kByteTranspose = [] {
+  std::array<uint8_t, 64> o{};
+  for (int i = 0; i < 8; ++i)
+    for (int e = 0; e < 8; ++e) o[i * 8 + e] = static_cast<uint8_t>(e * 8 + i);
+  return o;
+}();
+
 // Byte i of src[e] -> dst[i * plane_stride + (e / 64) * seg_stride + e % 64], for e < len: the
 // eight byte planes of a row, cut into the 64-byte segments that are the rows of A tiles.
 // `dst` must be 64-byte aligned (whole segments are written with aligned stores).
@@ -67,15 +76,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
                                                                         int64_t len, uint8_t* dst,
                                                                         int64_t plane_stride,
                                                                         int64_t seg_stride) {
-  // Output byte i*8 + e of the permutation takes input byte e*8 + i: a byte transpose of 8 x 8.
-  // Built once, not per row (pack_a calls this for every row of A).
-  alignas(64) static constexpr auto kOrder = [] {
-    std::array<uint8_t, 64> o{};
-    for (int i = 0; i < 8; ++i)
-      for (int e = 0; e < 8; ++e) o[i * 8 + e] = static_cast<uint8_t>(e * 8 + i);
-    return o;
-  }();
-  const __m512i idx = _mm512_load_si512(kOrder.data());
+  const __m512i idx = _mm512_load_si512(kByteTranspose.data());
   int64_t e = 0;
   // Whole segments: 64 elements -> 8 planes of 64 bytes. After the per-register byte transpose,
   // register q holds plane p of elements 8q..8q+7 in qword p, so an 8 x 8 qword transpose
@@ -170,13 +171,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
   //   two rounds of 128-bit lane shuffles gather plane j's four lanes (both halves, columns 0-7
   //            then 8-15) into one register.
   // Single-uop shuffles throughout: the two-source vpermt2b this replaced costs two.
-  alignas(64) static constexpr auto kOrder = [] {
-    std::array<uint8_t, 64> o{};
-    for (int j = 0; j < 8; ++j)
-      for (int c = 0; c < 8; ++c) o[j * 8 + c] = static_cast<uint8_t>(c * 8 + j);
-    return o;
-  }();
-  const __m512i order = _mm512_load_si512(kOrder.data());
+  const __m512i order = _mm512_load_si512(kByteTranspose.data());
   constexpr __mmask64 kAll = ~__mmask64{0};
   // Column blocks at or past nc are skipped: they only reach output columns that are never
   // stored. Whole 4 x 16 blocks load without masks (the masks' arithmetic cost more than the
