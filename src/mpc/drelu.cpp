@@ -1,7 +1,6 @@
 // The DReLU engine: masked opening + PrivateCompare (see nonlinear.hpp and docs/MPC.md).
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <string>
 
@@ -27,10 +26,8 @@ std::vector<uint64_t> draw(const Party& p, Role peer, uint32_t purpose, size_t n
   return v;
 }
 
-// Digit buffers of n x m bytes are written in full, so they skip std::vector's zero fill
-// (a visible share of a secure ResNet-20 inference under `perf record`).
-using Digits = std::unique_ptr<uint8_t[]>;
-Digits digits_for_overwrite(size_t n) { return std::make_unique_for_overwrite<uint8_t[]>(n); }
+// Digit buffers are written in full before they are read, so they are Bytes (not zero-filled;
+// the fill was a visible share of a secure ResNet-20 inference under `perf record`).
 
 void recv_z67(Party& p, Role from, Tag tag, uint8_t* out, size_t n) {
   unpack_z67(p.recv(from, tag, z67_packed_size(n)), std::span<uint8_t>(out, n));
@@ -95,24 +92,24 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
     const ChunkPlan chunks{n, m};
     {
       ByteSampler client_bits(p.shared_prg(Role::Client, kBits));
-      Digits bits = digits_for_overwrite(chunks.max_digits());
+      Bytes bits(chunks.max_digits());
       for (size_t e0 = 0; e0 < n; e0 += chunks.per_chunk()) {
         const size_t ne = chunks.elements(e0), nd_k = ne * m;
-        client_bits.fill_below(kP, bits.get(), nd_k);
-        private_compare_bit_shares(q.m, ne, rm.data() + e0, bits.get());
+        client_bits.fill_below(kP, bits.data(), nd_k);
+        private_compare_bit_shares(q.m, ne, rm.data() + e0, bits.data());
         p.send(Role::Server, Tag::CompareBits,
-               pack_z67(std::span<const uint8_t>(bits.get(), nd_k)));
+               pack_z67(std::span<const uint8_t>(bits.data(), nd_k)));
       }
     }
     std::vector<uint8_t> any_zero(n);
     {
-      Digits dc = digits_for_overwrite(chunks.max_digits());
-      Digits ds = digits_for_overwrite(chunks.max_digits());
+      Bytes dc(chunks.max_digits());
+      Bytes ds(chunks.max_digits());
       for (size_t e0 = 0; e0 < n; e0 += chunks.per_chunk()) {
         const size_t ne = chunks.elements(e0);
-        recv_z67(p, Role::Client, Tag::CompareDigits, dc.get(), ne * m);
-        recv_z67(p, Role::Server, Tag::CompareDigits, ds.get(), ne * m);
-        private_compare_any_zero(q.m, ne, dc.get(), ds.get(), any_zero.data() + e0);
+        recv_z67(p, Role::Client, Tag::CompareDigits, dc.data(), ne * m);
+        recv_z67(p, Role::Server, Tag::CompareDigits, ds.data(), ne * m);
+        private_compare_any_zero(q.m, ne, dc.data(), ds.data(), any_zero.data() + e0);
       }
     }
     std::vector<uint64_t> w0 = draw(p, Role::Client, kW, n);
@@ -202,23 +199,23 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
     std::optional<ByteSampler> helper_bits;
     if (client) helper_bits.emplace(p.shared_prg(Role::Helper, kBits));
     const ChunkPlan chunks{n, m};
-    Digits xs = digits_for_overwrite(chunks.max_digits());
-    Digits sv = digits_for_overwrite(chunks.max_digits());
-    Digits uv = digits_for_overwrite(chunks.max_digits());
-    Digits digits = digits_for_overwrite(chunks.max_digits());
+    Bytes xs(chunks.max_digits());
+    Bytes sv(chunks.max_digits());
+    Bytes uv(chunks.max_digits());
+    Bytes digits(chunks.max_digits());
     for (size_t e0 = 0; e0 < n; e0 += chunks.per_chunk()) {
       const size_t ne = chunks.elements(e0), nd_k = ne * m;
       if (client)
-        helper_bits->fill_below(kP, xs.get(), nd_k);
+        helper_bits->fill_below(kP, xs.data(), nd_k);
       else
-        recv_z67(p, Role::Helper, Tag::CompareBits, xs.get(), nd_k);
-      coins.fill_below(kP - 1, sv.get(), nd_k);
+        recv_z67(p, Role::Helper, Tag::CompareBits, xs.data(), nd_k);
+      coins.fill_below(kP - 1, sv.data(), nd_k);
       for (size_t i = 0; i < nd_k; ++i) ++sv[i];
-      coins.fill_below(kP, uv.get(), nd_k);
-      private_compare_digits(q.m, client, ne, rp.data() + e0, beta.data() + e0, xs.get(), sv.get(),
-                             uv.get(), rot.data() + e0, digits.get());
+      coins.fill_below(kP, uv.data(), nd_k);
+      private_compare_digits(q.m, client, ne, rp.data() + e0, beta.data() + e0, xs.data(),
+                             sv.data(), uv.data(), rot.data() + e0, digits.data());
       p.send(Role::Helper, Tag::CompareDigits,
-             pack_z67(std::span<const uint8_t>(digits.get(), nd_k)));
+             pack_z67(std::span<const uint8_t>(digits.data(), nd_k)));
     }
   }
 
