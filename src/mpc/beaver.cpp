@@ -9,12 +9,6 @@ namespace {
 
 enum : uint32_t { kPrgA = 1, kPrgB = 2, kPrgC = 3 };
 
-std::vector<uint64_t> draw(const Party& p, Role peer, uint32_t purpose, size_t n) {
-  std::vector<uint64_t> v(n);
-  p.shared_prg(peer, purpose).fill(std::span<uint64_t>(v));
-  return v;
-}
-
 void require_data(const RingTensor& t, const char* what) {
   if (!t.has_data())
     throw InvalidArgument(std::string(what) + ": this party must pass the tensor's values");
@@ -31,9 +25,9 @@ RingTensor bilinear_server(Party& p, const RingTensor& x, const RingTensor& w, S
   RingTensor y = RingTensor::zeros(out_shape);
   switch (p.role()) {
     case Role::Helper: {
-      std::vector<uint64_t> a = draw(p, Role::Client, kPrgA, nx);
-      std::vector<uint64_t> b = draw(p, Role::Server, kPrgB, nw);
-      std::vector<uint64_t> c0 = draw(p, Role::Client, kPrgC, ny);
+      std::vector<uint64_t> a = p.shared_words(Role::Client, kPrgA, nx);
+      std::vector<uint64_t> b = p.shared_words(Role::Server, kPrgB, nw);
+      std::vector<uint64_t> c0 = p.shared_words(Role::Client, kPrgC, ny);
       op(a.data(), b.data(), y.data.data());
       for (size_t i = 0; i < ny; ++i) y.data[i] -= c0[i];
       p.send_u64(Role::Server, Tag::LinearCorrection, y.data);
@@ -41,20 +35,20 @@ RingTensor bilinear_server(Party& p, const RingTensor& x, const RingTensor& w, S
     }
     case Role::Client: {
       require_data(x, "linear layer");
-      std::vector<uint64_t> a = draw(p, Role::Helper, kPrgA, nx);
+      std::vector<uint64_t> a = p.shared_words(Role::Helper, kPrgA, nx);
       std::vector<uint64_t> e(nx);
       for (size_t i = 0; i < nx; ++i) e[i] = x.data[i] - a[i];
       p.send_u64(Role::Server, Tag::LinearOpenX, e);
       std::vector<uint64_t> f = p.recv_u64(Role::Server, Tag::LinearOpenW, nw);
       op(a.data(), f.data(), y.data.data());
-      std::vector<uint64_t> c0 = draw(p, Role::Helper, kPrgC, ny);
+      std::vector<uint64_t> c0 = p.shared_words(Role::Helper, kPrgC, ny);
       for (size_t i = 0; i < ny; ++i) y.data[i] += c0[i];
       return y;
     }
     case Role::Server: {
       require_data(x, "linear layer");
       require_data(w, "linear layer weights");
-      std::vector<uint64_t> b = draw(p, Role::Helper, kPrgB, nw);
+      std::vector<uint64_t> b = p.shared_words(Role::Helper, kPrgB, nw);
       for (size_t i = 0; i < nw; ++i) b[i] = w.data[i] - b[i];
       p.send_u64(Role::Client, Tag::LinearOpenW, b);
       std::vector<uint64_t> e = p.recv_u64(Role::Client, Tag::LinearOpenX, nx);
@@ -75,11 +69,11 @@ RingTensor mul(Party& p, const RingTensor& x, const RingTensor& y) {
   p.begin_op();
   const size_t n = static_cast<size_t>(x.numel());
   if (p.is(Role::Helper)) {
-    std::vector<uint64_t> a = draw(p, Role::Client, kPrgA, n);
-    std::vector<uint64_t> b = draw(p, Role::Client, kPrgB, n);
-    std::vector<uint64_t> c = draw(p, Role::Client, kPrgC, n);
-    std::vector<uint64_t> a1 = draw(p, Role::Server, kPrgA, n);
-    std::vector<uint64_t> b1 = draw(p, Role::Server, kPrgB, n);
+    std::vector<uint64_t> a = p.shared_words(Role::Client, kPrgA, n);
+    std::vector<uint64_t> b = p.shared_words(Role::Client, kPrgB, n);
+    std::vector<uint64_t> c = p.shared_words(Role::Client, kPrgC, n);
+    std::vector<uint64_t> a1 = p.shared_words(Role::Server, kPrgA, n);
+    std::vector<uint64_t> b1 = p.shared_words(Role::Server, kPrgB, n);
     for (size_t i = 0; i < n; ++i) c[i] = (a[i] + a1[i]) * (b[i] + b1[i]) - c[i];
     p.send_u64(Role::Server, Tag::MulCorrection, c);
     return RingTensor::shape_only(x.shape);
@@ -88,16 +82,16 @@ RingTensor mul(Party& p, const RingTensor& x, const RingTensor& y) {
   require_data(y, "mpc mul");
   const bool client = p.is(Role::Client);
   const Role other = client ? Role::Server : Role::Client;
-  std::vector<uint64_t> a = draw(p, Role::Helper, kPrgA, n);
-  std::vector<uint64_t> b = draw(p, Role::Helper, kPrgB, n);
+  std::vector<uint64_t> a = p.shared_words(Role::Helper, kPrgA, n);
+  std::vector<uint64_t> b = p.shared_words(Role::Helper, kPrgB, n);
   std::vector<uint64_t> ef(2 * n);
   for (size_t i = 0; i < n; ++i) {
     ef[i] = x.data[i] - a[i];
     ef[n + i] = y.data[i] - b[i];
   }
   p.send_u64(other, Tag::MulOpen, ef);
-  std::vector<uint64_t> c =
-      client ? draw(p, Role::Helper, kPrgC, n) : p.recv_u64(Role::Helper, Tag::MulCorrection, n);
+  std::vector<uint64_t> c = client ? p.shared_words(Role::Helper, kPrgC, n)
+                                   : p.recv_u64(Role::Helper, Tag::MulCorrection, n);
   std::vector<uint64_t> theirs = p.recv_u64(other, Tag::MulOpen, 2 * n);
   RingTensor z = RingTensor::zeros(x.shape);
   for (size_t i = 0; i < n; ++i) {

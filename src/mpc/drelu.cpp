@@ -20,12 +20,6 @@ namespace {
 // rotations).
 enum : uint32_t { kR = 1, kBits = 2, kW = 3, kMask = 4, kProd = 5, kCoins = 6 };
 
-std::vector<uint64_t> draw(const Party& p, Role peer, uint32_t purpose, size_t n) {
-  std::vector<uint64_t> v(n);
-  p.shared_prg(peer, purpose).fill(std::span<uint64_t>(v));
-  return v;
-}
-
 // Digit buffers are written in full before they are read, so they are Bytes (not zero-filled;
 // the fill was a visible share of a secure ResNet-20 inference under `perf record`).
 
@@ -86,7 +80,8 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   auto gate_index = [&](size_t k) { return gate_of.empty() ? k : gate_of[k]; };
 
   if (p.is(Role::Helper)) {
-    std::vector<uint64_t> r0 = draw(p, Role::Client, kR, n), r1 = draw(p, Role::Server, kR, n);
+    std::vector<uint64_t> r0 = p.shared_words(Role::Client, kR, n),
+                          r1 = p.shared_words(Role::Server, kR, n);
     std::vector<uint64_t> rm(n);
     for (size_t e = 0; e < n; ++e) rm[e] = (r0[e] + r1[e]) & q.mask_m;
     const ChunkPlan chunks{n, m};
@@ -112,7 +107,7 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
         private_compare_any_zero(q.m, ne, dc.data(), ds.data(), any_zero.data() + e0);
       }
     }
-    std::vector<uint64_t> w0 = draw(p, Role::Client, kW, n);
+    std::vector<uint64_t> w0 = p.shared_words(Role::Client, kW, n);
     std::vector<uint64_t> w(n);
     std::vector<uint64_t> msg(n + (product ? n_mult : 0));
     for (size_t e = 0; e < n; ++e) {
@@ -127,11 +122,11 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
         a.resize(n);
         for (size_t e = 0; e < n; ++e) a[e] = -(r0[e] + r1[e]);
       } else {
-        a = draw(p, Role::Client, kMask, n_mult);
-        std::vector<uint64_t> a1 = draw(p, Role::Server, kMask, n_mult);
+        a = p.shared_words(Role::Client, kMask, n_mult);
+        std::vector<uint64_t> a1 = p.shared_words(Role::Server, kMask, n_mult);
         for (size_t k = 0; k < n_mult; ++k) a[k] += a1[k];
       }
-      std::vector<uint64_t> aw0 = draw(p, Role::Client, kProd, n_mult);
+      std::vector<uint64_t> aw0 = p.shared_words(Role::Client, kProd, n_mult);
       for (size_t k = 0; k < n_mult; ++k) msg[n + k] = a[k] * w[gate_index(k)] - aw0[k];
     }
     p.send_u64(Role::Server, Tag::GateShares, msg);
@@ -145,11 +140,11 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   const Role other = client ? Role::Server : Role::Client;
 
   // Round 1: open c = v + r (mod 2^L) and, unless fused, E = x - A for the multiplicand.
-  std::vector<uint64_t> c = draw(p, Role::Helper, kR, n);
+  std::vector<uint64_t> c = p.shared_words(Role::Helper, kR, n);
   for (size_t e = 0; e < n; ++e) c[e] = ((gate[e] >> q.s) + c[e]) & q.mask_l;
   std::vector<uint64_t> eopen;
   if (n_open_x) {
-    eopen = draw(p, Role::Helper, kMask, n_open_x);
+    eopen = p.shared_words(Role::Helper, kMask, n_open_x);
     for (size_t k = 0; k < n_open_x; ++k) eopen[k] = (*mult)[k] - eopen[k];
   }
   {
@@ -223,8 +218,8 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   // t = c[L-1] xor beta public to client and server.
   std::vector<uint64_t> w, aw;
   if (client) {
-    w = draw(p, Role::Helper, kW, n);
-    if (product) aw = draw(p, Role::Helper, kProd, n_mult);
+    w = p.shared_words(Role::Helper, kW, n);
+    if (product) aw = p.shared_words(Role::Helper, kProd, n_mult);
   } else {
     std::vector<uint64_t> msg =
         p.recv_u64(Role::Helper, Tag::GateShares, n + (product ? n_mult : 0));

@@ -59,8 +59,7 @@ std::array<uint8_t, 32> sha256(const std::vector<uint8_t>& data) {
   return out;
 }
 
-Bytes encode_hello(Role from, Role to, const SessionParams& p,
-                   const std::array<uint8_t, 32>& pub) {
+Bytes encode_hello(Role from, Role to, const SessionParams& p, const std::array<uint8_t, 32>& pub) {
   Bytes b(kHelloSize, 0);
   uint8_t* q = b.data();
   std::memcpy(q, &kHelloMagic, 4);
@@ -213,6 +212,12 @@ AesCtrPrg Party::shared_prg(Role peer, uint32_t purpose) const {
   if (peer == role_) throw InvalidArgument("mpc: no seed shared with oneself");
   if (op_ >= (uint64_t{1} << 56)) throw Error("mpc: op counter exhausted");
   return AesCtrPrg(pair_seeds_[static_cast<size_t>(peer)], (op_ << 8) | (purpose & 0xff));
+}
+
+std::vector<uint64_t> Party::shared_words(Role peer, uint32_t purpose, size_t n) const {
+  std::vector<uint64_t> v(n);
+  shared_prg(peer, purpose).fill(std::span<uint64_t>(v));
+  return v;
 }
 
 ChannelStats Party::stats_with(Role peer) const {

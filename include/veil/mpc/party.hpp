@@ -93,6 +93,8 @@ class Party {
   uint64_t begin_op() { return ++op_; }
   // The AES-CTR stream `purpose` of the current op under the seed shared with `peer`.
   AesCtrPrg shared_prg(Role peer, uint32_t purpose) const;
+  // The first n words of that stream (masks and shares both sides of a pair draw alike).
+  std::vector<uint64_t> shared_words(Role peer, uint32_t purpose, size_t n) const;
   // Randomness known to this party only.
   AesCtrPrg& private_prg() { return private_prg_; }
 
