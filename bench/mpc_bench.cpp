@@ -61,7 +61,8 @@ BENCHMARK(BM_SignProtocol)
     ->UseRealTime();
 
 // Conv GEMM shapes (M = out channels, N = output pixels, K = in channels * 3 * 3): the three
-// stages of ResNet-20 on 28 x 28 Fashion-MNIST for one image, then wider VGG-like layers.
+// stages of ResNet-20 on 28 x 28 Fashion-MNIST for one image, then wider VGG-like layers; last,
+// LeNet-5's fully connected layers at batch 1 and 10 (too small for AMX: the vector kernel runs).
 #define GEMM_SHAPES            \
   Args({16, 784, 144})         \
       ->Args({32, 196, 288})   \
@@ -70,6 +71,8 @@ BENCHMARK(BM_SignProtocol)
       ->Args({128, 256, 1152}) \
       ->Args({256, 64, 2304})  \
       ->Args({512, 49, 4608})  \
+      ->Args({1, 10, 84})      \
+      ->Args({10, 120, 400})   \
       ->ArgNames({"M", "N", "K"})
 
 void BM_RingGemm(benchmark::State& state) {

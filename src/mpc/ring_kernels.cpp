@@ -119,9 +119,14 @@ void gemm_columns(RingGemmKernel which, int64_t m, int64_t j_begin, int64_t j_en
   if (!accumulate)
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
   if (k == 0) return;
-  // Aligned so the micro-kernel's 64-byte loads of packed panels never straddle cache lines.
-  AlignedVector<uint64_t> bpack(static_cast<size_t>(kKc * ((kNc + kNr - 1) / kNr * kNr)));
-  AlignedVector<uint64_t> apack(static_cast<size_t>(kKc * ((kMc + kMr - 1) / kMr * kMr)));
+  // Per-thread packing buffers kept between calls, as in the AMX kernel: a party runs thousands
+  // of GEMMs, and 1.25 MiB allocated and zero-filled per call showed up on small products (the
+  // packers write every element, padding included). Aligned so the micro-kernel's 64-byte loads
+  // of packed panels never straddle cache lines.
+  thread_local AlignedVector<uint64_t> bpack(
+      static_cast<size_t>(kKc * ((kNc + kNr - 1) / kNr * kNr)));
+  thread_local AlignedVector<uint64_t> apack(
+      static_cast<size_t>(kKc * ((kMc + kMr - 1) / kMr * kMr)));
   alignas(64) uint64_t tile[kMr * kNr];
   for (int64_t jc = j_begin; jc < j_end; jc += kNc) {
     int64_t nc = std::min(kNc, j_end - jc);
