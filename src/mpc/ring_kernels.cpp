@@ -97,11 +97,13 @@ __attribute__((target("avx512f,avx512dq"))) void micro_avx512(int64_t kc, const 
 
 bool avx512_usable() { return cpu_features().avx512f && cpu_features().avx512dq; }
 
-// Which kernel runs a slab. AMX pays from 16 x 16 x 64 up (its tiles are 16 rows of 64 bytes);
-// smaller products (FC layers at batch 1) stay on the vector units.
+// Which kernel runs a slab. AMX pays once both M and N exceed the vector kernel's 8 x 8 register
+// tile, even though its 16-row tiles then carry padding (measured on LeNet-5's fully connected
+// shapes, docs/RESULTS.md; with M = 8 the vector kernel was faster); smaller products stay on
+// the vector units.
 RingGemmKernel resolve(RingGemmKernel want, int64_t m, int64_t n, int64_t k) {
   if (want != RingGemmKernel::Auto) return want;
-  if (ring_gemm_kernel_available(RingGemmKernel::Amx) && m >= 16 && n >= 16 && k >= 64)
+  if (ring_gemm_kernel_available(RingGemmKernel::Amx) && m > 8 && n > 8 && k >= 64)
     return RingGemmKernel::Amx;
   return ring_gemm_kernel_available(RingGemmKernel::Avx512) ? RingGemmKernel::Avx512
                                                             : RingGemmKernel::Portable;
