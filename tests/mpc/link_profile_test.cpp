@@ -11,12 +11,17 @@
 #include <thread>
 #include <vector>
 
+#include "tcp_test_util.hpp"
+#include "test_util.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/party_config.hpp"
 #include "veil/mpc/tcp_channel.hpp"
 
 namespace veil::mpc {
 namespace {
+
+using testing::LoopbackListeners;
+using testing::on_each_role;
 
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
@@ -369,19 +374,14 @@ TEST(EmulatedTcp, CloseDeliversQueuedFramesFirst) {
 
 // The three parties' links, made as `veil mpc party` makes them (connect_tcp_links), on threads.
 std::array<std::array<std::unique_ptr<Channel>, 3>, 3> party_links(const TcpOptions& opt) {
-  TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
-  std::array<PartyAddress, 3> addrs;
-  addrs[1].port = server_listener.port();
-  addrs[2].port = helper_listener.port();
+  LoopbackListeners listen;
+  const std::array<PartyAddress, 3> addrs = listen.addresses();
   std::array<std::array<std::unique_ptr<Channel>, 3>, 3> links;
   auto run = [&](int r) {
-    TcpListener* l = r == 1 ? &server_listener : r == 2 ? &helper_listener : nullptr;
+    TcpListener* l = listen.of(r);
     links[static_cast<size_t>(r)] = connect_tcp_links(static_cast<Role>(r), l, addrs, opt);
   };
-  std::thread t1(run, 1), t2(run, 2);
-  run(0);
-  t1.join();
-  t2.join();
+  on_each_role(run);
   return links;
 }
 

@@ -14,6 +14,7 @@
 namespace veil::mpc {
 namespace {
 
+using testing::on_each_role;
 using testing::run_and_open;
 using testing::split;
 using testing::TestRng;
@@ -341,10 +342,7 @@ TEST(Session, MismatchedParametersFailTheHandshake) {
       errors[r] = e.what();
     }
   };
-  std::thread t1(run, 1), t2(run, 2);
-  run(0);
-  t1.join();
-  t2.join();
+  on_each_role(run);
   EXPECT_NE(errors[0].find("parameters differ"), std::string::npos) << errors[0];
   EXPECT_NE(errors[2].find("parameters differ"), std::string::npos) << errors[2];
 }

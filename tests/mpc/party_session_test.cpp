@@ -26,6 +26,7 @@ namespace veil::mpc {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::on_each_role;
 using testing::TestRng;
 
 class TempDir {
@@ -272,10 +273,7 @@ Session run_three(PartyConfig cfg, std::array<PartyConfig, 3>* per_role = nullpt
       s.errors[r] = e.what();
     }
   };
-  std::thread t1(run, 1), t2(run, 2);
-  run(0);
-  t1.join();
-  t2.join();
+  on_each_role(run);
   return s;
 }
 

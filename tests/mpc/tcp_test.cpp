@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "tcp_test_util.hpp"
 #include "test_util.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/beaver.hpp"
@@ -16,20 +17,20 @@
 namespace veil::mpc {
 namespace {
 
+using testing::LoopbackListeners;
+using testing::on_each_role;
 using testing::TestRng;
 
 // Runs body on three threads, each connected to the others over TCP on 127.0.0.1 with
 // ephemeral ports; returns the error message per role ("" when it succeeded).
 std::array<std::string, 3> run_tcp_session(const std::function<void(Party&)>& body,
                                            TcpOptions opt = {}) {
-  TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
-  std::array<PartyAddress, 3> addrs;
-  addrs[1].port = server_listener.port();
-  addrs[2].port = helper_listener.port();
+  LoopbackListeners listen;
+  const std::array<PartyAddress, 3> addrs = listen.addresses();
   std::array<std::string, 3> errors;
   auto run = [&](int r) {
     try {
-      TcpListener* l = r == 1 ? &server_listener : r == 2 ? &helper_listener : nullptr;
+      TcpListener* l = listen.of(r);
       Party p(static_cast<Role>(r), connect_tcp_links(static_cast<Role>(r), l, addrs, opt), {});
       body(p);
     } catch (const ProtocolError& e) {
@@ -38,10 +39,7 @@ std::array<std::string, 3> run_tcp_session(const std::function<void(Party&)>& bo
       errors[r] = std::string("other: ") + e.what();
     }
   };
-  std::thread t1(run, 1), t2(run, 2);
-  run(0);
-  t1.join();
-  t2.join();
+  on_each_role(run);
   return errors;
 }
 
@@ -89,25 +87,20 @@ TEST(Tcp, ADisconnectingPartyStopsTheOthersWithProtocolError) {
 }
 
 TEST(Tcp, HandshakeRejectsAnotherModel) {
-  TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
-  std::array<PartyAddress, 3> addrs;
-  addrs[1].port = server_listener.port();
-  addrs[2].port = helper_listener.port();
+  LoopbackListeners listen;
+  const std::array<PartyAddress, 3> addrs = listen.addresses();
   std::array<std::string, 3> errors;
   auto run = [&](int r) {
     try {
       SessionParams sp;
       sp.model_hash[0] = r == 1 ? 1 : 0;  // the server runs another model
-      TcpListener* l = r == 1 ? &server_listener : r == 2 ? &helper_listener : nullptr;
+      TcpListener* l = listen.of(r);
       Party p(static_cast<Role>(r), connect_tcp_links(static_cast<Role>(r), l, addrs), sp);
     } catch (const ProtocolError& e) {
       errors[r] = e.what();
     }
   };
-  std::thread t1(run, 1), t2(run, 2);
-  run(0);
-  t1.join();
-  t2.join();
+  on_each_role(run);
   EXPECT_NE(errors[0].find("structure hash"), std::string::npos) << errors[0];
   EXPECT_NE(errors[2].find("structure hash"), std::string::npos) << errors[2];
 }

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "veil/core/random.hpp"
@@ -53,6 +54,15 @@ inline Shared split(const RingTensor& x, TestRng& rng) {
   s.client.data = rng.u64s(x.data.size());
   for (size_t i = 0; i < x.data.size(); ++i) s.server.data[i] = x.data[i] - s.client.data[i];
   return s;
+}
+
+// Runs fn(r) for the server (1) and the helper (2) on threads and for the client (0) here, as the
+// three parties of a session, and returns when all three are done.
+inline void on_each_role(const std::function<void(int)>& fn) {
+  std::thread server(fn, 1), helper(fn, 2);
+  fn(0);
+  server.join();
+  helper.join();
 }
 
 // Runs `body` on the three parties and returns client share + server share of what it returns
