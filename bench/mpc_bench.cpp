@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <optional>
 #include <vector>
 
 #include "veil/core/random.hpp"
@@ -128,29 +129,31 @@ std::vector<uint8_t> random_z67_digits(size_t n) {
   return d;
 }
 
-void BM_Z67Pack(benchmark::State& state) {
+// The kernel range(0) names; nullopt (and the benchmark skipped) when this CPU lacks it.
+std::optional<Z67Kernel> z67_kernel_of(benchmark::State& state) {
   const Z67Kernel kernel = state.range(0) ? Z67Kernel::Avx512 : Z67Kernel::Scalar;
-  if (!z67_kernel_available(kernel)) {
-    state.SkipWithError("no AVX-512 VBMI");
-    return;
-  }
+  if (z67_kernel_available(kernel)) return kernel;
+  state.SkipWithError("no AVX-512 VBMI");
+  return std::nullopt;
+}
+
+void BM_Z67Pack(benchmark::State& state) {
+  const auto kernel = z67_kernel_of(state);
+  if (!kernel) return;
   const auto digits = random_z67_digits(size_t{1} << 20);
-  for (auto _ : state) benchmark::DoNotOptimize(pack_z67_with(kernel, digits));
+  for (auto _ : state) benchmark::DoNotOptimize(pack_z67_with(*kernel, digits));
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(digits.size()));
 }
 BENCHMARK(BM_Z67Pack)->ArgName("avx512")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 void BM_Z67Unpack(benchmark::State& state) {
-  const Z67Kernel kernel = state.range(0) ? Z67Kernel::Avx512 : Z67Kernel::Scalar;
-  if (!z67_kernel_available(kernel)) {
-    state.SkipWithError("no AVX-512 VBMI");
-    return;
-  }
+  const auto kernel = z67_kernel_of(state);
+  if (!kernel) return;
   const auto digits = random_z67_digits(size_t{1} << 20);
   const auto bytes = pack_z67_with(Z67Kernel::Scalar, digits);
   std::vector<uint8_t> out(digits.size());
   for (auto _ : state) {
-    unpack_z67_with(kernel, bytes, std::span<uint8_t>(out));
+    unpack_z67_with(*kernel, bytes, std::span<uint8_t>(out));
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
