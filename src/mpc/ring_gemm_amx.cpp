@@ -144,8 +144,9 @@ void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp,
 }
 
 // B[pc:pc+kc, jc:jc+nc] -> per 32-column panel, per byte plane, the VNNI layout TDPBUUD reads
-// (row q holds k = 4q..4q+3 of 16 columns, interleaved [n][k % 4]), stored tile by tile:
-// [plane][kb][half of the panel][16 rows of 64 B].
+// (row q holds k = 4q..4q+3 of 16 columns, as [column][k % 4], the columns in the order 0, 8,
+// 1, 9, ..., 7, 15: see below), stored tile by tile: [plane][kb][half of the panel][16 rows of
+// 64 B].
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_t* b, int64_t ldb,
                                                                    int64_t kc, int64_t nc,
                                                                    int64_t kcp, bool zero_k_tail,
@@ -163,16 +164,26 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
         std::memset(out + t * kcp * kPanel + last_kb * 2 * 1024 + half * 1024 + first * kKb, 0,
                     static_cast<size_t>(rows * kKb));
   }
-  // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, the 64 bytes [n][k % 4]:
-  //   x[t][h]: a byte transpose (vpermb) of row t's half h (8 columns), so that qword j holds
-  //            plane j of those columns;
-  //   unpack bytes then words of rows (0, 1) and (2, 3): 128-bit lane L of pr[h][w] holds plane
-  //            2L + w / 2, columns 4 (w % 2) .. 4 (w % 2) + 3 of half h, as [n][t];
-  //   two rounds of 128-bit lane shuffles gather plane j's four lanes (both halves, columns 0-7
-  //            then 8-15) into one register.
-  // Single-uop shuffles throughout: the two-source vpermt2b this replaced costs two.
-  const __m512i order = _mm512_load_si512(kByteTranspose.data());
-  constexpr __mmask64 kAll = ~__mmask64{0};
+  // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, one 64-byte tile row: 16
+  // columns of 4 bytes (k % 4). Read as bit fields, the block's 512 bytes are indexed by the
+  // register (k1 k0 h, for row k and the column half h = n / 8) and the byte within it (n2 n1
+  // of the 128-bit lane, then n0 and the plane bits p2 p1 p0), and the tile rows want the
+  // plane in the register and (n, k1 k0) in the byte. Four stages each trade one register bit
+  // for one byte bit (Hacker's Delight 7-3, on bytes):
+  //   1. a masked shift swap of bytes within qwords: p0 <-> k0 (shifts and vpternlog, which
+  //      run beside the shuffles on port 0);
+  //   2-4. unpacks of words (n0 out, k1 in), dwords (p2 out, h in) and qwords (p1 out, n0 in),
+  //      single-uop in-lane shuffles.
+  // No stage crosses a 128-bit lane, so n2 n1 stay where they are and the byte index ends as
+  // (n2 n1 n0 h k1 k0): tile column 2 (n % 8) + h holds column n. TileKernel's combine undoes
+  // that interleave for free. The vpermb and lane-shuffle network this
+  // replaced took 40 shuffle-port uops per block, this one 24 and 16 others.
+  const __m512i even_bytes = _mm512_set1_epi16(0x00ff);
+  // All-ones masks: GCC 12 warns (-Wmaybe-uninitialized) about the unmasked forms' undefined
+  // pass-through operand.
+  constexpr __mmask32 kAll32 = ~__mmask32{0};
+  constexpr __mmask16 kAll16 = 0xffff;
+  constexpr __mmask8 kAll8 = 0xff;
   // Column blocks at or past nc are skipped: they only reach output columns that are never
   // stored. Whole 4 x 16 blocks load without masks (the masks' arithmetic cost more than the
   // permutes on small shapes); the edges below K and nc use masked loads that zero the rest.
@@ -193,37 +204,42 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
             in[t][h] = _mm512_maskz_loadu_epi64(mask, bq + t * ldb + col);
           }
       }
-      __m512i pr[2][4];
-      for (int h = 0; h < 2; ++h) {
-        __m512i x[4];
-        for (int t = 0; t < 4; ++t) x[t] = _mm512_maskz_permutexvar_epi8(kAll, order, in[t][h]);
-        const __m512i lo01 = _mm512_maskz_unpacklo_epi8(kAll, x[0], x[1]);
-        const __m512i hi01 = _mm512_maskz_unpackhi_epi8(kAll, x[0], x[1]);
-        const __m512i lo23 = _mm512_maskz_unpacklo_epi8(kAll, x[2], x[3]);
-        const __m512i hi23 = _mm512_maskz_unpackhi_epi8(kAll, x[2], x[3]);
-        pr[h][0] = _mm512_maskz_unpacklo_epi16(~__mmask32{0}, lo01, lo23);
-        pr[h][1] = _mm512_maskz_unpackhi_epi16(~__mmask32{0}, lo01, lo23);
-        pr[h][2] = _mm512_maskz_unpacklo_epi16(~__mmask32{0}, hi01, hi23);
-        pr[h][3] = _mm512_maskz_unpackhi_epi16(~__mmask32{0}, hi01, hi23);
-      }
+      // 1. y[p0][k1][h]: bytes with plane bit p0 of rows 2 k1 (low byte) and 2 k1 + 1 (high).
+      //    vpternlog 0xe4 = (C & A) | (~C & B) with C = even_bytes.
+      __m512i y[2][2][2];
+      for (int k1 = 0; k1 < 2; ++k1)
+        for (int h = 0; h < 2; ++h) {
+          const __m512i lo = in[2 * k1][h], hi = in[2 * k1 + 1][h];
+          y[0][k1][h] = _mm512_ternarylogic_epi64(lo, _mm512_maskz_slli_epi16(kAll32, hi, 8),
+                                                  even_bytes, 0xe4);
+          y[1][k1][h] = _mm512_ternarylogic_epi64(_mm512_maskz_srli_epi16(kAll32, lo, 8), hi,
+                                                  even_bytes, 0xe4);
+        }
+      // 2. z[p0][n0][h]: words of rows k1 = 0, 1 interleaved; n0 leaves for lo / hi.
+      __m512i z[2][2][2];
+      for (int p0 = 0; p0 < 2; ++p0)
+        for (int h = 0; h < 2; ++h) {
+          z[p0][0][h] = _mm512_maskz_unpacklo_epi16(kAll32, y[p0][0][h], y[p0][1][h]);
+          z[p0][1][h] = _mm512_maskz_unpackhi_epi16(kAll32, y[p0][0][h], y[p0][1][h]);
+        }
+      // 3. w[p0][n0][p2]: dwords of the halves h = 0, 1 interleaved; p2 leaves.
+      __m512i w[2][2][2];
+      for (int p0 = 0; p0 < 2; ++p0)
+        for (int n = 0; n < 2; ++n) {
+          w[p0][n][0] = _mm512_maskz_unpacklo_epi32(kAll16, z[p0][n][0], z[p0][n][1]);
+          w[p0][n][1] = _mm512_maskz_unpackhi_epi32(kAll16, z[p0][n][0], z[p0][n][1]);
+        }
+      // 4. plane p2 p1 p0: qwords of n0 = 0, 1 interleaved; p1 leaves.
       uint8_t* dst = out + (n0 / kPanel) * panel_bytes + (q / 16) * 2 * 1024 +
                      ((n0 % kPanel) / 16) * 1024 + (q % 16) * kKb;
-      for (int o = 0; o < 2; ++o) {  // planes 2L + o
-        // 0x88 picks lanes 0 and 2 of each source, 0xdd lanes 1 and 3.
-        const __m512i a_lo = _mm512_maskz_shuffle_i64x2(0xff, pr[0][2 * o], pr[0][2 * o + 1], 0x88);
-        const __m512i a_hi = _mm512_maskz_shuffle_i64x2(0xff, pr[0][2 * o], pr[0][2 * o + 1], 0xdd);
-        const __m512i b_lo = _mm512_maskz_shuffle_i64x2(0xff, pr[1][2 * o], pr[1][2 * o + 1], 0x88);
-        const __m512i b_hi = _mm512_maskz_shuffle_i64x2(0xff, pr[1][2 * o], pr[1][2 * o + 1], 0xdd);
-        const int64_t plane_stride = kcp * kPanel;
-        _mm512_storeu_si512(dst + (0 + o) * plane_stride,
-                            _mm512_maskz_shuffle_i64x2(0xff, a_lo, b_lo, 0x88));
-        _mm512_storeu_si512(dst + (4 + o) * plane_stride,
-                            _mm512_maskz_shuffle_i64x2(0xff, a_lo, b_lo, 0xdd));
-        _mm512_storeu_si512(dst + (2 + o) * plane_stride,
-                            _mm512_maskz_shuffle_i64x2(0xff, a_hi, b_hi, 0x88));
-        _mm512_storeu_si512(dst + (6 + o) * plane_stride,
-                            _mm512_maskz_shuffle_i64x2(0xff, a_hi, b_hi, 0xdd));
-      }
+      const int64_t plane_stride = kcp * kPanel;
+      for (int p0 = 0; p0 < 2; ++p0)
+        for (int p2 = 0; p2 < 2; ++p2) {
+          _mm512_storeu_si512(dst + (4 * p2 + p0) * plane_stride,
+                              _mm512_maskz_unpacklo_epi64(kAll8, w[p0][0][p2], w[p0][1][p2]));
+          _mm512_storeu_si512(dst + (4 * p2 + 2 + p0) * plane_stride,
+                              _mm512_maskz_unpackhi_epi64(kAll8, w[p0][0][p2], w[p0][1][p2]));
+        }
     }
   }
 }
@@ -282,99 +298,189 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
     LAST(7, a + (s + 1) * plane);                               \
   } while (0)
 
-// acc[32][32] = sum_s 2^(8s) D_s for one 32 x 32 block over kcp bytes of K. `ap`, `bp`: the
-// packed A and B panels (8 planes of 32 x kcp bytes each, tile by tile). Only the first 16 rows
-// (columns) are computed unless two_rows (two_halves): edge blocks and 16-channel layers would
-// otherwise spend half their products on padding.
-//
-// The diagonals are taken in pairs (s, s+1) on a 32 x 16 half of the block, so that B_j, which
-// D_s and D_(s+1) both need (with A_(s-j) and A_(s+1-j)), is loaded once for two steps: 3 tile
-// loads per 4 products instead of the 4 of a 2 x 2 block of one diagonal. On Sapphire Rapids
-// the tile loads from L2 limit this kernel more than TDPBUUD does (a loop of products on
-// resident tiles runs about twice as fast).
-// out[r][c] += 2^(8s) D_s + 2^(8s+8) D_(s+1) for a 16 x 16 tile pair stored in ds, ds1; out
-// has row stride kPanel.
-__attribute__((target("avx512f"), always_inline)) inline void add_diagonal_pair(const uint32_t* ds,
-                                                                                const uint32_t* ds1,
-                                                                                int s,
-                                                                                uint64_t* out) {
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c)
-      out[r * kPanel + c] +=
-          (uint64_t{ds[r * 16 + c]} << (8 * s)) + (uint64_t{ds1[r * 16 + c]} << (8 * s + 8));
-}
+// The same pair for a block of 16 rows and both column halves, sliding A instead of B: step j
+// takes B_j of both halves (tiles 6 and 7) to D_(s+1) with A_(s+1-j), held in tile P since the
+// previous step, and to D_s with A_(s-j), loaded into tile Q. Tiles 0 / 1 accumulate D_s of the
+// left / right half, 2 / 3 D_(s+1). 3 tile loads per 4 products, as VEIL_PAIR_STEP, where one
+// half at a time takes 10 per 9 (a 16-row block has a single A tile per step to share).
+#define VEIL_COL2_STEP(P, Q, a_new, b_j) \
+  do {                                   \
+    _tile_loadd(6, (b_j), kKb);          \
+    _tile_dpbuud(2, P, 6);               \
+    _tile_loadd(Q, (a_new), kKb);        \
+    _tile_dpbuud(0, Q, 6);               \
+    _tile_loadd(7, (b_j) + 1024, kKb);   \
+    _tile_dpbuud(3, P, 7);               \
+    _tile_dpbuud(1, Q, 7);               \
+  } while (0)
+#define VEIL_COL2_LAST(P, b_j)         \
+  do {                                 \
+    _tile_loadd(6, (b_j), kKb);        \
+    _tile_dpbuud(2, P, 6);             \
+    _tile_loadd(7, (b_j) + 1024, kKb); \
+    _tile_dpbuud(3, P, 7);             \
+  } while (0)
+// All steps of the pair at one 64-byte step of K; s is even, so P alternates 4, 5 and ends on
+// tile 5 holding A_0.
+#define VEIL_COL2_K_STEP()                                                \
+  do {                                                                    \
+    _tile_loadd(4, a + (s + 1) * plane, kKb);                             \
+    for (int j = 0; j < s; j += 2) {                                      \
+      VEIL_COL2_STEP(4, 5, a + (s - j) * plane, b + j * plane);           \
+      VEIL_COL2_STEP(5, 4, a + (s - j - 1) * plane, b + (j + 1) * plane); \
+    }                                                                     \
+    VEIL_COL2_STEP(4, 5, a, b + s * plane);                               \
+    VEIL_COL2_LAST(5, b + (s + 1) * plane);                               \
+  } while (0)
 
-// A stored diagonal pair not yet added into the block's accumulator.
-struct PendingPair {
-  int s = -1;
-  bool second = false;                    // tiles 1 and 3 hold results too
-  uint64_t* out[2] = {nullptr, nullptr};  // where tiles 0/2 and 1/3 go
+// Where one 16-column output tile of a block goes: up to 32 rows x 16 columns of C.
+struct OutTile {
+  uint64_t* c = nullptr;  // its top-left element
+  int64_t ldc = 0;
+  int rows = 0;  // valid rows (<= 32) and columns (<= 16): edge tiles store only these
+  int cols = 0;
+  bool add = false;  // add into C (accumulate, or a later pass over K) instead of writing it
 };
 
-__attribute__((target("avx512f"), always_inline)) inline void flush(
-    PendingPair& p, const uint32_t (*buf)[16 * 16]) {
-  if (p.s < 0) return;
-  add_diagonal_pair(buf[0], buf[2], p.s, p.out[0]);
-  if (p.second) add_diagonal_pair(buf[1], buf[3], p.s, p.out[1]);
-  p.s = -1;
+// Layout of a tile's stored diagonals, in uint32: d[s][row tile][16 x 16].
+constexpr int kDiagStride = 2 * 256;
+constexpr int kRowTileStride = 256;
+
+// C = sum_s 2^(8s) D_s (mod 2^64) for one output tile from its eight stored diagonals.
+// D_4..D_7 are shifted by at least 32 bits, so only their low 64 - 8s bits survive, and their
+// sum H = D_4 + 2^8 D_5 + 2^16 D_6 + 2^24 D_7 can be formed in 32-bit lanes (16 per register)
+// and added as 2^32 H: only D_0..D_3 and H are widened to 64 bits. pack_b interleaves the
+// columns (tile column 2i holds column i, 2i + 1 column 8 + i), so the widening is a mask and a
+// shift per qword, without shuffles: the low dwords of a row are columns 0-7, the high ones
+// 8-15. That is about a fifth of the vector work of adding each diagonal pair into a 64-bit
+// accumulator, as this kernel used to.
+__attribute__((target("avx512f,avx512bw"))) void combine(const uint32_t* d, const OutTile& t,
+                                                         int row_begin, int row_end) {
+  const auto cols_mask = [&](int from) {
+    const int n = std::clamp(t.cols - from, 0, 8);
+    return static_cast<__mmask8>((1u << n) - 1);
+  };
+  const __mmask8 mask_lo = cols_mask(0), mask_hi = cols_mask(8);
+  // Masked forms with all-ones masks, as in pack_b, for GCC 12's -Wmaybe-uninitialized.
+  const __m512i low32 = _mm512_set1_epi64(0xffffffff), high32 = _mm512_set1_epi64(~0xffffffffull);
+  for (int r = row_begin; r < row_end; ++r) {
+    const uint32_t* row = d + (r / 16) * kRowTileStride + (r % 16) * 16;
+    __m512i ds[8];
+    for (int s = 0; s < 8; ++s) ds[s] = _mm512_load_si512(row + s * kDiagStride);
+    const __m512i h =
+        _mm512_add_epi32(_mm512_add_epi32(ds[4], _mm512_maskz_slli_epi32(0xffff, ds[5], 8)),
+                         _mm512_add_epi32(_mm512_maskz_slli_epi32(0xffff, ds[6], 16),
+                                          _mm512_maskz_slli_epi32(0xffff, ds[7], 24)));
+    __m512i lo =
+        _mm512_add_epi64(_mm512_and_si512(ds[0], low32), _mm512_maskz_slli_epi64(0xff, h, 32));
+    __m512i hi =
+        _mm512_add_epi64(_mm512_maskz_srli_epi64(0xff, ds[0], 32), _mm512_and_si512(h, high32));
+    for (int s = 1; s < 4; ++s) {
+      lo = _mm512_add_epi64(lo,
+                            _mm512_maskz_slli_epi64(0xff, _mm512_and_si512(ds[s], low32), 8 * s));
+      hi = _mm512_add_epi64(
+          hi, _mm512_maskz_slli_epi64(0xff, _mm512_maskz_srli_epi64(0xff, ds[s], 32), 8 * s));
+    }
+    uint64_t* out = t.c + r * t.ldc;
+    if (t.add) {
+      lo = _mm512_add_epi64(lo, _mm512_maskz_loadu_epi64(mask_lo, out));
+      hi = _mm512_add_epi64(hi, _mm512_maskz_loadu_epi64(mask_hi, out + 8));
+    }
+    _mm512_mask_storeu_epi64(out, mask_lo, lo);
+    _mm512_mask_storeu_epi64(out + 8, mask_hi, hi);
+  }
 }
 
-// The diagonal pairs (s, s+1) of a 32 x 32 block, each a K loop between zeroing and storing
-// its accumulator tiles: tiles 0 and 2 hold D_s and D_(s+1) of the 16 x 16 output tile of rows
-// 0-15, tiles 1 and 3 (with two_rows) of rows 16-31. The two column halves run one after the
-// other. (Sharing each pair's K loop between the halves of a 16-row block, which tiles 1 and 3
-// would allow, halves the waits for the tiles to drain but doubles the B data a K loop touches,
-// and measured slower: the GEMM benchmark's 16 x 784 x 144.)
-__attribute__((target("amx-tile,amx-int8,avx512f"))) void micro_block(const uint8_t* ap,
-                                                                      const uint8_t* bp,
-                                                                      int64_t kcp, uint64_t* acc,
-                                                                      bool two_rows,
-                                                                      bool two_halves) {
-  // Tiles are stored into one of two buffers and added into acc while the next pair's first
-  // products run, so the vector work overlaps TDPBUUD instead of waiting for it.
-  alignas(64) uint32_t d[2][4][16 * 16];
-  PendingPair pending;
-  int cur = 0;
-  std::fill(acc, acc + kPanel * kPanel, 0);
-  const int64_t plane = kPanel * kcp;  // bytes of one byte plane of a packed panel
-  for (int half = 0; half < (two_halves ? 2 : 1); ++half) {
+// Runs 32 x 32 blocks: for each diagonal pair (s, s+1), a K loop between zeroing and storing
+// its accumulator tiles. Tiles 0 and 2 hold D_s and D_(s+1) of the output tile of rows 0-15
+// and columns 0-15; tiles 1 and 3 those of rows 16-31 (a 32-row block, one column half at a
+// time) or of columns 16-31 (a 16-row block, both halves at once). The stored diagonals are
+// combined into C while the next block's products run, so that vector work overlaps TDPBUUD.
+//
+// The diagonals are taken in pairs so that B_j, which D_s and D_(s+1) both need (with A_(s-j)
+// and A_(s+1-j)), is loaded once for two steps (or A_i, for a 16-row block): 3 tile loads per 4
+// products instead of the 4 of a 2 x 2 block of one diagonal. On Sapphire Rapids the tile loads
+// from L2 limit this kernel more than TDPBUUD does (a loop of products on resident tiles runs
+// about twice as fast).
+class TileKernel {
+ public:
+  // One 32 x 32 block over kcp bytes of K. `ap`, `bp`: the packed A and B panels (8 planes of
+  // 32 x kcp bytes each, tile by tile). Only the first 16 rows are computed unless two_rows,
+  // and the right half only if right.cols > 0: edge blocks and 16-channel layers would
+  // otherwise spend half their products on padding.
+  __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void block(
+      const uint8_t* ap, const uint8_t* bp, int64_t kcp, bool two_rows, const OutTile& left,
+      const OutTile& right) {
+    if (two_rows) {
+      run<Shape::TwoRows>(ap, bp, kcp, {left, {}});
+      if (right.cols > 0) run<Shape::TwoRows>(ap, bp + 1024, kcp, {right, {}});
+    } else if (right.cols > 0) {
+      run<Shape::TwoColumns>(ap, bp, kcp, {left, right});
+    } else {
+      run<Shape::OneTile>(ap, bp, kcp, {left, {}});
+    }
+  }
+
+  // Combines the tiles stored last. Call before C is read.
+  __attribute__((target("avx512f,avx512bw"))) void finish() {
+    const uint32_t* d = d_[slot_ ^ 1];
+    // A 32-row tile reads rows 16-31 from the second sub-tile; so does a right column half.
+    if (pending_[0].rows > 0) combine(d, pending_[0], 0, pending_[0].rows);
+    if (pending_[1].rows > 0) combine(d + kRowTileStride, pending_[1], 0, pending_[1].rows);
+    pending_[0].rows = pending_[1].rows = 0;
+  }
+
+ private:
+  enum class Shape { OneTile, TwoRows, TwoColumns };
+
+  template <Shape shape>
+  __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void run(
+      const uint8_t* ap, const uint8_t* bp, int64_t kcp, const std::array<OutTile, 2>& out) {
+    const int64_t plane = kPanel * kcp;             // bytes of one byte plane of a packed panel
+    constexpr bool four = shape != Shape::OneTile;  // tiles 1 and 3 in use
+    uint32_t* d = d_[slot_];
     for (int s = 0; s < 8; s += 2) {
       _tile_zero(0);
       _tile_zero(2);
-      if (two_rows) {
+      if (four) {
         _tile_zero(1);
         _tile_zero(3);
       }
       for (int64_t kb = 0; kb < kcp; kb += kKb) {
         const uint8_t* a = ap + kb * kPanel;
-        const uint8_t* b = bp + half * 1024 + kb * kPanel;
-        if (two_rows)
+        const uint8_t* b = bp + kb * kPanel;
+        if constexpr (shape == Shape::TwoRows)
           VEIL_PAIR_K_STEP(VEIL_PAIR_STEP, VEIL_PAIR_LAST);
+        else if constexpr (shape == Shape::TwoColumns)
+          VEIL_COL2_K_STEP();
         else
           VEIL_PAIR_K_STEP(VEIL_PAIR_STEP_1ROW, VEIL_PAIR_LAST_1ROW);
-        if (kb == 0) flush(pending, d[cur ^ 1]);
+        if (kb == 0 && s == 0) finish();
       }
-      _tile_stored(0, d[cur][0], 64);
-      _tile_stored(2, d[cur][2], 64);
-      if (two_rows) {
-        _tile_stored(1, d[cur][1], 64);
-        _tile_stored(3, d[cur][3], 64);
+      _tile_stored(0, d + s * kDiagStride, 64);
+      _tile_stored(2, d + (s + 1) * kDiagStride, 64);
+      if (four) {
+        _tile_stored(1, d + s * kDiagStride + kRowTileStride, 64);
+        _tile_stored(3, d + (s + 1) * kDiagStride + kRowTileStride, 64);
       }
-      pending.s = s;
-      pending.second = two_rows;
-      pending.out[0] = acc + half * 16;
-      pending.out[1] = acc + 16 * kPanel + half * 16;
-      cur ^= 1;
     }
+    pending_ = out;
+    slot_ ^= 1;
   }
-  flush(pending, d[cur ^ 1]);
-}
+
+  alignas(64) uint32_t d_[2][8 * kDiagStride];  // two blocks' stored diagonals, in turn
+  std::array<OutTile, 2> pending_{};            // where those in d_[slot_ ^ 1] go
+  int slot_ = 0;
+};
 
 #undef VEIL_PAIR_STEP
 #undef VEIL_PAIR_LAST
 #undef VEIL_PAIR_STEP_1ROW
 #undef VEIL_PAIR_LAST_1ROW
 #undef VEIL_PAIR_K_STEP
+#undef VEIL_COL2_STEP
+#undef VEIL_COL2_LAST
+#undef VEIL_COL2_K_STEP
 
 __attribute__((target("amx-tile"))) void load_tile_config() {
   TileConfig cfg;
@@ -416,37 +522,44 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
       static_cast<size_t>(8 * kmax * round_up(std::min(kNc, j_end - j_begin), kPanel));
   if (apack.size() < a_need) apack.resize(a_need);
   if (bpack.size() < b_need) bpack.resize(b_need);
-  alignas(64) uint64_t acc[kPanel * kPanel];
+  TileKernel kernel;
   load_tile_config();
-  for (int64_t jc = j_begin; jc < j_end; jc += kNc) {
-    const int64_t nc = std::min(kNc, j_end - jc);
-    for (int64_t pc = 0; pc < k; pc += kKc) {
-      const int64_t kc = std::min(kKc, k - pc), kcp = round_up(kc, kKb);
+  // With few rows of A (a 16-channel convolution, a small batch), each packed B element is used
+  // by few products, and packing B is bound by L2 traffic: reading B, then fetching and writing
+  // back the lines of the packed copy. So A is packed once per pass over K and B one 32-column
+  // panel at a time, just before its products, into a buffer small enough to stay in L1. Taller
+  // A keeps B packed kNc columns at a time and reuses it across blocks of kMc rows.
+  const bool small_m = m <= kMc;
+  const int64_t nc_block = small_m ? kPanel : kNc;
+  for (int64_t pc = 0; pc < k; pc += kKc) {
+    const int64_t kc = std::min(kKc, k - pc), kcp = round_up(kc, kKb);
+    // The first pass over K writes C (no zero fill beforehand), later ones add.
+    const bool add = accumulate || pc > 0;
+    if (small_m) pack_a(a + pc, lda, m, kc, kcp, true, apack.data());
+    for (int64_t jc = j_begin; jc < j_end; jc += nc_block) {
+      const int64_t nc = std::min(nc_block, j_end - jc);
       // Zero the K padding of the operand with fewer rows (A) or columns (B) to pack.
-      const bool zero_a = m < nc;
+      const bool zero_a = small_m || m < nc;
       pack_b(b + pc * ldb + jc, ldb, kc, nc, kcp, !zero_a, bpack.data());
       for (int64_t ic = 0; ic < m; ic += kMc) {
         const int64_t mc = std::min(kMc, m - ic);
-        pack_a(a + ic * lda + pc, lda, mc, kc, kcp, zero_a, apack.data());
+        if (!small_m) pack_a(a + ic * lda + pc, lda, mc, kc, kcp, zero_a, apack.data());
         for (int64_t n0 = 0; n0 < nc; n0 += kPanel) {
           const uint8_t* bp = bpack.data() + (n0 / kPanel) * 8 * kcp * kPanel;
-          const int64_t nr = std::min(kPanel, nc - n0);
+          const int nr = static_cast<int>(std::min(kPanel, nc - n0));
           for (int64_t r0 = 0; r0 < mc; r0 += kPanel) {
-            const int64_t mr = std::min(kPanel, mc - r0);
-            micro_block(apack.data() + (r0 / kPanel) * 8 * kPanel * kcp, bp, kcp, acc, mr > 16,
-                        nr > 16);
+            const int mr = static_cast<int>(std::min(kPanel, mc - r0));
             uint64_t* cb = c + (ic + r0) * ldc + jc + n0;
-            // The first pass over K writes C (no zero fill beforehand), later ones add.
-            if (!accumulate && pc == 0)
-              for (int64_t r = 0; r < mr; ++r) std::copy_n(acc + r * kPanel, nr, cb + r * ldc);
-            else
-              for (int64_t r = 0; r < mr; ++r)
-                for (int64_t col = 0; col < nr; ++col) cb[r * ldc + col] += acc[r * kPanel + col];
+            const OutTile left{cb, ldc, mr, std::min(nr, 16), add};
+            const OutTile right{cb + 16, ldc, mr, std::max(nr - 16, 0), add};
+            kernel.block(apack.data() + (r0 / kPanel) * 8 * kPanel * kcp, bp, kcp, mr > 16, left,
+                         right);
           }
         }
       }
     }
   }
+  kernel.finish();
   release_tiles();
 }
 
