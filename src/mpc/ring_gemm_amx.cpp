@@ -124,46 +124,95 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
   }
 }
 
-// Layout of a packed 32-row panel of A: [plane][kb][row][64 B], so that each A tile (16 rows of
-// 64 B of K) is 1 KiB of contiguous memory: tile loads then stream instead of striding, which
-// measured faster on Sapphire Rapids (`build/bench/mpc_bench --benchmark_filter=RingGemm`).
+// How a pass of kc over K is laid out. Each byte plane gets `full` whole 64-byte steps of K
+// (a tile's width); the rest, `tail` bytes (rounded up to 4, a VNNI row), would waste most of a
+// step in every one of the 36 plane products if each plane were padded to a whole step (K = 144
+// would pad to 192, a third more TDPBUUD). Instead the tails of the eight planes are laid end to
+// end, A's in plane order and B's in reverse, so that D_s's tail, sum_(i+j=s) A_i B_j, is one
+// window of (s+1) tail bytes: A's first (s+1) tails against B's last (s+1). That is
+// ceil((s+1) tail / 64) tile steps per diagonal (12 instead of 36 over all diagonals for
+// K = 144). The window's last step reaches past B's end into 16 zero rows.
+struct PassShape {
+  explicit PassShape(int64_t kc)
+      : full(kc / kKb),
+        tail(round_up(kc % kKb, 4)),
+        tail_steps((tail + 7) / 8),
+        tail_rows(tail > 0 ? 2 * tail + 16 : 0) {}
+
+  int64_t full;        // whole 64-byte steps of K per plane
+  int64_t tail;        // bytes of K past them, a multiple of 4 (0 to 64)
+  int64_t tail_steps;  // 64-byte steps of A's concatenated tails: 8 tails
+  int64_t tail_rows;   // VNNI rows of B's concatenated tails per 16 columns, zero rows included
+
+  // Bytes of one byte plane's whole steps in a packed 32-row (32-column) panel.
+  int64_t plane() const { return full * kPanel * kKb; }
+  int64_t a_panel() const { return 8 * plane() + tail_steps * kPanel * kKb; }
+  int64_t b_panel() const { return 8 * plane() + 2 * tail_rows * kKb; }
+  // Tile steps of D_s's tail window.
+  int64_t steps(int s) const { return ((s + 1) * tail + kKb - 1) / kKb; }
+};
+
+// Layout of a packed 32-row panel of A: [plane][kb][row][64 B] for the whole steps, so that
+// each A tile (16 rows of 64 B of K) is 1 KiB of contiguous memory: tile loads then stream
+// instead of striding, which measured faster on Sapphire Rapids (`build/bench/mpc_bench
+// --benchmark_filter=RingGemm`). Then the tails (PassShape): [step][row][64 B], row r holding
+// the tails of planes 0..7 end to end.
 //
-// Rows past mc are not written: they only reach output rows that are never stored. Products
-// past K vanish if either operand is zero there; zero_k_tail makes it A (bytes kc..kcp of each
-// row), otherwise pack_b zeroes B's rows past K. The caller zeroes the smaller of the two.
-void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, int64_t kcp, bool zero_k_tail,
-            uint8_t* out) {
+// Rows past mc are not written: they only reach output rows that are never stored. Bytes past
+// K in the tails need not be zero either: B is zero there.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_a(const uint64_t* a,
+                                                                   int64_t lda, int64_t mc,
+                                                                   int64_t kc,
+                                                                   const PassShape& ps,
+                                                                   uint8_t* out) {
+  const int64_t main = ps.full * kKb;
   for (int64_t r = 0; r < mc; ++r) {
-    uint8_t* row = out + (r / kPanel) * 8 * kPanel * kcp + (r % kPanel) * kKb;
-    split_bytes(a + r * lda, kc, row, kPanel * kcp, kPanel * kKb);
-    if (zero_k_tail && kc != kcp)
-      for (int i = 0; i < 8; ++i)
-        std::memset(row + i * kPanel * kcp + (kc / kKb) * kPanel * kKb + kc % kKb, 0,
-                    static_cast<size_t>(kKb - kc % kKb));
+    uint8_t* panel = out + (r / kPanel) * ps.a_panel();
+    split_bytes(a + r * lda, main, panel + (r % kPanel) * kKb, ps.plane(), kPanel * kKb);
+    if (ps.tail == 0) continue;
+    // The row's last kc - main (< 64) elements -> planes[i][e]: eight at a time (the masked
+    // load zeroes past K), a byte transpose each, as in split_bytes.
+    alignas(64) uint8_t planes[8][kKb];
+    const __m512i order = _mm512_load_si512(kByteTranspose.data());
+    for (int64_t e = 0; e < kc - main; e += 8) {
+      const __mmask8 valid = static_cast<__mmask8>((1u << std::min<int64_t>(8, kc - main - e)) - 1);
+      alignas(64) uint64_t split[8];
+      _mm512_store_si512(split, _mm512_maskz_permutexvar_epi8(
+                                    ~__mmask64{0}, order,
+                                    _mm512_maskz_loadu_epi64(valid, a + r * lda + main + e)));
+      for (int i = 0; i < 8; ++i) std::memcpy(planes[i] + e, &split[i], 8);
+    }
+    // Tail of plane i -> bytes i * tail .. (i + 1) * tail of the row's concatenated tails.
+    uint8_t* tails = panel + 8 * ps.plane() + (r % kPanel) * kKb;
+    for (int64_t i = 0, at = 0; i < 8; ++i) {
+      for (int64_t done = 0; done < ps.tail;) {
+        const int64_t n = std::min(ps.tail - done, kKb - at % kKb);
+        std::memcpy(tails + (at / kKb) * kPanel * kKb + at % kKb, planes[i] + done,
+                    static_cast<size_t>(n));
+        done += n;
+        at += n;
+      }
+    }
   }
 }
 
 // B[pc:pc+kc, jc:jc+nc] -> per 32-column panel, per byte plane, the VNNI layout TDPBUUD reads
 // (row q holds k = 4q..4q+3 of 16 columns, as [column][k % 4], the columns in the order 0, 8,
-// 1, 9, ..., 7, 15: see below), stored tile by tile: [plane][kb][half of the panel][16 rows of
-// 64 B].
+// 1, 9, ..., 7, 15: see below). The whole steps are stored tile by tile, [plane][kb][half of
+// the panel][16 rows of 64 B]; then per half the tails (PassShape) of planes 7..0, end to end,
+// and 16 zero rows.
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_t* b, int64_t ldb,
                                                                    int64_t kc, int64_t nc,
-                                                                   int64_t kcp, bool zero_k_tail,
+                                                                   const PassShape& ps,
                                                                    uint8_t* out) {
-  const int64_t ncp = round_up(nc, kPanel);
-  const int64_t panel_bytes = 8 * kcp * kPanel;
-  const int64_t q0 = (kc + 3) / 4;
-  // zero_k_tail: VNNI rows q0..kcp/4 - 1 (all in the last tile of K) are zeroed, for an A whose
-  // bytes past K are not (see pack_a). Columns past nc only reach output columns that are never
-  // stored; the masked loads below zero them anyway.
-  if (zero_k_tail && kc != kcp) {
-    const int64_t first = q0 % 16, rows = kcp / 4 - q0, last_kb = kcp / kKb - 1;
-    for (int64_t t = 0; t < ncp / kPanel * 8; ++t)  // (panel, plane) pairs, kcp * 32 B each
-      for (int half = 0; half < 2; ++half)
-        std::memset(out + t * kcp * kPanel + last_kb * 2 * 1024 + half * 1024 + first * kKb, 0,
-                    static_cast<size_t>(rows * kKb));
-  }
+  const int64_t panel_bytes = ps.b_panel(), plane = ps.plane();
+  const int64_t q0 = (kc + 3) / 4, q_main = ps.full * kKb / 4, tail_q = ps.tail / 4;
+  // Zero rows: D_s's tail window reaches up to a step past B's tails, and A is not zero there.
+  if (ps.tail > 0)
+    for (int64_t n0 = 0; n0 < nc; n0 += 16)
+      std::memset(out + (n0 / kPanel) * panel_bytes + 8 * plane +
+                      ((n0 % kPanel) / 16) * ps.tail_rows * kKb + 2 * ps.tail * kKb,
+                  0, 16 * kKb);
   // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, one 64-byte tile row: 16
   // columns of 4 bytes (k % 4). Read as bit fields, the block's 512 bytes are indexed by the
   // register (k1 k0 h, for row k and the column half h = n / 8) and the byte within it (n2 n1
@@ -229,15 +278,22 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
           w[p0][n][0] = _mm512_maskz_unpacklo_epi32(kAll16, z[p0][n][0], z[p0][n][1]);
           w[p0][n][1] = _mm512_maskz_unpackhi_epi32(kAll16, z[p0][n][0], z[p0][n][1]);
         }
-      // 4. plane p2 p1 p0: qwords of n0 = 0, 1 interleaved; p1 leaves.
-      uint8_t* dst = out + (n0 / kPanel) * panel_bytes + (q / 16) * 2 * 1024 +
-                     ((n0 % kPanel) / 16) * 1024 + (q % 16) * kKb;
-      const int64_t plane_stride = kcp * kPanel;
+      // 4. plane p2 p1 p0: qwords of n0 = 0, 1 interleaved; p1 leaves. Plane j's row lands at
+      //    dst + j * stride: in its tile of the whole steps, or in the tails, planes reversed.
+      uint8_t* dst = out + (n0 / kPanel) * panel_bytes;
+      int64_t stride = plane;
+      if (q < q_main) {
+        dst += (q / 16) * 2 * 1024 + ((n0 % kPanel) / 16) * 1024 + (q % 16) * kKb;
+      } else {
+        dst += 8 * plane + ((n0 % kPanel) / 16) * ps.tail_rows * kKb +
+               (7 * tail_q + q - q_main) * kKb;
+        stride = -tail_q * kKb;
+      }
       for (int p0 = 0; p0 < 2; ++p0)
         for (int p2 = 0; p2 < 2; ++p2) {
-          _mm512_storeu_si512(dst + (4 * p2 + p0) * plane_stride,
+          _mm512_storeu_si512(dst + (4 * p2 + p0) * stride,
                               _mm512_maskz_unpacklo_epi64(kAll8, w[p0][0][p2], w[p0][1][p2]));
-          _mm512_storeu_si512(dst + (4 * p2 + 2 + p0) * plane_stride,
+          _mm512_storeu_si512(dst + (4 * p2 + 2 + p0) * stride,
                               _mm512_maskz_unpackhi_epi64(kAll8, w[p0][0][p2], w[p0][1][p2]));
         }
     }
@@ -404,20 +460,19 @@ __attribute__((target("avx512f,avx512bw"))) void combine(const uint32_t* d, cons
 // about twice as fast).
 class TileKernel {
  public:
-  // One 32 x 32 block over kcp bytes of K. `ap`, `bp`: the packed A and B panels (8 planes of
-  // 32 x kcp bytes each, tile by tile). Only the first 16 rows are computed unless two_rows,
-  // and the right half only if right.cols > 0: edge blocks and 16-channel layers would
-  // otherwise spend half their products on padding.
+  // One 32 x 32 block over a pass of K (PassShape). `ap`, `bp`: the packed A and B panels. Only
+  // the first 16 rows are computed unless two_rows, and the right half only if right.cols > 0:
+  // edge blocks and 16-channel layers would otherwise spend half their products on padding.
   __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void block(
-      const uint8_t* ap, const uint8_t* bp, int64_t kcp, bool two_rows, const OutTile& left,
-      const OutTile& right) {
+      const uint8_t* ap, const uint8_t* bp, const PassShape& ps, bool two_rows,
+      const OutTile& left, const OutTile& right) {
     if (two_rows) {
-      run<Shape::TwoRows>(ap, bp, kcp, {left, {}});
-      if (right.cols > 0) run<Shape::TwoRows>(ap, bp + 1024, kcp, {right, {}});
+      run<Shape::TwoRows>(ap, bp, 0, ps, {left, {}});
+      if (right.cols > 0) run<Shape::TwoRows>(ap, bp, 1, ps, {right, {}});
     } else if (right.cols > 0) {
-      run<Shape::TwoColumns>(ap, bp, kcp, {left, right});
+      run<Shape::TwoColumns>(ap, bp, 0, ps, {left, right});
     } else {
-      run<Shape::OneTile>(ap, bp, kcp, {left, {}});
+      run<Shape::OneTile>(ap, bp, 0, ps, {left, {}});
     }
   }
 
@@ -433,11 +488,17 @@ class TileKernel {
  private:
   enum class Shape { OneTile, TwoRows, TwoColumns };
 
+  // Column half `half` of the panels (TwoColumns: both, from 0).
   template <Shape shape>
   __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void run(
-      const uint8_t* ap, const uint8_t* bp, int64_t kcp, const std::array<OutTile, 2>& out) {
-    const int64_t plane = kPanel * kcp;             // bytes of one byte plane of a packed panel
+      const uint8_t* ap, const uint8_t* bp, int half, const PassShape& ps,
+      const std::array<OutTile, 2>& out) {
+    const int64_t plane = ps.plane();               // bytes of one byte plane's whole steps
     constexpr bool four = shape != Shape::OneTile;  // tiles 1 and 3 in use
+    // The tails: A's steps, and B's rows of this half (TwoColumns: the right half's follow).
+    const uint8_t* at = ap + 8 * plane;
+    const uint8_t* bt = bp + 8 * plane + half * ps.tail_rows * kKb;
+    const int64_t half_rows = ps.tail_rows * kKb, tail_q = ps.tail / 4;
     uint32_t* d = d_[slot_];
     for (int s = 0; s < 8; s += 2) {
       _tile_zero(0);
@@ -446,17 +507,56 @@ class TileKernel {
         _tile_zero(1);
         _tile_zero(3);
       }
-      for (int64_t kb = 0; kb < kcp; kb += kKb) {
+      for (int64_t kb = 0; kb < ps.full * kKb; kb += kKb) {
         const uint8_t* a = ap + kb * kPanel;
-        const uint8_t* b = bp + kb * kPanel;
+        const uint8_t* b = bp + half * 1024 + kb * kPanel;
         if constexpr (shape == Shape::TwoRows)
           VEIL_PAIR_K_STEP(VEIL_PAIR_STEP, VEIL_PAIR_LAST);
         else if constexpr (shape == Shape::TwoColumns)
           VEIL_COL2_K_STEP();
         else
           VEIL_PAIR_K_STEP(VEIL_PAIR_STEP_1ROW, VEIL_PAIR_LAST_1ROW);
-        if (kb == 0 && s == 0) finish();
       }
+      // The tail windows of D_s and D_(s+1): step u takes A's tails at u * 64 against B's rows
+      // from (7 - s) tail / 4 + 16 u (D_s) and (6 - s) tail / 4 + 16 u (D_(s+1)). Few products
+      // (12 of 84 per block for K = 144), so no double buffering.
+      const int64_t steps_s = ps.steps(s), steps_s1 = ps.steps(s + 1);
+      for (int64_t u = 0; u < steps_s1; ++u) {
+        const uint8_t* a = at + u * kPanel * kKb;
+        const uint8_t* b0 = bt + ((7 - s) * tail_q + 16 * u) * kKb;
+        const uint8_t* b1 = bt + ((6 - s) * tail_q + 16 * u) * kKb;
+        _tile_loadd(4, a, kKb);
+        if constexpr (shape == Shape::TwoRows) {
+          _tile_loadd(5, a + 1024, kKb);
+          if (u < steps_s) {
+            _tile_loadd(6, b0, kKb);
+            _tile_dpbuud(0, 4, 6);
+            _tile_dpbuud(1, 5, 6);
+          }
+          _tile_loadd(7, b1, kKb);
+          _tile_dpbuud(2, 4, 7);
+          _tile_dpbuud(3, 5, 7);
+        } else if constexpr (shape == Shape::TwoColumns) {
+          if (u < steps_s) {
+            _tile_loadd(6, b0, kKb);
+            _tile_dpbuud(0, 4, 6);
+            _tile_loadd(7, b0 + half_rows, kKb);
+            _tile_dpbuud(1, 4, 7);
+          }
+          _tile_loadd(6, b1, kKb);
+          _tile_dpbuud(2, 4, 6);
+          _tile_loadd(7, b1 + half_rows, kKb);
+          _tile_dpbuud(3, 4, 7);
+        } else {
+          if (u < steps_s) {
+            _tile_loadd(6, b0, kKb);
+            _tile_dpbuud(0, 4, 6);
+          }
+          _tile_loadd(7, b1, kKb);
+          _tile_dpbuud(2, 4, 7);
+        }
+      }
+      if (s == 0) finish();
       _tile_stored(0, d + s * kDiagStride, 64);
       _tile_stored(2, d + (s + 1) * kDiagStride, 64);
       if (four) {
@@ -516,10 +616,12 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
   // multi-megabyte buffers would cost page faults each time. Cache-line aligned, because every
   // tile row is 64 bytes and a misaligned one is a split load (aligned.hpp).
   thread_local AlignedVector<uint8_t> apack, bpack;
-  const int64_t kmax = round_up(std::min(kKc, k), kKb);
-  const size_t a_need = static_cast<size_t>(8 * round_up(std::min(kMc, m), kPanel) * kmax);
-  const size_t b_need =
-      static_cast<size_t>(8 * kmax * round_up(std::min(kNc, j_end - j_begin), kPanel));
+  // The first pass is the longest (PassShape's panels grow with kc).
+  const PassShape widest(std::min(kKc, k));
+  const size_t a_need =
+      static_cast<size_t>(widest.a_panel() * (round_up(std::min(kMc, m), kPanel) / kPanel));
+  const size_t b_need = static_cast<size_t>(
+      widest.b_panel() * (round_up(std::min(kNc, j_end - j_begin), kPanel) / kPanel));
   if (apack.size() < a_need) apack.resize(a_need);
   if (bpack.size() < b_need) bpack.resize(b_need);
   TileKernel kernel;
@@ -532,27 +634,26 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
   const bool small_m = m <= kMc;
   const int64_t nc_block = small_m ? kPanel : kNc;
   for (int64_t pc = 0; pc < k; pc += kKc) {
-    const int64_t kc = std::min(kKc, k - pc), kcp = round_up(kc, kKb);
+    const int64_t kc = std::min(kKc, k - pc);
+    const PassShape ps(kc);
     // The first pass over K writes C (no zero fill beforehand), later ones add.
     const bool add = accumulate || pc > 0;
-    if (small_m) pack_a(a + pc, lda, m, kc, kcp, true, apack.data());
+    if (small_m) pack_a(a + pc, lda, m, kc, ps, apack.data());
     for (int64_t jc = j_begin; jc < j_end; jc += nc_block) {
       const int64_t nc = std::min(nc_block, j_end - jc);
-      // Zero the K padding of the operand with fewer rows (A) or columns (B) to pack.
-      const bool zero_a = small_m || m < nc;
-      pack_b(b + pc * ldb + jc, ldb, kc, nc, kcp, !zero_a, bpack.data());
+      pack_b(b + pc * ldb + jc, ldb, kc, nc, ps, bpack.data());
       for (int64_t ic = 0; ic < m; ic += kMc) {
         const int64_t mc = std::min(kMc, m - ic);
-        if (!small_m) pack_a(a + ic * lda + pc, lda, mc, kc, kcp, zero_a, apack.data());
+        if (!small_m) pack_a(a + ic * lda + pc, lda, mc, kc, ps, apack.data());
         for (int64_t n0 = 0; n0 < nc; n0 += kPanel) {
-          const uint8_t* bp = bpack.data() + (n0 / kPanel) * 8 * kcp * kPanel;
+          const uint8_t* bp = bpack.data() + (n0 / kPanel) * ps.b_panel();
           const int nr = static_cast<int>(std::min(kPanel, nc - n0));
           for (int64_t r0 = 0; r0 < mc; r0 += kPanel) {
             const int mr = static_cast<int>(std::min(kPanel, mc - r0));
             uint64_t* cb = c + (ic + r0) * ldc + jc + n0;
             const OutTile left{cb, ldc, mr, std::min(nr, 16), add};
             const OutTile right{cb + 16, ldc, mr, std::max(nr - 16, 0), add};
-            kernel.block(apack.data() + (r0 / kPanel) * 8 * kPanel * kcp, bp, kcp, mr > 16, left,
+            kernel.block(apack.data() + (r0 / kPanel) * ps.a_panel(), bp, ps, mr > 16, left,
                          right);
           }
         }
