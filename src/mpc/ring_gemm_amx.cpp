@@ -160,9 +160,8 @@ struct PassShape {
 //
 // Rows past mc are not written: they only reach output rows that are never stored. Bytes past
 // K in the tails need not be zero either: B is zero there.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_a(const uint64_t* a,
-                                                                   int64_t lda, int64_t mc,
-                                                                   int64_t kc,
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_a(const uint64_t* a, int64_t lda,
+                                                                   int64_t mc, int64_t kc,
                                                                    const PassShape& ps,
                                                                    uint8_t* out) {
   const int64_t main = ps.full * kKb;
@@ -285,8 +284,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
       if (q < q_main) {
         dst += (q / 16) * 2 * 1024 + ((n0 % kPanel) / 16) * 1024 + (q % 16) * kKb;
       } else {
-        dst += 8 * plane + ((n0 % kPanel) / 16) * ps.tail_rows * kKb +
-               (7 * tail_q + q - q_main) * kKb;
+        dst +=
+            8 * plane + ((n0 % kPanel) / 16) * ps.tail_rows * kKb + (7 * tail_q + q - q_main) * kKb;
         stride = -tail_q * kKb;
       }
       for (int p0 = 0; p0 < 2; ++p0)
@@ -464,8 +463,8 @@ class TileKernel {
   // the first 16 rows are computed unless two_rows, and the right half only if right.cols > 0:
   // edge blocks and 16-channel layers would otherwise spend half their products on padding.
   __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void block(
-      const uint8_t* ap, const uint8_t* bp, const PassShape& ps, bool two_rows,
-      const OutTile& left, const OutTile& right) {
+      const uint8_t* ap, const uint8_t* bp, const PassShape& ps, bool two_rows, const OutTile& left,
+      const OutTile& right) {
     if (two_rows) {
       run<Shape::TwoRows>(ap, bp, 0, ps, {left, {}});
       if (right.cols > 0) run<Shape::TwoRows>(ap, bp, 1, ps, {right, {}});
@@ -653,8 +652,7 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
             uint64_t* cb = c + (ic + r0) * ldc + jc + n0;
             const OutTile left{cb, ldc, mr, std::min(nr, 16), add};
             const OutTile right{cb + 16, ldc, mr, std::max(nr - 16, 0), add};
-            kernel.block(apack.data() + (r0 / kPanel) * ps.a_panel(), bp, ps, mr > 16, left,
-                         right);
+            kernel.block(apack.data() + (r0 / kPanel) * ps.a_panel(), bp, ps, mr > 16, left, right);
           }
         }
       }

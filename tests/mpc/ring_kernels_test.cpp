@@ -76,11 +76,13 @@ TEST(RingGemm, MatchesNaiveOnOddShapes) {
 // combines passes of 2048 over K; extreme values (all ones, 2^63) exercise every byte plane.
 TEST(RingGemm, EveryKernelMatchesNaive) {
   TestRng rng;
-  // The second row: at most 16 rows of A (the AMX kernel's 16-row blocks over two column
-  // halves), K below one tile step, K not a multiple of 4, and ResNet-20's and LeNet-5's shapes.
+  // From the seventh: at most 16 rows of A (the AMX kernel's 16-row blocks over two column
+  // halves), K below one tile step, K not a multiple of 4, ResNet-20's and LeNet-5's shapes;
+  // then at most 8 rows (the vector kernel's unpacked path) and K = 0.
   const int64_t shapes[][3] = {{16, 16, 64},   {33, 47, 130}, {64, 256, 576}, {20, 40, 2100},
                                {48, 17, 4200}, {100, 300, 9}, {16, 784, 144}, {10, 120, 400},
-                               {13, 50, 4100}, {16, 33, 66},  {9, 45, 3},     {32, 196, 288}};
+                               {13, 50, 4100}, {16, 33, 66},  {9, 45, 3},     {32, 196, 288},
+                               {1, 120, 400},  {7, 33, 65},   {8, 100, 17},   {2, 5, 0}};
   for (RingGemmKernel kernel :
        {RingGemmKernel::Portable, RingGemmKernel::Avx512, RingGemmKernel::Amx}) {
     if (!ring_gemm_kernel_available(kernel)) {
