@@ -30,11 +30,11 @@
 namespace veil::mpc::detail {
 namespace {
 
-constexpr int64_t kPanel = 32;  // output rows / columns per micro-block (2 x 2 tiles of 16)
-constexpr int64_t kKb = 64;     // bytes of K per A-tile row
-constexpr int64_t kKc = 2048;   // K per pass (see the exactness note above)
-constexpr int64_t kMc = 64;     // rows of A per packed block: 8 planes x 64 x 2048 B = 1 MiB (L2)
-constexpr int64_t kNc = 256;    // columns of B per packed block
+constexpr int64_t kPanel = kAmxPanel;  // output rows / columns per micro-block (2 x 2 tiles)
+constexpr int64_t kKb = kAmxStep;      // bytes of K per A-tile row
+constexpr int64_t kKc = 2048;          // K per pass (see the exactness note above)
+constexpr int64_t kMc = 64;   // rows of A per packed block: 8 planes x 64 x 2048 B = 1 MiB (L2)
+constexpr int64_t kNc = 256;  // columns of B per packed block
 static_assert(8 * kKc * 255 * 255 < (int64_t{1} << 32), "D_s must not wrap in uint32");
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -124,34 +124,6 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
   }
 }
 
-// How a pass of kc over K is laid out. Each byte plane gets `full` whole 64-byte steps of K
-// (a tile's width); the rest, `tail` bytes (rounded up to 4, a VNNI row), would waste most of a
-// step in every one of the 36 plane products if each plane were padded to a whole step (K = 144
-// would pad to 192, a third more TDPBUUD). Instead the tails of the eight planes are laid end to
-// end, A's in plane order and B's in reverse, so that D_s's tail, sum_(i+j=s) A_i B_j, is one
-// window of (s+1) tail bytes: A's first (s+1) tails against B's last (s+1). That is
-// ceil((s+1) tail / 64) tile steps per diagonal (12 instead of 36 over all diagonals for
-// K = 144). The window's last step reaches past B's end into 16 zero rows.
-struct PassShape {
-  explicit PassShape(int64_t kc)
-      : full(kc / kKb),
-        tail(round_up(kc % kKb, 4)),
-        tail_steps((tail + 7) / 8),
-        tail_rows(tail > 0 ? 2 * tail + 16 : 0) {}
-
-  int64_t full;        // whole 64-byte steps of K per plane
-  int64_t tail;        // bytes of K past them, a multiple of 4 (0 to 64)
-  int64_t tail_steps;  // 64-byte steps of A's concatenated tails: 8 tails
-  int64_t tail_rows;   // VNNI rows of B's concatenated tails per 16 columns, zero rows included
-
-  // Bytes of one byte plane's whole steps in a packed 32-row (32-column) panel.
-  int64_t plane() const { return full * kPanel * kKb; }
-  int64_t a_panel() const { return 8 * plane() + tail_steps * kPanel * kKb; }
-  int64_t b_panel() const { return 8 * plane() + 2 * tail_rows * kKb; }
-  // Tile steps of D_s's tail window.
-  int64_t steps(int s) const { return ((s + 1) * tail + kKb - 1) / kKb; }
-};
-
 // Layout of a packed 32-row panel of A: [plane][kb][row][64 B] for the whole steps, so that
 // each A tile (16 rows of 64 B of K) is 1 KiB of contiguous memory: tile loads then stream
 // instead of striding, which measured faster on Sapphire Rapids (`build/bench/mpc_bench
@@ -195,47 +167,15 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_a(const uint64_
   }
 }
 
-// B[pc:pc+kc, jc:jc+nc] -> per 32-column panel, per byte plane, the VNNI layout TDPBUUD reads
-// (row q holds k = 4q..4q+3 of 16 columns, as [column][k % 4], the columns in the order 0, 8,
-// 1, 9, ..., 7, 15: see below). The whole steps are stored tile by tile, [plane][kb][half of
-// the panel][16 rows of 64 B]; then per half the tails (PassShape) of planes 7..0, end to end,
-// and 16 zero rows.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_t* b, int64_t ldb,
-                                                                   int64_t kc, int64_t nc,
-                                                                   const PassShape& ps,
-                                                                   uint8_t* out) {
-  const int64_t panel_bytes = ps.b_panel(), plane = ps.plane();
-  const int64_t q0 = (kc + 3) / 4, q_main = ps.full * kKb / 4, tail_q = ps.tail / 4;
-  // Zero rows: D_s's tail window reaches up to a step past B's tails, and A is not zero there.
-  if (ps.tail > 0)
-    for (int64_t n0 = 0; n0 < nc; n0 += 16)
-      std::memset(out + (n0 / kPanel) * panel_bytes + 8 * plane +
-                      ((n0 % kPanel) / 16) * ps.tail_rows * kKb + 2 * ps.tail * kKb,
-                  0, 16 * kKb);
-  // A 4 (k) x 16 (n) block of uint64 becomes, per byte plane j, one 64-byte tile row: 16
-  // columns of 4 bytes (k % 4). Read as bit fields, the block's 512 bytes are indexed by the
-  // register (k1 k0 h, for row k and the column half h = n / 8) and the byte within it (n2 n1
-  // of the 128-bit lane, then n0 and the plane bits p2 p1 p0), and the tile rows want the
-  // plane in the register and (n, k1 k0) in the byte. Four stages each trade one register bit
-  // for one byte bit (Hacker's Delight 7-3, on bytes):
-  //   1. a masked shift swap of bytes within qwords: p0 <-> k0 (shifts and vpternlog, which
-  //      run beside the shuffles on port 0);
-  //   2-4. unpacks of words (n0 out, k1 in), dwords (p2 out, h in) and qwords (p1 out, n0 in),
-  //      single-uop in-lane shuffles.
-  // No stage crosses a 128-bit lane, so n2 n1 stay where they are and the byte index ends as
-  // (n2 n1 n0 h k1 k0): tile column 2 (n % 8) + h holds column n. TileKernel's combine undoes
-  // that interleave for free. The vpermb and lane-shuffle network this
-  // replaced took 40 shuffle-port uops per block, this one 24 and 16 others.
-  const __m512i even_bytes = _mm512_set1_epi16(0x00ff);
-  // All-ones masks: GCC 12 warns (-Wmaybe-uninitialized) about the unmasked forms' undefined
-  // pass-through operand.
-  constexpr __mmask32 kAll32 = ~__mmask32{0};
-  constexpr __mmask16 kAll16 = 0xffff;
-  constexpr __mmask8 kAll8 = 0xff;
-  // Column blocks at or past nc are skipped: they only reach output columns that are never
-  // stored. Whole 4 x 16 blocks load without masks (the masks' arithmetic cost more than the
-  // permutes on small shapes); the edges below K and nc use masked loads that zero the rest.
-  for (int64_t q = 0; q < q0; ++q) {
+// B[pc:pc+kc, jc:jc+nc] -> packed B panels (see b_row in ring_gemm_amx.hpp). Column blocks at
+// or past nc are skipped: they only reach output columns that are never stored. Whole 4 x 16
+// blocks load without masks (the masks' arithmetic cost more than the transform on small
+// shapes); the edges below K and nc use masked loads that zero the rest.
+__attribute__((target("avx512f,avx512bw"))) void pack_b(const uint64_t* b, int64_t ldb, int64_t kc,
+                                                        int64_t nc, const PassShape& ps,
+                                                        uint8_t* out) {
+  zero_b_tail_ends(out, ps, nc);
+  for (int64_t q = 0; q < (kc + 3) / 4; ++q) {
     const int64_t rows = std::min<int64_t>(4, kc - q * 4);
     const uint64_t* bq = b + q * 4 * ldb;
     for (int64_t n0 = 0; n0 < nc; n0 += 16) {
@@ -252,52 +192,27 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_b(const uint64_
             in[t][h] = _mm512_maskz_loadu_epi64(mask, bq + t * ldb + col);
           }
       }
-      // 1. y[p0][k1][h]: bytes with plane bit p0 of rows 2 k1 (low byte) and 2 k1 + 1 (high).
-      //    vpternlog 0xe4 = (C & A) | (~C & B) with C = even_bytes.
-      __m512i y[2][2][2];
-      for (int k1 = 0; k1 < 2; ++k1)
-        for (int h = 0; h < 2; ++h) {
-          const __m512i lo = in[2 * k1][h], hi = in[2 * k1 + 1][h];
-          y[0][k1][h] = _mm512_ternarylogic_epi64(lo, _mm512_maskz_slli_epi16(kAll32, hi, 8),
-                                                  even_bytes, 0xe4);
-          y[1][k1][h] = _mm512_ternarylogic_epi64(_mm512_maskz_srli_epi16(kAll32, lo, 8), hi,
-                                                  even_bytes, 0xe4);
-        }
-      // 2. z[p0][n0][h]: words of rows k1 = 0, 1 interleaved; n0 leaves for lo / hi.
-      __m512i z[2][2][2];
-      for (int p0 = 0; p0 < 2; ++p0)
-        for (int h = 0; h < 2; ++h) {
-          z[p0][0][h] = _mm512_maskz_unpacklo_epi16(kAll32, y[p0][0][h], y[p0][1][h]);
-          z[p0][1][h] = _mm512_maskz_unpackhi_epi16(kAll32, y[p0][0][h], y[p0][1][h]);
-        }
-      // 3. w[p0][n0][p2]: dwords of the halves h = 0, 1 interleaved; p2 leaves.
-      __m512i w[2][2][2];
-      for (int p0 = 0; p0 < 2; ++p0)
-        for (int n = 0; n < 2; ++n) {
-          w[p0][n][0] = _mm512_maskz_unpacklo_epi32(kAll16, z[p0][n][0], z[p0][n][1]);
-          w[p0][n][1] = _mm512_maskz_unpackhi_epi32(kAll16, z[p0][n][0], z[p0][n][1]);
-        }
-      // 4. plane p2 p1 p0: qwords of n0 = 0, 1 interleaved; p1 leaves. Plane j's row lands at
-      //    dst + j * stride: in its tile of the whole steps, or in the tails, planes reversed.
-      uint8_t* dst = out + (n0 / kPanel) * panel_bytes;
-      int64_t stride = plane;
-      if (q < q_main) {
-        dst += (q / 16) * 2 * 1024 + ((n0 % kPanel) / 16) * 1024 + (q % 16) * kKb;
-      } else {
-        dst +=
-            8 * plane + ((n0 % kPanel) / 16) * ps.tail_rows * kKb + (7 * tail_q + q - q_main) * kKb;
-        stride = -tail_q * kKb;
-      }
-      for (int p0 = 0; p0 < 2; ++p0)
-        for (int p2 = 0; p2 < 2; ++p2) {
-          _mm512_storeu_si512(dst + (4 * p2 + p0) * stride,
-                              _mm512_maskz_unpacklo_epi64(kAll8, w[p0][0][p2], w[p0][1][p2]));
-          _mm512_storeu_si512(dst + (4 * p2 + 2 + p0) * stride,
-                              _mm512_maskz_unpackhi_epi64(kAll8, w[p0][0][p2], w[p0][1][p2]));
-        }
+      __m512i planes[8];
+      vnni_rows_4x16(in, planes);
+      const BRow row = b_row(out, ps, q, n0);
+      for (int j = 0; j < 8; ++j) _mm512_storeu_si512(row.dst + j * row.plane_stride, planes[j]);
     }
   }
 }
+
+// B given as a row-major matrix.
+class MatrixPanels final : public BPanelSource {
+ public:
+  MatrixPanels(const uint64_t* b, int64_t ldb) : b_(b), ldb_(ldb) {}
+  void pack(int64_t pc, int64_t kc, int64_t jc, int64_t nc, const PassShape& ps,
+            uint8_t* out) const override {
+    pack_b(b_ + pc * ldb_ + jc, ldb_, kc, nc, ps, out);
+  }
+
+ private:
+  const uint64_t* b_;
+  int64_t ldb_;
+};
 
 // One step i of a diagonal pair (s, s+1) for a 32 x 16 block: tiles 0/1 accumulate D_s (rows
 // 0-15 / 16-31), tiles 2/3 accumulate D_(s+1); tiles 4/5 take A_i (rows 0-15 / 16-31), tile P
@@ -605,6 +520,12 @@ bool amx_ring_gemm_usable() {
 void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
                           int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
                           bool accumulate) {
+  gemm_u64_amx_packed(m, j_begin, j_end, k, a, lda, MatrixPanels(b, ldb), c, ldc, accumulate);
+}
+
+void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
+                         int64_t lda, const BPanelSource& b, uint64_t* c, int64_t ldc,
+                         bool accumulate) {
   if (m == 0 || j_end <= j_begin) return;
   if (k == 0) {
     if (!accumulate)
@@ -640,7 +561,7 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
     if (small_m) pack_a(a + pc, lda, m, kc, ps, apack.data());
     for (int64_t jc = j_begin; jc < j_end; jc += nc_block) {
       const int64_t nc = std::min(nc_block, j_end - jc);
-      pack_b(b + pc * ldb + jc, ldb, kc, nc, ps, bpack.data());
+      b.pack(pc, kc, jc, nc, ps, bpack.data());
       for (int64_t ic = 0; ic < m; ic += kMc) {
         const int64_t mc = std::min(kMc, m - ic);
         if (!small_m) pack_a(a + ic * lda + pc, lda, mc, kc, ps, apack.data());
