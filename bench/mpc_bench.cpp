@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <vector>
 
@@ -106,10 +107,10 @@ void BM_RingGemmAvx512(benchmark::State& state) {
 }
 BENCHMARK(BM_RingGemmAvx512)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
 
-void BM_FloatGemmOneDnn(benchmark::State& state) {
-  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+// oneDNN's float GEMM of an M x K by a K x N matrix, timed over the state's iterations.
+void time_float_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
-  // One thread, as the ring kernels above: oneDNN would otherwise take every core.
+  // One thread, as the ring kernels: oneDNN would otherwise take every core.
   const int saved = nn::num_threads();
   nn::set_num_threads(1);
   for (auto _ : state) {
@@ -117,9 +118,91 @@ void BM_FloatGemmOneDnn(benchmark::State& state) {
     benchmark::DoNotOptimize(c.data());
   }
   nn::set_num_threads(saved);
+}
+
+void BM_FloatGemmOneDnn(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  time_float_gemm(state, m, n, k);
   state.SetItemsProcessed(state.iterations() * m * n * k);
 }
 BENCHMARK(BM_FloatGemmOneDnn)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
+
+// ResNet-20's 3 x 3 convolutions (pad 1) for one 28 x 28 Fashion-MNIST image: input channels,
+// output channels, input height = width, stride. The ring convolution against oneDNN's float
+// convolution and against its float GEMM on the im2col shape (M = out channels, N = output
+// pixels, K = 9 x input channels), one thread each.
+#define CONV_SHAPES           \
+  Args({16, 16, 28, 1})       \
+      ->Args({16, 32, 28, 2}) \
+      ->Args({32, 32, 14, 1}) \
+      ->Args({32, 64, 14, 2}) \
+      ->Args({64, 64, 7, 1})  \
+      ->ArgNames({"C", "OC", "HW", "stride"})
+
+Conv2dGeometry conv_shape(const benchmark::State& state) {
+  Conv2dGeometry g;
+  g.in_channels = state.range(0), g.out_channels = state.range(1);
+  g.in_h = g.in_w = state.range(2);
+  g.stride_h = g.stride_w = state.range(3);
+  g.kernel_h = g.kernel_w = 3;
+  g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = 1;
+  return g;
+}
+
+void set_conv_items(benchmark::State& state, const Conv2dGeometry& g) {
+  state.SetItemsProcessed(state.iterations() * g.out_channels * g.out_h() * g.out_w() *
+                          g.in_channels * 9);
+}
+
+void BM_RingConv2d(benchmark::State& state) {
+  const Conv2dGeometry g = conv_shape(state);
+  auto x = random_u64(g.input_numel()), w = random_u64(g.weight_numel());
+  std::vector<uint64_t> y(g.output_numel());
+  for (auto _ : state) {
+    conv2d_u64(g, x.data(), w.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_conv_items(state, g);
+  state.SetLabel(gemm_u64_kernel_name());
+}
+BENCHMARK(BM_RingConv2d)->CONV_SHAPES->Unit(benchmark::kMillisecond);
+
+void BM_FloatConv2dOneDnn(benchmark::State& state) {
+  const Conv2dGeometry g = conv_shape(state);
+  using tag = dnnl::memory::format_tag;
+  using dt = dnnl::memory::data_type;
+  const int saved = nn::num_threads();
+  nn::set_num_threads(1);
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream strm(eng);
+  const dnnl::memory::dims src{1, g.in_channels, g.in_h, g.in_w},
+      wei{g.out_channels, g.in_channels, 3, 3}, dst{1, g.out_channels, g.out_h(), g.out_w()},
+      strides{g.stride_h, g.stride_w}, pad{1, 1};
+  // The layouts oneDNN picks (blocked), as a float network runs between layers.
+  const dnnl::convolution_forward::desc desc(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+      dnnl::memory::desc(src, dt::f32, tag::any), dnnl::memory::desc(wei, dt::f32, tag::any),
+      dnnl::memory::desc(dst, dt::f32, tag::any), strides, pad, pad);
+  const dnnl::convolution_forward::primitive_desc pd(desc, eng);
+  dnnl::memory s(pd.src_desc(), eng), wm(pd.weights_desc(), eng), d(pd.dst_desc(), eng);
+  std::fill_n(static_cast<float*>(s.get_data_handle()), pd.src_desc().get_size() / 4, 0.5f);
+  std::fill_n(static_cast<float*>(wm.get_data_handle()), pd.weights_desc().get_size() / 4, 0.25f);
+  dnnl::convolution_forward conv(pd);
+  for (auto _ : state) {
+    conv.execute(strm, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, d}});
+    strm.wait();
+  }
+  nn::set_num_threads(saved);
+  set_conv_items(state, g);
+}
+BENCHMARK(BM_FloatConv2dOneDnn)->CONV_SHAPES->Unit(benchmark::kMillisecond);
+
+void BM_FloatConvGemmOneDnn(benchmark::State& state) {
+  const Conv2dGeometry g = conv_shape(state);
+  time_float_gemm(state, g.out_channels, g.out_h() * g.out_w(), g.in_channels * 9);
+  set_conv_items(state, g);
+}
+BENCHMARK(BM_FloatConvGemmOneDnn)->CONV_SHAPES->Unit(benchmark::kMillisecond);
 
 // Z_67 digit packing, which PrivateCompare runs on 63 digits per compared element: 1 << 20
 // digits per call; range(0): 0 scalar, 1 AVX-512 VBMI.

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "ring_conv_amx.hpp"
 #include "ring_gemm_amx.hpp"
 #include "veil/core/aligned.hpp"
 #include "veil/core/cpu.hpp"
@@ -292,6 +293,10 @@ void Conv2dGeometry::validate() const {
 void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
                 int threads) {
   g.validate();
+  if (detail::conv2d_u64_amx_suits(g)) {
+    detail::conv2d_u64_amx(g, x, w, y, threads);
+    return;
+  }
   const int64_t oh = g.out_h(), ow = g.out_w(), p = oh * ow;
   const int64_t cg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
   const int64_t kdim = cg * g.kernel_h * g.kernel_w;

@@ -342,9 +342,7 @@ Bytes pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits) {
   return out;
 }
 
-Bytes pack_z67(std::span<const uint8_t> digits) {
-  return pack_z67_with(Z67Kernel::Auto, digits);
-}
+Bytes pack_z67(std::span<const uint8_t> digits) { return pack_z67_with(Z67Kernel::Auto, digits); }
 
 void unpack_z67_with(Z67Kernel kernel, std::span<const uint8_t> bytes,
                      std::span<uint8_t> out_digits) {

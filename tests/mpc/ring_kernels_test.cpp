@@ -153,6 +153,49 @@ TEST(RingConv, MatchesNaiveLoops) {
   }
 }
 
+// Shapes the AMX path takes (more than 8 output channels per group and 8 output pixels, K of at
+// least 64), which packs B from byte planes of the input: stride 1 with output rows shorter than
+// a 16-pixel block (several runs per block), stride 2 (gathers), channels not a multiple of 4,
+// asymmetric padding with dilation, groups, 1 x 1, K over one 2048-byte pass, a batch.
+TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
+  TestRng rng;
+  std::vector<Conv2dGeometry> geoms;
+  Conv2dGeometry g;
+  g.in_channels = g.out_channels = 16, g.in_h = g.in_w = 28, g.kernel_h = g.kernel_w = 3;
+  g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = 1;
+  geoms.push_back(g);
+  Conv2dGeometry small = g;
+  small.in_channels = 20, small.out_channels = 24, small.in_h = small.in_w = 7, small.batch = 2;
+  geoms.push_back(small);
+  Conv2dGeometry s2 = g;
+  s2.out_channels = 32, s2.in_h = 15, s2.in_w = 13, s2.stride_h = s2.stride_w = 2;
+  geoms.push_back(s2);
+  Conv2dGeometry odd = g;
+  odd.in_channels = 6, odd.out_channels = 12, odd.in_h = 9, odd.in_w = 11, odd.dilation_h = 2;
+  odd.pad_top = 2, odd.pad_left = 1, odd.pad_bottom = 0, odd.pad_right = 3, odd.stride_h = 2;
+  geoms.push_back(odd);
+  Conv2dGeometry grp = g;
+  grp.in_channels = 16, grp.out_channels = 24, grp.groups = 2, grp.in_h = grp.in_w = 10;
+  geoms.push_back(grp);
+  Conv2dGeometry pw = g;
+  pw.in_channels = 64, pw.kernel_h = pw.kernel_w = 1, pw.in_h = pw.in_w = 6;
+  pw.pad_top = pw.pad_left = pw.pad_bottom = pw.pad_right = 0;
+  geoms.push_back(pw);
+  Conv2dGeometry deep = g;
+  deep.in_channels = 240, deep.out_channels = 9, deep.in_h = deep.in_w = 4;
+  geoms.push_back(deep);
+  for (const auto& geo : geoms) {
+    auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
+    const auto want = naive_conv(geo, x, w);
+    for (int threads : {1, 2}) {
+      std::vector<uint64_t> y(geo.output_numel(), 7);
+      conv2d_u64(geo, x.data(), w.data(), y.data(), threads);
+      ASSERT_EQ(y, want) << geo.in_channels << " -> " << geo.out_channels << ", " << geo.in_h
+                         << " x " << geo.in_w << ", threads " << threads;
+    }
+  }
+}
+
 TEST(RingConv, RejectsInconsistentGeometry) {
   Conv2dGeometry g;
   g.in_channels = 3, g.groups = 2;

@@ -1,0 +1,224 @@
+// conv2d_u64 on the AMX ring GEMM without a uint64 im2col matrix.
+//
+// The GEMM's B operand is im2col(x): K = C * KH * KW rows of output pixels. Built in uint64 and
+// then split into byte planes, it is written, read back and transposed once more (for ResNet-20's
+// first stage, 0.9 MB per image, more than the products cost). Here the input is split into its
+// eight byte planes once, C x H x W elements instead of K x OH x OW, stored with four channels
+// per 32-bit word ([plane][channel / 4][row][column][channel % 4], zero-padded as the
+// convolution pads). K is ordered tap by tap, channels innermost (k = tap * C4 + c, C rounded up
+// to a multiple of 4, the weights reordered to match), so that each VNNI row of B, four
+// consecutive k times 16 pixels, is 16 of those words: for stride 1 one or a few contiguous runs
+// (an output row each), loaded with masks, then put in the packed layout's column order.
+#include "ring_conv_amx.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "ring_gemm_amx.hpp"
+#include "veil/core/aligned.hpp"
+
+namespace veil::mpc::detail {
+namespace {
+
+// Dwords of slack before and after the planes: the load of a run reads up to 15 words before
+// its first one and after its last.
+constexpr int64_t kSlack = 16;
+
+// One image and group's input as byte planes (see the file comment), and the convolution's
+// geometry in those terms.
+struct ImagePlanes {
+  int64_t cb = 0;  // channel blocks of 4
+  int64_t hp = 0;  // padded rows and columns
+  int64_t wp = 0;
+  int64_t plane = 0;              // dwords per byte plane: cb * hp * wp
+  AlignedVector<uint32_t> words;  // 8 planes, kSlack before and after
+
+  const uint32_t* plane_words(int j) const { return words.data() + kSlack + j * plane; }
+};
+
+// x: channels [0, cg) of one image, cg x H x W.
+__attribute__((target("avx512f,avx512bw"))) void split_planes(const Conv2dGeometry& g,
+                                                              const uint64_t* x, int64_t cg,
+                                                              ImagePlanes& p) {
+  p.cb = (cg + 3) / 4;
+  p.hp = g.pad_top + g.in_h + g.pad_bottom;
+  p.wp = g.pad_left + g.in_w + g.pad_right;
+  p.plane = p.cb * p.hp * p.wp;
+  const size_t need = static_cast<size_t>(8 * p.plane + 2 * kSlack);
+  if (p.words.size() < need) p.words.resize(need);
+  uint32_t* base = p.words.data() + kSlack;
+  // The padding is zero. Every word inside is written below.
+  for (int j = 0; j < 8; ++j)
+    for (int64_t b = 0; b < p.cb; ++b) {
+      uint32_t* img = base + j * p.plane + b * p.hp * p.wp;
+      std::fill(img, img + g.pad_top * p.wp, 0);
+      std::fill(img + (g.pad_top + g.in_h) * p.wp, img + p.hp * p.wp, 0);
+      for (int64_t y = g.pad_top; y < g.pad_top + g.in_h; ++y) {
+        std::fill(img + y * p.wp, img + y * p.wp + g.pad_left, 0);
+        std::fill(img + y * p.wp + g.pad_left + g.in_w, img + (y + 1) * p.wp, 0);
+      }
+    }
+  // vnni_rows_4x16 on 4 channels x 16 columns gives, per plane, the 16 words of those columns
+  // in the order 0, 8, 1, 9, ...; this puts them back in column order.
+  const __m512i natural = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const int64_t hw = g.in_h * g.in_w;
+  for (int64_t b = 0; b < p.cb; ++b)
+    for (int64_t y = 0; y < g.in_h; ++y)
+      for (int64_t x0 = 0; x0 < g.in_w; x0 += 16) {
+        __m512i in[4][2];
+        for (int t = 0; t < 4; ++t)
+          for (int h = 0; h < 2; ++h) {
+            const int64_t c = 4 * b + t, col = x0 + 8 * h;
+            const int64_t valid = c < cg ? std::clamp<int64_t>(g.in_w - col, 0, 8) : 0;
+            in[t][h] = _mm512_maskz_loadu_epi64(static_cast<__mmask8>((1u << valid) - 1),
+                                                x + c * hw + y * g.in_w + col);
+          }
+        __m512i rows[8];
+        vnni_rows_4x16(in, rows);
+        const __mmask16 keep =
+            static_cast<__mmask16>((1u << std::min<int64_t>(16, g.in_w - x0)) - 1);
+        const int64_t at = b * p.hp * p.wp + (g.pad_top + y) * p.wp + g.pad_left + x0;
+        for (int j = 0; j < 8; ++j)
+          _mm512_mask_storeu_epi32(base + j * p.plane + at, keep,
+                                   _mm512_maskz_permutexvar_epi32(0xffff, natural, rows[j]));
+      }
+}
+
+// B = im2col(x) in the tap-major K order, packed straight from the planes.
+class ImagePanels final : public BPanelSource {
+ public:
+  // k: the K of the product (4 * p.cb taps).
+  ImagePanels(const Conv2dGeometry& g, const ImagePlanes& p, int64_t k) : g_(g), p_(p) {
+    // Where each VNNI row's four channels are for the tap's first pixel: divisions hoisted out
+    // of the packing loop, which runs this per row and 16 pixels.
+    row_at_.resize(static_cast<size_t>(k / 4));
+    const int64_t c4 = 4 * p.cb;
+    for (int64_t q = 0; q < k / 4; ++q) {
+      const int64_t tap = 4 * q / c4, ky = tap / g.kernel_w, kx = tap % g.kernel_w;
+      row_at_[q] = (4 * q % c4) / 4 * p.hp * p.wp + ky * g.dilation_h * p.wp + kx * g.dilation_w;
+    }
+  }
+
+  __attribute__((target("avx512f,avx512bw"))) void pack(int64_t pc, int64_t kc, int64_t jc,
+                                                        int64_t nc, const PassShape& ps,
+                                                        uint8_t* out) const override {
+    zero_b_tail_ends(out, ps, nc);
+    // Column order of a packed row (ring_gemm_amx.hpp): position 2i holds pixel i, 2i + 1
+    // pixel 8 + i.
+    const __m512i packed_order =
+        _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    const int64_t ow = g_.out_w();
+    for (int64_t n0 = 0; n0 < nc; n0 += 16) {
+      const Runs runs = pixel_runs(jc + n0, std::min<int64_t>(16, nc - n0), ow);
+      for (int64_t q = 0; q < kc / 4; ++q) {
+        const int64_t tap_at = row_at_[pc / 4 + q];
+        const BRow row = b_row(out, ps, q, n0);
+        for (int j = 0; j < 8; ++j) {
+          const uint32_t* plane = p_.plane_words(j) + tap_at;
+          __m512i v = _mm512_setzero_si512();
+          if (runs.gather) {
+            v = _mm512_mask_i32gather_epi32(v, runs.mask[0], runs.index, plane, 4);
+          } else {
+            // Whole loads blended by lane, not masked loads: a masked load whose masked-off
+            // lanes reach into another page takes a microcode assist (measured: the packing
+            // took 33 us for ResNet-20's first layer with masked loads).
+            for (int r = 0; r < runs.count; ++r)
+              v = _mm512_mask_blend_epi32(runs.mask[r], v, _mm512_loadu_si512(plane + runs.at[r]));
+          }
+          _mm512_storeu_si512(row.dst + j * row.plane_stride,
+                              _mm512_maskz_permutexvar_epi32(0xffff, packed_order, v));
+        }
+      }
+    }
+  }
+
+ private:
+  // Where the words of up to 16 consecutive output pixels are, relative to a tap's origin: with
+  // stride 1, `count` runs of consecutive words (lanes mask[r], lane l at at[r] + l); otherwise
+  // a gather of lanes mask[0] at `index`.
+  struct Runs {
+    bool gather = false;
+    int count = 0;
+    __mmask16 mask[16] = {};
+    int64_t at[16] = {};
+    __m512i index;
+  };
+
+  __attribute__((target("avx512f"))) Runs pixel_runs(int64_t first, int64_t n, int64_t ow) const {
+    Runs r;
+    if (g_.stride_w != 1) {
+      alignas(64) int32_t index[16] = {};
+      for (int64_t l = 0; l < n; ++l) {
+        const int64_t oy = (first + l) / ow, ox = (first + l) % ow;
+        index[l] = static_cast<int32_t>(oy * g_.stride_h * p_.wp + ox * g_.stride_w);
+      }
+      r.gather = true;
+      r.mask[0] = static_cast<__mmask16>((1u << n) - 1);
+      r.index = _mm512_load_si512(index);
+      return r;
+    }
+    for (int64_t l = 0; l < n;) {
+      const int64_t oy = (first + l) / ow, ox = (first + l) % ow;
+      const int64_t len = std::min(n - l, ow - ox);
+      r.mask[r.count] = static_cast<__mmask16>(((1u << len) - 1) << l);
+      r.at[r.count] = oy * g_.stride_h * p_.wp + ox - l;
+      ++r.count;
+      l += len;
+    }
+    return r;
+  }
+
+  const Conv2dGeometry& g_;
+  const ImagePlanes& p_;
+  std::vector<int64_t> row_at_;  // per VNNI row of K, in dwords
+};
+
+}  // namespace
+
+bool conv2d_u64_amx_suits(const Conv2dGeometry& g) {
+  const int64_t ocg = g.out_channels / g.groups;
+  const int64_t k = (g.in_channels / g.groups + 3) / 4 * 4 * g.kernel_h * g.kernel_w;
+  // The GEMM's own rule for AMX (ring_kernels.cpp), and offsets that fit the gather's int32.
+  return amx_ring_gemm_usable() && ocg > 8 && g.out_h() * g.out_w() > 8 && k >= 64 &&
+         (g.pad_top + g.in_h + g.pad_bottom) * (g.pad_left + g.in_w + g.pad_right) < (1 << 24);
+}
+
+void conv2d_u64_amx(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
+                    int threads) {
+  const int64_t cg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
+  const int64_t c4 = (cg + 3) / 4 * 4, taps = g.kernel_h * g.kernel_w, k = c4 * taps;
+  const int64_t pixels = g.out_h() * g.out_w();
+  // The weights in the tap-major K order, zero for the padding channels.
+  std::vector<uint64_t> wk(static_cast<size_t>(g.out_channels * k), 0);
+  for (int64_t oc = 0; oc < g.out_channels; ++oc)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t t = 0; t < taps; ++t) wk[oc * k + t * c4 + c] = w[(oc * cg + c) * taps + t];
+  const int workers = static_cast<int>(std::clamp<int64_t>(threads, 1, (pixels + 31) / 32));
+  ImagePlanes planes;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      split_planes(g, x + (n * g.in_channels + grp * cg) * g.in_h * g.in_w, cg, planes);
+      const ImagePanels panels(g, planes, k);
+      const uint64_t* a = wk.data() + grp * ocg * k;
+      uint64_t* out = y + (n * g.out_channels + grp * ocg) * pixels;
+      const auto slab = [&](int i) {
+        const int64_t step = (pixels + workers - 1) / workers;
+        const int64_t begin = std::min(pixels, i * step), end = std::min(pixels, begin + step);
+        gemm_u64_amx_packed(ocg, begin, end, k, a, k, panels, out, pixels, false);
+      };
+      if (workers == 1) {
+        slab(0);
+        continue;
+      }
+      std::vector<std::thread> pool;
+      for (int i = 1; i < workers; ++i) pool.emplace_back(slab, i);
+      slab(0);
+      for (auto& t : pool) t.join();
+    }
+}
+
+}  // namespace veil::mpc::detail
