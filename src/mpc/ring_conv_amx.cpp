@@ -198,7 +198,10 @@ void conv2d_u64_amx(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* 
     for (int64_t c = 0; c < cg; ++c)
       for (int64_t t = 0; t < taps; ++t) wk[oc * k + t * c4 + c] = w[(oc * cg + c) * taps + t];
   const int workers = static_cast<int>(std::clamp<int64_t>(threads, 1, (pixels + 31) / 32));
-  ImagePlanes planes;
+  // Kept between calls, as the GEMM's packing buffers (growing them zero-fills); the worker
+  // threads below use this thread's through the reference.
+  thread_local ImagePlanes planes_buffer;
+  ImagePlanes& planes = planes_buffer;
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       split_planes(g, x + (n * g.in_channels + grp * cg) * g.in_h * g.in_w, cg, planes);
