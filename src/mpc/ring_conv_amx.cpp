@@ -123,9 +123,9 @@ class ImagePanels final : public BPanelSource {
           if (runs.gather) {
             v = _mm512_mask_i32gather_epi32(v, runs.mask[0], runs.index, plane, 4);
           } else {
-            // Whole loads blended by lane, not masked loads: a masked load whose masked-off
-            // lanes reach into another page takes a microcode assist (measured: the packing
-            // took 33 us for ResNet-20's first layer with masked loads).
+            // Whole loads blended by lane (the words around a run are in the buffer, kSlack):
+            // a masked load whose masked-off lanes cross into another page can take a
+            // microcode assist. (Measured here, the two forms ran the same.)
             for (int r = 0; r < runs.count; ++r)
               v = _mm512_mask_blend_epi32(runs.mask[r], v, _mm512_loadu_si512(plane + runs.at[r]));
           }
