@@ -86,7 +86,7 @@ void BM_RingGemm(benchmark::State& state) {
     benchmark::DoNotOptimize(c.data());
   }
   state.SetItemsProcessed(state.iterations() * m * n * k);
-  state.SetLabel(gemm_u64_kernel_name());
+  state.SetLabel(gemm_u64_kernel_name(m, n, k));
 }
 BENCHMARK(BM_RingGemm)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
 
@@ -163,7 +163,7 @@ void BM_RingConv2d(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   set_conv_items(state, g);
-  state.SetLabel(gemm_u64_kernel_name());
+  state.SetLabel(gemm_u64_kernel_name(g.out_channels, g.out_h() * g.out_w(), g.in_channels * 9));
 }
 BENCHMARK(BM_RingConv2d)->CONV_SHAPES->Unit(benchmark::kMillisecond);
 

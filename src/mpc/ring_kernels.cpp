@@ -232,8 +232,10 @@ const char* ring_gemm_kernel_name(RingGemmKernel kernel) {
   return "?";
 }
 
-const char* gemm_u64_kernel_name() {
-  return ring_gemm_kernel_name(resolve(RingGemmKernel::Auto, 1 << 10, 1 << 10, 1 << 10));
+const char* gemm_u64_kernel_name() { return gemm_u64_kernel_name(1 << 10, 1 << 10, 1 << 10); }
+
+const char* gemm_u64_kernel_name(int64_t m, int64_t n, int64_t k) {
+  return ring_gemm_kernel_name(resolve(RingGemmKernel::Auto, m, n, k));
 }
 
 void gemm_u64(int64_t m, int64_t n, int64_t k, const uint64_t* a, int64_t lda, const uint64_t* b,

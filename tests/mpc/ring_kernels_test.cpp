@@ -70,6 +70,8 @@ TEST(RingGemm, MatchesNaiveOnOddShapes) {
     for (size_t i = 0; i < c.size(); ++i) ASSERT_EQ(c[i], want[i] + 5);
   }
   EXPECT_NE(std::string(gemm_u64_kernel_name()), "");
+  // AMX only from 9 rows and columns and K = 64: a batch-1 product stays on the vector units.
+  EXPECT_NE(std::string(gemm_u64_kernel_name(1, 120, 400)), "amx-int8");
 }
 
 // Every kernel this machine has, on shapes that cross its blocking: AMX pads to 32 x 32 x 64 and

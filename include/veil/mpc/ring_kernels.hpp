@@ -27,6 +27,8 @@ void gemm_u64_with(RingGemmKernel kernel, int64_t m, int64_t n, int64_t k, const
 // The kernel gemm_u64 uses on this machine for large shapes ("amx-int8", "avx512dq" or
 // "portable").
 const char* gemm_u64_kernel_name();
+// The kernel gemm_u64 picks for an m x n x k product.
+const char* gemm_u64_kernel_name(int64_t m, int64_t n, int64_t k);
 
 // Geometry of an ONNX-style Conv (NCHW input, OIHW weight with I = C / groups).
 struct Conv2dGeometry {
