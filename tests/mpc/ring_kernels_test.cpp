@@ -157,8 +157,9 @@ TEST(RingConv, MatchesNaiveLoops) {
 
 // Shapes the AMX path takes (more than 8 output channels per group and 8 output pixels, K of at
 // least 64), which packs B from byte planes of the input: stride 1 with output rows shorter than
-// a 16-pixel block (several runs per block), stride 2 (gathers), channels not a multiple of 4,
-// asymmetric padding with dilation, groups, 1 x 1, K over one 2048-byte pass, a batch.
+// a 16-pixel block (several runs per block), stride 2 (permutes), stride 3 (gathers), channels
+// not a multiple of 4, asymmetric padding with dilation, groups, 1 x 1, K over one 2048-byte
+// pass, a batch.
 TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   TestRng rng;
   std::vector<Conv2dGeometry> geoms;
@@ -172,6 +173,9 @@ TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   Conv2dGeometry s2 = g;
   s2.out_channels = 32, s2.in_h = 15, s2.in_w = 13, s2.stride_h = s2.stride_w = 2;
   geoms.push_back(s2);
+  Conv2dGeometry s3 = g;
+  s3.in_h = s3.in_w = 20, s3.stride_w = 3;
+  geoms.push_back(s3);
   Conv2dGeometry odd = g;
   odd.in_channels = 6, odd.out_channels = 12, odd.in_h = 9, odd.in_w = 11, odd.dilation_h = 2;
   odd.pad_top = 2, odd.pad_left = 1, odd.pad_bottom = 0, odd.pad_right = 3, odd.stride_h = 2;
