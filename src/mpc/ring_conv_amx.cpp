@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "amx_tile_kernel.hpp"
 #include "ring_gemm_amx.hpp"
 #include "veil/core/aligned.hpp"
 
@@ -27,6 +28,21 @@ namespace {
 // Dwords of slack before and after the planes: the loads of a run read up to 30 words before
 // its first one (stride 2, 15 lanes) and 31 after its last.
 constexpr int64_t kSlack = 32;
+
+// body(begin, end) over `workers` equal slices of [0, count), on this thread and workers - 1
+// others (the convolution's images share their planes and weights read-only).
+template <class Body>
+void split_across(int64_t count, int workers, const Body& body) {
+  const int64_t step = (count + workers - 1) / workers;
+  const auto slice = [&](int i) {
+    const int64_t begin = std::min(count, i * step), end = std::min(count, begin + step);
+    if (begin < end) body(begin, end);
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < workers; ++i) pool.emplace_back(slice, i);
+  slice(0);
+  for (auto& t : pool) t.join();
+}
 
 // One image and group's input as byte planes (see the file comment), and the convolution's
 // geometry in those terms.
@@ -189,6 +205,234 @@ class ImagePanels final : public BPanelSource {
   std::vector<int64_t> row_at_;  // per VNNI row of K, in dwords
 };
 
+// ---- The direct path: A tiles read in place from the input's byte planes. ----
+//
+// The input is stored pixel-major, channels innermost ([plane][row][column][channel], padded),
+// then expanded along the kernel's width: for each pixel, the kw x C bytes of the pixels it
+// starts (one kernel row's K for an output pixel there), padded to whole 64-byte steps. An A
+// tile (16 output pixels x 64 bytes of K) is then one TILELOADD at a stride of stride_w such
+// pixels, every row 64-byte aligned. (Reading the unexpanded planes at a stride of C bytes
+// would do without the expansion, but the rows of such a tile straddle cache lines: the
+// kernel took ~11 ns per TDPBUUD that way against ~9, about what the expansion costs.) That
+// is kw times the input instead of kh x kw for an im2col matrix, and nothing is packed in
+// the 8 bytes per element of B: ResNet-20's first-stage layer took 73-77 us against 100 on
+// the packed path. The pixels are the tile rows, the output channels the columns (the
+// weights are packed as B), and the combine writes columns of NCHW. Each kernel row's K is
+// padded to 64-byte steps (48 of 64 bytes used for 16 channels), where the weights are zero.
+
+struct NhwcPlanes {
+  int64_t hp = 0, wp = 0, c = 0;  // padded height and width, channels
+  int64_t plane = 0;              // bytes per byte plane
+  AlignedVector<uint8_t> bytes;
+  // Expanded: per plane, hp x wp pixels of `seg` bytes (kw x c, padded to 64-byte steps).
+  int64_t seg = 0, expanded_plane = 0;
+  AlignedVector<uint8_t> expanded;
+
+  uint8_t* plane_bytes(int j) { return bytes.data() + j * plane; }
+  const uint8_t* expanded_bytes(int j) const { return expanded.data() + j * expanded_plane; }
+};
+
+int64_t direct_steps(const Conv2dGeometry& g) {
+  return (g.kernel_w * (g.in_channels / g.groups) + kAmxStep - 1) / kAmxStep;
+}
+
+bool direct_suits(const Conv2dGeometry& g) {
+  const int64_t cg = g.in_channels / g.groups, ow = g.out_w();
+  // Channels in whole sets of 16 (the plane split below), one pass over K (PassShape's
+  // exactness bound), and output rows that fill at least 3/4 of their 16-pixel tiles and are
+  // long: measured on ResNet-20's layers (`mpc_bench --benchmark_filter=RingConv`), the
+  // direct path took 73-77 us against 100 for the 28-pixel rows of the first stage, and 89-92
+  // against 88 for the 14-pixel rows of the second, where the packed path has less to pack.
+  return g.dilation_w == 1 && cg % 16 == 0 && g.kernel_h * direct_steps(g) * kAmxStep <= 2048 &&
+         ow >= 24 && 4 * ow >= 3 * 16 * ((ow + 15) / 16);
+}
+
+// x: one image's cg x H x W channels of a group -> planes, zero-padded as the convolution pads,
+// with slack after the last plane for the tiles of the last row (which read past it).
+__attribute__((target("avx512f,avx512bw"))) void split_nhwc(const Conv2dGeometry& g,
+                                                            const uint64_t* x, int64_t cg,
+                                                            NhwcPlanes& p) {
+  const int64_t hp = g.pad_top + g.in_h + g.pad_bottom;
+  p.hp = hp;
+  p.wp = g.pad_left + g.in_w + g.pad_right;
+  p.c = cg;
+  p.plane = hp * p.wp * cg;
+  // Slack: expand() reads a whole step past a row's last kernel window.
+  const size_t need = static_cast<size_t>(8 * p.plane + direct_steps(g) * kAmxStep);
+  if (p.bytes.size() < need) p.bytes.resize(need);
+  const int64_t row_bytes = p.wp * cg;
+  for (int j = 0; j < 8; ++j) {
+    uint8_t* img = p.plane_bytes(j);
+    std::memset(img, 0, static_cast<size_t>(g.pad_top * row_bytes));
+    std::memset(img + (g.pad_top + g.in_h) * row_bytes, 0,
+                static_cast<size_t>(g.pad_bottom * row_bytes));
+    for (int64_t y = g.pad_top; y < g.pad_top + g.in_h; ++y) {
+      std::memset(img + y * row_bytes, 0, static_cast<size_t>(g.pad_left * cg));
+      std::memset(img + y * row_bytes + (g.pad_left + g.in_w) * cg, 0,
+                  static_cast<size_t>(g.pad_right * cg));
+    }
+  }
+  const __m512i natural = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const int64_t hw = g.in_h * g.in_w;
+  for (int64_t y = 0; y < g.in_h; ++y)
+    for (int64_t x0 = 0; x0 < g.in_w; x0 += 16)
+      for (int64_t set = 0; set < cg / 16; ++set) {
+        // words[j][b][i]: plane j of channels 16 set + 4b .. + 3 at pixel x0 + i.
+        __m512i words[8][4];
+        for (int b = 0; b < 4; ++b) {
+          __m512i in[4][2];
+          for (int t = 0; t < 4; ++t)
+            for (int h = 0; h < 2; ++h) {
+              const int64_t col = x0 + 8 * h;
+              const int64_t valid = std::clamp<int64_t>(g.in_w - col, 0, 8);
+              in[t][h] =
+                  _mm512_maskz_loadu_epi64(static_cast<__mmask8>((1u << valid) - 1),
+                                           x + (16 * set + 4 * b + t) * hw + y * g.in_w + col);
+            }
+          __m512i rows[8];
+          vnni_rows_4x16(in, rows);
+          for (int j = 0; j < 8; ++j)
+            words[j][b] = _mm512_maskz_permutexvar_epi32(0xffff, natural, rows[j]);
+        }
+        // Per plane, a 4 x 16 -> 16 x 4 transpose of the words: lane L of u[p] is pixel
+        // 4L + p's 16 channel bytes, stored with a one-lane mask.
+        const int64_t pixels = std::min<int64_t>(16, g.in_w - x0);
+        for (int j = 0; j < 8; ++j) {
+          const __m512i t0 = _mm512_maskz_unpacklo_epi32(0xffff, words[j][0], words[j][1]);
+          const __m512i t1 = _mm512_maskz_unpackhi_epi32(0xffff, words[j][0], words[j][1]);
+          const __m512i t2 = _mm512_maskz_unpacklo_epi32(0xffff, words[j][2], words[j][3]);
+          const __m512i t3 = _mm512_maskz_unpackhi_epi32(0xffff, words[j][2], words[j][3]);
+          const __m512i u[4] = {
+              _mm512_maskz_unpacklo_epi64(0xff, t0, t2), _mm512_maskz_unpackhi_epi64(0xff, t0, t2),
+              _mm512_maskz_unpacklo_epi64(0xff, t1, t3), _mm512_maskz_unpackhi_epi64(0xff, t1, t3)};
+          uint8_t* row =
+              p.plane_bytes(j) + (g.pad_top + y) * row_bytes + (g.pad_left + x0) * cg + 16 * set;
+          for (int64_t i = 0; i < pixels; ++i) {
+            const int lane = static_cast<int>(i / 4);
+            _mm512_mask_storeu_epi32(row + i * cg - 16 * lane,
+                                     static_cast<__mmask16>(0xf << (4 * lane)), u[i % 4]);
+          }
+        }
+      }
+}
+
+// The expansion (see above). Pixels that start no kernel window (the last kw - 1 of a padded
+// row) are not written: they only reach output pixels past the row's end, never stored. Slack
+// after the last plane: the tiles of the last output row read up to 32 pixels further.
+__attribute__((target("avx512f,avx512bw"))) void expand(const Conv2dGeometry& g, NhwcPlanes& p) {
+  const int64_t steps = direct_steps(g), run = g.kernel_w * p.c;
+  p.seg = steps * kAmxStep;
+  p.expanded_plane = p.hp * p.wp * p.seg;
+  const size_t need =
+      static_cast<size_t>(8 * p.expanded_plane + 32 * g.stride_w * p.seg + 2 * p.seg);
+  if (p.expanded.size() < need) p.expanded.resize(need);
+  const int64_t origins = p.wp - g.kernel_w + 1;
+  // The last step keeps run - 64 (steps - 1) bytes. The rest would be the next pixels'
+  // channels, which meet zero weights; they are zeroed anyway, so no stale byte is ever read.
+  const int64_t keep = run - (steps - 1) * kAmxStep;
+  const __mmask64 last = keep >= 64 ? ~__mmask64{0} : (__mmask64{1} << keep) - 1;
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t* src = p.plane_bytes(j);
+    uint8_t* dst = p.expanded.data() + j * p.expanded_plane;
+    for (int64_t yy = 0; yy < p.hp; ++yy)
+      for (int64_t xx = 0; xx < origins; ++xx) {
+        const uint8_t* from = src + (yy * p.wp + xx) * p.c;
+        uint8_t* to = dst + (yy * p.wp + xx) * p.seg;
+        for (int64_t t = 0; t + 1 < steps; ++t)
+          _mm512_store_si512(to + t * kAmxStep, _mm512_loadu_si512(from + t * kAmxStep));
+        _mm512_store_si512(
+            to + (steps - 1) * kAmxStep,
+            _mm512_maskz_mov_epi8(last, _mm512_loadu_si512(from + (steps - 1) * kAmxStep)));
+      }
+  }
+}
+
+// w (OC x C x KH x KW, one group's) -> B: row ky * steps * 64 + kx * C + c, column oc, zero
+// past kw x C in each kernel row's steps; then packed.
+std::vector<uint64_t> direct_weights(const Conv2dGeometry& g, const uint64_t* w, int64_t ocg) {
+  const int64_t cg = g.in_channels / g.groups, kh = g.kernel_h, kw = g.kernel_w;
+  const int64_t seg = direct_steps(g) * kAmxStep;
+  std::vector<uint64_t> b(static_cast<size_t>(kh * seg * ocg), 0);
+  for (int64_t oc = 0; oc < ocg; ++oc)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx)
+          b[(ky * seg + kx * cg + c) * ocg + oc] = w[((oc * cg + c) * kh + ky) * kw + kx];
+  return b;
+}
+
+// Output rows [oy_begin, oy_end) of one image and group.
+__attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq"))) void direct_rows(
+    const Conv2dGeometry& g, const NhwcPlanes& p, const uint8_t* wpack, const PassShape& ps,
+    int64_t ocg, uint64_t* y, int64_t oy_begin, int64_t oy_end) {
+  const int64_t ow = g.out_w(), pixels = g.out_h() * ow;
+  TileKernel kernel;
+  load_tile_config();
+  ATiles tiles;
+  tiles.plane = p.expanded_plane;
+  tiles.stride = g.stride_w * p.seg;
+  tiles.second = 16 * tiles.stride;
+  tiles.steps = direct_steps(g);
+  tiles.segments = g.kernel_h;
+  tiles.segment = g.dilation_h * p.wp * p.seg;
+  tiles.step = kAmxStep;
+  for (int64_t oc0 = 0; oc0 < ocg; oc0 += kAmxPanel) {
+    const uint8_t* bp = wpack + (oc0 / kAmxPanel) * ps.b_panel();
+    const int left_cols = static_cast<int>(std::min<int64_t>(16, ocg - oc0));
+    const int right_cols = static_cast<int>(std::clamp<int64_t>(ocg - oc0 - 16, 0, 16));
+    for (int64_t oy = oy_begin; oy < oy_end; ++oy)
+      for (int64_t ox0 = 0; ox0 < ow; ox0 += kAmxPanel) {
+        const int rows = static_cast<int>(std::min<int64_t>(kAmxPanel, ow - ox0));
+        tiles.base = p.expanded_bytes(0) + (oy * g.stride_h * p.wp + ox0 * g.stride_w) * p.seg;
+        uint64_t* out = y + oc0 * pixels + oy * ow + ox0;
+        OutTile left{out, pixels, rows, left_cols, false, true};
+        OutTile right{out + 16 * pixels, pixels, rows, right_cols, false, true};
+        if (rows > 16 || right_cols == 0) {
+          kernel.block(tiles, bp, ps, rows > 16, left, right);
+        } else {
+          // 16 pixels, both column halves at once (rows <= 16 here).
+          kernel.block(tiles, bp, ps, false, left, right);
+        }
+      }
+  }
+  kernel.finish();
+  release_tiles();
+}
+
+}  // namespace
+
+namespace {
+
+void conv2d_u64_amx_direct(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w,
+                           uint64_t* y, int threads) {
+  const int64_t cg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
+  const int64_t oh = g.out_h(), pixels = oh * g.out_w();
+  const PassShape ps(g.kernel_h * direct_steps(g) * kAmxStep);
+  // Kept between calls, as the GEMM's packing buffers: growing them zero-fills, and fresh ones
+  // per call showed up as a tenth of the time of ResNet-20's first-stage layer.
+  // (The worker threads below use this thread's buffers, through these references.)
+  thread_local AlignedVector<uint8_t> wpack_buffer;
+  thread_local NhwcPlanes planes_buffer;
+  AlignedVector<uint8_t>& wpack = wpack_buffer;
+  NhwcPlanes& planes = planes_buffer;
+  const size_t wneed = static_cast<size_t>(ps.b_panel() * ((ocg + kAmxPanel - 1) / kAmxPanel));
+  if (wpack.size() < wneed) wpack.resize(wneed);
+  const int workers = static_cast<int>(std::clamp<int64_t>(threads, 1, oh));
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    const std::vector<uint64_t> b =
+        direct_weights(g, w + grp * ocg * cg * g.kernel_h * g.kernel_w, ocg);
+    pack_b_matrix(b.data(), ocg, ps.full * kAmxStep, ocg, ps, wpack.data());
+    for (int64_t n = 0; n < g.batch; ++n) {
+      split_nhwc(g, x + (n * g.in_channels + grp * cg) * g.in_h * g.in_w, cg, planes);
+      expand(g, planes);
+      uint64_t* out = y + (n * g.out_channels + grp * ocg) * pixels;
+      split_across(oh, workers, [&](int64_t begin, int64_t end) {
+        direct_rows(g, planes, wpack.data(), ps, ocg, out, begin, end);
+      });
+    }
+  }
+}
+
 }  // namespace
 
 bool conv2d_u64_amx_suits(const Conv2dGeometry& g) {
@@ -202,6 +446,10 @@ bool conv2d_u64_amx_suits(const Conv2dGeometry& g) {
 void conv2d_u64_amx(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
                     int threads) {
   const int64_t cg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
+  if (direct_suits(g)) {
+    conv2d_u64_amx_direct(g, x, w, y, threads);
+    return;
+  }
   const int64_t c4 = (cg + 3) / 4 * 4, taps = g.kernel_h * g.kernel_w, k = c4 * taps;
   const int64_t pixels = g.out_h() * g.out_w();
   // The weights in the tap-major K order, zero for the padding channels; written in order
@@ -226,19 +474,9 @@ void conv2d_u64_amx(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* 
       const ImagePanels panels(g, planes, k);
       const uint64_t* a = wk.data() + grp * ocg * k;
       uint64_t* out = y + (n * g.out_channels + grp * ocg) * pixels;
-      const auto slab = [&](int i) {
-        const int64_t step = (pixels + workers - 1) / workers;
-        const int64_t begin = std::min(pixels, i * step), end = std::min(pixels, begin + step);
+      split_across(pixels, workers, [&](int64_t begin, int64_t end) {
         gemm_u64_amx_packed(ocg, begin, end, k, a, k, panels, out, pixels, false);
-      };
-      if (workers == 1) {
-        slab(0);
-        continue;
-      }
-      std::vector<std::thread> pool;
-      for (int i = 1; i < workers; ++i) pool.emplace_back(slab, i);
-      slab(0);
-      for (auto& t : pool) t.join();
+      });
     }
 }
 

@@ -211,6 +211,11 @@ bool amx_ring_gemm_usable() {
   return usable;
 }
 
+void pack_b_matrix(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, const PassShape& ps,
+                   uint8_t* out) {
+  pack_b(b, ldb, kc, nc, ps, out);
+}
+
 void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
                           int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
                           bool accumulate) {

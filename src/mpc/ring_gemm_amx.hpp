@@ -143,6 +143,9 @@ class BPanelSource {
 void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
                           int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
                           bool accumulate);
+// Packs B[0:kc, 0:nc] (row-major, leading dimension ldb) into panels, as a BPanelSource does.
+void pack_b_matrix(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, const PassShape& ps,
+                   uint8_t* out);
 // The same with B from a packer.
 void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
                          int64_t lda, const BPanelSource& b, uint64_t* c, int64_t ldc,

@@ -155,11 +155,11 @@ TEST(RingConv, MatchesNaiveLoops) {
   }
 }
 
-// Shapes the AMX path takes (more than 8 output channels per group and 8 output pixels, K of at
-// least 64), which packs B from byte planes of the input: stride 1 with output rows shorter than
-// a 16-pixel block (several runs per block), stride 2 (permutes), stride 3 (gathers), channels
-// not a multiple of 4, asymmetric padding with dilation, groups, 1 x 1, K over one 2048-byte
-// pass, a batch.
+// Shapes the AMX paths take (more than 8 output channels per group and 8 output pixels, K of at
+// least 64). The packed path, which packs B from byte planes of the input: stride 1 with output
+// rows shorter than a 16-pixel block (several runs per block), stride 2 (permutes), stride 3
+// (gathers), channels not a multiple of 4, asymmetric padding with dilation, groups, 1 x 1, K over
+// one 2048-byte pass, a batch.
 TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   TestRng rng;
   std::vector<Conv2dGeometry> geoms;
@@ -190,6 +190,27 @@ TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   Conv2dGeometry deep = g;
   deep.in_channels = 240, deep.out_channels = 9, deep.in_h = deep.in_w = 4;
   geoms.push_back(deep);
+  // The direct path (channels in sets of 16, output rows of 24 pixels or more): output
+  // channels not a multiple of 16, asymmetric padding, dilated and strided rows, a batch;
+  // stride 2 along the rows; a 5 x 5 kernel (two K steps per kernel row); groups; 64 channels.
+  Conv2dGeometry d1 = g;
+  d1.in_channels = 32, d1.out_channels = 40, d1.in_h = 30, d1.in_w = 26, d1.batch = 2;
+  d1.pad_top = 1, d1.pad_left = 2, d1.pad_bottom = 0, d1.pad_right = 1;
+  d1.stride_h = 2, d1.dilation_h = 2;
+  geoms.push_back(d1);
+  Conv2dGeometry d2 = g;
+  d2.in_h = 20, d2.in_w = 50, d2.stride_w = 2;
+  geoms.push_back(d2);
+  Conv2dGeometry d3 = g;
+  d3.kernel_h = d3.kernel_w = 5, d3.pad_top = d3.pad_left = d3.pad_bottom = d3.pad_right = 2;
+  d3.in_h = 12;
+  geoms.push_back(d3);
+  Conv2dGeometry d4 = g;
+  d4.in_channels = 32, d4.out_channels = 24, d4.groups = 2, d4.in_h = 9;
+  geoms.push_back(d4);
+  Conv2dGeometry d5 = g;
+  d5.in_channels = 64, d5.in_h = 8;
+  geoms.push_back(d5);
   for (const auto& geo : geoms) {
     auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
     const auto want = naive_conv(geo, x, w);
