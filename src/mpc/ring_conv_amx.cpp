@@ -44,6 +44,13 @@ void split_across(int64_t count, int workers, const Body& body) {
   for (auto& t : pool) t.join();
 }
 
+// What decides where a byte-plane buffer's zero padding is: channels (or blocks of 4), the top
+// and left padding, the input's height and width, and the padded plane's size.
+struct PaddedLayout {
+  int64_t channels = -1, top = 0, left = 0, h = 0, w = 0, area = 0;
+  bool operator==(const PaddedLayout&) const = default;
+};
+
 // One image and group's input as byte planes (see the file comment), and the convolution's
 // geometry in those terms.
 struct ImagePlanes {
@@ -52,6 +59,7 @@ struct ImagePlanes {
   int64_t wp = 0;
   int64_t plane = 0;              // dwords per byte plane: cb * hp * wp
   AlignedVector<uint32_t> words;  // 8 planes, kSlack before and after
+  PaddedLayout zeroed;            // the layout whose padding `words` holds as zeros
 
   const uint32_t* plane_words(int j) const { return words.data() + kSlack + j * plane; }
 };
@@ -67,17 +75,21 @@ __attribute__((target("avx512f,avx512bw"))) void split_planes(const Conv2dGeomet
   const size_t need = static_cast<size_t>(8 * p.plane + 2 * kSlack);
   if (p.words.size() < need) p.words.resize(need);
   uint32_t* base = p.words.data() + kSlack;
-  // The padding is zero. Every word inside is written below.
-  for (int j = 0; j < 8; ++j)
-    for (int64_t b = 0; b < p.cb; ++b) {
-      uint32_t* img = base + j * p.plane + b * p.hp * p.wp;
-      std::fill(img, img + g.pad_top * p.wp, 0);
-      std::fill(img + (g.pad_top + g.in_h) * p.wp, img + p.hp * p.wp, 0);
-      for (int64_t y = g.pad_top; y < g.pad_top + g.in_h; ++y) {
-        std::fill(img + y * p.wp, img + y * p.wp + g.pad_left, 0);
-        std::fill(img + y * p.wp + g.pad_left + g.in_w, img + (y + 1) * p.wp, 0);
+  // The padding is zero: written once per layout (this thread's buffer is kept between calls,
+  // and the inside, written below, never reaches it).
+  const PaddedLayout layout{p.cb, g.pad_top, g.pad_left, g.in_h, g.in_w, p.hp * p.wp};
+  if (!(p.zeroed == layout))
+    for (int j = 0; j < 8; ++j)
+      for (int64_t b = 0; b < p.cb; ++b) {
+        uint32_t* img = base + j * p.plane + b * p.hp * p.wp;
+        std::fill(img, img + g.pad_top * p.wp, 0);
+        std::fill(img + (g.pad_top + g.in_h) * p.wp, img + p.hp * p.wp, 0);
+        for (int64_t y = g.pad_top; y < g.pad_top + g.in_h; ++y) {
+          std::fill(img + y * p.wp, img + y * p.wp + g.pad_left, 0);
+          std::fill(img + y * p.wp + g.pad_left + g.in_w, img + (y + 1) * p.wp, 0);
+        }
       }
-    }
+  p.zeroed = layout;
   // vnni_rows_4x16 on 4 channels x 16 columns gives, per plane, the 16 words of those columns
   // in the order 0, 8, 1, 9, ...; this puts them back in column order.
   const __m512i natural = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -224,6 +236,7 @@ struct NhwcPlanes {
   int64_t hp = 0, wp = 0, c = 0;  // padded height and width, channels
   int64_t plane = 0;              // bytes per byte plane
   AlignedVector<uint8_t> bytes;
+  PaddedLayout zeroed;  // the layout whose padding `bytes` holds as zeros
   // Expanded: per plane, hp x wp pixels of `seg` bytes (kw x c, padded to 64-byte steps).
   int64_t seg = 0, expanded_plane = 0;
   AlignedVector<uint8_t> expanded;
@@ -261,7 +274,8 @@ __attribute__((target("avx512f,avx512bw"))) void split_nhwc(const Conv2dGeometry
   const size_t need = static_cast<size_t>(8 * p.plane + direct_steps(g) * kAmxStep);
   if (p.bytes.size() < need) p.bytes.resize(need);
   const int64_t row_bytes = p.wp * cg;
-  for (int j = 0; j < 8; ++j) {
+  const PaddedLayout layout{cg, g.pad_top, g.pad_left, g.in_h, g.in_w, hp * p.wp};
+  for (int j = 0; j < 8 && !(p.zeroed == layout); ++j) {
     uint8_t* img = p.plane_bytes(j);
     std::memset(img, 0, static_cast<size_t>(g.pad_top * row_bytes));
     std::memset(img + (g.pad_top + g.in_h) * row_bytes, 0,
@@ -272,6 +286,7 @@ __attribute__((target("avx512f,avx512bw"))) void split_nhwc(const Conv2dGeometry
                   static_cast<size_t>(g.pad_right * cg));
     }
   }
+  p.zeroed = layout;
   const __m512i natural = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
   const int64_t hw = g.in_h * g.in_w;
   for (int64_t y = 0; y < g.in_h; ++y)
