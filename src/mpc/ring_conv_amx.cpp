@@ -51,6 +51,43 @@ struct PaddedLayout {
   bool operator==(const PaddedLayout&) const = default;
 };
 
+// One output channel's weights, cg x taps (channel-major, as ONNX stores them), -> taps x c4
+// (tap-major, the channels padded with zeros to c4): a transpose, in 8 x 8 blocks of registers
+// where they fit (an element at a time, the copy took a fifth of a 64-channel layer's time).
+__attribute__((target("avx512f"))) void reorder_weights(const uint64_t* w, int64_t cg, int64_t taps,
+                                                        int64_t c4, uint64_t* out) {
+  int64_t c0 = 0;
+  for (; c0 + 8 <= cg; c0 += 8) {
+    int64_t t0 = 0;
+    for (; t0 + 8 <= taps; t0 += 8) {
+      __m512i r[8], u[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_si512(w + (c0 + i) * taps + t0);
+      // 8 x 8 qword transpose: pairs, then 128-bit lanes twice.
+      for (int i = 0; i < 8; i += 2) {
+        u[i] = _mm512_maskz_unpacklo_epi64(0xff, r[i], r[i + 1]);
+        u[i + 1] = _mm512_maskz_unpackhi_epi64(0xff, r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4)
+        for (int o = 0; o < 2; ++o) {
+          r[i + o] = _mm512_maskz_shuffle_i64x2(0xff, u[i + o], u[i + 2 + o], 0x88);
+          r[i + 2 + o] = _mm512_maskz_shuffle_i64x2(0xff, u[i + o], u[i + 2 + o], 0xdd);
+        }
+      for (int o = 0; o < 4; ++o) {
+        u[o] = _mm512_maskz_shuffle_i64x2(0xff, r[o], r[4 + o], 0x88);
+        u[4 + o] = _mm512_maskz_shuffle_i64x2(0xff, r[o], r[4 + o], 0xdd);
+      }
+      // u[q] now holds column t0 + q of the block.
+      for (int q = 0; q < 8; ++q) _mm512_storeu_si512(out + (t0 + q) * c4 + c0, u[q]);
+    }
+    for (; t0 < taps; ++t0)
+      for (int64_t c = c0; c < c0 + 8; ++c) out[t0 * c4 + c] = w[c * taps + t0];
+  }
+  for (int64_t t = 0; t < taps; ++t) {
+    for (int64_t c = c0; c < cg; ++c) out[t * c4 + c] = w[c * taps + t];
+    std::fill(out + t * c4 + cg, out + (t + 1) * c4, 0);
+  }
+}
+
 // One image and group's input as byte planes (see the file comment), and the convolution's
 // geometry in those terms.
 struct ImagePlanes {
@@ -467,17 +504,12 @@ void conv2d_u64_amx(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* 
   }
   const int64_t c4 = (cg + 3) / 4 * 4, taps = g.kernel_h * g.kernel_w, k = c4 * taps;
   const int64_t pixels = g.out_h() * g.out_w();
-  // The weights in the tap-major K order, zero for the padding channels; written in order
-  // (the reads stride by `taps`), into a buffer kept between calls.
+  // The weights in the tap-major K order, zero for the padding channels, into a buffer kept
+  // between calls.
   thread_local std::vector<uint64_t> wk;
   wk.resize(static_cast<size_t>(g.out_channels * k));
   for (int64_t oc = 0; oc < g.out_channels; ++oc)
-    for (int64_t t = 0; t < taps; ++t) {
-      uint64_t* row = wk.data() + oc * k + t * c4;
-      const uint64_t* from = w + oc * cg * taps + t;
-      for (int64_t c = 0; c < cg; ++c) row[c] = from[c * taps];
-      std::fill(row + cg, row + c4, 0);
-    }
+    reorder_weights(w + oc * cg * taps, cg, taps, c4, wk.data() + oc * k);
   const int workers = static_cast<int>(std::clamp<int64_t>(threads, 1, (pixels + 31) / 32));
   // Kept between calls, as the GEMM's packing buffers (growing them zero-fills); the worker
   // threads below use this thread's through the reference.
