@@ -60,24 +60,10 @@ __attribute__((target("avx512f"))) void reorder_weights(const uint64_t* w, int64
   for (; c0 + 8 <= cg; c0 += 8) {
     int64_t t0 = 0;
     for (; t0 + 8 <= taps; t0 += 8) {
-      __m512i r[8], u[8];
+      __m512i r[8];
       for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_si512(w + (c0 + i) * taps + t0);
-      // 8 x 8 qword transpose: pairs, then 128-bit lanes twice.
-      for (int i = 0; i < 8; i += 2) {
-        u[i] = _mm512_maskz_unpacklo_epi64(0xff, r[i], r[i + 1]);
-        u[i + 1] = _mm512_maskz_unpackhi_epi64(0xff, r[i], r[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4)
-        for (int o = 0; o < 2; ++o) {
-          r[i + o] = _mm512_maskz_shuffle_i64x2(0xff, u[i + o], u[i + 2 + o], 0x88);
-          r[i + 2 + o] = _mm512_maskz_shuffle_i64x2(0xff, u[i + o], u[i + 2 + o], 0xdd);
-        }
-      for (int o = 0; o < 4; ++o) {
-        u[o] = _mm512_maskz_shuffle_i64x2(0xff, r[o], r[4 + o], 0x88);
-        u[4 + o] = _mm512_maskz_shuffle_i64x2(0xff, r[o], r[4 + o], 0xdd);
-      }
-      // u[q] now holds column t0 + q of the block.
-      for (int q = 0; q < 8; ++q) _mm512_storeu_si512(out + (t0 + q) * c4 + c0, u[q]);
+      transpose_8x8_u64(r);  // r[q]: column t0 + q of the block
+      for (int q = 0; q < 8; ++q) _mm512_storeu_si512(out + (t0 + q) * c4 + c0, r[q]);
     }
     for (; t0 < taps; ++t0)
       for (int64_t c = c0; c < c0 + 8; ++c) out[t0 * c4 + c] = w[c * taps + t0];

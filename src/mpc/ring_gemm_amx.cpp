@@ -73,31 +73,12 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
   // (unpack, then two rounds of 128-bit lane shuffles) gathers each plane into one register.
   // Compared with 8-byte scalar stores this keeps A packing off the profile of tall GEMMs.
   for (; e + 64 <= len; e += 64) {
-    __m512i x[8], t[8], u[8];
+    __m512i x[8];
     for (int q = 0; q < 8; ++q)
       x[q] = _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e + 8 * q));
-    for (int q = 0; q < 8; q += 2) {
-      t[q] = _mm512_maskz_unpacklo_epi64(0xff, x[q], x[q + 1]);      // planes 0,2,4,6 of q, q+1
-      t[q + 1] = _mm512_maskz_unpackhi_epi64(0xff, x[q], x[q + 1]);  // planes 1,3,5,7
-    }
-    // t[q + o], lane L: plane 2L + o of registers q, q+1. Then u[4h + 2w + o], lanes 0-3: planes
-    // 2w + o and 2w + 4 + o of register pair 4h, then of pair 4h + 2 (imm 0x88 picks lanes 0 and
-    // 2 of each source, 0xdd lanes 1 and 3).
-    for (int h = 0; h < 2; ++h)
-      for (int o = 0; o < 2; ++o) {
-        u[4 * h + o] = _mm512_maskz_shuffle_i64x2(0xff, t[4 * h + o], t[4 * h + 2 + o], 0x88);
-        u[4 * h + 2 + o] = _mm512_maskz_shuffle_i64x2(0xff, t[4 * h + o], t[4 * h + 2 + o], 0xdd);
-      }
+    transpose_8x8_u64(x);  // x[p]: plane p of all 64 elements
     uint8_t* at = dst + (e / 64) * seg_stride;
-    for (int o = 0; o < 2; ++o)
-      for (int w = 0; w < 2; ++w) {
-        // Pairs 0, 2 from u[2w + o] and pairs 4, 6 from u[4 + 2w + o]: all 64 elements.
-        const __m512i lo = u[2 * w + o], hi = u[4 + 2 * w + o];
-        _mm512_store_si512(at + (2 * w + o) * plane_stride,
-                           _mm512_maskz_shuffle_i64x2(0xff, lo, hi, 0x88));
-        _mm512_store_si512(at + (2 * w + 4 + o) * plane_stride,
-                           _mm512_maskz_shuffle_i64x2(0xff, lo, hi, 0xdd));
-      }
+    for (int p = 0; p < 8; ++p) _mm512_store_si512(at + p * plane_stride, x[p]);
   }
   for (; e + 8 <= len; e += 8) {
     const __m512i t =

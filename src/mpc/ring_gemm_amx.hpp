@@ -128,6 +128,27 @@ __attribute__((target("avx512f,avx512bw"))) inline void vnni_rows_4x16(const __m
     }
 }
 
+// In place: r[q] (qword j) -> r[j] (qword q), an 8 x 8 transpose of uint64 in three rounds of
+// two-source shuffles (pairs of qwords, then 128-bit lanes twice).
+__attribute__((target("avx512f"))) inline void transpose_8x8_u64(__m512i (&r)[8]) {
+  __m512i u[8];
+  for (int i = 0; i < 8; i += 2) {
+    u[i] = _mm512_maskz_unpacklo_epi64(0xff, r[i], r[i + 1]);
+    u[i + 1] = _mm512_maskz_unpackhi_epi64(0xff, r[i], r[i + 1]);
+  }
+  // 0x88 picks 128-bit lanes 0 and 2 of each source, 0xdd lanes 1 and 3.
+  for (int i = 0; i < 8; i += 4)
+    for (int o = 0; o < 2; ++o) {
+      r[i + o] = _mm512_maskz_shuffle_i64x2(0xff, u[i + o], u[i + 2 + o], 0x88);
+      r[i + 2 + o] = _mm512_maskz_shuffle_i64x2(0xff, u[i + o], u[i + 2 + o], 0xdd);
+    }
+  for (int o = 0; o < 4; ++o) {
+    u[o] = _mm512_maskz_shuffle_i64x2(0xff, r[o], r[4 + o], 0x88);
+    u[4 + o] = _mm512_maskz_shuffle_i64x2(0xff, r[o], r[4 + o], 0xdd);
+  }
+  for (int q = 0; q < 8; ++q) r[q] = u[q];
+}
+
 // Writes packed B panels: columns [jc, jc + nc) of rows [pc, pc + kc) of a product's B operand
 // into `out` as b_row lays them out, zeroing rows past kc and columns past nc in every 16-column
 // block it writes, and the tail ends (zero_b_tail_ends).
