@@ -1,7 +1,9 @@
-// Dense linear algebra over Z_2^64 (uint64 wrap-around) and 2-D convolution through im2col +
-// that GEMM: what each party runs on its shares. Kernels, chosen at run time: Intel AMX int8
-// on byte-sliced operands (ring_gemm_amx.cpp; Sapphire Rapids and later), else a packed,
-// cache-blocked AVX-512DQ (vpmullq) GEMM, else a portable one.
+// Dense linear algebra over Z_2^64 (uint64 wrap-around) and 2-D convolution: what each party
+// runs on its shares. Kernels, chosen at run time: Intel AMX int8 on byte-sliced operands
+// (ring_gemm_amx.cpp, and ring_conv_amx.cpp for convolutions, which never build an im2col
+// matrix; Sapphire Rapids and later), else AVX-512DQ (vpmullq: rows straight from the operands
+// up to 8 rows of A, a packed cache-blocked GEMM beyond), else a portable one; convolutions
+// without AMX go through im2col + GEMM.
 #pragma once
 
 #include <cstdint>
