@@ -139,6 +139,29 @@ __attribute__((target("avx512f,avx512bw"))) void split_planes(const Conv2dGeomet
       }
 }
 
+// A = the weights in the tap-major K order (zero for the padding channels), each row reordered
+// into a per-thread buffer just before it is split into byte planes: the reordered matrix is
+// never written whole (it took as long to write and read back as to pack).
+class WeightRows final : public APanelSource {
+ public:
+  WeightRows(const uint64_t* w, int64_t cg, int64_t taps, int64_t c4)
+      : w_(w), cg_(cg), taps_(taps), c4_(c4) {}
+
+  void pack(int64_t i0, int64_t mc, int64_t pc, int64_t kc, const PassShape& ps,
+            uint8_t* out) const override {
+    thread_local std::vector<uint64_t> row;
+    row.resize(static_cast<size_t>(taps_ * c4_));
+    for (int64_t r = 0; r < mc; ++r) {
+      reorder_weights(w_ + (i0 + r) * cg_ * taps_, cg_, taps_, c4_, row.data());
+      pack_a_row(row.data() + pc, kc, ps, out, r);
+    }
+  }
+
+ private:
+  const uint64_t* w_;
+  int64_t cg_, taps_, c4_;
+};
+
 // B = im2col(x) in the tap-major K order, packed straight from the planes.
 class ImagePanels final : public BPanelSource {
  public:
@@ -490,12 +513,6 @@ void conv2d_u64_amx(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* 
   }
   const int64_t c4 = (cg + 3) / 4 * 4, taps = g.kernel_h * g.kernel_w, k = c4 * taps;
   const int64_t pixels = g.out_h() * g.out_w();
-  // The weights in the tap-major K order, zero for the padding channels, into a buffer kept
-  // between calls.
-  thread_local std::vector<uint64_t> wk;
-  wk.resize(static_cast<size_t>(g.out_channels * k));
-  for (int64_t oc = 0; oc < g.out_channels; ++oc)
-    reorder_weights(w + oc * cg * taps, cg, taps, c4, wk.data() + oc * k);
   const int workers = static_cast<int>(std::clamp<int64_t>(threads, 1, (pixels + 31) / 32));
   // Kept between calls, as the GEMM's packing buffers (growing them zero-fills); the worker
   // threads below use this thread's through the reference.
@@ -505,10 +522,10 @@ void conv2d_u64_amx(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* 
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       split_planes(g, x + (n * g.in_channels + grp * cg) * g.in_h * g.in_w, cg, planes);
       const ImagePanels panels(g, planes, k);
-      const uint64_t* a = wk.data() + grp * ocg * k;
+      const WeightRows weights(w + grp * ocg * cg * taps, cg, taps, c4);
       uint64_t* out = y + (n * g.out_channels + grp * ocg) * pixels;
       split_across(pixels, workers, [&](int64_t begin, int64_t end) {
-        gemm_u64_amx_packed(ocg, begin, end, k, a, k, panels, out, pixels, false);
+        gemm_u64_amx_packed(ocg, begin, end, k, weights, panels, out, pixels, false);
       });
     }
 }

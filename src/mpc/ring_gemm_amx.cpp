@@ -95,6 +95,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
   }
 }
 
+}  // namespace
+
 // Layout of a packed 32-row panel of A: [plane][kb][row][64 B] for the whole steps, so that
 // each A tile (16 rows of 64 B of K) is 1 KiB of contiguous memory: tile loads then stream
 // instead of striding, which measured faster on Sapphire Rapids (`build/bench/mpc_bench
@@ -103,40 +105,54 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const ui
 //
 // Rows past mc are not written: they only reach output rows that are never stored. Bytes past
 // K in the tails need not be zero either: B is zero there.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_a(const uint64_t* a, int64_t lda,
-                                                                   int64_t mc, int64_t kc,
-                                                                   const PassShape& ps,
-                                                                   uint8_t* out) {
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void pack_a_row(const uint64_t* row,
+                                                                       int64_t kc,
+                                                                       const PassShape& ps,
+                                                                       uint8_t* out, int64_t r) {
   const int64_t main = ps.full * kKb;
-  for (int64_t r = 0; r < mc; ++r) {
-    uint8_t* panel = out + (r / kPanel) * ps.a_panel();
-    split_bytes(a + r * lda, main, panel + (r % kPanel) * kKb, ps.plane(), kPanel * kKb);
-    if (ps.tail == 0) continue;
-    // The row's last kc - main (< 64) elements -> planes[i][e]: eight at a time (the masked
-    // load zeroes past K), a byte transpose each, as in split_bytes.
-    alignas(64) uint8_t planes[8][kKb];
-    const __m512i order = _mm512_load_si512(kByteTranspose.data());
-    for (int64_t e = 0; e < kc - main; e += 8) {
-      const __mmask8 valid = static_cast<__mmask8>((1u << std::min<int64_t>(8, kc - main - e)) - 1);
-      alignas(64) uint64_t split[8];
-      _mm512_store_si512(split, _mm512_maskz_permutexvar_epi8(
-                                    ~__mmask64{0}, order,
-                                    _mm512_maskz_loadu_epi64(valid, a + r * lda + main + e)));
-      for (int i = 0; i < 8; ++i) std::memcpy(planes[i] + e, &split[i], 8);
-    }
-    // Tail of plane i -> bytes i * tail .. (i + 1) * tail of the row's concatenated tails.
-    uint8_t* tails = panel + 8 * ps.plane() + (r % kPanel) * kKb;
-    for (int64_t i = 0, at = 0; i < 8; ++i) {
-      for (int64_t done = 0; done < ps.tail;) {
-        const int64_t n = std::min(ps.tail - done, kKb - at % kKb);
-        std::memcpy(tails + (at / kKb) * kPanel * kKb + at % kKb, planes[i] + done,
-                    static_cast<size_t>(n));
-        done += n;
-        at += n;
-      }
+  uint8_t* panel = out + (r / kPanel) * ps.a_panel();
+  split_bytes(row, main, panel + (r % kPanel) * kKb, ps.plane(), kPanel * kKb);
+  if (ps.tail == 0) return;
+  // The row's last kc - main (< 64) elements -> planes[i][e]: eight at a time (the masked
+  // load zeroes past K), a byte transpose each, as in split_bytes.
+  alignas(64) uint8_t planes[8][kKb];
+  const __m512i order = _mm512_load_si512(kByteTranspose.data());
+  for (int64_t e = 0; e < kc - main; e += 8) {
+    const __mmask8 valid = static_cast<__mmask8>((1u << std::min<int64_t>(8, kc - main - e)) - 1);
+    alignas(64) uint64_t split[8];
+    _mm512_store_si512(
+        split, _mm512_maskz_permutexvar_epi8(~__mmask64{0}, order,
+                                             _mm512_maskz_loadu_epi64(valid, row + main + e)));
+    for (int i = 0; i < 8; ++i) std::memcpy(planes[i] + e, &split[i], 8);
+  }
+  // Tail of plane i -> bytes i * tail .. (i + 1) * tail of the row's concatenated tails.
+  uint8_t* tails = panel + 8 * ps.plane() + (r % kPanel) * kKb;
+  for (int64_t i = 0, at = 0; i < 8; ++i) {
+    for (int64_t done = 0; done < ps.tail;) {
+      const int64_t n = std::min(ps.tail - done, kKb - at % kKb);
+      std::memcpy(tails + (at / kKb) * kPanel * kKb + at % kKb, planes[i] + done,
+                  static_cast<size_t>(n));
+      done += n;
+      at += n;
     }
   }
 }
+
+namespace {
+
+// A given as a row-major matrix.
+class MatrixRows final : public APanelSource {
+ public:
+  MatrixRows(const uint64_t* a, int64_t lda) : a_(a), lda_(lda) {}
+  void pack(int64_t i0, int64_t mc, int64_t pc, int64_t kc, const PassShape& ps,
+            uint8_t* out) const override {
+    for (int64_t r = 0; r < mc; ++r) pack_a_row(a_ + (i0 + r) * lda_ + pc, kc, ps, out, r);
+  }
+
+ private:
+  const uint64_t* a_;
+  int64_t lda_;
+};
 
 // B[pc:pc+kc, jc:jc+nc] -> packed B panels (see b_row in ring_gemm_amx.hpp). Column blocks at
 // or past nc are skipped: they only reach output columns that are never stored. Whole 4 x 16
@@ -200,11 +216,12 @@ void pack_b_matrix(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, const
 void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
                           int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
                           bool accumulate) {
-  gemm_u64_amx_packed(m, j_begin, j_end, k, a, lda, MatrixPanels(b, ldb), c, ldc, accumulate);
+  gemm_u64_amx_packed(m, j_begin, j_end, k, MatrixRows(a, lda), MatrixPanels(b, ldb), c, ldc,
+                      accumulate);
 }
 
-void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
-                         int64_t lda, const BPanelSource& b, uint64_t* c, int64_t ldc,
+void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k,
+                         const APanelSource& a, const BPanelSource& b, uint64_t* c, int64_t ldc,
                          bool accumulate) {
   if (m == 0 || j_end <= j_begin) return;
   if (k == 0) {
@@ -240,13 +257,13 @@ void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, c
     const PassShape ps(kc);
     // The first pass over K writes C (no zero fill beforehand), later ones add.
     const bool add = accumulate || pc > 0;
-    if (small_m) pack_a(a + pc, lda, m, kc, ps, apack.data());
+    if (small_m) a.pack(0, m, pc, kc, ps, apack.data());
     for (int64_t jc = j_begin; jc < j_end; jc += nc_block) {
       const int64_t nc = std::min(nc_block, j_end - jc);
       b.pack(pc, kc, jc, nc, ps, bpack.data());
       for (int64_t ic = 0; ic < m; ic += kMc) {
         const int64_t mc = std::min(kMc, m - ic);
-        if (!small_m) pack_a(a + ic * lda + pc, lda, mc, kc, ps, apack.data());
+        if (!small_m) a.pack(ic, mc, pc, kc, ps, apack.data());
         for (int64_t n0 = 0; n0 < nc; n0 += kPanel) {
           const uint8_t* bp = bpack.data() + (n0 / kPanel) * ps.b_panel();
           const int nr = static_cast<int>(std::min(kPanel, nc - n0));

@@ -149,6 +149,20 @@ __attribute__((target("avx512f"))) inline void transpose_8x8_u64(__m512i (&r)[8]
   for (int q = 0; q < 8; ++q) r[q] = u[q];
 }
 
+// Packed A, per 32-row panel (ps.a_panel() bytes each): [plane][step][row][64 B] for the whole
+// steps, then the tails, [step][row][64 B], each row holding the tails of planes 0..7 end to
+// end. pack_a_row writes row r (counted from the first panel's first row) from its kc elements.
+void pack_a_row(const uint64_t* row, int64_t kc, const PassShape& ps, uint8_t* out, int64_t r);
+
+// Writes packed A panels: rows [i0, i0 + mc), K [pc, pc + kc) of a product's A operand into
+// `out` (row i0 first), with pack_a_row. Rows past mc only reach output rows never stored.
+class APanelSource {
+ public:
+  virtual ~APanelSource() = default;
+  virtual void pack(int64_t i0, int64_t mc, int64_t pc, int64_t kc, const PassShape& ps,
+                    uint8_t* out) const = 0;
+};
+
 // Writes packed B panels: columns [jc, jc + nc) of rows [pc, pc + kc) of a product's B operand
 // into `out` as b_row lays them out, zeroing rows past kc and columns past nc in every 16-column
 // block it writes, and the tail ends (zero_b_tail_ends).
@@ -167,9 +181,9 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
 // Packs B[0:kc, 0:nc] (row-major, leading dimension ldb) into panels, as a BPanelSource does.
 void pack_b_matrix(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, const PassShape& ps,
                    uint8_t* out);
-// The same with B from a packer.
-void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, const uint64_t* a,
-                         int64_t lda, const BPanelSource& b, uint64_t* c, int64_t ldc,
+// The same with A and B from packers.
+void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k,
+                         const APanelSource& a, const BPanelSource& b, uint64_t* c, int64_t ldc,
                          bool accumulate);
 
 }  // namespace veil::mpc::detail
