@@ -1,14 +1,19 @@
-// conv2d_u64 on the AMX ring GEMM without a uint64 im2col matrix.
+// conv2d_u64 on the AMX ring GEMM without a uint64 im2col matrix, by one of two paths.
 //
 // The GEMM's B operand is im2col(x): K = C * KH * KW rows of output pixels. Built in uint64 and
 // then split into byte planes, it is written, read back and transposed once more (for ResNet-20's
-// first stage, 0.9 MB per image, more than the products cost). Here the input is split into its
-// eight byte planes once, C x H x W elements instead of K x OH x OW, stored with four channels
-// per 32-bit word ([plane][channel / 4][row][column][channel % 4], zero-padded as the
-// convolution pads). K is ordered tap by tap, channels innermost (k = tap * C4 + c, C rounded up
-// to a multiple of 4, the weights reordered to match), so that each VNNI row of B, four
-// consecutive k times 16 pixels, is 16 of those words: for stride 1 one or a few contiguous runs
-// (an output row each), loaded with masks, then put in the packed layout's column order.
+// first stage, 0.9 MB per image, more than the products cost).
+//
+// The packed path: the input is split into its eight byte planes once, C x H x W elements
+// instead of K x OH x OW, stored with four channels per 32-bit word ([plane][channel / 4][row]
+// [column][channel % 4], zero-padded as the convolution pads). K is ordered tap by tap, channels
+// innermost (k = tap * C4 + c, C rounded up to a multiple of 4, the weights reordered to match),
+// so that each VNNI row of B, four consecutive k times 16 pixels, is 16 of those words: for
+// stride 1 one or a few contiguous runs (an output row each), for stride 2 the even words of
+// twice as many, otherwise a gather; then put in the packed layout's column order.
+//
+// The direct path (see its section below) reads A tiles in place from the input's planes and
+// packs nothing of the im2col's size; it is taken where it measured faster.
 #include "ring_conv_amx.hpp"
 
 #include <immintrin.h>
