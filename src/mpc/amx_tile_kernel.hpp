@@ -151,6 +151,9 @@ __attribute__((target("avx512f,avx512bw,avx512dq"))) inline void combine(const u
   const __mmask8 mask_lo = cols_mask(0), mask_hi = cols_mask(8);
   // Masked forms with all-ones masks, as in pack_b, for GCC 12's -Wmaybe-uninitialized.
   const __m512i low32 = _mm512_set1_epi64(0xffffffff), high32 = _mm512_set1_epi64(~0xffffffffull);
+  // Transposed: element j of a row half goes j * ldc further.
+  const __m512i at =
+      _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(t.ldc));
   for (int r = row_begin; r < row_end; ++r) {
     const uint32_t* row = d + (r / 16) * kRowTileStride + (r % 16) * 16;
     __m512i ds[8];
@@ -170,8 +173,6 @@ __attribute__((target("avx512f,avx512bw,avx512dq"))) inline void combine(const u
           hi, _mm512_maskz_slli_epi64(0xff, _mm512_maskz_srli_epi64(0xff, ds[s], 32), 8 * s));
     }
     if (t.transposed) {
-      const __m512i at =
-          _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(t.ldc));
       _mm512_mask_i64scatter_epi64(t.c + r, mask_lo, at, lo, 8);
       _mm512_mask_i64scatter_epi64(t.c + r + 8 * t.ldc, mask_hi, at, hi, 8);
       continue;

@@ -118,21 +118,14 @@ __attribute__((target("avx512f,avx512bw"))) void split_planes(const Conv2dGeomet
         }
       }
   p.zeroed = layout;
-  // vnni_rows_4x16 on 4 channels x 16 columns gives, per plane, the 16 words of those columns
-  // in the order 0, 8, 1, 9, ...; this puts them back in column order.
-  const __m512i natural = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  // vnni_rows_4x16 on 4 channels x 16 columns gives, per plane, the 16 words of those columns.
+  const __m512i natural = _mm512_load_si512(kVnniToColumnOrder);
   const int64_t hw = g.in_h * g.in_w;
   for (int64_t b = 0; b < p.cb; ++b)
     for (int64_t y = 0; y < g.in_h; ++y)
       for (int64_t x0 = 0; x0 < g.in_w; x0 += 16) {
         __m512i in[4][2];
-        for (int t = 0; t < 4; ++t)
-          for (int h = 0; h < 2; ++h) {
-            const int64_t c = 4 * b + t, col = x0 + 8 * h;
-            const int64_t valid = c < cg ? std::clamp<int64_t>(g.in_w - col, 0, 8) : 0;
-            in[t][h] = _mm512_maskz_loadu_epi64(static_cast<__mmask8>((1u << valid) - 1),
-                                                x + c * hw + y * g.in_w + col);
-          }
+        load_4x16(x + 4 * b * hw + y * g.in_w + x0, hw, cg - 4 * b, g.in_w - x0, in);
         __m512i rows[8];
         vnni_rows_4x16(in, rows);
         const __mmask16 keep =
@@ -338,7 +331,7 @@ __attribute__((target("avx512f,avx512bw"))) void split_nhwc(const Conv2dGeometry
     }
   }
   p.zeroed = layout;
-  const __m512i natural = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m512i natural = _mm512_load_si512(kVnniToColumnOrder);
   const int64_t hw = g.in_h * g.in_w;
   for (int64_t y = 0; y < g.in_h; ++y)
     for (int64_t x0 = 0; x0 < g.in_w; x0 += 16)
@@ -347,14 +340,7 @@ __attribute__((target("avx512f,avx512bw"))) void split_nhwc(const Conv2dGeometry
         __m512i words[8][4];
         for (int b = 0; b < 4; ++b) {
           __m512i in[4][2];
-          for (int t = 0; t < 4; ++t)
-            for (int h = 0; h < 2; ++h) {
-              const int64_t col = x0 + 8 * h;
-              const int64_t valid = std::clamp<int64_t>(g.in_w - col, 0, 8);
-              in[t][h] =
-                  _mm512_maskz_loadu_epi64(static_cast<__mmask8>((1u << valid) - 1),
-                                           x + (16 * set + 4 * b + t) * hw + y * g.in_w + col);
-            }
+          load_4x16(x + (16 * set + 4 * b) * hw + y * g.in_w + x0, hw, 4, g.in_w - x0, in);
           __m512i rows[8];
           vnni_rows_4x16(in, rows);
           for (int j = 0; j < 8; ++j)

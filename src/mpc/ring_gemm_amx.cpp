@@ -59,39 +59,25 @@ alignas(64) constexpr std::array<uint8_t, 64> kByteTranspose = [] {
   return o;
 }();
 
-// Byte i of src[e] -> dst[i * plane_stride + (e / 64) * seg_stride + e % 64], for e < len: the
-// eight byte planes of a row, cut into the 64-byte segments that are the rows of A tiles.
-// `dst` must be 64-byte aligned (whole segments are written with aligned stores).
+// Byte i of src[e] -> dst[i * plane_stride + (e / 64) * seg_stride + e % 64], for e < len (a
+// multiple of 64: pack_a_row handles the tail): the eight byte planes of a row, cut into the
+// 64-byte segments that are the rows of A tiles. `dst` must be 64-byte aligned.
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void split_bytes(const uint64_t* src,
                                                                         int64_t len, uint8_t* dst,
                                                                         int64_t plane_stride,
                                                                         int64_t seg_stride) {
   const __m512i idx = _mm512_load_si512(kByteTranspose.data());
-  int64_t e = 0;
-  // Whole segments: 64 elements -> 8 planes of 64 bytes. After the per-register byte transpose,
+  // 64 elements -> 8 planes of 64 bytes. After the per-register byte transpose,
   // register q holds plane p of elements 8q..8q+7 in qword p, so an 8 x 8 qword transpose
   // (unpack, then two rounds of 128-bit lane shuffles) gathers each plane into one register.
   // Compared with 8-byte scalar stores this keeps A packing off the profile of tall GEMMs.
-  for (; e + 64 <= len; e += 64) {
+  for (int64_t e = 0; e < len; e += 64) {
     __m512i x[8];
     for (int q = 0; q < 8; ++q)
       x[q] = _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e + 8 * q));
     transpose_8x8_u64(x);  // x[p]: plane p of all 64 elements
     uint8_t* at = dst + (e / 64) * seg_stride;
     for (int p = 0; p < 8; ++p) _mm512_store_si512(at + p * plane_stride, x[p]);
-  }
-  for (; e + 8 <= len; e += 8) {
-    const __m512i t =
-        _mm512_maskz_permutexvar_epi8(~__mmask64{0}, idx, _mm512_loadu_si512(src + e));
-    alignas(64) uint64_t planes[8];
-    _mm512_store_si512(planes, t);
-    uint8_t* at = dst + (e / 64) * seg_stride + e % 64;
-    for (int i = 0; i < 8; ++i) std::memcpy(at + i * plane_stride, &planes[i], 8);
-  }
-  for (; e < len; ++e) {
-    uint64_t v = src[e];
-    uint8_t* at = dst + (e / 64) * seg_stride + e % 64;
-    for (int i = 0; i < 8; ++i, v >>= 8) at[i * plane_stride] = static_cast<uint8_t>(v);
   }
 }
 
@@ -171,13 +157,7 @@ __attribute__((target("avx512f,avx512bw"))) void pack_b(const uint64_t* b, int64
         for (int t = 0; t < 4; ++t)
           for (int h = 0; h < 2; ++h) in[t][h] = _mm512_loadu_si512(bq + t * ldb + n0 + 8 * h);
       } else {
-        for (int t = 0; t < 4; ++t)
-          for (int h = 0; h < 2; ++h) {
-            const int64_t col = n0 + 8 * h;
-            const int64_t valid = t < rows ? std::clamp<int64_t>(nc - col, 0, 8) : 0;
-            const __mmask8 mask = static_cast<__mmask8>((1u << valid) - 1);
-            in[t][h] = _mm512_maskz_loadu_epi64(mask, bq + t * ldb + col);
-          }
+        load_4x16(bq + n0, ldb, rows, nc - n0, in);
       }
       __m512i planes[8];
       vnni_rows_4x16(in, planes);

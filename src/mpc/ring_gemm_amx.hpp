@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -74,6 +75,25 @@ inline void zero_b_tail_ends(uint8_t* out, const PassShape& ps, int64_t nc) {
                     ((n0 % kAmxPanel) / 16) * ps.tail_rows * kAmxStep + 2 * ps.tail * kAmxStep,
                 0, 16 * kAmxStep);
 }
+
+// in[t][h] = columns 8h..8h+7 of row t of a 4 x 16 block of uint64 at p (rows `stride`
+// apart); rows at or past `rows` and columns at or past `cols` read as zero, without being
+// touched (masked loads).
+__attribute__((target("avx512f"))) inline void load_4x16(const uint64_t* p, int64_t stride,
+                                                         int64_t rows, int64_t cols,
+                                                         __m512i (&in)[4][2]) {
+  for (int t = 0; t < 4; ++t)
+    for (int h = 0; h < 2; ++h) {
+      const int64_t valid = t < rows ? std::clamp<int64_t>(cols - 8 * h, 0, 8) : 0;
+      in[t][h] = _mm512_maskz_loadu_epi64(static_cast<__mmask8>((1u << valid) - 1),
+                                          p + t * stride + 8 * h);
+    }
+}
+
+// vnni_rows_4x16 leaves the 16 columns of a row in the order 0, 8, 1, 9, ..., 7, 15; as 32-bit
+// words, this permutation (vpermd indices) puts them back in column order.
+alignas(64) inline constexpr int32_t kVnniToColumnOrder[16] = {0, 2, 4, 6, 8, 10, 12, 14,
+                                                               1, 3, 5, 7, 9, 11, 13, 15};
 
 // A 4 (k) x 16 (n) block of uint64, in[t][h] = row t's columns 8h..8h+7, -> per byte plane j
 // one 64-byte VNNI row, out[j]. Read as bit fields, the block's 512 bytes are indexed by the
