@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 
 #include "test_util.hpp"
 #include "veil/core/error.hpp"
@@ -49,6 +50,23 @@ std::vector<uint64_t> naive_conv(const Conv2dGeometry& g, const std::vector<uint
           y[((n * g.out_channels + oc) * oh + oy) * ow + ox] = s;
         }
   return y;
+}
+
+// conv2d_u64 on random operands equals naive_conv for every geometry, with each thread count
+// (the output starts non-zero: it must be written, not added to).
+void expect_convs_match_naive(TestRng& rng, const std::vector<Conv2dGeometry>& geoms,
+                              std::initializer_list<int> thread_counts) {
+  for (const auto& geo : geoms) {
+    auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
+    const auto want = naive_conv(geo, x, w);
+    for (int threads : thread_counts) {
+      std::vector<uint64_t> y(geo.output_numel(), 7);
+      conv2d_u64(geo, x.data(), w.data(), y.data(), threads);
+      ASSERT_EQ(y, want) << geo.in_channels << " -> " << geo.out_channels << ", " << geo.in_h
+                         << " x " << geo.in_w << ", k " << geo.kernel_h << ", groups " << geo.groups
+                         << ", threads " << threads;
+    }
+  }
 }
 
 TEST(RingGemm, MatchesNaiveOnOddShapes) {
@@ -147,12 +165,7 @@ TEST(RingConv, MatchesNaiveLoops) {
     wide.pad_left = 4, wide.pad_right = 3, wide.pad_top = 3, wide.pad_bottom = 4;
     geoms.push_back(wide);
   }
-  for (const auto& geo : geoms) {
-    auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
-    std::vector<uint64_t> y(geo.output_numel());
-    conv2d_u64(geo, x.data(), w.data(), y.data());
-    ASSERT_EQ(y, naive_conv(geo, x, w)) << "groups " << geo.groups << " k " << geo.kernel_h;
-  }
+  expect_convs_match_naive(rng, geoms, {1});
 }
 
 // Shapes the AMX paths take (more than 8 output channels per group and 8 output pixels, K of at
@@ -211,16 +224,7 @@ TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   Conv2dGeometry d5 = g;
   d5.in_channels = 64, d5.in_h = 8;
   geoms.push_back(d5);
-  for (const auto& geo : geoms) {
-    auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
-    const auto want = naive_conv(geo, x, w);
-    for (int threads : {1, 2}) {
-      std::vector<uint64_t> y(geo.output_numel(), 7);
-      conv2d_u64(geo, x.data(), w.data(), y.data(), threads);
-      ASSERT_EQ(y, want) << geo.in_channels << " -> " << geo.out_channels << ", " << geo.in_h
-                         << " x " << geo.in_w << ", threads " << threads;
-    }
-  }
+  expect_convs_match_naive(rng, geoms, {1, 2});
 }
 
 TEST(RingConv, RejectsInconsistentGeometry) {
