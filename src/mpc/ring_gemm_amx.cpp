@@ -32,14 +32,15 @@ namespace veil::mpc::detail {
 namespace {
 
 constexpr int64_t kKc = 2048;  // K per pass at most (see the exactness note above)
-// K per pass of the matrix GEMM: K is cut into equal passes of at most this many. Shorter passes
-// keep a 64-row A block and a B panel nearer the core (at K = 208, 106 KiB and 53 KiB) at the
-// cost of draining the accumulators once per pass. Measured against single passes, six runs
-// interleaved (`mpc_bench --benchmark_filter=RingGemm/`, medians): 10x120x400 27.5 us against
-// 29.5, 64x1024x576 1.00 ms against 1.19, 128x256x1152 0.90 against 1.01, 256x64x2304 1.02
-// against 1.24; 32x196x288, now two passes of 144, 63 us against 61. The convolution keeps
-// single passes: it reorders its weights once per pass, and its K = 288 and 576 layers took
-// 5-10 % longer with 208.
+// K per pass of the matrix GEMM at most: shorter passes keep a 64-row A block and a B panel
+// nearer the core (at K = 208, 106 KiB and 53 KiB) at the cost of draining the accumulators once
+// per pass. Measured against single passes, six runs interleaved (`mpc_bench
+// --benchmark_filter=RingGemm/`, medians): 64x1024x576 1.00 ms against 1.19, 128x256x1152 0.90
+// against 1.01, 256x64x2304 1.02 against 1.24, 10x120x400 27.5 us against 29.5; 32x196x288 63
+// us against 61. Cutting the passes at whole 64-byte steps, K's tail in the last pass only (see
+// gemm_u64_amx_packed), then took 10x120x400 from 29.5 to 26.8 us and 512x49x4608 from 4.71 to
+// 4.29 ms (five runs interleaved). The convolution keeps passes of up to kKc: it reorders its
+// weights once per pass, and its K = 288 and 576 layers took 5-10 % longer with 208.
 constexpr int64_t kGemmPass = 208;
 constexpr int64_t kMc = 64;   // rows of A per packed block: 8 planes x 64 x 2048 B = 1 MiB (L2)
 constexpr int64_t kNc = 256;  // columns of B per packed block
@@ -223,11 +224,17 @@ void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k,
   // multi-megabyte buffers would cost page faults each time. Cache-line aligned, because every
   // tile row is 64 bytes and a misaligned one is a split load (aligned.hpp).
   thread_local AlignedVector<uint8_t> apack, bpack;
-  // Equal passes (a short last one would drain the accumulators for little work), rounded up to
-  // whole VNNI rows; the first is the longest (PassShape's panels grow with kc).
-  const int64_t passes = (k + max_pass - 1) / max_pass;
-  const int64_t pass_k = std::min(round_up((k + passes - 1) / passes, 4), max_pass);
-  const PassShape widest(std::min(pass_k, k));
+  // Passes of equal whole 64-byte steps, K's tail (k % 64) in the last one: every pass with a
+  // tail spends products on its tail windows (PassShape), and a short last pass would drain the
+  // accumulators for little work. The last pass is the widest (PassShape's panels grow with kc).
+  const int64_t full = k / kKb, tail = k % kKb;
+  int64_t pass_k = k;
+  if (full > 0) {
+    const int64_t cap_steps = std::max<int64_t>(1, (max_pass - tail) / kKb);
+    const int64_t passes = (full + cap_steps - 1) / cap_steps;
+    pass_k = (full + passes - 1) / passes * kKb;
+  }
+  const PassShape widest(std::min(pass_k + tail, k));
   const size_t a_need =
       static_cast<size_t>(widest.a_panel() * (round_up(std::min(kMc, m), kPanel) / kPanel));
   const size_t b_need = static_cast<size_t>(
@@ -245,8 +252,8 @@ void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k,
   // A keeps B packed kNc columns at a time and reuses it across blocks of kMc rows.
   const bool small_m = m <= kMc;
   const int64_t nc_block = small_m ? kPanel : kNc;
-  for (int64_t pc = 0; pc < k; pc += pass_k) {
-    const int64_t kc = std::min(pass_k, k - pc);
+  for (int64_t pc = 0, kc = 0; pc < k; pc += kc) {
+    kc = k - pc - pass_k < kKb ? k - pc : pass_k;  // the tail joins the last pass
     const PassShape ps(kc);
     // The first pass over K writes C (no zero fill beforehand), later ones add.
     const bool add = accumulate || pc > 0;

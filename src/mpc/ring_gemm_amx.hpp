@@ -201,8 +201,8 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
 // Packs B[0:kc, 0:nc] (row-major, leading dimension ldb) into panels, as a BPanelSource does.
 void pack_b_matrix(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, const PassShape& ps,
                    uint8_t* out);
-// The same with A and B from packers, K cut into equal passes of at most max_pass (<= 0: the
-// longest the exactness bound allows, 2048).
+// The same with A and B from packers, K cut into passes of at most max_pass (<= 0: the longest
+// the exactness bound allows, 2048), at whole 64-byte steps with K's tail in the last one.
 void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k,
                          const APanelSource& a, const BPanelSource& b, uint64_t* c, int64_t ldc,
                          bool accumulate, int64_t max_pass = 0);
