@@ -179,44 +179,18 @@ class ImagePanels final : public BPanelSource {
                                                         int64_t nc, const PassShape& ps,
                                                         uint8_t* out) const override {
     zero_b_tail_ends(out, ps, nc);
-    // Column order of a packed row (ring_gemm_amx.hpp): position 2i holds pixel i, 2i + 1
-    // pixel 8 + i.
-    const __m512i packed_order =
-        _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-    const __m512i even_words =
-        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const int64_t ow = g_.out_w();
     for (int64_t n0 = 0; n0 < nc; n0 += 16) {
       const Runs runs = pixel_runs(jc + n0, std::min<int64_t>(16, nc - n0), ow);
-      for (int64_t q = 0; q < kc / 4; ++q) {
-        const int64_t tap_at = row_at_[pc / 4 + q];
-        const BRow row = b_row(out, ps, q, n0);
-        for (int j = 0; j < 8; ++j) {
-          const uint32_t* plane = p_.plane_words(j) + tap_at;
-          __m512i v = _mm512_setzero_si512();
-          if (runs.gather) {
-            v = _mm512_mask_i32gather_epi32(v, runs.mask[0], runs.index, plane, 4);
-          } else if (g_.stride_w == 1) {
-            // Whole loads blended by lane (the words around a run are in the buffer, kSlack):
-            // a masked load whose masked-off lanes cross into another page can take a
-            // microcode assist. (Measured here, the two forms ran the same.)
-            for (int r = 0; r < runs.count; ++r)
-              v = _mm512_mask_blend_epi32(runs.mask[r], v, _mm512_loadu_si512(plane + runs.at[r]));
-          } else {
-            // Stride 2: the even words of 32, one two-source permute instead of a gather
-            // (which made ResNet-20's stride-2 layers the slowest per product).
-            for (int r = 0; r < runs.count; ++r) {
-              const uint32_t* at = plane + runs.at[r];
-              v = _mm512_mask_blend_epi32(
-                  runs.mask[r], v,
-                  _mm512_permutex2var_epi32(_mm512_loadu_si512(at), even_words,
-                                            _mm512_loadu_si512(at + 16)));
-            }
-          }
-          _mm512_storeu_si512(row.dst + j * row.plane_stride,
-                              _mm512_maskz_permutexvar_epi32(0xffff, packed_order, v));
-        }
-      }
+      // Up to four runs (output rows of 5 pixels or more) at stride 1 or 2 take a loop with
+      // everything per 16 pixels hoisted out of it: the generic one reloads the runs and
+      // branches per plane.
+      if (runs.gather || runs.count > 4 || g_.stride_w > 2)
+        pack_gathered(runs, pc, kc, n0, ps, out);
+      else if (g_.stride_w == 1)
+        dispatch_runs<1>(runs, pc, kc, n0, ps, out);
+      else
+        dispatch_runs<2>(runs, pc, kc, n0, ps, out);
     }
   }
 
@@ -254,6 +228,107 @@ class ImagePanels final : public BPanelSource {
       l += len;
     }
     return r;
+  }
+
+  // Column order of a packed row (ring_gemm_amx.hpp): position 2i holds pixel i, 2i + 1 pixel
+  // 8 + i. As vpermd indices, and as the map of pixel lanes to packed positions.
+  static constexpr int32_t kPackedOrder[16] = {0, 8,  1, 9,  2, 10, 3, 11,
+                                               4, 12, 5, 13, 6, 14, 7, 15};
+
+  // The 16 pixels' rows for every VNNI row q of the pass, from kRuns runs at stride kStride.
+  // Stride 2 takes the even words of 32 with one two-source permute whose indices also put them
+  // in packed order, so the runs' lane masks are permuted to packed order too.
+  template <int kStride, int kRuns>
+  __attribute__((target("avx512f,avx512bw"))) void pack_runs(const Runs& runs, int64_t pc,
+                                                             int64_t kc, int64_t n0,
+                                                             const PassShape& ps,
+                                                             uint8_t* out) const {
+    alignas(64) int32_t order[16];
+    for (int i = 0; i < 16; ++i) order[i] = kStride == 2 ? 2 * kPackedOrder[i] : kPackedOrder[i];
+    const __m512i idx = _mm512_load_si512(order);
+    __mmask16 mask[kRuns];
+    int64_t at[kRuns];
+    for (int r = 0; r < kRuns; ++r) {
+      at[r] = runs.at[r];
+      mask[r] = runs.mask[r];
+      if (kStride == 2) {
+        unsigned m = 0;
+        for (int i = 0; i < 16; ++i) m |= ((runs.mask[r] >> kPackedOrder[i]) & 1u) << i;
+        mask[r] = static_cast<__mmask16>(m);
+      }
+    }
+    const int64_t plane = p_.plane;
+    for (int64_t q = 0; q < kc / 4; ++q) {
+      const uint32_t* base = p_.plane_words(0) + row_at_[pc / 4 + q];
+      const BRow row = b_row(out, ps, q, n0);
+      for (int j = 0; j < 8; ++j, base += plane) {
+        __m512i v = _mm512_setzero_si512();
+        for (int r = 0; r < kRuns; ++r) {
+          const uint32_t* w = base + at[r];
+          // Whole loads, blended by lane (the words around a run are in the buffer, kSlack): a
+          // masked load whose masked-off lanes cross into another page can take a microcode
+          // assist.
+          const __m512i x = kStride == 2 ? _mm512_permutex2var_epi32(_mm512_loadu_si512(w), idx,
+                                                                     _mm512_loadu_si512(w + 16))
+                                         : _mm512_loadu_si512(w);
+          v = _mm512_mask_blend_epi32(mask[r], v, x);
+        }
+        if (kStride == 1) v = _mm512_maskz_permutexvar_epi32(0xffff, idx, v);
+        _mm512_storeu_si512(row.dst + j * row.plane_stride, v);
+      }
+    }
+  }
+
+  template <int kStride>
+  void dispatch_runs(const Runs& runs, int64_t pc, int64_t kc, int64_t n0, const PassShape& ps,
+                     uint8_t* out) const {
+    switch (runs.count) {
+      case 1:
+        return pack_runs<kStride, 1>(runs, pc, kc, n0, ps, out);
+      case 2:
+        return pack_runs<kStride, 2>(runs, pc, kc, n0, ps, out);
+      case 3:
+        return pack_runs<kStride, 3>(runs, pc, kc, n0, ps, out);
+      default:
+        return pack_runs<kStride, 4>(runs, pc, kc, n0, ps, out);
+    }
+  }
+
+  // Any other layout of the 16 pixels: a gather (stride > 2), or the runs of output rows
+  // shorter than 5 pixels.
+  __attribute__((target("avx512f,avx512bw"))) void pack_gathered(const Runs& runs, int64_t pc,
+                                                                 int64_t kc, int64_t n0,
+                                                                 const PassShape& ps,
+                                                                 uint8_t* out) const {
+    const __m512i packed_order = _mm512_loadu_si512(kPackedOrder);
+    const __m512i even_words =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t q = 0; q < kc / 4; ++q) {
+      const int64_t tap_at = row_at_[pc / 4 + q];
+      const BRow row = b_row(out, ps, q, n0);
+      for (int j = 0; j < 8; ++j) {
+        const uint32_t* plane = p_.plane_words(j) + tap_at;
+        __m512i v = _mm512_setzero_si512();
+        if (runs.gather) {
+          v = _mm512_mask_i32gather_epi32(v, runs.mask[0], runs.index, plane, 4);
+        } else if (g_.stride_w == 1) {
+          for (int r = 0; r < runs.count; ++r)
+            v = _mm512_mask_blend_epi32(runs.mask[r], v, _mm512_loadu_si512(plane + runs.at[r]));
+        } else {
+          // Stride 2: the even words of 32, one two-source permute instead of a gather (which
+          // made ResNet-20's stride-2 layers the slowest per product).
+          for (int r = 0; r < runs.count; ++r) {
+            const uint32_t* at = plane + runs.at[r];
+            v = _mm512_mask_blend_epi32(
+                runs.mask[r], v,
+                _mm512_permutex2var_epi32(_mm512_loadu_si512(at), even_words,
+                                          _mm512_loadu_si512(at + 16)));
+          }
+        }
+        _mm512_storeu_si512(row.dst + j * row.plane_stride,
+                            _mm512_maskz_permutexvar_epi32(0xffff, packed_order, v));
+      }
+    }
   }
 
   const Conv2dGeometry& g_;

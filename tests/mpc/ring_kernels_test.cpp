@@ -186,6 +186,18 @@ TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   Conv2dGeometry s2 = g;
   s2.out_channels = 32, s2.in_h = 15, s2.in_w = 13, s2.stride_h = s2.stride_w = 2;
   geoms.push_back(s2);
+  // Blocks of 16 output pixels over one or two output rows, at stride 1 and 2 (the packer's
+  // hoisted loops): ResNet-20's 16 -> 32 stride-2 layer (14-pixel rows), and rows of exactly
+  // 16 pixels at both strides.
+  Conv2dGeometry s2_rows = g;
+  s2_rows.out_channels = 32, s2_rows.stride_h = s2_rows.stride_w = 2;
+  geoms.push_back(s2_rows);
+  Conv2dGeometry s2_one = g;
+  s2_one.in_h = 9, s2_one.in_w = 32, s2_one.stride_w = 2;
+  geoms.push_back(s2_one);
+  Conv2dGeometry s1_one = g;
+  s1_one.in_channels = 20, s1_one.in_h = 5, s1_one.in_w = 16;
+  geoms.push_back(s1_one);
   Conv2dGeometry s3 = g;
   s3.in_h = s3.in_w = 20, s3.stride_w = 3;
   geoms.push_back(s3);
