@@ -182,10 +182,10 @@ class ImagePanels final : public BPanelSource {
     const int64_t ow = g_.out_w();
     for (int64_t n0 = 0; n0 < nc; n0 += 16) {
       const Runs runs = pixel_runs(jc + n0, std::min<int64_t>(16, nc - n0), ow);
-      // Up to four runs (output rows of 5 pixels or more) at stride 1 or 2 take a loop with
-      // everything per 16 pixels hoisted out of it: the generic one reloads the runs and
-      // branches per plane.
-      if (runs.gather || runs.count > 4 || g_.stride_w > 2)
+      // The runs of stride 1 or 2 are resolved once per 16 pixels, outside the loop over the
+      // planes; their count is a template argument for the usual one to four (output rows of 5
+      // pixels or more).
+      if (runs.gather)
         pack_gathered(runs, pc, kc, n0, ps, out);
       else if (g_.stride_w == 1)
         dispatch_runs<1>(runs, pc, kc, n0, ps, out);
@@ -235,8 +235,10 @@ class ImagePanels final : public BPanelSource {
   static constexpr int32_t kPackedOrder[16] = {0, 8,  1, 9,  2, 10, 3, 11,
                                                4, 12, 5, 13, 6, 14, 7, 15};
 
-  // The 16 pixels' rows for every VNNI row q of the pass, from kRuns runs at stride kStride.
-  // Stride 2 takes the even words of 32 with one two-source permute whose indices also put them
+  // The 16 pixels' rows for every VNNI row q of the pass, from kRuns runs at stride kStride
+  // (kRuns = 0: runs.count of them, for output rows shorter than 5 pixels).
+  // Stride 2 takes the even words of 32 with one two-source permute (a gather made ResNet-20's
+  // stride-2 layers the slowest per product) whose indices also put them
   // in packed order, so the runs' lane masks are permuted to packed order too.
   template <int kStride, int kRuns>
   __attribute__((target("avx512f,avx512bw"))) void pack_runs(const Runs& runs, int64_t pc,
@@ -246,9 +248,10 @@ class ImagePanels final : public BPanelSource {
     alignas(64) int32_t order[16];
     for (int i = 0; i < 16; ++i) order[i] = kStride == 2 ? 2 * kPackedOrder[i] : kPackedOrder[i];
     const __m512i idx = _mm512_load_si512(order);
-    __mmask16 mask[kRuns];
-    int64_t at[kRuns];
-    for (int r = 0; r < kRuns; ++r) {
+    const int count = kRuns > 0 ? kRuns : runs.count;
+    __mmask16 mask[16];
+    int64_t at[16];
+    for (int r = 0; r < count; ++r) {
       at[r] = runs.at[r];
       mask[r] = runs.mask[r];
       if (kStride == 2) {
@@ -263,7 +266,7 @@ class ImagePanels final : public BPanelSource {
       const BRow row = b_row(out, ps, q, n0);
       for (int j = 0; j < 8; ++j, base += plane) {
         __m512i v = _mm512_setzero_si512();
-        for (int r = 0; r < kRuns; ++r) {
+        for (int r = 0; r < count; ++r) {
           const uint32_t* w = base + at[r];
           // Whole loads, blended by lane (the words around a run are in the buffer, kSlack): a
           // masked load whose masked-off lanes cross into another page can take a microcode
@@ -289,42 +292,25 @@ class ImagePanels final : public BPanelSource {
         return pack_runs<kStride, 2>(runs, pc, kc, n0, ps, out);
       case 3:
         return pack_runs<kStride, 3>(runs, pc, kc, n0, ps, out);
-      default:
+      case 4:
         return pack_runs<kStride, 4>(runs, pc, kc, n0, ps, out);
+      default:
+        return pack_runs<kStride, 0>(runs, pc, kc, n0, ps, out);
     }
   }
 
-  // Any other layout of the 16 pixels: a gather (stride > 2), or the runs of output rows
-  // shorter than 5 pixels.
+  // Strides above 2: a gather per plane.
   __attribute__((target("avx512f,avx512bw"))) void pack_gathered(const Runs& runs, int64_t pc,
                                                                  int64_t kc, int64_t n0,
                                                                  const PassShape& ps,
                                                                  uint8_t* out) const {
     const __m512i packed_order = _mm512_loadu_si512(kPackedOrder);
-    const __m512i even_words =
-        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int64_t q = 0; q < kc / 4; ++q) {
       const int64_t tap_at = row_at_[pc / 4 + q];
       const BRow row = b_row(out, ps, q, n0);
       for (int j = 0; j < 8; ++j) {
-        const uint32_t* plane = p_.plane_words(j) + tap_at;
-        __m512i v = _mm512_setzero_si512();
-        if (runs.gather) {
-          v = _mm512_mask_i32gather_epi32(v, runs.mask[0], runs.index, plane, 4);
-        } else if (g_.stride_w == 1) {
-          for (int r = 0; r < runs.count; ++r)
-            v = _mm512_mask_blend_epi32(runs.mask[r], v, _mm512_loadu_si512(plane + runs.at[r]));
-        } else {
-          // Stride 2: the even words of 32, one two-source permute instead of a gather (which
-          // made ResNet-20's stride-2 layers the slowest per product).
-          for (int r = 0; r < runs.count; ++r) {
-            const uint32_t* at = plane + runs.at[r];
-            v = _mm512_mask_blend_epi32(
-                runs.mask[r], v,
-                _mm512_permutex2var_epi32(_mm512_loadu_si512(at), even_words,
-                                          _mm512_loadu_si512(at + 16)));
-          }
-        }
+        const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), runs.mask[0],
+                                                      runs.index, p_.plane_words(j) + tap_at, 4);
         _mm512_storeu_si512(row.dst + j * row.plane_stride,
                             _mm512_maskz_permutexvar_epi32(0xffff, packed_order, v));
       }

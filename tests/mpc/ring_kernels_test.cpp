@@ -198,6 +198,12 @@ TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   Conv2dGeometry s1_one = g;
   s1_one.in_channels = 20, s1_one.in_h = 5, s1_one.in_w = 16;
   geoms.push_back(s1_one);
+  // 3-pixel rows: six runs per 16 pixels, at both strides.
+  for (int64_t stride : {1, 2}) {
+    Conv2dGeometry narrow = g;
+    narrow.in_h = 12, narrow.in_w = stride == 1 ? 3 : 5, narrow.stride_w = stride;
+    geoms.push_back(narrow);
+  }
   Conv2dGeometry s3 = g;
   s3.in_h = s3.in_w = 20, s3.stride_w = 3;
   geoms.push_back(s3);
