@@ -5,10 +5,13 @@
 #include <benchmark/benchmark.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <vector>
 
+#include "veil/core/aligned.hpp"
 #include "veil/core/random.hpp"
 #include "veil/mpc/local_session.hpp"
 #include "veil/mpc/nonlinear.hpp"
@@ -203,6 +206,92 @@ void BM_FloatConvGemmOneDnn(benchmark::State& state) {
   set_conv_items(state, g);
 }
 BENCHMARK(BM_FloatConvGemmOneDnn)->CONV_SHAPES->Unit(benchmark::kMillisecond);
+
+// Both sides get cache-line-aligned buffers, as oneDNN's own memory objects and the ring
+// kernels' packing buffers are, so that neither side's time depends on where malloc put them.
+AlignedVector<uint64_t> aligned(const std::vector<uint64_t>& v) {
+  return AlignedVector<uint64_t>(v.begin(), v.end());
+}
+
+// Ring against float, timed in alternating slices of ~0.5 ms each (one benchmark iteration =
+// one pair of slices), so that both sides see the same machine: on this shared VM a slow
+// stretch otherwise lands on whichever side happens to run then, and the ring / float ratio of
+// two separately timed benchmarks moved by up to 30 % between runs. Reports each side's median
+// time per call and the median of the per-pair ratios.
+template <class Ring, class Float>
+void time_paired(benchmark::State& state, Ring&& ring, Float&& flt) {
+  using clock = std::chrono::steady_clock;
+  const auto seconds_per_call = [](auto& f, int calls) {
+    const auto t0 = clock::now();
+    for (int i = 0; i < calls; ++i) f();
+    return std::chrono::duration<double>(clock::now() - t0).count() / calls;
+  };
+  // Warm both (caches, oneDNN's JIT), then size the slices.
+  seconds_per_call(ring, 3);
+  seconds_per_call(flt, 3);
+  const auto calls_for = [](double per_call) {
+    return std::max(1, static_cast<int>(5e-4 / std::max(per_call, 1e-9)));
+  };
+  const int ring_calls = calls_for(seconds_per_call(ring, 5));
+  const int float_calls = calls_for(seconds_per_call(flt, 5));
+  std::vector<double> ring_s, float_s, ratio;
+  for (auto _ : state) {
+    const double r = seconds_per_call(ring, ring_calls);
+    const double f = seconds_per_call(flt, float_calls);
+    ring_s.push_back(r), float_s.push_back(f), ratio.push_back(r / f);
+  }
+  const auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["ring_us"] = median(ring_s) * 1e6;
+  state.counters["float_us"] = median(float_s) * 1e6;
+  state.counters["ratio"] = median(ratio);
+}
+
+// `ring` paired with oneDNN's float GEMM of an M x K by a K x N matrix (one thread).
+template <class Ring>
+void time_paired_with_float_gemm(benchmark::State& state, Ring&& ring, int64_t m, int64_t n,
+                                 int64_t k) {
+  AlignedVector<float> fa(m * k, 0.5f), fb(k * n, 0.25f), fc(m * n);
+  const int saved = nn::num_threads();
+  nn::set_num_threads(1);
+  time_paired(state, ring, [&] {
+    dnnl_sgemm('N', 'N', m, n, k, 1.0f, fa.data(), k, fb.data(), n, 0.0f, fc.data(), n);
+    benchmark::DoNotOptimize(fc.data());
+  });
+  nn::set_num_threads(saved);
+}
+
+void BM_PairedGemm(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const auto a = aligned(random_u64(m * k)), b = aligned(random_u64(k * n));
+  AlignedVector<uint64_t> c(m * n);
+  time_paired_with_float_gemm(
+      state,
+      [&] {
+        gemm_u64(m, n, k, a.data(), k, b.data(), n, c.data(), n);
+        benchmark::DoNotOptimize(c.data());
+      },
+      m, n, k);
+  state.SetLabel(gemm_u64_kernel_name(m, n, k));
+}
+BENCHMARK(BM_PairedGemm)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
+
+// The ring convolution against the float GEMM on its im2col shape.
+void BM_PairedConvGemm(benchmark::State& state) {
+  const Conv2dGeometry g = conv_shape(state);
+  const auto x = aligned(random_u64(g.input_numel())), w = aligned(random_u64(g.weight_numel()));
+  AlignedVector<uint64_t> y(g.output_numel());
+  time_paired_with_float_gemm(
+      state,
+      [&] {
+        conv2d_u64(g, x.data(), w.data(), y.data());
+        benchmark::DoNotOptimize(y.data());
+      },
+      g.out_channels, g.out_h() * g.out_w(), g.in_channels * 9);
+}
+BENCHMARK(BM_PairedConvGemm)->CONV_SHAPES->Unit(benchmark::kMillisecond);
 
 // Z_67 digit packing, which PrivateCompare runs on 63 digits per compared element: 1 << 20
 // digits per call; range(0): 0 scalar, 1 AVX-512 VBMI.
