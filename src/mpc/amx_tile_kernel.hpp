@@ -249,7 +249,7 @@ class TileKernel {
     constexpr int64_t kTile = kAmxPanel * kAmxStep;  // bytes of one K step of a packed panel
     constexpr bool four = shape != Shape::OneTile;   // tiles 1 and 3 in use
     const int64_t a_plane = at.plane, a_stride = at.stride, a_second = at.second;
-    const int64_t b_plane = ps.plane();  // bytes of one byte plane's whole steps of B
+    const int64_t b_plane = ps.b_plane();  // bytes from one byte plane of B to the next
     // The tails: B's rows of this half (TwoColumns: the right half's follow).
     const uint8_t* bt = bp + 8 * b_plane + half * ps.tail_rows * kKb;
     const int64_t half_rows = ps.tail_rows * kKb, tail_q = ps.tail / 4;
