@@ -42,6 +42,14 @@ constexpr int64_t kKc = 2048;  // K per pass at most (see the exactness note abo
 // 4.29 ms (five runs interleaved). The convolution keeps passes of up to kKc: it reorders its
 // weights once per pass, and its K = 288 and 576 layers took 5-10 % longer with 208.
 constexpr int64_t kGemmPass = 208;
+// With at most 16 rows of A (one row of tiles: a small batch, a 16-channel layer) each packed B
+// panel feeds a single block, whose four sweeps over it (one per diagonal pair) then run from
+// L1 only if the panel is short: passes of one 64-byte step (a 32-column panel of 16-20 KiB)
+// measured faster, paired against the float GEMM (`mpc_bench --benchmark_filter=Paired`, three
+// runs, ring / float): 16 x 784 x 144 3.46 -> 3.25x, 10 x 120 x 400 3.53 -> 3.37x. With 32 or
+// 64 rows they were slower (32 x 196 x 288 2.8 -> 3.15x): the drains of twice the
+// accumulators outweigh it.
+constexpr int64_t kShortPass = kKb;
 constexpr int64_t kMc = 64;   // rows of A per packed block: 8 planes x 64 x 2048 B = 1 MiB (L2)
 constexpr int64_t kNc = 256;  // columns of B per packed block
 static_assert(8 * kKc * 255 * 255 < (int64_t{1} << 32), "D_s must not wrap in uint32");
@@ -207,7 +215,7 @@ void gemm_u64_amx_columns(int64_t m, int64_t j_begin, int64_t j_end, int64_t k, 
                           int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
                           bool accumulate) {
   gemm_u64_amx_packed(m, j_begin, j_end, k, MatrixRows(a, lda), MatrixPanels(b, ldb), c, ldc,
-                      accumulate, kGemmPass);
+                      accumulate, m <= 16 ? kShortPass : kGemmPass);
 }
 
 void gemm_u64_amx_packed(int64_t m, int64_t j_begin, int64_t j_end, int64_t k,

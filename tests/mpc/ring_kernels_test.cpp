@@ -93,7 +93,8 @@ TEST(RingGemm, MatchesNaiveOnOddShapes) {
 }
 
 // Every kernel this machine has, on shapes that cross its blocking: AMX pads to 32 x 32 x 64 and
-// combines passes of 2048 over K; extreme values (all ones, 2^63) exercise every byte plane.
+// combines passes over K (one 64-byte step each for at most 16 rows, up to 2048 otherwise); extreme
+// values (all ones, 2^63) exercise every byte plane.
 TEST(RingGemm, EveryKernelMatchesNaive) {
   TestRng rng;
   // From the seventh: at most 16 rows of A (the AMX kernel's 16-row blocks over two column
