@@ -5,6 +5,7 @@
 #include <string>
 
 #include "sign_gate.hpp"
+#include "veil/core/default_init.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/nonlinear.hpp"
 #include "veil/mpc/private_compare.hpp"
@@ -20,8 +21,11 @@ namespace {
 // rotations).
 enum : uint32_t { kR = 1, kBits = 2, kW = 3, kMask = 4, kProd = 5, kCoins = 6 };
 
-// Digit buffers are written in full before they are read, so they are Bytes (not zero-filled;
-// the fill was a visible share of a secure ResNet-20 inference under `perf record`).
+using Words = std::vector<uint64_t, DefaultInitAllocator<uint64_t>>;
+
+// Digit buffers and the per-element temporaries below are written in full before they are read,
+// so they are Bytes and Words (not zero-filled; the fill was a visible share of a secure
+// ResNet-20 inference under `perf record`).
 
 void recv_z67(Party& p, Role from, Tag tag, uint8_t* out, size_t n) {
   unpack_z67(p.recv(from, tag, z67_packed_size(n)), std::span<uint8_t>(out, n));
@@ -82,7 +86,7 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   if (p.is(Role::Helper)) {
     std::vector<uint64_t> r0 = p.shared_words(Role::Client, kR, n),
                           r1 = p.shared_words(Role::Server, kR, n);
-    std::vector<uint64_t> rm(n);
+    Words rm(n);
     for (size_t e = 0; e < n; ++e) rm[e] = (r0[e] + r1[e]) & q.mask_m;
     const ChunkPlan chunks{n, m};
     {
@@ -96,7 +100,7 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
                pack_z67(std::span<const uint8_t>(bits.data(), nd_k)));
       }
     }
-    std::vector<uint8_t> any_zero(n);
+    Bytes any_zero(n);
     {
       Bytes dc(chunks.max_digits());
       Bytes ds(chunks.max_digits());
@@ -108,7 +112,7 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
       }
     }
     std::vector<uint64_t> w0 = p.shared_words(Role::Client, kW, n);
-    std::vector<uint64_t> w(n);
+    Words w(n);
     std::vector<uint64_t> msg(n + (product ? n_mult : 0));
     for (size_t e = 0; e < n; ++e) {
       const bool zero = any_zero[e] != 0;
@@ -180,16 +184,16 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
   }
 
   // Round 2: PrivateCompare digits to the helper, chunk by chunk.
-  std::vector<uint8_t> beta(n);
+  Bytes beta(n);
   {
     // The client-server coins of the whole op, drawn in this order (both parties must draw
     // identically): beta bits and rotations of every element, then per chunk the multipliers
     // and the masks.
     ByteSampler coins(p.shared_prg(other, kCoins));
-    std::vector<uint8_t> rot(n);
+    Bytes rot(n);
     coins.fill_below(2, beta.data(), n);
     coins.fill_below(static_cast<unsigned>(m), rot.data(), n);
-    std::vector<uint64_t> rp(n);
+    Words rp(n);
     for (size_t e = 0; e < n; ++e) rp[e] = c[e] & q.mask_m;
     std::optional<ByteSampler> helper_bits;
     if (client) helper_bits.emplace(p.shared_prg(Role::Helper, kBits));
@@ -226,7 +230,7 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
     w.assign(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
     aw.assign(msg.begin() + static_cast<std::ptrdiff_t>(n), msg.end());
   }
-  std::vector<uint8_t> tp(n);
+  Bytes tp(n);
   for (size_t e = 0; e < n; ++e) tp[e] = 1 ^ ((c[e] >> (q.l - 1)) & 1) ^ beta[e];
   if (!product) {
     std::vector<uint64_t> out(n);
