@@ -55,9 +55,9 @@ struct PassShape {
 // TDPBUUD reads, a row holding k = 4q..4q+3 of 16 columns as [column][k % 4], the columns in
 // the order 0, 8, 1, 9, ..., 7, 15 (vnni_rows_4x16 produces that order, and the kernel's
 // combine undoes it for free). The whole steps are stored tile by tile, [plane][step][half of
-// the panel][16 rows of 64 B]; then per half the tails of planes 7..0, end to end, and 16 zero
-// rows. b_row tells where row q of the 16 columns at n0 (a multiple of 16, relative to the
-// first panel) goes: plane j's 64 bytes at dst + j * plane_stride.
+// the panel][16 rows of 64 B], the planes b_plane() bytes apart; then per half the tails of
+// planes 7..0, end to end, and 16 zero rows. b_row tells where row q of the 16 columns at n0 (a
+// multiple of 16, relative to the first panel) goes: plane j's 64 bytes at dst + j * plane_stride.
 struct BRow {
   uint8_t* dst;
   int64_t plane_stride;
