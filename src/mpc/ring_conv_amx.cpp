@@ -19,7 +19,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -50,10 +49,20 @@ void split_across(int64_t count, int workers, const Body& body) {
   for (auto& t : pool) t.join();
 }
 
-// What decides where a byte-plane buffer's zero padding is: channels (or blocks of 4), the top
-// and left padding, the input's height and width, and the padded plane's size.
+// What decides where a byte-plane buffer's zero padding is: what one pixel holds (channel
+// blocks, or the bytes of an expanded window), the input's height and width, and the padding on
+// each side. All of them: the padded area alone would not tell 11 x 12 from 12 x 11 pixels.
 struct PaddedLayout {
-  int64_t channels = -1, top = 0, left = 0, h = 0, w = 0, area = 0;
+  int64_t per_pixel = -1, h = 0, w = 0, top = 0, bottom = 0, left = 0, right = 0;
+  PaddedLayout() = default;
+  PaddedLayout(int64_t pixel, const Conv2dGeometry& g)
+      : per_pixel(pixel),
+        h(g.in_h),
+        w(g.in_w),
+        top(g.pad_top),
+        bottom(g.pad_bottom),
+        left(g.pad_left),
+        right(g.pad_right) {}
   bool operator==(const PaddedLayout&) const = default;
 };
 
@@ -106,8 +115,8 @@ __attribute__((target("avx512f,avx512bw"))) void split_planes(const Conv2dGeomet
   uint32_t* base = p.words.data() + kSlack;
   // The padding is zero: written once per layout (this thread's buffer is kept between calls,
   // and the inside, written below, never reaches it).
-  const PaddedLayout layout{p.cb, g.pad_top, g.pad_left, g.in_h, g.in_w, p.hp * p.wp};
-  if (!(p.zeroed == layout))
+  const PaddedLayout layout(p.cb, g);
+  if (p.zeroed != layout)
     for (int j = 0; j < 8; ++j)
       for (int64_t b = 0; b < p.cb; ++b) {
         uint32_t* img = base + j * p.plane + b * p.hp * p.wp;
@@ -349,8 +358,7 @@ struct NhwcPlanes {
   // Expanded: per plane, hp x wp pixels of `seg` bytes (kw x c, padded to 64-byte steps).
   int64_t seg = 0, expanded_plane = 0;
   AlignedVector<uint8_t> expanded;
-  // The geometry whose padding rows `expanded` holds as zeros (c, kw, pads, height, width).
-  std::array<int64_t, 8> zeroed{};
+  PaddedLayout zeroed;  // the layout whose padding rows `expanded` holds as zeros
 
   uint8_t* row_bytes(int j) { return rows.data() + j * row; }
   const uint8_t* expanded_bytes(int j) const { return expanded.data() + j * expanded_plane; }
@@ -435,21 +443,17 @@ __attribute__((target("avx512f,avx512bw"))) void split_expand(const Conv2dGeomet
   p.expanded_plane = p.hp * p.wp * p.seg;
   const size_t need =
       static_cast<size_t>(8 * p.expanded_plane + 32 * g.stride_w * p.seg + 2 * p.seg);
-  const std::array<int64_t, 8> geometry{cg,         g.kernel_w,  g.pad_top, g.pad_bottom,
-                                        g.pad_left, g.pad_right, g.in_h,    g.in_w};
-  if (p.expanded.size() < need) {
-    p.expanded.resize(need);
-    p.zeroed = {};
-  }
-  // The padding rows' windows are all zero: written once per geometry.
-  if (p.zeroed != geometry) {
+  if (p.expanded.size() < need) p.expanded.resize(need);
+  // The padding rows' windows are all zero: written once per layout (as split_planes does).
+  const PaddedLayout layout(p.seg, g);
+  if (p.zeroed != layout) {
     for (int j = 0; j < 8; ++j) {
       uint8_t* plane = p.expanded.data() + j * p.expanded_plane;
       std::memset(plane, 0, static_cast<size_t>(g.pad_top * p.wp * p.seg));
       std::memset(plane + (g.pad_top + g.in_h) * p.wp * p.seg, 0,
                   static_cast<size_t>(g.pad_bottom * p.wp * p.seg));
     }
-    p.zeroed = geometry;
+    p.zeroed = layout;
   }
   const int64_t origins = p.wp - g.kernel_w + 1;
   // The last step keeps run - 64 (steps - 1) bytes. The rest would be the next pixels'

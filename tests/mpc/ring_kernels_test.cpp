@@ -246,6 +246,29 @@ TEST(RingConv, BytePlanePathMatchesNaiveLoops) {
   expect_convs_match_naive(rng, geoms, {1, 2});
 }
 
+// The byte-plane buffers are kept per thread and zero their padding only when the layout
+// changes. Layouts that differ only in how the padding splits between bottom and right must
+// still count as different, even with the same padded area (11 x 12 against 12 x 11 pixels on
+// the packed path): the first one's pixels would otherwise be left where the second one's
+// padding is. Both paths, each pair in turn on one thread.
+TEST(RingConv, PaddingOfTheLastLayoutIsNotReused) {
+  TestRng rng;
+  std::vector<Conv2dGeometry> geoms;
+  Conv2dGeometry packed;
+  packed.in_channels = 16, packed.out_channels = 16, packed.in_h = packed.in_w = 9;
+  packed.kernel_h = packed.kernel_w = 3, packed.pad_top = packed.pad_left = 1;
+  packed.pad_bottom = 1, packed.pad_right = 2;
+  Conv2dGeometry direct = packed;
+  direct.in_w = 30, direct.in_h = 6;
+  for (const Conv2dGeometry& first : {packed, direct}) {
+    Conv2dGeometry second = first;
+    std::swap(second.pad_bottom, second.pad_right);
+    geoms.push_back(first);
+    geoms.push_back(second);
+  }
+  expect_convs_match_naive(rng, geoms, {1});
+}
+
 TEST(RingConv, RejectsInconsistentGeometry) {
   Conv2dGeometry g;
   g.in_channels = 3, g.groups = 2;
