@@ -21,8 +21,6 @@ namespace {
 // rotations).
 enum : uint32_t { kR = 1, kBits = 2, kW = 3, kMask = 4, kProd = 5, kCoins = 6 };
 
-using Words = std::vector<uint64_t, DefaultInitAllocator<uint64_t>>;
-
 // Digit buffers and the per-element temporaries below are written in full before they are read,
 // so they are Bytes and Words (not zero-filled; the fill was a visible share of a secure
 // ResNet-20 inference under `perf record`).

@@ -39,5 +39,7 @@ class DefaultInitAllocator : public A {
 };
 
 using Bytes = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
+// The same for ring words: temporaries that a loop or a PRG writes in full before they are read.
+using Words = std::vector<uint64_t, DefaultInitAllocator<uint64_t>>;
 
 }  // namespace veil
