@@ -110,17 +110,41 @@ void BM_RingGemmAvx512(benchmark::State& state) {
 }
 BENCHMARK(BM_RingGemmAvx512)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
 
-// oneDNN's float GEMM of an M x K by a K x N matrix, timed over the state's iterations.
-void time_float_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
-  std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
-  // One thread, as the ring kernels: oneDNN would otherwise take every core.
-  const int saved = nn::num_threads();
-  nn::set_num_threads(1);
-  for (auto _ : state) {
-    dnnl_sgemm('N', 'N', m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
-    benchmark::DoNotOptimize(c.data());
+// One thread for oneDNN while it lives, as the ring kernels have: it would otherwise take every
+// core.
+class OneThread {
+ public:
+  OneThread() { nn::set_num_threads(1); }
+  ~OneThread() { nn::set_num_threads(saved_); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int saved_ = nn::num_threads();
+};
+
+// oneDNN's float GEMM of an M x K by a K x N matrix on one thread, its operands owned and
+// cache-line aligned (as oneDNN's own memory objects and the ring kernels' packing buffers
+// are); each call runs one product.
+class FloatGemm {
+ public:
+  FloatGemm(int64_t m, int64_t n, int64_t k)
+      : m_(m), n_(n), k_(k), a_(m * k, 0.5f), b_(k * n, 0.25f), c_(m * n) {}
+  void operator()() {
+    dnnl_sgemm('N', 'N', m_, n_, k_, 1.0f, a_.data(), k_, b_.data(), n_, 0.0f, c_.data(), n_);
+    benchmark::DoNotOptimize(c_.data());
   }
-  nn::set_num_threads(saved);
+
+ private:
+  OneThread one_thread_;
+  int64_t m_, n_, k_;
+  AlignedVector<float> a_, b_, c_;
+};
+
+// The float GEMM timed over the state's iterations.
+void time_float_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
+  FloatGemm gemm(m, n, k);
+  for (auto _ : state) gemm();
 }
 
 void BM_FloatGemmOneDnn(benchmark::State& state) {
@@ -174,8 +198,7 @@ void BM_FloatConv2dOneDnn(benchmark::State& state) {
   const Conv2dGeometry g = conv_shape(state);
   using tag = dnnl::memory::format_tag;
   using dt = dnnl::memory::data_type;
-  const int saved = nn::num_threads();
-  nn::set_num_threads(1);
+  const OneThread one_thread;
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
   const dnnl::memory::dims src{1, g.in_channels, g.in_h, g.in_w},
@@ -195,7 +218,6 @@ void BM_FloatConv2dOneDnn(benchmark::State& state) {
     conv.execute(strm, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, d}});
     strm.wait();
   }
-  nn::set_num_threads(saved);
   set_conv_items(state, g);
 }
 BENCHMARK(BM_FloatConv2dOneDnn)->CONV_SHAPES->Unit(benchmark::kMillisecond);
@@ -207,8 +229,7 @@ void BM_FloatConvGemmOneDnn(benchmark::State& state) {
 }
 BENCHMARK(BM_FloatConvGemmOneDnn)->CONV_SHAPES->Unit(benchmark::kMillisecond);
 
-// Both sides get cache-line-aligned buffers, as oneDNN's own memory objects and the ring
-// kernels' packing buffers are, so that neither side's time depends on where malloc put them.
+// The ring side's operands, cache-line aligned as the float side's (FloatGemm).
 AlignedVector<uint64_t> aligned(const std::vector<uint64_t>& v) {
   return AlignedVector<uint64_t>(v.begin(), v.end());
 }
@@ -253,14 +274,8 @@ void time_paired(benchmark::State& state, Ring&& ring, Float&& flt) {
 template <class Ring>
 void time_paired_with_float_gemm(benchmark::State& state, Ring&& ring, int64_t m, int64_t n,
                                  int64_t k) {
-  AlignedVector<float> fa(m * k, 0.5f), fb(k * n, 0.25f), fc(m * n);
-  const int saved = nn::num_threads();
-  nn::set_num_threads(1);
-  time_paired(state, ring, [&] {
-    dnnl_sgemm('N', 'N', m, n, k, 1.0f, fa.data(), k, fb.data(), n, 0.0f, fc.data(), n);
-    benchmark::DoNotOptimize(fc.data());
-  });
-  nn::set_num_threads(saved);
+  FloatGemm gemm(m, n, k);
+  time_paired(state, ring, gemm);
 }
 
 void BM_PairedGemm(benchmark::State& state) {
