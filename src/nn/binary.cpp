@@ -94,10 +94,13 @@ void apply_op(Op op, const Shape& out, const Shape& sa, const T* a, const Shape&
 
 class BinaryKernel final : public Kernel {
  public:
-  explicit BinaryKernel(const model::Node& node) : Kernel(node) {
-    const std::string& o = node.op_type;
-    op_ = o == "Add" ? Op::Add : o == "Sub" ? Op::Sub : o == "Mul" ? Op::Mul : Op::Div;
-    if (node.inputs.size() != 2) fail("takes 2 inputs");
+  explicit BinaryKernel(const model::LoweredOp& op) : Kernel(op) {
+    using K = model::OpKind;
+    op_ = op.kind == K::Add   ? Op::Add
+          : op.kind == K::Sub ? Op::Sub
+          : op.kind == K::Mul ? Op::Mul
+                              : Op::Div;
+    if (op.input_ids.size() != 2) fail("takes 2 inputs");
   }
 
   // Zero-preserving ops may combine two values held in the same blocked layout.
@@ -196,8 +199,8 @@ class BinaryKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_binary(const model::Node& node) {
-  return std::make_unique<BinaryKernel>(node);
+std::unique_ptr<Kernel> make_binary(const model::LoweredOp& op) {
+  return std::make_unique<BinaryKernel>(op);
 }
 
 }  // namespace veil::nn::detail

@@ -67,6 +67,7 @@ class Runtime {
   Runtime(model::Model& m, ExecutorOptions o) : model(m), opts(std::move(o)) {}
 
   model::Model& model;
+  model::LoweredGraph lowered;  // the kernels' ops
   ExecutorOptions opts;
   DnnlContext dnnl;
   NodeHooks hooks;
@@ -110,6 +111,13 @@ class Runtime {
 
   void build();
   void build_inference_plan();
+  // Inference: Conv[+BatchNormalization][+Relu] as one kernel when the Conv's output feeds only
+  // the BN (with constant parameters) and the BN's (or Conv's) only the Relu. Extends `step` and
+  // marks the absorbed nodes; nullptr when there is nothing to fuse.
+  template <typename SoleConsumer, typename IsFloatInit>
+  std::unique_ptr<Kernel> fuse_conv(const model::LoweredOp& conv, Step& step,
+                                    SoleConsumer&& sole_consumer, IsFloatInit&& is_float_init,
+                                    std::vector<bool>& absorbed);
   std::vector<Tensor> forward(const std::vector<Tensor>& inputs, Mode m);
   void backward(const std::vector<Tensor>& output_grads);
   void run_hooks(const Step& step, bool before);
@@ -309,6 +317,7 @@ const model::Node& BackwardEnv::node() const { return rt_.model.graph.nodes[step
 
 void Runtime::build() {
   model::validate(model.graph);
+  lowered = model::lower(model);
   const auto& g = model.graph;
   for (const auto& vi : g.inputs) {
     const int id = id_of(vi.name);
@@ -327,7 +336,7 @@ void Runtime::build() {
     step.nodes = {n};
     for (const auto& i : node.inputs) step.in.push_back(i.empty() ? -1 : id_of(i));
     for (const auto& o : node.outputs) step.out.push_back(o.empty() ? -1 : id_of(o));
-    step.kernel = make_kernel(node, model.opset);
+    step.kernel = make_kernel(lowered.ops[n]);
     step.differentiable = step.kernel->differentiable();
     train_steps.push_back(std::move(step));
   }
@@ -375,17 +384,54 @@ void Runtime::build() {
   build_inference_plan();
 }
 
+template <typename SoleConsumer, typename IsFloatInit>
+std::unique_ptr<Kernel> Runtime::fuse_conv(const model::LoweredOp& conv, Step& step,
+                                           SoleConsumer&& sole_consumer,
+                                           IsFloatInit&& is_float_init,
+                                           std::vector<bool>& absorbed) {
+  ConvFusion fusion;
+  std::string tail = conv.outputs[0];
+  const model::LoweredOp* next = sole_consumer(tail);
+  if (next && next->kind == model::OpKind::BatchNormalization && next->inputs.size() == 5 &&
+      next->inputs[0] == tail && is_float_init(next->inputs[1]) && is_float_init(next->inputs[2]) &&
+      is_float_init(next->inputs[3]) && is_float_init(next->inputs[4]) && !next->outputs.empty()) {
+    bool extra_outputs_used = false;
+    for (size_t o = 1; o < next->outputs.size(); ++o)
+      extra_outputs_used = extra_outputs_used || !next->outputs[o].empty();
+    if (!extra_outputs_used) {
+      fusion.bn = true;
+      fusion.bn_epsilon = next->as<model::BatchNormParams>().epsilon;
+      step.nodes.push_back(next->node);
+      absorbed[next->node] = true;
+      step.in.resize(3, -1);
+      for (size_t i = 1; i < 5; ++i) step.in.push_back(id_of(next->inputs[i]));
+      tail = next->outputs[0];
+      next = sole_consumer(tail);
+    }
+  }
+  if (next && next->kind == model::OpKind::Relu && next->inputs.size() == 1 &&
+      next->outputs.size() == 1 && next->inputs[0] == tail) {
+    fusion.relu = true;
+    step.nodes.push_back(next->node);
+    absorbed[next->node] = true;
+    tail = next->outputs[0];
+  }
+  if (!fusion.bn && !fusion.relu) return nullptr;
+  step.out = {id_of(tail)};
+  return make_fused_conv(conv, fusion);
+}
+
 void Runtime::build_inference_plan() {
   const auto& g = model.graph;
   std::unordered_map<std::string, std::vector<size_t>> consumers;
   for (size_t n = 0; n < g.nodes.size(); ++n)
     for (const auto& i : g.nodes[n].inputs)
       if (!i.empty()) consumers[i].push_back(n);
-  auto sole_consumer = [&](const std::string& v) -> const model::Node* {
+  auto sole_consumer = [&](const std::string& v) -> const model::LoweredOp* {
     if (v.empty() || is_graph_output[id_of(v)]) return nullptr;
     auto it = consumers.find(v);
     if (it == consumers.end() || it->second.size() != 1) return nullptr;
-    return &g.nodes[it->second[0]];
+    return &lowered.ops[it->second[0]];
   };
   auto is_float_init = [&](const std::string& v) {
     auto it = g.initializers.find(v);
@@ -395,48 +441,14 @@ void Runtime::build_inference_plan() {
   std::vector<bool> absorbed(g.nodes.size(), false);
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     if (absorbed[n]) continue;
-    const auto& node = g.nodes[n];
+    const model::LoweredOp& op = lowered.ops[n];
     Step step;
     step.nodes = {n};
     step.in = train_steps[n].in;
     step.out = train_steps[n].out;
-    if (opts.fuse && node.op_type == "Conv" && node.outputs.size() == 1) {
-      ConvFusion fusion;
-      std::string tail = node.outputs[0];
-      const model::Node* next = sole_consumer(tail);
-      if (next && next->op_type == "BatchNormalization" && next->inputs.size() == 5 &&
-          next->inputs[0] == tail && is_float_init(next->inputs[1]) &&
-          is_float_init(next->inputs[2]) && is_float_init(next->inputs[3]) &&
-          is_float_init(next->inputs[4]) && !next->outputs.empty()) {
-        bool extra_outputs_used = false;
-        for (size_t o = 1; o < next->outputs.size(); ++o)
-          extra_outputs_used = extra_outputs_used || !next->outputs[o].empty();
-        if (!extra_outputs_used) {
-          fusion.bn = true;
-          fusion.bn_epsilon = next->attr_float("epsilon", 1e-5f);
-          const size_t bn_index = static_cast<size_t>(next - g.nodes.data());
-          step.nodes.push_back(bn_index);
-          absorbed[bn_index] = true;
-          step.in.resize(3, -1);
-          for (size_t i = 1; i < 5; ++i) step.in.push_back(id_of(next->inputs[i]));
-          tail = next->outputs[0];
-          next = sole_consumer(tail);
-        }
-      }
-      if (next && next->op_type == "Relu" && next->inputs.size() == 1 &&
-          next->outputs.size() == 1 && next->inputs[0] == tail) {
-        fusion.relu = true;
-        const size_t relu_index = static_cast<size_t>(next - g.nodes.data());
-        step.nodes.push_back(relu_index);
-        absorbed[relu_index] = true;
-        tail = next->outputs[0];
-      }
-      if (fusion.bn || fusion.relu) {
-        step.out = {id_of(tail)};
-        step.kernel = make_fused_conv(node, fusion);
-      }
-    }
-    if (!step.kernel) step.kernel = make_kernel(node, model.opset);
+    if (opts.fuse && op.kind == model::OpKind::Conv && op.outputs.size() == 1)
+      step.kernel = fuse_conv(op, step, sole_consumer, is_float_init, absorbed);
+    if (!step.kernel) step.kernel = make_kernel(op);
     infer_steps.push_back(std::move(step));
   }
   // Last use of every computed value; values nobody reads are released right away.

@@ -508,7 +508,20 @@ TEST(ExecutorErrors, UnknownOpAndBadInputs) {
     Executor ex(m);
     FAIL() << "expected Unsupported";
   } catch (const Unsupported& e) {
-    EXPECT_EQ(std::string(e.what()), "node 'FancyOp_0' (FancyOp): not supported");
+    EXPECT_EQ(std::string(e.what()),
+              "node 'FancyOp_0' (FancyOp): operator is not supported by veil");
+  }
+  // An op veil imports but the float engine lacks is refused when the executor is built, naming
+  // the op and the node.
+  GraphBuilder s;
+  s.input("x", {1, 4}).output("y").node("ReduceMean", {"x"}, {"y"}, {{"axes", Ints{1}}});
+  auto ms = s.build();
+  try {
+    Executor ex(ms);
+    FAIL() << "expected Unsupported";
+  } catch (const Unsupported& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "node 'ReduceMean_0' (ReduceMean): not supported by the float engine");
   }
   GraphBuilder h;
   h.input("x", {-1, 4}).output("y").node("Relu", {"x"}, {"y"});
