@@ -148,5 +148,35 @@ TEST(SecureModel, RejectsUnfoldedBatchNorm) {
   EXPECT_THROW(SecureModel m(g), Unsupported);
 }
 
+// An op the protocols lack is refused when the model is built, naming the op and the node.
+TEST(SecureModel, RefusesAtConstructionNamingOpAndNode) {
+  TestRng rng;
+  auto refusal = [](const model::Graph& g) {
+    try {
+      SecureModel m(g);
+    } catch (const Unsupported& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  model::Graph soft = tiny_graph(rng);
+  soft.nodes.push_back(node("probs", "Softmax", {"y"}, {"p"}));
+  soft.outputs = {{"p", DType::Float32, {1, 4}}};
+  EXPECT_EQ(refusal(soft), "node 'probs' (Softmax): not supported by three-party inference");
+  model::Graph bn = tiny_graph(rng);
+  bn.nodes.insert(bn.nodes.begin() + 1, node("bn", "BatchNormalization", {"c1"}, {"c1b"}));
+  EXPECT_EQ(refusal(bn),
+            "node 'bn' (BatchNormalization): not supported by three-party inference (fold it "
+            "into the conv first)");
+  model::Graph unknown = tiny_graph(rng);
+  unknown.nodes[1].op_type = "Swish";
+  EXPECT_EQ(refusal(unknown), "node 'relu1' (Swish): operator is not supported by veil");
+  // Attributes the protocols cannot honour are refused up front too, not at the first run.
+  model::Graph alpha = tiny_graph(rng);
+  alpha.nodes.back().attributes["alpha"] = 2.0f;
+  EXPECT_EQ(refusal(alpha), "node 'fc' (Gemm): only alpha = beta = 1, transA = 0");
+  EXPECT_EQ(refusal(tiny_graph(rng)), "accepted");
+}
+
 }  // namespace
 }  // namespace veil::mpc

@@ -16,6 +16,7 @@
 
 #include "veil/core/tensor.hpp"
 #include "veil/model/graph.hpp"
+#include "veil/model/lowered.hpp"
 #include "veil/mpc/nonlinear.hpp"
 #include "veil/mpc/party.hpp"
 
@@ -43,7 +44,8 @@ struct LayerCost {
 
 class SecureModel {
  public:
-  // Throws Unsupported naming the first node it cannot run.
+  // Lowers the graph and builds the plan. Throws Unsupported naming the op and the first node
+  // it cannot run ("node 'x' (Softmax): not supported by three-party inference").
   SecureModel(const model::Graph& graph, SecureModelOptions options = {});
 
   // Client: `input` is the image batch (float, the graph's first input). Server and helper:
@@ -53,8 +55,12 @@ class SecureModel {
   Tensor run(Party& p, const Tensor& input, std::vector<LayerCost>* trace = nullptr) const;
 
  private:
+  // Attribute defaults that depend on the opset do not matter for the ops above.
+  static constexpr int64_t kSecureOpset = 13;
+
   const model::Graph& graph_;
   SecureModelOptions options_;
+  model::LoweredGraph lowered_;
 };
 
 }  // namespace veil::mpc
