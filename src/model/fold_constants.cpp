@@ -463,6 +463,42 @@ bool foldable(const Node& node, OpKind kind) {
          kind == OpKind::Mul || kind == OpKind::Div;
 }
 
+// Removes the shape computations nothing reads any more, then unreferenced initializers.
+void remove_dead(Graph& g) {
+  std::set<std::string> outputs;
+  for (const auto& o : g.outputs) outputs.insert(o.name);
+  // One backward sweep suffices: nodes are in topological order, so every reader of a value
+  // is visited before its producer.
+  std::unordered_map<std::string, size_t> uses;
+  for (const auto& n : g.nodes)
+    for (const auto& i : n.inputs) ++uses[i];
+  std::vector<bool> dead(g.nodes.size(), false);
+  for (size_t k = g.nodes.size(); k-- > 0;) {
+    const Node& n = g.nodes[k];
+    if (!shape_ops().count(n.op_type)) continue;
+    bool unused = true;
+    for (const auto& o : n.outputs)
+      if (!o.empty() && (uses[o] > 0 || outputs.count(o))) unused = false;
+    if (!unused) continue;
+    dead[k] = true;
+    for (const auto& i : n.inputs) --uses[i];
+    for (const auto& o : n.outputs) g.value_info.erase(o);
+  }
+  std::vector<Node> live;
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (!dead[k]) live.push_back(std::move(g.nodes[k]));
+  g.nodes = std::move(live);
+  std::unordered_set<std::string> referenced(outputs.begin(), outputs.end());
+  for (const auto& n : g.nodes)
+    for (const auto& i : n.inputs) referenced.insert(i);
+  for (auto it = g.initializers.begin(); it != g.initializers.end();) {
+    if (!referenced.count(it->first))
+      it = g.initializers.erase(it);
+    else
+      ++it;
+  }
+}
+
 }  // namespace
 
 size_t fold_constants(Model& model) {
@@ -553,39 +589,7 @@ size_t fold_constants(Model& model) {
   }
   g.nodes = std::move(kept);
 
-  // Remove shape computations nothing reads any more, then unreferenced initializers.
-  std::set<std::string> outputs;
-  for (const auto& o : g.outputs) outputs.insert(o.name);
-  // One backward sweep suffices: nodes are in topological order, so every reader of a value
-  // is visited before its producer.
-  std::unordered_map<std::string, size_t> uses;
-  for (const auto& n : g.nodes)
-    for (const auto& i : n.inputs) ++uses[i];
-  std::vector<bool> dead(g.nodes.size(), false);
-  for (size_t k = g.nodes.size(); k-- > 0;) {
-    const Node& n = g.nodes[k];
-    if (!shape_ops().count(n.op_type)) continue;
-    bool unused = true;
-    for (const auto& o : n.outputs)
-      if (!o.empty() && (uses[o] > 0 || outputs.count(o))) unused = false;
-    if (!unused) continue;
-    dead[k] = true;
-    for (const auto& i : n.inputs) --uses[i];
-    for (const auto& o : n.outputs) g.value_info.erase(o);
-  }
-  std::vector<Node> live;
-  for (size_t k = 0; k < g.nodes.size(); ++k)
-    if (!dead[k]) live.push_back(std::move(g.nodes[k]));
-  g.nodes = std::move(live);
-  std::unordered_set<std::string> referenced(outputs.begin(), outputs.end());
-  for (const auto& n : g.nodes)
-    for (const auto& i : n.inputs) referenced.insert(i);
-  for (auto it = g.initializers.begin(); it != g.initializers.end();) {
-    if (!referenced.count(it->first))
-      it = g.initializers.erase(it);
-    else
-      ++it;
-  }
+  remove_dead(g);
   return before - g.nodes.size();
 }
 
