@@ -262,7 +262,6 @@ void ForwardEnv::set_output(size_t i, Tensor&& t) {
 }
 Mode ForwardEnv::mode() const { return rt_.mode; }
 bool ForwardEnv::frozen_batch_norm() const { return rt_.opts.frozen_batch_norm; }
-int64_t ForwardEnv::opset() const { return rt_.model.opset; }
 DnnlContext& ForwardEnv::dnnl() const { return rt_.dnnl; }
 const model::Node& ForwardEnv::node() const { return rt_.model.graph.nodes[step_.nodes[0]]; }
 

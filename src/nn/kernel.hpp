@@ -68,7 +68,6 @@ class ForwardEnv {
   Mode mode() const;
   bool training() const { return mode() == Mode::Training; }
   bool frozen_batch_norm() const;
-  int64_t opset() const;
   DnnlContext& dnnl() const;
   const model::Node& node() const;
 

@@ -280,6 +280,15 @@ TEST(OpLowering, GraphValueIds) {
   EXPECT_FALSE(lg.find("nothing").has_value());
   EXPECT_THROW(conv.as<GemmParams>(), Error);
   EXPECT_EQ(conv.as<ConvParams>().group, 1);
+
+  // A graph input shadows an initializer of the same name: one value, not an initializer.
+  Model shadow = m;
+  shadow.graph.initializers["x"] = Tensor({1, 3, 8, 8});
+  LoweredGraph ls = lower(shadow);
+  EXPECT_EQ(ls.values.size(), lg.values.size());
+  EXPECT_EQ(ls.values[0].name, "x");
+  EXPECT_FALSE(ls.is_initializer[0]);
+  EXPECT_EQ(ls.ops[0].input_ids[0], 0);
 }
 
 TEST(OpLowering, SpatialGeometryFromParams) {
