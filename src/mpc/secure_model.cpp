@@ -115,6 +115,14 @@ void check_op(const model::LoweredOp& op, const model::Graph& graph) {
   }
 }
 
+// The protocol kernels size their outputs from the explicit pads; model::spatial_geometry is the
+// authority on what the op means, so the two must agree.
+void same_output(const model::LoweredOp& op, const model::SpatialGeometry& sg, int64_t h,
+                 int64_t w) {
+  if (sg.output.size() != 2 || sg.output[0] != h || sg.output[1] != w)
+    throw Unsupported(op.describe() + ": window geometry the protocols cannot express");
+}
+
 Pool2dGeometry pool_geometry(const model::LoweredOp& op, const Shape& x) {
   const auto& p = op.as<model::PoolParams>();
   const auto sg = model::spatial_geometry(p.spatial, x, p.spatial.kernel_shape, op.describe());
@@ -125,6 +133,7 @@ Pool2dGeometry pool_geometry(const model::LoweredOp& op, const Shape& x) {
   g.pad_bottom = sg.pads_end[0], g.pad_right = sg.pads_end[1];
   g.ceil_mode = p.spatial.ceil_mode;
   g.count_include_pad = p.count_include_pad;
+  same_output(op, sg, g.out_h(x[2]), g.out_w(x[3]));
   return g;
 }
 
@@ -139,6 +148,7 @@ Conv2dGeometry conv_geometry(const model::LoweredOp& op, const Shape& x, const S
   g.pad_top = sg.pads_begin[0], g.pad_left = sg.pads_begin[1];
   g.pad_bottom = sg.pads_end[0], g.pad_right = sg.pads_end[1];
   g.groups = p.group;
+  same_output(op, sg, g.out_h(), g.out_w());
   return g;
 }
 

@@ -104,10 +104,9 @@ std::vector<double> plain_forward(const model::Graph& g, const Tensor& x) {
   return y;
 }
 
-TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
-  TestRng rng;
-  model::Graph g = tiny_graph(rng);
-  // Client and helper hold the structure only: their weights are zeroed.
+// Runs `g` at the three parties (the client and helper hold zeroed weights) and compares the
+// client's logits with the plaintext loops of tiny_graph.
+void expect_matches_plaintext(const model::Graph& g, TestRng& rng) {
   model::Graph public_copy = g;
   for (auto& [name, t] : public_copy.initializers) t = Tensor(t.shape());
   SessionParams sp;
@@ -130,6 +129,23 @@ TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
     ASSERT_EQ(logits.shape(), (Shape{1, 4}));
     for (int k = 0; k < 4; ++k) EXPECT_NEAR(logits.floats()[k], want[k], 0.01) << k;
   }
+}
+
+TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
+  TestRng rng;
+  expect_matches_plaintext(tiny_graph(rng), rng);
+}
+
+// auto_pad is resolved by model::spatial_geometry: SAME_UPPER for the 3x3 stride-1 conv is pad
+// 1 on every side and VALID for the 2x2 stride-2 pool is no padding, so the plaintext loops of
+// tiny_graph still apply.
+TEST(SecureModel, AutoPadResolvedByTheModelGeometry) {
+  TestRng rng;
+  model::Graph g = tiny_graph(rng);
+  g.nodes[0].attributes.erase("pads");
+  g.nodes[0].attributes["auto_pad"] = std::string("SAME_UPPER");
+  g.nodes[2].attributes["auto_pad"] = std::string("VALID");
+  expect_matches_plaintext(g, rng);
 }
 
 TEST(SecureModel, StructureHashIgnoresWeightValuesButNotStructure) {
