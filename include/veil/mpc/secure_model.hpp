@@ -2,9 +2,10 @@
 // SecureModel from the same graph structure; only the server's copy needs real weights (the
 // others' initializers are used for their shapes alone and may hold anything).
 //
-// Supported ops: Conv (stride, padding, dilation, groups, bias), Gemm (alpha = beta = 1,
-// transA = 0, any transB, bias), MatMul, Relu (optionally block ReLU per node), MaxPool,
-// AveragePool, GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
+// The plan is built from the lowered graph (veil/model/lowered.hpp). Supported ops: Conv
+// (stride, padding or auto_pad, dilation, groups, bias), Gemm (alpha = beta = 1, transA = 0, any
+// transB, bias), MatMul, Relu (optionally block ReLU per node), MaxPool and AveragePool (2-D,
+// no dilation), GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
 // Identity/Dropout. BatchNormalization must be folded into the convolutions beforehand.
 #pragma once
 
