@@ -31,8 +31,7 @@ struct Node {
   int64_t attr_int(const std::string& attr, int64_t fallback) const;
   float attr_float(const std::string& attr, float fallback) const;
   std::string attr_string(const std::string& attr, const std::string& fallback) const;
-  std::vector<int64_t> attr_ints(const std::string& attr,
-                                 const std::vector<int64_t>& fallback) const;
+  std::vector<int64_t> attr_ints(const std::string& attr, const std::vector<int64_t>& fallback) const;
   std::vector<float> attr_floats(const std::string& attr, const std::vector<float>& fallback) const;
   const Tensor& attr_tensor(const std::string& attr) const;
 
@@ -50,8 +49,8 @@ struct ValueInfo {
 
 struct Graph {
   std::string name;
-  std::vector<Node> nodes;        // topological order
-  std::vector<ValueInfo> inputs;  // runtime inputs only (initializers excluded)
+  std::vector<Node> nodes;                    // topological order
+  std::vector<ValueInfo> inputs;              // runtime inputs only (initializers excluded)
   std::vector<ValueInfo> outputs;
   std::map<std::string, Tensor> initializers;  // weights and constant tensors
   // Shapes of intermediate values, filled by infer_shapes() (-1 for the dynamic batch).
@@ -84,7 +83,7 @@ void validate(const Graph& graph);
 // Weight tensors that training and model locking touch: the first "weight" input (an
 // initializer) of every Conv, Gemm and MatMul node, in node order.
 struct WeightRef {
-  std::string node;  // node name
+  std::string node;    // node name
   std::string op_type;
   std::string tensor;  // initializer name
 };

@@ -15,8 +15,7 @@ struct LayerSummary {
   Shape output_shape;  // batch dimension as 1
   int64_t params = 0;  // elements of the initializers this node reads (weights, biases, BN)
   int64_t macs = 0;    // multiply-accumulates per image
-  int64_t relus =
-      0;  // ReLU evaluations per image (Relu, Clip, LeakyRelu, MaxPool comparisons excluded)
+  int64_t relus = 0;   // ReLU evaluations per image (Relu, Clip, LeakyRelu, MaxPool comparisons excluded)
 };
 
 struct ModelSummary {
