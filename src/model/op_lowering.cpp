@@ -14,12 +14,15 @@ namespace detail {
 namespace {
 
 AutoPad auto_pad_of(const Node& node) {
+  static const std::unordered_map<std::string, AutoPad> modes = {{"NOTSET", AutoPad::NotSet},
+                                                                 {"SAME_UPPER", AutoPad::SameUpper},
+                                                                 {"SAME_LOWER", AutoPad::SameLower},
+                                                                 {"VALID", AutoPad::Valid}};
   const std::string ap = node.attr_string("auto_pad", "NOTSET");
-  if (ap == "NOTSET") return AutoPad::NotSet;
-  if (ap == "SAME_UPPER") return AutoPad::SameUpper;
-  if (ap == "SAME_LOWER") return AutoPad::SameLower;
-  if (ap == "VALID") return AutoPad::Valid;
-  throw MalformedInput(node.describe() + ": attribute 'auto_pad' has invalid value '" + ap + "'");
+  auto it = modes.find(ap);
+  if (it == modes.end())
+    throw MalformedInput(node.describe() + ": attribute 'auto_pad' has invalid value '" + ap + "'");
+  return it->second;
 }
 
 PoolParams pool_params(const Node& node, bool max) {
@@ -142,15 +145,13 @@ OpParams lower_constant(const Node& node, int64_t) {
 
 OpParams lower_pad(const Node& node, int64_t opset) {
   PadParams p;
+  static const std::unordered_map<std::string, PadMode> modes = {
+      {"constant", PadMode::Constant}, {"reflect", PadMode::Reflect}, {"edge", PadMode::Edge}};
   const std::string mode = node.attr_string("mode", "constant");
-  if (mode == "constant")
-    p.mode = PadMode::Constant;
-  else if (mode == "reflect")
-    p.mode = PadMode::Reflect;
-  else if (mode == "edge")
-    p.mode = PadMode::Edge;
-  else
+  auto it = modes.find(mode);
+  if (it == modes.end())
     throw Unsupported(node.describe() + ": mode '" + mode + "' is not supported");
+  p.mode = it->second;
   p.attributes = opset < 11;
   p.pads = node.attr_ints("pads", {});
   p.value = node.attr_float("value", 0.0f);

@@ -32,16 +32,16 @@ struct InferResult {
   std::vector<ValueInfo> extra;
 };
 
-using ValidateFn = void (*)(const Node& node, int64_t opset);
-using InferFn = void (*)(const InferContext& c, InferResult& r);
-using LowerFn = OpParams (*)(const Node& node, int64_t opset);
+using ValidateSignature = void(const Node& node, int64_t opset);
+using InferSignature = void(const InferContext& c, InferResult& r);
+using LowerSignature = OpParams(const Node& node, int64_t opset);
 
 struct OpEntry {
   const char* name;
   OpKind kind;
-  ValidateFn validate;
-  InferFn infer;
-  LowerFn lower;
+  ValidateSignature* validate;
+  InferSignature* infer;
+  LowerSignature* lower;
   bool shape_op;  // only computes shapes/constants; fold_constants() removes it when it can
 };
 
@@ -52,79 +52,27 @@ const std::vector<OpEntry>& op_entries();
 
 // The per-op functions, defined next to their peers: validate_* in op_support.cpp, infer_* in
 // shape_inference.cpp, lower_* in op_lowering.cpp. Ops of one family share some of them.
-void validate_conv(const Node&, int64_t);
-void validate_max_pool(const Node&, int64_t);
-void validate_average_pool(const Node&, int64_t);
-void validate_plain_unary(const Node&, int64_t);  // one input, one output, no attributes
-void validate_leaky_relu(const Node&, int64_t);
-void validate_gemm(const Node&, int64_t);
-void validate_plain_binary(const Node&, int64_t);  // two inputs, one output, no attributes
-void validate_clip(const Node&, int64_t);
-void validate_batch_norm(const Node&, int64_t);
-void validate_axis_unary(const Node&, int64_t);  // Flatten, Softmax
-void validate_reshape(const Node&, int64_t);
-void validate_concat(const Node&, int64_t);
-void validate_dropout(const Node&, int64_t);
-void validate_constant(const Node&, int64_t);
-void validate_pad(const Node&, int64_t);
-void validate_shape(const Node&, int64_t);
-void validate_gather(const Node&, int64_t);
-void validate_squeeze(const Node&, int64_t);
-void validate_unsqueeze(const Node&, int64_t);
-void validate_cast(const Node&, int64_t);
-void validate_constant_of_shape(const Node&, int64_t);
-void validate_slice(const Node&, int64_t);
-void validate_reduce_mean(const Node&, int64_t);
+// validate_plain_unary: one input, one output, no attributes; validate_plain_binary: two;
+// validate_axis_unary: Flatten, Softmax.
+ValidateSignature validate_conv, validate_max_pool, validate_average_pool, validate_plain_unary,
+    validate_leaky_relu, validate_gemm, validate_plain_binary, validate_clip, validate_batch_norm,
+    validate_axis_unary, validate_reshape, validate_concat, validate_dropout, validate_constant,
+    validate_pad, validate_shape, validate_gather, validate_squeeze, validate_unsqueeze,
+    validate_cast, validate_constant_of_shape, validate_slice, validate_reduce_mean;
 
-void infer_conv(const InferContext&, InferResult&);
-void infer_pool(const InferContext&, InferResult&);
-void infer_global_pool(const InferContext&, InferResult&);
-void infer_gemm(const InferContext&, InferResult&);
-void infer_matmul(const InferContext&, InferResult&);
-void infer_binary(const InferContext&, InferResult&);
-void infer_activation(const InferContext&, InferResult&);  // Relu, Sigmoid, Tanh, LeakyRelu, Clip
-void infer_softmax(const InferContext&, InferResult&);
-void infer_identity(const InferContext&, InferResult&);
-void infer_dropout(const InferContext&, InferResult&);
-void infer_batch_norm(const InferContext&, InferResult&);
-void infer_flatten(const InferContext&, InferResult&);
-void infer_reshape(const InferContext&, InferResult&);
-void infer_concat(const InferContext&, InferResult&);
-void infer_pad(const InferContext&, InferResult&);
-void infer_constant(const InferContext&, InferResult&);
-void infer_shape(const InferContext&, InferResult&);
-void infer_gather(const InferContext&, InferResult&);
-void infer_unsqueeze(const InferContext&, InferResult&);
-void infer_squeeze(const InferContext&, InferResult&);
-void infer_cast(const InferContext&, InferResult&);
-void infer_constant_of_shape(const InferContext&, InferResult&);
-void infer_slice(const InferContext&, InferResult&);
-void infer_reduce_mean(const InferContext&, InferResult&);
+// infer_activation: Relu, Sigmoid, Tanh, LeakyRelu, Clip.
+InferSignature infer_conv, infer_pool, infer_global_pool, infer_gemm, infer_matmul, infer_binary,
+    infer_activation, infer_softmax, infer_identity, infer_dropout, infer_batch_norm, infer_flatten,
+    infer_reshape, infer_concat, infer_pad, infer_constant, infer_shape, infer_gather,
+    infer_unsqueeze, infer_squeeze, infer_cast, infer_constant_of_shape, infer_slice,
+    infer_reduce_mean;
 
-OpParams lower_none(const Node&, int64_t);
-OpParams lower_conv(const Node&, int64_t);
-OpParams lower_max_pool(const Node&, int64_t);
-OpParams lower_average_pool(const Node&, int64_t);
-OpParams lower_global_average_pool(const Node&, int64_t);
-OpParams lower_global_max_pool(const Node&, int64_t);
-OpParams lower_leaky_relu(const Node&, int64_t);
-OpParams lower_gemm(const Node&, int64_t);
-OpParams lower_clip(const Node&, int64_t);
-OpParams lower_batch_norm(const Node&, int64_t);
-OpParams lower_flatten(const Node&, int64_t);
-OpParams lower_softmax(const Node&, int64_t);
-OpParams lower_reshape(const Node&, int64_t);
-OpParams lower_concat(const Node&, int64_t);
-OpParams lower_dropout(const Node&, int64_t);
-OpParams lower_constant(const Node&, int64_t);
-OpParams lower_pad(const Node&, int64_t);
-OpParams lower_shape(const Node&, int64_t);
-OpParams lower_gather(const Node&, int64_t);
-OpParams lower_axes(const Node&, int64_t);  // Squeeze, Unsqueeze
-OpParams lower_cast(const Node&, int64_t);
-OpParams lower_constant_of_shape(const Node&, int64_t);
-OpParams lower_slice(const Node&, int64_t);
-OpParams lower_reduce_mean(const Node&, int64_t);
+// lower_none: ops without attributes; lower_axes: Squeeze, Unsqueeze.
+LowerSignature lower_none, lower_conv, lower_max_pool, lower_average_pool,
+    lower_global_average_pool, lower_global_max_pool, lower_leaky_relu, lower_gemm, lower_clip,
+    lower_batch_norm, lower_flatten, lower_softmax, lower_reshape, lower_concat, lower_dropout,
+    lower_constant, lower_pad, lower_shape, lower_gather, lower_axes, lower_cast,
+    lower_constant_of_shape, lower_slice, lower_reduce_mean;
 
 // Window attributes of Conv / MaxPool / AveragePool (shared by their lowerers and by the Node
 // form of spatial_geometry()).

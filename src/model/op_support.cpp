@@ -83,6 +83,24 @@ void check_bool_attr(const Node& node, const char* attr) {
               std::string("attribute '") + attr + "' must be 0 or 1, got " + std::to_string(v));
 }
 
+// Ops with one output whose attributes became inputs at opset `since`: before it they take one
+// input and `legacy_attrs`, from it [min_inputs, max_inputs] inputs and no attributes. Returns
+// whether the node has the legacy form.
+bool legacy_form(const Node& node, int64_t opset, int64_t since,
+                 std::initializer_list<const char*> legacy_attrs, size_t min_inputs,
+                 size_t max_inputs) {
+  const bool legacy = opset < since;
+  if (legacy) {
+    expect_inputs(node, 1, 1);
+    allow_attrs(node, legacy_attrs);
+  } else {
+    expect_inputs(node, min_inputs, max_inputs);
+    allow_attrs(node, {});
+  }
+  expect_outputs(node, 1, 1);
+  return legacy;
+}
+
 void check_spatial_common(const Node& node) {
   check_auto_pad(node);
   check_positive_ints(node, "strides");
@@ -165,16 +183,10 @@ void validate_plain_binary(const Node& node, int64_t) {
 }
 
 void validate_clip(const Node& node, int64_t opset) {
-  if (opset < 11) {
-    expect_inputs(node, 1, 1);
-    allow_attrs(node, {"min", "max"});
+  if (legacy_form(node, opset, 11, {"min", "max"}, 1, 3)) {
     node.attr_float("min", 0.0f);
     node.attr_float("max", 0.0f);
-  } else {
-    expect_inputs(node, 1, 3);
-    allow_attrs(node, {});
   }
-  expect_outputs(node, 1, 1);
 }
 
 void validate_batch_norm(const Node& node, int64_t) {
@@ -273,16 +285,10 @@ void validate_gather(const Node& node, int64_t) {
 namespace {
 
 void validate_axes_op(const Node& node, int64_t opset, bool axes_required) {
-  if (opset < 13) {
-    expect_inputs(node, 1, 1);
-    allow_attrs(node, {"axes"});
+  if (legacy_form(node, opset, 13, {"axes"}, axes_required ? 2 : 1, 2)) {
     if (axes_required && !node.has("axes")) malformed(node, "missing required attribute 'axes'");
     node.attr_ints("axes", {});
-  } else {
-    expect_inputs(node, axes_required ? 2 : 1, 2);
-    allow_attrs(node, {});
   }
-  expect_outputs(node, 1, 1);
 }
 
 }  // namespace
@@ -310,16 +316,9 @@ void validate_constant_of_shape(const Node& node, int64_t) {
 }
 
 void validate_slice(const Node& node, int64_t opset) {
-  if (opset < 10) {
-    expect_inputs(node, 1, 1);
-    allow_attrs(node, {"starts", "ends", "axes"});
-    if (!node.has("starts") || !node.has("ends"))
-      malformed(node, "missing required attributes 'starts'/'ends'");
-  } else {
-    expect_inputs(node, 3, 5);
-    allow_attrs(node, {});
-  }
-  expect_outputs(node, 1, 1);
+  if (legacy_form(node, opset, 10, {"starts", "ends", "axes"}, 3, 5) &&
+      (!node.has("starts") || !node.has("ends")))
+    malformed(node, "missing required attributes 'starts'/'ends'");
 }
 
 void validate_reduce_mean(const Node& node, int64_t) {

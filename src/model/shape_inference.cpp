@@ -33,22 +33,19 @@ bool symbolic(int64_t d) { return d <= -2; }
   fail(node.describe(), reason);
 }
 
-int64_t checked_mul(const std::string& who, int64_t a, int64_t b) {
+// `who` is a Node or its describe() string.
+template <typename Who>
+int64_t checked_mul(const Who& who, int64_t a, int64_t b) {
   int64_t r;
   if (__builtin_mul_overflow(a, b, &r)) fail(who, "dimension product overflows");
   return r;
 }
-int64_t checked_mul(const Node& node, int64_t a, int64_t b) {
-  return checked_mul(node.describe(), a, b);
-}
 
-int64_t checked_add(const std::string& who, int64_t a, int64_t b) {
+template <typename Who>
+int64_t checked_add(const Who& who, int64_t a, int64_t b) {
   int64_t r;
   if (__builtin_add_overflow(a, b, &r)) fail(who, "dimension sum overflows");
   return r;
-}
-int64_t checked_add(const Node& node, int64_t a, int64_t b) {
-  return checked_add(node.describe(), a, b);
 }
 
 // Normalizes an axis in [-rank, rank) (or [-rank, rank] when `inclusive`).
@@ -767,24 +764,22 @@ Shape reshape_output(const Shape& data, const std::vector<int64_t>& target, bool
   std::multiset<int64_t> sym_in, sym_out;
   int anon_in = 0, anon_out = 0;
   int64_t p_in = 1, p_out = 1;
-  for (int64_t d : data) {
-    if (known(d))
-      p_in = checked_mul(who, p_in, d);
-    else if (symbolic(d))
-      sym_in.insert(d);
-    else
-      ++anon_in;
-  }
-  for (size_t j = 0; j < out.size(); ++j) {
-    if (static_cast<int>(j) == infer_at) continue;
-    int64_t d = out[j];
-    if (known(d))
-      p_out = checked_mul(who, p_out, d);
-    else if (symbolic(d))
-      sym_out.insert(d);
-    else
-      ++anon_out;
-  }
+  // Product of the known dimensions, the symbols and the count of anonymous unknowns.
+  auto tally = [&](const Shape& dims, int skip, int64_t& p, std::multiset<int64_t>& syms,
+                   int& anon) {
+    for (size_t j = 0; j < dims.size(); ++j) {
+      const int64_t d = dims[j];
+      if (static_cast<int>(j) == skip) continue;
+      if (known(d))
+        p = checked_mul(who, p, d);
+      else if (symbolic(d))
+        syms.insert(d);
+      else
+        ++anon;
+    }
+  };
+  tally(data, -1, p_in, sym_in, anon_in);
+  tally(out, infer_at, p_out, sym_out, anon_out);
   for (auto it = sym_out.begin(); it != sym_out.end();) {
     auto f = sym_in.find(*it);
     if (f != sym_in.end()) {

@@ -9,7 +9,8 @@ namespace veil::nn::detail {
 
 namespace {
 
-enum class Op { Add, Sub, Mul, Div };
+// The kernel runs Add, Sub, Mul and Div only (make_kernel).
+using Op = model::OpKind;
 
 // Per-dimension element strides of `s` aligned to `out` (0 where s broadcasts).
 std::vector<int64_t> bcast_strides(const Shape& s, const Shape& out) {
@@ -89,17 +90,14 @@ void apply_op(Op op, const Shape& out, const Shape& sa, const T* a, const Shape&
       } else {
         return broadcast_apply(out, sa, a, sb, b, y, [](T u, T v) { return u / v; });
       }
+    default:
+      throw Unsupported("not a binary op: " + model::op_name(op));
   }
 }
 
 class BinaryKernel final : public Kernel {
  public:
-  explicit BinaryKernel(const model::LoweredOp& op) : Kernel(op) {
-    using K = model::OpKind;
-    op_ = op.kind == K::Add   ? Op::Add
-          : op.kind == K::Sub ? Op::Sub
-          : op.kind == K::Mul ? Op::Mul
-                              : Op::Div;
+  explicit BinaryKernel(const model::LoweredOp& op) : Kernel(op), op_(op.kind) {
     if (op.input_ids.size() != 2) fail("takes 2 inputs");
   }
 
@@ -187,6 +185,8 @@ class BinaryKernel final : public Kernel {
             for (int64_t j = 0; j < total; ++j) tmp[j] *= dy[j];
           }
           break;
+        default:
+          continue;
       }
       if (!full) reduce_to(tmp, out, self.shape(), 1.0f, g);
     }

@@ -26,12 +26,9 @@ void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
 
 class GemmKernel final : public Kernel {
  public:
-  explicit GemmKernel(const model::LoweredOp& op) : Kernel(op) {
-    const auto& p = op.as<model::GemmParams>();
-    alpha_ = p.alpha;
-    beta_ = p.beta;
-    ta_ = p.trans_a;
-    tb_ = p.trans_b;
+  explicit GemmKernel(const model::LoweredOp& op) : GemmKernel(op, op.as<model::GemmParams>()) {}
+  GemmKernel(const model::LoweredOp& op, const model::GemmParams& p)
+      : Kernel(op), alpha_(p.alpha), beta_(p.beta), ta_(p.trans_a), tb_(p.trans_b) {
     if (op.input_ids.size() < 2 || op.input_ids.size() > 3) fail("takes 2 or 3 inputs");
   }
   std::vector<size_t> parameter_inputs() const override { return {1, 2}; }

@@ -146,7 +146,7 @@ std::unique_ptr<Kernel> make_kernel(const model::LoweredOp& op);
 // inputs at indices 3..6 of its step.
 std::unique_ptr<Kernel> make_fused_conv(const model::LoweredOp& conv, const ConvFusion& fusion);
 
-// Kernel factories, one per source file (tensor_ops.cpp holds the data-movement ones).
+// Kernel factories, one per source file.
 std::unique_ptr<Kernel> make_conv(const model::LoweredOp& op, const ConvFusion* fusion);
 std::unique_ptr<Kernel> make_gemm(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_matmul(const model::LoweredOp& op);
@@ -155,14 +155,9 @@ std::unique_ptr<Kernel> make_batch_norm(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_eltwise(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_binary(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_softmax(const model::LoweredOp& op);
-std::unique_ptr<Kernel> make_view(const model::LoweredOp& op);  // nullptr for a non-view op
-std::unique_ptr<Kernel> make_concat(const model::LoweredOp& op);
-std::unique_ptr<Kernel> make_pad(const model::LoweredOp& op);
-std::unique_ptr<Kernel> make_gather(const model::LoweredOp& op);
-std::unique_ptr<Kernel> make_shape(const model::LoweredOp& op);
-std::unique_ptr<Kernel> make_cast(const model::LoweredOp& op);
-std::unique_ptr<Kernel> make_constant_of_shape(const model::LoweredOp& op);
-std::unique_ptr<Kernel> make_constant(const model::LoweredOp& op);
+// Data movement and shape ops (Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze, Concat,
+// Pad, Gather, Shape, Cast, ConstantOfShape, Constant); nullptr for any other op.
+std::unique_ptr<Kernel> make_tensor_op(const model::LoweredOp& op);
 
 // Small helpers shared by the kernels.
 

@@ -22,11 +22,9 @@ void copy_data(const Tensor& src, Tensor& dst) {
 
 std::vector<int64_t> int_values(const Tensor& t) { return t.to_int64s(); }
 
-enum class View { Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze };
-
 class ViewKernel final : public Kernel {
  public:
-  ViewKernel(const model::LoweredOp& op, View kind) : Kernel(op), kind_(kind) {
+  explicit ViewKernel(const model::LoweredOp& op) : Kernel(op), kind_(op.kind) {
     if (const auto* f = std::get_if<model::FlattenParams>(&op.params)) axis_ = f->axis;
     if (const auto* r = std::get_if<model::ReshapeParams>(&op.params)) allowzero_ = r->allowzero;
     if (const auto* a = std::get_if<model::AxesParams>(&op.params)) {
@@ -59,16 +57,16 @@ class ViewKernel final : public Kernel {
     const Shape& s = x.shape();
     const int64_t r = x.rank();
     switch (kind_) {
-      case View::Identity:
-      case View::Dropout:
+      case model::OpKind::Identity:
+      case model::OpKind::Dropout:
         return s;
-      case View::Flatten: {
+      case model::OpKind::Flatten: {
         const int64_t a = normalize_axis(axis_, r, describe(), true);
         int64_t outer = 1;
         for (int64_t i = 0; i < a; ++i) outer *= s[i];
         return {outer, outer == 0 ? 0 : x.numel() / outer};
       }
-      case View::Reshape: {
+      case model::OpKind::Reshape: {
         const Tensor& st = env.input(1);
         if (st.dtype() != DType::Int64 || st.rank() != 1) fail("shape must be a 1-D int64 tensor");
         const std::vector<int64_t> target(st.int64s().begin(), st.int64s().end());
@@ -79,7 +77,7 @@ class ViewKernel final : public Kernel {
           fail("cannot reshape " + shape_to_string(s) + " to " + shape_to_string(out));
         return out;
       }
-      case View::Squeeze: {
+      case model::OpKind::Squeeze: {
         std::vector<int64_t> axes = axes_from(env);
         Shape out;
         if (axes.empty() && !has_axes_attr_ && !env.has_input(1)) {
@@ -98,7 +96,7 @@ class ViewKernel final : public Kernel {
           if (!drop[i]) out.push_back(s[i]);
         return out;
       }
-      case View::Unsqueeze: {
+      case model::OpKind::Unsqueeze: {
         std::vector<int64_t> axes = axes_from(env);
         const int64_t outr = r + static_cast<int64_t>(axes.size());
         std::vector<bool> ins(outr, false);
@@ -112,6 +110,8 @@ class ViewKernel final : public Kernel {
         for (int64_t i = 0; i < outr; ++i) out.push_back(ins[i] ? 1 : s[k++]);
         return out;
       }
+      default:  // make_tensor_op builds this kernel for the six kinds above only
+        break;
     }
     return s;
   }
@@ -121,7 +121,7 @@ class ViewKernel final : public Kernel {
     return axes_;
   }
 
-  View kind_;
+  model::OpKind kind_;
   int64_t axis_ = 1;
   bool allowzero_ = false;
   std::vector<int64_t> axes_;
@@ -481,45 +481,33 @@ class ConstantKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_view(const model::LoweredOp& op) {
+std::unique_ptr<Kernel> make_tensor_op(const model::LoweredOp& op) {
+  using K = model::OpKind;
   switch (op.kind) {
-    case model::OpKind::Identity:
-      return std::make_unique<ViewKernel>(op, View::Identity);
-    case model::OpKind::Dropout:
-      return std::make_unique<ViewKernel>(op, View::Dropout);
-    case model::OpKind::Flatten:
-      return std::make_unique<ViewKernel>(op, View::Flatten);
-    case model::OpKind::Reshape:
-      return std::make_unique<ViewKernel>(op, View::Reshape);
-    case model::OpKind::Squeeze:
-      return std::make_unique<ViewKernel>(op, View::Squeeze);
-    case model::OpKind::Unsqueeze:
-      return std::make_unique<ViewKernel>(op, View::Unsqueeze);
+    case K::Identity:
+    case K::Dropout:
+    case K::Flatten:
+    case K::Reshape:
+    case K::Squeeze:
+    case K::Unsqueeze:
+      return std::make_unique<ViewKernel>(op);
+    case K::Concat:
+      return std::make_unique<ConcatKernel>(op);
+    case K::Pad:
+      return std::make_unique<PadKernel>(op);
+    case K::Gather:
+      return std::make_unique<GatherKernel>(op);
+    case K::Shape:
+      return std::make_unique<ShapeKernel>(op);
+    case K::Cast:
+      return std::make_unique<CastKernel>(op);
+    case K::ConstantOfShape:
+      return std::make_unique<ConstantOfShapeKernel>(op);
+    case K::Constant:
+      return std::make_unique<ConstantKernel>(op);
     default:
       return nullptr;
   }
-}
-
-std::unique_ptr<Kernel> make_concat(const model::LoweredOp& op) {
-  return std::make_unique<ConcatKernel>(op);
-}
-std::unique_ptr<Kernel> make_pad(const model::LoweredOp& op) {
-  return std::make_unique<PadKernel>(op);
-}
-std::unique_ptr<Kernel> make_gather(const model::LoweredOp& op) {
-  return std::make_unique<GatherKernel>(op);
-}
-std::unique_ptr<Kernel> make_shape(const model::LoweredOp& op) {
-  return std::make_unique<ShapeKernel>(op);
-}
-std::unique_ptr<Kernel> make_cast(const model::LoweredOp& op) {
-  return std::make_unique<CastKernel>(op);
-}
-std::unique_ptr<Kernel> make_constant_of_shape(const model::LoweredOp& op) {
-  return std::make_unique<ConstantOfShapeKernel>(op);
-}
-std::unique_ptr<Kernel> make_constant(const model::LoweredOp& op) {
-  return std::make_unique<ConstantKernel>(op);
 }
 
 }  // namespace veil::nn::detail

@@ -136,29 +136,8 @@ std::unique_ptr<Kernel> make_kernel(const model::LoweredOp& op) {
       return make_binary(op);
     case K::Softmax:
       return make_softmax(op);
-    case K::Identity:
-    case K::Dropout:
-    case K::Flatten:
-    case K::Reshape:
-    case K::Squeeze:
-    case K::Unsqueeze:
-      return make_view(op);
-    case K::Concat:
-      return make_concat(op);
-    case K::Pad:
-      return make_pad(op);
-    case K::Gather:
-      return make_gather(op);
-    case K::Shape:
-      return make_shape(op);
-    case K::Cast:
-      return make_cast(op);
-    case K::ConstantOfShape:
-      return make_constant_of_shape(op);
-    case K::Constant:
-      return make_constant(op);
-    case K::Slice:
-    case K::ReduceMean:
+    default:  // data movement and shape ops, or an op the float engine lacks
+      if (auto k = make_tensor_op(op)) return k;
       break;
   }
   throw Unsupported(op.describe() + ": not supported by the float engine");
