@@ -3,10 +3,13 @@
 #include <cmath>
 
 #include "veil/core/error.hpp"
+#include "veil/model/lowered.hpp"
 
 namespace veil::lock {
 
 namespace {
+
+using model::OpKind;
 
 // Rank of a value when known: from inferred shapes, a graph input, or what produces it.
 int64_t value_rank(const model::Graph& g, const std::string& value) {
@@ -15,8 +18,9 @@ int64_t value_rank(const model::Graph& g, const std::string& value) {
   for (const auto& in : g.inputs)
     if (in.name == value && !in.shape.empty()) return static_cast<int64_t>(in.shape.size());
   if (const model::Node* p = g.producer(value)) {
-    if (p->op_type == "Gemm" || p->op_type == "Flatten") return 2;
-    if (p->op_type == "Conv" || p->op_type == "MaxPool" || p->op_type == "AveragePool") return 4;
+    const auto k = model::op_kind(p->op_type);
+    if (k == OpKind::Gemm || k == OpKind::Flatten) return 2;
+    if (k == OpKind::Conv || k == OpKind::MaxPool || k == OpKind::AveragePool) return 4;
     if (!p->inputs.empty()) return value_rank(g, p->inputs[0]);
   }
   return 4;
@@ -43,19 +47,20 @@ model::Model gradient_model(const model::Model& model) {
   for (model::Node n : model.graph.nodes) {
     for (auto& in : n.inputs)
       if (!in.empty()) in = resolve(in);
-    if (n.op_type == "Dropout" && !n.outputs.empty()) {
+    const auto kind = model::op_kind(n.op_type);
+    if (kind == OpKind::Dropout && !n.outputs.empty()) {
       bool is_graph_output = false;
       for (const auto& o : g.outputs) is_graph_output |= o.name == n.outputs[0];
       if (!is_graph_output) {
         rename[n.outputs[0]] = n.inputs.at(0);
         continue;
       }
-      n.op_type = "Identity";
+      n.op_type = model::op_name(OpKind::Identity);
       n.inputs.resize(1);
       n.outputs.resize(1);
       n.attributes.clear();
     }
-    if (n.op_type == "BatchNormalization") {
+    if (kind == OpKind::BatchNormalization) {
       if (n.inputs.size() < 5) throw MalformedInput(n.describe() + ": needs 5 inputs");
       auto get = [&](size_t i) -> const Tensor& {
         auto it = model.graph.initializers.find(n.inputs[i]);
@@ -68,7 +73,8 @@ model::Model gradient_model(const model::Model& model) {
       size_t c = scale.size();
       if (bias.size() != c || mean.size() != c || var.size() != c)
         throw MalformedInput(n.describe() + ": parameter sizes differ");
-      double eps = n.attr_float("epsilon", 1e-5f);
+      const double eps =
+          std::get<model::BatchNormParams>(model::lower_node(n, model.opset)).epsilon;
       Shape shape{static_cast<int64_t>(c)};
       int64_t rank = value_rank(model.graph, n.inputs[0]);
       for (int64_t i = 2; i < rank; ++i) shape.push_back(1);
@@ -84,8 +90,10 @@ model::Model gradient_model(const model::Model& model) {
       std::string bn = fresh_name(g, base + "_eval_shift");
       g.initializers[bn] = std::move(b);
       std::string mid = fresh_name(g, base + "_eval_scaled");
-      model::Node mul{base + "_eval_mul", "Mul", {n.inputs[0], an}, {mid}, {}};
-      model::Node add{base + "_eval_add", "Add", {mid, bn}, {n.outputs.at(0)}, {}};
+      model::Node mul{
+          base + "_eval_mul", model::op_name(OpKind::Mul), {n.inputs[0], an}, {mid}, {}};
+      model::Node add{
+          base + "_eval_add", model::op_name(OpKind::Add), {mid, bn}, {n.outputs.at(0)}, {}};
       nodes.push_back(std::move(mul));
       nodes.push_back(std::move(add));
       continue;

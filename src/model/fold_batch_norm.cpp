@@ -7,6 +7,7 @@
 #include <set>
 
 #include "veil/core/error.hpp"
+#include "veil/model/ops.hpp"
 
 namespace veil::model {
 
@@ -46,7 +47,7 @@ std::string fresh_name(const Graph& g, const std::string& base) {
 // Tries to fold nodes[bn_index] into its producer; returns true on success.
 bool fold_one(Graph& g, size_t bn_index) {
   const Node& bn = g.nodes[bn_index];
-  if (bn.op_type != "BatchNormalization" || bn.inputs.size() != 5) return false;
+  if (op_kind(bn.op_type) != OpKind::BatchNormalization || bn.inputs.size() != 5) return false;
   for (size_t i = 1; i < bn.outputs.size(); ++i)
     if (!bn.outputs[i].empty()) return false;
   if (bn.attr_int("training_mode", 0) != 0) return false;
@@ -57,7 +58,8 @@ bool fold_one(Graph& g, size_t bn_index) {
       if (o == x) conv_index = i;
   if (conv_index == g.nodes.size()) return false;
   Node& conv = g.nodes[conv_index];
-  if (conv.op_type != "Conv" || conv.inputs.size() < 2 || conv.outputs.size() != 1) return false;
+  if (op_kind(conv.op_type) != OpKind::Conv || conv.inputs.size() < 2 || conv.outputs.size() != 1)
+    return false;
   if (use_count(g, x) != 1) return false;
 
   const Tensor* w = float_initializer(g, conv.inputs[1]);

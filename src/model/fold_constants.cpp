@@ -10,6 +10,7 @@
 
 #include "symbolic_shapes.hpp"
 #include "veil/core/error.hpp"
+#include "veil/model/lowered.hpp"
 #include "veil/model/op_support.hpp"
 #include "veil/model/shape_inference.hpp"
 
@@ -64,9 +65,9 @@ Tensor make_tensor(Shape shape, std::vector<int64_t> v) {
 }
 
 template <typename T>
-Tensor gather(const Node& node, const Tensor& data, const Tensor& indices, const Shape& out_shape) {
+Tensor gather(const Node& node, int64_t axis, const Tensor& data, const Tensor& indices,
+              const Shape& out_shape) {
   int64_t r = data.rank();
-  int64_t axis = node.attr_int("axis", 0);
   if (axis < 0) axis += r;
   const Shape& ds = data.shape();
   int64_t outer = 1, inner = 1, n = ds[static_cast<size_t>(axis)];
@@ -87,9 +88,8 @@ Tensor gather(const Node& node, const Tensor& data, const Tensor& indices, const
 }
 
 template <typename T>
-Tensor concat(const Node& node, const std::vector<const Tensor*>& in, const Shape& out_shape) {
+Tensor concat(int64_t axis, const std::vector<const Tensor*>& in, const Shape& out_shape) {
   int64_t r = static_cast<int64_t>(out_shape.size());
-  int64_t axis = node.attr_int("axis", 0);
   if (axis < 0) axis += r;
   int64_t outer = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= out_shape[static_cast<size_t>(i)];
@@ -108,7 +108,8 @@ Tensor concat(const Node& node, const std::vector<const Tensor*>& in, const Shap
 
 // Slice-13 with the parameters already validated by shape inference.
 template <typename T>
-Tensor slice(const Node& node, const Graph& graph, const Tensor& data, const Shape& out_shape) {
+Tensor slice(const Node& node, const SliceParams& p, const Graph& graph, const Tensor& data,
+             const Shape& out_shape) {
   const Shape& ds = data.shape();
   size_t r = ds.size();
   if (shape_numel(out_shape) == 0) return make_tensor(out_shape, std::vector<T>{});
@@ -118,10 +119,10 @@ Tensor slice(const Node& node, const Graph& graph, const Tensor& data, const Sha
     auto v = graph.initializers.at(node.inputs[i]).int64s();
     return std::vector<int64_t>(v.begin(), v.end());
   };
-  if (node.has("starts")) {
-    starts = node.attr_ints("starts", {});
-    ends = node.attr_ints("ends", {});
-    axes = node.attr_ints("axes", {});
+  if (p.attributes) {
+    starts = p.starts;
+    ends = p.ends;
+    axes = p.axes;
   } else {
     starts = ints(1);
     ends = ints(2);
@@ -159,25 +160,25 @@ Tensor slice(const Node& node, const Graph& graph, const Tensor& data, const Sha
 }
 
 template <typename T>
-std::optional<T> arith(const std::string& op, T a, T b) {
+std::optional<T> arith(OpKind op, T a, T b) {
   if constexpr (std::is_same_v<T, float>) {
-    if (op == "Add") return a + b;
-    if (op == "Sub") return a - b;
-    if (op == "Mul") return a * b;
+    if (op == OpKind::Add) return a + b;
+    if (op == OpKind::Sub) return a - b;
+    if (op == OpKind::Mul) return a * b;
     return a / b;
   } else {
     // Wrap-around like the hardware does, without signed-overflow UB.
     auto ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
-    if (op == "Add") return static_cast<int64_t>(ua + ub);
-    if (op == "Sub") return static_cast<int64_t>(ua - ub);
-    if (op == "Mul") return static_cast<int64_t>(ua * ub);
+    if (op == OpKind::Add) return static_cast<int64_t>(ua + ub);
+    if (op == OpKind::Sub) return static_cast<int64_t>(ua - ub);
+    if (op == OpKind::Mul) return static_cast<int64_t>(ua * ub);
     if (b == 0 || (a == std::numeric_limits<int64_t>::min() && b == -1)) return std::nullopt;
     return a / b;
   }
 }
 
 template <typename T>
-std::optional<Tensor> elementwise(const Node& node, const Tensor& a, const Tensor& b,
+std::optional<Tensor> elementwise(OpKind op, const Tensor& a, const Tensor& b,
                                   const Shape& out_shape) {
   size_t r = out_shape.size();
   auto strides_for = [&](const Shape& s) {
@@ -201,7 +202,7 @@ std::optional<Tensor> elementwise(const Node& node, const Tensor& a, const Tenso
       oa += idx[d] * sa[d];
       ob += idx[d] * sb[d];
     }
-    auto v = arith<T>(node.op_type, va[static_cast<size_t>(oa)], vb[static_cast<size_t>(ob)]);
+    auto v = arith<T>(op, va[static_cast<size_t>(oa)], vb[static_cast<size_t>(ob)]);
     if (!v) return std::nullopt;
     out.push_back(*v);
     for (size_t d = r; d-- > 0;) {
@@ -212,8 +213,8 @@ std::optional<Tensor> elementwise(const Node& node, const Tensor& a, const Tenso
   return make_tensor(out_shape, std::move(out));
 }
 
-std::optional<Tensor> cast(const Node& node, const Tensor& x) {
-  int64_t to = node.attr_int("to", 0);
+std::optional<Tensor> cast(const CastParams& p, const Tensor& x) {
+  const int64_t to = p.to;
   if (to == 1 || to == 11) return Tensor::from_floats(x.shape(), x.to_floats());
   std::vector<int64_t> out;
   out.reserve(static_cast<size_t>(x.numel()));
@@ -231,59 +232,58 @@ std::optional<Tensor> cast(const Node& node, const Tensor& x) {
   return Tensor::from_int64(x.shape(), std::move(out));
 }
 
-Tensor constant_value(const Node& node) {
-  if (node.has("value")) return node.attr_tensor("value");
-  if (node.has("value_float")) return Tensor::scalar(node.attr_float("value_float", 0));
-  if (node.has("value_int")) return Tensor::from_int64({}, {node.attr_int("value_int", 0)});
-  if (node.has("value_floats")) {
-    auto v = node.attr_floats("value_floats", {});
-    return Tensor::from_floats({static_cast<int64_t>(v.size())}, v);
-  }
-  if (node.has("value_ints")) {
-    auto v = node.attr_ints("value_ints", {});
-    return Tensor::from_int64({static_cast<int64_t>(v.size())}, v);
-  }
-  fail(node, "has no value attribute");
-}
-
 // Evaluates `node` on constant inputs; nullopt when it cannot be folded.
-std::optional<Tensor> evaluate(const Node& node, const std::vector<const Tensor*>& in,
-                               const ValueInfo& out, const Graph& graph) {
-  const std::string& op = node.op_type;
-  if (op == "Constant") return constant_value(node);
+std::optional<Tensor> evaluate(const Node& node, OpKind kind, const OpParams& params,
+                               const std::vector<const Tensor*>& in, const ValueInfo& out,
+                               const Graph& graph) {
+  if (kind == OpKind::Constant) return std::get<ConstantParams>(params).value;
   if (!small_enough(out.shape)) return std::nullopt;
   bool f = !in.empty() && in[0] && in[0]->dtype() == DType::Float32;
-  if (op == "Identity" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
-      op == "Flatten")
-    return in[0]->reshaped(out.shape);
-  if (op == "Cast") return cast(node, *in[0]);
-  if (op == "Gather")
-    return f ? gather<float>(node, *in[0], *in[1], out.shape)
-             : gather<int64_t>(node, *in[0], *in[1], out.shape);
-  if (op == "Concat") {
-    for (const Tensor* t : in)
-      if (t->dtype() != in[0]->dtype()) fail(node, "inputs have different types");
-    return f ? concat<float>(node, in, out.shape) : concat<int64_t>(node, in, out.shape);
+  switch (kind) {
+    case OpKind::Identity:
+    case OpKind::Reshape:
+    case OpKind::Squeeze:
+    case OpKind::Unsqueeze:
+    case OpKind::Flatten:
+      return in[0]->reshaped(out.shape);
+    case OpKind::Cast:
+      return cast(std::get<CastParams>(params), *in[0]);
+    case OpKind::Gather: {
+      const int64_t axis = std::get<GatherParams>(params).axis;
+      return f ? gather<float>(node, axis, *in[0], *in[1], out.shape)
+               : gather<int64_t>(node, axis, *in[0], *in[1], out.shape);
+    }
+    case OpKind::Concat: {
+      for (const Tensor* t : in)
+        if (t->dtype() != in[0]->dtype()) fail(node, "inputs have different types");
+      const int64_t axis = std::get<ConcatParams>(params).axis;
+      return f ? concat<float>(axis, in, out.shape) : concat<int64_t>(axis, in, out.shape);
+    }
+    case OpKind::Slice: {
+      const auto& p = std::get<SliceParams>(params);
+      return f ? slice<float>(node, p, graph, *in[0], out.shape)
+               : slice<int64_t>(node, p, graph, *in[0], out.shape);
+    }
+    case OpKind::ConstantOfShape: {
+      const Tensor& value = std::get<ConstantOfShapeParams>(params).value;
+      if (value.numel() != 1) fail(node, "attribute 'value' must hold exactly one element");
+      int64_t n = shape_numel(out.shape);
+      if (value.dtype() == DType::Float32)
+        return Tensor::from_floats(out.shape,
+                                   std::vector<float>(static_cast<size_t>(n), value.floats()[0]));
+      return Tensor::from_int64(out.shape,
+                                std::vector<int64_t>(static_cast<size_t>(n), value.int64s()[0]));
+    }
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div:
+      if (in[0]->dtype() != in[1]->dtype()) fail(node, "inputs have different types");
+      return f ? elementwise<float>(kind, *in[0], *in[1], out.shape)
+               : elementwise<int64_t>(kind, *in[0], *in[1], out.shape);
+    default:
+      return std::nullopt;
   }
-  if (op == "Slice")
-    return f ? slice<float>(node, graph, *in[0], out.shape)
-             : slice<int64_t>(node, graph, *in[0], out.shape);
-  if (op == "ConstantOfShape") {
-    Tensor value = node.has("value") ? node.attr_tensor("value") : Tensor::scalar(0.0f);
-    if (value.numel() != 1) fail(node, "attribute 'value' must hold exactly one element");
-    int64_t n = shape_numel(out.shape);
-    if (value.dtype() == DType::Float32)
-      return Tensor::from_floats(out.shape,
-                                 std::vector<float>(static_cast<size_t>(n), value.floats()[0]));
-    return Tensor::from_int64(out.shape,
-                              std::vector<int64_t>(static_cast<size_t>(n), value.int64s()[0]));
-  }
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
-    if (in[0]->dtype() != in[1]->dtype()) fail(node, "inputs have different types");
-    return f ? elementwise<float>(node, *in[0], *in[1], out.shape)
-             : elementwise<int64_t>(node, *in[0], *in[1], out.shape);
-  }
-  return std::nullopt;
 }
 
 // A 0-D or 1-D int64 value whose entries are either known or symbolic dimensions.
@@ -319,15 +319,16 @@ std::optional<std::vector<int64_t>> const_ints(const Node& node, size_t i, const
 // Propagates partially known shape vectors through the ops exporters use to build reshape
 // targets. Shape inference has already validated the node, so only the cases that matter are
 // handled and everything else returns nullopt.
-std::optional<SymVec> propagate(const Node& node, const std::vector<std::optional<SymVec>>& in,
+std::optional<SymVec> propagate(const Node& node, OpKind op, const OpParams& params,
+                                const std::vector<std::optional<SymVec>>& in,
                                 const std::vector<ValueInfo>& infos, const Graph& g) {
-  const std::string& op = node.op_type;
   auto has = [&](size_t i) { return i < in.size() && in[i].has_value(); };
-  if (op == "Shape") {
+  if (op == OpKind::Shape) {
+    const auto& p = std::get<ShapeParams>(params);
     const Shape& s = infos[0].shape;
     int64_t r = static_cast<int64_t>(s.size());
-    int64_t start = std::clamp<int64_t>(node.attr_int("start", 0), -r, r);
-    int64_t end = std::clamp<int64_t>(node.attr_int("end", r), -r, r);
+    int64_t start = std::clamp<int64_t>(p.start, -r, r);
+    int64_t end = std::clamp<int64_t>(p.end.value_or(r), -r, r);
     if (start < 0) start += r;
     if (end < 0) end += r;
     SymVec v;
@@ -339,13 +340,12 @@ std::optional<SymVec> propagate(const Node& node, const std::vector<std::optiona
   }
   if (!has(0)) return std::nullopt;
   const SymVec& x = *in[0];
-  if (op == "Identity") return x;
-  if (op == "Cast") {
-    int64_t to = node.attr_int("to", 0);
-    if (to == 6 || to == 7) return x;
+  if (op == OpKind::Identity) return x;
+  if (op == OpKind::Cast) {
+    if (std::get<CastParams>(params).dtype == DType::Int64) return x;
     return std::nullopt;
   }
-  if (op == "Gather") {
+  if (op == OpKind::Gather) {
     if (x.scalar) return std::nullopt;
     auto it = g.initializers.find(node.inputs[1]);
     if (it == g.initializers.end() || it->second.rank() > 1) return std::nullopt;
@@ -358,22 +358,22 @@ std::optional<SymVec> propagate(const Node& node, const std::vector<std::optiona
     }
     return v;
   }
-  if (op == "Unsqueeze") {
-    auto axes =
-        node.has("axes") ? std::optional(node.attr_ints("axes", {})) : const_ints(node, 1, g);
+  if (op == OpKind::Unsqueeze) {
+    const auto& p = std::get<AxesParams>(params);
+    auto axes = p.attribute ? std::optional(p.axes) : const_ints(node, 1, g);
     if (!x.scalar || !axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1))
       return std::nullopt;
     SymVec v = x;
     v.scalar = false;
     return v;
   }
-  if (op == "Squeeze") {
+  if (op == OpKind::Squeeze) {
     if (x.scalar || x.dims.size() != 1) return std::nullopt;
     SymVec v = x;
     v.scalar = true;
     return v;
   }
-  if (op == "Concat") {
+  if (op == OpKind::Concat) {
     SymVec v;
     for (size_t i = 0; i < in.size(); ++i) {
       if (!has(i) || in[i]->scalar) return std::nullopt;
@@ -381,13 +381,14 @@ std::optional<SymVec> propagate(const Node& node, const std::vector<std::optiona
     }
     return v;
   }
-  if (op == "Slice") {
+  if (op == OpKind::Slice) {
     if (x.scalar) return std::nullopt;
+    const auto& p = std::get<SliceParams>(params);
     std::vector<int64_t> starts, ends, axes, steps;
-    if (node.has("starts")) {
-      starts = node.attr_ints("starts", {});
-      ends = node.attr_ints("ends", {});
-      axes = node.attr_ints("axes", {});
+    if (p.attributes) {
+      starts = p.starts;
+      ends = p.ends;
+      axes = p.axes;
     } else {
       auto s = const_ints(node, 1, g), e = const_ints(node, 2, g), a = const_ints(node, 3, g),
            st = const_ints(node, 4, g);
@@ -421,9 +422,9 @@ std::string unique_name(const std::string& base, const std::unordered_set<std::s
 // A constant reshape target equivalent to `target` for `data`, using 0 ("copy the input
 // dimension") for a symbol at the same position and -1 for one remaining symbol when the
 // element counts prove it.
-std::optional<std::vector<int64_t>> resolve_reshape_target(const Node& node, const SymVec& target,
+std::optional<std::vector<int64_t>> resolve_reshape_target(const Node& node, bool allowzero,
+                                                           const SymVec& target,
                                                            const Shape& data) {
-  bool allowzero = node.attr_int("allowzero", 0) != 0;
   std::vector<int64_t> out;
   int unresolved = -1;
   bool has_minus_one = false;
@@ -457,8 +458,45 @@ std::optional<std::vector<int64_t>> resolve_reshape_target(const Node& node, con
   return out;
 }
 
-bool foldable(const std::string& op) {
-  return shape_ops().count(op) || op == "Add" || op == "Sub" || op == "Mul" || op == "Div";
+bool foldable(const Node& node, OpKind kind) {
+  return shape_ops().count(node.op_type) || kind == OpKind::Add || kind == OpKind::Sub ||
+         kind == OpKind::Mul || kind == OpKind::Div;
+}
+
+// Removes the shape computations nothing reads any more, then unreferenced initializers.
+void remove_dead(Graph& g) {
+  std::set<std::string> outputs;
+  for (const auto& o : g.outputs) outputs.insert(o.name);
+  // One backward sweep suffices: nodes are in topological order, so every reader of a value
+  // is visited before its producer.
+  std::unordered_map<std::string, size_t> uses;
+  for (const auto& n : g.nodes)
+    for (const auto& i : n.inputs) ++uses[i];
+  std::vector<bool> dead(g.nodes.size(), false);
+  for (size_t k = g.nodes.size(); k-- > 0;) {
+    const Node& n = g.nodes[k];
+    if (!shape_ops().count(n.op_type)) continue;
+    bool unused = true;
+    for (const auto& o : n.outputs)
+      if (!o.empty() && (uses[o] > 0 || outputs.count(o))) unused = false;
+    if (!unused) continue;
+    dead[k] = true;
+    for (const auto& i : n.inputs) --uses[i];
+    for (const auto& o : n.outputs) g.value_info.erase(o);
+  }
+  std::vector<Node> live;
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (!dead[k]) live.push_back(std::move(g.nodes[k]));
+  g.nodes = std::move(live);
+  std::unordered_set<std::string> referenced(outputs.begin(), outputs.end());
+  for (const auto& n : g.nodes)
+    for (const auto& i : n.inputs) referenced.insert(i);
+  for (auto it = g.initializers.begin(); it != g.initializers.end();) {
+    if (!referenced.count(it->first))
+      it = g.initializers.erase(it);
+    else
+      ++it;
+  }
 }
 
 }  // namespace
@@ -494,10 +532,13 @@ size_t fold_constants(Model& model) {
       consts.push_back(c == g.initializers.end() ? nullptr : &c->second);
       if (!consts.back()) all_const = false;
     }
-    if (node.op_type == "Reshape" && node.inputs.size() == 2 && !consts[1]) {
+    const OpKind kind = node_kind(node);
+    const OpParams params = lower_node(node, model.opset);
+    if (kind == OpKind::Reshape && node.inputs.size() == 2 && !consts[1]) {
       auto s = syms.find(node.inputs[1]);
       if (s != syms.end() && !s->second.scalar) {
-        if (auto target = resolve_reshape_target(node, s->second, infos[0].shape)) {
+        const bool allowzero = std::get<ReshapeParams>(params).allowzero;
+        if (auto target = resolve_reshape_target(node, allowzero, s->second, infos[0].shape)) {
           std::string name = unique_name(node.name + "_shape", used_names);
           used_names.insert(name);
           g.initializers[name] =
@@ -512,9 +553,9 @@ size_t fold_constants(Model& model) {
     for (const auto& vi : outs)
       if (!vi.name.empty()) known[vi.name] = vi;
 
-    if (foldable(node.op_type) && node.outputs.size() == 1) {
+    if (foldable(node, kind) && node.outputs.size() == 1) {
       std::optional<Tensor> value;
-      if (all_const) value = evaluate(node, consts, outs[0], g);
+      if (all_const) value = evaluate(node, kind, params, consts, outs[0], g);
       std::optional<SymVec> sym;
       if (!value) {
         std::vector<std::optional<SymVec>> in_syms;
@@ -527,7 +568,7 @@ size_t fold_constants(Model& model) {
           else
             in_syms.emplace_back();
         }
-        sym = propagate(node, in_syms, infos, g);
+        sym = propagate(node, kind, params, in_syms, infos, g);
         if (sym && sym->all_known()) {
           std::vector<int64_t> v;
           for (const auto& d : sym->dims) v.push_back(d.value);
@@ -548,39 +589,7 @@ size_t fold_constants(Model& model) {
   }
   g.nodes = std::move(kept);
 
-  // Remove shape computations nothing reads any more, then unreferenced initializers.
-  std::set<std::string> outputs;
-  for (const auto& o : g.outputs) outputs.insert(o.name);
-  // One backward sweep suffices: nodes are in topological order, so every reader of a value
-  // is visited before its producer.
-  std::unordered_map<std::string, size_t> uses;
-  for (const auto& n : g.nodes)
-    for (const auto& i : n.inputs) ++uses[i];
-  std::vector<bool> dead(g.nodes.size(), false);
-  for (size_t k = g.nodes.size(); k-- > 0;) {
-    const Node& n = g.nodes[k];
-    if (!shape_ops().count(n.op_type)) continue;
-    bool unused = true;
-    for (const auto& o : n.outputs)
-      if (!o.empty() && (uses[o] > 0 || outputs.count(o))) unused = false;
-    if (!unused) continue;
-    dead[k] = true;
-    for (const auto& i : n.inputs) --uses[i];
-    for (const auto& o : n.outputs) g.value_info.erase(o);
-  }
-  std::vector<Node> live;
-  for (size_t k = 0; k < g.nodes.size(); ++k)
-    if (!dead[k]) live.push_back(std::move(g.nodes[k]));
-  g.nodes = std::move(live);
-  std::unordered_set<std::string> referenced(outputs.begin(), outputs.end());
-  for (const auto& n : g.nodes)
-    for (const auto& i : n.inputs) referenced.insert(i);
-  for (auto it = g.initializers.begin(); it != g.initializers.end();) {
-    if (!referenced.count(it->first))
-      it = g.initializers.erase(it);
-    else
-      ++it;
-  }
+  remove_dead(g);
   return before - g.nodes.size();
 }
 

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "veil/core/error.hpp"
+#include "veil/model/ops.hpp"
 
 namespace veil::model {
 
@@ -102,7 +103,8 @@ void validate(const Graph& graph) {
 std::vector<WeightRef> weight_tensors(const Graph& graph) {
   std::vector<WeightRef> refs;
   for (const auto& n : graph.nodes) {
-    if (n.op_type != "Conv" && n.op_type != "Gemm" && n.op_type != "MatMul") continue;
+    const auto kind = op_kind(n.op_type);
+    if (kind != OpKind::Conv && kind != OpKind::Gemm && kind != OpKind::MatMul) continue;
     if (n.inputs.size() < 2) continue;
     const std::string& w = n.inputs[1];
     auto it = graph.initializers.find(w);

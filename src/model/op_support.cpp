@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <variant>
 
+#include "op_registry.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::model {
+
+namespace detail {
 
 namespace {
 
@@ -80,6 +83,24 @@ void check_bool_attr(const Node& node, const char* attr) {
               std::string("attribute '") + attr + "' must be 0 or 1, got " + std::to_string(v));
 }
 
+// Ops with one output whose attributes became inputs at opset `since`: before it they take one
+// input and `legacy_attrs`, from it [min_inputs, max_inputs] inputs and no attributes. Returns
+// whether the node has the legacy form.
+bool legacy_form(const Node& node, int64_t opset, int64_t since,
+                 std::initializer_list<const char*> legacy_attrs, size_t min_inputs,
+                 size_t max_inputs) {
+  const bool legacy = opset < since;
+  if (legacy) {
+    expect_inputs(node, 1, 1);
+    allow_attrs(node, legacy_attrs);
+  } else {
+    expect_inputs(node, min_inputs, max_inputs);
+    allow_attrs(node, {});
+  }
+  expect_outputs(node, 1, 1);
+  return legacy;
+}
+
 void check_spatial_common(const Node& node) {
   check_auto_pad(node);
   check_positive_ints(node, "strides");
@@ -93,232 +114,248 @@ bool castable_type(int64_t to) { return to == 1 || to == 6 || to == 7 || to == 1
 
 }  // namespace
 
+void validate_conv(const Node& node, int64_t) {
+  expect_inputs(node, 2, 3);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  check_spatial_common(node);
+  int64_t group = node.attr_int("group", 1);
+  if (group < 1 || group > (int64_t{1} << 31))
+    malformed(node, "attribute 'group' must be positive, got " + std::to_string(group));
+}
+
+namespace {
+
+void validate_pool_common(const Node& node, int64_t opset) {
+  expect_inputs(node, 1, 1);
+  if (!node.has("kernel_shape")) malformed(node, "missing required attribute 'kernel_shape'");
+  if (opset < 10 && (node.has("ceil_mode") || node.has("dilations")))
+    malformed(node, "attributes 'ceil_mode' and 'dilations' need opset 10");
+  check_spatial_common(node);
+  check_bool_attr(node, "ceil_mode");
+  check_bool_attr(node, "count_include_pad");
+  check_bool_attr(node, "storage_order");
+}
+
+}  // namespace
+
+void validate_max_pool(const Node& node, int64_t opset) {
+  expect_outputs(node, 2, 1);
+  allow_attrs(node, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
+                     "strides"});
+  validate_pool_common(node, opset);
+}
+
+void validate_average_pool(const Node& node, int64_t opset) {
+  expect_outputs(node, 1, 1);
+  allow_attrs(node,
+              {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"});
+  validate_pool_common(node, opset);
+}
+
+void validate_plain_unary(const Node& node, int64_t) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {});
+}
+
+void validate_leaky_relu(const Node& node, int64_t) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"alpha"});
+  node.attr_float("alpha", 0.01f);
+}
+
+void validate_gemm(const Node& node, int64_t opset) {
+  expect_inputs(node, opset < 11 ? 3 : 2, 3);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"alpha", "beta", "transA", "transB"});
+  node.attr_float("alpha", 1.0f);
+  node.attr_float("beta", 1.0f);
+  check_bool_attr(node, "transA");
+  check_bool_attr(node, "transB");
+}
+
+void validate_plain_binary(const Node& node, int64_t) {
+  expect_inputs(node, 2, 2);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {});
+}
+
+void validate_clip(const Node& node, int64_t opset) {
+  if (legacy_form(node, opset, 11, {"min", "max"}, 1, 3)) {
+    node.attr_float("min", 0.0f);
+    node.attr_float("max", 0.0f);
+  }
+}
+
+void validate_batch_norm(const Node& node, int64_t) {
+  expect_inputs(node, 5, 5);
+  expect_outputs(node, 5, 1);
+  allow_attrs(node, {"epsilon", "momentum", "training_mode", "spatial"});
+  float eps = node.attr_float("epsilon", 1e-5f);
+  if (!(eps >= 0.0f)) malformed(node, "attribute 'epsilon' must be non-negative");
+  node.attr_float("momentum", 0.9f);
+  if (node.attr_int("training_mode", 0) != 0)
+    unsupported(node, "training_mode=1 is not supported (export the model in eval mode)");
+  if (node.attr_int("spatial", 1) != 1) unsupported(node, "spatial=0 is not supported");
+}
+
+void validate_axis_unary(const Node& node, int64_t) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"axis"});
+  node.attr_int("axis", 1);
+}
+
+void validate_reshape(const Node& node, int64_t) {
+  expect_inputs(node, 2, 2);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"allowzero"});
+  check_bool_attr(node, "allowzero");
+}
+
+void validate_concat(const Node& node, int64_t) {
+  if (node.inputs.empty()) malformed(node, "expects at least one input");
+  expect_inputs(node, node.inputs.size(), node.inputs.size());
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"axis"});
+  if (!node.has("axis")) malformed(node, "missing required attribute 'axis'");
+  node.attr_int("axis", 0);
+}
+
+void validate_dropout(const Node& node, int64_t opset) {
+  if (opset < 12) {
+    expect_inputs(node, 1, 1);
+  } else {
+    expect_inputs(node, 1, 3);
+    if (node.inputs.size() == 3 && !node.inputs[2].empty())
+      unsupported(node, "input 'training_mode' is not supported");
+  }
+  // The mask output is accepted here; import drops it when nothing reads it.
+  expect_outputs(node, 2, 2);
+  allow_attrs(node, {"ratio", "seed"});
+  float ratio = node.attr_float("ratio", 0.5f);
+  if (!(ratio >= 0.0f && ratio < 1.0f)) malformed(node, "attribute 'ratio' must be in [0, 1)");
+}
+
+void validate_constant(const Node& node, int64_t) {
+  expect_inputs(node, 0, 0);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"value", "value_float", "value_floats", "value_int", "value_ints"});
+  if (node.attributes.size() != 1)
+    malformed(node, "needs exactly one of value, value_float(s), value_int(s)");
+}
+
+void validate_pad(const Node& node, int64_t opset) {
+  std::string mode = node.attr_string("mode", "constant");
+  if (mode != "constant" && mode != "reflect" && mode != "edge")
+    malformed(node, "attribute 'mode' has invalid value '" + mode + "'");
+  if (opset < 11) {
+    expect_inputs(node, 1, 1);
+    allow_attrs(node, {"mode", "pads", "value"});
+    if (!node.has("pads")) malformed(node, "missing required attribute 'pads'");
+    if (node.attr_ints("pads", {}).size() % 2 != 0)
+      malformed(node, "attribute 'pads' has an odd number of values");
+    node.attr_float("value", 0.0f);
+  } else {
+    expect_inputs(node, 2, 3);
+    allow_attrs(node, {"mode"});
+  }
+  expect_outputs(node, 1, 1);
+}
+
+void validate_shape(const Node& node, int64_t opset) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"start", "end"});
+  if (opset < 15 && (node.has("start") || node.has("end")))
+    malformed(node, "attributes 'start' and 'end' need opset 15");
+  node.attr_int("start", 0);
+  node.attr_int("end", 0);
+}
+
+void validate_gather(const Node& node, int64_t) {
+  expect_inputs(node, 2, 2);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"axis"});
+  node.attr_int("axis", 0);
+}
+
+namespace {
+
+void validate_axes_op(const Node& node, int64_t opset, bool axes_required) {
+  if (legacy_form(node, opset, 13, {"axes"}, axes_required ? 2 : 1, 2)) {
+    if (axes_required && !node.has("axes")) malformed(node, "missing required attribute 'axes'");
+    node.attr_ints("axes", {});
+  }
+}
+
+}  // namespace
+
+void validate_squeeze(const Node& node, int64_t opset) { validate_axes_op(node, opset, false); }
+void validate_unsqueeze(const Node& node, int64_t opset) { validate_axes_op(node, opset, true); }
+
+void validate_cast(const Node& node, int64_t) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"to", "saturate"});
+  if (!node.has("to")) malformed(node, "missing required attribute 'to'");
+  int64_t to = node.attr_int("to", 0);
+  if (!castable_type(to))
+    unsupported(node, "cast to ONNX data type " + std::to_string(to) +
+                          " is not supported (only float, double, int32, int64)");
+}
+
+void validate_constant_of_shape(const Node& node, int64_t) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"value"});
+  if (node.has("value") && node.attr_tensor("value").numel() != 1)
+    malformed(node, "attribute 'value' must hold exactly one element");
+}
+
+void validate_slice(const Node& node, int64_t opset) {
+  if (legacy_form(node, opset, 10, {"starts", "ends", "axes"}, 3, 5) &&
+      (!node.has("starts") || !node.has("ends")))
+    malformed(node, "missing required attributes 'starts'/'ends'");
+}
+
+void validate_reduce_mean(const Node& node, int64_t) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"axes", "keepdims"});
+  node.attr_ints("axes", {});
+  check_bool_attr(node, "keepdims");
+}
+
+}  // namespace detail
+
 const std::set<std::string>& supported_ops() {
-  static const std::set<std::string> ops = {"Add",
-                                            "AveragePool",
-                                            "BatchNormalization",
-                                            "Cast",
-                                            "Clip",
-                                            "Concat",
-                                            "Constant",
-                                            "ConstantOfShape",
-                                            "Conv",
-                                            "Div",
-                                            "Dropout",
-                                            "Flatten",
-                                            "Gather",
-                                            "Gemm",
-                                            "GlobalAveragePool",
-                                            "Identity",
-                                            "LeakyRelu",
-                                            "MatMul",
-                                            "MaxPool",
-                                            "Mul",
-                                            "Pad",
-                                            "ReduceMean",
-                                            "Relu",
-                                            "Reshape",
-                                            "Shape",
-                                            "Sigmoid",
-                                            "Slice",
-                                            "Softmax",
-                                            "Squeeze",
-                                            "Sub",
-                                            "Tanh",
-                                            "Unsqueeze"};
+  static const std::set<std::string> ops = [] {
+    std::set<std::string> s;
+    for (const auto& e : detail::op_entries()) s.insert(e.name);
+    return s;
+  }();
   return ops;
 }
 
 const std::set<std::string>& shape_ops() {
-  static const std::set<std::string> ops = {
-      "Shape",   "Gather", "Unsqueeze", "Squeeze",         "Concat",  "Cast",
-      "Reshape", "Slice",  "Constant",  "ConstantOfShape", "Identity"};
+  static const std::set<std::string> ops = [] {
+    std::set<std::string> s;
+    for (const auto& e : detail::op_entries())
+      if (e.shape_op) s.insert(e.name);
+    return s;
+  }();
   return ops;
 }
 
 void check_node(const Node& node, int64_t opset) {
-  const std::string& op = node.op_type;
-  if (!supported_ops().count(op)) unsupported(node, "operator is not supported by veil");
+  const detail::OpEntry* op = detail::find_op(node.op_type);
+  if (!op) detail::unsupported(node, "operator is not supported by veil");
   for (const auto& i : node.inputs)
-    if (i.size() > 4096) malformed(node, "input name is too long");
-
-  if (op == "Conv") {
-    expect_inputs(node, 2, 3);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
-    check_spatial_common(node);
-    int64_t group = node.attr_int("group", 1);
-    if (group < 1 || group > (int64_t{1} << 31))
-      malformed(node, "attribute 'group' must be positive, got " + std::to_string(group));
-  } else if (op == "MaxPool" || op == "AveragePool") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, op == "MaxPool" ? 2 : 1, 1);
-    if (op == "MaxPool")
-      allow_attrs(node, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
-                         "storage_order", "strides"});
-    else
-      allow_attrs(
-          node, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"});
-    if (!node.has("kernel_shape")) malformed(node, "missing required attribute 'kernel_shape'");
-    if (opset < 10 && (node.has("ceil_mode") || node.has("dilations")))
-      malformed(node, "attributes 'ceil_mode' and 'dilations' need opset 10");
-    check_spatial_common(node);
-    check_bool_attr(node, "ceil_mode");
-    check_bool_attr(node, "count_include_pad");
-    check_bool_attr(node, "storage_order");
-  } else if (op == "GlobalAveragePool" || op == "Relu" || op == "Sigmoid" || op == "Tanh" ||
-             op == "Identity") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {});
-  } else if (op == "LeakyRelu") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"alpha"});
-    node.attr_float("alpha", 0.01f);
-  } else if (op == "Gemm") {
-    expect_inputs(node, opset < 11 ? 3 : 2, 3);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"alpha", "beta", "transA", "transB"});
-    node.attr_float("alpha", 1.0f);
-    node.attr_float("beta", 1.0f);
-    check_bool_attr(node, "transA");
-    check_bool_attr(node, "transB");
-  } else if (op == "MatMul" || op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
-    expect_inputs(node, 2, 2);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {});
-  } else if (op == "Clip") {
-    if (opset < 11) {
-      expect_inputs(node, 1, 1);
-      allow_attrs(node, {"min", "max"});
-      node.attr_float("min", 0.0f);
-      node.attr_float("max", 0.0f);
-    } else {
-      expect_inputs(node, 1, 3);
-      allow_attrs(node, {});
-    }
-    expect_outputs(node, 1, 1);
-  } else if (op == "BatchNormalization") {
-    expect_inputs(node, 5, 5);
-    expect_outputs(node, 5, 1);
-    allow_attrs(node, {"epsilon", "momentum", "training_mode", "spatial"});
-    float eps = node.attr_float("epsilon", 1e-5f);
-    if (!(eps >= 0.0f)) malformed(node, "attribute 'epsilon' must be non-negative");
-    node.attr_float("momentum", 0.9f);
-    if (node.attr_int("training_mode", 0) != 0)
-      unsupported(node, "training_mode=1 is not supported (export the model in eval mode)");
-    if (node.attr_int("spatial", 1) != 1) unsupported(node, "spatial=0 is not supported");
-  } else if (op == "Flatten" || op == "Softmax") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"axis"});
-    node.attr_int("axis", 1);
-  } else if (op == "Reshape") {
-    expect_inputs(node, 2, 2);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"allowzero"});
-    check_bool_attr(node, "allowzero");
-  } else if (op == "Concat") {
-    if (node.inputs.empty()) malformed(node, "expects at least one input");
-    expect_inputs(node, node.inputs.size(), node.inputs.size());
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"axis"});
-    if (!node.has("axis")) malformed(node, "missing required attribute 'axis'");
-    node.attr_int("axis", 0);
-  } else if (op == "Dropout") {
-    if (opset < 12) {
-      expect_inputs(node, 1, 1);
-    } else {
-      expect_inputs(node, 1, 3);
-      if (node.inputs.size() == 3 && !node.inputs[2].empty())
-        unsupported(node, "input 'training_mode' is not supported");
-    }
-    // The mask output is accepted here; import drops it when nothing reads it.
-    expect_outputs(node, 2, 2);
-    allow_attrs(node, {"ratio", "seed"});
-    float ratio = node.attr_float("ratio", 0.5f);
-    if (!(ratio >= 0.0f && ratio < 1.0f)) malformed(node, "attribute 'ratio' must be in [0, 1)");
-  } else if (op == "Constant") {
-    expect_inputs(node, 0, 0);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"value", "value_float", "value_floats", "value_int", "value_ints"});
-    if (node.attributes.size() != 1)
-      malformed(node, "needs exactly one of value, value_float(s), value_int(s)");
-  } else if (op == "Pad") {
-    std::string mode = node.attr_string("mode", "constant");
-    if (mode != "constant" && mode != "reflect" && mode != "edge")
-      malformed(node, "attribute 'mode' has invalid value '" + mode + "'");
-    if (opset < 11) {
-      expect_inputs(node, 1, 1);
-      allow_attrs(node, {"mode", "pads", "value"});
-      if (!node.has("pads")) malformed(node, "missing required attribute 'pads'");
-      if (node.attr_ints("pads", {}).size() % 2 != 0)
-        malformed(node, "attribute 'pads' has an odd number of values");
-      node.attr_float("value", 0.0f);
-    } else {
-      expect_inputs(node, 2, 3);
-      allow_attrs(node, {"mode"});
-    }
-    expect_outputs(node, 1, 1);
-  } else if (op == "Shape") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"start", "end"});
-    if (opset < 15 && (node.has("start") || node.has("end")))
-      malformed(node, "attributes 'start' and 'end' need opset 15");
-    node.attr_int("start", 0);
-    node.attr_int("end", 0);
-  } else if (op == "Gather") {
-    expect_inputs(node, 2, 2);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"axis"});
-    node.attr_int("axis", 0);
-  } else if (op == "Unsqueeze" || op == "Squeeze") {
-    if (opset < 13) {
-      expect_inputs(node, 1, 1);
-      allow_attrs(node, {"axes"});
-      if (op == "Unsqueeze" && !node.has("axes"))
-        malformed(node, "missing required attribute 'axes'");
-      node.attr_ints("axes", {});
-    } else {
-      expect_inputs(node, op == "Unsqueeze" ? 2 : 1, 2);
-      allow_attrs(node, {});
-    }
-    expect_outputs(node, 1, 1);
-  } else if (op == "Cast") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"to", "saturate"});
-    if (!node.has("to")) malformed(node, "missing required attribute 'to'");
-    int64_t to = node.attr_int("to", 0);
-    if (!castable_type(to))
-      unsupported(node, "cast to ONNX data type " + std::to_string(to) +
-                            " is not supported (only float, double, int32, int64)");
-  } else if (op == "ConstantOfShape") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"value"});
-    if (node.has("value") && node.attr_tensor("value").numel() != 1)
-      malformed(node, "attribute 'value' must hold exactly one element");
-  } else if (op == "Slice") {
-    if (opset < 10) {
-      expect_inputs(node, 1, 1);
-      allow_attrs(node, {"starts", "ends", "axes"});
-      if (!node.has("starts") || !node.has("ends"))
-        malformed(node, "missing required attributes 'starts'/'ends'");
-    } else {
-      expect_inputs(node, 3, 5);
-      allow_attrs(node, {});
-    }
-    expect_outputs(node, 1, 1);
-  } else if (op == "ReduceMean") {
-    expect_inputs(node, 1, 1);
-    expect_outputs(node, 1, 1);
-    allow_attrs(node, {"axes", "keepdims"});
-    node.attr_ints("axes", {});
-    check_bool_attr(node, "keepdims");
-  }
+    if (i.size() > 4096) detail::malformed(node, "input name is too long");
+  op->validate(node, opset);
 }
 
 void check_supported(const Model& model) {

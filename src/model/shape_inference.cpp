@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "op_registry.hpp"
 #include "symbolic_shapes.hpp"
 #include "veil/core/error.hpp"
 
@@ -24,19 +25,26 @@ constexpr size_t kMaxRank = 64;
 bool known(int64_t d) { return d >= 0; }
 bool symbolic(int64_t d) { return d <= -2; }
 
+// `who` is "node 'x' (Op)", the prefix of every message.
+[[noreturn]] void fail(const std::string& who, const std::string& reason) {
+  throw MalformedInput(who + ": " + reason);
+}
 [[noreturn]] void fail(const Node& node, const std::string& reason) {
-  throw MalformedInput(node.describe() + ": " + reason);
+  fail(node.describe(), reason);
 }
 
-int64_t checked_mul(const Node& node, int64_t a, int64_t b) {
+// `who` is a Node or its describe() string.
+template <typename Who>
+int64_t checked_mul(const Who& who, int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) fail(node, "dimension product overflows");
+  if (__builtin_mul_overflow(a, b, &r)) fail(who, "dimension product overflows");
   return r;
 }
 
-int64_t checked_add(const Node& node, int64_t a, int64_t b) {
+template <typename Who>
+int64_t checked_add(const Who& who, int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) fail(node, "dimension sum overflows");
+  if (__builtin_add_overflow(a, b, &r)) fail(who, "dimension sum overflows");
   return r;
 }
 
@@ -129,21 +137,9 @@ void require_rank_at_least(const Node& node, const Shape& s, size_t r, const cha
                    shape_to_string(s));
 }
 
-struct Ctx {
-  const Node& node;
-  const std::vector<ValueInfo>& in;
-  const Graph& graph;
-  bool check_dtypes;
+using Ctx = detail::InferContext;
 
-  const Shape& shape(size_t i) const { return input_info(node, in, i).shape; }
-  DType dtype(size_t i) const { return input_info(node, in, i).dtype; }
-  void require_float(size_t i) const {
-    if (check_dtypes && dtype(i) != DType::Float32)
-      fail(node, "input " + std::to_string(i) + " must be float32");
-  }
-};
-
-Shape infer_conv(const Ctx& c) {
+Shape conv_shape(const Ctx& c) {
   c.require_float(0);
   c.require_float(1);
   const Shape& x = c.shape(0);
@@ -178,7 +174,7 @@ Shape infer_conv(const Ctx& c) {
   return out;
 }
 
-Shape infer_pool(const Ctx& c) {
+Shape pool_shape(const Ctx& c) {
   c.require_float(0);
   const Shape& x = c.shape(0);
   require_rank_at_least(c.node, x, 3, "input X");
@@ -192,7 +188,7 @@ Shape infer_pool(const Ctx& c) {
   return out;
 }
 
-Shape infer_gemm(const Ctx& c) {
+Shape gemm_shape(const Ctx& c) {
   for (size_t i = 0; i < 2; ++i) c.require_float(i);
   Shape a = c.shape(0), b = c.shape(1);
   if (a.size() != 2 || b.size() != 2)
@@ -218,7 +214,7 @@ Shape infer_gemm(const Ctx& c) {
   return out;
 }
 
-Shape infer_matmul(const Ctx& c) {
+Shape matmul_shape(const Ctx& c) {
   c.require_float(0);
   c.require_float(1);
   Shape a = c.shape(0), b = c.shape(1);
@@ -234,7 +230,7 @@ Shape infer_matmul(const Ctx& c) {
   return out;
 }
 
-Shape infer_batch_norm(const Ctx& c) {
+Shape batch_norm_shape(const Ctx& c) {
   for (size_t i = 0; i < 5; ++i) c.require_float(i);
   const Shape& x = c.shape(0);
   require_rank_at_least(c.node, x, 2, "input X");
@@ -247,14 +243,14 @@ Shape infer_batch_norm(const Ctx& c) {
   return x;
 }
 
-Shape infer_flatten(const Ctx& c) {
+Shape flatten_shape(const Ctx& c) {
   const Shape& x = c.shape(0);
   int64_t r = static_cast<int64_t>(x.size());
   size_t axis = static_cast<size_t>(norm_axis(c.node, c.node.attr_int("axis", 1), r, true));
   return {group_product(c.node, x, 0, axis), group_product(c.node, x, axis, x.size())};
 }
 
-Shape infer_reshape(const Ctx& c) {
+Shape reshape_shape(const Ctx& c) {
   const Shape& x = c.shape(1);
   if (x.size() != 1) fail(c.node, "shape input must be 1-D, got " + shape_to_string(x));
   const Shape& data = c.shape(0);
@@ -265,81 +261,10 @@ Shape infer_reshape(const Ctx& c) {
     return Shape(static_cast<size_t>(x[0]), kUnknown);
   }
   auto target = int_vector(c.node, *t, "shape");
-  bool allowzero = c.node.attr_int("allowzero", 0) != 0;
-  Shape out(target.size());
-  int infer_at = -1;
-  for (size_t j = 0; j < target.size(); ++j) {
-    int64_t v = target[j];
-    if (v == 0 && !allowzero) {
-      if (j >= data.size())
-        fail(c.node, "target copies dimension " + std::to_string(j) + " of a rank-" +
-                         std::to_string(data.size()) + " input");
-      out[j] = data[j];
-    } else if (v == -1) {
-      if (infer_at >= 0) fail(c.node, "target shape has more than one -1");
-      infer_at = static_cast<int>(j);
-      out[j] = kUnknown;
-    } else if (v < -1) {
-      fail(c.node, "target shape has invalid dimension " + std::to_string(v));
-    } else {
-      out[j] = v;
-    }
-  }
-  // Compare element counts, cancelling the symbols present on both sides.
-  std::multiset<int64_t> sym_in, sym_out;
-  int anon_in = 0, anon_out = 0;
-  int64_t p_in = 1, p_out = 1;
-  for (int64_t d : data) {
-    if (known(d))
-      p_in = checked_mul(c.node, p_in, d);
-    else if (symbolic(d))
-      sym_in.insert(d);
-    else
-      ++anon_in;
-  }
-  for (size_t j = 0; j < out.size(); ++j) {
-    if (static_cast<int>(j) == infer_at) continue;
-    int64_t d = out[j];
-    if (known(d))
-      p_out = checked_mul(c.node, p_out, d);
-    else if (symbolic(d))
-      sym_out.insert(d);
-    else
-      ++anon_out;
-  }
-  for (auto it = sym_out.begin(); it != sym_out.end();) {
-    auto f = sym_in.find(*it);
-    if (f != sym_in.end()) {
-      sym_in.erase(f);
-      it = sym_out.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  bool determined = anon_in == 0 && anon_out == 0 && sym_out.empty();
-  if (infer_at < 0) {
-    if (determined && sym_in.empty() && p_in != p_out)
-      fail(c.node, "cannot reshape " + shape_to_string(data) + " (" + std::to_string(p_in) +
-                       " elements) to " + shape_to_string(out));
-    return out;
-  }
-  if (!determined) return out;
-  if (p_out == 0) {
-    if (p_in != 0 && sym_in.empty()) fail(c.node, "cannot infer -1 next to a zero dimension");
-    return out;
-  }
-  if (sym_in.empty()) {
-    if (p_in % p_out != 0)
-      fail(c.node, "cannot reshape " + shape_to_string(data) + " (" + std::to_string(p_in) +
-                       " elements) to " + shape_to_string(target));
-    out[static_cast<size_t>(infer_at)] = p_in / p_out;
-  } else if (sym_in.size() == 1 && p_in == p_out) {
-    out[static_cast<size_t>(infer_at)] = *sym_in.begin();
-  }
-  return out;
+  return reshape_output(data, target, c.node.attr_int("allowzero", 0) != 0, c.node.describe());
 }
 
-Shape infer_concat(const Ctx& c, DType& dtype) {
+Shape concat_shape(const Ctx& c, DType& dtype) {
   const Shape& first = c.shape(0);
   int64_t r = static_cast<int64_t>(first.size());
   if (r == 0) fail(c.node, "cannot concatenate scalars");
@@ -363,7 +288,7 @@ Shape infer_concat(const Ctx& c, DType& dtype) {
   return out;
 }
 
-Shape infer_pad(const Ctx& c) {
+Shape pad_shape(const Ctx& c) {
   const Shape& x = c.shape(0);
   std::vector<int64_t> pads;
   if (c.node.has("pads")) {
@@ -404,7 +329,7 @@ std::vector<int64_t> axes_of(const Ctx& c, size_t input_index, bool& given) {
   return int_vector(c.node, *t, "axes");
 }
 
-Shape infer_unsqueeze(const Ctx& c) {
+Shape unsqueeze_shape(const Ctx& c) {
   const Shape& x = c.shape(0);
   bool given;
   auto axes = axes_of(c, 1, given);
@@ -422,7 +347,7 @@ Shape infer_unsqueeze(const Ctx& c) {
   return out;
 }
 
-Shape infer_squeeze(const Ctx& c) {
+Shape squeeze_shape(const Ctx& c) {
   const Shape& x = c.shape(0);
   bool given;
   auto axes = axes_of(c, 1, given);
@@ -446,7 +371,7 @@ Shape infer_squeeze(const Ctx& c) {
   return out;
 }
 
-Shape infer_gather(const Ctx& c) {
+Shape gather_shape(const Ctx& c) {
   const Shape& data = c.shape(0);
   const Shape& idx = c.shape(1);
   if (c.check_dtypes && c.dtype(1) != DType::Int64) fail(c.node, "indices must be integers");
@@ -480,13 +405,13 @@ int64_t slice_length(int64_t dim, int64_t start, int64_t end, int64_t step) {
   return start > end ? (start - end - 1) / (-step) + 1 : 0;
 }
 
-struct SliceParams {
+struct ResolvedSlice {
   std::vector<int64_t> starts, ends, axes, steps;
   bool constant = true;
 };
 
-SliceParams slice_params(const Node& node, const Graph& graph, int64_t rank) {
-  SliceParams p;
+ResolvedSlice slice_params(const Node& node, const Graph& graph, int64_t rank) {
+  ResolvedSlice p;
   if (node.has("starts")) {
     p.starts = node.attr_ints("starts", {});
     p.ends = node.attr_ints("ends", {});
@@ -522,10 +447,10 @@ SliceParams slice_params(const Node& node, const Graph& graph, int64_t rank) {
   return p;
 }
 
-Shape infer_slice(const Ctx& c) {
+Shape slice_shape(const Ctx& c) {
   const Shape& x = c.shape(0);
   int64_t r = static_cast<int64_t>(x.size());
-  SliceParams p = slice_params(c.node, c.graph, r);
+  ResolvedSlice p = slice_params(c.node, c.graph, r);
   if (!p.constant) return Shape(x.size(), kUnknown);
   Shape out = x;
   for (size_t i = 0; i < p.axes.size(); ++i) {
@@ -540,7 +465,7 @@ Shape infer_slice(const Ctx& c) {
   return out;
 }
 
-Shape infer_reduce_mean(const Ctx& c) {
+Shape reduce_mean_shape(const Ctx& c) {
   c.require_float(0);
   const Shape& x = c.shape(0);
   int64_t r = static_cast<int64_t>(x.size());
@@ -562,21 +487,7 @@ Shape infer_reduce_mean(const Ctx& c) {
   return out;
 }
 
-DType cast_target(const Node& node) {
-  switch (node.attr_int("to", 0)) {
-    case 1:   // FLOAT
-    case 11:  // DOUBLE
-      return DType::Float32;
-    case 6:  // INT32
-    case 7:  // INT64
-      return DType::Int64;
-    default:
-      throw Unsupported(node.describe() + ": cast to ONNX data type " +
-                        std::to_string(node.attr_int("to", 0)) + " is not supported");
-  }
-}
-
-ValueInfo infer_constant(const Node& node) {
+ValueInfo constant_info(const Node& node) {
   if (node.has("value")) {
     const Tensor& t = node.attr_tensor("value");
     return {"", t.dtype(), t.shape()};
@@ -591,93 +502,124 @@ ValueInfo infer_constant(const Node& node) {
   fail(node, "has no value attribute");
 }
 
+}  // namespace
+
+// ---- the per-op inference functions of the registry -----------------------------------------
+
+namespace detail {
+
+const Shape& InferContext::shape(size_t i) const { return input_info(node, in, i).shape; }
+DType InferContext::dtype(size_t i) const { return input_info(node, in, i).dtype; }
+void InferContext::require_float(size_t i) const {
+  if (check_dtypes && dtype(i) != DType::Float32)
+    fail(node, "input " + std::to_string(i) + " must be float32");
+}
+
+void infer_conv(const InferContext& c, InferResult& r) { r.out.shape = conv_shape(c); }
+
+void infer_pool(const InferContext& c, InferResult& r) {
+  r.out.shape = pool_shape(c);
+  if (c.node.outputs.size() > 1) r.extra.push_back({"", DType::Int64, r.out.shape});
+}
+
+void infer_global_pool(const InferContext& c, InferResult& r) {
+  c.require_float(0);
+  const Shape& x = c.shape(0);
+  require_rank_at_least(c.node, x, 3, "input X");
+  r.out.shape = x;
+  std::fill(r.out.shape.begin() + 2, r.out.shape.end(), 1);
+}
+
+void infer_gemm(const InferContext& c, InferResult& r) { r.out.shape = gemm_shape(c); }
+void infer_matmul(const InferContext& c, InferResult& r) { r.out.shape = matmul_shape(c); }
+
+void infer_binary(const InferContext& c, InferResult& r) {
+  if (c.check_dtypes && c.dtype(0) != c.dtype(1)) fail(c.node, "inputs have different types");
+  r.out.shape = broadcast(c.node, c.shape(0), c.shape(1));
+}
+
+void infer_activation(const InferContext& c, InferResult& r) {
+  c.require_float(0);
+  r.out.shape = c.shape(0);
+}
+
+void infer_softmax(const InferContext& c, InferResult& r) {
+  infer_activation(c, r);
+  norm_axis(c.node, c.node.attr_int("axis", -1), static_cast<int64_t>(r.out.shape.size()));
+}
+
+void infer_identity(const InferContext& c, InferResult& r) { r.out.shape = c.shape(0); }
+
+void infer_dropout(const InferContext& c, InferResult& r) {
+  c.require_float(0);
+  r.out.shape = c.shape(0);
+  // The mask is boolean in ONNX; veil has no boolean values and never computes it.
+  if (c.node.outputs.size() > 1) r.extra.push_back({"", DType::Float32, r.out.shape});
+}
+
+void infer_batch_norm(const InferContext& c, InferResult& r) { r.out.shape = batch_norm_shape(c); }
+void infer_flatten(const InferContext& c, InferResult& r) { r.out.shape = flatten_shape(c); }
+void infer_reshape(const InferContext& c, InferResult& r) { r.out.shape = reshape_shape(c); }
+void infer_concat(const InferContext& c, InferResult& r) {
+  r.out.shape = concat_shape(c, r.out.dtype);
+}
+void infer_pad(const InferContext& c, InferResult& r) { r.out.shape = pad_shape(c); }
+void infer_constant(const InferContext& c, InferResult& r) { r.out = constant_info(c.node); }
+
+void infer_shape(const InferContext& c, InferResult& r) {
+  int64_t rank = static_cast<int64_t>(c.shape(0).size());
+  int64_t start = std::clamp<int64_t>(c.node.attr_int("start", 0), -rank, rank);
+  int64_t end = std::clamp<int64_t>(c.node.attr_int("end", rank), -rank, rank);
+  if (start < 0) start += rank;
+  if (end < 0) end += rank;
+  r.out.dtype = DType::Int64;
+  r.out.shape = {std::max<int64_t>(0, end - start)};
+}
+
+void infer_gather(const InferContext& c, InferResult& r) { r.out.shape = gather_shape(c); }
+void infer_unsqueeze(const InferContext& c, InferResult& r) { r.out.shape = unsqueeze_shape(c); }
+void infer_squeeze(const InferContext& c, InferResult& r) { r.out.shape = squeeze_shape(c); }
+
+void infer_cast(const InferContext& c, InferResult& r) {
+  r.out.shape = c.shape(0);
+  r.out.dtype = std::get<CastParams>(lower_cast(c.node, 0)).dtype;
+}
+
+void infer_constant_of_shape(const InferContext& c, InferResult& r) {
+  const Node& node = c.node;
+  const Shape& s = c.shape(0);
+  if (s.size() != 1) fail(node, "input must be 1-D");
+  r.out.dtype = node.has("value") ? node.attr_tensor("value").dtype() : DType::Float32;
+  if (const Tensor* t = constant_input(node, 0, c.graph)) {
+    r.out.shape = int_vector(node, *t, "shape");
+    for (int64_t d : r.out.shape)
+      if (d < 0) fail(node, "shape has a negative dimension");
+  } else {
+    if (!known(s[0]) || s[0] > 64) fail(node, "output rank is unknown");
+    r.out.shape.assign(static_cast<size_t>(s[0]), kUnknown);
+  }
+}
+
+void infer_slice(const InferContext& c, InferResult& r) { r.out.shape = slice_shape(c); }
+void infer_reduce_mean(const InferContext& c, InferResult& r) {
+  r.out.shape = reduce_mean_shape(c);
+}
+
+}  // namespace detail
+
+namespace {
+
 std::vector<ValueInfo> infer_impl(const Node& node, const std::vector<ValueInfo>& in,
                                   const Graph& graph, bool check_dtypes) {
-  Ctx c{node, in, graph, check_dtypes};
+  detail::InferContext c{node, in, graph, check_dtypes};
   if (in.size() < node.inputs.size()) fail(node, "missing input shapes");
-  const std::string& op = node.op_type;
-  ValueInfo out;
-  out.dtype = node.inputs.empty() ? DType::Float32 : c.dtype(0);
-  std::vector<ValueInfo> extra;  // secondary outputs
-  if (op == "Conv") {
-    out.shape = infer_conv(c);
-  } else if (op == "MaxPool" || op == "AveragePool") {
-    out.shape = infer_pool(c);
-    if (node.outputs.size() > 1) extra.push_back({"", DType::Int64, out.shape});
-  } else if (op == "GlobalAveragePool") {
-    c.require_float(0);
-    const Shape& x = c.shape(0);
-    require_rank_at_least(node, x, 3, "input X");
-    out.shape = x;
-    std::fill(out.shape.begin() + 2, out.shape.end(), 1);
-  } else if (op == "Gemm") {
-    out.shape = infer_gemm(c);
-  } else if (op == "MatMul") {
-    out.shape = infer_matmul(c);
-  } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
-    if (check_dtypes && c.dtype(0) != c.dtype(1)) fail(node, "inputs have different types");
-    out.shape = broadcast(node, c.shape(0), c.shape(1));
-  } else if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "LeakyRelu" ||
-             op == "Softmax" || op == "Clip") {
-    c.require_float(0);
-    out.shape = c.shape(0);
-    if (op == "Softmax")
-      norm_axis(node, node.attr_int("axis", -1), static_cast<int64_t>(out.shape.size()));
-  } else if (op == "Identity") {
-    out.shape = c.shape(0);
-  } else if (op == "Dropout") {
-    c.require_float(0);
-    out.shape = c.shape(0);
-    // The mask is boolean in ONNX; veil has no boolean values and never computes it.
-    if (node.outputs.size() > 1) extra.push_back({"", DType::Float32, out.shape});
-  } else if (op == "BatchNormalization") {
-    out.shape = infer_batch_norm(c);
-  } else if (op == "Flatten") {
-    out.shape = infer_flatten(c);
-  } else if (op == "Reshape") {
-    out.shape = infer_reshape(c);
-  } else if (op == "Concat") {
-    out.shape = infer_concat(c, out.dtype);
-  } else if (op == "Pad") {
-    out.shape = infer_pad(c);
-  } else if (op == "Constant") {
-    out = infer_constant(node);
-  } else if (op == "Shape") {
-    int64_t r = static_cast<int64_t>(c.shape(0).size());
-    int64_t start = std::clamp<int64_t>(node.attr_int("start", 0), -r, r);
-    int64_t end = std::clamp<int64_t>(node.attr_int("end", r), -r, r);
-    if (start < 0) start += r;
-    if (end < 0) end += r;
-    out.dtype = DType::Int64;
-    out.shape = {std::max<int64_t>(0, end - start)};
-  } else if (op == "Gather") {
-    out.shape = infer_gather(c);
-  } else if (op == "Unsqueeze") {
-    out.shape = infer_unsqueeze(c);
-  } else if (op == "Squeeze") {
-    out.shape = infer_squeeze(c);
-  } else if (op == "Cast") {
-    out.shape = c.shape(0);
-    out.dtype = cast_target(node);
-  } else if (op == "ConstantOfShape") {
-    const Shape& s = c.shape(0);
-    if (s.size() != 1) fail(node, "input must be 1-D");
-    out.dtype = node.has("value") ? node.attr_tensor("value").dtype() : DType::Float32;
-    if (const Tensor* t = constant_input(node, 0, graph)) {
-      out.shape = int_vector(node, *t, "shape");
-      for (int64_t d : out.shape)
-        if (d < 0) fail(node, "shape has a negative dimension");
-    } else {
-      if (!known(s[0]) || s[0] > 64) fail(node, "output rank is unknown");
-      out.shape.assign(static_cast<size_t>(s[0]), kUnknown);
-    }
-  } else if (op == "Slice") {
-    out.shape = infer_slice(c);
-  } else if (op == "ReduceMean") {
-    out.shape = infer_reduce_mean(c);
-  } else {
-    throw Unsupported(node.describe() + ": no shape inference for this operator");
-  }
+  const detail::OpEntry* op = detail::find_op(node.op_type);
+  if (!op) throw Unsupported(node.describe() + ": no shape inference for this operator");
+  detail::InferResult res;
+  res.out.dtype = node.inputs.empty() ? DType::Float32 : c.dtype(0);
+  op->infer(c, res);
+  ValueInfo& out = res.out;
+  std::vector<ValueInfo>& extra = res.extra;
   if (out.shape.size() > kMaxRank)
     fail(node, "output rank " + std::to_string(out.shape.size()) + " exceeds " +
                    std::to_string(kMaxRank));
@@ -734,52 +676,53 @@ std::unordered_map<std::string, ValueInfo> symbolic_sources(const Graph& g) {
   return values;
 }
 
-SpatialGeometry spatial_geometry(const Node& node, const Shape& input,
-                                 const std::vector<int64_t>& kernel) {
+SpatialGeometry spatial_geometry(const SpatialParams& p, const Shape& input,
+                                 const std::vector<int64_t>& kernel, const std::string& who) {
   size_t n = kernel.size();
   if (input.size() != n + 2)
-    fail(node, "input shape " + shape_to_string(input) + " does not match a " + std::to_string(n) +
-                   "-D kernel");
+    fail(who, "input shape " + shape_to_string(input) + " does not match a " + std::to_string(n) +
+                  "-D kernel");
   SpatialGeometry g;
   g.kernel = kernel;
-  g.strides = node.attr_ints("strides", std::vector<int64_t>(n, 1));
-  g.dilations = node.attr_ints("dilations", std::vector<int64_t>(n, 1));
-  auto pads = node.attr_ints("pads", std::vector<int64_t>(2 * n, 0));
-  if (g.strides.size() != n) fail(node, "strides has the wrong number of values");
-  if (g.dilations.size() != n) fail(node, "dilations has the wrong number of values");
-  if (pads.size() != 2 * n) fail(node, "pads has the wrong number of values");
+  g.strides = p.strides.empty() ? std::vector<int64_t>(n, 1) : p.strides;
+  g.dilations = p.dilations.empty() ? std::vector<int64_t>(n, 1) : p.dilations;
+  auto pads = p.pads.empty() ? std::vector<int64_t>(2 * n, 0) : p.pads;
+  if (g.strides.size() != n) fail(who, "strides has the wrong number of values");
+  if (g.dilations.size() != n) fail(who, "dilations has the wrong number of values");
+  if (pads.size() != 2 * n) fail(who, "pads has the wrong number of values");
   g.pads_begin.assign(pads.begin(), pads.begin() + static_cast<std::ptrdiff_t>(n));
   g.pads_end.assign(pads.begin() + static_cast<std::ptrdiff_t>(n), pads.end());
-  std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
-  bool ceil_mode = node.attr_int("ceil_mode", 0) != 0;
+  const AutoPad auto_pad = p.auto_pad;
+  const bool same = auto_pad == AutoPad::SameUpper || auto_pad == AutoPad::SameLower;
+  const bool ceil_mode = p.ceil_mode;
   g.output.assign(n, kUnknown);
   g.pads_end_floor = g.pads_end;
   for (size_t i = 0; i < n; ++i) {
     int64_t s = g.strides[i], d = g.dilations[i], k = kernel[i];
-    if (s < 1 || d < 1) fail(node, "strides and dilations must be positive");
-    if (g.pads_begin[i] < 0 || g.pads_end[i] < 0) fail(node, "pads must be non-negative");
-    if (known(k) && k < 1) fail(node, "kernel size must be positive");
-    if (auto_pad == "VALID") g.pads_begin[i] = g.pads_end[i] = 0;
+    if (s < 1 || d < 1) fail(who, "strides and dilations must be positive");
+    if (g.pads_begin[i] < 0 || g.pads_end[i] < 0) fail(who, "pads must be non-negative");
+    if (known(k) && k < 1) fail(who, "kernel size must be positive");
+    if (auto_pad == AutoPad::Valid) g.pads_begin[i] = g.pads_end[i] = 0;
     int64_t in = input[i + 2];
     if (!known(in) || !known(k)) continue;
-    int64_t ek = checked_add(node, checked_mul(node, k - 1, d), 1);  // effective kernel extent
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    int64_t ek = checked_add(who, checked_mul(who, k - 1, d), 1);  // effective kernel extent
+    if (same) {
       int64_t out = in == 0 ? 0 : (in - 1) / s + 1;
       int64_t total = std::max<int64_t>(
-          0, checked_add(node, checked_mul(node, std::max<int64_t>(out - 1, 0), s), ek) - in);
+          0, checked_add(who, checked_mul(who, std::max<int64_t>(out - 1, 0), s), ek) - in);
       int64_t small = total / 2, big = total - total / 2;
-      g.pads_begin[i] = auto_pad == "SAME_UPPER" ? small : big;
-      g.pads_end[i] = auto_pad == "SAME_UPPER" ? big : small;
+      g.pads_begin[i] = auto_pad == AutoPad::SameUpper ? small : big;
+      g.pads_end[i] = auto_pad == AutoPad::SameUpper ? big : small;
       g.output[i] = out;
       g.pads_end_floor[i] = g.pads_end[i];
       continue;
     }
-    int64_t span = checked_add(node, checked_add(node, in, g.pads_begin[i]), g.pads_end[i]) - ek;
+    int64_t span = checked_add(who, checked_add(who, in, g.pads_begin[i]), g.pads_end[i]) - ek;
     if (span < 0)
-      fail(node, "kernel extent " + std::to_string(ek) + " exceeds the padded input size " +
-                     std::to_string(span + ek) + " in spatial dimension " + std::to_string(i));
+      fail(who, "kernel extent " + std::to_string(ek) + " exceeds the padded input size " +
+                    std::to_string(span + ek) + " in spatial dimension " + std::to_string(i));
     int64_t out = span / s + 1;
-    if (ceil_mode && auto_pad == "NOTSET" && span % s != 0) {
+    if (ceil_mode && auto_pad == AutoPad::NotSet && span % s != 0) {
       ++out;
       // As in PyTorch (and ONNX since 1.16): the last window must start inside the input or the
       // left padding, otherwise it is dropped.
@@ -789,6 +732,84 @@ SpatialGeometry spatial_geometry(const Node& node, const Shape& input,
     g.pads_end_floor[i] = std::max(g.pads_end[i], (out - 1) * s + ek - in - g.pads_begin[i]);
   }
   return g;
+}
+
+SpatialGeometry spatial_geometry(const Node& node, const Shape& input,
+                                 const std::vector<int64_t>& kernel) {
+  return spatial_geometry(detail::lower_spatial(node), input, kernel, node.describe());
+}
+
+Shape reshape_output(const Shape& data, const std::vector<int64_t>& target, bool allowzero,
+                     const std::string& who) {
+  Shape out(target.size());
+  int infer_at = -1;
+  for (size_t j = 0; j < target.size(); ++j) {
+    int64_t v = target[j];
+    if (v == 0 && !allowzero) {
+      if (j >= data.size())
+        fail(who, "target copies dimension " + std::to_string(j) + " of a rank-" +
+                      std::to_string(data.size()) + " input");
+      out[j] = data[j];
+    } else if (v == -1) {
+      if (infer_at >= 0) fail(who, "target shape has more than one -1");
+      infer_at = static_cast<int>(j);
+      out[j] = kUnknown;
+    } else if (v < -1) {
+      fail(who, "target shape has invalid dimension " + std::to_string(v));
+    } else {
+      out[j] = v;
+    }
+  }
+  // Compare element counts, cancelling the symbols present on both sides.
+  std::multiset<int64_t> sym_in, sym_out;
+  int anon_in = 0, anon_out = 0;
+  int64_t p_in = 1, p_out = 1;
+  // Product of the known dimensions, the symbols and the count of anonymous unknowns.
+  auto tally = [&](const Shape& dims, int skip, int64_t& p, std::multiset<int64_t>& syms,
+                   int& anon) {
+    for (size_t j = 0; j < dims.size(); ++j) {
+      const int64_t d = dims[j];
+      if (static_cast<int>(j) == skip) continue;
+      if (known(d))
+        p = checked_mul(who, p, d);
+      else if (symbolic(d))
+        syms.insert(d);
+      else
+        ++anon;
+    }
+  };
+  tally(data, -1, p_in, sym_in, anon_in);
+  tally(out, infer_at, p_out, sym_out, anon_out);
+  for (auto it = sym_out.begin(); it != sym_out.end();) {
+    auto f = sym_in.find(*it);
+    if (f != sym_in.end()) {
+      sym_in.erase(f);
+      it = sym_out.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  bool determined = anon_in == 0 && anon_out == 0 && sym_out.empty();
+  if (infer_at < 0) {
+    if (determined && sym_in.empty() && p_in != p_out)
+      fail(who, "cannot reshape " + shape_to_string(data) + " (" + std::to_string(p_in) +
+                    " elements) to " + shape_to_string(out));
+    return out;
+  }
+  if (!determined) return out;
+  if (p_out == 0) {
+    if (p_in != 0 && sym_in.empty()) fail(who, "cannot infer -1 next to a zero dimension");
+    return out;
+  }
+  if (sym_in.empty()) {
+    if (p_in % p_out != 0)
+      fail(who, "cannot reshape " + shape_to_string(data) + " (" + std::to_string(p_in) +
+                    " elements) to " + shape_to_string(target));
+    out[static_cast<size_t>(infer_at)] = p_in / p_out;
+  } else if (sym_in.size() == 1 && p_in == p_out) {
+    out[static_cast<size_t>(infer_at)] = *sym_in.begin();
+  }
+  return out;
 }
 
 std::vector<ValueInfo> infer_node(const Node& node, const std::vector<ValueInfo>& inputs,

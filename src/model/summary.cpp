@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "veil/model/lowered.hpp"
 #include "veil/model/shape_inference.hpp"
 
 namespace veil::model {
@@ -36,17 +37,20 @@ ModelSummary summarize(const Model& model) {
     }
     int64_t out_numel = 1;
     for (int64_t d : l.output_shape) out_numel *= d < 0 ? 1 : d;
-    if (n.op_type == "Conv" && n.inputs.size() >= 2) {
+    const auto kind = op_kind(n.op_type);
+    if (kind == OpKind::Conv && n.inputs.size() >= 2) {
       Shape w = shape_of(n.inputs[1]);
       int64_t per_out = 1;
       for (size_t i = 1; i < w.size(); ++i) per_out *= w[i];  // Cin/groups * kh * kw
       l.macs = out_numel * per_out;
-    } else if ((n.op_type == "Gemm" || n.op_type == "MatMul") && n.inputs.size() >= 2) {
+    } else if ((kind == OpKind::Gemm || kind == OpKind::MatMul) && n.inputs.size() >= 2) {
       Shape a = shape_of(n.inputs[0]);
       int64_t k = a.empty() ? 0 : a.back();
-      if (n.op_type == "Gemm" && n.attr_int("transA", 0) && a.size() == 2) k = a[0];
+      if (kind == OpKind::Gemm && std::get<GemmParams>(lower_node(n, m.opset)).trans_a &&
+          a.size() == 2)
+        k = a[0];
       l.macs = out_numel * k;
-    } else if (n.op_type == "Relu" || n.op_type == "Clip" || n.op_type == "LeakyRelu") {
+    } else if (kind == OpKind::Relu || kind == OpKind::Clip || kind == OpKind::LeakyRelu) {
       l.relus = out_numel;
     }
     s.params += l.params;

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "veil/core/error.hpp"
+#include "veil/model/ops.hpp"
 
 namespace veil::model {
 
@@ -34,7 +35,7 @@ class Builder {
                    bool bias, const std::string& from = "") {
     std::string in = from.empty() ? cur_ : from;
     int64_t cin = from.empty() ? c_ : from_c_;
-    Node n{name, "Conv", {in, name + ".weight"}, {name + ".out"}, {}};
+    Node n{name, op_name(OpKind::Conv), {in, name + ".weight"}, {name + ".out"}, {}};
     m_.graph.initializers[name + ".weight"] = he_normal({out, cin, k, k}, cin * k * k);
     if (bias) {
       n.inputs.push_back(name + ".bias");
@@ -59,7 +60,7 @@ class Builder {
       m_.graph.initializers[name + p] = std::move(t);
     }
     Node n{name,
-           "BatchNormalization",
+           op_name(OpKind::BatchNormalization),
            {cur_, name + ".scale", name + ".bias", name + ".mean", name + ".var"},
            {name + ".out"},
            {}};
@@ -69,10 +70,10 @@ class Builder {
     return cur_ = name + ".out";
   }
 
-  std::string relu(const std::string& name) { return unary(name, "Relu"); }
+  std::string relu(const std::string& name) { return unary(name, op_name(OpKind::Relu)); }
 
   std::string max_pool(const std::string& name, int64_t k, int64_t stride) {
-    Node n{name, "MaxPool", {cur_}, {name + ".out"}, {}};
+    Node n{name, op_name(OpKind::MaxPool), {cur_}, {name + ".out"}, {}};
     n.attributes["kernel_shape"] = std::vector<int64_t>{k, k};
     n.attributes["strides"] = std::vector<int64_t>{stride, stride};
     m_.graph.nodes.push_back(std::move(n));
@@ -82,13 +83,13 @@ class Builder {
   }
 
   std::string global_avg_pool(const std::string& name) {
-    unary(name, "GlobalAveragePool");
+    unary(name, op_name(OpKind::GlobalAveragePool));
     h_ = w_ = 1;
     return cur_;
   }
 
   std::string flatten(const std::string& name) {
-    Node n{name, "Flatten", {cur_}, {name + ".out"}, {}};
+    Node n{name, op_name(OpKind::Flatten), {cur_}, {name + ".out"}, {}};
     n.attributes["axis"] = int64_t{1};
     m_.graph.nodes.push_back(std::move(n));
     c_ = c_ * h_ * w_;
@@ -98,7 +99,8 @@ class Builder {
 
   // Gemm with transB = 1 (weights [out, in]), as torch.onnx exports nn.Linear.
   std::string dense(const std::string& name, int64_t out) {
-    Node n{name, "Gemm", {cur_, name + ".weight", name + ".bias"}, {name + ".out"}, {}};
+    Node n{
+        name, op_name(OpKind::Gemm), {cur_, name + ".weight", name + ".bias"}, {name + ".out"}, {}};
     n.attributes["transB"] = int64_t{1};
     m_.graph.initializers[name + ".weight"] = he_normal({out, c_}, c_);
     m_.graph.initializers[name + ".bias"] = Tensor({out});
@@ -108,7 +110,7 @@ class Builder {
   }
 
   std::string add(const std::string& name, const std::string& a, const std::string& b) {
-    m_.graph.nodes.push_back(Node{name, "Add", {a, b}, {name + ".out"}, {}});
+    m_.graph.nodes.push_back(Node{name, op_name(OpKind::Add), {a, b}, {name + ".out"}, {}});
     return cur_ = name + ".out";
   }
 
@@ -129,7 +131,7 @@ class Builder {
   int64_t channels() const { return c_; }
 
  private:
-  std::string unary(const std::string& name, const char* op) {
+  std::string unary(const std::string& name, const std::string& op) {
     m_.graph.nodes.push_back(Node{name, op, {cur_}, {name + ".out"}, {}});
     return cur_ = name + ".out";
   }

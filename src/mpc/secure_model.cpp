@@ -3,20 +3,16 @@
 #include <openssl/evp.h>
 
 #include <chrono>
-#include <set>
 #include <string>
 
 #include "veil/core/error.hpp"
+#include "veil/model/shape_inference.hpp"
 #include "veil/mpc/beaver.hpp"
 #include "veil/mpc/pooling.hpp"
 #include "veil/mpc/share.hpp"
 
 namespace veil::mpc {
 namespace {
-
-const std::set<std::string> kSupported = {
-    "Conv", "Gemm",    "MatMul",  "Relu",     "MaxPool", "AveragePool", "GlobalAveragePool",
-    "Add",  "Flatten", "Reshape", "Identity", "Dropout"};
 
 void append(std::string& s, const std::string& v) { s += v + '\x1f'; }
 
@@ -56,23 +52,103 @@ std::string attribute_text(const model::Attribute& a) {
       a);
 }
 
-Pool2dGeometry pool_geometry(const model::Node& n) {
-  auto k = n.attr_ints("kernel_shape", {});
-  if (k.size() != 2) throw Unsupported(n.describe() + ": only 2-D pooling is supported");
-  auto s = n.attr_ints("strides", {1, 1});
-  auto pads = n.attr_ints("pads", {0, 0, 0, 0});
-  if (n.attr_string("auto_pad", "NOTSET") != "NOTSET")
-    throw Unsupported(n.describe() + ": auto_pad is not supported");
-  if (s.size() != 2 || pads.size() != 4) throw MalformedInput(n.describe() + ": bad strides/pads");
-  if (n.has("dilations")) {
-    auto d = n.attr_ints("dilations", {1, 1});
-    if (d != std::vector<int64_t>{1, 1}) throw Unsupported(n.describe() + ": pool dilation");
+using model::OpKind;
+
+// The ops three-party inference runs (BatchNormalization must be folded into the convolutions).
+bool supported(OpKind kind) {
+  switch (kind) {
+    case OpKind::Conv:
+    case OpKind::Gemm:
+    case OpKind::MatMul:
+    case OpKind::Relu:
+    case OpKind::MaxPool:
+    case OpKind::AveragePool:
+    case OpKind::GlobalAveragePool:
+    case OpKind::Add:
+    case OpKind::Flatten:
+    case OpKind::Reshape:
+    case OpKind::Identity:
+    case OpKind::Dropout:
+      return true;
+    default:
+      return false;
   }
+}
+
+// Refuses, naming op and node, what the protocols cannot run whatever the input.
+void check_op(const model::LoweredOp& op, const model::Graph& graph) {
+  auto constant = [&](size_t i, const char* what) {
+    if (op.has_input(i) && !graph.is_initializer(op.inputs[i]))
+      throw Unsupported(op.describe() + ": " + what + " must be initializers");
+  };
+  switch (op.kind) {
+    case OpKind::Conv:
+      constant(1, "weights");
+      constant(2, "weights");
+      break;
+    case OpKind::Gemm: {
+      const auto& p = op.as<model::GemmParams>();
+      if (p.alpha != 1 || p.beta != 1 || p.trans_a)
+        throw Unsupported(op.describe() + ": only alpha = beta = 1, transA = 0");
+      constant(1, "weights");
+      constant(2, "weights");
+      break;
+    }
+    case OpKind::MatMul:
+      constant(1, "weights");
+      break;
+    case OpKind::MaxPool:
+    case OpKind::AveragePool: {
+      const auto& sp = op.as<model::PoolParams>().spatial;
+      if (sp.kernel_shape.size() != 2)
+        throw Unsupported(op.describe() + ": only 2-D pooling is supported");
+      for (int64_t d : sp.dilations)
+        if (d != 1) throw Unsupported(op.describe() + ": pool dilation");
+      break;
+    }
+    case OpKind::Reshape:
+      if (!graph.is_initializer(op.inputs.at(1)))
+        throw Unsupported(op.describe() + ": the target shape must be a constant");
+      break;
+    default:
+      break;
+  }
+}
+
+// The protocol kernels size their outputs from the explicit pads; model::spatial_geometry is the
+// authority on what the op means, so the two must agree.
+void same_output(const model::LoweredOp& op, const model::SpatialGeometry& sg, int64_t h,
+                 int64_t w) {
+  if (sg.output.size() != 2 || sg.output[0] != h || sg.output[1] != w)
+    throw Unsupported(op.describe() + ": window geometry the protocols cannot express");
+}
+
+Pool2dGeometry pool_geometry(const model::LoweredOp& op, const Shape& x) {
+  const auto& p = op.as<model::PoolParams>();
+  const auto sg = model::spatial_geometry(p.spatial, x, p.spatial.kernel_shape, op.describe());
   Pool2dGeometry g;
-  g.kernel_h = k[0], g.kernel_w = k[1], g.stride_h = s[0], g.stride_w = s[1];
-  g.pad_top = pads[0], g.pad_left = pads[1], g.pad_bottom = pads[2], g.pad_right = pads[3];
-  g.ceil_mode = n.attr_int("ceil_mode", 0) != 0;
-  g.count_include_pad = n.attr_int("count_include_pad", 0) != 0;
+  g.kernel_h = sg.kernel[0], g.kernel_w = sg.kernel[1];
+  g.stride_h = sg.strides[0], g.stride_w = sg.strides[1];
+  g.pad_top = sg.pads_begin[0], g.pad_left = sg.pads_begin[1];
+  g.pad_bottom = sg.pads_end[0], g.pad_right = sg.pads_end[1];
+  g.ceil_mode = p.spatial.ceil_mode;
+  g.count_include_pad = p.count_include_pad;
+  same_output(op, sg, g.out_h(x[2]), g.out_w(x[3]));
+  return g;
+}
+
+Conv2dGeometry conv_geometry(const model::LoweredOp& op, const Shape& x, const Shape& w) {
+  const auto& p = op.as<model::ConvParams>();
+  const auto sg = model::spatial_geometry(p.spatial, x, {w[2], w[3]}, op.describe());
+  Conv2dGeometry g;
+  g.batch = x[0], g.in_channels = x[1], g.in_h = x[2], g.in_w = x[3];
+  g.out_channels = w[0], g.kernel_h = w[2], g.kernel_w = w[3];
+  g.stride_h = sg.strides[0], g.stride_w = sg.strides[1];
+  g.dilation_h = sg.dilations[0], g.dilation_w = sg.dilations[1];
+  g.pad_top = sg.pads_begin[0], g.pad_left = sg.pads_begin[1];
+  g.pad_bottom = sg.pads_end[0], g.pad_right = sg.pads_end[1];
+  g.groups = p.group;
+  same_output(op, sg, g.out_h(), g.out_w());
   return g;
 }
 
@@ -104,162 +180,216 @@ SecureModel::SecureModel(const model::Graph& graph, SecureModelOptions options)
     : graph_(graph), options_(std::move(options)) {
   if (graph_.inputs.empty() || graph_.outputs.empty())
     throw MalformedInput("secure model: the graph needs an input and an output");
-  for (const auto& n : graph_.nodes)
-    if (!kSupported.count(n.op_type))
+  // Kinds first, so that an op the protocols lack is named even where its attributes or inputs
+  // would not pass validation.
+  for (const auto& n : graph_.nodes) {
+    const OpKind kind = model::node_kind(n);
+    if (!supported(kind))
       throw Unsupported(
-          n.describe() + ": not supported by secure inference" +
-          (n.op_type == "BatchNormalization" ? " (fold it into the conv first)" : ""));
+          n.describe() + ": not supported by three-party inference" +
+          (kind == OpKind::BatchNormalization ? " (fold it into the conv first)" : ""));
+  }
+  lowered_ = model::lower(graph_, kSecureOpset);
+  for (const auto& op : lowered_.ops) check_op(op, graph_);
 }
+
+namespace {
+
+// One run of the plan at one party: the shares of every activation by value id, and the
+// per-op cost trace.
+class Evaluation {
+ public:
+  Evaluation(Party& p, const model::Graph& graph, const model::LoweredGraph& lowered,
+             const SecureModelOptions& options, std::vector<LayerCost>* trace)
+      : p_(p),
+        graph_(graph),
+        options_(options),
+        trace_(trace),
+        f_(p.frac_bits()),
+        server_(p.is(Role::Server)),
+        values_(lowered.values.size()),
+        present_(lowered.values.size(), false) {
+    mark();
+  }
+
+  void set(int id, RingTensor v) {
+    values_[static_cast<size_t>(id)] = std::move(v);
+    present_[static_cast<size_t>(id)] = true;
+  }
+  // nullptr when the value was never computed.
+  const RingTensor* find(int id) const {
+    return id >= 0 && present_[static_cast<size_t>(id)] ? &values_[static_cast<size_t>(id)]
+                                                        : nullptr;
+  }
+
+  RingTensor run_op(const model::LoweredOp& op);
+
+  // Accounting: every op's cost is the change of this party's counters while it ran.
+  void record(const std::string& node, const std::string& op) {
+    if (!trace_) return;
+    ChannelStats s = p_.stats();
+    Clock::time_point now = Clock::now();
+    trace_->push_back({node, op, s.bytes_sent - mark_stats_.bytes_sent,
+                       s.messages_sent - mark_stats_.messages_sent, p_.clock() - mark_clock_,
+                       std::chrono::duration<double>(now - mark_time_).count()});
+    mark();
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void mark() {
+    mark_stats_ = p_.stats();
+    mark_clock_ = p_.clock();
+    mark_time_ = Clock::now();
+  }
+
+  const RingTensor& get(const model::LoweredOp& op, size_t i) const {
+    if (!op.has_input(i)) throw MalformedInput(op.describe() + ": missing input");
+    const int id = op.input_ids[i];
+    if (!present_[static_cast<size_t>(id)])
+      throw Unsupported(op.describe() + ": input '" + op.inputs[i] + "' is not an activation");
+    return values_[static_cast<size_t>(id)];
+  }
+
+  // The server's fixed-point weights (shapes alone at the other parties).
+  RingTensor weight(const model::LoweredOp& op, size_t i) const {
+    const Tensor& t = graph_.initializers.at(op.inputs.at(i));
+    if (!server_) return RingTensor::shape_only(t.shape());
+    return encode_tensor(t, f_);
+  }
+
+  RingTensor conv(const model::LoweredOp& op);
+  RingTensor dense(const model::LoweredOp& op);
+  RingTensor reshape(const model::LoweredOp& op);
+
+  Party& p_;
+  const model::Graph& graph_;
+  const SecureModelOptions& options_;
+  std::vector<LayerCost>* trace_;
+  const int f_;
+  const bool server_;
+  std::vector<RingTensor> values_;
+  std::vector<bool> present_;
+  ChannelStats mark_stats_;
+  uint32_t mark_clock_ = 0;
+  Clock::time_point mark_time_;
+};
+
+RingTensor Evaluation::conv(const model::LoweredOp& op) {
+  const RingTensor& x = get(op, 0);
+  if (x.shape.size() != 4) throw Unsupported(op.describe() + ": only 2-D convolution");
+  RingTensor w = weight(op, 1);
+  if (w.shape.size() != 4) throw MalformedInput(op.describe() + ": weight must be OIHW");
+  const Conv2dGeometry g = conv_geometry(op, x.shape, w.shape);
+  RingTensor y = truncate(p_, conv2d_server_weights(p_, x, w, g, options_.threads), f_);
+  if (op.has_input(2)) y = add_server_channel_bias(p_, y, weight(op, 2));
+  return y;
+}
+
+// Gemm (alpha = beta = 1, transA = 0, checked at construction) and MatMul with 2-D weights.
+RingTensor Evaluation::dense(const model::LoweredOp& op) {
+  const RingTensor& x = get(op, 0);
+  if (x.shape.size() != 2) throw Unsupported(op.describe() + ": input must be 2-D");
+  const bool gemm = op.kind == OpKind::Gemm;
+  RingTensor w = weight(op, 1);
+  if (w.shape.size() != 2) throw MalformedInput(op.describe() + ": weight must be 2-D");
+  if (gemm && op.as<model::GemmParams>().trans_b) {
+    Shape t{w.shape[1], w.shape[0]};
+    RingTensor wt = server_ ? RingTensor::zeros(t) : RingTensor::shape_only(t);
+    if (server_)
+      for (int64_t i = 0; i < w.shape[0]; ++i)
+        for (int64_t j = 0; j < w.shape[1]; ++j)
+          wt.data[j * w.shape[0] + i] = w.data[i * w.shape[1] + j];
+    w = std::move(wt);
+  }
+  RingTensor y = truncate(p_, matmul_server_weights(p_, x, w, options_.threads), f_);
+  if (gemm && op.has_input(2)) {
+    RingTensor b = weight(op, 2);
+    if (b.numel() != y.shape[1])
+      throw Unsupported(op.describe() + ": bias must have one value per output");
+    y = add_server_channel_bias(p_, y, b);
+  }
+  return y;
+}
+
+// Flatten and Reshape only relabel the shape of the shares.
+RingTensor Evaluation::reshape(const model::LoweredOp& op) {
+  RingTensor y = get(op, 0);
+  Shape s;
+  if (op.kind == OpKind::Flatten) {
+    int64_t axis = op.as<model::FlattenParams>().axis;
+    if (axis < 0) axis += static_cast<int64_t>(y.shape.size());
+    if (axis < 0 || axis > static_cast<int64_t>(y.shape.size()))
+      throw MalformedInput(op.describe() + ": bad axis");
+    int64_t a = 1, b = 1;
+    for (int64_t i = 0; i < static_cast<int64_t>(y.shape.size()); ++i)
+      (i < axis ? a : b) *= y.shape[i];
+    s = {a, b};
+  } else {
+    const Tensor& target = graph_.initializers.at(op.inputs.at(1));
+    s = model::reshape_output(y.shape, target.to_int64s(), op.as<model::ReshapeParams>().allowzero,
+                              op.describe());
+  }
+  for (int64_t d : s)
+    if (d < 0) throw MalformedInput(op.describe() + ": bad target shape");
+  if (shape_numel(s) != y.numel()) throw MalformedInput(op.describe() + ": bad target shape");
+  y.shape = s;
+  return y;
+}
+
+RingTensor Evaluation::run_op(const model::LoweredOp& op) {
+  switch (op.kind) {
+    case OpKind::Conv:
+      return conv(op);
+    case OpKind::Gemm:
+    case OpKind::MatMul:
+      return dense(op);
+    case OpKind::Relu: {
+      auto it = options_.block_relu.find(op.name);
+      return it == options_.block_relu.end() ? relu(p_, get(op, 0))
+                                             : block_relu(p_, get(op, 0), it->second);
+    }
+    case OpKind::MaxPool:
+      return maxpool2d(p_, get(op, 0), pool_geometry(op, get(op, 0).shape));
+    case OpKind::AveragePool:
+      return avgpool2d(p_, get(op, 0), pool_geometry(op, get(op, 0).shape));
+    case OpKind::GlobalAveragePool:
+      return global_avgpool(p_, get(op, 0));
+    case OpKind::Add:
+      return add(get(op, 0), get(op, 1));
+    case OpKind::Flatten:
+    case OpKind::Reshape:
+      return reshape(op);
+    case OpKind::Identity:
+    case OpKind::Dropout:  // inference
+      return get(op, 0);
+    default:
+      throw Unsupported(op.describe() + ": not supported by three-party inference");
+  }
+}
+
+}  // namespace
 
 Tensor SecureModel::run(Party& p, const Tensor& input, std::vector<LayerCost>* trace) const {
   const int f = p.frac_bits();
-  const bool server = p.is(Role::Server);
-  std::map<std::string, RingTensor> values;
-  // Accounting: every node's cost is the change of this party's counters while it ran.
-  using Clock = std::chrono::steady_clock;
-  ChannelStats mark_stats = p.stats();
-  uint32_t mark_clock = p.clock();
-  Clock::time_point mark_time = Clock::now();
-  auto record = [&](const std::string& node, const std::string& op) {
-    if (!trace) return;
-    ChannelStats s = p.stats();
-    Clock::time_point now = Clock::now();
-    trace->push_back({node, op, s.bytes_sent - mark_stats.bytes_sent,
-                      s.messages_sent - mark_stats.messages_sent, p.clock() - mark_clock,
-                      std::chrono::duration<double>(now - mark_time).count()});
-    mark_stats = s;
-    mark_clock = p.clock();
-    mark_time = now;
-  };
+  Evaluation ev(p, graph_, lowered_, options_, trace);
   {
     RingTensor x =
         p.is(Role::Client) ? encode_tensor(input, f) : RingTensor::shape_only(input.shape());
-    values[graph_.inputs[0].name] = share_client_input(p, x);
+    ev.set(lowered_.inputs[0], share_client_input(p, x));
   }
-  record("(input)", "Share");
-  auto get = [&](const model::Node& n, size_t i) -> const RingTensor& {
-    if (i >= n.inputs.size()) throw MalformedInput(n.describe() + ": missing input");
-    auto it = values.find(n.inputs[i]);
-    if (it == values.end())
-      throw Unsupported(n.describe() + ": input '" + n.inputs[i] + "' is not an activation");
-    return it->second;
-  };
-  auto weight = [&](const model::Node& n, size_t i, int bits, Shape shape) {
-    auto it = graph_.initializers.find(n.inputs.at(i));
-    if (it == graph_.initializers.end())
-      throw Unsupported(n.describe() + ": weights must be initializers");
-    if (shape.empty()) shape = it->second.shape();
-    if (shape_numel(shape) != it->second.numel())
-      throw MalformedInput(n.describe() + ": weight shape mismatch");
-    if (!server) return RingTensor::shape_only(shape);
-    RingTensor w = encode_tensor(it->second, bits);
-    w.shape = shape;
-    return w;
-  };
-  auto has_input = [](const model::Node& n, size_t i) {
-    return n.inputs.size() > i && !n.inputs[i].empty();
-  };
-
-  for (const auto& n : graph_.nodes) {
-    RingTensor y;
-    const std::string& op = n.op_type;
-    if (op == "Conv") {
-      const RingTensor& x = get(n, 0);
-      if (x.shape.size() != 4) throw Unsupported(n.describe() + ": only 2-D convolution");
-      RingTensor w = weight(n, 1, f, {});
-      if (w.shape.size() != 4) throw MalformedInput(n.describe() + ": weight must be OIHW");
-      if (n.attr_string("auto_pad", "NOTSET") != "NOTSET")
-        throw Unsupported(n.describe() + ": auto_pad is not supported");
-      auto s = n.attr_ints("strides", {1, 1}), d = n.attr_ints("dilations", {1, 1}),
-           pads = n.attr_ints("pads", {0, 0, 0, 0});
-      if (s.size() != 2 || d.size() != 2 || pads.size() != 4)
-        throw MalformedInput(n.describe() + ": bad strides/dilations/pads");
-      Conv2dGeometry g;
-      g.batch = x.shape[0], g.in_channels = x.shape[1], g.in_h = x.shape[2], g.in_w = x.shape[3];
-      g.out_channels = w.shape[0], g.kernel_h = w.shape[2], g.kernel_w = w.shape[3];
-      g.stride_h = s[0], g.stride_w = s[1], g.dilation_h = d[0], g.dilation_w = d[1];
-      g.pad_top = pads[0], g.pad_left = pads[1], g.pad_bottom = pads[2], g.pad_right = pads[3];
-      g.groups = n.attr_int("group", 1);
-      y = truncate(p, conv2d_server_weights(p, x, w, g, options_.threads), f);
-      if (has_input(n, 2)) y = add_server_channel_bias(p, y, weight(n, 2, f, {}));
-    } else if (op == "Gemm" || op == "MatMul") {
-      const RingTensor& x = get(n, 0);
-      if (x.shape.size() != 2) throw Unsupported(n.describe() + ": input must be 2-D");
-      if (op == "Gemm" && (n.attr_float("alpha", 1) != 1 || n.attr_float("beta", 1) != 1 ||
-                           n.attr_int("transA", 0) != 0))
-        throw Unsupported(n.describe() + ": only alpha = beta = 1, transA = 0");
-      const bool trans_b = op == "Gemm" && n.attr_int("transB", 0) != 0;
-      RingTensor w = weight(n, 1, f, {});
-      if (w.shape.size() != 2) throw MalformedInput(n.describe() + ": weight must be 2-D");
-      if (trans_b) {
-        Shape t{w.shape[1], w.shape[0]};
-        RingTensor wt = server ? RingTensor::zeros(t) : RingTensor::shape_only(t);
-        if (server)
-          for (int64_t i = 0; i < w.shape[0]; ++i)
-            for (int64_t j = 0; j < w.shape[1]; ++j)
-              wt.data[j * w.shape[0] + i] = w.data[i * w.shape[1] + j];
-        w = std::move(wt);
-      }
-      y = truncate(p, matmul_server_weights(p, x, w, options_.threads), f);
-      if (op == "Gemm" && has_input(n, 2)) {
-        RingTensor b = weight(n, 2, f, {});
-        if (b.numel() != y.shape[1])
-          throw Unsupported(n.describe() + ": bias must have one value per output");
-        y = add_server_channel_bias(p, y, b);
-      }
-    } else if (op == "Relu") {
-      auto it = options_.block_relu.find(n.name);
-      y = it == options_.block_relu.end() ? relu(p, get(n, 0))
-                                          : block_relu(p, get(n, 0), it->second);
-    } else if (op == "MaxPool") {
-      y = maxpool2d(p, get(n, 0), pool_geometry(n));
-    } else if (op == "AveragePool") {
-      y = avgpool2d(p, get(n, 0), pool_geometry(n));
-    } else if (op == "GlobalAveragePool") {
-      y = global_avgpool(p, get(n, 0));
-    } else if (op == "Add") {
-      y = add(get(n, 0), get(n, 1));
-    } else if (op == "Flatten" || op == "Reshape") {
-      y = get(n, 0);
-      Shape s;
-      if (op == "Flatten") {
-        int64_t axis = n.attr_int("axis", 1);
-        if (axis < 0) axis += static_cast<int64_t>(y.shape.size());
-        if (axis < 0 || axis > static_cast<int64_t>(y.shape.size()))
-          throw MalformedInput(n.describe() + ": bad axis");
-        int64_t a = 1, b = 1;
-        for (int64_t i = 0; i < static_cast<int64_t>(y.shape.size()); ++i)
-          (i < axis ? a : b) *= y.shape[i];
-        s = {a, b};
-      } else {
-        auto it = graph_.initializers.find(n.inputs.at(1));
-        if (it == graph_.initializers.end())
-          throw Unsupported(n.describe() + ": the target shape must be a constant");
-        s = it->second.to_int64s();
-        int64_t known = 1, infer = -1;
-        for (size_t i = 0; i < s.size(); ++i) {
-          if (s[i] == 0 && i < y.shape.size()) s[i] = y.shape[i];
-          if (s[i] == -1) {
-            if (infer >= 0) throw MalformedInput(n.describe() + ": two -1 dimensions");
-            infer = static_cast<int64_t>(i);
-          } else {
-            known *= s[i];
-          }
-        }
-        if (infer >= 0) s[infer] = known > 0 ? y.numel() / known : 0;
-      }
-      if (shape_numel(s) != y.numel()) throw MalformedInput(n.describe() + ": bad target shape");
-      y.shape = s;
-    } else {  // Identity, Dropout (inference)
-      y = get(n, 0);
-    }
-    values[n.outputs.at(0)] = std::move(y);
-    record(n.name, n.op_type);
+  ev.record("(input)", "Share");
+  for (const auto& op : lowered_.ops) {
+    RingTensor y = ev.run_op(op);
+    ev.set(op.output_ids.at(0), std::move(y));
+    ev.record(op.name, model::op_name(op.kind));
   }
-  auto it = values.find(graph_.outputs[0].name);
-  if (it == values.end()) throw MalformedInput("secure model: the output is never computed");
-  RingTensor out = reveal_to_client(p, it->second);
-  record("(output)", "Reveal");
+  if (lowered_.outputs.empty()) throw MalformedInput("secure model: the graph has no output");
+  const RingTensor* y = ev.find(lowered_.outputs[0]);
+  if (!y) throw MalformedInput("secure model: the output is never computed");
+  RingTensor out = reveal_to_client(p, *y);
+  ev.record("(output)", "Reveal");
   if (!p.is(Role::Client)) return Tensor();
   return decode_tensor(out, f);
 }

@@ -13,11 +13,10 @@ namespace {
 
 class BatchNormKernel final : public Kernel {
  public:
-  explicit BatchNormKernel(const model::Node& node) : Kernel(node) {
-    if (node.inputs.size() != 5) fail("takes 5 inputs");
-    epsilon_ = node.attr_float("epsilon", 1e-5f);
-    momentum_ = node.attr_float("momentum", 0.9f);
-    if (node.attr_int("spatial", 1) != 1) unsupported("spatial=0 is not supported");
+  explicit BatchNormKernel(const model::LoweredOp& op) : Kernel(op) {
+    if (op.input_ids.size() != 5) fail("takes 5 inputs");
+    epsilon_ = op.as<model::BatchNormParams>().epsilon;
+    momentum_ = op.as<model::BatchNormParams>().momentum;
   }
   std::vector<size_t> parameter_inputs() const override { return {1, 2}; }
 
@@ -231,8 +230,8 @@ class BatchNormKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_batch_norm(const model::Node& node) {
-  return std::make_unique<BatchNormKernel>(node);
+std::unique_ptr<Kernel> make_batch_norm(const model::LoweredOp& op) {
+  return std::make_unique<BatchNormKernel>(op);
 }
 
 }  // namespace veil::nn::detail

@@ -9,7 +9,8 @@ namespace veil::nn::detail {
 
 namespace {
 
-enum class Op { Add, Sub, Mul, Div };
+// The kernel runs Add, Sub, Mul and Div only (make_kernel).
+using Op = model::OpKind;
 
 // Per-dimension element strides of `s` aligned to `out` (0 where s broadcasts).
 std::vector<int64_t> bcast_strides(const Shape& s, const Shape& out) {
@@ -89,15 +90,15 @@ void apply_op(Op op, const Shape& out, const Shape& sa, const T* a, const Shape&
       } else {
         return broadcast_apply(out, sa, a, sb, b, y, [](T u, T v) { return u / v; });
       }
+    default:
+      throw Unsupported("not a binary op: " + model::op_name(op));
   }
 }
 
 class BinaryKernel final : public Kernel {
  public:
-  explicit BinaryKernel(const model::Node& node) : Kernel(node) {
-    const std::string& o = node.op_type;
-    op_ = o == "Add" ? Op::Add : o == "Sub" ? Op::Sub : o == "Mul" ? Op::Mul : Op::Div;
-    if (node.inputs.size() != 2) fail("takes 2 inputs");
+  explicit BinaryKernel(const model::LoweredOp& op) : Kernel(op), op_(op.kind) {
+    if (op.input_ids.size() != 2) fail("takes 2 inputs");
   }
 
   // Zero-preserving ops may combine two values held in the same blocked layout.
@@ -184,6 +185,8 @@ class BinaryKernel final : public Kernel {
             for (int64_t j = 0; j < total; ++j) tmp[j] *= dy[j];
           }
           break;
+        default:
+          continue;
       }
       if (!full) reduce_to(tmp, out, self.shape(), 1.0f, g);
     }
@@ -196,8 +199,8 @@ class BinaryKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_binary(const model::Node& node) {
-  return std::make_unique<BinaryKernel>(node);
+std::unique_ptr<Kernel> make_binary(const model::LoweredOp& op) {
+  return std::make_unique<BinaryKernel>(op);
 }
 
 }  // namespace veil::nn::detail

@@ -21,39 +21,14 @@ struct Geometry {
   bool one_d;
 };
 
-// Resolves one spatial dimension's padding for auto_pad (ONNX Conv spec).
-void auto_pads(const std::string& mode, int64_t in, int64_t k, int64_t s, int64_t d, int64_t& b,
-               int64_t& e) {
-  if (mode == "VALID") {
-    b = e = 0;
-    return;
-  }
-  const int64_t out = (in + s - 1) / s;
-  const int64_t total = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in);
-  if (mode == "SAME_UPPER") {
-    b = total / 2;
-    e = total - b;
-  } else {
-    e = total / 2;
-    b = total - e;
-  }
-}
-
 class ConvKernel final : public Kernel {
  public:
-  ConvKernel(const model::Node& node, const ConvFusion* fusion) : Kernel(node) {
-    kernel_shape_ = node.attr_ints("kernel_shape", {});
-    strides_ = node.attr_ints("strides", {});
-    pads_ = node.attr_ints("pads", {});
-    dilations_ = node.attr_ints("dilations", {});
-    group_ = node.attr_int("group", 1);
-    auto_pad_ = node.attr_string("auto_pad", "NOTSET");
-    if (auto_pad_ != "NOTSET" && auto_pad_ != "VALID" && auto_pad_ != "SAME_UPPER" &&
-        auto_pad_ != "SAME_LOWER")
-      fail("auto_pad '" + auto_pad_ + "' is not valid");
+  ConvKernel(const model::LoweredOp& op, const ConvFusion* fusion)
+      : Kernel(op), params_(op.as<model::ConvParams>()) {
+    group_ = params_.group;
     if (group_ < 1) fail("group must be positive");
-    if (node.inputs.size() < 2 || node.inputs.size() > 3) fail("takes 2 or 3 inputs");
-    has_bias_ = node.inputs.size() == 3 && !node.inputs[2].empty();
+    if (op.input_ids.size() < 2 || op.input_ids.size() > 3) fail("takes 2 or 3 inputs");
+    has_bias_ = op.has_input(2);
     if (fusion) fusion_ = *fusion;
     fused_ = fusion != nullptr;
   }
@@ -180,36 +155,15 @@ class ConvKernel final : public Kernel {
     if (w.dim(1) * group_ != g.c || g.m % group_ != 0)
       fail("weight " + shape_to_string(w.shape()) + " does not match input " + shape_to_string(xs) +
            " with group " + std::to_string(group_));
-    if (!kernel_shape_.empty()) {
-      if (kernel_shape_.size() != sp || kernel_shape_.back() != g.kw ||
-          (!g.one_d && kernel_shape_[0] != g.kh))
+    const auto& kernel_shape = params_.spatial.kernel_shape;
+    if (!kernel_shape.empty()) {
+      if (kernel_shape.size() != sp || kernel_shape.back() != g.kw ||
+          (!g.one_d && kernel_shape[0] != g.kh))
         fail("kernel_shape does not match the weight");
     }
-    auto attr_at = [&](const std::vector<int64_t>& v, size_t i, int64_t def) {
-      if (v.empty()) return def;
-      if (v.size() != sp && v.size() != 2 * sp) fail("attribute has the wrong length");
-      return v[i];
-    };
-    g.sh = g.one_d ? 1 : attr_at(strides_, 0, 1);
-    g.sw = attr_at(strides_, sp - 1, 1);
-    g.dh = g.one_d ? 1 : attr_at(dilations_, 0, 1);
-    g.dw = attr_at(dilations_, sp - 1, 1);
-    if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1) fail("strides and dilations must be >= 1");
-    if (auto_pad_ == "NOTSET") {
-      if (!pads_.empty() && pads_.size() != 2 * sp) fail("pads has the wrong length");
-      auto p = [&](size_t i) { return pads_.empty() ? int64_t{0} : pads_[i]; };
-      g.pt = g.one_d ? 0 : p(0);
-      g.pl = p(sp - 1);
-      g.pb = g.one_d ? 0 : p(sp);
-      g.pr = p(2 * sp - 1);
-    } else {
-      g.pt = g.pb = 0;
-      if (!g.one_d) auto_pads(auto_pad_, g.h, g.kh, g.sh, g.dh, g.pt, g.pb);
-      auto_pads(auto_pad_, g.w, g.kw, g.sw, g.dw, g.pl, g.pr);
-    }
-    if (g.pt < 0 || g.pb < 0 || g.pl < 0 || g.pr < 0) fail("negative pads");
-    g.oh = (g.h + g.pt + g.pb - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-    g.ow = (g.w + g.pl + g.pr - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+    const model::SpatialGeometry sg = model::spatial_geometry(
+        params_.spatial, xs, Shape(w.shape().begin() + 2, w.shape().end()), describe());
+    set_window(g, sg, g.one_d);
     if (g.oh < 1 || g.ow < 1 || g.n < 0)
       fail("output would be empty for input " + shape_to_string(xs));
     return g;
@@ -367,9 +321,8 @@ class ConvKernel final : public Kernel {
     st.bwd_ready = true;
   }
 
-  std::vector<int64_t> kernel_shape_, strides_, pads_, dilations_;
+  model::ConvParams params_;
   int64_t group_ = 1;
-  std::string auto_pad_;
   bool has_bias_ = false;
   bool fused_ = false;
   ConvFusion fusion_;
@@ -379,11 +332,11 @@ class ConvKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_conv(const model::Node& node, const ConvFusion* fusion) {
-  return std::make_unique<ConvKernel>(node, fusion);
+std::unique_ptr<Kernel> make_conv(const model::LoweredOp& op, const ConvFusion* fusion) {
+  return std::make_unique<ConvKernel>(op, fusion);
 }
 
-std::unique_ptr<Kernel> make_fused_conv(const model::Node& conv, const ConvFusion& fusion) {
+std::unique_ptr<Kernel> make_fused_conv(const model::LoweredOp& conv, const ConvFusion& fusion) {
   return make_conv(conv, &fusion);
 }
 

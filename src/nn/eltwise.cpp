@@ -17,17 +17,19 @@ enum class Act { Relu, LeakyRelu, Clip, Sigmoid, Tanh };
 
 class EltwiseKernel final : public Kernel {
  public:
-  explicit EltwiseKernel(const model::Node& node) : Kernel(node) {
-    const std::string& op = node.op_type;
-    act_ = op == "Relu"        ? Act::Relu
-           : op == "LeakyRelu" ? Act::LeakyRelu
-           : op == "Clip"      ? Act::Clip
-           : op == "Sigmoid"   ? Act::Sigmoid
-                               : Act::Tanh;
-    alpha_ = node.attr_float("alpha", 0.01f);
-    lo_attr_ = node.attr_float("min", -std::numeric_limits<float>::infinity());
-    hi_attr_ = node.attr_float("max", std::numeric_limits<float>::infinity());
-    if (node.inputs.empty()) fail("needs an input");
+  explicit EltwiseKernel(const model::LoweredOp& op) : Kernel(op) {
+    using K = model::OpKind;
+    act_ = op.kind == K::Relu        ? Act::Relu
+           : op.kind == K::LeakyRelu ? Act::LeakyRelu
+           : op.kind == K::Clip      ? Act::Clip
+           : op.kind == K::Sigmoid   ? Act::Sigmoid
+                                     : Act::Tanh;
+    if (act_ == Act::LeakyRelu) alpha_ = op.as<model::LeakyReluParams>().alpha;
+    if (act_ == Act::Clip) {
+      lo_attr_ = op.as<model::ClipParams>().min;
+      hi_attr_ = op.as<model::ClipParams>().max;
+    }
+    if (op.input_ids.empty()) fail("needs an input");
   }
 
   // Zero-preserving activations may run on a blocked layout's padded storage.
@@ -155,7 +157,9 @@ class EltwiseKernel final : public Kernel {
   }
 
   Act act_;
-  float alpha_, lo_attr_, hi_attr_;
+  float alpha_ = 0.01f;
+  float lo_attr_ = -std::numeric_limits<float>::infinity();
+  float hi_attr_ = std::numeric_limits<float>::infinity();
   float lo_ = 0, hi_ = 0;  // bounds of the last forward, for backward
   int64_t cached_n_ = -1;
   dnnl::eltwise_forward prim_;
@@ -164,8 +168,8 @@ class EltwiseKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_eltwise(const model::Node& node) {
-  return std::make_unique<EltwiseKernel>(node);
+std::unique_ptr<Kernel> make_eltwise(const model::LoweredOp& op) {
+  return std::make_unique<EltwiseKernel>(op);
 }
 
 }  // namespace veil::nn::detail

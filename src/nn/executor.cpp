@@ -67,6 +67,7 @@ class Runtime {
   Runtime(model::Model& m, ExecutorOptions o) : model(m), opts(std::move(o)) {}
 
   model::Model& model;
+  model::LoweredGraph lowered;  // the kernels' ops
   ExecutorOptions opts;
   DnnlContext dnnl;
   NodeHooks hooks;
@@ -98,18 +99,15 @@ class Runtime {
 
   TensorPool pool;
 
-  int id_of(const std::string& name) {
-    auto [it, inserted] = ids.emplace(name, static_cast<int>(names.size()));
-    if (inserted) {
-      names.push_back(name);
-      kinds.push_back(ValueKind::Computed);
-      versions.push_back(kVolatile);
-    }
-    return it->second;
-  }
-
   void build();
   void build_inference_plan();
+  // Inference: Conv[+BatchNormalization][+Relu] as one kernel when the Conv's output feeds only
+  // the BN (with constant float parameters) and the BN's (or Conv's) only the Relu. Extends
+  // `step` and marks the absorbed ops; nullptr when there is nothing to fuse. `consumers` lists
+  // the ops reading each value.
+  std::unique_ptr<Kernel> fuse_conv(const model::LoweredOp& conv, Step& step,
+                                    const std::vector<std::vector<size_t>>& consumers,
+                                    std::vector<bool>& absorbed);
   std::vector<Tensor> forward(const std::vector<Tensor>& inputs, Mode m);
   void backward(const std::vector<Tensor>& output_grads);
   void run_hooks(const Step& step, bool before);
@@ -264,7 +262,6 @@ void ForwardEnv::set_output(size_t i, Tensor&& t) {
 }
 Mode ForwardEnv::mode() const { return rt_.mode; }
 bool ForwardEnv::frozen_batch_norm() const { return rt_.opts.frozen_batch_norm; }
-int64_t ForwardEnv::opset() const { return rt_.model.opset; }
 DnnlContext& ForwardEnv::dnnl() const { return rt_.dnnl; }
 const model::Node& ForwardEnv::node() const { return rt_.model.graph.nodes[step_.nodes[0]]; }
 
@@ -309,29 +306,28 @@ const model::Node& BackwardEnv::node() const { return rt_.model.graph.nodes[step
 
 void Runtime::build() {
   model::validate(model.graph);
+  lowered = model::lower(model);
   const auto& g = model.graph;
-  for (const auto& vi : g.inputs) {
-    const int id = id_of(vi.name);
-    kinds[id] = ValueKind::Input;
-    input_ids.push_back(id);
+  // The lowered graph's value ids (a graph input shadows an initializer of the same name).
+  for (size_t id = 0; id < lowered.values.size(); ++id) {
+    const bool init = lowered.is_initializer[id];
+    names.push_back(lowered.values[id].name);
+    ids.emplace(names.back(), static_cast<int>(id));
+    kinds.push_back(init ? ValueKind::Initializer : ValueKind::Computed);
+    versions.push_back(init ? 1 : kVolatile);
   }
-  for (const auto& [name, t] : g.initializers) {
-    if (ids.count(name)) continue;  // a graph input of the same name overrides it
-    const int id = id_of(name);
-    kinds[id] = ValueKind::Initializer;
-    versions[id] = 1;
-  }
-  for (size_t n = 0; n < g.nodes.size(); ++n) {
-    const auto& node = g.nodes[n];
+  input_ids = lowered.inputs;
+  for (int id : input_ids) kinds[id] = ValueKind::Input;
+  for (const auto& op : lowered.ops) {
     Step step;
-    step.nodes = {n};
-    for (const auto& i : node.inputs) step.in.push_back(i.empty() ? -1 : id_of(i));
-    for (const auto& o : node.outputs) step.out.push_back(o.empty() ? -1 : id_of(o));
-    step.kernel = make_kernel(node, model.opset);
+    step.nodes = {op.node};
+    step.in = op.input_ids;
+    step.out = op.output_ids;
+    step.kernel = make_kernel(op);
     step.differentiable = step.kernel->differentiable();
     train_steps.push_back(std::move(step));
   }
-  for (const auto& vo : g.outputs) output_ids.push_back(id_of(vo.name));
+  output_ids = lowered.outputs;
   slots.resize(names.size());
   is_graph_output.assign(names.size(), false);
   for (int id : output_ids) is_graph_output[id] = true;
@@ -375,68 +371,66 @@ void Runtime::build() {
   build_inference_plan();
 }
 
-void Runtime::build_inference_plan() {
-  const auto& g = model.graph;
-  std::unordered_map<std::string, std::vector<size_t>> consumers;
-  for (size_t n = 0; n < g.nodes.size(); ++n)
-    for (const auto& i : g.nodes[n].inputs)
-      if (!i.empty()) consumers[i].push_back(n);
-  auto sole_consumer = [&](const std::string& v) -> const model::Node* {
-    if (v.empty() || is_graph_output[id_of(v)]) return nullptr;
-    auto it = consumers.find(v);
-    if (it == consumers.end() || it->second.size() != 1) return nullptr;
-    return &g.nodes[it->second[0]];
+std::unique_ptr<Kernel> Runtime::fuse_conv(const model::LoweredOp& conv, Step& step,
+                                           const std::vector<std::vector<size_t>>& consumers,
+                                           std::vector<bool>& absorbed) {
+  auto sole_consumer = [&](int v) -> const model::LoweredOp* {
+    if (v < 0 || is_graph_output[v] || consumers[v].size() != 1) return nullptr;
+    return &lowered.ops[consumers[v][0]];
   };
-  auto is_float_init = [&](const std::string& v) {
-    auto it = g.initializers.find(v);
-    return it != g.initializers.end() && it->second.dtype() == DType::Float32 &&
-           kinds[id_of(v)] == ValueKind::Initializer;
+  auto is_float_init = [&](int v) {
+    return v >= 0 && kinds[v] == ValueKind::Initializer &&
+           model.graph.initializers.at(names[v]).dtype() == DType::Float32;
   };
-  std::vector<bool> absorbed(g.nodes.size(), false);
-  for (size_t n = 0; n < g.nodes.size(); ++n) {
-    if (absorbed[n]) continue;
-    const auto& node = g.nodes[n];
-    Step step;
-    step.nodes = {n};
-    step.in = train_steps[n].in;
-    step.out = train_steps[n].out;
-    if (opts.fuse && node.op_type == "Conv" && node.outputs.size() == 1) {
-      ConvFusion fusion;
-      std::string tail = node.outputs[0];
-      const model::Node* next = sole_consumer(tail);
-      if (next && next->op_type == "BatchNormalization" && next->inputs.size() == 5 &&
-          next->inputs[0] == tail && is_float_init(next->inputs[1]) &&
-          is_float_init(next->inputs[2]) && is_float_init(next->inputs[3]) &&
-          is_float_init(next->inputs[4]) && !next->outputs.empty()) {
-        bool extra_outputs_used = false;
-        for (size_t o = 1; o < next->outputs.size(); ++o)
-          extra_outputs_used = extra_outputs_used || !next->outputs[o].empty();
-        if (!extra_outputs_used) {
-          fusion.bn = true;
-          fusion.bn_epsilon = next->attr_float("epsilon", 1e-5f);
-          const size_t bn_index = static_cast<size_t>(next - g.nodes.data());
-          step.nodes.push_back(bn_index);
-          absorbed[bn_index] = true;
-          step.in.resize(3, -1);
-          for (size_t i = 1; i < 5; ++i) step.in.push_back(id_of(next->inputs[i]));
-          tail = next->outputs[0];
-          next = sole_consumer(tail);
-        }
-      }
-      if (next && next->op_type == "Relu" && next->inputs.size() == 1 &&
-          next->outputs.size() == 1 && next->inputs[0] == tail) {
-        fusion.relu = true;
-        const size_t relu_index = static_cast<size_t>(next - g.nodes.data());
-        step.nodes.push_back(relu_index);
-        absorbed[relu_index] = true;
-        tail = next->outputs[0];
-      }
-      if (fusion.bn || fusion.relu) {
-        step.out = {id_of(tail)};
-        step.kernel = make_fused_conv(node, fusion);
-      }
+  ConvFusion fusion;
+  int tail = conv.output_ids[0];
+  const model::LoweredOp* next = sole_consumer(tail);
+  if (next && next->kind == model::OpKind::BatchNormalization && next->input_ids.size() == 5 &&
+      next->input_ids[0] == tail && is_float_init(next->input_ids[1]) &&
+      is_float_init(next->input_ids[2]) && is_float_init(next->input_ids[3]) &&
+      is_float_init(next->input_ids[4]) && !next->output_ids.empty() && next->output_ids[0] >= 0) {
+    bool extra_outputs_used = false;
+    for (size_t o = 1; o < next->output_ids.size(); ++o)
+      extra_outputs_used = extra_outputs_used || next->output_ids[o] >= 0;
+    if (!extra_outputs_used) {
+      fusion.bn = true;
+      fusion.bn_epsilon = next->as<model::BatchNormParams>().epsilon;
+      step.nodes.push_back(next->node);
+      absorbed[next->node] = true;
+      step.in.resize(3, -1);
+      for (size_t i = 1; i < 5; ++i) step.in.push_back(next->input_ids[i]);
+      tail = next->output_ids[0];
+      next = sole_consumer(tail);
     }
-    if (!step.kernel) step.kernel = make_kernel(node, model.opset);
+  }
+  if (next && next->kind == model::OpKind::Relu && next->input_ids.size() == 1 &&
+      next->output_ids.size() == 1 && next->input_ids[0] == tail) {
+    fusion.relu = true;
+    step.nodes.push_back(next->node);
+    absorbed[next->node] = true;
+    tail = next->output_ids[0];
+  }
+  if (!fusion.bn && !fusion.relu) return nullptr;
+  step.out = {tail};
+  return make_fused_conv(conv, fusion);
+}
+
+void Runtime::build_inference_plan() {
+  std::vector<std::vector<size_t>> consumers(names.size());
+  for (const auto& op : lowered.ops)
+    for (int id : op.input_ids)
+      if (id >= 0) consumers[id].push_back(op.node);
+  std::vector<bool> absorbed(lowered.ops.size(), false);
+  for (const auto& op : lowered.ops) {
+    if (absorbed[op.node]) continue;
+    Step step;
+    step.nodes = {op.node};
+    step.in = train_steps[op.node].in;
+    step.out = train_steps[op.node].out;
+    if (opts.fuse && op.kind == model::OpKind::Conv && op.output_ids.size() == 1 &&
+        op.output_ids[0] >= 0)
+      step.kernel = fuse_conv(op, step, consumers, absorbed);
+    if (!step.kernel) step.kernel = make_kernel(op);
     infer_steps.push_back(std::move(step));
   }
   // Last use of every computed value; values nobody reads are released right away.

@@ -26,12 +26,10 @@ void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
 
 class GemmKernel final : public Kernel {
  public:
-  explicit GemmKernel(const model::Node& node) : Kernel(node) {
-    alpha_ = node.attr_float("alpha", 1.0f);
-    beta_ = node.attr_float("beta", 1.0f);
-    ta_ = node.attr_int("transA", 0) != 0;
-    tb_ = node.attr_int("transB", 0) != 0;
-    if (node.inputs.size() < 2 || node.inputs.size() > 3) fail("takes 2 or 3 inputs");
+  explicit GemmKernel(const model::LoweredOp& op) : GemmKernel(op, op.as<model::GemmParams>()) {}
+  GemmKernel(const model::LoweredOp& op, const model::GemmParams& p)
+      : Kernel(op), alpha_(p.alpha), beta_(p.beta), ta_(p.trans_a), tb_(p.trans_b) {
+    if (op.input_ids.size() < 2 || op.input_ids.size() > 3) fail("takes 2 or 3 inputs");
   }
   std::vector<size_t> parameter_inputs() const override { return {1, 2}; }
 
@@ -119,8 +117,8 @@ class GemmKernel final : public Kernel {
 // numpy.matmul with broadcast batch dimensions.
 class MatMulKernel final : public Kernel {
  public:
-  explicit MatMulKernel(const model::Node& node) : Kernel(node) {
-    if (node.inputs.size() != 2) fail("takes 2 inputs");
+  explicit MatMulKernel(const model::LoweredOp& op) : Kernel(op) {
+    if (op.input_ids.size() != 2) fail("takes 2 inputs");
   }
   std::vector<size_t> parameter_inputs() const override { return {1}; }
 
@@ -231,11 +229,11 @@ class MatMulKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_gemm(const model::Node& node) {
-  return std::make_unique<GemmKernel>(node);
+std::unique_ptr<Kernel> make_gemm(const model::LoweredOp& op) {
+  return std::make_unique<GemmKernel>(op);
 }
-std::unique_ptr<Kernel> make_matmul(const model::Node& node) {
-  return std::make_unique<MatMulKernel>(node);
+std::unique_ptr<Kernel> make_matmul(const model::LoweredOp& op) {
+  return std::make_unique<MatMulKernel>(op);
 }
 
 }  // namespace veil::nn::detail

@@ -13,6 +13,8 @@
 #include "veil/core/error.hpp"
 #include "veil/core/tensor.hpp"
 #include "veil/model/graph.hpp"
+#include "veil/model/lowered.hpp"
+#include "veil/model/shape_inference.hpp"
 #include "veil/nn/executor.hpp"
 
 namespace veil::nn::detail {
@@ -66,7 +68,6 @@ class ForwardEnv {
   Mode mode() const;
   bool training() const { return mode() == Mode::Training; }
   bool frozen_batch_norm() const;
-  int64_t opset() const;
   DnnlContext& dnnl() const;
   const model::Node& node() const;
 
@@ -102,7 +103,7 @@ class BackwardEnv {
 
 class Kernel {
  public:
-  explicit Kernel(const model::Node& node) : desc_(node.describe()) {}
+  explicit Kernel(const model::LoweredOp& op) : desc_(op.describe()) {}
   virtual ~Kernel() = default;
   virtual void forward(ForwardEnv& env) = 0;
   virtual void backward(BackwardEnv& env) {
@@ -138,24 +139,44 @@ struct ConvFusion {
   bool relu = false;
 };
 
-// Builds the kernel for `node`; throws Unsupported for an unknown op or attribute value.
-std::unique_ptr<Kernel> make_kernel(const model::Node& node, int64_t opset);
+// Builds the kernel for a lowered op; throws Unsupported naming the op and the node for an op
+// the float engine lacks.
+std::unique_ptr<Kernel> make_kernel(const model::LoweredOp& op);
 // Conv kernel with BN/Relu folded in; the BN inputs (scale, bias, mean, var) follow the Conv
 // inputs at indices 3..6 of its step.
-std::unique_ptr<Kernel> make_fused_conv(const model::Node& conv, const ConvFusion& fusion);
+std::unique_ptr<Kernel> make_fused_conv(const model::LoweredOp& conv, const ConvFusion& fusion);
 
 // Kernel factories, one per source file.
-std::unique_ptr<Kernel> make_conv(const model::Node& node, const ConvFusion* fusion);
-std::unique_ptr<Kernel> make_gemm(const model::Node& node);
-std::unique_ptr<Kernel> make_matmul(const model::Node& node);
-std::unique_ptr<Kernel> make_pool(const model::Node& node);
-std::unique_ptr<Kernel> make_batch_norm(const model::Node& node);
-std::unique_ptr<Kernel> make_eltwise(const model::Node& node);
-std::unique_ptr<Kernel> make_binary(const model::Node& node);
-std::unique_ptr<Kernel> make_softmax(const model::Node& node, int64_t opset);
-std::unique_ptr<Kernel> make_tensor_op(const model::Node& node, int64_t opset);
+std::unique_ptr<Kernel> make_conv(const model::LoweredOp& op, const ConvFusion* fusion);
+std::unique_ptr<Kernel> make_gemm(const model::LoweredOp& op);
+std::unique_ptr<Kernel> make_matmul(const model::LoweredOp& op);
+std::unique_ptr<Kernel> make_pool(const model::LoweredOp& op);
+std::unique_ptr<Kernel> make_batch_norm(const model::LoweredOp& op);
+std::unique_ptr<Kernel> make_eltwise(const model::LoweredOp& op);
+std::unique_ptr<Kernel> make_binary(const model::LoweredOp& op);
+std::unique_ptr<Kernel> make_softmax(const model::LoweredOp& op);
+// Data movement and shape ops (Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze, Concat,
+// Pad, Gather, Shape, Cast, ConstantOfShape, Constant); nullptr for any other op.
+std::unique_ptr<Kernel> make_tensor_op(const model::LoweredOp& op);
 
 // Small helpers shared by the kernels.
+
+// Copies a 1-D or 2-D window resolved by model::spatial_geometry into a kernel's H/W geometry
+// (H is the trivial dimension of a 1-D window); G has sh, sw, dh, dw, pt, pl, pb, pr, oh, ow.
+template <typename G>
+void set_window(G& g, const model::SpatialGeometry& sg, bool one_d) {
+  const size_t x = one_d ? 0 : 1;  // index of the W dimension
+  g.sh = one_d ? 1 : sg.strides[0];
+  g.sw = sg.strides[x];
+  g.dh = one_d ? 1 : sg.dilations[0];
+  g.dw = sg.dilations[x];
+  g.pt = one_d ? 0 : sg.pads_begin[0];
+  g.pb = one_d ? 0 : sg.pads_end[0];
+  g.pl = sg.pads_begin[x];
+  g.pr = sg.pads_end[x];
+  g.oh = one_d ? 1 : sg.output[0];
+  g.ow = sg.output[x];
+}
 inline dnnl::memory::dims to_dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
 dnnl::memory::format_tag plain_tag(size_t rank);
 // Pooled scratch of at least n floats, owned by the kernel.

@@ -22,34 +22,18 @@ struct PoolGeo {
   bool one_d;
 };
 
-int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pe, int64_t d, bool ceil) {
-  const int64_t span = in + pb + pe - d * (k - 1) - 1;
-  int64_t out = (ceil ? (span + s - 1) / s : span / s) + 1;
-  if (ceil && (out - 1) * s >= in + pb) --out;
-  return out;
-}
-
 class PoolKernel final : public Kernel {
  public:
-  explicit PoolKernel(const model::Node& node) : Kernel(node) {
-    const std::string& op = node.op_type;
-    global_ = op == "GlobalAveragePool" || op == "GlobalMaxPool";
-    max_ = op == "MaxPool" || op == "GlobalMaxPool";
-    if (node.outputs.size() > 1 && !node.outputs[1].empty())
+  explicit PoolKernel(const model::LoweredOp& op)
+      : Kernel(op), params_(op.as<model::PoolParams>()) {
+    global_ = params_.global;
+    max_ = params_.max;
+    include_pad_ = params_.count_include_pad;
+    if (op.output_ids.size() > 1 && op.output_ids[1] >= 0)
       unsupported("the Indices output is not supported");
     if (global_) return;
-    kernel_ = node.attr_ints("kernel_shape", {});
-    if (kernel_.empty()) fail("kernel_shape is required");
-    strides_ = node.attr_ints("strides", {});
-    pads_ = node.attr_ints("pads", {});
-    dilations_ = node.attr_ints("dilations", {});
-    ceil_ = node.attr_int("ceil_mode", 0) != 0;
-    include_pad_ = node.attr_int("count_include_pad", 0) != 0;
-    auto_pad_ = node.attr_string("auto_pad", "NOTSET");
-    if (auto_pad_ != "NOTSET" && auto_pad_ != "VALID" && auto_pad_ != "SAME_UPPER" &&
-        auto_pad_ != "SAME_LOWER")
-      fail("auto_pad '" + auto_pad_ + "' is not valid");
-    if (node.attr_int("storage_order", 0) != 0) unsupported("storage_order=1 is not supported");
+    if (params_.spatial.kernel_shape.empty()) fail("kernel_shape is required");
+    if (params_.storage_order != 0) unsupported("storage_order=1 is not supported");
   }
 
   bool accepts_blocked(size_t input) const override { return input == 0 && !global_; }
@@ -143,50 +127,21 @@ class PoolKernel final : public Kernel {
       unsupported("only 1-D and 2-D pooling is supported, input is " + shape_to_string(xs));
     g.one_d = xs.size() == 3;
     const size_t sp = g.one_d ? 1 : 2;
-    if (kernel_.size() != sp) fail("kernel_shape length does not match the input rank");
-    auto at = [&](const std::vector<int64_t>& v, size_t i, int64_t def, size_t len) {
-      if (v.empty()) return def;
-      if (v.size() != len) fail("attribute has the wrong length");
-      return v[i];
-    };
+    const auto& kernel = params_.spatial.kernel_shape;
+    if (kernel.size() != sp) fail("kernel_shape length does not match the input rank");
+    const model::SpatialGeometry sg =
+        model::spatial_geometry(params_.spatial, xs, kernel, describe());
     g.n = xs[0];
     g.c = xs[1];
     g.h = g.one_d ? 1 : xs[2];
     g.w = xs.back();
-    g.kh = g.one_d ? 1 : kernel_[0];
-    g.kw = kernel_.back();
-    g.sh = g.one_d ? 1 : at(strides_, 0, 1, sp);
-    g.sw = at(strides_, sp - 1, 1, sp);
-    g.dh = g.one_d ? 1 : at(dilations_, 0, 1, sp);
-    g.dw = at(dilations_, sp - 1, 1, sp);
-    if (g.kh < 1 || g.kw < 1 || g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1)
-      fail("kernel, strides and dilations must be >= 1");
-    auto same = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t& b, int64_t& e) {
-      if (auto_pad_ == "VALID") {
-        b = e = 0;
-        return;
-      }
-      const int64_t out = (in + s - 1) / s;
-      const int64_t total = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in);
-      b = auto_pad_ == "SAME_UPPER" ? total / 2 : total - total / 2;
-      e = total - b;
-    };
-    if (auto_pad_ == "NOTSET") {
-      g.pt = g.one_d ? 0 : at(pads_, 0, 0, 2 * sp);
-      g.pl = at(pads_, sp - 1, 0, 2 * sp);
-      g.pb = g.one_d ? 0 : at(pads_, sp, 0, 2 * sp);
-      g.pr = at(pads_, 2 * sp - 1, 0, 2 * sp);
-    } else {
-      if (!g.one_d) same(g.h, g.kh, g.sh, g.dh, g.pt, g.pb);
-      same(g.w, g.kw, g.sw, g.dw, g.pl, g.pr);
-    }
-    if (g.pt < 0 || g.pb < 0 || g.pl < 0 || g.pr < 0) fail("negative pads");
-    g.oh = pool_out(g.h, g.kh, g.sh, g.pt, g.pb, g.dh, ceil_);
-    g.ow = pool_out(g.w, g.kw, g.sw, g.pl, g.pr, g.dw, ceil_);
+    g.kh = g.one_d ? 1 : kernel[0];
+    g.kw = kernel.back();
+    set_window(g, sg, g.one_d);
     if (g.oh < 1 || g.ow < 1) fail("output would be empty for input " + shape_to_string(xs));
     // oneDNN derives the output size with floor division: pad the end so that it gets ours.
-    g.xb = std::max<int64_t>(0, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1 - (g.h + g.pt + g.pb));
-    g.xr = std::max<int64_t>(0, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1 - (g.w + g.pl + g.pr));
+    g.xb = g.one_d ? 0 : sg.pads_end_floor[0] - sg.pads_end[0];
+    g.xr = sg.pads_end_floor.back() - sg.pads_end.back();
     return g;
   }
 
@@ -326,17 +281,16 @@ class PoolKernel final : public Kernel {
     }
   }
 
-  bool global_ = false, max_ = false, ceil_ = false, include_pad_ = false;
-  std::vector<int64_t> kernel_, strides_, pads_, dilations_;
-  std::string auto_pad_;
+  model::PoolParams params_;
+  bool global_ = false, max_ = false, include_pad_ = false;
   std::vector<std::unique_ptr<State>> states_;
   State* last_ = nullptr;
 };
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_pool(const model::Node& node) {
-  return std::make_unique<PoolKernel>(node);
+std::unique_ptr<Kernel> make_pool(const model::LoweredOp& op) {
+  return std::make_unique<PoolKernel>(op);
 }
 
 }  // namespace veil::nn::detail

@@ -11,9 +11,10 @@ namespace {
 
 class SoftmaxKernel final : public Kernel {
  public:
-  SoftmaxKernel(const model::Node& node, int64_t opset) : Kernel(node), legacy_(opset < 13) {
-    axis_ = node.attr_int("axis", legacy_ ? 1 : -1);
-  }
+  explicit SoftmaxKernel(const model::LoweredOp& op)
+      : Kernel(op),
+        legacy_(op.as<model::SoftmaxParams>().coerce_2d),
+        axis_(op.as<model::SoftmaxParams>().axis) {}
 
   void forward(ForwardEnv& env) override {
     const Tensor& x = env.input(0);
@@ -80,8 +81,8 @@ class SoftmaxKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_softmax(const model::Node& node, int64_t opset) {
-  return std::make_unique<SoftmaxKernel>(node, opset);
+std::unique_ptr<Kernel> make_softmax(const model::LoweredOp& op) {
+  return std::make_unique<SoftmaxKernel>(op);
 }
 
 }  // namespace veil::nn::detail

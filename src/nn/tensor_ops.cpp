@@ -22,16 +22,15 @@ void copy_data(const Tensor& src, Tensor& dst) {
 
 std::vector<int64_t> int_values(const Tensor& t) { return t.to_int64s(); }
 
-enum class View { Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze };
-
 class ViewKernel final : public Kernel {
  public:
-  ViewKernel(const model::Node& node, View kind, int64_t opset) : Kernel(node), kind_(kind) {
-    axis_ = node.attr_int("axis", 1);
-    allowzero_ = node.attr_int("allowzero", 0) != 0;
-    axes_ = node.attr_ints("axes", {});
-    has_axes_attr_ = node.has("axes");
-    (void)opset;
+  explicit ViewKernel(const model::LoweredOp& op) : Kernel(op), kind_(op.kind) {
+    if (const auto* f = std::get_if<model::FlattenParams>(&op.params)) axis_ = f->axis;
+    if (const auto* r = std::get_if<model::ReshapeParams>(&op.params)) allowzero_ = r->allowzero;
+    if (const auto* a = std::get_if<model::AxesParams>(&op.params)) {
+      axes_ = a->axes;
+      has_axes_attr_ = a->attribute;
+    }
   }
 
   void forward(ForwardEnv& env) override {
@@ -58,44 +57,27 @@ class ViewKernel final : public Kernel {
     const Shape& s = x.shape();
     const int64_t r = x.rank();
     switch (kind_) {
-      case View::Identity:
-      case View::Dropout:
+      case model::OpKind::Identity:
+      case model::OpKind::Dropout:
         return s;
-      case View::Flatten: {
+      case model::OpKind::Flatten: {
         const int64_t a = normalize_axis(axis_, r, describe(), true);
         int64_t outer = 1;
         for (int64_t i = 0; i < a; ++i) outer *= s[i];
         return {outer, outer == 0 ? 0 : x.numel() / outer};
       }
-      case View::Reshape: {
+      case model::OpKind::Reshape: {
         const Tensor& st = env.input(1);
         if (st.dtype() != DType::Int64 || st.rank() != 1) fail("shape must be a 1-D int64 tensor");
-        Shape out(st.int64s().begin(), st.int64s().end());
-        int64_t infer = -1, known = 1;
-        for (size_t i = 0; i < out.size(); ++i) {
-          if (out[i] == 0 && !allowzero_) {
-            if (static_cast<int64_t>(i) >= r) fail("shape has 0 beyond the input rank");
-            out[i] = s[i];
-          }
-          if (out[i] == -1) {
-            if (infer >= 0) fail("shape has more than one -1");
-            infer = static_cast<int64_t>(i);
-          } else if (out[i] < 0) {
-            fail("shape has a negative dimension");
-          } else {
-            known *= out[i];
-          }
-        }
-        if (infer >= 0) {
-          if (known == 0 || x.numel() % known != 0)
-            fail("cannot reshape " + shape_to_string(s) + " to " + shape_to_string(out));
-          out[infer] = x.numel() / known;
-        }
+        const std::vector<int64_t> target(st.int64s().begin(), st.int64s().end());
+        const Shape out = model::reshape_output(s, target, allowzero_, describe());
+        for (int64_t d : out)
+          if (d < 0) fail("cannot reshape " + shape_to_string(s) + " to " + shape_to_string(out));
         if (shape_numel(out) != x.numel())
           fail("cannot reshape " + shape_to_string(s) + " to " + shape_to_string(out));
         return out;
       }
-      case View::Squeeze: {
+      case model::OpKind::Squeeze: {
         std::vector<int64_t> axes = axes_from(env);
         Shape out;
         if (axes.empty() && !has_axes_attr_ && !env.has_input(1)) {
@@ -114,7 +96,7 @@ class ViewKernel final : public Kernel {
           if (!drop[i]) out.push_back(s[i]);
         return out;
       }
-      case View::Unsqueeze: {
+      case model::OpKind::Unsqueeze: {
         std::vector<int64_t> axes = axes_from(env);
         const int64_t outr = r + static_cast<int64_t>(axes.size());
         std::vector<bool> ins(outr, false);
@@ -128,6 +110,8 @@ class ViewKernel final : public Kernel {
         for (int64_t i = 0; i < outr; ++i) out.push_back(ins[i] ? 1 : s[k++]);
         return out;
       }
+      default:  // make_tensor_op builds this kernel for the six kinds above only
+        break;
     }
     return s;
   }
@@ -137,19 +121,17 @@ class ViewKernel final : public Kernel {
     return axes_;
   }
 
-  View kind_;
-  int64_t axis_;
-  bool allowzero_;
+  model::OpKind kind_;
+  int64_t axis_ = 1;
+  bool allowzero_ = false;
   std::vector<int64_t> axes_;
-  bool has_axes_attr_;
+  bool has_axes_attr_ = false;
 };
 
 class ConcatKernel final : public Kernel {
  public:
-  explicit ConcatKernel(const model::Node& node) : Kernel(node) {
-    if (!node.has("axis")) fail("attribute 'axis' is required");
-    axis_ = node.attr_int("axis", 0);
-  }
+  explicit ConcatKernel(const model::LoweredOp& op)
+      : Kernel(op), axis_(op.as<model::ConcatParams>().axis) {}
 
   void forward(ForwardEnv& env) override {
     const Tensor& first = env.input(0);
@@ -216,12 +198,12 @@ class ConcatKernel final : public Kernel {
 
 class PadKernel final : public Kernel {
  public:
-  PadKernel(const model::Node& node, int64_t opset) : Kernel(node), legacy_(opset < 11) {
-    mode_ = node.attr_string("mode", "constant");
-    if (mode_ != "constant" && mode_ != "reflect" && mode_ != "edge")
-      unsupported("mode '" + mode_ + "' is not supported");
-    pads_attr_ = node.attr_ints("pads", {});
-    value_attr_ = node.attr_float("value", 0.0f);
+  explicit PadKernel(const model::LoweredOp& op) : Kernel(op) {
+    const auto& p = op.as<model::PadParams>();
+    legacy_ = p.attributes;
+    mode_ = p.mode;
+    pads_attr_ = p.pads;
+    value_attr_ = p.value;
   }
 
   void forward(ForwardEnv& env) override {
@@ -276,16 +258,17 @@ class PadKernel final : public Kernel {
       const int64_t len = x.shape()[d];
       out_[d] = len + pads[d] + pads[d + r];
       if (out_[d] < 0) fail("pads crop below zero");
-      if (len == 0 && mode_ != "constant" && out_[d] > 0)
-        fail("cannot " + mode_ + "-pad an empty dimension");
+      if (len == 0 && mode_ != model::PadMode::Constant && out_[d] > 0)
+        fail(std::string("cannot ") + (mode_ == model::PadMode::Edge ? "edge" : "reflect") +
+             "-pad an empty dimension");
       auto& m = maps_[d];
       m.resize(out_[d]);
       for (int64_t o = 0; o < out_[d]; ++o) {
         int64_t i = o - pads[d];
         if (i < 0 || i >= len) {
-          if (mode_ == "constant") {
+          if (mode_ == model::PadMode::Constant) {
             i = -1;
-          } else if (mode_ == "edge") {
+          } else if (mode_ == model::PadMode::Edge) {
             i = std::clamp<int64_t>(i, 0, len - 1);
           } else if (len == 1) {
             i = 0;
@@ -325,7 +308,7 @@ class PadKernel final : public Kernel {
   }
 
   bool legacy_;
-  std::string mode_;
+  model::PadMode mode_;
   std::vector<int64_t> pads_attr_;
   float value_attr_;
   Shape out_;
@@ -335,9 +318,8 @@ class PadKernel final : public Kernel {
 
 class GatherKernel final : public Kernel {
  public:
-  explicit GatherKernel(const model::Node& node) : Kernel(node) {
-    axis_ = node.attr_int("axis", 0);
-  }
+  explicit GatherKernel(const model::LoweredOp& op)
+      : Kernel(op), axis_(op.as<model::GatherParams>().axis) {}
 
   void forward(ForwardEnv& env) override {
     const Tensor& data = env.input(0);
@@ -400,10 +382,11 @@ class GatherKernel final : public Kernel {
 
 class ShapeKernel final : public Kernel {
  public:
-  explicit ShapeKernel(const model::Node& node) : Kernel(node) {
-    start_ = node.attr_int("start", 0);
-    end_ = node.attr_int("end", INT64_MAX);
-    has_end_ = node.has("end");
+  explicit ShapeKernel(const model::LoweredOp& op) : Kernel(op) {
+    const auto& p = op.as<model::ShapeParams>();
+    start_ = p.start;
+    end_ = p.end.value_or(INT64_MAX);
+    has_end_ = p.end.has_value();
   }
   bool differentiable() const override { return false; }
 
@@ -424,17 +407,10 @@ class ShapeKernel final : public Kernel {
 
 class CastKernel final : public Kernel {
  public:
-  explicit CastKernel(const model::Node& node) : Kernel(node) {
-    const int64_t to = node.attr_int("to", 0);
-    // ONNX TensorProto.DataType: FLOAT=1, INT32=6, INT64=7, DOUBLE=11. veil computes in float32
-    // and int64 only, which is exact for the shape arithmetic these casts serve.
-    if (to == 1 || to == 11)
-      to_ = DType::Float32;
-    else if (to == 6 || to == 7)
-      to_ = DType::Int64;
-    else
-      unsupported("cast to type " + std::to_string(to) + " is not supported");
-  }
+  // veil computes in float32 and int64 only (the registry maps ONNX FLOAT/DOUBLE and
+  // INT32/INT64 to them), which is exact for the shape arithmetic these casts serve.
+  explicit CastKernel(const model::LoweredOp& op)
+      : Kernel(op), to_(op.as<model::CastParams>().dtype) {}
   bool differentiable() const override { return to_ == DType::Float32; }
 
   void forward(ForwardEnv& env) override {
@@ -464,14 +440,9 @@ class CastKernel final : public Kernel {
 
 class ConstantOfShapeKernel final : public Kernel {
  public:
-  explicit ConstantOfShapeKernel(const model::Node& node) : Kernel(node) {
-    if (node.has("value")) {
-      const Tensor& v = node.attr_tensor("value");
-      if (v.numel() != 1) fail("value must hold one element");
-      value_ = v;
-    } else {
-      value_ = Tensor::from_floats({1}, {0.0f});
-    }
+  explicit ConstantOfShapeKernel(const model::LoweredOp& op)
+      : Kernel(op), value_(op.as<model::ConstantOfShapeParams>().value) {
+    if (value_.numel() != 1) fail("value must hold one element");
   }
   bool differentiable() const override { return false; }
 
@@ -495,22 +466,8 @@ class ConstantOfShapeKernel final : public Kernel {
 
 class ConstantKernel final : public Kernel {
  public:
-  explicit ConstantKernel(const model::Node& node) : Kernel(node) {
-    if (node.has("value"))
-      value_ = node.attr_tensor("value");
-    else if (node.has("value_float"))
-      value_ = Tensor::scalar(node.attr_float("value_float", 0));
-    else if (node.has("value_floats")) {
-      auto v = node.attr_floats("value_floats", {});
-      value_ = Tensor::from_floats({static_cast<int64_t>(v.size())}, v);
-    } else if (node.has("value_int"))
-      value_ = Tensor::from_int64({}, {node.attr_int("value_int", 0)});
-    else if (node.has("value_ints")) {
-      auto v = node.attr_ints("value_ints", {});
-      value_ = Tensor::from_int64({static_cast<int64_t>(v.size())}, v);
-    } else
-      unsupported("only value, value_float(s) and value_int(s) constants are supported");
-  }
+  explicit ConstantKernel(const model::LoweredOp& op)
+      : Kernel(op), value_(op.as<model::ConstantParams>().value) {}
   bool differentiable() const override { return false; }
 
   void forward(ForwardEnv& env) override {
@@ -524,22 +481,33 @@ class ConstantKernel final : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_tensor_op(const model::Node& node, int64_t opset) {
-  const std::string& op = node.op_type;
-  if (op == "Identity") return std::make_unique<ViewKernel>(node, View::Identity, opset);
-  if (op == "Dropout") return std::make_unique<ViewKernel>(node, View::Dropout, opset);
-  if (op == "Flatten") return std::make_unique<ViewKernel>(node, View::Flatten, opset);
-  if (op == "Reshape") return std::make_unique<ViewKernel>(node, View::Reshape, opset);
-  if (op == "Squeeze") return std::make_unique<ViewKernel>(node, View::Squeeze, opset);
-  if (op == "Unsqueeze") return std::make_unique<ViewKernel>(node, View::Unsqueeze, opset);
-  if (op == "Concat") return std::make_unique<ConcatKernel>(node);
-  if (op == "Pad") return std::make_unique<PadKernel>(node, opset);
-  if (op == "Gather") return std::make_unique<GatherKernel>(node);
-  if (op == "Shape") return std::make_unique<ShapeKernel>(node);
-  if (op == "Cast") return std::make_unique<CastKernel>(node);
-  if (op == "ConstantOfShape") return std::make_unique<ConstantOfShapeKernel>(node);
-  if (op == "Constant") return std::make_unique<ConstantKernel>(node);
-  return nullptr;
+std::unique_ptr<Kernel> make_tensor_op(const model::LoweredOp& op) {
+  using K = model::OpKind;
+  switch (op.kind) {
+    case K::Identity:
+    case K::Dropout:
+    case K::Flatten:
+    case K::Reshape:
+    case K::Squeeze:
+    case K::Unsqueeze:
+      return std::make_unique<ViewKernel>(op);
+    case K::Concat:
+      return std::make_unique<ConcatKernel>(op);
+    case K::Pad:
+      return std::make_unique<PadKernel>(op);
+    case K::Gather:
+      return std::make_unique<GatherKernel>(op);
+    case K::Shape:
+      return std::make_unique<ShapeKernel>(op);
+    case K::Cast:
+      return std::make_unique<CastKernel>(op);
+    case K::ConstantOfShape:
+      return std::make_unique<ConstantOfShapeKernel>(op);
+    case K::Constant:
+      return std::make_unique<ConstantKernel>(op);
+    default:
+      return nullptr;
+  }
 }
 
 }  // namespace veil::nn::detail

@@ -107,20 +107,40 @@ dnnl::memory::format_tag plain_tag(size_t rank) {
   }
 }
 
-std::unique_ptr<Kernel> make_kernel(const model::Node& node, int64_t opset) {
-  const std::string& op = node.op_type;
-  if (op == "Conv") return make_conv(node, nullptr);
-  if (op == "Gemm") return make_gemm(node);
-  if (op == "MatMul") return make_matmul(node);
-  if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "GlobalMaxPool")
-    return make_pool(node);
-  if (op == "BatchNormalization") return make_batch_norm(node);
-  if (op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "Sigmoid" || op == "Tanh")
-    return make_eltwise(node);
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return make_binary(node);
-  if (op == "Softmax") return make_softmax(node, opset);
-  if (auto k = make_tensor_op(node, opset)) return k;
-  throw Unsupported(node.describe() + ": not supported");
+std::unique_ptr<Kernel> make_kernel(const model::LoweredOp& op) {
+  using K = model::OpKind;
+  switch (op.kind) {
+    case K::Conv:
+      return make_conv(op, nullptr);
+    case K::Gemm:
+      return make_gemm(op);
+    case K::MatMul:
+      return make_matmul(op);
+    case K::MaxPool:
+    case K::AveragePool:
+    case K::GlobalAveragePool:
+    case K::GlobalMaxPool:
+      return make_pool(op);
+    case K::BatchNormalization:
+      return make_batch_norm(op);
+    case K::Relu:
+    case K::LeakyRelu:
+    case K::Clip:
+    case K::Sigmoid:
+    case K::Tanh:
+      return make_eltwise(op);
+    case K::Add:
+    case K::Sub:
+    case K::Mul:
+    case K::Div:
+      return make_binary(op);
+    case K::Softmax:
+      return make_softmax(op);
+    default:  // data movement and shape ops, or an op the float engine lacks
+      if (auto k = make_tensor_op(op)) return k;
+      break;
+  }
+  throw Unsupported(op.describe() + ": not supported by the float engine");
 }
 
 }  // namespace veil::nn::detail

@@ -104,10 +104,9 @@ std::vector<double> plain_forward(const model::Graph& g, const Tensor& x) {
   return y;
 }
 
-TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
-  TestRng rng;
-  model::Graph g = tiny_graph(rng);
-  // Client and helper hold the structure only: their weights are zeroed.
+// Runs `g` at the three parties (the client and helper hold zeroed weights) and compares the
+// client's logits with the plaintext loops of tiny_graph.
+void expect_matches_plaintext(const model::Graph& g, TestRng& rng) {
   model::Graph public_copy = g;
   for (auto& [name, t] : public_copy.initializers) t = Tensor(t.shape());
   SessionParams sp;
@@ -132,6 +131,23 @@ TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
   }
 }
 
+TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
+  TestRng rng;
+  expect_matches_plaintext(tiny_graph(rng), rng);
+}
+
+// auto_pad is resolved by model::spatial_geometry: SAME_UPPER for the 3x3 stride-1 conv is pad
+// 1 on every side and VALID for the 2x2 stride-2 pool is no padding, so the plaintext loops of
+// tiny_graph still apply.
+TEST(SecureModel, AutoPadResolvedByTheModelGeometry) {
+  TestRng rng;
+  model::Graph g = tiny_graph(rng);
+  g.nodes[0].attributes.erase("pads");
+  g.nodes[0].attributes["auto_pad"] = std::string("SAME_UPPER");
+  g.nodes[2].attributes["auto_pad"] = std::string("VALID");
+  expect_matches_plaintext(g, rng);
+}
+
 TEST(SecureModel, StructureHashIgnoresWeightValuesButNotStructure) {
   TestRng rng;
   model::Graph a = tiny_graph(rng), b = a;
@@ -146,6 +162,36 @@ TEST(SecureModel, RejectsUnfoldedBatchNorm) {
   model::Graph g = tiny_graph(rng);
   g.nodes.insert(g.nodes.begin() + 1, node("bn", "BatchNormalization", {"c1"}, {"c1b"}));
   EXPECT_THROW(SecureModel m(g), Unsupported);
+}
+
+// An op the protocols lack is refused when the model is built, naming the op and the node.
+TEST(SecureModel, RefusesAtConstructionNamingOpAndNode) {
+  TestRng rng;
+  auto refusal = [](const model::Graph& g) {
+    try {
+      SecureModel m(g);
+    } catch (const Unsupported& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  model::Graph soft = tiny_graph(rng);
+  soft.nodes.push_back(node("probs", "Softmax", {"y"}, {"p"}));
+  soft.outputs = {{"p", DType::Float32, {1, 4}}};
+  EXPECT_EQ(refusal(soft), "node 'probs' (Softmax): not supported by three-party inference");
+  model::Graph bn = tiny_graph(rng);
+  bn.nodes.insert(bn.nodes.begin() + 1, node("bn", "BatchNormalization", {"c1"}, {"c1b"}));
+  EXPECT_EQ(refusal(bn),
+            "node 'bn' (BatchNormalization): not supported by three-party inference (fold it "
+            "into the conv first)");
+  model::Graph unknown = tiny_graph(rng);
+  unknown.nodes[1].op_type = "Swish";
+  EXPECT_EQ(refusal(unknown), "node 'relu1' (Swish): operator is not supported by veil");
+  // Attributes the protocols cannot honour are refused up front too, not at the first run.
+  model::Graph alpha = tiny_graph(rng);
+  alpha.nodes.back().attributes["alpha"] = 2.0f;
+  EXPECT_EQ(refusal(alpha), "node 'fc' (Gemm): only alpha = beta = 1, transA = 0");
+  EXPECT_EQ(refusal(tiny_graph(rng)), "accepted");
 }
 
 }  // namespace

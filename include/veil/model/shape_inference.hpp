@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "veil/model/graph.hpp"
+#include "veil/model/ops.hpp"
 
 namespace veil::model {
 
@@ -44,8 +45,21 @@ struct SpatialGeometry {
   std::vector<int64_t> output;  // spatial output sizes (-1 where the input size is unknown)
 };
 // `input` is the full input shape [N, C, D1, ...]; `kernel` the spatial kernel size (for Conv the
-// trailing weight dims, for pools kernel_shape). Throws MalformedInput naming the node.
+// trailing weight dims, for pools kernel_shape). Throws MalformedInput prefixed with `who` (the
+// node's describe()). This is the only place that resolves auto_pad, pads, dilations and
+// ceil_mode: shape inference and every backend call it.
+SpatialGeometry spatial_geometry(const SpatialParams& params, const Shape& input,
+                                 const std::vector<int64_t>& kernel, const std::string& who);
+// The same for a node's attributes (lowered first).
 SpatialGeometry spatial_geometry(const Node& node, const Shape& input,
                                  const std::vector<int64_t>& kernel);
+
+// Reshape's output shape for `input` and a target with ONNX's 0 (copy the input dimension unless
+// `allowzero`) and -1 (infer from the element count). Negative input dimensions are symbolic as
+// in infer_node (a -1 left in the result is unknown). Throws MalformedInput prefixed with `who`
+// when the target is invalid or the element counts cannot match. The only place that resolves a
+// Reshape target: shape inference and every backend call it.
+Shape reshape_output(const Shape& input, const std::vector<int64_t>& target, bool allowzero,
+                     const std::string& who);
 
 }  // namespace veil::model

@@ -2,9 +2,10 @@
 // SecureModel from the same graph structure; only the server's copy needs real weights (the
 // others' initializers are used for their shapes alone and may hold anything).
 //
-// Supported ops: Conv (stride, padding, dilation, groups, bias), Gemm (alpha = beta = 1,
-// transA = 0, any transB, bias), MatMul, Relu (optionally block ReLU per node), MaxPool,
-// AveragePool, GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
+// The plan is built from the lowered graph (veil/model/lowered.hpp). Supported ops: Conv
+// (stride, padding or auto_pad, dilation, groups, bias), Gemm (alpha = beta = 1, transA = 0, any
+// transB, bias), MatMul, Relu (optionally block ReLU per node), MaxPool and AveragePool (2-D,
+// no dilation), GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
 // Identity/Dropout. BatchNormalization must be folded into the convolutions beforehand.
 #pragma once
 
@@ -16,6 +17,7 @@
 
 #include "veil/core/tensor.hpp"
 #include "veil/model/graph.hpp"
+#include "veil/model/lowered.hpp"
 #include "veil/mpc/nonlinear.hpp"
 #include "veil/mpc/party.hpp"
 
@@ -43,7 +45,8 @@ struct LayerCost {
 
 class SecureModel {
  public:
-  // Throws Unsupported naming the first node it cannot run.
+  // Lowers the graph and builds the plan. Throws Unsupported naming the op and the first node
+  // it cannot run ("node 'x' (Softmax): not supported by three-party inference").
   SecureModel(const model::Graph& graph, SecureModelOptions options = {});
 
   // Client: `input` is the image batch (float, the graph's first input). Server and helper:
@@ -53,8 +56,12 @@ class SecureModel {
   Tensor run(Party& p, const Tensor& input, std::vector<LayerCost>* trace = nullptr) const;
 
  private:
+  // Attribute defaults that depend on the opset do not matter for the ops above.
+  static constexpr int64_t kSecureOpset = 13;
+
   const model::Graph& graph_;
   SecureModelOptions options_;
+  model::LoweredGraph lowered_;
 };
 
 }  // namespace veil::mpc
