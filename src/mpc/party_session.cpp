@@ -5,10 +5,9 @@
 #include <cstring>
 
 #include "veil/core/error.hpp"
-#include "veil/data/dataset.hpp"
-#include "veil/data/npy.hpp"
 #include "veil/model/fold_batch_norm.hpp"
 #include "veil/model/onnx.hpp"
+#include "veil/mpc/client_input.hpp"
 #include "veil/mpc/public_model.hpp"
 #include "veil/mpc/tcp_channel.hpp"
 #include "veil/mpc/tls.hpp"
@@ -36,39 +35,29 @@ json stats_json(const ChannelStats& s) {
           {"messages_received", s.messages_received}};
 }
 
+ChannelStats stats_from_json(const json& j) {
+  return {j.at("bytes_sent").get<uint64_t>(), j.at("bytes_received").get<uint64_t>(),
+          j.at("messages_sent").get<uint64_t>(), j.at("messages_received").get<uint64_t>()};
+}
+
+// Rows of equal length; [0, 0] for no rows (to_json writes no rows for an empty tensor).
+Tensor logits_from_json(const json& rows) {
+  if (!rows.is_array()) throw MalformedInput("party report: logits must be an array of rows");
+  const int64_t n = static_cast<int64_t>(rows.size());
+  const int64_t k = n ? static_cast<int64_t>(rows[0].size()) : 0;
+  std::vector<float> v;
+  v.reserve(static_cast<size_t>(n * k));
+  for (const json& row : rows) {
+    if (!row.is_array() || static_cast<int64_t>(row.size()) != k)
+      throw MalformedInput("party report: logit rows of different lengths");
+    for (const json& x : row) v.push_back(x.get<float>());
+  }
+  return Tensor::from_floats({n, k}, std::move(v));
+}
+
 ChannelStats minus(const ChannelStats& a, const ChannelStats& b) {
   return {a.bytes_sent - b.bytes_sent, a.bytes_received - b.bytes_received,
           a.messages_sent - b.messages_sent, a.messages_received - b.messages_received};
-}
-
-// The client's images: the first n (from offset) of a dataset's test split, or an .npy tensor.
-struct ClientInput {
-  Tensor images;
-  std::vector<int32_t> labels;
-};
-
-ClientInput load_client_input(const PartyConfig& c) {
-  ClientInput in;
-  if (!c.npy.empty()) {
-    Tensor t = data::read_npy(c.npy);
-    if (t.rank() < 2 || t.dtype() != DType::Float32)
-      throw InvalidArgument(c.npy + ": expected a float32 [N, ...] tensor");
-    int64_t total = t.shape()[0];
-    if (c.offset > total) throw InvalidArgument(c.npy + ": offset beyond the tensor");
-    int64_t n = c.n > 0 ? std::min(c.n, total - c.offset) : total - c.offset;
-    int64_t per = t.numel() / std::max<int64_t>(total, 1);
-    Shape s = t.shape();
-    s[0] = n;
-    std::vector<float> v(t.data() + c.offset * per, t.data() + (c.offset + n) * per);
-    in.images = Tensor::from_floats(s, std::move(v));
-    return in;
-  }
-  data::Dataset ds = data::load_dataset(c.data, data::Split::Test, c.n > 0 ? c.offset + c.n : 0);
-  if (c.offset > ds.size()) throw InvalidArgument("input offset beyond the dataset");
-  int64_t n = ds.size() - c.offset;
-  in.images = ds.batch(c.offset, n);
-  in.labels = ds.batch_labels(c.offset, n);
-  return in;
 }
 
 std::shared_ptr<const TlsSettings> tls_settings(Role me, const PartyConfig& c) {
@@ -94,16 +83,6 @@ std::shared_ptr<const TlsSettings> tls_settings(Role me, const PartyConfig& c) {
   return s;
 }
 
-Shape batch_shape(const model::Graph& g, int64_t batch) {
-  if (g.inputs.empty()) throw MalformedInput("the model has no input");
-  Shape s = g.inputs[0].shape;
-  if (s.empty()) throw Unsupported("the model's input must have a batch dimension");
-  s[0] = batch;
-  for (size_t i = 1; i < s.size(); ++i)
-    if (s[i] <= 0) throw Unsupported("the model's input must have fixed non-batch dimensions");
-  return s;
-}
-
 void add_costs(std::vector<LayerCost>& sum, const std::vector<LayerCost>& batch) {
   if (sum.empty()) {
     sum = batch;
@@ -125,7 +104,7 @@ model::Model load_model_for_mpc(const std::string& path) {
   model::Model m = model::load_onnx(path);
   model::fold_batch_norm(m);
   SecureModel check(m.graph);  // throws Unsupported naming the first node it cannot run
-  batch_shape(m.graph, 1);
+  model_input_shape(m.graph, 1);
   return m;
 }
 
@@ -168,6 +147,39 @@ json PartyReport::to_json() const {
   return j;
 }
 
+PartyReport PartyReport::from_json(const json& j) {
+  PartyReport r;
+  try {
+    r.role = role_from_name(j.at("role").get<std::string>());
+    r.model_name = j.at("model").get<std::string>();
+    r.model_hash = j.at("model_hash").get<std::string>();
+    r.tls = j.at("tls").get<bool>();
+    r.link = parse_link_profile(j.at("link").get<std::string>());
+    r.setup_seconds = j.at("setup_seconds").get<double>();
+    r.run_seconds = j.at("run_seconds").get<double>();
+    r.setup_stats = stats_from_json(j.at("setup"));
+    r.run_stats = stats_from_json(j.at("run"));
+    r.rounds = j.at("rounds").get<uint32_t>();
+    for (const json& b : j.at("batches"))
+      r.batches.push_back({b.at("size").get<int64_t>(), b.at("seconds").get<double>(),
+                           b.at("rounds").get<uint32_t>(), b.at("bytes_sent").get<uint64_t>()});
+    for (const json& l : j.at("layers"))
+      r.layers.push_back({l.at("node").get<std::string>(), l.at("op").get<std::string>(),
+                          l.at("bytes_sent").get<uint64_t>(), l.at("messages_sent").get<uint64_t>(),
+                          l.at("rounds").get<uint32_t>(), l.at("seconds").get<double>()});
+    if (r.role == Role::Client) {
+      r.predictions = j.at("predictions").get<std::vector<int64_t>>();
+      if (j.contains("labels")) r.labels = j.at("labels").get<std::vector<int32_t>>();
+      r.logits = logits_from_json(j.at("logits"));
+    }
+  } catch (const json::exception& e) {
+    throw MalformedInput(std::string("party report: ") + e.what());
+  } catch (const InvalidArgument& e) {
+    throw MalformedInput(std::string("party report: ") + e.what());
+  }
+  return r;
+}
+
 PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& opt) {
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
@@ -180,7 +192,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   model::Model model;
   ClientInput input;
   if (me == Role::Server) model = load_model_for_mpc(cfg.model);
-  if (me == Role::Client) input = load_client_input(cfg);
+  if (me == Role::Client) input = select_client_input(cfg.client_input());
 
   TcpOptions tcp;
   tcp.io_timeout = std::chrono::milliseconds(cfg.io_timeout_ms);
@@ -245,10 +257,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
       party.send_u64(peer, Tag::Plan, {plan.size()});
       party.send_u64(peer, Tag::Plan, plan);
     }
-    Shape want = batch_shape(model.graph, n);
-    if (input.images.shape() != want)
-      throw InvalidArgument("the input has shape " + shape_to_string(input.images.shape()) +
-                            ", the model expects " + shape_to_string(want));
+    check_input_shape(input.images, model_input_shape(model.graph, n));
     data::Normalization norm = nn::normalization_of(model);
     norm.apply(input.images);
   } else {
@@ -268,12 +277,12 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
     const int64_t size = static_cast<int64_t>(plan[b]);
     Tensor x;
     if (me != Role::Client) {
-      x = Tensor(batch_shape(model.graph, size));  // shape only matters
+      x = Tensor(model_input_shape(model.graph, size));  // shape only matters
     } else {
       int64_t per = input.images.numel() / input.images.shape()[0];
       std::vector<float> v(input.images.data() + done * per,
                            input.images.data() + (done + size) * per);
-      x = Tensor::from_floats(batch_shape(model.graph, size), std::move(v));
+      x = Tensor::from_floats(model_input_shape(model.graph, size), std::move(v));
     }
     ChannelStats before = party.stats();
     uint32_t c0 = party.clock();

@@ -27,23 +27,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::on_each_role;
+using testing::TempDir;
 using testing::TestRng;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "veil_mpc_test_XXXXXX").string();
-    path_ = ::mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  fs::path path_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Public structure
@@ -308,6 +293,18 @@ class PartySession : public ::testing::Test {
     return e.forward({x})[0];
   }
 
+  // TLS on, each party with a fresh key that the others pin.
+  void pin_fresh_keys() {
+    cfg_.tls = TlsMode::On;
+    for (int r = 0; r < 3; ++r) {
+      auto k = TlsIdentity::generate();
+      std::string path = (dir_ / ("k" + std::to_string(r) + ".pem")).string();
+      k->save(path);
+      cfg_.parties[r].key = path;
+      cfg_.parties[r].fingerprint = k->fingerprint();
+    }
+  }
+
   TempDir dir_;
   model::Model model_;
   Tensor images_;
@@ -341,28 +338,14 @@ TEST_F(PartySession, PlainTcpMatchesPlaintextInference) {
 }
 
 TEST_F(PartySession, TlsWithPinnedKeysMatchesPlaintextInference) {
-  cfg_.tls = TlsMode::On;
-  for (int r = 0; r < 3; ++r) {
-    auto k = TlsIdentity::generate();
-    std::string path = (dir_ / ("k" + std::to_string(r) + ".pem")).string();
-    k->save(path);
-    cfg_.parties[r].key = path;
-    cfg_.parties[r].fingerprint = k->fingerprint();
-  }
+  pin_fresh_keys();
   Session s = run_three(cfg_);
   expect_matches_plaintext(s, plaintext());
   EXPECT_TRUE(s.reports[0].tls);
 }
 
 TEST_F(PartySession, AnImpostorServerIsRefused) {
-  cfg_.tls = TlsMode::On;
-  for (int r = 0; r < 3; ++r) {
-    auto k = TlsIdentity::generate();
-    std::string path = (dir_ / ("k" + std::to_string(r) + ".pem")).string();
-    k->save(path);
-    cfg_.parties[r].key = path;
-    cfg_.parties[r].fingerprint = k->fingerprint();
-  }
+  pin_fresh_keys();
   std::array<PartyConfig, 3> per_role = {cfg_, cfg_, cfg_};
   auto evil = TlsIdentity::generate();
   evil->save(dir_ / "evil.pem");

@@ -32,6 +32,7 @@
 #include <string>
 #include <string_view>
 
+#include "veil/mpc/client_input.hpp"
 #include "veil/mpc/link_profile.hpp"
 #include "veil/mpc/party.hpp"
 
@@ -69,6 +70,7 @@ struct PartyConfig {
     return tls == TlsMode::On || (tls == TlsMode::Auto && !all_loopback());
   }
   SessionParams session_params() const;  // model_hash left zero
+  ClientInputSpec client_input() const { return {data, npy, n, offset}; }
 
   // Throws InvalidArgument naming the bad field.
   static PartyConfig from_json(const nlohmann::json& j, const std::filesystem::path& base_dir);

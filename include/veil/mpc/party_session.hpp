@@ -54,6 +54,9 @@ struct PartyReport {
   std::vector<int32_t> labels;  // empty unless the input came from a labelled dataset
 
   nlohmann::json to_json() const;
+  // Reads what to_json() wrote (a party process's --report file). Throws MalformedInput for a
+  // missing field or a value of the wrong type.
+  static PartyReport from_json(const nlohmann::json& j);
 };
 
 // Runs one party to the end. Throws (ProtocolError for anything network- or peer-related) on
