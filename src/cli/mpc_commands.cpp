@@ -10,13 +10,13 @@
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
 #include "veil/data/npy.hpp"
-#include "veil/mpc/link_profile.hpp"
+#include "veil/mpc/kernels/ring_kernels.hpp"
 #include "veil/mpc/local_run.hpp"
+#include "veil/mpc/network/link_profile.hpp"
+#include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/party_session.hpp"
-#include "veil/mpc/private_compare.hpp"
+#include "veil/mpc/protocols/private_compare.hpp"
 #include "veil/mpc/public_model.hpp"
-#include "veil/mpc/ring_kernels.hpp"
-#include "veil/mpc/tls.hpp"
 
 namespace veil::cli {
 namespace {

@@ -8,9 +8,9 @@
 #include "veil/model/fold_batch_norm.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/client_input.hpp"
+#include "veil/mpc/network/tcp_channel.hpp"
+#include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/public_model.hpp"
-#include "veil/mpc/tcp_channel.hpp"
-#include "veil/mpc/tls.hpp"
 #include "veil/nn/preprocess.hpp"
 
 namespace veil::mpc {

@@ -16,9 +16,9 @@
 #include "veil/model/fold_batch_norm.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/model/zoo.hpp"
+#include "veil/mpc/network/tcp_channel.hpp"
+#include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/public_model.hpp"
-#include "veil/mpc/tcp_channel.hpp"
-#include "veil/mpc/tls.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/preprocess.hpp"
 

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "veil/mpc/client_input.hpp"
-#include "veil/mpc/link_profile.hpp"
+#include "veil/mpc/network/link_profile.hpp"
 #include "veil/mpc/party.hpp"
 #include "veil/mpc/party_session.hpp"
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "veil/core/tensor.hpp"
-#include "veil/mpc/party_config.hpp"
+#include "veil/mpc/network/party_config.hpp"
 #include "veil/mpc/secure_model.hpp"
 
 namespace veil::mpc {

@@ -16,8 +16,8 @@
 
 #include "veil/core/tensor.hpp"
 #include "veil/model/graph.hpp"
-#include "veil/mpc/nonlinear.hpp"
 #include "veil/mpc/party.hpp"
+#include "veil/mpc/protocols/nonlinear.hpp"
 
 namespace veil::mpc {
 
