@@ -36,6 +36,18 @@ class MpcCli : public ::testing::Test {
     input_ = dir_ / "x.npy";
     data::write_npy(input_, x);
   }
+  // `mpc run` one image at a time over 400 images (pixel i is (i % period) / period): enough
+  // that the session is still running when a --fault hits.
+  CliResult run_many_with(int period, const std::string& options) {
+    Tensor x({400, 1, 28, 28});
+    for (int64_t i = 0; i < x.numel(); ++i)
+      x.data()[i] = static_cast<float>(i % period) / static_cast<float>(period);
+    data::write_npy(dir_ / "many.npy", x);
+    return run_veil("mpc run --model " + model_.string() + " --input " +
+                        (dir_ / "many.npy").string() + " --batch 1 " + options,
+                    dir_);
+  }
+
   TempDir dir_;
   fs::path model_, input_;
 };
@@ -108,13 +120,7 @@ TEST_F(MpcCli, RunOverTlsOnFashionMnist) {
 }
 
 TEST_F(MpcCli, AKilledPartyStopsTheOthersWithAClearError) {
-  // Enough images that the session is still running when the helper is killed.
-  Tensor x({400, 1, 28, 28});
-  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 199) / 199;
-  data::write_npy(dir_ / "many.npy", x);
-  auto r = run_veil("mpc run --model " + model_.string() + " --input " +
-                        (dir_ / "many.npy").string() + " --batch 1 --fault kill:helper:300",
-                    dir_);
+  auto r = run_many_with(199, "--fault kill:helper:300");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("helper: killed by signal 9"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("client: exit code 1"), std::string::npos) << r.err;
@@ -124,14 +130,8 @@ TEST_F(MpcCli, AKilledPartyStopsTheOthersWithAClearError) {
 }
 
 TEST_F(MpcCli, AFrozenPartyIsDetectedByTheIoTimeout) {
-  Tensor x({400, 1, 28, 28});
-  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 97) / 97;
-  data::write_npy(dir_ / "many.npy", x);
   // SIGSTOP: the server's sockets stay open but it sends nothing, not even heartbeats.
-  auto r =
-      run_veil("mpc run --model " + model_.string() + " --input " + (dir_ / "many.npy").string() +
-                   " --batch 1 --io-timeout 1500 --fault stop:server:300",
-               dir_);
+  auto r = run_many_with(97, "--io-timeout 1500 --fault stop:server:300");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("nothing from the peer"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("client: exit code 1"), std::string::npos) << r.err;

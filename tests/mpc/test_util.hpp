@@ -3,14 +3,13 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <array>
-#include <filesystem>
 #include <functional>
 #include <thread>
 #include <vector>
 
+#include "temp_dir.hpp"
 #include "veil/core/random.hpp"
 #include "veil/mpc/local_session.hpp"
 #include "veil/mpc/party.hpp"
@@ -18,24 +17,7 @@
 
 namespace veil::mpc::testing {
 
-// A fresh directory, removed with its contents at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "veil_mpc_test_XXXXXX").string();
-    path_ = ::mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::filesystem::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  std::filesystem::path path_;
-};
+using veil::testing::TempDir;
 
 // Test data (not secrets) still comes from the AES-CTR PRG under a fresh seed.
 class TestRng {

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -219,17 +220,10 @@ bool ring_gemm_kernel_available(RingGemmKernel kernel) {
 }
 
 const char* ring_gemm_kernel_name(RingGemmKernel kernel) {
-  switch (kernel) {
-    case RingGemmKernel::Auto:
-      return "auto";
-    case RingGemmKernel::Portable:
-      return "portable";
-    case RingGemmKernel::Avx512:
-      return "avx512dq";
-    case RingGemmKernel::Amx:
-      return "amx-int8";
-  }
-  return "?";
+  // Indexed by RingGemmKernel: Auto, Portable, Avx512, Amx.
+  constexpr std::array<const char*, 4> kNames = {"auto", "portable", "avx512dq", "amx-int8"};
+  const auto i = static_cast<size_t>(kernel);
+  return i < kNames.size() ? kNames[i] : "?";
 }
 
 const char* gemm_u64_kernel_name() { return gemm_u64_kernel_name(1 << 10, 1 << 10, 1 << 10); }

@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
@@ -53,15 +55,19 @@ T field(const json& j, const char* key, T fallback, const std::string& where) {
   }
 }
 
+constexpr std::array<std::pair<TlsMode, const char*>, 3> kTlsModes = {
+    {{TlsMode::Auto, "auto"}, {TlsMode::On, "on"}, {TlsMode::Off, "off"}}};
+
 const char* tls_name(TlsMode m) {
-  switch (m) {
-    case TlsMode::On:
-      return "on";
-    case TlsMode::Off:
-      return "off";
-    default:
-      return "auto";
-  }
+  for (const auto& [mode, name] : kTlsModes)
+    if (mode == m) return name;
+  return "auto";
+}
+
+TlsMode tls_from_name(const std::string& s) {
+  for (const auto& [mode, name] : kTlsModes)
+    if (s == name) return mode;
+  throw InvalidArgument("party config: tls must be auto, on or off");
 }
 
 }  // namespace
@@ -71,13 +77,6 @@ bool is_loopback_host(const std::string& host) {
   in_addr a{};
   if (::inet_pton(AF_INET, host.c_str(), &a) == 1) return (ntohl(a.s_addr) >> 24) == 127;
   return false;
-}
-
-Role role_from_name(const std::string& name) {
-  if (name == "client") return Role::Client;
-  if (name == "server") return Role::Server;
-  if (name == "helper") return Role::Helper;
-  throw InvalidArgument("unknown role '" + name + "' (client, server or helper)");
 }
 
 bool PartyConfig::all_loopback() const {
@@ -141,15 +140,7 @@ PartyConfig PartyConfig::from_json(const json& j, const std::filesystem::path& b
         field<int>(j["drelu"], "comparison_bits_ignored", 0, "drelu.");
   }
   c.session_params().validate();
-  std::string tls = field<std::string>(j, "tls", "auto", "");
-  if (tls == "auto")
-    c.tls = TlsMode::Auto;
-  else if (tls == "on")
-    c.tls = TlsMode::On;
-  else if (tls == "off")
-    c.tls = TlsMode::Off;
-  else
-    throw InvalidArgument("party config: tls must be auto, on or off");
+  c.tls = tls_from_name(field<std::string>(j, "tls", "auto", ""));
   c.threads = field<int>(j, "threads", 1, "");
   c.io_timeout_ms = field<int64_t>(j, "io_timeout_ms", c.io_timeout_ms, "");
   c.connect_timeout_ms = field<int64_t>(j, "connect_timeout_ms", c.connect_timeout_ms, "");

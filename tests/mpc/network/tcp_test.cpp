@@ -121,34 +121,28 @@ std::unique_ptr<Channel> channel_fed_by_raw_peer(const std::vector<uint8_t>& byt
   return l.accept(opt, std::chrono::seconds(5));
 }
 
+// recv() on a channel whose raw peer wrote `bytes` must fail naming `why`.
+void expect_recv_refuses(const std::vector<uint8_t>& bytes, const TcpOptions& opt,
+                         const std::string& why) {
+  int raw = -1;
+  auto ch = channel_fed_by_raw_peer(bytes, &raw, opt);
+  try {
+    ch->recv();
+    ADD_FAILURE() << "accepted a frame that should fail with: " << why;
+  } catch (const ProtocolError& e) {
+    EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+  }
+  ::close(raw);
+}
+
 TEST(Tcp, MalformedAndOversizedFramesAreRejected) {
   TcpOptions opt;
   opt.max_frame_payload = 1 << 20;
-  int raw = -1;
-  {
-    std::vector<uint8_t> junk(kFrameHeaderSize, 0x41);
-    auto ch = channel_fed_by_raw_peer(junk, &raw, opt);
-    try {
-      ch->recv();
-      ADD_FAILURE() << "junk accepted";
-    } catch (const ProtocolError& e) {
-      EXPECT_NE(std::string(e.what()).find("malformed"), std::string::npos) << e.what();
-    }
-    ::close(raw);
-  }
-  {
-    std::vector<uint8_t> h(kFrameHeaderSize);
-    encode_frame_header({FrameKind::Data, 1, 0, uint64_t{1} << 40},
-                        std::span<uint8_t, kFrameHeaderSize>(h.data(), kFrameHeaderSize));
-    auto ch = channel_fed_by_raw_peer(h, &raw, opt);
-    try {
-      ch->recv();
-      ADD_FAILURE() << "oversized frame accepted";
-    } catch (const ProtocolError& e) {
-      EXPECT_NE(std::string(e.what()).find("exceeds the limit"), std::string::npos) << e.what();
-    }
-    ::close(raw);
-  }
+  expect_recv_refuses(std::vector<uint8_t>(kFrameHeaderSize, 0x41), opt, "malformed");
+  std::vector<uint8_t> h(kFrameHeaderSize);
+  encode_frame_header({FrameKind::Data, 1, 0, uint64_t{1} << 40},
+                      std::span<uint8_t, kFrameHeaderSize>(h.data(), kFrameHeaderSize));
+  expect_recv_refuses(h, opt, "exceeds the limit");
 }
 
 TEST(Tcp, SilentPeerTimesOut) {

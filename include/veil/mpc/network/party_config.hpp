@@ -84,6 +84,5 @@ PartyConfig parse_party_config(std::string_view json_text, const std::filesystem
 PartyConfig load_party_config(const std::filesystem::path& path);
 
 bool is_loopback_host(const std::string& host);
-Role role_from_name(const std::string& name);  // "client" | "server" | "helper"
 
 }  // namespace veil::mpc
