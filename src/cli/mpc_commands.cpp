@@ -45,9 +45,9 @@ struct PartyArgs {
 void run_party_command(const PartyArgs& a) {
   mpc::Role role = mpc::role_from_name(a.role);
   mpc::PartyConfig cfg = mpc::load_party_config(a.config);
-  if (!a.data.empty()) cfg.data = a.data, cfg.npy.clear();
-  if (!a.input.empty()) cfg.npy = a.input;
-  if (a.n >= 0) cfg.n = a.n;
+  if (!a.data.empty()) cfg.input.data = a.data, cfg.input.npy.clear();
+  if (!a.input.empty()) cfg.input.npy = a.input;
+  if (a.n >= 0) cfg.input.n = a.n;
   if (a.batch > 0) cfg.batch = a.batch;
   if (!a.link.empty()) cfg.link = mpc::parse_link_profile(a.link);
   mpc::PartyRunOptions opt;

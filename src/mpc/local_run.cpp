@@ -100,12 +100,9 @@ PartyConfig session_config(const LocalRunOptions& o, const fs::path& dir, uint16
   cfg.parties[idx(Role::Helper)].port = helper_port;
   cfg.model = fs::absolute(o.model).string();
   cfg.model_hash = model_hash;
-  if (!o.input.npy.empty())
-    cfg.npy = fs::absolute(o.input.npy).string();
-  else
-    cfg.data = o.input.data;
-  cfg.n = n;
-  cfg.offset = o.input.offset;
+  cfg.input = o.input;
+  if (!cfg.input.npy.empty()) cfg.input.npy = fs::absolute(cfg.input.npy).string();
+  cfg.input.n = n;
   cfg.batch = o.batch;
   cfg.frac_bits = o.frac_bits;
   cfg.drelu = o.drelu;

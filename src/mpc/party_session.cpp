@@ -320,7 +320,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   model::Model model;
   ClientInput input;
   if (me == Role::Server) model = load_model_for_mpc(cfg.model);
-  if (me == Role::Client) input = select_client_input(cfg.client_input());
+  if (me == Role::Client) input = select_client_input(cfg.input);
 
   Links links = connect_links(me, cfg, opt, report, log);
   const std::array<uint8_t, 32> hash = share_structure(me, cfg, links, model, report);

@@ -42,9 +42,11 @@ PartyReport report(Role role,
     r.batches.push_back({2, 0.25, br, 10});
     r.rounds += br;
   }
-  int i = 0;
-  for (const auto& [op, bytes, rounds, secs] : layers)
-    r.layers.push_back({"n" + std::to_string(i++), op, bytes, 3, rounds, secs});
+  for (const auto& [op, bytes, rounds, secs] : layers) {
+    std::string node = "n";  // n0, n1, ... (appended: g++ 12 misreads "n" + to_string(i))
+    node += std::to_string(r.layers.size());
+    r.layers.push_back({node, op, bytes, 3, rounds, secs});
+  }
   if (role == Role::Client) {
     r.logits = Tensor::from_floats({3, 2}, {0.0f, 1.0f, 2.0f, 1.0f, 0.5f, 0.25f});
     r.predictions = {1, 0, 0};

@@ -98,7 +98,7 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
   EXPECT_EQ(c.parties[1].port, 7001);
   EXPECT_EQ(c.parties[1].key, "/etc/veil/server.pem");
   EXPECT_EQ(c.model, "/etc/veil/m.onnx");
-  EXPECT_EQ(c.n, 5);
+  EXPECT_EQ(c.input.n, 5);
   EXPECT_EQ(c.batch, 2);
   EXPECT_EQ(c.drelu.comparison_bits_ignored, 48);
   EXPECT_TRUE(c.all_loopback());
@@ -278,8 +278,8 @@ class PartySession : public ::testing::Test {
     images_ = Tensor::from_floats({5, 1, 16, 16}, v);
     data::write_npy(dir_ / "x.npy", images_);
     cfg_.model = (dir_ / "m.onnx").string();
-    cfg_.npy = (dir_ / "x.npy").string();
-    cfg_.n = 0;
+    cfg_.input.npy = (dir_ / "x.npy").string();
+    cfg_.input.n = 0;
     cfg_.batch = 2;  // 2 + 2 + 1
     cfg_.tls = TlsMode::Off;
     cfg_.io_timeout_ms = cfg_.connect_timeout_ms = 5000;

@@ -124,13 +124,14 @@ PartyConfig PartyConfig::from_json(const json& j, const std::filesystem::path& b
   if (j.contains("input")) {
     const json& in = j["input"];
     if (!in.is_object()) throw InvalidArgument("party config: bad input");
-    c.data = field<std::string>(in, "data", c.data, "input.");
-    c.npy = resolve(base, field<std::string>(in, "npy", "", "input."));
-    c.n = field<int64_t>(in, "n", c.n, "input.");
-    c.offset = field<int64_t>(in, "offset", 0, "input.");
+    c.input.data = field<std::string>(in, "data", c.input.data, "input.");
+    c.input.npy = resolve(base, field<std::string>(in, "npy", "", "input."));
+    c.input.n = field<int64_t>(in, "n", c.input.n, "input.");
+    c.input.offset = field<int64_t>(in, "offset", 0, "input.");
     c.batch = field<int64_t>(in, "batch", c.batch, "input.");
   }
-  if (c.n < 0 || c.offset < 0) throw InvalidArgument("party config: input.n/offset must be >= 0");
+  if (c.input.n < 0 || c.input.offset < 0)
+    throw InvalidArgument("party config: input.n/offset must be >= 0");
   if (c.batch < 1 || c.batch > kMaxBatch)
     throw InvalidArgument("party config: input.batch must be in [1, 4096]");
   c.frac_bits = field<int>(j, "frac_bits", c.frac_bits, "");
@@ -172,11 +173,11 @@ json PartyConfig::to_json() const {
   }
   if (!model.empty()) j["model"] = model;
   if (!model_hash.empty()) j["model_hash"] = model_hash;
-  json in = {{"n", n}, {"offset", offset}, {"batch", batch}};
-  if (!npy.empty())
-    in["npy"] = npy;
+  json in = {{"n", input.n}, {"offset", input.offset}, {"batch", batch}};
+  if (!input.npy.empty())
+    in["npy"] = input.npy;
   else
-    in["data"] = data;
+    in["data"] = input.data;
   j["input"] = in;
   j["frac_bits"] = frac_bits;
   j["drelu"] = {{"num_lsb_to_ignore", drelu.num_lsb_to_ignore},

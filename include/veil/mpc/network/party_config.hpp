@@ -52,10 +52,7 @@ struct PartyConfig {
   std::string model;       // server
   std::string model_hash;  // hex; empty = not pinned
   // Client input: a dataset (first `n` test images starting at `offset`) or an .npy tensor.
-  std::string data = "fashion-mnist";
-  std::string npy;
-  int64_t n = 100;
-  int64_t offset = 0;
+  ClientInputSpec input{.data = "fashion-mnist", .npy = "", .n = 100, .offset = 0};
   int64_t batch = 10;
   int frac_bits = 12;
   DreluParams drelu;
@@ -70,7 +67,6 @@ struct PartyConfig {
     return tls == TlsMode::On || (tls == TlsMode::Auto && !all_loopback());
   }
   SessionParams session_params() const;  // model_hash left zero
-  ClientInputSpec client_input() const { return {data, npy, n, offset}; }
 
   // Throws InvalidArgument naming the bad field.
   static PartyConfig from_json(const nlohmann::json& j, const std::filesystem::path& base_dir);
