@@ -485,8 +485,10 @@ LocalRunResult run_local(const LocalRunOptions& o) {
   const PartyConfig cfg =
       session_config(o, dir.path(), server_listener.port(), helper_listener.port(),
                      to_hex(hash.data(), hash.size()), input.size());
+  const nlohmann::json cfg_json = cfg.to_json();
+  PartyConfig::from_json(cfg_json, dir.path());  // the parties' own checks, before they start
   const fs::path config_path = dir.path() / "parties.json";
-  write_file_atomic(config_path, cfg.to_json().dump(2));
+  write_file_atomic(config_path, cfg_json.dump(2));
 
   // 3. The parties. A failing party flushes its queued frames on close, which an emulated
   // link delays.

@@ -4,12 +4,17 @@
 
 #include <gtest/gtest.h>
 
+#include "mpc/test_util.hpp"
 #include "veil/core/error.hpp"
+#include "veil/data/npy.hpp"
+#include "veil/model/onnx.hpp"
+#include "veil/model/zoo.hpp"
 
 namespace veil::mpc {
 namespace {
 
 using nlohmann::json;
+using testing::TempDir;
 
 TEST(PartyFault, ParsesKillAndStop) {
   PartyFault f = parse_party_fault("kill:helper:300");
@@ -132,6 +137,55 @@ TEST(MergePartyReports, AddsBytesTakesTheSlowestPartyAndGroupsByOp) {
   plain.predictions.push_back(0);
   plain.logits.push_back({0, 0});
   EXPECT_THROW(merge_party_reports(rep, plain, {}), ProtocolError);
+}
+
+// run_local up to the supervision, with a stand-in for the veil executable.
+class LocalRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model::ArchSpec spec;
+    spec.height = spec.width = 16;
+    model::save_onnx(model::build_arch("lenet5", spec), dir_ / "m.onnx");
+    data::write_npy(dir_ / "x.npy", Tensor({3, 1, 16, 16}));
+    opt_.model = (dir_ / "m.onnx").string();
+    opt_.input.npy = (dir_ / "x.npy").string();
+    opt_.keep = (dir_ / "session").string();
+    opt_.veil_exe = "/bin/false";
+  }
+  TempDir dir_;
+  LocalRunOptions opt_;
+};
+
+TEST_F(LocalRun, RefusesBadOptionsBeforeAnyPartyStarts) {
+  for (auto edit : std::vector<std::function<void(LocalRunOptions&)>>{
+           [](LocalRunOptions& o) { o.batch = 0; }, [](LocalRunOptions& o) { o.batch = 5000; },
+           [](LocalRunOptions& o) { o.threads = 0; },
+           [](LocalRunOptions& o) { o.io_timeout_ms = 10; },
+           [](LocalRunOptions& o) {
+             o.drelu = {6, 5};
+           },
+           [](LocalRunOptions& o) { o.input.offset = 3; },
+           [](LocalRunOptions& o) { o.veil_exe.clear(); }}) {
+    LocalRunOptions o = opt_;
+    edit(o);
+    EXPECT_THROW(run_local(o), InvalidArgument);
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "session" / "client.log"));
+  }
+}
+
+TEST_F(LocalRun, PartiesThatFailAreNamedAndTheirLogsKept) {
+  try {
+    run_local(opt_);
+    ADD_FAILURE() << "three failing parties made a result";
+  } catch (const ProtocolError& e) {
+    const std::string msg = e.what();
+    for (const char* role : {"client", "server", "helper"})
+      EXPECT_NE(msg.find(std::string(role) + ": exit code 1"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("did not stop"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("--keep"), std::string::npos) << msg;  // it was given
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "session" / "parties.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "session" / "helper.log"));
 }
 
 }  // namespace

@@ -113,8 +113,9 @@ struct LocalRunResult {
   nlohmann::json to_json() const;
 };
 
-// Runs the session. Throws InvalidArgument for bad options or input, ProtocolError when a
-// party fails (the message names each party's exit and error line, and any that hung).
+// Runs the session. Throws InvalidArgument for bad input or options (checked as the parties'
+// configuration is, PartyConfig::from_json, before any party starts), ProtocolError when a party
+// fails (the message names each party's exit and error line, and any that hung).
 LocalRunResult run_local(const LocalRunOptions& options);
 
 // Step 4 alone: merges the parties' reports (indexed by role) with the plaintext reference.
