@@ -13,10 +13,10 @@
 
 #include "veil/core/aligned.hpp"
 #include "veil/core/random.hpp"
+#include "veil/mpc/kernels/ring_kernels.hpp"
+#include "veil/mpc/kernels/z67.hpp"
 #include "veil/mpc/local_session.hpp"
-#include "veil/mpc/nonlinear.hpp"
-#include "veil/mpc/ring_kernels.hpp"
-#include "veil/mpc/z67.hpp"
+#include "veil/mpc/protocols/nonlinear.hpp"
 #include "veil/nn/threads.hpp"
 
 namespace {

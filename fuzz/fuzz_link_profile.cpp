@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "veil/core/error.hpp"
-#include "veil/mpc/link_profile.hpp"
+#include "veil/mpc/network/link_profile.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view spec(reinterpret_cast<const char*>(data), size);

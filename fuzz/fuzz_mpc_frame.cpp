@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "veil/core/error.hpp"
-#include "veil/mpc/frame.hpp"
-#include "veil/mpc/z67.hpp"
+#include "veil/mpc/kernels/z67.hpp"
+#include "veil/mpc/network/frame.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> in(data, size);

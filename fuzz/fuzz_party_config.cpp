@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "veil/core/error.hpp"
-#include "veil/mpc/party_config.hpp"
+#include "veil/mpc/network/party_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -3,15 +3,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <memory>
 
 #include "veil/core/error.hpp"
-#include "veil/data/dataset.hpp"
-#include "veil/data/npy.hpp"
 #include "veil/model/fold_batch_norm.hpp"
 #include "veil/model/onnx.hpp"
+#include "veil/mpc/client_input.hpp"
+#include "veil/mpc/network/tcp_channel.hpp"
+#include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/public_model.hpp"
-#include "veil/mpc/tcp_channel.hpp"
-#include "veil/mpc/tls.hpp"
 #include "veil/nn/preprocess.hpp"
 
 namespace veil::mpc {
@@ -36,39 +37,29 @@ json stats_json(const ChannelStats& s) {
           {"messages_received", s.messages_received}};
 }
 
+ChannelStats stats_from_json(const json& j) {
+  return {j.at("bytes_sent").get<uint64_t>(), j.at("bytes_received").get<uint64_t>(),
+          j.at("messages_sent").get<uint64_t>(), j.at("messages_received").get<uint64_t>()};
+}
+
+// Rows of equal length; [0, 0] for no rows (to_json writes no rows for an empty tensor).
+Tensor logits_from_json(const json& rows) {
+  if (!rows.is_array()) throw MalformedInput("party report: logits must be an array of rows");
+  const int64_t n = static_cast<int64_t>(rows.size());
+  const int64_t k = n ? static_cast<int64_t>(rows[0].size()) : 0;
+  std::vector<float> v;
+  v.reserve(static_cast<size_t>(n * k));
+  for (const json& row : rows) {
+    if (!row.is_array() || static_cast<int64_t>(row.size()) != k)
+      throw MalformedInput("party report: logit rows of different lengths");
+    for (const json& x : row) v.push_back(x.get<float>());
+  }
+  return Tensor::from_floats({n, k}, std::move(v));
+}
+
 ChannelStats minus(const ChannelStats& a, const ChannelStats& b) {
   return {a.bytes_sent - b.bytes_sent, a.bytes_received - b.bytes_received,
           a.messages_sent - b.messages_sent, a.messages_received - b.messages_received};
-}
-
-// The client's images: the first n (from offset) of a dataset's test split, or an .npy tensor.
-struct ClientInput {
-  Tensor images;
-  std::vector<int32_t> labels;
-};
-
-ClientInput load_client_input(const PartyConfig& c) {
-  ClientInput in;
-  if (!c.npy.empty()) {
-    Tensor t = data::read_npy(c.npy);
-    if (t.rank() < 2 || t.dtype() != DType::Float32)
-      throw InvalidArgument(c.npy + ": expected a float32 [N, ...] tensor");
-    int64_t total = t.shape()[0];
-    if (c.offset > total) throw InvalidArgument(c.npy + ": offset beyond the tensor");
-    int64_t n = c.n > 0 ? std::min(c.n, total - c.offset) : total - c.offset;
-    int64_t per = t.numel() / std::max<int64_t>(total, 1);
-    Shape s = t.shape();
-    s[0] = n;
-    std::vector<float> v(t.data() + c.offset * per, t.data() + (c.offset + n) * per);
-    in.images = Tensor::from_floats(s, std::move(v));
-    return in;
-  }
-  data::Dataset ds = data::load_dataset(c.data, data::Split::Test, c.n > 0 ? c.offset + c.n : 0);
-  if (c.offset > ds.size()) throw InvalidArgument("input offset beyond the dataset");
-  int64_t n = ds.size() - c.offset;
-  in.images = ds.batch(c.offset, n);
-  in.labels = ds.batch_labels(c.offset, n);
-  return in;
 }
 
 std::shared_ptr<const TlsSettings> tls_settings(Role me, const PartyConfig& c) {
@@ -94,16 +85,6 @@ std::shared_ptr<const TlsSettings> tls_settings(Role me, const PartyConfig& c) {
   return s;
 }
 
-Shape batch_shape(const model::Graph& g, int64_t batch) {
-  if (g.inputs.empty()) throw MalformedInput("the model has no input");
-  Shape s = g.inputs[0].shape;
-  if (s.empty()) throw Unsupported("the model's input must have a batch dimension");
-  s[0] = batch;
-  for (size_t i = 1; i < s.size(); ++i)
-    if (s[i] <= 0) throw Unsupported("the model's input must have fixed non-batch dimensions");
-  return s;
-}
-
 void add_costs(std::vector<LayerCost>& sum, const std::vector<LayerCost>& batch) {
   if (sum.empty()) {
     sum = batch;
@@ -118,6 +99,132 @@ void add_costs(std::vector<LayerCost>& sum, const std::vector<LayerCost>& batch)
   }
 }
 
+using Links = std::array<std::unique_ptr<Channel>, 3>;
+using Log = std::function<void(const std::string&)>;
+
+// Step 1: the links to the other two parties, over TCP or TLS, through the emulated link.
+Links connect_links(Role me, const PartyConfig& cfg, const PartyRunOptions& opt,
+                    PartyReport& report, const Log& log) {
+  TcpOptions tcp;
+  tcp.io_timeout = std::chrono::milliseconds(cfg.io_timeout_ms);
+  tcp.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
+  tcp.heartbeat = std::min(tcp.heartbeat, tcp.io_timeout / 4);
+  if (cfg.tls_enabled()) tcp.tls = tls_settings(me, cfg);
+  report.tls = static_cast<bool>(tcp.tls);
+  tcp.link = cfg.link;
+  report.link = cfg.link;
+
+  std::unique_ptr<TcpListener> listener;
+  if (me != Role::Client) {
+    const PartyEndpoint& e = cfg.parties[static_cast<size_t>(me)];
+    listener = opt.listen_fd >= 0 ? std::make_unique<TcpListener>(opt.listen_fd)
+                                  : std::make_unique<TcpListener>(e.host, e.port);
+    log(std::string(role_name(me)) + ": listening on port " + std::to_string(listener->port()));
+  }
+  std::array<PartyAddress, 3> addrs;
+  for (size_t i = 0; i < 3; ++i) addrs[i] = {cfg.parties[i].host, cfg.parties[i].port};
+  Links links = connect_tcp_links(me, listener.get(), addrs, tcp);
+  log(std::string(role_name(me)) + ": links up" + (report.tls ? " (TLS 1.3, pinned keys)" : "") +
+      (cfg.link.enabled() ? ", emulating " + cfg.link.spec() + " (" + cfg.link.describe() + ")"
+                          : ""));
+  return links;
+}
+
+// Step 2: the server sends the model's public structure, the others rebuild the graph from it;
+// every party checks the structure hash against the configuration's pin and returns it.
+std::array<uint8_t, 32> share_structure(Role me, const PartyConfig& cfg, Links& links,
+                                        model::Model& model, PartyReport& report) {
+  if (me == Role::Server) {
+    std::vector<uint8_t> bytes = public_model_to_bytes(model);
+    for (Role peer : other_roles(me))
+      links[static_cast<size_t>(peer)]->send({kStructureTag, 0, Bytes(bytes.begin(), bytes.end())});
+  } else {
+    Message m = links[static_cast<size_t>(Role::Server)]->recv();
+    if (m.tag != kStructureTag)
+      throw ProtocolError("the server did not start with the model structure");
+    model = public_model_from_bytes(m.payload);
+  }
+  std::array<uint8_t, 32> hash = structure_hash(model.graph);
+  report.model_hash = to_hex(hash.data(), hash.size());
+  report.model_name = model.graph.name;
+  if (!cfg.model_hash.empty() && hash != hash_from_hex(cfg.model_hash))
+    throw ProtocolError(std::string("the model's structure hash ") + report.model_hash +
+                        " differs from the configuration's model_hash " + cfg.model_hash +
+                        (me == Role::Server ? "" : " (the server runs another model)"));
+  return hash;
+}
+
+// Step 4a: the client splits its images into batches of at most `batch` and tells the others
+// the sizes (the traffic shows them anyway); they check the plan before running it.
+std::vector<uint64_t> exchange_batch_plan(Party& party, int64_t n, int64_t batch) {
+  std::vector<uint64_t> plan;
+  if (party.is(Role::Client)) {
+    for (int64_t b = 0; b < n; b += batch)
+      plan.push_back(static_cast<uint64_t>(std::min(batch, n - b)));
+    for (Role peer : other_roles(Role::Client)) {
+      party.send_u64(peer, Tag::Plan, {plan.size()});
+      party.send_u64(peer, Tag::Plan, plan);
+    }
+    return plan;
+  }
+  uint64_t count = party.recv_u64(Role::Client, Tag::Plan, 1)[0];
+  if (count > kMaxBatches) throw ProtocolError("the client's batch plan is too long");
+  plan = party.recv_u64(Role::Client, Tag::Plan, count);
+  for (uint64_t b : plan)
+    if (b == 0 || b > static_cast<uint64_t>(kMaxBatchSize))
+      throw ProtocolError("the client's batch plan has a bad batch size");
+  return plan;
+}
+
+// Step 4b: the batches. The client passes its normalised images and gets the logits and
+// predictions into `report`; the others pass shapes.
+void run_batches(Party& party, const SecureModel& secure, const model::Graph& graph,
+                 const std::vector<uint64_t>& plan, const Tensor& images, PartyReport& report,
+                 const Log& log) {
+  const bool client = party.is(Role::Client);
+  const auto t_run = Clock::now();
+  const uint32_t clock0 = party.clock();
+  std::vector<Tensor> outputs;
+  int64_t done = 0;
+  for (size_t b = 0; b < plan.size(); ++b) {
+    const int64_t size = static_cast<int64_t>(plan[b]);
+    Tensor x;
+    if (!client) {
+      x = Tensor(model_input_shape(graph, size));  // shape only matters
+    } else {
+      int64_t per = images.numel() / images.shape()[0];
+      std::vector<float> v(images.data() + done * per, images.data() + (done + size) * per);
+      x = Tensor::from_floats(model_input_shape(graph, size), std::move(v));
+    }
+    ChannelStats before = party.stats();
+    uint32_t c0 = party.clock();
+    auto t0 = Clock::now();
+    std::vector<LayerCost> trace;
+    Tensor y = secure.run(party, x, &trace);
+    report.batches.push_back(
+        {size, since(t0), party.clock() - c0, party.stats().bytes_sent - before.bytes_sent});
+    add_costs(report.layers, trace);
+    if (client) outputs.push_back(std::move(y));
+    done += size;
+    log(std::string(role_name(party.role())) + ": batch " + std::to_string(b + 1) + "/" +
+        std::to_string(plan.size()) + " done");
+  }
+  report.run_seconds = since(t_run);
+  report.rounds = party.clock() - clock0;
+  report.run_stats = minus(party.stats(), report.setup_stats);
+
+  if (client && !outputs.empty()) {
+    int64_t classes = outputs[0].numel() / outputs[0].shape()[0];
+    std::vector<float> all;
+    for (const auto& o : outputs) all.insert(all.end(), o.data(), o.data() + o.numel());
+    report.logits = Tensor::from_floats({done, classes}, std::move(all));
+    for (int64_t i = 0; i < done; ++i) {
+      const float* row = report.logits.data() + i * classes;
+      report.predictions.push_back(std::max_element(row, row + classes) - row);
+    }
+  }
+}
+
 }  // namespace
 
 model::Model load_model_for_mpc(const std::string& path) {
@@ -125,7 +232,7 @@ model::Model load_model_for_mpc(const std::string& path) {
   model::Model m = model::load_onnx(path);
   model::fold_batch_norm(m);
   SecureModel check(m.graph);  // throws Unsupported naming the first node it cannot run
-  batch_shape(m.graph, 1);
+  model_input_shape(m.graph, 1);
   return m;
 }
 
@@ -168,8 +275,41 @@ json PartyReport::to_json() const {
   return j;
 }
 
+PartyReport PartyReport::from_json(const json& j) {
+  PartyReport r;
+  try {
+    r.role = role_from_name(j.at("role").get<std::string>());
+    r.model_name = j.at("model").get<std::string>();
+    r.model_hash = j.at("model_hash").get<std::string>();
+    r.tls = j.at("tls").get<bool>();
+    r.link = parse_link_profile(j.at("link").get<std::string>());
+    r.setup_seconds = j.at("setup_seconds").get<double>();
+    r.run_seconds = j.at("run_seconds").get<double>();
+    r.setup_stats = stats_from_json(j.at("setup"));
+    r.run_stats = stats_from_json(j.at("run"));
+    r.rounds = j.at("rounds").get<uint32_t>();
+    for (const json& b : j.at("batches"))
+      r.batches.push_back({b.at("size").get<int64_t>(), b.at("seconds").get<double>(),
+                           b.at("rounds").get<uint32_t>(), b.at("bytes_sent").get<uint64_t>()});
+    for (const json& l : j.at("layers"))
+      r.layers.push_back({l.at("node").get<std::string>(), l.at("op").get<std::string>(),
+                          l.at("bytes_sent").get<uint64_t>(), l.at("messages_sent").get<uint64_t>(),
+                          l.at("rounds").get<uint32_t>(), l.at("seconds").get<double>()});
+    if (r.role == Role::Client) {
+      r.predictions = j.at("predictions").get<std::vector<int64_t>>();
+      if (j.contains("labels")) r.labels = j.at("labels").get<std::vector<int32_t>>();
+      r.logits = logits_from_json(j.at("logits"));
+    }
+  } catch (const json::exception& e) {
+    throw MalformedInput(std::string("party report: ") + e.what());
+  } catch (const InvalidArgument& e) {
+    throw MalformedInput(std::string("party report: ") + e.what());
+  }
+  return r;
+}
+
 PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& opt) {
-  auto log = [&](const std::string& s) {
+  const Log log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
   };
   PartyReport report;
@@ -180,50 +320,10 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   model::Model model;
   ClientInput input;
   if (me == Role::Server) model = load_model_for_mpc(cfg.model);
-  if (me == Role::Client) input = load_client_input(cfg);
+  if (me == Role::Client) input = select_client_input(cfg.input);
 
-  TcpOptions tcp;
-  tcp.io_timeout = std::chrono::milliseconds(cfg.io_timeout_ms);
-  tcp.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
-  tcp.heartbeat = std::min(tcp.heartbeat, tcp.io_timeout / 4);
-  if (cfg.tls_enabled()) tcp.tls = tls_settings(me, cfg);
-  report.tls = static_cast<bool>(tcp.tls);
-  tcp.link = cfg.link;
-  report.link = cfg.link;
-
-  std::unique_ptr<TcpListener> listener;
-  if (me != Role::Client) {
-    const PartyEndpoint& e = cfg.parties[static_cast<size_t>(me)];
-    listener = opt.listen_fd >= 0 ? std::make_unique<TcpListener>(opt.listen_fd)
-                                  : std::make_unique<TcpListener>(e.host, e.port);
-    log(std::string(role_name(me)) + ": listening on port " + std::to_string(listener->port()));
-  }
-  std::array<PartyAddress, 3> addrs;
-  for (size_t i = 0; i < 3; ++i) addrs[i] = {cfg.parties[i].host, cfg.parties[i].port};
-  auto links = connect_tcp_links(me, listener.get(), addrs, tcp);
-  listener.reset();
-  log(std::string(role_name(me)) + ": links up" + (report.tls ? " (TLS 1.3, pinned keys)" : "") +
-      (cfg.link.enabled() ? ", emulating " + cfg.link.spec() + " (" + cfg.link.describe() + ")"
-                          : ""));
-
-  // Step 2: the model's public structure, from the server.
-  if (me == Role::Server) {
-    std::vector<uint8_t> bytes = public_model_to_bytes(model);
-    for (Role peer : other_roles(me))
-      links[static_cast<size_t>(peer)]->send({kStructureTag, 0, Bytes(bytes.begin(), bytes.end())});
-  } else {
-    Message m = links[static_cast<size_t>(Role::Server)]->recv();
-    if (m.tag != kStructureTag)
-      throw ProtocolError("the server did not start with the model structure");
-    model = public_model_from_bytes(m.payload);
-  }
-  std::array<uint8_t, 32> hash = structure_hash(model.graph);
-  report.model_hash = to_hex(hash.data(), hash.size());
-  report.model_name = model.graph.name;
-  if (!cfg.model_hash.empty() && hash != hash_from_hex(cfg.model_hash))
-    throw ProtocolError(std::string("the model's structure hash ") + report.model_hash +
-                        " differs from the configuration's model_hash " + cfg.model_hash +
-                        (me == Role::Server ? "" : " (the server runs another model)"));
+  Links links = connect_links(me, cfg, opt, report, log);
+  const std::array<uint8_t, 32> hash = share_structure(me, cfg, links, model, report);
   SecureModelOptions smo;
   smo.threads = cfg.threads;
   SecureModel secure(model.graph, smo);
@@ -235,74 +335,13 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   report.setup_stats = party.stats();
   report.setup_seconds = since(t_setup);
 
-  // Step 4: batch plan, then the batches.
-  std::vector<uint64_t> plan;
+  const std::vector<uint64_t> plan = exchange_batch_plan(party, input.size(), cfg.batch);
   if (me == Role::Client) {
-    int64_t n = input.images.rank() > 0 ? input.images.shape()[0] : 0;
-    for (int64_t b = 0; b < n; b += cfg.batch)
-      plan.push_back(static_cast<uint64_t>(std::min(cfg.batch, n - b)));
-    for (Role peer : other_roles(me)) {
-      party.send_u64(peer, Tag::Plan, {plan.size()});
-      party.send_u64(peer, Tag::Plan, plan);
-    }
-    Shape want = batch_shape(model.graph, n);
-    if (input.images.shape() != want)
-      throw InvalidArgument("the input has shape " + shape_to_string(input.images.shape()) +
-                            ", the model expects " + shape_to_string(want));
-    data::Normalization norm = nn::normalization_of(model);
-    norm.apply(input.images);
-  } else {
-    uint64_t count = party.recv_u64(Role::Client, Tag::Plan, 1)[0];
-    if (count > kMaxBatches) throw ProtocolError("the client's batch plan is too long");
-    plan = party.recv_u64(Role::Client, Tag::Plan, count);
-    for (uint64_t b : plan)
-      if (b == 0 || b > static_cast<uint64_t>(kMaxBatchSize))
-        throw ProtocolError("the client's batch plan has a bad batch size");
-  }
-
-  const auto t_run = Clock::now();
-  const uint32_t clock0 = party.clock();
-  std::vector<Tensor> outputs;
-  int64_t done = 0;
-  for (size_t b = 0; b < plan.size(); ++b) {
-    const int64_t size = static_cast<int64_t>(plan[b]);
-    Tensor x;
-    if (me != Role::Client) {
-      x = Tensor(batch_shape(model.graph, size));  // shape only matters
-    } else {
-      int64_t per = input.images.numel() / input.images.shape()[0];
-      std::vector<float> v(input.images.data() + done * per,
-                           input.images.data() + (done + size) * per);
-      x = Tensor::from_floats(batch_shape(model.graph, size), std::move(v));
-    }
-    ChannelStats before = party.stats();
-    uint32_t c0 = party.clock();
-    auto t0 = Clock::now();
-    std::vector<LayerCost> trace;
-    Tensor y = secure.run(party, x, &trace);
-    report.batches.push_back(
-        {size, since(t0), party.clock() - c0, party.stats().bytes_sent - before.bytes_sent});
-    add_costs(report.layers, trace);
-    if (me == Role::Client) outputs.push_back(std::move(y));
-    done += size;
-    log(std::string(role_name(me)) + ": batch " + std::to_string(b + 1) + "/" +
-        std::to_string(plan.size()) + " done");
-  }
-  report.run_seconds = since(t_run);
-  report.rounds = party.clock() - clock0;
-  report.run_stats = minus(party.stats(), report.setup_stats);
-
-  if (me == Role::Client && !outputs.empty()) {
-    int64_t classes = outputs[0].numel() / outputs[0].shape()[0];
-    std::vector<float> all;
-    for (const auto& o : outputs) all.insert(all.end(), o.data(), o.data() + o.numel());
-    report.logits = Tensor::from_floats({done, classes}, std::move(all));
-    for (int64_t i = 0; i < done; ++i) {
-      const float* row = report.logits.data() + i * classes;
-      report.predictions.push_back(std::max_element(row, row + classes) - row);
-    }
+    check_input_shape(input.images, model_input_shape(model.graph, input.size()));
+    nn::normalization_of(model).apply(input.images);
     report.labels = input.labels;
   }
+  run_batches(party, secure, model.graph, plan, input.images, report, log);
   party.close();
   return report;
 }

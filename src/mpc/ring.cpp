@@ -1,5 +1,6 @@
 #include "veil/mpc/ring.hpp"
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -11,16 +12,20 @@ namespace veil::mpc {
 static_assert(std::endian::native == std::endian::little,
               "veil::mpc serialises u64 words with memcpy and needs a little-endian host");
 
+namespace {
+// Indexed by Role (whose values are fixed: they index arrays and appear on the wire).
+constexpr std::array<const char*, 3> kRoleNames = {"client", "server", "helper"};
+}  // namespace
+
 const char* role_name(Role role) {
-  switch (role) {
-    case Role::Client:
-      return "client";
-    case Role::Server:
-      return "server";
-    case Role::Helper:
-      return "helper";
-  }
-  return "unknown";
+  const auto i = static_cast<size_t>(role);
+  return i < kRoleNames.size() ? kRoleNames[i] : "unknown";
+}
+
+Role role_from_name(const std::string& name) {
+  for (size_t i = 0; i < kRoleNames.size(); ++i)
+    if (name == kRoleNames[i]) return static_cast<Role>(i);
+  throw InvalidArgument("unknown role '" + name + "' (client, server or helper)");
 }
 
 RingTensor::RingTensor(Shape s, std::vector<uint64_t> d) : shape(std::move(s)), data(std::move(d)) {

@@ -7,9 +7,9 @@
 
 #include "veil/core/error.hpp"
 #include "veil/model/shape_inference.hpp"
-#include "veil/mpc/beaver.hpp"
-#include "veil/mpc/pooling.hpp"
-#include "veil/mpc/share.hpp"
+#include "veil/mpc/protocols/beaver.hpp"
+#include "veil/mpc/protocols/pooling.hpp"
+#include "veil/mpc/protocols/share.hpp"
 
 namespace veil::mpc {
 namespace {

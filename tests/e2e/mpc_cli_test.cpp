@@ -36,6 +36,18 @@ class MpcCli : public ::testing::Test {
     input_ = dir_ / "x.npy";
     data::write_npy(input_, x);
   }
+  // `mpc run` one image at a time over 400 images (pixel i is (i % period) / period): enough
+  // that the session is still running when a --fault hits.
+  CliResult run_many_with(int period, const std::string& options) {
+    Tensor x({400, 1, 28, 28});
+    for (int64_t i = 0; i < x.numel(); ++i)
+      x.data()[i] = static_cast<float>(i % period) / static_cast<float>(period);
+    data::write_npy(dir_ / "many.npy", x);
+    return run_veil("mpc run --model " + model_.string() + " --input " +
+                        (dir_ / "many.npy").string() + " --batch 1 " + options,
+                    dir_);
+  }
+
   TempDir dir_;
   fs::path model_, input_;
 };
@@ -107,36 +119,24 @@ TEST_F(MpcCli, RunOverTlsOnFashionMnist) {
   EXPECT_TRUE(j.contains("secure_top1"));
 }
 
-TEST_F(MpcCli, AKilledPartyStopsTheOthersWithAClearError) {
-  // Enough images that the session is still running when the helper is killed.
-  Tensor x({400, 1, 28, 28});
-  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 199) / 199;
-  data::write_npy(dir_ / "many.npy", x);
-  auto r = run_veil("mpc run --model " + model_.string() + " --input " +
-                        (dir_ / "many.npy").string() + " --batch 1 --fault kill:helper:300",
-                    dir_);
+// A failed session: non-zero exit, each of `expected` in the error, and no party that had to be
+// killed for not stopping after the failure.
+void expect_stopped_cleanly(const CliResult& r, std::initializer_list<const char*> expected) {
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("helper: killed by signal 9"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("client: exit code 1"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("server: exit code 1"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("link to the helper"), std::string::npos) << r.err;
+  for (const char* e : expected) EXPECT_NE(r.err.find(e), std::string::npos) << e << "\n" << r.err;
   EXPECT_EQ(r.err.find("did not stop"), std::string::npos) << r.err;
 }
 
+TEST_F(MpcCli, AKilledPartyStopsTheOthersWithAClearError) {
+  expect_stopped_cleanly(run_many_with(199, "--fault kill:helper:300"),
+                         {"helper: killed by signal 9", "client: exit code 1",
+                          "server: exit code 1", "link to the helper"});
+}
+
 TEST_F(MpcCli, AFrozenPartyIsDetectedByTheIoTimeout) {
-  Tensor x({400, 1, 28, 28});
-  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(i % 97) / 97;
-  data::write_npy(dir_ / "many.npy", x);
   // SIGSTOP: the server's sockets stay open but it sends nothing, not even heartbeats.
-  auto r =
-      run_veil("mpc run --model " + model_.string() + " --input " + (dir_ / "many.npy").string() +
-                   " --batch 1 --io-timeout 1500 --fault stop:server:300",
-               dir_);
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("nothing from the peer"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("client: exit code 1"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("helper: exit code 1"), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find("did not stop"), std::string::npos) << r.err;
+  expect_stopped_cleanly(run_many_with(97, "--io-timeout 1500 --fault stop:server:300"),
+                         {"nothing from the peer", "client: exit code 1", "helper: exit code 1"});
 }
 
 // Three `veil mpc party` processes with hand-written configurations.

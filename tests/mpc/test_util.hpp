@@ -9,12 +9,15 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.hpp"
 #include "veil/core/random.hpp"
 #include "veil/mpc/local_session.hpp"
 #include "veil/mpc/party.hpp"
 #include "veil/mpc/ring.hpp"
 
 namespace veil::mpc::testing {
+
+using veil::testing::TempDir;
 
 // Test data (not secrets) still comes from the AES-CTR PRG under a fresh seed.
 class TestRng {

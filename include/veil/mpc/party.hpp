@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "veil/core/random.hpp"
-#include "veil/mpc/channel.hpp"
+#include "veil/mpc/network/channel.hpp"
 #include "veil/mpc/ring.hpp"
 
 namespace veil::mpc {

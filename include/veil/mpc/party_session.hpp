@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "veil/core/tensor.hpp"
-#include "veil/mpc/party_config.hpp"
+#include "veil/mpc/network/party_config.hpp"
 #include "veil/mpc/secure_model.hpp"
 
 namespace veil::mpc {
@@ -54,6 +54,9 @@ struct PartyReport {
   std::vector<int32_t> labels;  // empty unless the input came from a labelled dataset
 
   nlohmann::json to_json() const;
+  // Reads what to_json() wrote (a party process's --report file). Throws MalformedInput for a
+  // missing field or a value of the wrong type.
+  static PartyReport from_json(const nlohmann::json& j);
 };
 
 // Runs one party to the end. Throws (ProtocolError for anything network- or peer-related) on

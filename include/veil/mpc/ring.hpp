@@ -16,6 +16,7 @@ namespace veil::mpc {
 // wire, so they are fixed.
 enum class Role : uint8_t { Client = 0, Server = 1, Helper = 2 };
 const char* role_name(Role role);
+Role role_from_name(const std::string& name);  // "client" | "server" | "helper"
 
 // A tensor over Z_2^64. The helper, which holds no shares, passes and receives tensors that
 // carry only a shape (data empty): every protocol derives its message sizes from shapes, which

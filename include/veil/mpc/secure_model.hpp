@@ -18,8 +18,8 @@
 #include "veil/core/tensor.hpp"
 #include "veil/model/graph.hpp"
 #include "veil/model/lowered.hpp"
-#include "veil/mpc/nonlinear.hpp"
 #include "veil/mpc/party.hpp"
+#include "veil/mpc/protocols/nonlinear.hpp"
 
 namespace veil::mpc {
 

@@ -1,0 +1,520 @@
+#include "veil/mpc/local_run.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "veil/core/error.hpp"
+#include "veil/core/io.hpp"
+#include "veil/model/onnx.hpp"
+#include "veil/mpc/kernels/ring_kernels.hpp"
+#include "veil/mpc/network/tcp_channel.hpp"
+#include "veil/mpc/network/tls.hpp"
+#include "veil/mpc/protocols/private_compare.hpp"
+#include "veil/mpc/public_model.hpp"
+#include "veil/nn/executor.hpp"
+#include "veil/nn/preprocess.hpp"
+
+namespace veil::mpc {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::array<Role, 3> kRoles = {Role::Client, Role::Server, Role::Helper};
+// A failing party's peers must stop within io_timeout; the supervisor allows 2 s of slack
+// before it kills them and reports a hang.
+constexpr auto kStopSlack = std::chrono::seconds(2);
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr int64_t kReferenceBatch = 256;
+
+size_t idx(Role r) { return static_cast<size_t>(r); }
+
+PlainReference plain_reference(const std::string& model_path, const Tensor& images) {
+  model::Model model = model::load_onnx(model_path);
+  Tensor x = images.reshaped(images.shape());
+  nn::normalization_of(model).apply(x);
+  nn::Executor exec(model);
+  PlainReference ref;
+  const int64_t n = x.shape()[0];
+  const int64_t per = x.numel() / n;
+  for (int64_t b = 0; b < n; b += kReferenceBatch) {
+    const int64_t m = std::min(kReferenceBatch, n - b);
+    Shape s = x.shape();
+    s[0] = m;
+    Tensor xb =
+        Tensor::from_floats(s, std::vector<float>(x.data() + b * per, x.data() + (b + m) * per));
+    Tensor y = exec.forward({xb})[0];
+    const int64_t k = y.numel() / m;
+    for (int64_t i = 0; i < m; ++i) {
+      const float* row = y.data() + i * k;
+      ref.logits.emplace_back(row, row + k);
+      ref.predictions.push_back(std::max_element(row, row + k) - row);
+    }
+  }
+  return ref;
+}
+
+// The session directory: --keep's, or a fresh temporary one removed on every exit path.
+class SessionDir {
+ public:
+  explicit SessionDir(const std::string& keep) : remove_(keep.empty()) {
+    if (!keep.empty()) {
+      path_ = fs::absolute(keep);
+      fs::create_directories(path_);
+      return;
+    }
+    std::string tmpl = (fs::temp_directory_path() / "veil_mpc_XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw IoError("cannot create a temporary directory");
+    path_ = tmpl;
+  }
+  ~SessionDir() {
+    std::error_code ec;
+    if (remove_) fs::remove_all(path_, ec);
+  }
+  SessionDir(const SessionDir&) = delete;
+  SessionDir& operator=(const SessionDir&) = delete;
+  const fs::path& path() const { return path_; }
+  bool kept() const { return !remove_; }
+
+ private:
+  fs::path path_;
+  bool remove_;
+};
+
+// The configuration every party reads; with TLS, fresh keys in `dir` pinned by fingerprint.
+PartyConfig session_config(const LocalRunOptions& o, const fs::path& dir, uint16_t server_port,
+                           uint16_t helper_port, const std::string& model_hash, int64_t n) {
+  PartyConfig cfg;
+  cfg.parties[idx(Role::Server)].port = server_port;
+  cfg.parties[idx(Role::Helper)].port = helper_port;
+  cfg.model = fs::absolute(o.model).string();
+  cfg.model_hash = model_hash;
+  cfg.input = o.input;
+  if (!cfg.input.npy.empty()) cfg.input.npy = fs::absolute(cfg.input.npy).string();
+  cfg.input.n = n;
+  cfg.batch = o.batch;
+  cfg.frac_bits = o.frac_bits;
+  cfg.drelu = o.drelu;
+  cfg.threads = o.threads;
+  cfg.io_timeout_ms = o.io_timeout_ms;
+  cfg.tls = o.tls ? TlsMode::On : TlsMode::Off;
+  cfg.link = o.link;
+  if (o.tls)
+    for (Role r : kRoles) {
+      auto id = TlsIdentity::generate();
+      fs::path key = dir / (std::string(role_name(r)) + ".pem");
+      id->save(key);
+      cfg.parties[idx(r)].key = key.string();
+      cfg.parties[idx(r)].fingerprint = id->fingerprint();
+    }
+  return cfg;
+}
+
+// Last "error:" line of a party's log, or its last line.
+std::string party_error(const fs::path& log) {
+  std::ifstream in(log);
+  std::string line, last, err;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    last = line;
+    if (line.find("error:") != std::string::npos) err = line;
+  }
+  return err.empty() ? last : err;
+}
+
+// The three party processes. The destructor kills and reaps any still running, so no exit
+// path (an exception between two spawns included) leaves one behind.
+class PartyProcesses {
+ public:
+  struct Child {
+    Role role = Role::Client;
+    pid_t pid = -1;
+    bool running = false;
+    int status = 0;
+    Clock::time_point ended;
+    fs::path log, report;
+    bool failed() const { return !WIFEXITED(status) || WEXITSTATUS(status) != 0; }
+    std::string describe_exit() const;
+  };
+
+  PartyProcesses() = default;
+  PartyProcesses(const PartyProcesses&) = delete;
+  PartyProcesses& operator=(const PartyProcesses&) = delete;
+  ~PartyProcesses() {
+    for (Child& c : kids_)
+      if (c.running) {
+        ::kill(c.pid, SIGKILL);
+        ::waitpid(c.pid, nullptr, 0);
+      }
+  }
+
+  // Runs `exe mpc party --role <r> --config <config> --report <dir>/<r>.json` with stdout and
+  // stderr in <dir>/<r>.log; `listen_fd` (>= 0) is inherited as --listen-fd.
+  void spawn(Role r, const std::string& exe, const fs::path& config, const fs::path& dir,
+             int listen_fd);
+  // Polls until all three exited. After the first failure (or a frozen party), the others get
+  // `stop_within` before they are killed; returns the roles so killed that were not frozen.
+  std::string supervise(const std::optional<PartyFault>& fault, Clock::duration stop_within);
+  // The ProtocolError message after a failure; empty if all three exited with 0.
+  std::string failure_report(const std::string& hung, int64_t io_timeout_ms, bool kept) const;
+
+  const Child& child(Role r) const { return kids_[idx(r)]; }
+  Clock::time_point started() const { return t0_; }
+
+ private:
+  std::array<Child, 3> kids_;
+  Clock::time_point t0_ = Clock::now();
+  std::optional<Clock::time_point> first_failure_;
+};
+
+std::string PartyProcesses::Child::describe_exit() const {
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  return "stopped";
+}
+
+void PartyProcesses::spawn(Role r, const std::string& exe, const fs::path& config,
+                           const fs::path& dir, int listen_fd) {
+  Child& c = kids_[idx(r)];
+  c.role = r;
+  c.log = dir / (std::string(role_name(r)) + ".log");
+  c.report = dir / (std::string(role_name(r)) + ".json");
+  std::vector<std::string> args = {
+      exe,        "mpc",           "party",    "--role",         role_name(r),
+      "--config", config.string(), "--report", c.report.string()};
+  if (listen_fd >= 0) {
+    args.push_back("--listen-fd");
+    args.push_back(std::to_string(listen_fd));
+  }
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  int log_fd = ::open(c.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) throw IoError("cannot create " + c.log.string());
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(log_fd);
+    throw IoError("fork failed");
+  }
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    if (listen_fd >= 0) ::fcntl(listen_fd, F_SETFD, 0);  // inherit the listening socket
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  c.pid = pid;
+  c.running = true;
+}
+
+std::string PartyProcesses::supervise(const std::optional<PartyFault>& fault,
+                                      Clock::duration stop_within) {
+  bool fault_done = !fault;
+  std::string hung;
+  for (;;) {
+    bool any_running = false;
+    for (Child& c : kids_) {
+      if (!c.running) continue;
+      int st = 0;
+      if (::waitpid(c.pid, &st, WNOHANG) == c.pid) {
+        c.running = false;
+        c.status = st;
+        c.ended = Clock::now();
+        if (c.failed() && !first_failure_) first_failure_ = c.ended;
+      } else {
+        any_running = true;
+      }
+    }
+    if (!any_running) return hung;
+    const auto now = Clock::now();
+    if (!fault_done && now - t0_ >= fault->after) {
+      fault_done = true;
+      Child& c = kids_[idx(fault->role)];
+      if (c.running) {
+        ::kill(c.pid, fault->freeze ? SIGSTOP : SIGKILL);
+        if (fault->freeze) first_failure_ = now;
+      }
+    }
+    if (first_failure_ && now - *first_failure_ > stop_within)
+      for (Child& c : kids_)
+        if (c.running) {
+          // A party frozen by the fault hook is expected to be killed here; others are hangs.
+          if (!(fault && fault->freeze && c.role == fault->role))
+            hung += std::string(hung.empty() ? "" : ", ") + role_name(c.role);
+          ::kill(c.pid, SIGKILL);
+        }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+std::string PartyProcesses::failure_report(const std::string& hung, int64_t io_timeout_ms,
+                                           bool kept) const {
+  if (std::none_of(kids_.begin(), kids_.end(), [](const Child& c) { return c.failed(); }))
+    return "";
+  std::string msg = "secure inference failed:";
+  for (const Child& c : kids_) {
+    msg += "\n  " + std::string(role_name(c.role)) + ": " +
+           (c.failed() ? c.describe_exit() : "finished");
+    if (!c.failed()) continue;
+    if (first_failure_) {
+      msg += fmt::format(" ({:.2f} s after the first failure)",
+                         std::chrono::duration<double>(c.ended - *first_failure_).count());
+    }
+    std::string err = party_error(c.log);
+    if (!err.empty() && !WIFSIGNALED(c.status)) msg += ": " + err;
+  }
+  if (!hung.empty())
+    msg +=
+        "\n  did not stop within " + std::to_string(io_timeout_ms) + " ms of the failure: " + hung;
+  if (!kept) msg += "\n  (run with --keep DIR to keep the parties' logs)";
+  return msg;
+}
+
+PartyReport read_report(const fs::path& p) {
+  std::vector<uint8_t> b = read_file(p, uint64_t{1} << 30);
+  json j = json::parse(b.begin(), b.end(), nullptr, false);
+  if (j.is_discarded()) throw MalformedInput(p.string() + ": not JSON");
+  return PartyReport::from_json(j);
+}
+
+// Layers in graph order, the three parties' costs side by side.
+std::vector<CostRow> merge_layers(const std::array<PartyReport, 3>& rep) {
+  const size_t nl = rep[0].layers.size();
+  for (const PartyReport& r : rep)
+    if (r.layers.size() != nl) throw ProtocolError("the parties traced different layers");
+  std::vector<CostRow> rows(nl);
+  for (size_t i = 0; i < nl; ++i) {
+    rows[i].node = rep[0].layers[i].node;
+    rows[i].op = rep[0].layers[i].op;
+    for (Role r : kRoles) {
+      const LayerCost& l = rep[idx(r)].layers[i];
+      rows[i].bytes_sent[idx(r)] = l.bytes_sent;
+      rows[i].rounds = std::max<uint64_t>(rows[i].rounds, l.rounds);
+      rows[i].seconds = std::max(rows[i].seconds, l.seconds);
+    }
+  }
+  return rows;
+}
+
+std::vector<CostRow> by_op(const std::vector<CostRow>& layers) {
+  std::vector<CostRow> ops;
+  std::map<std::string, size_t> at;
+  for (const CostRow& l : layers) {
+    auto [it, fresh] = at.try_emplace(l.op, ops.size());
+    if (fresh) {
+      ops.push_back({"", l.op, 0, {}, 0, 0});
+    }
+    CostRow& o = ops[it->second];
+    o.count += 1;
+    for (size_t r = 0; r < 3; ++r) o.bytes_sent[r] += l.bytes_sent[r];
+    o.rounds += l.rounds;
+    o.seconds += l.seconds;
+  }
+  return ops;
+}
+
+json cost_row_json(const CostRow& c, int64_t batches, bool layer) {
+  json j = {
+      {"op", c.op},
+      {"bytes_sent",
+       {{"client", c.bytes_sent[0]}, {"server", c.bytes_sent[1]}, {"helper", c.bytes_sent[2]}}},
+      {"bytes_total", c.bytes_total()},
+      {"rounds", c.rounds},
+      {"seconds", c.seconds}};
+  if (layer) {
+    j["node"] = c.node;
+    j["rounds_per_batch"] = batches ? static_cast<double>(c.rounds) / batches : 0.0;
+  } else {
+    j["count"] = c.count;
+  }
+  return j;
+}
+
+std::optional<double> top1(const std::vector<int64_t>& pred, const std::vector<int32_t>& labels) {
+  if (labels.empty() || pred.empty()) return std::nullopt;
+  int64_t correct = 0;
+  for (size_t i = 0; i < pred.size() && i < labels.size(); ++i) correct += pred[i] == labels[i];
+  return static_cast<double>(correct) / static_cast<double>(pred.size());
+}
+
+}  // namespace
+
+PartyFault parse_party_fault(const std::string& spec) {
+  const InvalidArgument usage("--fault kill|stop:<role>:<ms>");
+  auto p1 = spec.find(':'), p2 = spec.rfind(':');
+  if (p1 == std::string::npos || p2 == p1) throw usage;
+  PartyFault f;
+  const std::string what = spec.substr(0, p1);
+  if (what != "kill" && what != "stop") throw usage;
+  f.freeze = what == "stop";
+  f.role = role_from_name(spec.substr(p1 + 1, p2 - p1 - 1));
+  const std::string ms = spec.substr(p2 + 1);
+  if (ms.empty() || ms.size() > 9 || ms.find_first_not_of("0123456789") != std::string::npos)
+    throw usage;
+  f.after = std::chrono::milliseconds(std::stoll(ms));
+  return f;
+}
+
+std::optional<double> LocalRunResult::secure_top1() const {
+  return top1(secure_predictions, labels);
+}
+std::optional<double> LocalRunResult::plain_top1() const { return top1(plain_predictions, labels); }
+
+json LocalRunResult::to_json() const {
+  json out;
+  out["model"] = model;
+  out["model_hash"] = model_hash;
+  out["images"] = images;
+  out["batch"] = batch;
+  out["batches"] = batches;
+  out["frac_bits"] = frac_bits;
+  out["drelu"] = {{"num_lsb_to_ignore", drelu.num_lsb_to_ignore},
+                  {"comparison_bits_ignored", drelu.comparison_bits_ignored}};
+  out["tls"] = tls;
+  out["kernels"] = {{"ring_gemm", gemm_u64_kernel_name()},
+                    {"private_compare", compare_kernel_name()}};
+  out["link"] = {{"profile", link.spec()},
+                 {"emulated", link.enabled()},
+                 {"description", link.describe()},
+                 {"rtt_ms", link.rtt_ms()},
+                 {"rate_mbit_s", link.bits_per_second > 0 ? json(link.rate_mbit_s()) : json()}};
+  out["agreement"] = agreement();
+  out["agreeing_images"] = agreeing_images;
+  out["max_logit_diff"] = max_logit_diff;
+  if (auto s = secure_top1()) out["secure_top1"] = *s;
+  if (auto p = plain_top1()) out["plain_top1"] = *p;
+  out["secure_predictions"] = secure_predictions;
+  out["plain_predictions"] = plain_predictions;
+  out["latency"] = {{"per_batch_s", per_batch_seconds()},
+                    {"per_image_s", per_image_seconds()},
+                    {"run_s", run_seconds},
+                    {"setup_s", setup_seconds},
+                    {"wall_s", wall_seconds}};
+  out["rounds"] = {{"per_batch", rounds_per_batch()}, {"total", rounds}};
+  json parties_json = json::object();
+  for (Role r : kRoles) {
+    const PartyTotals& p = parties[idx(r)];
+    parties_json[role_name(r)] = {
+        {"bytes_sent", p.bytes_sent},
+        {"bytes_sent_per_image", images ? static_cast<double>(p.bytes_sent) / images : 0.0},
+        {"messages_sent", p.messages_sent},
+        {"setup_bytes_sent", p.setup_bytes_sent},
+        {"rounds", p.rounds},
+        {"seconds", p.seconds}};
+  }
+  out["parties"] = parties_json;
+  out["layers"] = json::array();
+  for (const CostRow& l : layers) out["layers"].push_back(cost_row_json(l, batches, true));
+  out["ops"] = json::array();
+  for (const CostRow& o : ops) out["ops"].push_back(cost_row_json(o, batches, false));
+  return out;
+}
+
+LocalRunResult merge_party_reports(const std::array<PartyReport, 3>& rep,
+                                   const PlainReference& plain,
+                                   const std::vector<int32_t>& labels) {
+  const PartyReport& client = rep[idx(Role::Client)];
+  const int64_t n = static_cast<int64_t>(plain.predictions.size());
+  if (static_cast<int64_t>(client.predictions.size()) != n || client.logits.rank() != 2 ||
+      client.logits.shape()[0] != n)
+    throw ProtocolError("the client reported a wrong number of predictions");
+  const size_t nb = client.batches.size();
+  for (const PartyReport& r : rep)
+    if (r.batches.size() != nb) throw ProtocolError("the parties ran different batch plans");
+  LocalRunResult res;
+  res.model_hash = client.model_hash;
+  res.images = n;
+  res.batches = static_cast<int64_t>(nb);
+  res.secure_predictions = client.predictions;
+  res.plain_predictions = plain.predictions;
+  res.labels = labels;
+  const int64_t k = client.logits.shape()[1];
+  for (int64_t i = 0; i < n; ++i) {
+    res.agreeing_images += res.secure_predictions[i] == res.plain_predictions[i];
+    const auto& pl = plain.logits[i];
+    for (int64_t c = 0; c < k && c < static_cast<int64_t>(pl.size()); ++c)
+      res.max_logit_diff =
+          std::max(res.max_logit_diff,
+                   static_cast<double>(std::fabs(pl[c] - client.logits.data()[i * k + c])));
+  }
+  for (size_t b = 0; b < nb; ++b) {
+    res.batch_seconds += client.batches[b].seconds;
+    uint32_t rmax = 0;
+    for (const PartyReport& r : rep) rmax = std::max(rmax, r.batches[b].rounds);
+    res.rounds += rmax;
+  }
+  res.run_seconds = client.run_seconds;
+  res.setup_seconds = client.setup_seconds;
+  for (Role r : kRoles) {
+    const PartyReport& p = rep[idx(r)];
+    res.parties[idx(r)] = {p.run_stats.bytes_sent, p.run_stats.messages_sent,
+                           p.setup_stats.bytes_sent, p.rounds, p.run_seconds};
+  }
+  res.layers = merge_layers(rep);
+  res.ops = by_op(res.layers);
+  return res;
+}
+
+LocalRunResult run_local(const LocalRunOptions& o) {
+  if (o.model.empty()) throw InvalidArgument("--model is required");
+  if (o.veil_exe.empty()) throw InvalidArgument("mpc run: the veil executable is not known");
+  SessionParams{o.frac_bits, o.drelu, {}}.validate();
+
+  // 1. The images and the plaintext reference (the original, unfolded model).
+  model::Model folded = load_model_for_mpc(o.model);
+  const auto hash = structure_hash(folded.graph);
+  ClientInput input = select_client_input(o.input, model_input_shape(folded.graph, 1));
+  const PlainReference plain = plain_reference(o.model, input.images);
+
+  // 2. Session directory, listening sockets, configuration.
+  SessionDir dir(o.keep);
+  TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
+  const PartyConfig cfg =
+      session_config(o, dir.path(), server_listener.port(), helper_listener.port(),
+                     to_hex(hash.data(), hash.size()), input.size());
+  const nlohmann::json cfg_json = cfg.to_json();
+  PartyConfig::from_json(cfg_json, dir.path());  // the parties' own checks, before they start
+  const fs::path config_path = dir.path() / "parties.json";
+  write_file_atomic(config_path, cfg_json.dump(2));
+
+  // 3. The parties. A failing party flushes its queued frames on close, which an emulated
+  // link delays.
+  PartyProcesses procs;
+  procs.spawn(Role::Client, o.veil_exe, config_path, dir.path(), -1);
+  procs.spawn(Role::Server, o.veil_exe, config_path, dir.path(), server_listener.fd());
+  procs.spawn(Role::Helper, o.veil_exe, config_path, dir.path(), helper_listener.fd());
+  const std::string hung = procs.supervise(
+      o.fault, std::chrono::milliseconds(o.io_timeout_ms) + kStopSlack + o.link.one_way_delay);
+  const double wall = std::chrono::duration<double>(Clock::now() - procs.started()).count();
+  const std::string failure = procs.failure_report(hung, o.io_timeout_ms, dir.kept());
+  if (!failure.empty()) throw ProtocolError(failure);
+
+  // 4. Merge.
+  std::array<PartyReport, 3> reports;
+  for (Role r : kRoles) reports[idx(r)] = read_report(procs.child(r).report);
+  LocalRunResult res = merge_party_reports(reports, plain, input.labels);
+  res.model = o.model;
+  res.model_hash = cfg.model_hash;
+  res.batch = o.batch;
+  res.frac_bits = o.frac_bits;
+  res.drelu = o.drelu;
+  res.tls = o.tls;
+  res.link = o.link;
+  res.wall_seconds = wall;
+  return res;
+}
+
+}  // namespace veil::mpc
