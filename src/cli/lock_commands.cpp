@@ -99,7 +99,7 @@ int64_t total_weights(const model::Graph& g) {
 
 struct KeygenArgs {
   std::string model, data = "fashion-mnist", key, mode = "sfge";
-  std::string intensity_mode = "absolute", objective = "ce", preset;
+  std::string intensity_mode = "absolute", objective = "ce", preset = lock::kDefaultPreset;
   lock::KeygenOptions opts;
   SecretArgs secret;
   bool json = false;
@@ -127,8 +127,9 @@ void run_keygen(const KeygenArgs& a) {
   o.mode = lock::parse_lock_mode(a.mode);
   o.intensity_mode = lock::parse_intensity_mode(a.intensity_mode);
   o.objective = lock::parse_objective(a.objective);
-  if (!a.preset.empty()) {
-    // The preset supplies every option the command line did not give explicitly.
+  {
+    // The preset supplies every option the command line did not give explicitly (CLI11's
+    // count() is the number of times an option was given, 0 for a default).
     lock::KeygenOptions p = o;
     lock::apply_preset(p, a.preset);
     auto given = [&](const char* name) { return a.cmd && a.cmd->count(name) > 0; };
@@ -158,12 +159,15 @@ void run_keygen(const KeygenArgs& a) {
   auto samples = data::load_dataset(a.data, data::Split::Train, o.samples);
   if (!a.json)
     std::cerr << fmt::format(
-        "keygen: {} on {} training images ({}{}, num {}, intensity {}{}, "
+        "keygen: {} on {} training images (preset {}: {}{}, num {}, intensity {}, "
         "max-percent {}, objective {}{})\n",
-        a.model, samples.size(), o.incremental ? "i-" : "",
-        o.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE stealthy", o.num, o.intensity,
-        o.intensity_mode == lock::IntensityMode::Relative ? " x max|w|" : "", o.max_percent,
-        lock::to_string(o.objective),
+        a.model, samples.size(), a.preset, o.incremental ? "i-" : "",
+        o.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE stealthy", o.num,
+        o.mode != lock::LockMode::Sfge ? std::string("in-distribution")
+        : o.intensity_mode == lock::IntensityMode::Relative
+            ? fmt::format("{} x max|w|", o.intensity)
+            : fmt::format("{}", o.intensity),
+        o.max_percent, lock::to_string(o.objective),
         o.incremental && o.per_round != 1 ? fmt::format(", {} per round", o.per_round) : "");
   if (!a.json && o.incremental)
     o.on_round = [](int64_t r, int64_t n) {
@@ -173,10 +177,24 @@ void run_keygen(const KeygenArgs& a) {
   lock::LockKey key = lock::generate_key(m, samples, o);
   if (create_secret) secret = a.secret.resolve(/*create=*/true);
   lock::save_key_file(a.key, key, *secret);
+  // A layer the key does not touch is readable as it is: say so even in --json mode (stderr).
+  auto unlocked = lock::unlocked_layers(m.graph, key);
+  auto unlocked_json = json::array();
+  for (const auto& u : unlocked) {
+    std::cerr << fmt::format("warning: layer {} (node {}, {} weights) gets no locked weight ({})\n",
+                             u.tensor, u.node, u.numel,
+                             u.budget == 0
+                                 ? fmt::format("budget min(floor({} x max-percent {}), num {}) = 0",
+                                               u.numel, key.params.max_percent, key.params.num)
+                                 : "no position with a nonzero gradient");
+    unlocked_json.push_back(
+        {{"tensor", u.tensor}, {"node", u.node}, {"weights", u.numel}, {"budget", u.budget}});
+  }
   if (a.json) {
     print_json({{"key", a.key},
                 {"model", a.model},
                 {"layers", layers_json(key)},
+                {"unlocked_layers", unlocked_json},
                 {"encrypted_weights", key.total_entries()},
                 {"keygen_seconds", key.params.keygen_seconds},
                 {"locked_fingerprint", lock::to_hex(key.locked_fingerprint)}});
@@ -581,32 +599,38 @@ void add_lock_commands(CLI::App& app) {
   keygen->add_option("--model", ka->model, "Plaintext ONNX model")->required();
   keygen->add_option("--data", ka->data, "Dataset whose TRAINING split supplies the samples");
   keygen->add_option("--key", ka->key, "Output key file (.vkey)")->required();
-  keygen->add_option("--num", ka->opts.num, "Encrypted weights per layer (default 20)");
-  keygen->add_option("--intensity", ka->opts.intensity, "Perturbation step (default 0.2)");
+  keygen->add_option("--num", ka->opts.num,
+                     "Encrypted weights per layer (stealthy/strong 30, reference 20)");
+  keygen->add_option("--intensity", ka->opts.intensity,
+                     "Perturbation step (strong 1.0 x max|w|, reference 0.2)");
   keygen->add_option("--max-percent", ka->opts.max_percent,
-                     "Cap per layer as a fraction of its weights (default 0.001)");
+                     "Cap per layer as a fraction of its weights (stealthy/strong 0.2, "
+                     "reference 0.001)");
   keygen->add_option("--samples", ka->opts.samples, "Training images for the gradients (1000)");
-  keygen->add_flag("--incremental", ka->opts.incremental, "i-SFGE: one position per round");
-  keygen->add_option("--mode", ka->mode, "sfge (reference) | stealthy (in-distribution values)");
+  keygen->add_flag("--incremental", ka->opts.incremental,
+                   "i-SFGE: positions chosen round by round (stealthy/strong: on)");
+  keygen->add_option("--mode", ka->mode,
+                     "sfge (reference, strong) | stealthy (in-distribution values)");
   keygen->add_option("--batch", ka->opts.batch, "Batch size for the gradient passes");
   keygen->add_option("--band-low", ka->opts.band_low,
                      "Stealthy: lower quantile of the target band (default 0.75)");
   keygen->add_option("--band-high", ka->opts.band_high,
                      "Stealthy: upper quantile of the target band (default 0.99)");
   keygen->add_option("--intensity-mode", ka->intensity_mode,
-                     "absolute (reference: step = intensity) | relative (step = intensity x "
-                     "max|w| of the layer)");
+                     "absolute (reference: step = intensity) | relative (strong: step = "
+                     "intensity x max|w| of the layer)");
   keygen->add_option("--objective", ka->objective,
-                     "ce (reference: raise the loss on the true labels) | collapse (push every "
-                     "input to one class)");
+                     "ce (reference: raise the loss on the true labels) | collapse (stealthy, "
+                     "strong: push every input to one class)");
   keygen->add_option("--target-class", ka->opts.target_class,
                      "Collapse: the target class (default -1: the class the model leans to)");
   keygen->add_option("--per-round", ka->opts.per_round,
-                     "i-SFGE: positions per layer per round (default 1, the reference)");
+                     "i-SFGE: positions per layer per round (stealthy/strong 3, reference 1)");
   keygen->add_option("--preset", ka->preset,
-                     "reference | strong (i-SFGE, collapse, relative intensity 1.0, num 30, "
-                     "max-percent 0.2, 3 per round) | stealthy (strong in stealthy mode); "
-                     "explicit options override it");
+                     "stealthy (the default: i-SFGE, collapse, num 30, max-percent 0.2, 3 per "
+                     "round, in-distribution values; locks to chance) | strong (the same in sfge "
+                     "mode, relative intensity 1.0) | reference (the paper's knobs: SFGE, num "
+                     "20, intensity 0.2, max-percent 0.001); explicit options override it");
   ka->cmd = keygen;
   ka->secret.add(keygen, true);
   keygen->add_flag("--json", ka->json, "Machine-readable summary on stdout");

@@ -255,6 +255,21 @@ int32_t collapse_target(const model::Model& model, const data::Dataset& samples,
   return static_cast<int32_t>(std::max_element(mass.begin(), mass.end()) - mass.begin());
 }
 
+std::vector<UnlockedLayer> unlocked_layers(const model::Graph& graph, const LockKey& key) {
+  std::set<std::string> locked;
+  for (const auto& l : key.layers)
+    if (!l.entries.empty()) locked.insert(l.tensor);
+  std::map<std::string, std::string> node_of;
+  std::vector<UnlockedLayer> out;
+  for (const auto& t : unique_tensors(graph, node_of)) {
+    if (locked.count(t)) continue;
+    const int64_t numel = graph.initializers.at(t).numel();
+    out.push_back(
+        {t, node_of[t], numel, layer_budget(numel, key.params.num, key.params.max_percent)});
+  }
+  return out;
+}
+
 LockKey generate_key(const model::Model& model, const data::Dataset& samples,
                      const KeygenOptions& o) {
   validate_options(o);

@@ -421,6 +421,33 @@ TEST(Keygen, StealthyCollapseStaysInsideTheLayerDistribution) {
   }
 }
 
+TEST(Keygen, UnlockedLayersNameTheLayersTheKeyLeavesAlone) {
+  auto m = testing::make_mlp(40, 30, 5, 57);  // W1: 1200 weights, W2: 150
+  auto d = testing::make_dataset(30, 40, 5, 58);
+  KeygenOptions o;
+  o.num = 6;
+  o.max_percent = 0.004;  // W1: floor(4.8) = 4, W2: floor(0.6) = 0
+  LockKey key = generate_key(m, d, o);
+  auto u = unlocked_layers(m.graph, key);
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].tensor, "W2");
+  EXPECT_EQ(u[0].node, "fc2");
+  EXPECT_EQ(u[0].numel, 150);
+  EXPECT_EQ(u[0].budget, 0);
+  // With W2 = 0 no gradient reaches W1: it has a budget but no position is chosen.
+  for (float& v : m.graph.initializers.at("W2").floats()) v = 0;
+  o.max_percent = 0.05;  // W1: 6, W2: 6
+  key = generate_key(m, d, o);
+  u = unlocked_layers(m.graph, key);
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].tensor, "W1");
+  EXPECT_EQ(u[0].budget, 6);
+  // A key that touches every layer leaves none.
+  o.max_percent = 0.05;
+  auto m2 = testing::make_mlp(40, 30, 5, 57);
+  EXPECT_TRUE(unlocked_layers(m2.graph, generate_key(m2, d, o)).empty());
+}
+
 TEST(Keygen, PresetsAndNewOptionValidation) {
   KeygenOptions o;
   apply_preset(o, "reference");
@@ -440,6 +467,15 @@ TEST(Keygen, PresetsAndNewOptionValidation) {
   EXPECT_EQ(o.per_round, 3);
   EXPECT_NO_THROW(validate_options(o));
   EXPECT_THROW(apply_preset(o, "fast"), InvalidArgument);
+  // The CLI's default is the stealthy preset: strong's options in stealthy mode.
+  KeygenOptions dflt;
+  apply_preset(dflt, kDefaultPreset);
+  EXPECT_EQ(dflt.mode, LockMode::Stealthy);
+  EXPECT_TRUE(dflt.incremental);
+  EXPECT_EQ(dflt.objective, Objective::Collapse);
+  EXPECT_EQ(dflt.num, o.num);
+  EXPECT_EQ(dflt.max_percent, o.max_percent);
+  EXPECT_EQ(dflt.per_round, o.per_round);
   o.per_round = 0;
   EXPECT_THROW(validate_options(o), InvalidArgument);
   o.per_round = 1;
