@@ -22,6 +22,7 @@
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/progress.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/lock/attack.hpp"
 #include "veil/lock/evaluate.hpp"
@@ -169,12 +170,14 @@ void run_keygen(const KeygenArgs& a) {
             : fmt::format("{}", o.intensity),
         o.max_percent, lock::to_string(o.objective),
         o.incremental && o.per_round != 1 ? fmt::format(", {} per round", o.per_round) : "");
+  std::unique_ptr<ProgressBar> rounds;  // a live bar on a terminal, one line in a log
   if (!a.json && o.incremental)
-    o.on_round = [](int64_t r, int64_t n) {
-      std::cerr << fmt::format("\r  i-SFGE round {}/{}", r + 1, n) << (r + 1 == n ? "\n" : "")
-                << std::flush;
+    o.on_round = [&rounds](int64_t r, int64_t n) {
+      if (!rounds) rounds = std::make_unique<ProgressBar>("  i-SFGE rounds", n);
+      rounds->update(r + 1);
     };
   lock::LockKey key = lock::generate_key(m, samples, o);
+  if (rounds) rounds->finish();
   if (create_secret) secret = a.secret.resolve(/*create=*/true);
   lock::save_key_file(a.key, key, *secret);
   // A layer the key does not touch is readable as it is: say so even in --json mode (stderr).
