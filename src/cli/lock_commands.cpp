@@ -12,6 +12,7 @@
 #include <bit>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -477,48 +478,66 @@ struct AttackArgs {
   bool json = false;
 };
 
-// The key is optional for attacks: with it the evaluator can score the attack
-// and report the plaintext accuracy it is trying to recover.
-std::optional<lock::LockKey> optional_key(const AttackArgs& a, const model::Model& locked,
-                                          std::optional<model::Model>& plain) {
-  if (a.key.empty()) return std::nullopt;
-  lock::LockKey key = lock::load_key_file(a.key, a.secret.resolve(false));
-  plain = locked;
-  lock::decrypt_model(*plain, key);
-  return key;
+// What every attack does around its own step: it gets the locked model (all the attacker has)
+// and, optionally, the key — only to score the attack and to report the plaintext accuracy it
+// tries to recover —, runs on a copy, and reports top-1 before and after; --out saves the copy.
+struct AttackRun {
+  std::optional<lock::LockKey> key;
+  lock::Accuracy before, after;
+  std::optional<lock::Accuracy> base;  // the plaintext model's, when the key was given
+
+  void add_json(json& j) const {
+    j["locked_top1"] = 100 * before.top1;
+    j["attacked_top1"] = 100 * after.top1;
+    j["attacked_top5"] = 100 * after.top5;
+    if (base) j["baseline_top1"] = 100 * base->top1;
+  }
+  std::string accuracy_text() const {
+    return fmt::format("  top-1 locked {} % -> after attack {} %{}\n", pct(before.top1),
+                       pct(after.top1),
+                       base ? fmt::format(" (plaintext {} %)", pct(base->top1)) : "");
+  }
+};
+
+AttackRun run_attack(const AttackArgs& a,
+                     const std::function<void(model::Model&, const lock::LockKey*)>& attack) {
+  AttackRun run;
+  model::Model locked = load_model(a.model);
+  std::optional<model::Model> plain;
+  if (!a.key.empty()) {
+    run.key = lock::load_key_file(a.key, a.secret.resolve(false));
+    plain = locked;
+    lock::decrypt_model(*plain, *run.key);
+  }
+  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
+  run.before = lock::evaluate(locked, test);
+  model::Model attacked = locked;
+  attack(attacked, run.key ? &*run.key : nullptr);
+  run.after = lock::evaluate(attacked, test);
+  if (plain) run.base = lock::evaluate(*plain, test);
+  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  return run;
 }
 
 void run_outlier(const AttackArgs& a) {
-  model::Model locked = load_model(a.model);
-  std::optional<model::Model> plain;
-  auto key = optional_key(a, locked, plain);
-  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
-  lock::Accuracy before = lock::evaluate(locked, test);
-  model::Model attacked = locked;
-  lock::OutlierAttackOptions o;
-  o.suspects_per_layer = a.suspects;
-  o.z_threshold = a.z_threshold;
-  auto r = lock::outlier_attack(attacked.graph, o, key ? &*key : nullptr);
-  lock::Accuracy after = lock::evaluate(attacked, test);
-  std::optional<lock::Accuracy> base;
-  if (plain) base = lock::evaluate(*plain, test);
-  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  lock::OutlierAttackResult r;
+  AttackRun run = run_attack(a, [&](model::Model& attacked, const lock::LockKey* key) {
+    lock::OutlierAttackOptions o;
+    o.suspects_per_layer = a.suspects;
+    o.z_threshold = a.z_threshold;
+    r = lock::outlier_attack(attacked.graph, o, key);
+  });
   if (a.json) {
-    json j{{"attack", "outlier"},
-           {"model", a.model},
-           {"suspects", r.suspects},
-           {"locked_top1", 100 * before.top1},
-           {"attacked_top1", 100 * after.top1},
-           {"attacked_top5", 100 * after.top5}};
-    if (key) {
+    json j{{"attack", "outlier"}, {"model", a.model}, {"suspects", r.suspects}};
+    run.add_json(j);
+    if (run.key) {
       j["encrypted_weights"] = r.encrypted;
       j["hits"] = r.hits;
       j["precision"] = r.precision;
       j["recall"] = r.recall;
       j["chance_precision"] = r.chance_precision;
-      j["baseline_top1"] = 100 * base->top1;
-      j["recovered_fraction"] =
-          base->top1 > before.top1 ? (after.top1 - before.top1) / (base->top1 - before.top1) : 0;
+      const double lost = run.base->top1 - run.before.top1;
+      j["recovered_fraction"] = lost > 0 ? (run.after.top1 - run.before.top1) / lost : 0;
     }
     json layers = json::array();
     for (const auto& l : r.layers)
@@ -533,12 +552,10 @@ void run_outlier(const AttackArgs& a) {
     return;
   }
   std::cout << fmt::format(
-      "outlier attack on {}: reset {} suspects (robust z-score) to the layer "
-      "median\n  top-1 locked {} % -> after attack {} %",
-      a.model, r.suspects, pct(before.top1), pct(after.top1));
-  if (base) std::cout << fmt::format(" (plaintext {} %)", pct(base->top1));
-  std::cout << "\n";
-  if (key)
+                   "outlier attack on {}: reset {} suspects (robust z-score) to the layer median\n",
+                   a.model, r.suspects)
+            << run.accuracy_text();
+  if (run.key)
     std::cout << fmt::format(
         "  found {} of {} encrypted weights: precision {:.4f} (chance "
         "{:.6f}), recall {:.4f}\n",
@@ -547,50 +564,35 @@ void run_outlier(const AttackArgs& a) {
 
 void run_finetune(const AttackArgs& a) {
   if (!(a.fraction > 0 && a.fraction <= 1)) throw InvalidArgument("--fraction must be in (0, 1]");
-  model::Model locked = load_model(a.model);
-  std::optional<model::Model> plain;
-  auto key = optional_key(a, locked, plain);
-  auto train_full = data::load_dataset(a.data, data::Split::Train);
-  auto count = std::max<int64_t>(1, static_cast<int64_t>(a.fraction * train_full.size()));
-  // The attacker's data: the last `fraction` of the training split (key
-  // generation used the first --samples images).
-  data::Dataset train;
-  train.name = train_full.name;
-  train.num_classes = train_full.num_classes;
-  int64_t first = train_full.size() - count;
-  train.images = train_full.batch(first, count);
-  train.labels.assign(train_full.labels.begin() + first, train_full.labels.end());
-  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
-  lock::Accuracy before = lock::evaluate(locked, test);
-  model::Model attacked = locked;
-  auto t0 = Clock::now();
-  double loss = lock::finetune(attacked, train, a.ft);
-  double secs = seconds_since(t0);
-  lock::Accuracy after = lock::evaluate(attacked, test);
-  std::optional<lock::Accuracy> base;
-  if (plain) base = lock::evaluate(*plain, test);
-  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  int64_t count = 0;
+  double loss = 0, secs = 0;
+  AttackRun run = run_attack(a, [&](model::Model& attacked, const lock::LockKey*) {
+    auto train_full = data::load_dataset(a.data, data::Split::Train);
+    count = std::max<int64_t>(1, static_cast<int64_t>(a.fraction * train_full.size()));
+    // The attacker's data: the last `fraction` of the training split (key generation used the
+    // first --samples images).
+    data::Dataset train;
+    train.name = train_full.name;
+    train.num_classes = train_full.num_classes;
+    int64_t first = train_full.size() - count;
+    train.images = train_full.batch(first, count);
+    train.labels.assign(train_full.labels.begin() + first, train_full.labels.end());
+    auto t0 = Clock::now();
+    loss = lock::finetune(attacked, train, a.ft);
+    secs = seconds_since(t0);
+  });
   if (a.json) {
-    json j{{"attack", "finetune"},
-           {"model", a.model},
-           {"train_images", count},
-           {"epochs", a.ft.epochs},
-           {"lr", a.ft.learning_rate},
-           {"final_loss", loss},
-           {"seconds", secs},
-           {"locked_top1", 100 * before.top1},
-           {"attacked_top1", 100 * after.top1},
-           {"attacked_top5", 100 * after.top5}};
-    if (base) j["baseline_top1"] = 100 * base->top1;
+    json j{{"attack", "finetune"},  {"model", a.model},         {"train_images", count},
+           {"epochs", a.ft.epochs}, {"lr", a.ft.learning_rate}, {"final_loss", loss},
+           {"seconds", secs}};
+    run.add_json(j);
     print_json(j);
     return;
   }
   std::cout << fmt::format(
-      "fine-tuning attack on {}: {} training images, {} epochs, lr {:g} "
-      "({:.1f} s)\n  top-1 locked {} % -> after attack {} %",
-      a.model, count, a.ft.epochs, a.ft.learning_rate, secs, pct(before.top1), pct(after.top1));
-  if (base) std::cout << fmt::format(" (plaintext {} %)", pct(base->top1));
-  std::cout << "\n";
+                   "fine-tuning attack on {}: {} training images, {} epochs, lr {:g} ({:.1f} s)\n",
+                   a.model, count, a.ft.epochs, a.ft.learning_rate, secs)
+            << run.accuracy_text();
 }
 
 }  // namespace
