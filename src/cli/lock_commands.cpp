@@ -615,7 +615,8 @@ void add_lock_commands(CLI::App& app) {
                      "reference 0.001)");
   keygen->add_option("--samples", ka->opts.samples, "Training images for the gradients (1000)");
   keygen->add_flag("--incremental", ka->opts.incremental,
-                   "i-SFGE: positions chosen round by round (stealthy/strong: on)");
+                   "i-SFGE: positions chosen round by round (stealthy/strong: on; "
+                   "--incremental=false turns it off)");
   keygen->add_option("--mode", ka->mode,
                      "sfge (reference, strong) | stealthy (in-distribution values)");
   keygen->add_option("--batch", ka->opts.batch, "Batch size for the gradient passes");
@@ -667,7 +668,10 @@ void add_lock_commands(CLI::App& app) {
   eval->callback([ea] { run_eval(*ea); });
 
   auto sa = std::make_shared<SweepArgs>();
-  auto* sweep = lock->add_subcommand("sweep", "Top-1 vs encrypted weights per layer");
+  auto* sweep = lock->add_subcommand(
+      "sweep",
+      "Top-1 vs encrypted weights per layer, for the paper's SFGE / i-SFGE knobs (its defaults "
+      "are the reference preset's, not keygen's default)");
   sweep->add_option("--model", sa->model, "Plaintext ONNX model")->required();
   sweep->add_option("--data", sa->data, "Dataset");
   sweep->add_option("--csv", sa->csv, "Output CSV");
