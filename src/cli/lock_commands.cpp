@@ -12,6 +12,7 @@
 #include <bit>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/progress.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/lock/attack.hpp"
 #include "veil/lock/evaluate.hpp"
@@ -99,7 +101,7 @@ int64_t total_weights(const model::Graph& g) {
 
 struct KeygenArgs {
   std::string model, data = "fashion-mnist", key, mode = "sfge";
-  std::string intensity_mode = "absolute", objective = "ce", preset;
+  std::string intensity_mode = "absolute", objective = "ce", preset = lock::kDefaultPreset;
   lock::KeygenOptions opts;
   SecretArgs secret;
   bool json = false;
@@ -127,8 +129,9 @@ void run_keygen(const KeygenArgs& a) {
   o.mode = lock::parse_lock_mode(a.mode);
   o.intensity_mode = lock::parse_intensity_mode(a.intensity_mode);
   o.objective = lock::parse_objective(a.objective);
-  if (!a.preset.empty()) {
-    // The preset supplies every option the command line did not give explicitly.
+  {
+    // The preset supplies every option the command line did not give explicitly (CLI11's
+    // count() is the number of times an option was given, 0 for a default).
     lock::KeygenOptions p = o;
     lock::apply_preset(p, a.preset);
     auto given = [&](const char* name) { return a.cmd && a.cmd->count(name) > 0; };
@@ -158,25 +161,44 @@ void run_keygen(const KeygenArgs& a) {
   auto samples = data::load_dataset(a.data, data::Split::Train, o.samples);
   if (!a.json)
     std::cerr << fmt::format(
-        "keygen: {} on {} training images ({}{}, num {}, intensity {}{}, "
+        "keygen: {} on {} training images (preset {}: {}{}, num {}, intensity {}, "
         "max-percent {}, objective {}{})\n",
-        a.model, samples.size(), o.incremental ? "i-" : "",
-        o.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE stealthy", o.num, o.intensity,
-        o.intensity_mode == lock::IntensityMode::Relative ? " x max|w|" : "", o.max_percent,
-        lock::to_string(o.objective),
+        a.model, samples.size(), a.preset, o.incremental ? "i-" : "",
+        o.mode == lock::LockMode::Sfge ? "SFGE" : "SFGE stealthy", o.num,
+        o.mode != lock::LockMode::Sfge ? std::string("in-distribution")
+        : o.intensity_mode == lock::IntensityMode::Relative
+            ? fmt::format("{} x max|w|", o.intensity)
+            : fmt::format("{}", o.intensity),
+        o.max_percent, lock::to_string(o.objective),
         o.incremental && o.per_round != 1 ? fmt::format(", {} per round", o.per_round) : "");
+  std::unique_ptr<ProgressBar> rounds;  // a live bar on a terminal, one line in a log
   if (!a.json && o.incremental)
-    o.on_round = [](int64_t r, int64_t n) {
-      std::cerr << fmt::format("\r  i-SFGE round {}/{}", r + 1, n) << (r + 1 == n ? "\n" : "")
-                << std::flush;
+    o.on_round = [&rounds](int64_t r, int64_t n) {
+      if (!rounds) rounds = std::make_unique<ProgressBar>("  i-SFGE rounds", n);
+      rounds->update(r + 1);
     };
   lock::LockKey key = lock::generate_key(m, samples, o);
+  if (rounds) rounds->finish();
   if (create_secret) secret = a.secret.resolve(/*create=*/true);
   lock::save_key_file(a.key, key, *secret);
+  // A layer the key does not touch is readable as it is: say so even in --json mode (stderr).
+  auto unlocked = lock::unlocked_layers(m.graph, key);
+  auto unlocked_json = json::array();
+  for (const auto& u : unlocked) {
+    std::cerr << fmt::format("warning: layer {} (node {}, {} weights) gets no locked weight ({})\n",
+                             u.tensor, u.node, u.numel,
+                             u.budget == 0
+                                 ? fmt::format("budget min(floor({} x max-percent {}), num {}) = 0",
+                                               u.numel, key.params.max_percent, key.params.num)
+                                 : "no position with a nonzero gradient");
+    unlocked_json.push_back(
+        {{"tensor", u.tensor}, {"node", u.node}, {"weights", u.numel}, {"budget", u.budget}});
+  }
   if (a.json) {
     print_json({{"key", a.key},
                 {"model", a.model},
                 {"layers", layers_json(key)},
+                {"unlocked_layers", unlocked_json},
                 {"encrypted_weights", key.total_entries()},
                 {"keygen_seconds", key.params.keygen_seconds},
                 {"locked_fingerprint", lock::to_hex(key.locked_fingerprint)}});
@@ -209,10 +231,12 @@ void run_encrypt(const ApplyArgs& a, bool decrypt) {
   else
     lock::encrypt_model(m, key);
   model::save_onnx(m, a.out);
+  // Both directions checked the result's fingerprint against the key before writing.
   std::cout << fmt::format(
-      "{} {} weights in {} layers; wrote {} (fingerprint {}…)\n",
+      "{} {} weights in {} layers; wrote {} (fingerprint {}… = the key's {} model{})\n",
       decrypt ? "restored" : "encrypted", key.total_entries(), key.layers.size(), a.out,
-      lock::to_hex(decrypt ? key.plain_fingerprint : key.locked_fingerprint).substr(0, 16));
+      lock::to_hex(decrypt ? key.plain_fingerprint : key.locked_fingerprint).substr(0, 16),
+      decrypt ? "plaintext" : "locked", decrypt ? ": every weight bit-exact" : "");
 }
 
 // ---- eval
@@ -454,48 +478,66 @@ struct AttackArgs {
   bool json = false;
 };
 
-// The key is optional for attacks: with it the evaluator can score the attack
-// and report the plaintext accuracy it is trying to recover.
-std::optional<lock::LockKey> optional_key(const AttackArgs& a, const model::Model& locked,
-                                          std::optional<model::Model>& plain) {
-  if (a.key.empty()) return std::nullopt;
-  lock::LockKey key = lock::load_key_file(a.key, a.secret.resolve(false));
-  plain = locked;
-  lock::decrypt_model(*plain, key);
-  return key;
+// What every attack does around its own step: it gets the locked model (all the attacker has)
+// and, optionally, the key — only to score the attack and to report the plaintext accuracy it
+// tries to recover —, runs on a copy, and reports top-1 before and after; --out saves the copy.
+struct AttackRun {
+  std::optional<lock::LockKey> key;
+  lock::Accuracy before, after;
+  std::optional<lock::Accuracy> base;  // the plaintext model's, when the key was given
+
+  void add_json(json& j) const {
+    j["locked_top1"] = 100 * before.top1;
+    j["attacked_top1"] = 100 * after.top1;
+    j["attacked_top5"] = 100 * after.top5;
+    if (base) j["baseline_top1"] = 100 * base->top1;
+  }
+  std::string accuracy_text() const {
+    return fmt::format("  top-1 locked {} % -> after attack {} %{}\n", pct(before.top1),
+                       pct(after.top1),
+                       base ? fmt::format(" (plaintext {} %)", pct(base->top1)) : "");
+  }
+};
+
+AttackRun run_attack(const AttackArgs& a,
+                     const std::function<void(model::Model&, const lock::LockKey*)>& attack) {
+  AttackRun run;
+  model::Model locked = load_model(a.model);
+  std::optional<model::Model> plain;
+  if (!a.key.empty()) {
+    run.key = lock::load_key_file(a.key, a.secret.resolve(false));
+    plain = locked;
+    lock::decrypt_model(*plain, *run.key);
+  }
+  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
+  run.before = lock::evaluate(locked, test);
+  model::Model attacked = locked;
+  attack(attacked, run.key ? &*run.key : nullptr);
+  run.after = lock::evaluate(attacked, test);
+  if (plain) run.base = lock::evaluate(*plain, test);
+  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  return run;
 }
 
 void run_outlier(const AttackArgs& a) {
-  model::Model locked = load_model(a.model);
-  std::optional<model::Model> plain;
-  auto key = optional_key(a, locked, plain);
-  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
-  lock::Accuracy before = lock::evaluate(locked, test);
-  model::Model attacked = locked;
-  lock::OutlierAttackOptions o;
-  o.suspects_per_layer = a.suspects;
-  o.z_threshold = a.z_threshold;
-  auto r = lock::outlier_attack(attacked.graph, o, key ? &*key : nullptr);
-  lock::Accuracy after = lock::evaluate(attacked, test);
-  std::optional<lock::Accuracy> base;
-  if (plain) base = lock::evaluate(*plain, test);
-  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  lock::OutlierAttackResult r;
+  AttackRun run = run_attack(a, [&](model::Model& attacked, const lock::LockKey* key) {
+    lock::OutlierAttackOptions o;
+    o.suspects_per_layer = a.suspects;
+    o.z_threshold = a.z_threshold;
+    r = lock::outlier_attack(attacked.graph, o, key);
+  });
   if (a.json) {
-    json j{{"attack", "outlier"},
-           {"model", a.model},
-           {"suspects", r.suspects},
-           {"locked_top1", 100 * before.top1},
-           {"attacked_top1", 100 * after.top1},
-           {"attacked_top5", 100 * after.top5}};
-    if (key) {
+    json j{{"attack", "outlier"}, {"model", a.model}, {"suspects", r.suspects}};
+    run.add_json(j);
+    if (run.key) {
       j["encrypted_weights"] = r.encrypted;
       j["hits"] = r.hits;
       j["precision"] = r.precision;
       j["recall"] = r.recall;
       j["chance_precision"] = r.chance_precision;
-      j["baseline_top1"] = 100 * base->top1;
-      j["recovered_fraction"] =
-          base->top1 > before.top1 ? (after.top1 - before.top1) / (base->top1 - before.top1) : 0;
+      const double lost = run.base->top1 - run.before.top1;
+      j["recovered_fraction"] = lost > 0 ? (run.after.top1 - run.before.top1) / lost : 0;
     }
     json layers = json::array();
     for (const auto& l : r.layers)
@@ -510,12 +552,10 @@ void run_outlier(const AttackArgs& a) {
     return;
   }
   std::cout << fmt::format(
-      "outlier attack on {}: reset {} suspects (robust z-score) to the layer "
-      "median\n  top-1 locked {} % -> after attack {} %",
-      a.model, r.suspects, pct(before.top1), pct(after.top1));
-  if (base) std::cout << fmt::format(" (plaintext {} %)", pct(base->top1));
-  std::cout << "\n";
-  if (key)
+                   "outlier attack on {}: reset {} suspects (robust z-score) to the layer median\n",
+                   a.model, r.suspects)
+            << run.accuracy_text();
+  if (run.key)
     std::cout << fmt::format(
         "  found {} of {} encrypted weights: precision {:.4f} (chance "
         "{:.6f}), recall {:.4f}\n",
@@ -524,50 +564,35 @@ void run_outlier(const AttackArgs& a) {
 
 void run_finetune(const AttackArgs& a) {
   if (!(a.fraction > 0 && a.fraction <= 1)) throw InvalidArgument("--fraction must be in (0, 1]");
-  model::Model locked = load_model(a.model);
-  std::optional<model::Model> plain;
-  auto key = optional_key(a, locked, plain);
-  auto train_full = data::load_dataset(a.data, data::Split::Train);
-  auto count = std::max<int64_t>(1, static_cast<int64_t>(a.fraction * train_full.size()));
-  // The attacker's data: the last `fraction` of the training split (key
-  // generation used the first --samples images).
-  data::Dataset train;
-  train.name = train_full.name;
-  train.num_classes = train_full.num_classes;
-  int64_t first = train_full.size() - count;
-  train.images = train_full.batch(first, count);
-  train.labels.assign(train_full.labels.begin() + first, train_full.labels.end());
-  auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
-  lock::Accuracy before = lock::evaluate(locked, test);
-  model::Model attacked = locked;
-  auto t0 = Clock::now();
-  double loss = lock::finetune(attacked, train, a.ft);
-  double secs = seconds_since(t0);
-  lock::Accuracy after = lock::evaluate(attacked, test);
-  std::optional<lock::Accuracy> base;
-  if (plain) base = lock::evaluate(*plain, test);
-  if (!a.out.empty()) model::save_onnx(attacked, a.out);
+  int64_t count = 0;
+  double loss = 0, secs = 0;
+  AttackRun run = run_attack(a, [&](model::Model& attacked, const lock::LockKey*) {
+    auto train_full = data::load_dataset(a.data, data::Split::Train);
+    count = std::max<int64_t>(1, static_cast<int64_t>(a.fraction * train_full.size()));
+    // The attacker's data: the last `fraction` of the training split (key generation used the
+    // first --samples images).
+    data::Dataset train;
+    train.name = train_full.name;
+    train.num_classes = train_full.num_classes;
+    int64_t first = train_full.size() - count;
+    train.images = train_full.batch(first, count);
+    train.labels.assign(train_full.labels.begin() + first, train_full.labels.end());
+    auto t0 = Clock::now();
+    loss = lock::finetune(attacked, train, a.ft);
+    secs = seconds_since(t0);
+  });
   if (a.json) {
-    json j{{"attack", "finetune"},
-           {"model", a.model},
-           {"train_images", count},
-           {"epochs", a.ft.epochs},
-           {"lr", a.ft.learning_rate},
-           {"final_loss", loss},
-           {"seconds", secs},
-           {"locked_top1", 100 * before.top1},
-           {"attacked_top1", 100 * after.top1},
-           {"attacked_top5", 100 * after.top5}};
-    if (base) j["baseline_top1"] = 100 * base->top1;
+    json j{{"attack", "finetune"},  {"model", a.model},         {"train_images", count},
+           {"epochs", a.ft.epochs}, {"lr", a.ft.learning_rate}, {"final_loss", loss},
+           {"seconds", secs}};
+    run.add_json(j);
     print_json(j);
     return;
   }
   std::cout << fmt::format(
-      "fine-tuning attack on {}: {} training images, {} epochs, lr {:g} "
-      "({:.1f} s)\n  top-1 locked {} % -> after attack {} %",
-      a.model, count, a.ft.epochs, a.ft.learning_rate, secs, pct(before.top1), pct(after.top1));
-  if (base) std::cout << fmt::format(" (plaintext {} %)", pct(base->top1));
-  std::cout << "\n";
+                   "fine-tuning attack on {}: {} training images, {} epochs, lr {:g} ({:.1f} s)\n",
+                   a.model, count, a.ft.epochs, a.ft.learning_rate, secs)
+            << run.accuracy_text();
 }
 
 }  // namespace
@@ -581,32 +606,39 @@ void add_lock_commands(CLI::App& app) {
   keygen->add_option("--model", ka->model, "Plaintext ONNX model")->required();
   keygen->add_option("--data", ka->data, "Dataset whose TRAINING split supplies the samples");
   keygen->add_option("--key", ka->key, "Output key file (.vkey)")->required();
-  keygen->add_option("--num", ka->opts.num, "Encrypted weights per layer (default 20)");
-  keygen->add_option("--intensity", ka->opts.intensity, "Perturbation step (default 0.2)");
+  keygen->add_option("--num", ka->opts.num,
+                     "Encrypted weights per layer (stealthy/strong 30, reference 20)");
+  keygen->add_option("--intensity", ka->opts.intensity,
+                     "Perturbation step (strong 1.0 x max|w|, reference 0.2)");
   keygen->add_option("--max-percent", ka->opts.max_percent,
-                     "Cap per layer as a fraction of its weights (default 0.001)");
+                     "Cap per layer as a fraction of its weights (stealthy/strong 0.2, "
+                     "reference 0.001)");
   keygen->add_option("--samples", ka->opts.samples, "Training images for the gradients (1000)");
-  keygen->add_flag("--incremental", ka->opts.incremental, "i-SFGE: one position per round");
-  keygen->add_option("--mode", ka->mode, "sfge (reference) | stealthy (in-distribution values)");
+  keygen->add_flag("--incremental", ka->opts.incremental,
+                   "i-SFGE: positions chosen round by round (stealthy/strong: on; "
+                   "--incremental=false turns it off)");
+  keygen->add_option("--mode", ka->mode,
+                     "sfge (reference, strong) | stealthy (in-distribution values)");
   keygen->add_option("--batch", ka->opts.batch, "Batch size for the gradient passes");
   keygen->add_option("--band-low", ka->opts.band_low,
                      "Stealthy: lower quantile of the target band (default 0.75)");
   keygen->add_option("--band-high", ka->opts.band_high,
                      "Stealthy: upper quantile of the target band (default 0.99)");
   keygen->add_option("--intensity-mode", ka->intensity_mode,
-                     "absolute (reference: step = intensity) | relative (step = intensity x "
-                     "max|w| of the layer)");
+                     "absolute (reference: step = intensity) | relative (strong: step = "
+                     "intensity x max|w| of the layer)");
   keygen->add_option("--objective", ka->objective,
-                     "ce (reference: raise the loss on the true labels) | collapse (push every "
-                     "input to one class)");
+                     "ce (reference: raise the loss on the true labels) | collapse (stealthy, "
+                     "strong: push every input to one class)");
   keygen->add_option("--target-class", ka->opts.target_class,
                      "Collapse: the target class (default -1: the class the model leans to)");
   keygen->add_option("--per-round", ka->opts.per_round,
-                     "i-SFGE: positions per layer per round (default 1, the reference)");
+                     "i-SFGE: positions per layer per round (stealthy/strong 3, reference 1)");
   keygen->add_option("--preset", ka->preset,
-                     "reference | strong (i-SFGE, collapse, relative intensity 1.0, num 30, "
-                     "max-percent 0.2, 3 per round) | stealthy (strong in stealthy mode); "
-                     "explicit options override it");
+                     "stealthy (the default: i-SFGE, collapse, num 30, max-percent 0.2, 3 per "
+                     "round, in-distribution values; locks to chance) | strong (the same in sfge "
+                     "mode, relative intensity 1.0) | reference (the paper's knobs: SFGE, num "
+                     "20, intensity 0.2, max-percent 0.001); explicit options override it");
   ka->cmd = keygen;
   ka->secret.add(keygen, true);
   keygen->add_flag("--json", ka->json, "Machine-readable summary on stdout");
@@ -636,7 +668,10 @@ void add_lock_commands(CLI::App& app) {
   eval->callback([ea] { run_eval(*ea); });
 
   auto sa = std::make_shared<SweepArgs>();
-  auto* sweep = lock->add_subcommand("sweep", "Top-1 vs encrypted weights per layer");
+  auto* sweep = lock->add_subcommand(
+      "sweep",
+      "Top-1 vs encrypted weights per layer, for the paper's SFGE / i-SFGE knobs (its defaults "
+      "are the reference preset's, not keygen's default)");
   sweep->add_option("--model", sa->model, "Plaintext ONNX model")->required();
   sweep->add_option("--data", sa->data, "Dataset");
   sweep->add_option("--csv", sa->csv, "Output CSV");

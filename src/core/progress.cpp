@@ -15,7 +15,6 @@ namespace veil {
 namespace {
 
 constexpr double kTtyInterval = 0.1;  // seconds between redraws on a terminal
-constexpr double kLogInterval = 5.0;  // seconds between lines in a log
 
 std::atomic<bool> g_default_quiet{false};
 
@@ -118,8 +117,6 @@ ProgressBar::ProgressBar(std::string label, int64_t total, std::ostream& out, bo
       clock_(std::move(clock)),
       quiet_(g_default_quiet.load()) {
   start_ = clock_();
-  // In a log the first line waits for the first interval; a terminal shows the bar at once.
-  last_draw_ = tty_ ? -1 : start_;
 }
 
 ProgressBar::~ProgressBar() {
@@ -143,18 +140,10 @@ void ProgressBar::update(int64_t done, const std::string& extra) {
   if (total_ > 0 && done > total_) done = total_;
   done_ = done;
   if (!extra.empty()) extra_ = extra;
-  if (quiet_) return;
+  // A log (not a terminal) gets only the line finish() prints: one line per epoch or phase.
+  if (quiet_ || !tty_) return;
   const double now = clock_();
-  if (tty_) {
-    if (last_draw_ >= 0 && now - last_draw_ < kTtyInterval) return;
-  } else {
-    // finish() prints the line for completion; in between, one line per decile or interval.
-    if (total_ > 0 && done >= total_) return;
-    const auto decile =
-        total_ > 0 ? static_cast<int64_t>(10.0 * static_cast<double>(done) / total_) : 0;
-    if (decile <= last_decile_ && now - last_draw_ < kLogInterval) return;
-    last_decile_ = decile;
-  }
+  if (last_draw_ >= 0 && now - last_draw_ < kTtyInterval) return;
   last_draw_ = now;
   draw(line(now), false);
 }

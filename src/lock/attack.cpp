@@ -124,18 +124,11 @@ double finetune(model::Model& model, const data::Dataset& train, const FinetuneO
       std::vector<int64_t> idx(order.begin() + b, order.begin() + b + n);
       std::vector<int32_t> labels;
       for (int64_t i : idx) labels.push_back(train.labels[static_cast<size_t>(i)]);
-      Tensor x = prepare_input(model, train.batch(idx));
-      auto outs = exec.forward({x}, nn::Mode::Training);
-      Tensor logits = outs.at(0);
-      Shape shape = logits.shape();
-      if (logits.rank() != 2) logits.reshape({n, logits.numel() / n});
-      auto loss = nn::softmax_cross_entropy(logits, labels, true);
+      auto f = forward_batch(exec, model, train.batch(idx), nn::Mode::Training);
+      auto loss = nn::softmax_cross_entropy(f.logits, labels, true);
       total += loss.loss * n;
       seen += n;
-      loss.grad.reshape(shape);
-      std::vector<Tensor> grads{loss.grad};
-      for (size_t i = 1; i < outs.size(); ++i) grads.emplace_back(outs[i].shape(), outs[i].dtype());
-      exec.backward(grads);
+      backward_from_logits(exec, f, std::move(loss.grad));
       for (const auto& [name, g] : exec.param_grads()) {
         auto w = model.graph.initializers.at(name).floats();
         auto gv = g.floats();

@@ -47,6 +47,25 @@ void count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& 
   }
 }
 
+BatchForward forward_batch(nn::Executor& executor, const model::Model& model, const Tensor& images,
+                           nn::Mode mode) {
+  const int64_t n = images.rank() > 0 ? images.dim(0) : 0;
+  BatchForward f;
+  f.outputs = executor.forward({prepare_input(model, images)}, mode);
+  if (f.outputs.empty()) throw MalformedInput("model has no outputs");
+  f.logits = f.outputs[0];
+  if (f.logits.rank() != 2) f.logits.reshape({n, f.logits.numel() / std::max<int64_t>(n, 1)});
+  return f;
+}
+
+void backward_from_logits(nn::Executor& executor, const BatchForward& forward, Tensor logits_grad) {
+  logits_grad.reshape(forward.outputs[0].shape());
+  std::vector<Tensor> grads{std::move(logits_grad)};
+  for (size_t i = 1; i < forward.outputs.size(); ++i)
+    grads.emplace_back(forward.outputs[i].shape(), forward.outputs[i].dtype());
+  executor.backward(grads);
+}
+
 Accuracy evaluate(nn::Executor& executor, const model::Model& model, const data::Dataset& dataset,
                   int64_t batch) {
   if (batch < 1) throw InvalidArgument("batch size must be >= 1");
@@ -54,12 +73,8 @@ Accuracy evaluate(nn::Executor& executor, const model::Model& model, const data:
   int64_t top1 = 0, top5 = 0;
   for (int64_t b = 0; b < dataset.size(); b += batch) {
     int64_t n = std::min(batch, dataset.size() - b);
-    Tensor x = prepare_input(model, dataset.batch(b, n));
-    auto out = executor.forward({x}, nn::Mode::Inference);
-    if (out.empty()) throw MalformedInput("model has no outputs");
-    Tensor logits = out[0];
-    if (logits.rank() != 2) logits.reshape({n, logits.numel() / std::max<int64_t>(n, 1)});
-    count_hits(logits, std::span<const int32_t>(dataset.labels).subspan(b, n), top1, top5);
+    auto f = forward_batch(executor, model, dataset.batch(b, n), nn::Mode::Inference);
+    count_hits(f.logits, std::span<const int32_t>(dataset.labels).subspan(b, n), top1, top5);
   }
   acc.count = dataset.size();
   if (acc.count) {

@@ -64,12 +64,24 @@ std::string to_hex(const Fingerprint& fp) {
   return s;
 }
 
+namespace {
+
+// The options that take one of two names: the name's value, or one clear InvalidArgument.
+template <typename E>
+E parse_choice(const std::string& text, const char* option, E a, const char* a_name, E b,
+               const char* b_name) {
+  if (text == a_name) return a;
+  if (text == b_name) return b;
+  throw InvalidArgument(std::string(option) + " must be '" + a_name + "' or '" + b_name +
+                        "', got '" + text + "'");
+}
+
+}  // namespace
+
 std::string to_string(LockMode mode) { return mode == LockMode::Stealthy ? "stealthy" : "sfge"; }
 
 LockMode parse_lock_mode(const std::string& text) {
-  if (text == "sfge") return LockMode::Sfge;
-  if (text == "stealthy") return LockMode::Stealthy;
-  throw InvalidArgument("--mode must be 'sfge' or 'stealthy', got '" + text + "'");
+  return parse_choice(text, "--mode", LockMode::Sfge, "sfge", LockMode::Stealthy, "stealthy");
 }
 
 std::string to_string(IntensityMode mode) {
@@ -77,9 +89,8 @@ std::string to_string(IntensityMode mode) {
 }
 
 IntensityMode parse_intensity_mode(const std::string& text) {
-  if (text == "absolute") return IntensityMode::Absolute;
-  if (text == "relative") return IntensityMode::Relative;
-  throw InvalidArgument("--intensity-mode must be 'absolute' or 'relative', got '" + text + "'");
+  return parse_choice(text, "--intensity-mode", IntensityMode::Absolute, "absolute",
+                      IntensityMode::Relative, "relative");
 }
 
 std::string to_string(Objective objective) {
@@ -87,9 +98,8 @@ std::string to_string(Objective objective) {
 }
 
 Objective parse_objective(const std::string& text) {
-  if (text == "ce") return Objective::CrossEntropy;
-  if (text == "collapse") return Objective::Collapse;
-  throw InvalidArgument("--objective must be 'ce' or 'collapse', got '" + text + "'");
+  return parse_choice(text, "--objective", Objective::CrossEntropy, "ce", Objective::Collapse,
+                      "collapse");
 }
 
 int64_t LockKey::total_entries() const {
@@ -192,39 +202,45 @@ void bind_fingerprints(LockKey& key, const model::Graph& plain) {
   key.locked_fingerprint = fingerprint(copy);
 }
 
-void encrypt_model(model::Model& model, const LockKey& key) {
-  if (fingerprint(model.graph) != key.plain_fingerprint)
-    throw IntegrityError(
-        "the key was generated for another model (the model's weight fingerprint " +
-        to_hex(fingerprint(model.graph)).substr(0, 16) + "… is not the one the key is bound to)");
+namespace {
+
+// encrypt_model (lock = true) and decrypt_model: the model must have the key's fingerprint of the
+// side it is on before and that of the other side after; the caller's model changes only then
+// (the work is done on a copy).
+void transform_checked(model::Model& model, const LockKey& key, bool lock) {
+  const Fingerprint& from = lock ? key.plain_fingerprint : key.locked_fingerprint;
+  const Fingerprint& to = lock ? key.locked_fingerprint : key.plain_fingerprint;
+  const Fingerprint now = fingerprint(model.graph);
+  if (now != from)
+    throw IntegrityError(std::string(lock
+                                         ? "the key was generated for another model (the model's"
+                                         : "the key belongs to another model (the locked model's") +
+                         " weight fingerprint " + to_hex(now).substr(0, 16) +
+                         "… is not the one the key is bound to)");
   try {
     check_key_fits(model.graph, key);
   } catch (const InvalidArgument& e) {
     throw IntegrityError(std::string("key does not fit the model: ") + e.what());
   }
-  // Work on a copy so the caller's model is untouched if the final check fails.
-  model::Graph locked = model.graph;
-  for (const auto& l : key.layers) lock_tensor(find_tensor(locked, l), l, true);
-  if (fingerprint(locked) != key.locked_fingerprint)
-    throw IntegrityError("locking did not produce the model the key is bound to");
-  model.graph = std::move(locked);
+  model::Graph out = model.graph;
+  for (const auto& l : key.layers) {
+    if (lock)
+      lock_tensor(find_tensor(out, l), l, true);
+    else
+      unlock_tensor(find_tensor(out, l), l, true);
+  }
+  if (fingerprint(out) != to)
+    throw IntegrityError(lock ? "locking did not produce the model the key is bound to"
+                              : "restored weights do not match the original model's fingerprint");
+  model.graph = std::move(out);
 }
 
+}  // namespace
+
+void encrypt_model(model::Model& model, const LockKey& key) { transform_checked(model, key, true); }
+
 void decrypt_model(model::Model& model, const LockKey& key) {
-  if (fingerprint(model.graph) != key.locked_fingerprint)
-    throw IntegrityError(
-        "the key belongs to another model (the locked model's weight fingerprint " +
-        to_hex(fingerprint(model.graph)).substr(0, 16) + "… is not the one the key is bound to)");
-  try {
-    check_key_fits(model.graph, key);
-  } catch (const InvalidArgument& e) {
-    throw IntegrityError(std::string("key does not fit the model: ") + e.what());
-  }
-  model::Graph plain = model.graph;
-  for (const auto& l : key.layers) unlock_tensor(find_tensor(plain, l), l, true);
-  if (fingerprint(plain) != key.plain_fingerprint)
-    throw IntegrityError("restored weights do not match the original model's fingerprint");
-  model.graph = std::move(plain);
+  transform_checked(model, key, false);
 }
 
 }  // namespace veil::lock

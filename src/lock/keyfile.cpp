@@ -390,6 +390,30 @@ KeyFileHeader parse_key_file_header(std::span<const uint8_t> file) {
   return h;
 }
 
+namespace {
+
+// An AES-256-GCM context (encrypting or decrypting) under the key derived from `secret` with the
+// header's KDF, nonce h.nonce, that has taken the header bytes `aad` as associated data. The
+// derived key is wiped before this returns.
+std::unique_ptr<EVP_CIPHER_CTX, CipherFree> gcm_begin(bool encrypt, const KeySecret& secret,
+                                                      const KeyFileHeader& h,
+                                                      std::span<const uint8_t> aad) {
+  auto aes_key = derive_key(secret, h.kdf, h.scrypt, h.salt);
+  std::unique_ptr<EVP_CIPHER_CTX, CipherFree> ctx(EVP_CIPHER_CTX_new());
+  const int enc = encrypt ? 1 : 0;
+  int len = 0;
+  bool ok =
+      ctx && EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, enc) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) == 1 &&
+      EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, aes_key.data(), h.nonce.data(), enc) == 1 &&
+      EVP_CipherUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1;
+  OPENSSL_cleanse(aes_key.data(), aes_key.size());
+  if (!ok) throw Error("OpenSSL: AES-256-GCM init failed");
+  return ctx;
+}
+
+}  // namespace
+
 std::vector<uint8_t> seal_key(const LockKey& key, const KeySecret& secret) {
   std::vector<uint8_t> payload = encode_key_payload(key);
   KeyFileHeader h;
@@ -414,20 +438,13 @@ std::vector<uint8_t> seal_key(const LockKey& key, const KeySecret& secret) {
   std::vector<uint8_t> out = std::move(w.out());
   if (out.size() != kKeyFileHeaderSize) throw Error("internal: key file header size");
 
-  auto aes_key = derive_key(secret, h.kdf, h.scrypt, h.salt);
-  std::unique_ptr<EVP_CIPHER_CTX, CipherFree> ctx(EVP_CIPHER_CTX_new());
+  if (payload.size() > (1u << 30)) throw Error("internal: key payload too large");
+  auto ctx = gcm_begin(true, secret, h, out);
   int len = 0;
-  bool ok =
-      ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) == 1 &&
-      EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, aes_key.data(), h.nonce.data()) == 1 &&
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, out.data(), static_cast<int>(out.size())) == 1;
-  OPENSSL_cleanse(aes_key.data(), aes_key.size());
-  if (!ok || payload.size() > (1u << 30)) throw Error("OpenSSL: AES-256-GCM init failed");
   size_t ct_at = out.size();
   out.resize(ct_at + payload.size() + kKeyFileTagSize);
-  ok = EVP_EncryptUpdate(ctx.get(), out.data() + ct_at, &len, payload.data(),
-                         static_cast<int>(payload.size())) == 1;
+  bool ok = EVP_EncryptUpdate(ctx.get(), out.data() + ct_at, &len, payload.data(),
+                              static_cast<int>(payload.size())) == 1;
   int fin = 0;
   ok = ok && EVP_EncryptFinal_ex(ctx.get(), out.data() + ct_at + len, &fin) == 1 &&
        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kKeyFileTagSize,
@@ -443,23 +460,14 @@ LockKey open_key(std::span<const uint8_t> file, const KeySecret& secret) {
     throw IntegrityError(h.kdf == KeySecret::Kind::Passphrase
                              ? "the key file is protected by a passphrase: use --passphrase-file"
                              : "the key file is protected by a secret file: use --secret");
-  auto aes_key = derive_key(secret, h.kdf, h.scrypt, h.salt);
-  std::unique_ptr<EVP_CIPHER_CTX, CipherFree> ctx(EVP_CIPHER_CTX_new());
-  auto aad = file.first(kKeyFileHeaderSize);
+  auto ctx = gcm_begin(false, secret, h, file.first(kKeyFileHeaderSize));
   auto ct = file.subspan(kKeyFileHeaderSize, h.payload_size);
   std::vector<uint8_t> tag(file.end() - kKeyFileTagSize, file.end());
   std::vector<uint8_t> plain(ct.size());
   int len = 0;
-  bool ok =
-      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) == 1 &&
-      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, aes_key.data(), h.nonce.data()) == 1 &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1;
-  OPENSSL_cleanse(aes_key.data(), aes_key.size());
-  if (!ok) throw Error("OpenSSL: AES-256-GCM init failed");
-  ok = EVP_DecryptUpdate(ctx.get(), plain.data(), &len, ct.data(), static_cast<int>(ct.size())) ==
-           1 &&
-       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kKeyFileTagSize, tag.data()) == 1;
+  bool ok = EVP_DecryptUpdate(ctx.get(), plain.data(), &len, ct.data(),
+                              static_cast<int>(ct.size())) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kKeyFileTagSize, tag.data()) == 1;
   int fin = 0;
   // Tag check happens in Final; the plaintext is discarded unless it passes.
   ok = ok && EVP_DecryptFinal_ex(ctx.get(), plain.data() + len, &fin) == 1;

@@ -104,24 +104,16 @@ std::map<std::string, std::vector<float>> accumulate(nn::Executor& exec, const m
     sum[t].assign(static_cast<size_t>(gm.graph.initializers.at(t).numel()), 0.0);
   for (int64_t b = 0; b < samples.size(); b += batch) {
     int64_t n = std::min(batch, samples.size() - b);
-    Tensor x = prepare_input(gm, samples.batch(b, n));
-    auto outs = exec.forward({x}, nn::Mode::Training);
-    if (outs.empty()) throw MalformedInput("model has no outputs");
-    Tensor logits = outs[0];
-    Shape out_shape = logits.shape();
-    if (logits.rank() != 2) logits.reshape({n, logits.numel() / std::max<int64_t>(n, 1)});
+    auto f = forward_batch(exec, gm, samples.batch(b, n), nn::Mode::Training);
     auto labels = target >= 0 ? std::span<const int32_t>(target_labels).first(n)
                               : std::span<const int32_t>(samples.labels).subspan(b, n);
-    auto loss = nn::softmax_cross_entropy(logits, labels, true);
+    auto loss = nn::softmax_cross_entropy(f.logits, labels, true);
     // The loss gradient is of the batch mean; the reference sums over the sample set. The
     // collapse objective is the negated cross-entropy towards the target (maximised like the
     // reference's loss, so every caller steps along +sign(g)).
     const float scale = static_cast<float>(target >= 0 ? -n : n);
     for (float& v : loss.grad.floats()) v *= scale;
-    loss.grad.reshape(out_shape);
-    std::vector<Tensor> grads{loss.grad};
-    for (size_t i = 1; i < outs.size(); ++i) grads.emplace_back(outs[i].shape(), outs[i].dtype());
-    exec.backward(grads);
+    backward_from_logits(exec, f, std::move(loss.grad));
     const auto& pg = exec.param_grads();
     for (const auto& t : tensors) {
       auto it = pg.find(t);
@@ -238,9 +230,8 @@ int32_t collapse_target(const model::Model& model, const data::Dataset& samples,
   std::vector<double> mass;
   for (int64_t b = 0; b < samples.size(); b += batch) {
     int64_t n = std::min(batch, samples.size() - b);
-    auto outs = exec.forward({prepare_input(gm, samples.batch(b, n))}, nn::Mode::Training);
-    if (outs.empty()) throw MalformedInput("model has no outputs");
-    auto z = outs[0].floats();
+    auto f = forward_batch(exec, gm, samples.batch(b, n), nn::Mode::Training);
+    auto z = f.logits.floats();
     const int64_t c = static_cast<int64_t>(z.size()) / std::max<int64_t>(n, 1);
     if (c < 1) throw MalformedInput("model output has no classes");
     mass.resize(static_cast<size_t>(c), 0.0);
@@ -253,6 +244,21 @@ int32_t collapse_target(const model::Model& model, const data::Dataset& samples,
   }
   if (mass.empty()) throw InvalidArgument("the sample set is empty");
   return static_cast<int32_t>(std::max_element(mass.begin(), mass.end()) - mass.begin());
+}
+
+std::vector<UnlockedLayer> unlocked_layers(const model::Graph& graph, const LockKey& key) {
+  std::set<std::string> locked;
+  for (const auto& l : key.layers)
+    if (!l.entries.empty()) locked.insert(l.tensor);
+  std::map<std::string, std::string> node_of;
+  std::vector<UnlockedLayer> out;
+  for (const auto& t : unique_tensors(graph, node_of)) {
+    if (locked.count(t)) continue;
+    const int64_t numel = graph.initializers.at(t).numel();
+    out.push_back(
+        {t, node_of[t], numel, layer_budget(numel, key.params.num, key.params.max_percent)});
+  }
+  return out;
 }
 
 LockKey generate_key(const model::Model& model, const data::Dataset& samples,

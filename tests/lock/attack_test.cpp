@@ -55,11 +55,8 @@ TEST(Attack, OutlierAttackFindsAbsoluteStepsOfTheReference) {
     key.layers.push_back(l);
   }
   bind_fingerprints(key, m.graph);
-  model::Model locked = m;
-  encrypt_model(locked, key);
-  OutlierAttackOptions o;
-  o.suspects_per_layer = 10;
-  auto r = outlier_attack(locked.graph, o, &key);
+  model::Model locked = testing::locked_copy(m, key);
+  auto r = testing::outlier_attack_on(locked, key, 10);
   EXPECT_EQ(r.encrypted, 20);
   EXPECT_EQ(r.suspects, 20);
   EXPECT_EQ(r.hits, 20);
@@ -72,9 +69,9 @@ TEST(Attack, OutlierAttackFindsAbsoluteStepsOfTheReference) {
     for (const auto& e : l.entries) EXPECT_LT(std::fabs(w[e.index]), 0.1f);
   }
   // Threshold mode: z > 6 catches the planted steps and (almost) nothing else.
-  model::Model again = m;
-  encrypt_model(again, key);
-  o.z_threshold = 6;
+  model::Model again = testing::locked_copy(m, key);
+  OutlierAttackOptions o;
+  o.z_threshold = 6;  // takes precedence over suspects_per_layer
   auto t = outlier_attack(again.graph, o, &key);
   EXPECT_EQ(t.hits, 20);
   EXPECT_LE(t.suspects, 22);

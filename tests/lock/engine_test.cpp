@@ -128,13 +128,19 @@ std::vector<uint64_t> naive_top(const std::vector<double>& g, int64_t k) {
   return idx;
 }
 
+// Reference options with the per-layer budget min(floor(numel * max_percent), num).
+KeygenOptions budget(int64_t num, double max_percent) {
+  KeygenOptions o;
+  o.num = num;
+  o.max_percent = max_percent;
+  return o;
+}
+
 TEST(Keygen, SfgePicksTheLargestGradientsWithTheirSigns) {
   auto m = testing::make_mlp(40, 30, 5, 41);  // W1: 1200 weights, W2: 150
   auto d = testing::make_dataset(50, 40, 5, 42);
-  KeygenOptions o;
-  o.num = 6;
+  KeygenOptions o = budget(6, 0.004);  // W1: floor(4.8) = 4, W2: floor(0.6) = 0 -> skipped
   o.intensity = 0.1f;
-  o.max_percent = 0.004;  // W1: floor(4.8) = 4, W2: floor(0.6) = 0 -> skipped
   LockKey key = generate_key(m, d, o);
   ASSERT_EQ(key.layers.size(), 1u);
   EXPECT_EQ(key.layers[0].tensor, "W1");
@@ -151,8 +157,7 @@ TEST(Keygen, SfgePicksTheLargestGradientsWithTheirSigns) {
     EXPECT_EQ(e.locked_bits, std::bit_cast<uint32_t>(w[e.index] + 0.1f * s));
   }
   // Locking raises the loss on the sample set.
-  model::Model locked = m;
-  encrypt_model(locked, key);
+  model::Model locked = testing::locked_copy(m, key);
   auto loss = [&](model::Model& mm) {
     nn::Executor ex(mm);
     Tensor logits = ex.forward({prepare_input(mm, d.batch(0, d.size()))})[0];
@@ -164,9 +169,7 @@ TEST(Keygen, SfgePicksTheLargestGradientsWithTheirSigns) {
 TEST(Keygen, IncrementalPicksDistinctPositionsAndStartsLikeSfge) {
   auto m = testing::make_mlp(40, 30, 5, 43);
   auto d = testing::make_dataset(40, 40, 5, 44);
-  KeygenOptions o;
-  o.num = 8;
-  o.max_percent = 0.05;  // W1: 8 rounds, W2 (150): floor(7.5) = 7 rounds
+  KeygenOptions o = budget(8, 0.05);  // W1: 8 rounds, W2 (150): floor(7.5) = 7 rounds
   o.incremental = true;
   int64_t rounds = 0;
   o.on_round = [&](int64_t, int64_t) { ++rounds; };
@@ -185,18 +188,13 @@ TEST(Keygen, IncrementalPicksDistinctPositionsAndStartsLikeSfge) {
   for (size_t i = 0; i < 2; ++i)
     EXPECT_EQ(inc.layers[i].entries[0].index, plain.layers[i].entries[0].index);
   // The key restores the model exactly.
-  model::Model locked = m;
-  encrypt_model(locked, inc);
-  decrypt_model(locked, inc);
-  EXPECT_EQ(testing::hash_tensors(locked.graph), testing::hash_tensors(m.graph));
+  EXPECT_TRUE(testing::restores_bit_exactly(m, inc));
 }
 
 TEST(Keygen, StealthyValuesStayInsideTheLayerDistribution) {
   auto m = testing::make_mlp(60, 40, 5, 45);
   auto d = testing::make_dataset(40, 60, 5, 46);
-  KeygenOptions o;
-  o.num = 20;
-  o.max_percent = 0.05;
+  KeygenOptions o = budget(20, 0.05);
   o.mode = LockMode::Stealthy;
   o.seed = Seed{};
   LockKey key = generate_key(m, d, o);
@@ -222,11 +220,8 @@ TEST(Keygen, StealthyValuesStayInsideTheLayerDistribution) {
   }
   // The outlier attack scores like chance on it: none of its top suspects are key positions
   // more often than their share would allow (tiny model: just check it is not near-perfect).
-  model::Model locked = m;
-  encrypt_model(locked, key);
-  OutlierAttackOptions ao;
-  ao.suspects_per_layer = 5;
-  auto r = outlier_attack(locked.graph, ao, &key);
+  model::Model locked = testing::locked_copy(m, key);
+  auto r = testing::outlier_attack_on(locked, key, 5);
   EXPECT_LT(r.precision, 0.5);
 }
 
@@ -292,9 +287,7 @@ TEST(Keygen, CollapseTargetIsTheClassWithTheMostProbabilityMass) {
 TEST(Keygen, RelativeIntensityStepsByTheLayerMaxAbs) {
   auto m = testing::make_mlp(40, 30, 5, 47);
   auto d = testing::make_dataset(30, 40, 5, 48);
-  KeygenOptions o;
-  o.num = 5;
-  o.max_percent = 0.05;
+  KeygenOptions o = budget(5, 0.05);
   o.intensity = 0.7f;
   o.intensity_mode = IntensityMode::Relative;
   LockKey key = generate_key(m, d, o);
@@ -320,9 +313,7 @@ TEST(Keygen, RelativeIntensityStepsByTheLayerMaxAbs) {
 TEST(Keygen, CollapseKeyFollowsTheTargetGradientAndRaisesItsProbability) {
   auto m = testing::make_mlp(40, 30, 5, 49);
   auto d = testing::make_dataset(40, 40, 5, 50);
-  KeygenOptions o;
-  o.num = 6;
-  o.max_percent = 0.05;
+  KeygenOptions o = budget(6, 0.05);
   o.intensity = 0.5f;
   o.objective = Objective::Collapse;
   o.target_class = 4;
@@ -344,8 +335,7 @@ TEST(Keygen, CollapseKeyFollowsTheTargetGradientAndRaisesItsProbability) {
     for (const auto& p : naive_probs(mm, d)) s += std::log(p[4]);
     return s;
   };
-  model::Model locked = m;
-  encrypt_model(locked, key);
+  model::Model locked = testing::locked_copy(m, key);
   EXPECT_GT(mass(locked), mass(m));
   // Automatic target: the naive choice, recorded in the key.
   o.target_class = -1;
@@ -358,9 +348,7 @@ TEST(Keygen, CollapseKeyFollowsTheTargetGradientAndRaisesItsProbability) {
 TEST(Keygen, PerRoundBatchesIncrementalPicks) {
   auto m = testing::make_mlp(40, 30, 5, 53);
   auto d = testing::make_dataset(30, 40, 5, 54);
-  KeygenOptions o;
-  o.num = 7;
-  o.max_percent = 0.05;  // W1: 7, W2: 7
+  KeygenOptions o = budget(7, 0.05);  // W1: 7, W2: 7
   o.incremental = true;
   o.per_round = 3;
   int64_t rounds = 0;
@@ -393,10 +381,7 @@ TEST(Keygen, PerRoundBatchesIncrementalPicks) {
       EXPECT_EQ(one.layers[i].entries[j].index, plain.layers[i].entries[j].index);
       EXPECT_EQ(one.layers[i].entries[j].locked_bits, plain.layers[i].entries[j].locked_bits);
     }
-  model::Model locked = m;
-  encrypt_model(locked, inc);
-  decrypt_model(locked, inc);
-  EXPECT_EQ(testing::hash_tensors(locked.graph), testing::hash_tensors(m.graph));
+  EXPECT_TRUE(testing::restores_bit_exactly(m, inc));
 }
 
 TEST(Keygen, StealthyCollapseStaysInsideTheLayerDistribution) {
@@ -421,6 +406,31 @@ TEST(Keygen, StealthyCollapseStaysInsideTheLayerDistribution) {
   }
 }
 
+TEST(Keygen, UnlockedLayersNameTheLayersTheKeyLeavesAlone) {
+  auto m = testing::make_mlp(40, 30, 5, 57);  // W1: 1200 weights, W2: 150
+  auto d = testing::make_dataset(30, 40, 5, 58);
+  KeygenOptions o = budget(6, 0.004);  // W1: floor(4.8) = 4, W2: floor(0.6) = 0
+  LockKey key = generate_key(m, d, o);
+  auto u = unlocked_layers(m.graph, key);
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].tensor, "W2");
+  EXPECT_EQ(u[0].node, "fc2");
+  EXPECT_EQ(u[0].numel, 150);
+  EXPECT_EQ(u[0].budget, 0);
+  // With W2 = 0 no gradient reaches W1: it has a budget but no position is chosen.
+  for (float& v : m.graph.initializers.at("W2").floats()) v = 0;
+  o.max_percent = 0.05;  // W1: 6, W2: 6
+  key = generate_key(m, d, o);
+  u = unlocked_layers(m.graph, key);
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].tensor, "W1");
+  EXPECT_EQ(u[0].budget, 6);
+  // A key that touches every layer leaves none.
+  o.max_percent = 0.05;
+  auto m2 = testing::make_mlp(40, 30, 5, 57);
+  EXPECT_TRUE(unlocked_layers(m2.graph, generate_key(m2, d, o)).empty());
+}
+
 TEST(Keygen, PresetsAndNewOptionValidation) {
   KeygenOptions o;
   apply_preset(o, "reference");
@@ -440,6 +450,15 @@ TEST(Keygen, PresetsAndNewOptionValidation) {
   EXPECT_EQ(o.per_round, 3);
   EXPECT_NO_THROW(validate_options(o));
   EXPECT_THROW(apply_preset(o, "fast"), InvalidArgument);
+  // The CLI's default is the stealthy preset: strong's options in stealthy mode.
+  KeygenOptions dflt;
+  apply_preset(dflt, kDefaultPreset);
+  EXPECT_EQ(dflt.mode, LockMode::Stealthy);
+  EXPECT_TRUE(dflt.incremental);
+  EXPECT_EQ(dflt.objective, Objective::Collapse);
+  EXPECT_EQ(dflt.num, o.num);
+  EXPECT_EQ(dflt.max_percent, o.max_percent);
+  EXPECT_EQ(dflt.per_round, o.per_round);
   o.per_round = 0;
   EXPECT_THROW(validate_options(o), InvalidArgument);
   o.per_round = 1;
@@ -484,14 +503,11 @@ TEST(Evaluate, CountHitsMatchesNaiveRankingAndNaNRowsMiss) {
 TEST(Res, OutputsEqualUnlockedAndWeightsEndReEncrypted) {
   auto m = testing::make_mlp(20, 24, 6, 51);
   auto d = testing::make_dataset(16, 20, 6, 52);
-  KeygenOptions o;
-  o.num = 5;
-  o.max_percent = 0.05;
+  KeygenOptions o = budget(5, 0.05);
   o.intensity = 0.3f;
   LockKey key = generate_key(m, d, o);
   ASSERT_EQ(key.layers.size(), 2u);
-  model::Model locked = m;
-  encrypt_model(locked, key);
+  model::Model locked = testing::locked_copy(m, key);
   const auto locked_hash = testing::hash_tensors(locked.graph);
 
   nn::Executor plain_exec(m);

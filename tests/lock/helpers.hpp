@@ -10,6 +10,8 @@
 
 #include "veil/core/tensor.hpp"
 #include "veil/data/dataset.hpp"
+#include "veil/lock/attack.hpp"
+#include "veil/lock/key.hpp"
 #include "veil/model/graph.hpp"
 
 namespace veil::lock::testing {
@@ -65,6 +67,30 @@ inline std::vector<std::pair<std::string, std::array<uint8_t, 32>>> hash_tensors
     out.emplace_back(name, h);
   }
   return out;
+}
+
+// A locked copy of `m` (encrypt_model checks both fingerprints).
+inline model::Model locked_copy(const model::Model& m, const LockKey& key) {
+  model::Model locked = m;
+  encrypt_model(locked, key);
+  return locked;
+}
+
+// Locks a copy of `m` and unlocks it again: true when every initializer has its original bytes
+// (checked by hash_tensors, independently of the key's fingerprints).
+inline bool restores_bit_exactly(const model::Model& m, const LockKey& key) {
+  model::Model copy = locked_copy(m, key);
+  decrypt_model(copy, key);
+  return hash_tensors(copy.graph) == hash_tensors(m.graph);
+}
+
+// The outlier attack resetting the top `suspects` of every layer of `locked` in place, scored
+// against `key`.
+inline OutlierAttackResult outlier_attack_on(model::Model& locked, const LockKey& key,
+                                             int64_t suspects) {
+  OutlierAttackOptions o;
+  o.suspects_per_layer = suspects;
+  return outlier_attack(locked.graph, o, &key);
 }
 
 }  // namespace veil::lock::testing

@@ -61,8 +61,7 @@ TEST(Key, RestorationIsBitExactWhereSubtractionIsNot) {
   const auto original = testing::hash_tensors(m.graph);
   LockKey key = dense_key(m, 0.2f, 3);
   ASSERT_GT(key.total_entries(), 1000);
-  model::Model locked = m;
-  encrypt_model(locked, key);
+  model::Model locked = testing::locked_copy(m, key);
   EXPECT_NE(testing::hash_tensors(locked.graph), original);
   EXPECT_EQ(fingerprint(locked.graph), key.locked_fingerprint);
   // The reference's restoration, (w + e) - e in fp32, loses most of these weights...

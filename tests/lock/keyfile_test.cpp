@@ -239,8 +239,7 @@ TEST(KeyFile, KeyIsBoundToItsModel) {
   EXPECT_EQ(testing::hash_tensors(other.graph), before);
   // The plaintext model is not the locked one either.
   EXPECT_THROW(decrypt_model(m, opened), IntegrityError);
-  model::Model locked = m;
-  encrypt_model(locked, opened);
+  model::Model locked = testing::locked_copy(m, opened);
   EXPECT_THROW(encrypt_model(locked, opened), IntegrityError);  // already locked
   // A locked model with one more weight changed is refused.
   model::Model touched = locked;

@@ -3,8 +3,8 @@
 //   train [#########...........]  4500/10000  45% 1.52k it/s 0:02 eta 0:03 loss 0.42 acc 87.1%
 //
 // On a TTY the line is redrawn in place with '\r', at most ~10 times per second. When the
-// stream is not a TTY (a log file, CI) a full line is printed only every ~5 s or each further
-// 10 % of progress, plus the final line, so logs stay small. quiet mode prints nothing.
+// stream is not a TTY (a log file, CI, `make run > log`) only the final line is printed — the one
+// the terminal keeps too — so a log holds one line per epoch or phase. quiet mode prints nothing.
 #pragma once
 
 #include <cstddef>
@@ -39,7 +39,8 @@ class ProgressBar {
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
 
-  // Records `done` items (0 <= done; values above total are clamped) and redraws if due.
+  // Records `done` items (0 <= done; values above total are clamped) and redraws if due (on a
+  // TTY only).
   void update(int64_t done, const std::string& extra = "");
   // Prints the final line (ending with a newline); an empty `extra` repeats the last one.
   // Called by the destructor if not called.
@@ -63,7 +64,6 @@ class ProgressBar {
   bool quiet_;
   double start_ = 0;
   double last_draw_ = -1;
-  int64_t last_decile_ = 0;
   int64_t done_ = 0;
   std::string extra_;
   size_t last_len_ = 0;

@@ -70,6 +70,25 @@ void validate_options(const KeygenOptions& options);
 // Throws InvalidArgument for an unknown name.
 void apply_preset(KeygenOptions& options, const std::string& name);
 
+// The preset `veil lock keygen` applies when none is named. KeygenOptions' own defaults are the
+// reference's knobs, which leave a small network far above chance (LeNet-5: 91 % -> 90 %, see
+// docs/LOCK.md); "stealthy" takes LeNet-5 and ResNet-20 to chance with in-distribution values
+// that the outlier attack does not find.
+inline constexpr const char* kDefaultPreset = "stealthy";
+
+// A weight tensor of the model that the key leaves untouched: its budget
+// min(floor(numel * max_percent), num) is 0, or no position was chosen (every gradient zero).
+struct UnlockedLayer {
+  std::string tensor;
+  std::string node;
+  int64_t numel = 0;
+  int64_t budget = 0;
+};
+
+// Every conv/FC weight tensor of `graph` (in graph order) without an entry in `key`; the budget
+// is computed from the key's num and max_percent.
+std::vector<UnlockedLayer> unlocked_layers(const model::Graph& graph, const LockKey& key);
+
 // The step of a relative intensity: max |w| over the tensor (0 for an empty tensor).
 float layer_scale(std::span<const float> weights);
 
