@@ -155,9 +155,8 @@ Tensor parse_impl(const uint8_t* bytes, size_t size, const std::string& what) {
     if (is_float) {
       fv.resize(n);
       for (size_t i = 0; i < n; ++i)
-        fv[i] =
-            bf16 ? detail::bfloat16_to_float(static_cast<uint16_t>(detail::load_le(p + 2 * i, 2)))
-                 : detail::decode_float(p + i * item, t.elem.bytes);
+        fv[i] = bf16 ? detail::bfloat16_to_float(static_cast<uint16_t>(load_le(p + 2 * i, 2)))
+                     : detail::decode_float(p + i * item, t.elem.bytes);
     } else {
       iv.resize(n);
       for (size_t i = 0; i < n; ++i) iv[i] = detail::decode_int(p + i * item, t.elem, what);

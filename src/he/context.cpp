@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 
 namespace veil::he {
 
@@ -38,16 +40,13 @@ namespace {
 
 ParamsHash hash_parameters(size_t n, size_t q_count, size_t k_count,
                            const std::vector<uint64_t>& primes) {
-  std::vector<uint8_t> buf;
-  const std::string tag = "veil-ckks-params-v1";
-  buf.insert(buf.end(), tag.begin(), tag.end());
-  auto put = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) buf.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  };
-  put(n);
-  put(q_count);
-  put(k_count);
-  for (uint64_t p : primes) put(p);
+  ByteWriter w;
+  w.bytes(std::string_view("veil-ckks-params-v1"));
+  w.u64(n);
+  w.u64(q_count);
+  w.u64(k_count);
+  w.array<uint64_t>(primes);
+  const std::vector<uint8_t>& buf = w.out();
   ParamsHash h{};
   unsigned int len = 0;
   if (EVP_Digest(buf.data(), buf.size(), h.data(), &len, EVP_sha256(), nullptr) != 1 || len != 32)
@@ -221,15 +220,7 @@ double HeContext::q_bits(size_t level) const {
   return b;
 }
 
-std::string HeContext::hash_hex() const {
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : hash_) {
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 15]);
-  }
-  return s;
-}
+std::string HeContext::hash_hex() const { return to_hex(hash_); }
 
 const BaseConverter& HeContext::digit_converter(size_t digit, size_t count) const {
   return digit_conv_.at(digit).at(count - 1);

@@ -1,43 +1,16 @@
 #include "onnx_proto.hpp"
 
-#include <bit>
-#include <cstring>
-
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::model::onnx_proto {
 
 namespace {
 
-template <typename U>
-U byteswap_if_big_endian(U v) {
-  if constexpr (std::endian::native == std::endian::big) {
-    U r = 0;
-    for (size_t i = 0; i < sizeof(U); ++i) r = static_cast<U>((r << 8) | ((v >> (8 * i)) & 0xff));
-    return r;
-  }
-  return v;
-}
-
-// Reads element `i` of little-endian raw data as the unsigned integer of the same width as T.
+// Element `i` of little-endian raw data.
 template <typename T>
-T load_le(const std::string& raw, size_t i) {
-  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  U u;
-  std::memcpy(&u, raw.data() + i * sizeof(T), sizeof(T));
-  u = byteswap_if_big_endian(u);
-  T v;
-  std::memcpy(&v, &u, sizeof(T));
-  return v;
-}
-
-template <typename T>
-void store_le(std::string& raw, size_t i, T v) {
-  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  U u;
-  std::memcpy(&u, &v, sizeof(T));
-  u = byteswap_if_big_endian(u);
-  std::memcpy(raw.data() + i * sizeof(T), &u, sizeof(T));
+T raw_element(const std::string& raw, size_t i) {
+  return load_le<T>(reinterpret_cast<const uint8_t*>(raw.data()) + i * sizeof(T));
 }
 
 }  // namespace
@@ -116,9 +89,9 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& what
     std::vector<float> v(n);
     for (size_t i = 0; i < n; ++i) {
       if (type == onnx::TensorProto::FLOAT)
-        v[i] = raw ? load_le<float>(bytes, i) : proto.float_data(static_cast<int>(i));
+        v[i] = raw ? raw_element<float>(bytes, i) : proto.float_data(static_cast<int>(i));
       else
-        v[i] = static_cast<float>(raw ? load_le<double>(bytes, i)
+        v[i] = static_cast<float>(raw ? raw_element<double>(bytes, i)
                                       : proto.double_data(static_cast<int>(i)));
     }
     return Tensor::from_floats(std::move(shape), std::move(v));
@@ -126,9 +99,9 @@ Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& what
   std::vector<int64_t> v(n);
   for (size_t i = 0; i < n; ++i) {
     if (type == onnx::TensorProto::INT64)
-      v[i] = raw ? load_le<int64_t>(bytes, i) : proto.int64_data(static_cast<int>(i));
+      v[i] = raw ? raw_element<int64_t>(bytes, i) : proto.int64_data(static_cast<int>(i));
     else
-      v[i] = raw ? load_le<int32_t>(bytes, i) : proto.int32_data(static_cast<int>(i));
+      v[i] = raw ? raw_element<int32_t>(bytes, i) : proto.int32_data(static_cast<int>(i));
   }
   return Tensor::from_int64(std::move(shape), std::move(v));
 }
@@ -137,20 +110,15 @@ void tensor_to_proto(const Tensor& tensor, const std::string& name, onnx::Tensor
   proto->Clear();
   if (!name.empty()) proto->set_name(name);
   for (int64_t d : tensor.shape()) proto->add_dims(d);
-  std::string raw;
-  const size_t n = static_cast<size_t>(tensor.numel());
+  ByteWriter w;
   if (tensor.dtype() == DType::Float32) {
     proto->set_data_type(onnx::TensorProto::FLOAT);
-    raw.resize(n * 4);
-    auto v = tensor.floats();
-    for (size_t i = 0; i < n; ++i) store_le<float>(raw, i, v[i]);
+    w.array(tensor.floats());
   } else {
     proto->set_data_type(onnx::TensorProto::INT64);
-    raw.resize(n * 8);
-    auto v = tensor.int64s();
-    for (size_t i = 0; i < n; ++i) store_le<int64_t>(raw, i, v[i]);
+    w.array(tensor.int64s());
   }
-  proto->set_raw_data(std::move(raw));
+  proto->set_raw_data(w.out().data(), w.size());
 }
 
 }  // namespace veil::model::onnx_proto
