@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ntt.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
@@ -207,6 +209,12 @@ std::shared_ptr<const HeContext> HeContext::create(const CkksParameters& params,
   ctx->pool_ = std::make_shared<ThreadPool>(threads);
   return ctx;
 }
+
+HeContext::~HeContext() = default;
+
+const Modulus& HeContext::prime(size_t i) const { return primes_[i]; }
+const NttTables& HeContext::ntt(size_t i) const { return ntt_[i]; }
+int HeContext::threads() const { return pool_->threads(); }
 
 void HeContext::set_threads(int threads) const {
   if (threads < 1) threads = 1;

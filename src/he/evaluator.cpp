@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels.hpp"
 #include "noise.hpp"
+#include "ntt.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/encryptor.hpp"
-#include "veil/he/kernels.hpp"
 
 namespace veil::he {
 

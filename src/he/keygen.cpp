@@ -1,6 +1,8 @@
 #include <stdexcept>
 
+#include "ntt.hpp"
 #include "sampling.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/keys.hpp"
 

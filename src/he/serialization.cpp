@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "ntt.hpp"
 #include "sampling.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/encryptor.hpp"

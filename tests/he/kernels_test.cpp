@@ -1,5 +1,5 @@
 // The AVX-512 kernels against the scalar ones (bit for bit) and against naive references.
-#include "veil/he/kernels.hpp"
+#include "he/kernels.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <numeric>
 #include <random>
 
-#include "veil/he/ntt.hpp"
+#include "he/ntt.hpp"
 
 namespace veil::he {
 namespace {
