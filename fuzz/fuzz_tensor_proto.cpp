@@ -7,24 +7,14 @@
 #include <cstdint>
 #include <string>
 
-#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
-#include "veil/data/npy.hpp"
+#include "veil/data/tensor_proto.hpp"
 
 namespace {
 
 std::string to_tensor_proto(const veil::Tensor& t) {
   onnx::TensorProto tp;
-  for (int64_t d : t.shape()) tp.add_dims(d);
-  veil::ByteWriter raw;
-  if (t.dtype() == veil::DType::Float32) {
-    tp.set_data_type(onnx::TensorProto_DataType_FLOAT);
-    raw.array(t.floats());
-  } else {
-    tp.set_data_type(onnx::TensorProto_DataType_INT64);
-    raw.array(t.int64s());
-  }
-  tp.set_raw_data(raw.out().data(), raw.size());
+  veil::data::tensor_to_proto(t, "", &tp);
   return tp.SerializeAsString();
 }
 
