@@ -49,9 +49,28 @@ ParamsHash read_header(ByteReader& r, ObjectKind kind) {
   return h;
 }
 
-void check_hash(const HeContext& ctx, ByteReader& r, ObjectKind kind) {
+// A reader past the header of an object of `kind` made under ctx's parameters.
+ByteReader open_object(const HeContext& ctx, std::span<const uint8_t> bytes, ObjectKind kind) {
+  ByteReader r(bytes, "CKKS object");
   if (read_header(r, kind) != ctx.hash())
     throw IntegrityError("CKKS object was made under other parameters (hash mismatch)");
+  return r;
+}
+
+// The level and scale of a ciphertext or plaintext: the scale must stay below the modulus.
+void check_level_and_scale(const HeContext& ctx, uint32_t level, double scale,
+                           const std::string& what) {
+  if (level > ctx.max_level()) throw MalformedInput(what + ": level out of range");
+  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
+    throw MalformedInput(what + ": scale out of range");
+}
+
+// The 16-byte seed that stands for a uniform polynomial, present when `compressed`.
+std::optional<Seed> read_seed(ByteReader& r, bool compressed) {
+  if (!compressed) return std::nullopt;
+  Seed s;
+  r.read(s);
+  return s;
 }
 
 void write_rns(ByteWriter& w, const uint64_t* data, size_t limbs, size_t n) {
@@ -84,12 +103,7 @@ KeySwitchKey read_switch_key(ByteReader& r, const HeContext& ctx) {
     throw MalformedInput("CKKS key: wrong number of digits");
   const uint64_t poly_bytes = 8ull * primes * n;
   r.need((compressed ? 16 : 0) + poly_bytes * digits * (compressed ? 1 : 2));
-  std::optional<Seed> seed;
-  if (compressed) {
-    Seed s;
-    r.read(s);
-    seed = s;
-  }
+  const std::optional<Seed> seed = read_seed(r, compressed);
   auto all = [](size_t i) { return i; };
   std::vector<std::vector<uint64_t>> b(digits, std::vector<uint64_t>(primes * n));
   std::vector<std::vector<uint64_t>> a(digits, std::vector<uint64_t>(primes * n));
@@ -185,8 +199,7 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const Ciphertext& ct) {
 }
 
 Ciphertext load_ciphertext(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  ByteReader r(bytes, "CKKS object");
-  check_hash(ctx, r, ObjectKind::kCiphertext);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kCiphertext);
   const uint8_t size = r.u8();
   const uint8_t compressed = r.u8();
   if (r.u16() != 0) throw MalformedInput("CKKS ciphertext: reserved field set");
@@ -195,19 +208,12 @@ Ciphertext load_ciphertext(const HeContext& ctx, std::span<const uint8_t> bytes)
   const double noise = r.f64();
   if (size < 2 || size > 3 || compressed > 1 || (compressed && size != 2))
     throw MalformedInput("CKKS ciphertext: bad size or flags");
-  if (level > ctx.max_level()) throw MalformedInput("CKKS ciphertext: level out of range");
-  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
-    throw MalformedInput("CKKS ciphertext: scale out of range");
+  check_level_and_scale(ctx, level, scale, "CKKS ciphertext");
   if (!std::isfinite(noise) || noise < 0) throw MalformedInput("CKKS ciphertext: bad noise");
   const size_t n = ctx.n(), limbs = level + 1;
   const uint64_t stored = size - compressed;
   r.need((compressed ? 16 : 0) + 8ull * stored * limbs * n);
-  std::optional<Seed> seed;
-  if (compressed) {
-    Seed s;
-    r.read(s);
-    seed = s;
-  }
+  const std::optional<Seed> seed = read_seed(r, compressed);
   // Every word is read or expanded from the seed below (or the load throws).
   Ciphertext ct(ctx.id(), n, size, level, scale, kNoInit);
   for (size_t k = 0; k < size; ++k) {
@@ -234,13 +240,10 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const Plaintext& pt) {
 }
 
 Plaintext load_plaintext(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  ByteReader r(bytes, "CKKS object");
-  check_hash(ctx, r, ObjectKind::kPlaintext);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kPlaintext);
   const uint32_t level = r.u32();
   const double scale = r.f64();
-  if (level > ctx.max_level()) throw MalformedInput("CKKS plaintext: level out of range");
-  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
-    throw MalformedInput("CKKS plaintext: scale out of range");
+  check_level_and_scale(ctx, level, scale, "CKKS plaintext");
   r.need(8ull * (level + 1) * ctx.n());
   Plaintext pt(ctx.id(), ctx.n(), level, scale, kNoInit);
   read_rns(r, ctx, pt.data().data(), level + 1, [](size_t i) { return i; });
@@ -257,8 +260,7 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const SecretKey& sk) {
 }
 
 SecretKey load_secret_key(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  ByteReader r(bytes, "CKKS object");
-  check_hash(ctx, r, ObjectKind::kSecretKey);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kSecretKey);
   const size_t n = ctx.n(), primes = ctx.prime_count();
   r.need(8ull * primes * n);
   std::vector<uint64_t> data(primes * n);
@@ -296,18 +298,12 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const PublicKey& pk) {
 }
 
 PublicKey load_public_key(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  ByteReader r(bytes, "CKKS object");
-  check_hash(ctx, r, ObjectKind::kPublicKey);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kPublicKey);
   const size_t n = ctx.n(), L = ctx.q_count();
   const uint8_t compressed = r.u8();
   if (compressed > 1) throw MalformedInput("CKKS public key: bad flag");
   r.need((compressed ? 16 : 0) + 8ull * L * n * (compressed ? 1 : 2));
-  std::optional<Seed> seed;
-  if (compressed) {
-    Seed s;
-    r.read(s);
-    seed = s;
-  }
+  const std::optional<Seed> seed = read_seed(r, compressed);
   std::vector<uint64_t> b(L * n), a(L * n);
   auto id = [](size_t i) { return i; };
   read_rns(r, ctx, b.data(), L, id);
@@ -329,8 +325,7 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const RelinKeys& rk) {
 }
 
 RelinKeys load_relin_keys(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  ByteReader r(bytes, "CKKS object");
-  check_hash(ctx, r, ObjectKind::kRelinKeys);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kRelinKeys);
   KeySwitchKey k = read_switch_key(r, ctx);
   r.expect_end();
   return RelinKeys(std::move(k));
@@ -349,8 +344,7 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const GaloisKeys& gk) {
 }
 
 GaloisKeys load_galois_keys(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  ByteReader r(bytes, "CKKS object");
-  check_hash(ctx, r, ObjectKind::kGaloisKeys);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kGaloisKeys);
   // Each key takes at least a seed and one polynomial per digit.
   const uint64_t min_key = 4 + 1 + 4 + 16 + 8ull * ctx.prime_count() * ctx.n();
   const uint32_t count = r.count(ctx.n(), "Galois key count", min_key);
