@@ -287,8 +287,7 @@ Tensor parse_npy(const uint8_t* bytes, size_t size) {
 }
 
 Tensor read_npy(const fs::path& path) {
-  std::vector<uint8_t> bytes = read_file(path, kMaxFileBytes);
-  return parse_npy_impl(bytes.data(), bytes.size(), detail::quoted(path));
+  return detail::parse_file(path, kMaxFileBytes, parse_npy_impl);
 }
 
 void write_npy(const fs::path& path, const Tensor& tensor) {

@@ -281,8 +281,7 @@ Tensor parse_tensor_proto(const uint8_t* bytes, size_t size) {
 }
 
 Tensor read_tensor_proto(const fs::path& path) {
-  std::vector<uint8_t> bytes = read_file(path, kMaxFileBytes);
-  return parse_impl(bytes.data(), bytes.size(), detail::quoted(path));
+  return detail::parse_file(path, kMaxFileBytes, parse_impl);
 }
 
 }  // namespace veil::data
