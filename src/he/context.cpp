@@ -184,7 +184,7 @@ std::shared_ptr<const HeContext> HeContext::create(const CkksParameters& params,
 
   for (const auto& m : ctx->primes_) ctx->ntt_.emplace_back(m, n);
   ctx->hash_ = hash_parameters(n, ctx->q_count_, ctx->k_count_, primes);
-  for (int i = 0; i < 8; ++i) ctx->id_ |= static_cast<uint64_t>(ctx->hash_[i]) << (8 * i);
+  ctx->id_ = load_le<uint64_t>(ctx->hash_.data());
 
   const size_t L = ctx->q_count_, K = ctx->k_count_;
   // Rescale: q_level^-1 mod q_i.
