@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "veil/core/error.hpp"
-#include "veil/core/hex.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/model/fold_batch_norm.hpp"
@@ -219,7 +218,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
     model = public_model_from_bytes(m.payload);
   }
   std::array<uint8_t, 32> hash = structure_hash(model.graph);
-  report.model_hash = veil::to_hex(hash);
+  report.model_hash = to_hex(hash.data(), hash.size());
   report.model_name = model.graph.name;
   if (!cfg.model_hash.empty() && hash != hash_from_hex(cfg.model_hash))
     throw ProtocolError(std::string("the model's structure hash ") + report.model_hash +
