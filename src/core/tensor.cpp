@@ -58,20 +58,22 @@ int64_t checked_count(const Shape& shape, size_t values) {
 }  // namespace
 
 Tensor Tensor::from_floats(Shape shape, std::vector<float> values) {
-  Tensor t;
-  t.numel_ = checked_count(shape, values.size());
-  t.shape_ = std::move(shape);
-  t.dtype_ = DType::Float32;
+  Tensor t = with_shape(std::move(shape), DType::Float32, values.size());
   t.f32_ = std::move(values);
   return t;
 }
 
 Tensor Tensor::from_int64(Shape shape, std::vector<int64_t> values) {
-  Tensor t;
-  t.numel_ = checked_count(shape, values.size());
-  t.shape_ = std::move(shape);
-  t.dtype_ = DType::Int64;
+  Tensor t = with_shape(std::move(shape), DType::Int64, values.size());
   t.i64_ = std::move(values);
+  return t;
+}
+
+Tensor Tensor::with_shape(Shape shape, DType dtype, size_t values) {
+  Tensor t;
+  t.numel_ = checked_count(shape, values);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
   return t;
 }
 
