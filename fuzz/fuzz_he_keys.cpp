@@ -16,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/he.hpp"
 
@@ -100,12 +101,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     input = valid;
     if (rest.size() >= 2) {
-      const size_t cut = rest[0] | (static_cast<size_t>(rest[1]) << 8);
+      const size_t cut = veil::load_le(rest.data(), 2);
       input.resize(input.size() - std::min(cut, input.size()));
       for (size_t i = 2; i + 4 <= rest.size() && !input.empty(); i += 4) {
-        const size_t at = (rest[i] | (static_cast<size_t>(rest[i + 1]) << 8) |
-                           (static_cast<size_t>(rest[i + 2]) << 16)) %
-                          input.size();
+        const size_t at = veil::load_le(rest.data() + i, 3) % input.size();
         input[at] ^= rest[i + 3];
       }
     }

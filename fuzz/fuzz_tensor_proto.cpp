@@ -8,28 +8,13 @@
 #include <string>
 
 #include "veil/core/error.hpp"
-#include "veil/data/npy.hpp"
+#include "veil/data/tensor_proto.hpp"
 
 namespace {
 
 std::string to_tensor_proto(const veil::Tensor& t) {
   onnx::TensorProto tp;
-  for (int64_t d : t.shape()) tp.add_dims(d);
-  std::string raw;
-  if (t.dtype() == veil::DType::Float32) {
-    tp.set_data_type(onnx::TensorProto_DataType_FLOAT);
-    for (float v : t.floats()) {
-      uint32_t bits;
-      __builtin_memcpy(&bits, &v, 4);
-      for (int b = 0; b < 4; ++b) raw.push_back(static_cast<char>(bits >> (8 * b)));
-    }
-  } else {
-    tp.set_data_type(onnx::TensorProto_DataType_INT64);
-    for (int64_t v : t.int64s())
-      for (int b = 0; b < 8; ++b)
-        raw.push_back(static_cast<char>(static_cast<uint64_t>(v) >> (8 * b)));
-  }
-  tp.set_raw_data(raw);
+  veil::data::tensor_to_proto(t, "", &tp);
   return tp.SerializeAsString();
 }
 

@@ -29,7 +29,8 @@ std::string shape_to_string(const Shape& shape) {
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
-    if (d < 0) throw InvalidArgument("shape " + shape_to_string(shape) + " has a negative dimension");
+    if (d < 0)
+      throw InvalidArgument("shape " + shape_to_string(shape) + " has a negative dimension");
     if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
       throw InvalidArgument("shape " + shape_to_string(shape) + " has too many elements");
     n *= d;
@@ -58,20 +59,22 @@ int64_t checked_count(const Shape& shape, size_t values) {
 }  // namespace
 
 Tensor Tensor::from_floats(Shape shape, std::vector<float> values) {
-  Tensor t;
-  t.numel_ = checked_count(shape, values.size());
-  t.shape_ = std::move(shape);
-  t.dtype_ = DType::Float32;
+  Tensor t = with_shape(std::move(shape), DType::Float32, values.size());
   t.f32_ = std::move(values);
   return t;
 }
 
 Tensor Tensor::from_int64(Shape shape, std::vector<int64_t> values) {
-  Tensor t;
-  t.numel_ = checked_count(shape, values.size());
-  t.shape_ = std::move(shape);
-  t.dtype_ = DType::Int64;
+  Tensor t = with_shape(std::move(shape), DType::Int64, values.size());
   t.i64_ = std::move(values);
+  return t;
+}
+
+Tensor Tensor::with_shape(Shape shape, DType dtype, size_t values) {
+  Tensor t;
+  t.numel_ = checked_count(shape, values);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
   return t;
 }
 
@@ -84,19 +87,23 @@ int64_t Tensor::dim(int64_t i) const {
 }
 
 std::span<float> Tensor::floats() {
-  if (dtype_ != DType::Float32) throw InvalidArgument("tensor is " + to_string(dtype_) + ", not float32");
+  if (dtype_ != DType::Float32)
+    throw InvalidArgument("tensor is " + to_string(dtype_) + ", not float32");
   return {f32_.data(), f32_.size()};
 }
 std::span<const float> Tensor::floats() const {
-  if (dtype_ != DType::Float32) throw InvalidArgument("tensor is " + to_string(dtype_) + ", not float32");
+  if (dtype_ != DType::Float32)
+    throw InvalidArgument("tensor is " + to_string(dtype_) + ", not float32");
   return {f32_.data(), f32_.size()};
 }
 std::span<int64_t> Tensor::int64s() {
-  if (dtype_ != DType::Int64) throw InvalidArgument("tensor is " + to_string(dtype_) + ", not int64");
+  if (dtype_ != DType::Int64)
+    throw InvalidArgument("tensor is " + to_string(dtype_) + ", not int64");
   return {i64_.data(), i64_.size()};
 }
 std::span<const int64_t> Tensor::int64s() const {
-  if (dtype_ != DType::Int64) throw InvalidArgument("tensor is " + to_string(dtype_) + ", not int64");
+  if (dtype_ != DType::Int64)
+    throw InvalidArgument("tensor is " + to_string(dtype_) + ", not int64");
   return {i64_.data(), i64_.size()};
 }
 
@@ -108,7 +115,8 @@ Tensor Tensor::reshaped(Shape shape) const {
 
 void Tensor::reshape(Shape shape) {
   if (shape_numel(shape) != numel_)
-    throw InvalidArgument("cannot reshape " + shape_to_string(shape_) + " to " + shape_to_string(shape));
+    throw InvalidArgument("cannot reshape " + shape_to_string(shape_) + " to " +
+                          shape_to_string(shape));
   shape_ = std::move(shape);
 }
 
@@ -128,7 +136,8 @@ bool Tensor::operator==(const Tensor& other) const {
   if (dtype_ != other.dtype_ || shape_ != other.shape_) return false;
   if (dtype_ == DType::Float32)
     return f32_.size() == other.f32_.size() &&
-           (f32_.empty() || std::memcmp(f32_.data(), other.f32_.data(), f32_.size() * sizeof(float)) == 0);
+           (f32_.empty() ||
+            std::memcmp(f32_.data(), other.f32_.data(), f32_.size() * sizeof(float)) == 0);
   return i64_ == other.i64_;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::data::detail {
@@ -20,12 +21,6 @@ struct ElemType {
   ElemKind kind = ElemKind::Float;
   int bytes = 4;  // 1, 2, 4 or 8
 };
-
-inline uint64_t load_le(const uint8_t* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
 
 // IEEE 754 binary16 to binary32 (IEEE 754-2008, section 3.6), including subnormals, inf, NaN.
 inline float half_to_float(uint16_t h) {

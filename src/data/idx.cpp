@@ -14,6 +14,7 @@
 
 #include "idx_internal.hpp"
 #include "quote.hpp"
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::data {
@@ -158,7 +159,7 @@ uint32_t read_be32(ByteSource& src, const std::string& what, const char* field) 
   std::array<uint8_t, 4> b{};
   if (src.read(b.data(), 4) != 4)
     throw MalformedInput(what + ": truncated header (missing " + field + ")");
-  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+  return load_be32(b.data());
 }
 
 std::string hex32(uint32_t v) {

@@ -15,6 +15,7 @@
 
 #include "elements.hpp"
 #include "quote.hpp"
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
 
@@ -232,7 +233,7 @@ Tensor parse_npy_impl(const uint8_t* bytes, size_t size, const std::string& what
   const size_t len_bytes = major == 1 ? 2 : 4;
   const size_t prefix = kMagicLen + 2 + len_bytes;
   if (size < prefix) throw MalformedInput(what + ": truncated .npy header");
-  const uint64_t header_len = detail::load_le(bytes + 8, static_cast<int>(len_bytes));
+  const uint64_t header_len = load_le(bytes + 8, static_cast<int>(len_bytes));
   if (header_len > kMaxHeaderLen)
     throw MalformedInput(what + ": .npy header of " + std::to_string(header_len) +
                          " bytes is larger than the limit of " + std::to_string(kMaxHeaderLen));
@@ -279,10 +280,6 @@ Tensor parse_npy_impl(const uint8_t* bytes, size_t size, const std::string& what
   return Tensor::from_int64(std::move(h.shape), std::move(values));
 }
 
-void store_le(std::vector<uint8_t>& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-
 }  // namespace
 
 Tensor parse_npy(const uint8_t* bytes, size_t size) {
@@ -290,8 +287,7 @@ Tensor parse_npy(const uint8_t* bytes, size_t size) {
 }
 
 Tensor read_npy(const fs::path& path) {
-  std::vector<uint8_t> bytes = read_file(path, kMaxFileBytes);
-  return parse_npy_impl(bytes.data(), bytes.size(), detail::quoted(path));
+  return detail::parse_file(path, kMaxFileBytes, parse_npy_impl);
 }
 
 void write_npy(const fs::path& path, const Tensor& tensor) {
@@ -317,19 +313,19 @@ void write_npy(const fs::path& path, const Tensor& tensor) {
   header.append(total - prefix - header.size() - 1, ' ');
   header.push_back('\n');
 
-  std::vector<uint8_t> out(kMagic, kMagic + kMagicLen);
-  out.push_back(static_cast<uint8_t>(major));
-  out.push_back(0);
-  store_le(out, header.size(), major == 1 ? 2 : 4);
-  out.insert(out.end(), header.begin(), header.end());
   const size_t item = f32 ? 4 : 8;
-  out.reserve(out.size() + static_cast<size_t>(tensor.numel()) * item);
-  if (f32) {
-    for (float v : tensor.floats()) store_le(out, std::bit_cast<uint32_t>(v), 4);
-  } else {
-    for (int64_t v : tensor.int64s()) store_le(out, static_cast<uint64_t>(v), 8);
-  }
-  write_file_atomic(path, out);
+  ByteWriter w;
+  w.reserve(total + static_cast<size_t>(tensor.numel()) * item);
+  w.bytes(std::string_view(kMagic, kMagicLen));
+  w.u8(static_cast<uint8_t>(major));
+  w.u8(0);
+  w.uint(header.size(), major == 1 ? 2 : 4);
+  w.bytes(header);
+  if (f32)
+    w.array(tensor.floats());
+  else
+    w.array(tensor.int64s());
+  write_file_atomic(path, w.out());
 }
 
 Tensor read_tensor(const fs::path& path) {

@@ -1,6 +1,9 @@
-// ONNX TensorProto files (as written by onnx.numpy_helper and the ONNX test data sets). Elements
-// are either in raw_data (little-endian, densely packed) or in the typed repeated field the
-// ONNX IR specification assigns to the data type (onnx/onnx.proto, message TensorProto).
+// ONNX TensorProto: tensor files (as written by onnx.numpy_helper and the ONNX test data sets)
+// and the initializers and tensor attributes of ONNX models. Elements are either in raw_data
+// (little-endian, densely packed) or in the typed repeated field the ONNX IR specification
+// assigns to the data type (onnx/onnx.proto, message TensorProto).
+#include "veil/data/tensor_proto.hpp"
+
 #include <onnx/onnx_pb.h>
 
 #include <climits>
@@ -9,9 +12,9 @@
 
 #include "elements.hpp"
 #include "quote.hpp"
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
-#include "veil/data/npy.hpp"
 
 namespace veil::data {
 
@@ -19,7 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kMaxRank = 32;
 constexpr uint64_t kMaxFileBytes = uint64_t{INT_MAX};  // protobuf's own message size limit
 
 using DT = onnx::TensorProto_DataType;
@@ -100,15 +102,17 @@ int64_t check_narrow(int64_t v, const TypeInfo& t, const std::string& what) {
   return v;
 }
 
-Tensor parse_impl(const uint8_t* bytes, size_t size, const std::string& what) {
-  if (size > static_cast<size_t>(INT_MAX))
-    throw MalformedInput(what + ": TensorProto larger than 2 GiB");
-  onnx::TensorProto tp;
-  if (!tp.ParseFromArray(bytes, static_cast<int>(size)))
-    throw MalformedInput(what + ": not a valid ONNX TensorProto");
-  if (tp.has_segment()) throw Unsupported(what + ": segmented TensorProto is not supported");
-  if (tp.data_location() == onnx::TensorProto_DataLocation_EXTERNAL)
-    throw Unsupported(what + ": TensorProto with external data is not supported");
+[[noreturn]] void fail(const std::string& what, const std::string& message) {
+  throw MalformedInput(what + ": " + message);
+}
+
+// Refuses what veil does not read (external or segmented data, other data types).
+TypeInfo checked_type(const onnx::TensorProto& tp, const std::string& what) {
+  if (tp.data_location() == onnx::TensorProto_DataLocation_EXTERNAL || tp.external_data_size() > 0)
+    throw Unsupported(what +
+                      " stores its data in an external file, which veil does not read; "
+                      "save the model with all tensors embedded");
+  if (tp.has_segment()) throw Unsupported(what + " is segmented, which veil does not support");
   TypeInfo t;
   if (!type_info(tp.data_type(), t))
     throw Unsupported(
@@ -117,109 +121,167 @@ Tensor parse_impl(const uint8_t* bytes, size_t size, const std::string& what) {
              ? " (" + onnx::TensorProto_DataType_Name(static_cast<DT>(tp.data_type())) + ")"
              : std::string()) +
         " is not supported");
-  if (tp.dims_size() > kMaxRank)
-    throw MalformedInput(what + ": more than " + std::to_string(kMaxRank) + " dimensions");
+  return t;
+}
+
+// The dims, each in [0, kMaxTensorProtoElements] and with a product of the non-zero ones that
+// stays within it too (so the count of an empty tensor cannot overflow either).
+Shape checked_shape(const onnx::TensorProto& tp, const std::string& what, uint64_t& numel) {
+  if (tp.dims_size() > kMaxTensorProtoRank)
+    fail(what, "more than " + std::to_string(kMaxTensorProtoRank) + " dimensions");
   Shape shape(tp.dims().begin(), tp.dims().end());
-  for (int64_t d : shape)
-    if (d < 0) throw MalformedInput(what + ": negative dimension in " + shape_to_string(shape));
-  uint64_t numel = 1;
+  const auto max = static_cast<uint64_t>(kMaxTensorProtoElements);
+  uint64_t nonzero = 1;
+  bool zero = false;
   for (int64_t d : shape) {
-    if (d != 0 && numel > static_cast<uint64_t>(INT64_MAX) / static_cast<uint64_t>(d))
-      throw MalformedInput(what + ": shape " + shape_to_string(shape) + " overflows");
-    numel *= static_cast<uint64_t>(d);
-  }
-
-  const bool is_float = t.elem.kind == detail::ElemKind::Float;
-  const bool half = is_float && t.elem.bytes == 2;
-  const bool bf16 = tp.data_type() == onnx::TensorProto_DataType_BFLOAT16;
-  const int typed = tp.float_data_size() + tp.double_data_size() + tp.int32_data_size() +
-                    tp.int64_data_size() + tp.uint64_data_size();
-  if (tp.has_raw_data() && typed > 0)
-    throw MalformedInput(what + ": TensorProto has both raw_data and a typed data field");
-
-  std::vector<float> fv;
-  std::vector<int64_t> iv;
-  auto count_mismatch = [&](uint64_t have) {
-    throw MalformedInput(what + ": shape " + shape_to_string(shape) + " has " +
-                         std::to_string(numel) + " elements but the TensorProto holds " +
-                         std::to_string(have));
-  };
-
-  if (tp.has_raw_data()) {
-    const std::string& raw = tp.raw_data();
-    const uint64_t item = static_cast<uint64_t>(t.elem.bytes);
-    // numel was bounded above only by int64; compare in a way that cannot overflow.
-    if (raw.size() % item != 0 || raw.size() / item != numel) count_mismatch(raw.size() / item);
-    const auto* p = reinterpret_cast<const uint8_t*>(raw.data());
-    const size_t n = static_cast<size_t>(numel);
-    if (is_float) {
-      fv.resize(n);
-      for (size_t i = 0; i < n; ++i)
-        fv[i] =
-            bf16 ? detail::bfloat16_to_float(static_cast<uint16_t>(detail::load_le(p + 2 * i, 2)))
-                 : detail::decode_float(p + i * item, t.elem.bytes);
+    if (d < 0 || d > kMaxTensorProtoElements)
+      fail(what, "invalid dimension " + std::to_string(d) + " in " + shape_to_string(shape));
+    if (d == 0) {
+      zero = true;
     } else {
-      iv.resize(n);
-      for (size_t i = 0; i < n; ++i) iv[i] = detail::decode_int(p + i * item, t.elem, what);
-    }
-  } else {
-    // The typed fields are already in memory, so their sizes bound the allocation.
-    switch (tp.data_type()) {
-      case onnx::TensorProto_DataType_FLOAT:
-        if (static_cast<uint64_t>(tp.float_data_size()) != numel)
-          count_mismatch(tp.float_data_size());
-        fv.assign(tp.float_data().begin(), tp.float_data().end());
-        break;
-      case onnx::TensorProto_DataType_DOUBLE:
-        if (static_cast<uint64_t>(tp.double_data_size()) != numel)
-          count_mismatch(tp.double_data_size());
-        for (double v : tp.double_data()) fv.push_back(static_cast<float>(v));
-        break;
-      case onnx::TensorProto_DataType_INT64:
-        if (static_cast<uint64_t>(tp.int64_data_size()) != numel)
-          count_mismatch(tp.int64_data_size());
-        iv.assign(tp.int64_data().begin(), tp.int64_data().end());
-        break;
-      case onnx::TensorProto_DataType_UINT32:
-      case onnx::TensorProto_DataType_UINT64:
-        if (static_cast<uint64_t>(tp.uint64_data_size()) != numel)
-          count_mismatch(tp.uint64_data_size());
-        for (uint64_t v : tp.uint64_data()) {
-          uint64_t max = tp.data_type() == onnx::TensorProto_DataType_UINT32 ? UINT32_MAX
-                                                                             : uint64_t{INT64_MAX};
-          if (v > max)
-            throw MalformedInput(what + ": value " + std::to_string(v) + " does not fit " + t.name +
-                                 " in int64");
-          iv.push_back(static_cast<int64_t>(v));
-        }
-        break;
-      default:  // int32_data holds INT32, INT16, INT8, UINT16, UINT8, BOOL, FLOAT16, BFLOAT16
-        if (static_cast<uint64_t>(tp.int32_data_size()) != numel)
-          count_mismatch(tp.int32_data_size());
-        for (int32_t v : tp.int32_data()) {
-          int64_t x = check_narrow(v, t, what);
-          if (half)
-            fv.push_back(bf16 ? detail::bfloat16_to_float(static_cast<uint16_t>(x))
-                              : detail::half_to_float(static_cast<uint16_t>(x)));
-          else
-            iv.push_back(x);
-        }
-        break;
+      if (static_cast<uint64_t>(d) > max / nonzero)
+        fail(what, "shape " + shape_to_string(shape) + " is too large");
+      nonzero *= static_cast<uint64_t>(d);
     }
   }
-  if (is_float) return Tensor::from_floats(std::move(shape), std::move(fv));
-  return Tensor::from_int64(std::move(shape), std::move(iv));
+  numel = zero ? 0 : nonzero;
+  return shape;
+}
+
+struct Elements {
+  std::vector<float> floats;
+  std::vector<int64_t> ints;
+};
+
+void decode_raw(const std::string& raw, const TypeInfo& t, bool bf16, size_t n,
+                const std::string& what, Elements& out) {
+  const auto* p = reinterpret_cast<const uint8_t*>(raw.data());
+  const size_t item = static_cast<size_t>(t.elem.bytes);
+  if (t.elem.kind == detail::ElemKind::Float) {
+    out.floats.resize(n);
+    for (size_t i = 0; i < n; ++i)
+      out.floats[i] = bf16 ? detail::bfloat16_to_float(load_le<uint16_t>(p + 2 * i))
+                           : detail::decode_float(p + i * item, t.elem.bytes);
+  } else {
+    out.ints.resize(n);
+    for (size_t i = 0; i < n; ++i) out.ints[i] = detail::decode_int(p + i * item, t.elem, what);
+  }
+}
+
+// The typed repeated field of the data type (already in memory, so its size bounds the
+// allocation; its length was checked against the dims).
+void decode_typed(const onnx::TensorProto& tp, const TypeInfo& t, bool bf16,
+                  const std::string& what, Elements& out) {
+  switch (tp.data_type()) {
+    case onnx::TensorProto_DataType_FLOAT:
+      out.floats.assign(tp.float_data().begin(), tp.float_data().end());
+      return;
+    case onnx::TensorProto_DataType_DOUBLE:
+      for (double v : tp.double_data()) out.floats.push_back(static_cast<float>(v));
+      return;
+    case onnx::TensorProto_DataType_INT64:
+      out.ints.assign(tp.int64_data().begin(), tp.int64_data().end());
+      return;
+    case onnx::TensorProto_DataType_UINT32:
+    case onnx::TensorProto_DataType_UINT64: {
+      const uint64_t max = tp.data_type() == onnx::TensorProto_DataType_UINT32
+                               ? UINT32_MAX
+                               : static_cast<uint64_t>(INT64_MAX);
+      for (uint64_t v : tp.uint64_data()) {
+        if (v > max)
+          fail(what, "value " + std::to_string(v) + " does not fit " + t.name + " in int64");
+        out.ints.push_back(static_cast<int64_t>(v));
+      }
+      return;
+    }
+    default:  // int32_data holds INT32, INT16, INT8, UINT16, UINT8, BOOL, FLOAT16, BFLOAT16
+      for (int32_t v : tp.int32_data()) {
+        const int64_t x = check_narrow(v, t, what);
+        if (t.elem.kind == detail::ElemKind::Float)
+          out.floats.push_back(bf16 ? detail::bfloat16_to_float(static_cast<uint16_t>(x))
+                                    : detail::half_to_float(static_cast<uint16_t>(x)));
+        else
+          out.ints.push_back(x);
+      }
+      return;
+  }
+}
+
+// Number of values in the typed field that the data type uses.
+uint64_t typed_count(const onnx::TensorProto& tp) {
+  switch (tp.data_type()) {
+    case onnx::TensorProto_DataType_FLOAT:
+      return static_cast<uint64_t>(tp.float_data_size());
+    case onnx::TensorProto_DataType_DOUBLE:
+      return static_cast<uint64_t>(tp.double_data_size());
+    case onnx::TensorProto_DataType_INT64:
+      return static_cast<uint64_t>(tp.int64_data_size());
+    case onnx::TensorProto_DataType_UINT32:
+    case onnx::TensorProto_DataType_UINT64:
+      return static_cast<uint64_t>(tp.uint64_data_size());
+    default:
+      return static_cast<uint64_t>(tp.int32_data_size());
+  }
+}
+
+Tensor parse_impl(const uint8_t* bytes, size_t size, const std::string& what) {
+  if (size > static_cast<size_t>(INT_MAX))
+    throw MalformedInput(what + ": TensorProto larger than 2 GiB");
+  onnx::TensorProto tp;
+  if (!tp.ParseFromArray(bytes, static_cast<int>(size)))
+    throw MalformedInput(what + ": not a valid ONNX TensorProto");
+  return tensor_from_proto(tp, what);
 }
 
 }  // namespace
+
+Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& what) {
+  const TypeInfo t = checked_type(tp, what);
+  uint64_t numel = 0;
+  Shape shape = checked_shape(tp, what, numel);
+  const bool bf16 = tp.data_type() == onnx::TensorProto_DataType_BFLOAT16;
+  const int typed = tp.float_data_size() + tp.double_data_size() + tp.int32_data_size() +
+                    tp.int64_data_size() + tp.uint64_data_size();
+  if (tp.has_raw_data() && typed > 0) fail(what, "has both raw_data and typed data");
+  Elements e;
+  if (tp.has_raw_data()) {
+    const uint64_t bytes = numel * static_cast<uint64_t>(t.elem.bytes);  // <= 2^43
+    if (tp.raw_data().size() != bytes)
+      fail(what, "shape " + shape_to_string(shape) + " needs " + std::to_string(bytes) +
+                     " bytes of raw_data, got " + std::to_string(tp.raw_data().size()));
+    decode_raw(tp.raw_data(), t, bf16, static_cast<size_t>(numel), what, e);
+  } else {
+    if (typed_count(tp) != numel)
+      fail(what, "shape " + shape_to_string(shape) + " needs " + std::to_string(numel) +
+                     " values, got " + std::to_string(typed_count(tp)));
+    decode_typed(tp, t, bf16, what, e);
+  }
+  if (t.elem.kind == detail::ElemKind::Float)
+    return Tensor::from_floats(std::move(shape), std::move(e.floats));
+  return Tensor::from_int64(std::move(shape), std::move(e.ints));
+}
+
+void tensor_to_proto(const Tensor& tensor, const std::string& name, onnx::TensorProto* proto) {
+  proto->Clear();
+  if (!name.empty()) proto->set_name(name);
+  for (int64_t d : tensor.shape()) proto->add_dims(d);
+  ByteWriter raw;
+  if (tensor.dtype() == DType::Float32) {
+    proto->set_data_type(onnx::TensorProto_DataType_FLOAT);
+    raw.array(tensor.floats());
+  } else {
+    proto->set_data_type(onnx::TensorProto_DataType_INT64);
+    raw.array(tensor.int64s());
+  }
+  proto->set_raw_data(raw.out().data(), raw.size());
+}
 
 Tensor parse_tensor_proto(const uint8_t* bytes, size_t size) {
   return parse_impl(bytes, size, "TensorProto data");
 }
 
 Tensor read_tensor_proto(const fs::path& path) {
-  std::vector<uint8_t> bytes = read_file(path, kMaxFileBytes);
-  return parse_impl(bytes.data(), bytes.size(), detail::quoted(path));
+  return detail::parse_file(path, kMaxFileBytes, parse_impl);
 }
 
 }  // namespace veil::data

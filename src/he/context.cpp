@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ntt.hpp"
+#include "thread_pool.hpp"
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 
 namespace veil::he {
 
@@ -38,16 +42,13 @@ namespace {
 
 ParamsHash hash_parameters(size_t n, size_t q_count, size_t k_count,
                            const std::vector<uint64_t>& primes) {
-  std::vector<uint8_t> buf;
-  const std::string tag = "veil-ckks-params-v1";
-  buf.insert(buf.end(), tag.begin(), tag.end());
-  auto put = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) buf.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  };
-  put(n);
-  put(q_count);
-  put(k_count);
-  for (uint64_t p : primes) put(p);
+  ByteWriter w;
+  w.bytes(std::string_view("veil-ckks-params-v1"));
+  w.u64(n);
+  w.u64(q_count);
+  w.u64(k_count);
+  w.array<uint64_t>(primes);
+  const std::vector<uint8_t>& buf = w.out();
   ParamsHash h{};
   unsigned int len = 0;
   if (EVP_Digest(buf.data(), buf.size(), h.data(), &len, EVP_sha256(), nullptr) != 1 || len != 32)
@@ -81,6 +82,69 @@ BaseConverter make_converter(const std::vector<Modulus>& primes, std::vector<siz
   return bc;
 }
 
+// The primes of the chain: the given ones (checked) or found from coeff_bits.
+std::vector<uint64_t> chain_primes(const CkksParameters& params, size_t n) {
+  std::vector<uint64_t> primes = params.primes;
+  const size_t count = primes.empty() ? params.coeff_bits.size() : primes.size();
+  if (params.special_primes < 1 || count < params.special_primes + 1)
+    throw InvalidArgument("CKKS: need at least one ciphertext prime and one special prime");
+  if (count > 64) throw InvalidArgument("CKKS: at most 64 primes");
+  if (primes.empty()) {
+    for (int b : params.coeff_bits) {
+      if (b < 20 || b > 60)
+        throw InvalidArgument("CKKS: prime sizes must be between 20 and 60 bits");
+      primes.push_back(find_ntt_prime(b, n, primes));
+    }
+    return primes;
+  }
+  for (size_t i = 0; i < primes.size(); ++i) {
+    const uint64_t q = primes[i];
+    if (q >= (uint64_t{1} << 61) || q < (uint64_t{1} << 19) || q % (2 * n) != 1 || !is_prime(q))
+      throw InvalidArgument("CKKS: a prime is not an NTT-friendly prime below 2^61");
+    if (std::find(primes.begin(), primes.begin() + i, q) != primes.begin() + i)
+      throw InvalidArgument("CKKS: primes must be distinct");
+  }
+  return primes;
+}
+
+// Converters from the first c primes of each digit (c = 1 .. digit size), [digit][c - 1].
+std::vector<std::vector<BaseConverter>> digit_converters(const std::vector<Modulus>& primes,
+                                                         size_t L, size_t K) {
+  const size_t dnum = (L + K - 1) / K;
+  std::vector<std::vector<BaseConverter>> conv(dnum);
+  for (size_t d = 0; d < dnum; ++d) {
+    const size_t start = d * K;
+    const size_t size = std::min(K, L - start);
+    for (size_t c = 1; c <= size; ++c) {
+      std::vector<size_t> src;
+      for (size_t i = 0; i < c; ++i) src.push_back(start + i);
+      conv[d].push_back(make_converter(primes, src));
+    }
+  }
+  return conv;
+}
+
+// CRT reconstruction data for q_0 .. q_l (HeContext::CrtLevel).
+HeContext::CrtLevel crt_level(const std::vector<Modulus>& primes, size_t l) {
+  HeContext::CrtLevel c;
+  c.q_mod_2_128 = 1;
+  for (size_t i = 0; i <= l; ++i) c.q_mod_2_128 *= primes[i].value;
+  for (size_t i = 0; i <= l; ++i) {
+    uint64_t punct = 1;
+    u128 punct128 = 1;
+    for (size_t j = 0; j <= l; ++j) {
+      if (j == i) continue;
+      punct = mul_mod(punct, reduce64(primes[j].value, primes[i]), primes[i]);
+      punct128 *= primes[j].value;
+    }
+    const uint64_t inv = inv_mod(punct, primes[i]);
+    c.inv_punct.push_back(inv);
+    c.inv_punct_shoup.push_back(shoup(inv, primes[i].value));
+    c.punct_mod_2_128.push_back(punct128);
+  }
+  return c;
+}
+
 }  // namespace
 
 std::shared_ptr<const HeContext> HeContext::create(const CkksParameters& params, int threads) {
@@ -96,26 +160,7 @@ std::shared_ptr<const HeContext> HeContext::create(const CkksParameters& params,
   ctx->n_ = n;
   while ((size_t{1} << ctx->log_n_) < n) ++ctx->log_n_;
 
-  std::vector<uint64_t> primes = params.primes;
-  const size_t count = primes.empty() ? params.coeff_bits.size() : primes.size();
-  if (params.special_primes < 1 || count < params.special_primes + 1)
-    throw InvalidArgument("CKKS: need at least one ciphertext prime and one special prime");
-  if (count > 64) throw InvalidArgument("CKKS: at most 64 primes");
-  if (primes.empty()) {
-    for (int b : params.coeff_bits) {
-      if (b < 20 || b > 60)
-        throw InvalidArgument("CKKS: prime sizes must be between 20 and 60 bits");
-      primes.push_back(find_ntt_prime(b, n, primes));
-    }
-  } else {
-    for (size_t i = 0; i < primes.size(); ++i) {
-      const uint64_t q = primes[i];
-      if (q >= (uint64_t{1} << 61) || q < (uint64_t{1} << 19) || q % (2 * n) != 1 || !is_prime(q))
-        throw InvalidArgument("CKKS: a prime is not an NTT-friendly prime below 2^61");
-      if (std::find(primes.begin(), primes.begin() + i, q) != primes.begin() + i)
-        throw InvalidArgument("CKKS: primes must be distinct");
-    }
-  }
+  const std::vector<uint64_t> primes = chain_primes(params, n);
   ctx->params_.primes = primes;
   ctx->params_.coeff_bits.clear();
   ctx->k_count_ = params.special_primes;
@@ -139,7 +184,7 @@ std::shared_ptr<const HeContext> HeContext::create(const CkksParameters& params,
 
   for (const auto& m : ctx->primes_) ctx->ntt_.emplace_back(m, n);
   ctx->hash_ = hash_parameters(n, ctx->q_count_, ctx->k_count_, primes);
-  for (int i = 0; i < 8; ++i) ctx->id_ |= static_cast<uint64_t>(ctx->hash_[i]) << (8 * i);
+  ctx->id_ = load_le<uint64_t>(ctx->hash_.data());
 
   const size_t L = ctx->q_count_, K = ctx->k_count_;
   // Rescale: q_level^-1 mod q_i.
@@ -167,17 +212,7 @@ std::shared_ptr<const HeContext> HeContext::create(const CkksParameters& params,
   std::vector<size_t> special;
   for (size_t j = 0; j < K; ++j) special.push_back(L + j);
   ctx->special_conv_ = make_converter(ctx->primes_, special);
-  const size_t dnum = (L + K - 1) / K;
-  ctx->digit_conv_.resize(dnum);
-  for (size_t d = 0; d < dnum; ++d) {
-    const size_t start = d * K;
-    const size_t size = std::min(K, L - start);
-    for (size_t c = 1; c <= size; ++c) {
-      std::vector<size_t> src;
-      for (size_t i = 0; i < c; ++i) src.push_back(start + i);
-      ctx->digit_conv_[d].push_back(make_converter(ctx->primes_, src));
-    }
-  }
+  ctx->digit_conv_ = digit_converters(ctx->primes_, L, K);
   // X^(n/2) in NTT form.
   for (size_t i = 0; i < L + K; ++i) {
     std::vector<uint64_t> v(n, 0);
@@ -186,28 +221,16 @@ std::shared_ptr<const HeContext> HeContext::create(const CkksParameters& params,
     ctx->half_monomial_.push_back(std::move(v));
   }
   // CRT reconstruction per level.
-  for (size_t l = 0; l < L; ++l) {
-    CrtLevel c;
-    c.q_mod_2_128 = 1;
-    for (size_t i = 0; i <= l; ++i) c.q_mod_2_128 *= primes[i];
-    for (size_t i = 0; i <= l; ++i) {
-      uint64_t punct = 1;
-      u128 punct128 = 1;
-      for (size_t j = 0; j <= l; ++j) {
-        if (j == i) continue;
-        punct = mul_mod(punct, reduce64(primes[j], ctx->primes_[i]), ctx->primes_[i]);
-        punct128 *= primes[j];
-      }
-      const uint64_t inv = inv_mod(punct, ctx->primes_[i]);
-      c.inv_punct.push_back(inv);
-      c.inv_punct_shoup.push_back(shoup(inv, primes[i]));
-      c.punct_mod_2_128.push_back(punct128);
-    }
-    ctx->crt_.push_back(std::move(c));
-  }
+  for (size_t l = 0; l < L; ++l) ctx->crt_.push_back(crt_level(ctx->primes_, l));
   ctx->pool_ = std::make_shared<ThreadPool>(threads);
   return ctx;
 }
+
+HeContext::~HeContext() = default;
+
+const Modulus& HeContext::prime(size_t i) const { return primes_[i]; }
+const NttTables& HeContext::ntt(size_t i) const { return ntt_[i]; }
+int HeContext::threads() const { return pool_->threads(); }
 
 void HeContext::set_threads(int threads) const {
   if (threads < 1) threads = 1;
@@ -221,15 +244,7 @@ double HeContext::q_bits(size_t level) const {
   return b;
 }
 
-std::string HeContext::hash_hex() const {
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : hash_) {
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 15]);
-  }
-  return s;
-}
+std::string HeContext::hash_hex() const { return to_hex(hash_); }
 
 const BaseConverter& HeContext::digit_converter(size_t digit, size_t count) const {
   return digit_conv_.at(digit).at(count - 1);

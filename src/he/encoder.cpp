@@ -3,6 +3,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "ntt.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::he {
@@ -221,13 +223,13 @@ std::vector<std::complex<double>> CkksEncoder::decode_complex(const Plaintext& p
   // |x| / Q of an integer, so the rounding is unaffected unless |x| is close to Q / 2 (where
   // the value has wrapped around anyway).
   std::vector<long double> inv_q(level + 1);
-  for (size_t i = 0; i <= level; ++i)
-    inv_q[i] = 1.0L / static_cast<long double>(ctx_->prime(i).value);
+  const std::vector<uint64_t>& q_of = ctx_->prime_values();
+  for (size_t i = 0; i <= level; ++i) inv_q[i] = 1.0L / static_cast<long double>(q_of[i]);
   for (size_t c = 0; c < n; ++c) {
     u128 acc = 0;
     long double frac = 0;
     for (size_t i = 0; i <= level; ++i) {
-      const uint64_t q = ctx_->prime(i).value;
+      const uint64_t q = q_of[i];
       const uint64_t y = mul_shoup(coeff[i * n + c], crt.inv_punct[i], crt.inv_punct_shoup[i], q);
       acc += static_cast<u128>(y) * crt.punct_mod_2_128[i];
       frac += static_cast<long double>(y) * inv_q[i];

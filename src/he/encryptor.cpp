@@ -2,10 +2,12 @@
 
 #include <openssl/crypto.h>
 
+#include "kernels.hpp"
 #include "noise.hpp"
+#include "ntt.hpp"
 #include "sampling.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/error.hpp"
-#include "veil/he/kernels.hpp"
 
 namespace veil::he {
 

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels.hpp"
 #include "noise.hpp"
+#include "ntt.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/encryptor.hpp"
-#include "veil/he/kernels.hpp"
 
 namespace veil::he {
 
@@ -51,6 +53,12 @@ void sub_limb(const uint64_t* x, const uint64_t* y, uint64_t* out, uint64_t q, s
 
 void neg_limb(const uint64_t* x, uint64_t* out, uint64_t q, size_t n) {
   for (size_t c = 0; c < n; ++c) out[c] = neg_mod(x[c], q);
+}
+
+// An integral double (|v| < 2^63) modulo m.
+uint64_t signed_residue(double v, const Modulus& m) {
+  const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
+  return v < 0 ? neg_mod(r, m.value) : r;
 }
 
 }  // namespace
@@ -210,11 +218,7 @@ Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value)
   Ciphertext out(a.context_id(), n, a.size(), a.level(), a.scale(), kNoInit);
   ctx_->pool().parallel_for(a.level() + 1, a.size() * n, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
-    auto lift = [&](double v) {
-      const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
-      return v < 0 ? neg_mod(r, m.value) : r;
-    };
-    const uint64_t r = lift(re), s = lift(im);
+    const uint64_t r = signed_residue(re, m), s = signed_residue(im, m);
     const auto& h = ctx_->half_monomial(i);
     const uint64_t* x = a.limb(0, i);
     uint64_t* z = out.limb(0, i);
@@ -270,11 +274,7 @@ Ciphertext Evaluator::multiply_const(const Ciphertext& a, std::complex<double> v
   Ciphertext out(a.context_id(), n, a.size(), level, scale, kNoInit);
   ctx_->pool().parallel_for(level + 1, a.size() * n, [&](size_t i) {
     const Modulus& m = ctx_->prime(i);
-    auto lift = [&](double v) {
-      const uint64_t r = reduce64(static_cast<uint64_t>(std::fabs(v)), m);
-      return v < 0 ? neg_mod(r, m.value) : r;
-    };
-    const uint64_t r = lift(re), s = lift(im);
+    const uint64_t r = signed_residue(re, m), s = signed_residue(im, m);
     const auto& h = ctx_->half_monomial(i);
     for (size_t k = 0; k < a.size(); ++k) {
       const uint64_t* x = a.limb(k, i);

@@ -1,4 +1,4 @@
-#include "veil/he/kernels.hpp"
+#include "kernels.hpp"
 
 #include <cstdlib>
 

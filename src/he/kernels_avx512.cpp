@@ -107,73 +107,104 @@ VEIL_AVX512_INLINE void inv_bfly(__m512i& x, __m512i& y, __m512i w, __m512i ws, 
   y = mul_shoup_lazy<Ifma>(_mm512_add_epi64(_mm512_sub_epi64(u, v), m.two_q), w, ws, m);
 }
 
+// The stages below serve the forward transform (Cooley-Tukey butterflies, fwd_bfly) and the
+// inverse (Gentleman-Sande, inv_bfly). They are always inlined with Forward a constant, so each
+// transform compiles to straight-line code as if written out.
+template <bool Ifma, bool Forward>
+VEIL_AVX512_INLINE void bfly(__m512i& x, __m512i& y, __m512i w, __m512i ws, const Mod& m) {
+  if constexpr (Forward)
+    fwd_bfly<Ifma>(x, y, w, ws, m);
+  else
+    inv_bfly<Ifma>(x, y, w, ws, m);
+}
+
+// A stage with t >= 8: m groups of t pairs (x[j], y[j] = x[j + t]), one twiddle per group.
+template <bool Ifma, bool Forward>
+VEIL_AVX512_INLINE void stage_wide(uint64_t* a, size_t m, size_t t, const uint64_t* w,
+                                   const uint64_t* ws, const Mod& md) {
+  for (size_t i = 0; i < m; ++i) {
+    const __m512i W = _mm512_set1_epi64(static_cast<int64_t>(w[m + i]));
+    const __m512i WS = _mm512_set1_epi64(static_cast<int64_t>(ws[m + i]));
+    uint64_t* x = a + 2 * i * t;
+    uint64_t* y = x + t;
+    for (size_t j = 0; j < t; j += 8) {
+      __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(y + j);
+      bfly<Ifma, Forward>(X, Y, W, WS, md);
+      _mm512_storeu_si512(x + j, X);
+      _mm512_storeu_si512(y + j, Y);
+    }
+  }
+}
+
+// t = 4: groups i, i + 1 in one pair of vectors.
+template <bool Ifma, bool Forward>
+VEIL_AVX512_INLINE void stage_t4(uint64_t* a, size_t m, const uint64_t* w, const uint64_t* ws,
+                                 const Mod& md) {
+  const __m512i iw = load_idx(kIdxT4W);
+  for (size_t i = 0; i < m; i += 2) {
+    uint64_t* p = a + 8 * i;
+    const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
+    __m512i X = _mm512_shuffle_i64x2(v0, v1, 0x44), Y = _mm512_shuffle_i64x2(v0, v1, 0xEE);
+    const __m512i W = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0x3, w + m + i));
+    const __m512i WS = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0x3, ws + m + i));
+    bfly<Ifma, Forward>(X, Y, W, WS, md);
+    _mm512_storeu_si512(p, _mm512_shuffle_i64x2(X, Y, 0x44));
+    _mm512_storeu_si512(p + 8, _mm512_shuffle_i64x2(X, Y, 0xEE));
+  }
+}
+
+// t = 2: groups i .. i + 3.
+template <bool Ifma, bool Forward>
+VEIL_AVX512_INLINE void stage_t2(uint64_t* a, size_t m, const uint64_t* w, const uint64_t* ws,
+                                 const Mod& md) {
+  const __m512i ix = load_idx(kIdxT2X), iy = load_idx(kIdxT2Y), ilo = load_idx(kIdxT2Lo),
+                ihi = load_idx(kIdxT2Hi), iw = load_idx(kIdxT2W);
+  for (size_t i = 0; i < m; i += 4) {
+    uint64_t* p = a + 4 * i;
+    const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
+    __m512i X = _mm512_permutex2var_epi64(v0, ix, v1), Y = _mm512_permutex2var_epi64(v0, iy, v1);
+    const __m512i W = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0xF, w + m + i));
+    const __m512i WS = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0xF, ws + m + i));
+    bfly<Ifma, Forward>(X, Y, W, WS, md);
+    _mm512_storeu_si512(p, _mm512_permutex2var_epi64(X, ilo, Y));
+    _mm512_storeu_si512(p + 8, _mm512_permutex2var_epi64(X, ihi, Y));
+  }
+}
+
+// t = 1: groups i .. i + 7. The forward transform ends here, fused with the final reduction
+// to [0, q).
+template <bool Ifma, bool Forward>
+VEIL_AVX512_INLINE void stage_t1(uint64_t* a, size_t m, const uint64_t* w, const uint64_t* ws,
+                                 const Mod& md) {
+  const __m512i ix = load_idx(kIdxT1X), iy = load_idx(kIdxT1Y), ilo = load_idx(kIdxT1Lo),
+                ihi = load_idx(kIdxT1Hi);
+  for (size_t i = 0; i < m; i += 8) {
+    uint64_t* p = a + 2 * i;
+    const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
+    __m512i X = _mm512_permutex2var_epi64(v0, ix, v1), Y = _mm512_permutex2var_epi64(v0, iy, v1);
+    const __m512i W = _mm512_loadu_si512(w + m + i);
+    const __m512i WS = _mm512_loadu_si512(ws + m + i);
+    bfly<Ifma, Forward>(X, Y, W, WS, md);
+    if constexpr (Forward) {
+      X = sub_if_ge(sub_if_ge(X, md.two_q), md.q);
+      Y = sub_if_ge(sub_if_ge(Y, md.two_q), md.q);
+    }
+    _mm512_storeu_si512(p, _mm512_permutex2var_epi64(X, ilo, Y));
+    _mm512_storeu_si512(p + 8, _mm512_permutex2var_epi64(X, ihi, Y));
+  }
+}
+
 template <bool Ifma>
 VEIL_AVX512 void forward_impl(uint64_t* a, size_t n, uint64_t q, const uint64_t* w,
                               const uint64_t* ws) {
   const Mod md = make_mod(q);
   size_t m = 1, t = n >> 1;
-  for (; t >= 8; m <<= 1, t >>= 1) {
-    for (size_t i = 0; i < m; ++i) {
-      const __m512i W = _mm512_set1_epi64(static_cast<int64_t>(w[m + i]));
-      const __m512i WS = _mm512_set1_epi64(static_cast<int64_t>(ws[m + i]));
-      uint64_t* x = a + 2 * i * t;
-      uint64_t* y = x + t;
-      for (size_t j = 0; j < t; j += 8) {
-        __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(y + j);
-        fwd_bfly<Ifma>(X, Y, W, WS, md);
-        _mm512_storeu_si512(x + j, X);
-        _mm512_storeu_si512(y + j, Y);
-      }
-    }
-  }
-  // t = 4: groups i, i + 1 in one pair of vectors.
-  {
-    const __m512i iw = load_idx(kIdxT4W);
-    for (size_t i = 0; i < m; i += 2) {
-      uint64_t* p = a + 8 * i;
-      const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
-      __m512i X = _mm512_shuffle_i64x2(v0, v1, 0x44), Y = _mm512_shuffle_i64x2(v0, v1, 0xEE);
-      const __m512i W = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0x3, w + m + i));
-      const __m512i WS = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0x3, ws + m + i));
-      fwd_bfly<Ifma>(X, Y, W, WS, md);
-      _mm512_storeu_si512(p, _mm512_shuffle_i64x2(X, Y, 0x44));
-      _mm512_storeu_si512(p + 8, _mm512_shuffle_i64x2(X, Y, 0xEE));
-    }
-    m <<= 1;
-  }
-  // t = 2: groups i .. i + 3.
-  {
-    const __m512i ix = load_idx(kIdxT2X), iy = load_idx(kIdxT2Y), ilo = load_idx(kIdxT2Lo),
-                  ihi = load_idx(kIdxT2Hi), iw = load_idx(kIdxT2W);
-    for (size_t i = 0; i < m; i += 4) {
-      uint64_t* p = a + 4 * i;
-      const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
-      __m512i X = _mm512_permutex2var_epi64(v0, ix, v1), Y = _mm512_permutex2var_epi64(v0, iy, v1);
-      const __m512i W = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0xF, w + m + i));
-      const __m512i WS = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0xF, ws + m + i));
-      fwd_bfly<Ifma>(X, Y, W, WS, md);
-      _mm512_storeu_si512(p, _mm512_permutex2var_epi64(X, ilo, Y));
-      _mm512_storeu_si512(p + 8, _mm512_permutex2var_epi64(X, ihi, Y));
-    }
-    m <<= 1;
-  }
-  // t = 1: groups i .. i + 7, fused with the final reduction to [0, q).
-  {
-    const __m512i ix = load_idx(kIdxT1X), iy = load_idx(kIdxT1Y), ilo = load_idx(kIdxT1Lo),
-                  ihi = load_idx(kIdxT1Hi);
-    for (size_t i = 0; i < m; i += 8) {
-      uint64_t* p = a + 2 * i;
-      const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
-      __m512i X = _mm512_permutex2var_epi64(v0, ix, v1), Y = _mm512_permutex2var_epi64(v0, iy, v1);
-      const __m512i W = _mm512_loadu_si512(w + m + i);
-      const __m512i WS = _mm512_loadu_si512(ws + m + i);
-      fwd_bfly<Ifma>(X, Y, W, WS, md);
-      X = sub_if_ge(sub_if_ge(X, md.two_q), md.q);
-      Y = sub_if_ge(sub_if_ge(Y, md.two_q), md.q);
-      _mm512_storeu_si512(p, _mm512_permutex2var_epi64(X, ilo, Y));
-      _mm512_storeu_si512(p + 8, _mm512_permutex2var_epi64(X, ihi, Y));
-    }
-  }
+  for (; t >= 8; m <<= 1, t >>= 1) stage_wide<Ifma, true>(a, m, t, w, ws, md);
+  stage_t4<Ifma, true>(a, m, w, ws, md);
+  m <<= 1;
+  stage_t2<Ifma, true>(a, m, w, ws, md);
+  m <<= 1;
+  stage_t1<Ifma, true>(a, m, w, ws, md);
 }
 
 template <bool Ifma>
@@ -182,68 +213,14 @@ VEIL_AVX512 void inverse_impl(uint64_t* a, size_t n, uint64_t q, const uint64_t*
                               uint64_t last_w_s) {
   const Mod md = make_mod(q);
   size_t m = n >> 1;
-  // t = 1.
-  {
-    const __m512i ix = load_idx(kIdxT1X), iy = load_idx(kIdxT1Y), ilo = load_idx(kIdxT1Lo),
-                  ihi = load_idx(kIdxT1Hi);
-    for (size_t i = 0; i < m; i += 8) {
-      uint64_t* p = a + 2 * i;
-      const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
-      __m512i X = _mm512_permutex2var_epi64(v0, ix, v1), Y = _mm512_permutex2var_epi64(v0, iy, v1);
-      const __m512i W = _mm512_loadu_si512(w + m + i);
-      const __m512i WS = _mm512_loadu_si512(ws + m + i);
-      inv_bfly<Ifma>(X, Y, W, WS, md);
-      _mm512_storeu_si512(p, _mm512_permutex2var_epi64(X, ilo, Y));
-      _mm512_storeu_si512(p + 8, _mm512_permutex2var_epi64(X, ihi, Y));
-    }
-    m >>= 1;
-  }
-  // t = 2.
-  {
-    const __m512i ix = load_idx(kIdxT2X), iy = load_idx(kIdxT2Y), ilo = load_idx(kIdxT2Lo),
-                  ihi = load_idx(kIdxT2Hi), iw = load_idx(kIdxT2W);
-    for (size_t i = 0; i < m; i += 4) {
-      uint64_t* p = a + 4 * i;
-      const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
-      __m512i X = _mm512_permutex2var_epi64(v0, ix, v1), Y = _mm512_permutex2var_epi64(v0, iy, v1);
-      const __m512i W = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0xF, w + m + i));
-      const __m512i WS = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0xF, ws + m + i));
-      inv_bfly<Ifma>(X, Y, W, WS, md);
-      _mm512_storeu_si512(p, _mm512_permutex2var_epi64(X, ilo, Y));
-      _mm512_storeu_si512(p + 8, _mm512_permutex2var_epi64(X, ihi, Y));
-    }
-    m >>= 1;
-  }
-  // t = 4.
-  {
-    const __m512i iw = load_idx(kIdxT4W);
-    for (size_t i = 0; i < m; i += 2) {
-      uint64_t* p = a + 8 * i;
-      const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 8);
-      __m512i X = _mm512_shuffle_i64x2(v0, v1, 0x44), Y = _mm512_shuffle_i64x2(v0, v1, 0xEE);
-      const __m512i W = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0x3, w + m + i));
-      const __m512i WS = _mm512_permutexvar_epi64(iw, _mm512_maskz_loadu_epi64(0x3, ws + m + i));
-      inv_bfly<Ifma>(X, Y, W, WS, md);
-      _mm512_storeu_si512(p, _mm512_shuffle_i64x2(X, Y, 0x44));
-      _mm512_storeu_si512(p + 8, _mm512_shuffle_i64x2(X, Y, 0xEE));
-    }
-    m >>= 1;
-  }
+  stage_t1<Ifma, false>(a, m, w, ws, md);
+  m >>= 1;
+  stage_t2<Ifma, false>(a, m, w, ws, md);
+  m >>= 1;
+  stage_t4<Ifma, false>(a, m, w, ws, md);
+  m >>= 1;
   size_t t = 8;
-  for (; m > 1; m >>= 1, t <<= 1) {
-    for (size_t i = 0; i < m; ++i) {
-      const __m512i W = _mm512_set1_epi64(static_cast<int64_t>(w[m + i]));
-      const __m512i WS = _mm512_set1_epi64(static_cast<int64_t>(ws[m + i]));
-      uint64_t* x = a + 2 * i * t;
-      uint64_t* y = x + t;
-      for (size_t j = 0; j < t; j += 8) {
-        __m512i X = _mm512_loadu_si512(x + j), Y = _mm512_loadu_si512(y + j);
-        inv_bfly<Ifma>(X, Y, W, WS, md);
-        _mm512_storeu_si512(x + j, X);
-        _mm512_storeu_si512(y + j, Y);
-      }
-    }
-  }
+  for (; m > 1; m >>= 1, t <<= 1) stage_wide<Ifma, false>(a, m, t, w, ws, md);
   // Last stage fused with the scaling by 1/n.
   const __m512i IN = _mm512_set1_epi64(static_cast<int64_t>(inv_n));
   const __m512i INS = _mm512_set1_epi64(static_cast<int64_t>(inv_n_s));

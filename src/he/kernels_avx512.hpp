@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "veil/he/modarith.hpp"
+#include "modarith.hpp"
 
 namespace veil::he::avx512 {
 

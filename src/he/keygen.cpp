@@ -1,6 +1,8 @@
 #include <stdexcept>
 
+#include "ntt.hpp"
 #include "sampling.hpp"
+#include "thread_pool.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/keys.hpp"
 
@@ -19,9 +21,9 @@ SecretKey KeyAccess::make_secret(uint64_t id, std::vector<uint64_t> data) {
   return k;
 }
 
-PublicKey KeyAccess::make_public(uint64_t id, std::vector<uint64_t> b, std::vector<uint64_t> a,
-                                 std::optional<Seed> seed) {
-  PublicKey k;
+template <class Key, class Poly>
+Key KeyAccess::make_pair(uint64_t id, Poly b, Poly a, std::optional<Seed> seed) {
+  Key k;
   k.context_id_ = id;
   k.b_ = std::move(b);
   k.a_ = std::move(a);
@@ -29,15 +31,15 @@ PublicKey KeyAccess::make_public(uint64_t id, std::vector<uint64_t> b, std::vect
   return k;
 }
 
+PublicKey KeyAccess::make_public(uint64_t id, std::vector<uint64_t> b, std::vector<uint64_t> a,
+                                 std::optional<Seed> seed) {
+  return make_pair<PublicKey>(id, std::move(b), std::move(a), seed);
+}
+
 KeySwitchKey KeyAccess::make_switch(uint64_t id, std::vector<std::vector<uint64_t>> b,
                                     std::vector<std::vector<uint64_t>> a,
                                     std::optional<Seed> seed) {
-  KeySwitchKey k;
-  k.context_id_ = id;
-  k.b_ = std::move(b);
-  k.a_ = std::move(a);
-  k.seed_ = seed;
-  return k;
+  return make_pair<KeySwitchKey>(id, std::move(b), std::move(a), seed);
 }
 
 KeyGenerator::KeyGenerator(ContextPtr ctx) : ctx_(std::move(ctx)) {

@@ -1,4 +1,4 @@
-#include "veil/he/memory_pool.hpp"
+#include "memory_pool.hpp"
 
 #include <array>
 
@@ -176,5 +176,12 @@ MemoryPool::Stats MemoryPool::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
 }
+
+namespace detail {
+
+void* pool_allocate(size_t bytes) { return MemoryPool::global().allocate(bytes); }
+void pool_deallocate(void* p, size_t bytes) noexcept { MemoryPool::global().deallocate(p, bytes); }
+
+}  // namespace detail
 
 }  // namespace veil::he

@@ -1,4 +1,4 @@
-#include "veil/he/modarith.hpp"
+#include "modarith.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "veil/he/ntt.hpp"
+#include "ntt.hpp"
 
 #include "kernels_avx512.hpp"
 #include "veil/core/error.hpp"

@@ -3,6 +3,8 @@
 #include <array>
 #include <cmath>
 
+#include "ntt.hpp"
+
 namespace veil::he::detail {
 
 Sampler::Sampler(const Seed& seed, uint64_t stream) : prg_(seed, stream), buf_(1024), pos_(1024) {}

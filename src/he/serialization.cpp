@@ -3,7 +3,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "ntt.hpp"
 #include "sampling.hpp"
+#include "thread_pool.hpp"
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/encryptor.hpp"
 
@@ -14,96 +17,27 @@ namespace {
 constexpr char kMagic[8] = {'V', 'E', 'I', 'L', 'C', 'K', 'K', 'S'};
 constexpr size_t kHeaderSize = 48;
 
-class Writer {
- public:
-  void u8(uint8_t v) { buf_.push_back(v); }
-  void u16(uint16_t v) { le(v, 2); }
-  void u32(uint32_t v) { le(v, 4); }
-  void u64(uint64_t v) { le(v, 8); }
-  void f64(double d) {
-    uint64_t v;
-    std::memcpy(&v, &d, 8);
-    u64(v);
+// n residues, each checked to be below q.
+void read_residues(ByteReader& r, uint64_t* out, size_t n, uint64_t q) {
+  const uint8_t* p = r.bytes(8 * n).data();
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t v = load_le<uint64_t>(p + 8 * i);
+    if (v >= q) r.fail("coefficient not below its modulus");
+    out[i] = v;
   }
-  void bytes(const uint8_t* p, size_t n) { buf_.insert(buf_.end(), p, p + n); }
-  void words(const uint64_t* p, size_t n) {
-    const size_t at = buf_.size();
-    buf_.resize(at + 8 * n);
-    uint8_t* out = buf_.data() + at;
-    for (size_t i = 0; i < n; ++i)
-      for (int b = 0; b < 8; ++b) out[8 * i + b] = static_cast<uint8_t>(p[i] >> (8 * b));
-  }
-  std::vector<uint8_t>& buf() { return buf_; }
+}
 
- private:
-  void le(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  std::vector<uint8_t> buf_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> b) : b_(b) {}
-  size_t remaining() const { return b_.size() - pos_; }
-  void need(uint64_t n) const {
-    if (n > remaining()) throw MalformedInput("CKKS object: truncated");
-  }
-  uint64_t le(int n) {
-    need(n);
-    uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(b_[pos_ + i]) << (8 * i);
-    pos_ += n;
-    return v;
-  }
-  uint8_t u8() { return static_cast<uint8_t>(le(1)); }
-  uint16_t u16() { return static_cast<uint16_t>(le(2)); }
-  uint32_t u32() { return static_cast<uint32_t>(le(4)); }
-  uint64_t u64() { return le(8); }
-  double f64() {
-    const uint64_t v = u64();
-    double d;
-    std::memcpy(&d, &v, 8);
-    return d;
-  }
-  void bytes(uint8_t* out, size_t n) {
-    need(n);
-    std::memcpy(out, b_.data() + pos_, n);
-    pos_ += n;
-  }
-  // n residues, each checked to be below q.
-  void residues(uint64_t* out, size_t n, uint64_t q) {
-    need(8 * static_cast<uint64_t>(n));
-    const uint8_t* p = b_.data() + pos_;
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t v = 0;
-      for (int b = 0; b < 8; ++b) v |= static_cast<uint64_t>(p[8 * i + b]) << (8 * b);
-      if (v >= q) throw MalformedInput("CKKS object: coefficient not below its modulus");
-      out[i] = v;
-    }
-    pos_ += 8 * n;
-  }
-  void expect_end() const {
-    if (remaining() != 0) throw MalformedInput("CKKS object: trailing bytes");
-  }
-
- private:
-  std::span<const uint8_t> b_;
-  size_t pos_ = 0;
-};
-
-void write_header(Writer& w, ObjectKind kind, const ParamsHash& hash) {
-  w.bytes(reinterpret_cast<const uint8_t*>(kMagic), 8);
+void write_header(ByteWriter& w, ObjectKind kind, const ParamsHash& hash) {
+  w.bytes(std::string_view(kMagic, 8));
   w.u16(kSerialVersion);
   w.u16(static_cast<uint16_t>(kind));
   w.u32(0);
-  w.bytes(hash.data(), hash.size());
+  w.bytes(hash);
 }
 
-ParamsHash read_header(Reader& r, ObjectKind kind) {
-  char magic[8];
-  r.bytes(reinterpret_cast<uint8_t*>(magic), 8);
-  if (std::memcmp(magic, kMagic, 8) != 0) throw MalformedInput("CKKS object: bad magic");
+ParamsHash read_header(ByteReader& r, ObjectKind kind) {
+  if (std::memcmp(r.bytes(8).data(), kMagic, 8) != 0)
+    throw MalformedInput("CKKS object: bad magic");
   const uint16_t version = r.u16();
   if (version != kSerialVersion)
     throw MalformedInput("CKKS object: unsupported version " + std::to_string(version));
@@ -111,37 +45,56 @@ ParamsHash read_header(Reader& r, ObjectKind kind) {
   if (k != static_cast<uint16_t>(kind)) throw MalformedInput("CKKS object: wrong object kind");
   if (r.u32() != 0) throw MalformedInput("CKKS object: reserved field set");
   ParamsHash h;
-  r.bytes(h.data(), h.size());
+  r.read(h);
   return h;
 }
 
-void check_hash(const HeContext& ctx, Reader& r, ObjectKind kind) {
+// A reader past the header of an object of `kind` made under ctx's parameters.
+ByteReader open_object(const HeContext& ctx, std::span<const uint8_t> bytes, ObjectKind kind) {
+  ByteReader r(bytes, "CKKS object");
   if (read_header(r, kind) != ctx.hash())
     throw IntegrityError("CKKS object was made under other parameters (hash mismatch)");
+  return r;
 }
 
-void write_rns(Writer& w, const uint64_t* data, size_t limbs, size_t n) {
-  w.words(data, limbs * n);
+// The level and scale of a ciphertext or plaintext: the scale must stay below the modulus.
+void check_level_and_scale(const HeContext& ctx, uint32_t level, double scale,
+                           const std::string& what) {
+  if (level > ctx.max_level()) throw MalformedInput(what + ": level out of range");
+  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
+    throw MalformedInput(what + ": scale out of range");
+}
+
+// The 16-byte seed that stands for a uniform polynomial, present when `compressed`.
+std::optional<Seed> read_seed(ByteReader& r, bool compressed) {
+  if (!compressed) return std::nullopt;
+  Seed s;
+  r.read(s);
+  return s;
+}
+
+void write_rns(ByteWriter& w, const uint64_t* data, size_t limbs, size_t n) {
+  w.array<uint64_t>({data, limbs * n});
 }
 
 // Residues for the given limbs (prime indices `prime(i)`), validated.
 template <typename PrimeOf>
-void read_rns(Reader& r, const HeContext& ctx, uint64_t* out, size_t limbs, PrimeOf prime) {
+void read_rns(ByteReader& r, const HeContext& ctx, uint64_t* out, size_t limbs, PrimeOf prime) {
   const size_t n = ctx.n();
-  for (size_t i = 0; i < limbs; ++i) r.residues(out + i * n, n, ctx.prime(prime(i)).value);
+  for (size_t i = 0; i < limbs; ++i) read_residues(r, out + i * n, n, ctx.prime(prime(i)).value);
 }
 
-void write_switch_key(Writer& w, const HeContext& ctx, const KeySwitchKey& k) {
+void write_switch_key(ByteWriter& w, const HeContext& ctx, const KeySwitchKey& k) {
   const size_t n = ctx.n(), primes = ctx.prime_count();
   w.u8(k.seed() ? 1 : 0);
   w.u32(static_cast<uint32_t>(k.digits()));
-  if (k.seed()) w.bytes(k.seed()->data(), 16);
+  if (k.seed()) w.bytes(*k.seed());
   for (size_t j = 0; j < k.digits(); ++j) write_rns(w, k.b(j).data(), primes, n);
   if (!k.seed())
     for (size_t j = 0; j < k.digits(); ++j) write_rns(w, k.a(j).data(), primes, n);
 }
 
-KeySwitchKey read_switch_key(Reader& r, const HeContext& ctx) {
+KeySwitchKey read_switch_key(ByteReader& r, const HeContext& ctx) {
   const size_t n = ctx.n(), primes = ctx.prime_count();
   const uint8_t compressed = r.u8();
   if (compressed > 1) throw MalformedInput("CKKS key: bad compression flag");
@@ -150,12 +103,7 @@ KeySwitchKey read_switch_key(Reader& r, const HeContext& ctx) {
     throw MalformedInput("CKKS key: wrong number of digits");
   const uint64_t poly_bytes = 8ull * primes * n;
   r.need((compressed ? 16 : 0) + poly_bytes * digits * (compressed ? 1 : 2));
-  std::optional<Seed> seed;
-  if (compressed) {
-    Seed s;
-    r.bytes(s.data(), 16);
-    seed = s;
-  }
+  const std::optional<Seed> seed = read_seed(r, compressed);
   auto all = [](size_t i) { return i; };
   std::vector<std::vector<uint64_t>> b(digits, std::vector<uint64_t>(primes * n));
   std::vector<std::vector<uint64_t>> a(digits, std::vector<uint64_t>(primes * n));
@@ -173,7 +121,7 @@ KeySwitchKey read_switch_key(Reader& r, const HeContext& ctx) {
 }  // namespace
 
 std::vector<uint8_t> serialize_parameters(const HeContext& ctx) {
-  Writer w;
+  ByteWriter w;
   write_header(w, ObjectKind::kParameters, ctx.hash());
   const auto& p = ctx.parameters();
   w.u32(static_cast<uint32_t>(ctx.n()));
@@ -184,11 +132,11 @@ std::vector<uint8_t> serialize_parameters(const HeContext& ctx) {
   w.u8(0);
   w.f64(p.default_scale);
   for (uint64_t q : ctx.prime_values()) w.u64(q);
-  return std::move(w.buf());
+  return w.take();
 }
 
 ContextPtr load_context(std::span<const uint8_t> bytes, bool allow_insecure, int threads) {
-  Reader r(bytes);
+  ByteReader r(bytes, "CKKS object");
   const ParamsHash claimed = read_header(r, ObjectKind::kParameters);
   CkksParameters p;
   const uint32_t n = r.u32();
@@ -234,7 +182,7 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const Ciphertext& ct) {
       compressed = std::equal(a.begin(), a.end(), ct.limb(1, i));
     }
   }
-  Writer w;
+  ByteWriter w;
   write_header(w, ObjectKind::kCiphertext, ctx.hash());
   w.u8(static_cast<uint8_t>(ct.size()));
   w.u8(compressed ? 1 : 0);
@@ -242,17 +190,16 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const Ciphertext& ct) {
   w.u32(static_cast<uint32_t>(ct.level()));
   w.f64(ct.scale());
   w.f64(ct.noise());
-  if (compressed) w.bytes(ct.seed()->data(), 16);
+  if (compressed) w.bytes(*ct.seed());
   for (size_t k = 0; k < ct.size(); ++k) {
     if (compressed && k == 1) continue;
     write_rns(w, ct.poly(k), limbs, n);
   }
-  return std::move(w.buf());
+  return w.take();
 }
 
 Ciphertext load_ciphertext(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  Reader r(bytes);
-  check_hash(ctx, r, ObjectKind::kCiphertext);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kCiphertext);
   const uint8_t size = r.u8();
   const uint8_t compressed = r.u8();
   if (r.u16() != 0) throw MalformedInput("CKKS ciphertext: reserved field set");
@@ -261,19 +208,12 @@ Ciphertext load_ciphertext(const HeContext& ctx, std::span<const uint8_t> bytes)
   const double noise = r.f64();
   if (size < 2 || size > 3 || compressed > 1 || (compressed && size != 2))
     throw MalformedInput("CKKS ciphertext: bad size or flags");
-  if (level > ctx.max_level()) throw MalformedInput("CKKS ciphertext: level out of range");
-  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
-    throw MalformedInput("CKKS ciphertext: scale out of range");
+  check_level_and_scale(ctx, level, scale, "CKKS ciphertext");
   if (!std::isfinite(noise) || noise < 0) throw MalformedInput("CKKS ciphertext: bad noise");
   const size_t n = ctx.n(), limbs = level + 1;
   const uint64_t stored = size - compressed;
   r.need((compressed ? 16 : 0) + 8ull * stored * limbs * n);
-  std::optional<Seed> seed;
-  if (compressed) {
-    Seed s;
-    r.bytes(s.data(), 16);
-    seed = s;
-  }
+  const std::optional<Seed> seed = read_seed(r, compressed);
   // Every word is read or expanded from the seed below (or the load throws).
   Ciphertext ct(ctx.id(), n, size, level, scale, kNoInit);
   for (size_t k = 0; k < size; ++k) {
@@ -291,22 +231,19 @@ Ciphertext load_ciphertext(const HeContext& ctx, std::span<const uint8_t> bytes)
 
 std::vector<uint8_t> serialize(const HeContext& ctx, const Plaintext& pt) {
   check_plaintext(ctx, pt);
-  Writer w;
+  ByteWriter w;
   write_header(w, ObjectKind::kPlaintext, ctx.hash());
   w.u32(static_cast<uint32_t>(pt.level()));
   w.f64(pt.scale());
   write_rns(w, pt.data().data(), pt.level() + 1, ctx.n());
-  return std::move(w.buf());
+  return w.take();
 }
 
 Plaintext load_plaintext(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  Reader r(bytes);
-  check_hash(ctx, r, ObjectKind::kPlaintext);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kPlaintext);
   const uint32_t level = r.u32();
   const double scale = r.f64();
-  if (level > ctx.max_level()) throw MalformedInput("CKKS plaintext: level out of range");
-  if (!std::isfinite(scale) || scale < 1.0 || std::log2(scale) >= ctx.q_bits(level))
-    throw MalformedInput("CKKS plaintext: scale out of range");
+  check_level_and_scale(ctx, level, scale, "CKKS plaintext");
   r.need(8ull * (level + 1) * ctx.n());
   Plaintext pt(ctx.id(), ctx.n(), level, scale, kNoInit);
   read_rns(r, ctx, pt.data().data(), level + 1, [](size_t i) { return i; });
@@ -316,15 +253,14 @@ Plaintext load_plaintext(const HeContext& ctx, std::span<const uint8_t> bytes) {
 
 std::vector<uint8_t> serialize(const HeContext& ctx, const SecretKey& sk) {
   if (sk.context_id() != ctx.id()) throw InvalidArgument("secret key belongs to other parameters");
-  Writer w;
+  ByteWriter w;
   write_header(w, ObjectKind::kSecretKey, ctx.hash());
   write_rns(w, sk.data().data(), ctx.prime_count(), ctx.n());
-  return std::move(w.buf());
+  return w.take();
 }
 
 SecretKey load_secret_key(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  Reader r(bytes);
-  check_hash(ctx, r, ObjectKind::kSecretKey);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kSecretKey);
   const size_t n = ctx.n(), primes = ctx.prime_count();
   r.need(8ull * primes * n);
   std::vector<uint64_t> data(primes * n);
@@ -352,28 +288,22 @@ SecretKey load_secret_key(const HeContext& ctx, std::span<const uint8_t> bytes) 
 std::vector<uint8_t> serialize(const HeContext& ctx, const PublicKey& pk) {
   if (pk.context_id() != ctx.id()) throw InvalidArgument("public key belongs to other parameters");
   const auto& seed = KeyAccess::public_seed(pk);
-  Writer w;
+  ByteWriter w;
   write_header(w, ObjectKind::kPublicKey, ctx.hash());
   w.u8(seed ? 1 : 0);
-  if (seed) w.bytes(seed->data(), 16);
+  if (seed) w.bytes(*seed);
   write_rns(w, pk.b().data(), ctx.q_count(), ctx.n());
   if (!seed) write_rns(w, pk.a().data(), ctx.q_count(), ctx.n());
-  return std::move(w.buf());
+  return w.take();
 }
 
 PublicKey load_public_key(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  Reader r(bytes);
-  check_hash(ctx, r, ObjectKind::kPublicKey);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kPublicKey);
   const size_t n = ctx.n(), L = ctx.q_count();
   const uint8_t compressed = r.u8();
   if (compressed > 1) throw MalformedInput("CKKS public key: bad flag");
   r.need((compressed ? 16 : 0) + 8ull * L * n * (compressed ? 1 : 2));
-  std::optional<Seed> seed;
-  if (compressed) {
-    Seed s;
-    r.bytes(s.data(), 16);
-    seed = s;
-  }
+  const std::optional<Seed> seed = read_seed(r, compressed);
   std::vector<uint64_t> b(L * n), a(L * n);
   auto id = [](size_t i) { return i; };
   read_rns(r, ctx, b.data(), L, id);
@@ -388,22 +318,21 @@ PublicKey load_public_key(const HeContext& ctx, std::span<const uint8_t> bytes) 
 
 std::vector<uint8_t> serialize(const HeContext& ctx, const RelinKeys& rk) {
   if (rk.context_id() != ctx.id()) throw InvalidArgument("relin key belongs to other parameters");
-  Writer w;
+  ByteWriter w;
   write_header(w, ObjectKind::kRelinKeys, ctx.hash());
   write_switch_key(w, ctx, rk.key());
-  return std::move(w.buf());
+  return w.take();
 }
 
 RelinKeys load_relin_keys(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  Reader r(bytes);
-  check_hash(ctx, r, ObjectKind::kRelinKeys);
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kRelinKeys);
   KeySwitchKey k = read_switch_key(r, ctx);
   r.expect_end();
   return RelinKeys(std::move(k));
 }
 
 std::vector<uint8_t> serialize(const HeContext& ctx, const GaloisKeys& gk) {
-  Writer w;
+  ByteWriter w;
   write_header(w, ObjectKind::kGaloisKeys, ctx.hash());
   w.u32(static_cast<uint32_t>(gk.keys().size()));
   for (const auto& [g, k] : gk.keys()) {
@@ -411,17 +340,14 @@ std::vector<uint8_t> serialize(const HeContext& ctx, const GaloisKeys& gk) {
     w.u32(g);
     write_switch_key(w, ctx, k);
   }
-  return std::move(w.buf());
+  return w.take();
 }
 
 GaloisKeys load_galois_keys(const HeContext& ctx, std::span<const uint8_t> bytes) {
-  Reader r(bytes);
-  check_hash(ctx, r, ObjectKind::kGaloisKeys);
-  const uint32_t count = r.u32();
+  ByteReader r = open_object(ctx, bytes, ObjectKind::kGaloisKeys);
   // Each key takes at least a seed and one polynomial per digit.
   const uint64_t min_key = 4 + 1 + 4 + 16 + 8ull * ctx.prime_count() * ctx.n();
-  if (count > ctx.n() || static_cast<uint64_t>(count) * min_key > r.remaining())
-    throw MalformedInput("CKKS Galois keys: bad key count");
+  const uint32_t count = r.count(ctx.n(), "Galois key count", min_key);
   GaloisKeys gk;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t g = r.u32();

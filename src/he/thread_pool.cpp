@@ -1,6 +1,8 @@
-#include "veil/he/thread_pool.hpp"
+#include "thread_pool.hpp"
 
 #include <exception>
+
+#include "veil/he/context.hpp"
 
 namespace veil::he {
 

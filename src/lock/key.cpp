@@ -7,7 +7,9 @@
 #include <memory>
 #include <unordered_set>
 
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 
 namespace veil::lock {
 
@@ -19,7 +21,7 @@ struct MdCtxFree {
 
 void put_u64(EVP_MD_CTX* ctx, uint64_t v) {
   uint8_t b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
+  store_le(b, v);
   EVP_DigestUpdate(ctx, b, 8);
 }
 
@@ -54,15 +56,7 @@ Fingerprint fingerprint(const model::Graph& graph) {
   return fp;
 }
 
-std::string to_hex(const Fingerprint& fp) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : fp) {
-    s.push_back(kDigits[b >> 4]);
-    s.push_back(kDigits[b & 15]);
-  }
-  return s;
-}
+std::string to_hex(const Fingerprint& fp) { return veil::to_hex(fp); }
 
 namespace {
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/random.hpp"
@@ -30,69 +31,11 @@ constexpr uint8_t kExtensionTag = 0x58;  // 'X': the optional extension after th
 // scrypt memory is 128 * r * N bytes; a tampered header must not make us allocate gigabytes.
 constexpr uint64_t kMaxScryptMemory = 256ull << 20;
 
-// ---- little-endian writer / bounded reader ----
-
-class Writer {
- public:
-  void u8(uint8_t v) { out_.push_back(v); }
-  void u16(uint16_t v) { uint_le(v, 2); }
-  void u32(uint32_t v) { uint_le(v, 4); }
-  void u64(uint64_t v) { uint_le(v, 8); }
-  void f32(float v) { u32(std::bit_cast<uint32_t>(v)); }
-  void f64(double v) { u64(std::bit_cast<uint64_t>(v)); }
-  void bytes(std::span<const uint8_t> b) { out_.insert(out_.end(), b.begin(), b.end()); }
-  void str(const std::string& s) {
-    if (s.size() > kMaxName) throw InvalidArgument("name too long for a key file: " + s);
-    u32(static_cast<uint32_t>(s.size()));
-    out_.insert(out_.end(), s.begin(), s.end());
-  }
-  std::vector<uint8_t>& out() { return out_; }
-
- private:
-  void uint_le(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  std::vector<uint8_t> out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> in) : in_(in) {}
-  size_t remaining() const { return in_.size() - pos_; }
-  void need(size_t n, const char* what) const {
-    if (n > remaining())
-      throw MalformedInput(std::string("key payload truncated while reading ") + what);
-  }
-  uint64_t uint_le(int n, const char* what) {
-    need(static_cast<size_t>(n), what);
-    uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(in_[pos_ + i]) << (8 * i);
-    pos_ += static_cast<size_t>(n);
-    return v;
-  }
-  uint8_t u8(const char* w) { return static_cast<uint8_t>(uint_le(1, w)); }
-  uint32_t u32(const char* w) { return static_cast<uint32_t>(uint_le(4, w)); }
-  uint64_t u64(const char* w) { return uint_le(8, w); }
-  float f32(const char* w) { return std::bit_cast<float>(u32(w)); }
-  double f64(const char* w) { return std::bit_cast<double>(u64(w)); }
-  std::string str(const char* what) {
-    uint32_t n = u32(what);
-    if (n > kMaxName) throw MalformedInput(std::string("key payload: ") + what + " too long");
-    need(n, what);
-    std::string s(reinterpret_cast<const char*>(in_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
-  void bytes(std::span<uint8_t> out, const char* what) {
-    need(out.size(), what);
-    std::memcpy(out.data(), in_.data() + pos_, out.size());
-    pos_ += out.size();
-  }
-
- private:
-  std::span<const uint8_t> in_;
-  size_t pos_ = 0;
-};
+// Names are u32-length-prefixed strings of at most kMaxName bytes.
+void put_name(ByteWriter& w, const std::string& s) {
+  if (s.size() > kMaxName) throw InvalidArgument("name too long for a key file: " + s);
+  w.str(s);
+}
 
 // ---- KDFs and AEAD (OpenSSL) ----
 
@@ -250,22 +193,22 @@ KeySecret load_passphrase_file(const std::filesystem::path& path, ScryptParams p
 // ---- payload ----
 
 std::vector<uint8_t> encode_key_payload(const LockKey& key) {
-  Writer w;
+  ByteWriter w;
   w.u8(static_cast<uint8_t>(key.params.mode));
   w.u8(key.params.incremental ? 1 : 0);
   w.u64(static_cast<uint64_t>(key.params.num));
   w.f32(key.params.intensity);
   w.f64(key.params.max_percent);
   w.u64(static_cast<uint64_t>(key.params.samples));
-  w.str(key.params.dataset);
+  put_name(w, key.params.dataset);
   w.f64(key.params.keygen_seconds);
   w.bytes(key.plain_fingerprint);
   w.bytes(key.locked_fingerprint);
   if (key.layers.size() > kMaxLayers) throw InvalidArgument("too many layers for a key file");
   w.u32(static_cast<uint32_t>(key.layers.size()));
   for (const auto& l : key.layers) {
-    w.str(l.tensor);
-    w.str(l.node);
+    put_name(w, l.tensor);
+    put_name(w, l.node);
     w.u64(l.numel);
     if (l.entries.size() > l.numel) throw InvalidArgument("layer key larger than its tensor");
     w.u64(l.entries.size());
@@ -289,7 +232,7 @@ std::vector<uint8_t> encode_key_payload(const LockKey& key) {
 }
 
 LockKey decode_key_payload(std::span<const uint8_t> bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes, "key payload");
   LockKey key;
   uint8_t mode = r.u8("mode");
   if (mode > 1) throw MalformedInput("key payload: unknown lock mode " + std::to_string(mode));
@@ -301,27 +244,23 @@ LockKey decode_key_payload(std::span<const uint8_t> bytes) {
   key.params.intensity = r.f32("intensity");
   key.params.max_percent = r.f64("max percent");
   key.params.samples = static_cast<int64_t>(r.u64("samples"));
-  key.params.dataset = r.str("dataset name");
+  key.params.dataset = r.str(kMaxName, "dataset name");
   key.params.keygen_seconds = r.f64("key-generation time");
   if (key.params.num < 0 || key.params.samples < 0 || !std::isfinite(key.params.intensity) ||
       !std::isfinite(key.params.max_percent) || !std::isfinite(key.params.keygen_seconds))
     throw MalformedInput("key payload: generation parameters out of range");
-  r.bytes(key.plain_fingerprint, "plain fingerprint");
-  r.bytes(key.locked_fingerprint, "locked fingerprint");
-  uint32_t nlayers = r.u32("layer count");
-  if (nlayers > kMaxLayers) throw MalformedInput("key payload: too many layers");
+  r.read(key.plain_fingerprint, "plain fingerprint");
+  r.read(key.locked_fingerprint, "locked fingerprint");
   // Each layer takes at least 4 + 4 + 8 + 8 bytes; checked before reserving.
-  r.need(static_cast<size_t>(nlayers) * 24, "layers");
+  const uint32_t nlayers = r.count(kMaxLayers, "layer count", 24);
   std::vector<LayerKey> layers;
   layers.reserve(nlayers);
   for (uint32_t i = 0; i < nlayers; ++i) {
     LayerKey l;
-    l.tensor = r.str("tensor name");
-    l.node = r.str("node name");
+    l.tensor = r.str(kMaxName, "tensor name");
+    l.node = r.str(kMaxName, "node name");
     l.numel = r.u64("tensor size");
-    uint64_t n = r.u64("entry count");
-    if (n > l.numel) throw MalformedInput("key payload: more entries than weights in a layer");
-    if (n > r.remaining() / kEntryBytes) throw MalformedInput("key payload truncated in entries");
+    const uint64_t n = r.count64(l.numel, "entry count", kEntryBytes);
     l.entries.resize(static_cast<size_t>(n));
     for (auto& e : l.entries) {
       e.index = r.u64("position");
@@ -361,9 +300,9 @@ KeyFileHeader parse_key_file_header(std::span<const uint8_t> file) {
     throw IntegrityError("key file is truncated (" + std::to_string(file.size()) + " bytes)");
   if (std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0)
     throw IntegrityError("not a veil key file (bad magic), or the key file was tampered with");
-  Reader r(file.subspan(8, kKeyFileHeaderSize - 8));
+  ByteReader r(file.subspan(8, kKeyFileHeaderSize - 8), "key file header");
   KeyFileHeader h;
-  h.version = static_cast<uint16_t>(r.uint_le(2, "version"));
+  h.version = r.u16("version");
   if (h.version != kKeyFileVersion)
     throw IntegrityError("unsupported key file version " + std::to_string(h.version) +
                          " (expected " + std::to_string(kKeyFileVersion) +
@@ -381,9 +320,9 @@ KeyFileHeader parse_key_file_header(std::span<const uint8_t> file) {
     throw IntegrityError("key file names an unknown key-derivation method (tampered?)");
   }
   h.kdf = static_cast<KeySecret::Kind>(kdf);
-  r.bytes(h.salt, "salt");
-  r.bytes(h.nonce, "nonce");
-  r.bytes(h.locked_fingerprint, "fingerprint");
+  r.read(h.salt, "salt");
+  r.read(h.nonce, "nonce");
+  r.read(h.locked_fingerprint, "fingerprint");
   h.payload_size = r.u64("payload size");
   if (h.payload_size != file.size() - kKeyFileHeaderSize - kKeyFileTagSize)
     throw IntegrityError("key file size does not match its header (truncated or tampered)");
@@ -424,8 +363,8 @@ std::vector<uint8_t> seal_key(const LockKey& key, const KeySecret& secret) {
     h.scrypt = ScryptParams{0, 0, 0};
   secure_random_bytes(h.salt);
   secure_random_bytes(h.nonce);
-  Writer w;
-  w.bytes({reinterpret_cast<const uint8_t*>(kMagic), sizeof(kMagic)});
+  ByteWriter w;
+  w.bytes(std::string_view(kMagic, sizeof(kMagic)));
   w.u16(kKeyFileVersion);
   w.u8(static_cast<uint8_t>(h.kdf));
   w.u8(h.scrypt.log2_n);

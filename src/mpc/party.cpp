@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::mpc {
@@ -62,8 +63,8 @@ std::array<uint8_t, 32> sha256(const std::vector<uint8_t>& data) {
 Bytes encode_hello(Role from, Role to, const SessionParams& p, const std::array<uint8_t, 32>& pub) {
   Bytes b(kHelloSize, 0);
   uint8_t* q = b.data();
-  std::memcpy(q, &kHelloMagic, 4);
-  std::memcpy(q + 4, &kProtocolVersion, 4);
+  store_le<uint32_t>(q, kHelloMagic);
+  store_le<uint32_t>(q + 4, kProtocolVersion);
   q[8] = static_cast<uint8_t>(from);
   q[9] = static_cast<uint8_t>(to);
   q[10] = static_cast<uint8_t>(p.frac_bits);
@@ -131,9 +132,8 @@ void Party::handshake() {
     send(peer, Tag::Hello, encode_hello(role_, peer, params_, pub));
   for (Role peer : other_roles(role_)) {
     Bytes h = recv(peer, Tag::Hello, kHelloSize);
-    uint32_t magic, version;
-    std::memcpy(&magic, h.data(), 4);
-    std::memcpy(&version, h.data() + 4, 4);
+    const uint32_t magic = load_le<uint32_t>(h.data());
+    const uint32_t version = load_le<uint32_t>(h.data() + 4);
     std::string who = std::string("handshake with the ") + role_name(peer) + ": ";
     if (magic != kHelloMagic) throw ProtocolError(who + "not a veil MPC hello");
     if (version != kProtocolVersion)

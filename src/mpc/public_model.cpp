@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 
 namespace veil::mpc {
 namespace {
@@ -234,29 +235,13 @@ model::Model public_model_from_bytes(std::span<const uint8_t> bytes) {
   return public_model_from_json(j);
 }
 
-std::string to_hex(const uint8_t* data, size_t size) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < size; ++i) {
-    s += digits[data[i] >> 4];
-    s += digits[data[i] & 15];
-  }
-  return s;
-}
+std::string to_hex(const uint8_t* data, size_t size) { return veil::to_hex({data, size}); }
 
 std::array<uint8_t, 32> hash_from_hex(const std::string& hex) {
-  std::string h = hex.rfind("sha256:", 0) == 0 ? hex.substr(7) : hex;
-  if (h.size() != 64)
-    throw InvalidArgument("expected a SHA-256 hash (64 hex digits): '" + hex + "'");
+  const std::string_view h = hex.rfind("sha256:", 0) == 0 ? std::string_view(hex).substr(7) : hex;
   std::array<uint8_t, 32> out{};
-  auto val = [&](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (!from_hex(h, out))
     throw InvalidArgument("expected a SHA-256 hash (64 hex digits): '" + hex + "'");
-  };
-  for (size_t i = 0; i < 32; ++i)
-    out[i] = static_cast<uint8_t>(val(h[2 * i]) * 16 + val(h[2 * i + 1]));
   return out;
 }
 

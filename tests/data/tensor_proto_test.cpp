@@ -1,8 +1,11 @@
+#include "veil/data/tensor_proto.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
 #include <bit>
+#include <filesystem>
 
 #include "data_test_util.hpp"
 #include "veil/core/error.hpp"
@@ -144,6 +147,44 @@ TEST(TensorProto, ReadFromFile) {
   write_bytes(dir / "input_0.pb", {s.begin(), s.end()});
   EXPECT_EQ(read_tensor(dir / "input_0.pb"), Tensor::from_floats({1, 2}, {4, 5}));
   EXPECT_EQ(read_tensor_proto(dir / "input_0.pb"), Tensor::from_floats({1, 2}, {4, 5}));
+}
+
+// Every seed of the fuzz corpus decodes, and tensor_to_proto writes it back bit for bit (the
+// fuzz target's round-trip property, checked on each build).
+TEST(TensorProto, FuzzSeedsDecodeAndRoundTrip) {
+  const std::filesystem::path dir =
+      std::filesystem::path(VEIL_SOURCE_DIR) / "fuzz" / "seeds" / "fuzz_tensor_proto";
+  size_t seeds = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    SCOPED_TRACE(entry.path().string());
+    const Tensor t = read_tensor_proto(entry.path());
+    onnx::TensorProto tp;
+    tensor_to_proto(t, "x", &tp);
+    EXPECT_EQ(tp.name(), "x");
+    const Tensor again = parse(tp);
+    EXPECT_EQ(again, t);
+    EXPECT_EQ(again.dtype(), t.dtype());
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 10u);
+}
+
+TEST(TensorProto, RankAndElementBounds) {
+  onnx::TensorProto tp;
+  tp.set_data_type(onnx::TensorProto_DataType_FLOAT);
+  for (int i = 0; i < kMaxTensorProtoRank; ++i) tp.add_dims(1);
+  tp.add_float_data(2);
+  EXPECT_EQ(parse(tp).numel(), 1);
+  tp.add_dims(1);  // one dimension too many
+  EXPECT_THROW(parse(tp), MalformedInput);
+
+  onnx::TensorProto wide;  // 2^21 * 2^20 elements: over the bound even though each dim is not
+  wide.set_data_type(onnx::TensorProto_DataType_FLOAT);
+  wide.add_dims(int64_t{1} << 21);
+  wide.add_dims(int64_t{1} << 20);
+  EXPECT_THROW(parse(wide), MalformedInput);
+  wide.add_dims(0);  // an empty tensor is still refused: the product of the others is too large
+  EXPECT_THROW(parse(wide), MalformedInput);
 }
 
 }  // namespace

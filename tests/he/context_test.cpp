@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "he/ntt.hpp"  // the context's NTT tables and primes are he internals
+#include "he/thread_pool.hpp"
 #include "he_test_util.hpp"
 #include "veil/core/error.hpp"
 

@@ -1,5 +1,5 @@
 // The AVX-512 kernels against the scalar ones (bit for bit) and against naive references.
-#include "veil/he/kernels.hpp"
+#include "he/kernels.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <numeric>
 #include <random>
 
-#include "veil/he/ntt.hpp"
+#include "he/ntt.hpp"
 
 namespace veil::he {
 namespace {
@@ -26,6 +26,13 @@ std::vector<uint64_t> random_residues(std::mt19937_64& rng, size_t n, uint64_t q
   v[1] = q - 1;
   v[n - 1] = q - 1;
   return v;
+}
+
+std::vector<uint32_t> random_permutation(std::mt19937_64& rng, size_t n) {
+  std::vector<uint32_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0u);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  return perm;
 }
 
 class KernelsTest : public ::testing::Test {
@@ -60,9 +67,7 @@ TEST_F(KernelsTest, NttVectorMatchesScalar) {
 TEST_F(KernelsTest, PointwiseMatchScalarAndReference) {
   std::mt19937_64 rng(8);
   const size_t n = 1024;
-  std::vector<uint32_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0u);
-  std::shuffle(perm.begin(), perm.end(), rng);
+  const std::vector<uint32_t> perm = random_permutation(rng, n);
   for (int bits : kBits) {
     const uint64_t q = find_ntt_prime(bits, n, {});
     const Modulus m(q);
@@ -106,9 +111,7 @@ TEST_F(KernelsTest, PointwiseMatchScalarAndReference) {
 TEST_F(KernelsTest, InnerProductMatchesScalarAndReference) {
   std::mt19937_64 rng(9);
   const size_t n = 256;
-  std::vector<uint32_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0u);
-  std::shuffle(perm.begin(), perm.end(), rng);
+  const std::vector<uint32_t> perm = random_permutation(rng, n);
   for (int bits : kBits) {
     const uint64_t q = find_ntt_prime(bits, n, {});
     const Modulus m(q);

@@ -1,4 +1,4 @@
-#include "veil/he/memory_pool.hpp"
+#include "he/memory_pool.hpp"
 
 #include <gtest/gtest.h>
 

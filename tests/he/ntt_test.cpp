@@ -1,10 +1,10 @@
-#include "veil/he/ntt.hpp"
+#include "he/ntt.hpp"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "veil/he/modarith.hpp"
+#include "he/modarith.hpp"
 
 namespace veil::he {
 namespace {

@@ -55,6 +55,9 @@ class Tensor {
   bool operator==(const Tensor& other) const;  // same dtype, shape and bits
 
  private:
+  // A tensor of `shape` without elements yet; the shape is checked against `values` elements.
+  static Tensor with_shape(Shape shape, DType dtype, size_t values);
+
   Shape shape_;
   DType dtype_ = DType::Float32;
   int64_t numel_ = 0;

@@ -1,6 +1,6 @@
 // Plaintexts and ciphertexts: RNS polynomials in NTT form, stored limb-major (limb i holds the
 // residues modulo prime i). A ciphertext at level l lives modulo q_0 ... q_l. The coefficients
-// live in pooled, 64-byte-aligned storage (memory_pool.hpp).
+// live in pooled, 64-byte-aligned storage (poly_vector.hpp).
 #pragma once
 
 #include <cstddef>
@@ -8,7 +8,7 @@
 #include <optional>
 
 #include "veil/core/random.hpp"
-#include "veil/he/memory_pool.hpp"
+#include "veil/he/poly_vector.hpp"
 
 namespace veil::he {
 

@@ -15,11 +15,14 @@
 #include <string>
 #include <vector>
 
-#include "veil/he/modarith.hpp"
-#include "veil/he/ntt.hpp"
-#include "veil/he/thread_pool.hpp"
-
 namespace veil::he {
+
+// The modular arithmetic, NTT tables and thread pool behind a context are private to the he
+// module (src/he/modarith.hpp, ntt.hpp, thread_pool.hpp).
+struct Modulus;
+class NttTables;
+class ThreadPool;
+using u128 = unsigned __int128;
 
 enum class SecurityLevel : int { k128 = 128, k192 = 192, k256 = 256 };
 
@@ -56,10 +59,14 @@ struct BaseConverter {
   std::vector<std::vector<uint64_t>> punct;          // [target prime][i] = (B/b_i) mod t
 };
 
+// Number of threads to use by default: hardware concurrency, at least 1.
+int default_thread_count();
+
 class HeContext {
  public:
   // Validates and precomputes; throws InvalidArgument for malformed or insecure parameters.
   static std::shared_ptr<const HeContext> create(const CkksParameters& params, int threads = 1);
+  ~HeContext();
 
   const CkksParameters& parameters() const { return params_; }
   size_t n() const { return n_; }
@@ -71,9 +78,9 @@ class HeContext {
   size_t max_level() const { return q_count_ - 1; }
   size_t digit_size() const { return k_count_; }  // alpha
   size_t digit_count(size_t level) const { return (level + k_count_) / k_count_; }
-  const Modulus& prime(size_t i) const { return primes_[i]; }
+  const Modulus& prime(size_t i) const;
   const std::vector<uint64_t>& prime_values() const { return prime_values_; }
-  const NttTables& ntt(size_t i) const { return ntt_[i]; }
+  const NttTables& ntt(size_t i) const;
   double total_bits() const { return total_bits_; }
   double q_bits(size_t level) const;  // log2(q_0 ... q_level)
   const ParamsHash& hash() const { return hash_; }
@@ -83,7 +90,7 @@ class HeContext {
   ThreadPool& pool() const { return *pool_; }
   // Not to be called while another thread is using this context.
   void set_threads(int threads) const;
-  int threads() const { return pool_->threads(); }
+  int threads() const;
 
   // Precomputations (indices are prime indices).
   uint64_t inv_q_last(size_t level, size_t i) const { return rescale_inv_[level][i]; }

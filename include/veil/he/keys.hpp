@@ -116,6 +116,11 @@ struct KeyAccess {
   static KeySwitchKey make_switch(uint64_t id, std::vector<std::vector<uint64_t>> b,
                                   std::vector<std::vector<uint64_t>> a, std::optional<Seed> seed);
   static const std::optional<Seed>& public_seed(const PublicKey& k) { return k.seed_; }
+
+ private:
+  // A public or key-switching key: its (b, a) polynomials and the seed `a` expands from.
+  template <class Key, class Poly>
+  static Key make_pair(uint64_t id, Poly b, Poly a, std::optional<Seed> seed);
 };
 
 }  // namespace veil::he

@@ -3,33 +3,19 @@
 #include <cstring>
 #include <string>
 
+#include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::mpc {
-namespace {
-
-template <typename T>
-void put(uint8_t* p, T v) {
-  std::memcpy(p, &v, sizeof(T));  // little-endian host (checked in ring.cpp)
-}
-
-template <typename T>
-T get(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-
-}  // namespace
 
 void encode_frame_header(const FrameHeader& h, std::span<uint8_t, kFrameHeaderSize> out) {
   uint8_t* p = out.data();
-  put<uint32_t>(p, kFrameMagic);
-  put<uint16_t>(p + 4, kFrameVersion);
-  put<uint16_t>(p + 6, static_cast<uint16_t>(h.kind));
-  put<uint32_t>(p + 8, h.tag);
-  put<uint32_t>(p + 12, h.depth);
-  put<uint64_t>(p + 16, h.length);
+  store_le<uint32_t>(p, kFrameMagic);
+  store_le<uint16_t>(p + 4, kFrameVersion);
+  store_le<uint16_t>(p + 6, static_cast<uint16_t>(h.kind));
+  store_le<uint32_t>(p + 8, h.tag);
+  store_le<uint32_t>(p + 12, h.depth);
+  store_le<uint64_t>(p + 16, h.length);
 }
 
 std::vector<uint8_t> encode_frame(const FrameHeader& h, std::span<const uint8_t> payload) {
@@ -44,18 +30,18 @@ std::vector<uint8_t> encode_frame(const FrameHeader& h, std::span<const uint8_t>
 FrameHeader parse_frame_header(std::span<const uint8_t> bytes, uint64_t max_payload) {
   if (bytes.size() < kFrameHeaderSize) throw MalformedInput("frame: truncated header");
   const uint8_t* p = bytes.data();
-  if (get<uint32_t>(p) != kFrameMagic) throw MalformedInput("frame: bad magic");
-  uint16_t version = get<uint16_t>(p + 4);
+  if (load_le<uint32_t>(p) != kFrameMagic) throw MalformedInput("frame: bad magic");
+  uint16_t version = load_le<uint16_t>(p + 4);
   if (version != kFrameVersion)
     throw MalformedInput("frame: unsupported version " + std::to_string(version));
-  uint16_t kind = get<uint16_t>(p + 6);
+  uint16_t kind = load_le<uint16_t>(p + 6);
   if (kind > static_cast<uint16_t>(FrameKind::Heartbeat))
     throw MalformedInput("frame: unknown kind " + std::to_string(kind));
   FrameHeader h;
   h.kind = static_cast<FrameKind>(kind);
-  h.tag = get<uint32_t>(p + 8);
-  h.depth = get<uint32_t>(p + 12);
-  h.length = get<uint64_t>(p + 16);
+  h.tag = load_le<uint32_t>(p + 8);
+  h.depth = load_le<uint32_t>(p + 12);
+  h.length = load_le<uint64_t>(p + 16);
   if (h.length > max_payload)
     throw MalformedInput("frame: payload of " + std::to_string(h.length) +
                          " bytes exceeds the limit of " + std::to_string(max_payload));

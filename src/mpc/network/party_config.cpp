@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/mpc/network/tls.hpp"
 
@@ -117,7 +118,8 @@ PartyConfig PartyConfig::from_json(const json& j, const std::filesystem::path& b
   c.model_hash = field<std::string>(j, "model_hash", "", "");
   if (!c.model_hash.empty()) {
     std::string h = c.model_hash.rfind("sha256:", 0) == 0 ? c.model_hash.substr(7) : c.model_hash;
-    if (h.size() != 64 || h.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    std::array<uint8_t, 32> bytes;
+    if (!from_hex(h, bytes))
       throw InvalidArgument("party config: model_hash must be 64 hex digits");
     c.model_hash = h;
   }

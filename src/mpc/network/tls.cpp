@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/random.hpp"
 
@@ -51,13 +52,7 @@ std::string key_fingerprint(EVP_PKEY* key) {
   int ok = EVP_Digest(der, static_cast<size_t>(len), digest, &dlen, EVP_sha256(), nullptr);
   OPENSSL_free(der);
   if (ok != 1) throw Error("OpenSSL: SHA-256 failed");
-  static const char* hex = "0123456789abcdef";
-  std::string s = "sha256:";
-  for (unsigned char b : digest) {
-    s += hex[b >> 4];
-    s += hex[b & 15];
-  }
-  return s;
+  return "sha256:" + veil::to_hex(digest);
 }
 
 }  // namespace

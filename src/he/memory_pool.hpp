@@ -1,12 +1,12 @@
-// Pooled, 64-byte-aligned storage for RNS polynomials (in the spirit of Microsoft SEAL's
-// MemoryPool).
+// The pool behind PolyVector (poly_vector.hpp): pooled, 64-byte-aligned storage for RNS
+// polynomials (in the spirit of Microsoft SEAL's MemoryPool). Private to the he module.
 //
 // Why: a ciphertext at N = 16384 with 7 limbs is 1.8 MB, far above glibc's mmap threshold, so
 // every fresh std::vector<uint64_t> went to mmap/munmap: page faults plus the kernel's zero fill,
 // then std::vector's own zero fill, on every out-of-place result and every temporary (an
 // out-of-place add cost twice an in-place one). The pool keeps freed blocks by exact size and
-// hands them back without touching the OS; PoolAllocator leaves trivial elements uninitialised,
-// so buffers that are about to be overwritten are not memset either.
+// hands them back without touching the OS; PoolAllocator (poly_vector.hpp) leaves trivial elements
+// uninitialised, so buffers that are about to be overwritten are not memset either.
 //
 // Size classes are exact (rounded up to 64 bytes) rather than powers of two: CKKS buffers are
 // whole numbers of limbs (components x limbs x N words), so a handful of sizes recur exactly and
@@ -23,11 +23,13 @@
 #include <utility>
 #include <vector>
 
+#include "veil/he/poly_vector.hpp"
+
 namespace veil::he {
 
 class MemoryPool {
  public:
-  static constexpr size_t kAlignment = 64;  // one cache line, one AVX-512 vector
+  static constexpr size_t kAlignment = kPoolAlignment;
 
   // The pool caches freed blocks up to these bounds and frees the rest, so long runs that walk
   // through many levels (many sizes) do not hoard memory.
@@ -78,49 +80,5 @@ class MemoryPool {
   std::unordered_map<size_t, std::vector<void*>> free_;
   Stats stats_;
 };
-
-// std::vector allocator on MemoryPool::global(). Stateless, so vectors move by pointer swap.
-// construct() without arguments default-initialises trivially constructible types, so
-// vector(n) and resize(n) leave the words uninitialised (vector(n, 0) still zero-fills).
-template <class T>
-class PoolAllocator {
- public:
-  static_assert(alignof(T) <= MemoryPool::kAlignment);
-  using value_type = T;
-  using is_always_equal = std::true_type;
-  using propagate_on_container_move_assignment = std::true_type;
-
-  PoolAllocator() noexcept = default;
-  template <class U>
-  PoolAllocator(const PoolAllocator<U>&) noexcept {}
-
-  T* allocate(size_t count) {
-    if (count > static_cast<size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
-    return static_cast<T*>(MemoryPool::global().allocate(count * sizeof(T)));
-  }
-  void deallocate(T* p, size_t count) noexcept {
-    MemoryPool::global().deallocate(p, count * sizeof(T));
-  }
-
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    if constexpr (sizeof...(Args) == 0 && std::is_trivially_default_constructible_v<U>) {
-      ::new (static_cast<void*>(p)) U;
-    } else {
-      std::construct_at(p, std::forward<Args>(args)...);
-    }
-  }
-};
-
-template <class T, class U>
-bool operator==(const PoolAllocator<T>&, const PoolAllocator<U>&) noexcept {
-  return true;
-}
-
-template <class T>
-using PoolVector = std::vector<T, PoolAllocator<T>>;
-
-// Coefficient storage of plaintexts, ciphertexts and evaluator temporaries.
-using PolyVector = PoolVector<uint64_t>;
 
 }  // namespace veil::he

@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "veil/he/kernels.hpp"
-#include "veil/he/modarith.hpp"
+#include "kernels.hpp"
+#include "modarith.hpp"
 
 namespace veil::he {
 

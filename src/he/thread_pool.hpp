@@ -48,7 +48,4 @@ class ThreadPool {
   bool stop_ = false;
 };
 
-// Number of threads to use by default: hardware concurrency, at least 1.
-int default_thread_count();
-
 }  // namespace veil::he
