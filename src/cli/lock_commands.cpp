@@ -22,6 +22,7 @@
 #include "common.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/progress.hpp"
 #include "veil/data/dataset.hpp"
@@ -201,7 +202,7 @@ void run_keygen(const KeygenArgs& a) {
                 {"unlocked_layers", unlocked_json},
                 {"encrypted_weights", key.total_entries()},
                 {"keygen_seconds", key.params.keygen_seconds},
-                {"locked_fingerprint", lock::to_hex(key.locked_fingerprint)}});
+                {"locked_fingerprint", to_hex(key.locked_fingerprint)}});
     return;
   }
   for (const auto& l : key.layers)
@@ -211,7 +212,7 @@ void run_keygen(const KeygenArgs& a) {
       "wrote {}: {} encrypted weights in {} layers, {:.2f} s; bound to the "
       "locked model {}…\n",
       a.key, key.total_entries(), key.layers.size(), key.params.keygen_seconds,
-      lock::to_hex(key.locked_fingerprint).substr(0, 16));
+      to_hex(key.locked_fingerprint).substr(0, 16));
 }
 
 // ---- encrypt / decrypt
@@ -235,7 +236,7 @@ void run_encrypt(const ApplyArgs& a, bool decrypt) {
   std::cout << fmt::format(
       "{} {} weights in {} layers; wrote {} (fingerprint {}… = the key's {} model{})\n",
       decrypt ? "restored" : "encrypted", key.total_entries(), key.layers.size(), a.out,
-      lock::to_hex(decrypt ? key.plain_fingerprint : key.locked_fingerprint).substr(0, 16),
+      to_hex(decrypt ? key.plain_fingerprint : key.locked_fingerprint).substr(0, 16),
       decrypt ? "plaintext" : "locked", decrypt ? ": every weight bit-exact" : "");
 }
 

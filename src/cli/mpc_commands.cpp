@@ -8,6 +8,7 @@
 #include "common.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
@@ -196,7 +197,7 @@ void run_keygen(const std::string& out) {
 void run_hash(const std::string& path, bool as_json) {
   model::Model m = mpc::load_model_for_mpc(path);
   auto h = mpc::structure_hash(m.graph);
-  std::string hex = mpc::to_hex(h.data(), h.size());
+  std::string hex = to_hex(h);
   if (as_json)
     print_json({{"model", path}, {"model_hash", hex}});
   else

@@ -56,8 +56,6 @@ Fingerprint fingerprint(const model::Graph& graph) {
   return fp;
 }
 
-std::string to_hex(const Fingerprint& fp) { return veil::to_hex(fp); }
-
 namespace {
 
 // The options that take one of two names: the name's value, or one clear InvalidArgument.
@@ -209,7 +207,7 @@ void transform_checked(model::Model& model, const LockKey& key, bool lock) {
     throw IntegrityError(std::string(lock
                                          ? "the key was generated for another model (the model's"
                                          : "the key belongs to another model (the locked model's") +
-                         " weight fingerprint " + to_hex(now).substr(0, 16) +
+                         " weight fingerprint " + veil::to_hex(now).substr(0, 16) +
                          "… is not the one the key is bound to)");
   try {
     check_key_fits(model.graph, key);

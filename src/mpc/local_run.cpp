@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
@@ -482,9 +483,8 @@ LocalRunResult run_local(const LocalRunOptions& o) {
   // 2. Session directory, listening sockets, configuration.
   SessionDir dir(o.keep);
   TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
-  const PartyConfig cfg =
-      session_config(o, dir.path(), server_listener.port(), helper_listener.port(),
-                     to_hex(hash.data(), hash.size()), input.size());
+  const PartyConfig cfg = session_config(o, dir.path(), server_listener.port(),
+                                         helper_listener.port(), veil::to_hex(hash), input.size());
   const nlohmann::json cfg_json = cfg.to_json();
   PartyConfig::from_json(cfg_json, dir.path());  // the parties' own checks, before they start
   const fs::path config_path = dir.path() / "parties.json";

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/model/fold_batch_norm.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/client_input.hpp"
@@ -145,7 +146,7 @@ std::array<uint8_t, 32> share_structure(Role me, const PartyConfig& cfg, Links& 
     model = public_model_from_bytes(m.payload);
   }
   std::array<uint8_t, 32> hash = structure_hash(model.graph);
-  report.model_hash = to_hex(hash.data(), hash.size());
+  report.model_hash = veil::to_hex(hash);
   report.model_name = model.graph.name;
   if (!cfg.model_hash.empty() && hash != hash_from_hex(cfg.model_hash))
     throw ProtocolError(std::string("the model's structure hash ") + report.model_hash +

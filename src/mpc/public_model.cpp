@@ -235,8 +235,6 @@ model::Model public_model_from_bytes(std::span<const uint8_t> bytes) {
   return public_model_from_json(j);
 }
 
-std::string to_hex(const uint8_t* data, size_t size) { return veil::to_hex({data, size}); }
-
 std::array<uint8_t, 32> hash_from_hex(const std::string& hex) {
   const std::string_view h = hex.rfind("sha256:", 0) == 0 ? std::string_view(hex).substr(7) : hex;
   std::array<uint8_t, 32> out{};

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/mpc/public_model.hpp"
 
 namespace veil::mpc {
@@ -13,7 +14,7 @@ namespace {
 TEST(HashHex, RoundTripsWithOrWithoutPrefixInEitherCase) {
   std::array<uint8_t, 32> h{};
   for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint8_t>(37 * i + 5);
-  const std::string hex = to_hex(h.data(), h.size());
+  const std::string hex = veil::to_hex(h);
   ASSERT_EQ(hex.size(), 64u);
   EXPECT_EQ(hex.substr(0, 6), "052a4f");  // 5, 42, 79: lower case, two digits per byte
   EXPECT_EQ(hash_from_hex(hex), h);

@@ -17,7 +17,6 @@ namespace veil::lock {
 // SHA-256 over every initializer of a graph (name, dtype, shape, raw bytes, in name order).
 using Fingerprint = std::array<uint8_t, 32>;
 Fingerprint fingerprint(const model::Graph& graph);
-std::string to_hex(const Fingerprint& fp);
 
 enum class LockMode : uint8_t {
   Sfge = 0,      // the reference: w += intensity * sign(grad), an absolute step

@@ -30,9 +30,8 @@ model::Model public_model_from_json(const nlohmann::json& j);
 model::Model public_model_from_bytes(std::span<const uint8_t> bytes);
 std::vector<uint8_t> public_model_to_bytes(const model::Model& model);
 
-// Lower-case hex of a hash (veil::to_hex), and back from 64 hex digits with an optional
-// "sha256:" prefix (throws InvalidArgument).
-std::string to_hex(const uint8_t* data, size_t size);
+// A hash from 64 hex digits (either case) with an optional "sha256:" prefix, as veil::to_hex
+// writes it (throws InvalidArgument).
 std::array<uint8_t, 32> hash_from_hex(const std::string& hex);
 
 }  // namespace veil::mpc
