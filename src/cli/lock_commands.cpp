@@ -210,20 +210,20 @@ void run_keygen(const KeygenArgs& a) {
     };
   lock::LockKey key = lock::generate_key(m, samples, o);
   if (rounds) rounds->finish();
+  // A new secret is worth nothing without the key it protects: until the key is saved, a
+  // failure or a fatal signal removes it (a secret that existed before is never removed).
+  std::optional<PendingTemporary> new_secret;
   if (create_secret) {
-    // A new secret is worth nothing without the key it protects: until the key is saved, a
-    // failure or a fatal signal removes it (a secret that existed before is never removed).
     secret = a.secret.resolve(/*create=*/true);
-    PendingTemporary new_secret(a.secret.secret);
-    try {
-      lock::save_key_file(a.key, key, *secret);
-    } catch (...) {
-      std::filesystem::remove(a.secret.secret, ec);
-      throw;
-    }
-  } else {
-    lock::save_key_file(a.key, key, *secret);
+    new_secret.emplace(a.secret.secret);
   }
+  try {
+    lock::save_key_file(a.key, key, *secret);
+  } catch (...) {
+    if (create_secret) std::filesystem::remove(a.secret.secret, ec);
+    throw;
+  }
+  new_secret.reset();
   // A layer the key does not touch is readable as it is: say so even in --json mode (stderr).
   auto unlocked = lock::unlocked_layers(m.graph, key);
   auto unlocked_json = json::array();
