@@ -8,6 +8,7 @@
 #include "common.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/output_guard.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/model/onnx.hpp"
@@ -42,6 +43,7 @@ struct TrainArgs {
 
 void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw InvalidArgument("--out is required");
+  OutputGuard().input("--data", a.data).output("--out", a.out).check();
   auto train_set = data::load_dataset(a.data, data::Split::Train, a.limit);
   auto test_set = data::load_dataset(a.data, data::Split::Test, a.test_limit);
   const auto& s = train_set.images.shape();
@@ -159,6 +161,13 @@ struct InferArgs {
 };
 
 void run_infer(const InferArgs& a) {
+  {
+    OutputGuard guard;
+    guard.input("--model", a.model);
+    for (const auto& p : a.inputs) guard.input("--input", p);
+    for (const auto& p : a.outputs) guard.output("--output", p);
+    guard.check();
+  }
   auto m = load_model(a.model);
   if (a.inputs.size() != m.graph.inputs.size())
     throw InvalidArgument(fmt::format("the model has {} inputs but {} --input files were given",

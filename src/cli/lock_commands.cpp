@@ -24,7 +24,9 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/output_guard.hpp"
 #include "veil/core/progress.hpp"
+#include "veil/core/temporaries.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/lock/attack.hpp"
 #include "veil/lock/evaluate.hpp"
@@ -65,6 +67,17 @@ struct SecretArgs {
       cmd->add_option("--scrypt-log2n", scrypt_log2n, "scrypt cost: log2(N), 10..20 (default 15)");
   }
 
+  // The secret is an input, except a --secret that keygen creates: then it is an output that
+  // must not be another of the command's files.
+  void declare(OutputGuard& guard, bool creates) const {
+    std::error_code ec;
+    if (creates && !secret.empty() && !std::filesystem::exists(secret, ec))
+      guard.output("--secret", secret);
+    else
+      guard.input("--secret", secret);
+    guard.input("--passphrase-file", passphrase_file);
+  }
+
   lock::KeySecret resolve(bool create) const {
     if (secret.empty() == passphrase_file.empty())
       throw InvalidArgument("give exactly one of --secret S or --passphrase-file P");
@@ -76,6 +89,15 @@ struct SecretArgs {
     return lock::load_passphrase_file(passphrase_file, sp);
   }
 };
+
+// Encrypt, decrypt and the attacks read a model, a key and its secret and write a model.
+void check_model_output(const std::string& model, const std::string& key, const SecretArgs& secret,
+                        const std::string& out) {
+  OutputGuard guard;
+  guard.input("--model", model).input("--key", key).output("--out", out);
+  secret.declare(guard, false);
+  guard.check();
+}
 
 std::string pct(double v) { return fmt::format("{:.2f}", 100 * v); }
 
@@ -106,6 +128,7 @@ struct KeygenArgs {
   lock::KeygenOptions opts;
   SecretArgs secret;
   bool json = false;
+  bool force = false;
   CLI::App* cmd = nullptr;
 };
 
@@ -126,6 +149,13 @@ std::string intensity_text(const lock::KeyParams& p) {
 }
 
 void run_keygen(const KeygenArgs& a) {
+  {
+    // The key is the only way back from the locked model: replacing one needs --force.
+    OutputGuard guard;
+    guard.input("--model", a.model).secret_output("--key", a.key, "lock key");
+    a.secret.declare(guard, /*creates=*/true);
+    guard.check(a.force);
+  }
   lock::KeygenOptions o = a.opts;
   o.mode = lock::parse_lock_mode(a.mode);
   o.intensity_mode = lock::parse_intensity_mode(a.intensity_mode);
@@ -180,8 +210,20 @@ void run_keygen(const KeygenArgs& a) {
     };
   lock::LockKey key = lock::generate_key(m, samples, o);
   if (rounds) rounds->finish();
-  if (create_secret) secret = a.secret.resolve(/*create=*/true);
-  lock::save_key_file(a.key, key, *secret);
+  // A new secret is worth nothing without the key it protects: until the key is saved, a
+  // failure or a fatal signal removes it (a secret that existed before is never removed).
+  std::optional<PendingTemporary> new_secret;
+  if (create_secret) {
+    secret = a.secret.resolve(/*create=*/true);
+    new_secret.emplace(a.secret.secret);
+  }
+  try {
+    lock::save_key_file(a.key, key, *secret);
+  } catch (...) {
+    if (create_secret) std::filesystem::remove(a.secret.secret, ec);
+    throw;
+  }
+  new_secret.reset();
   // A layer the key does not touch is readable as it is: say so even in --json mode (stderr).
   auto unlocked = lock::unlocked_layers(m.graph, key);
   auto unlocked_json = json::array();
@@ -224,6 +266,7 @@ struct ApplyArgs {
 };
 
 void run_encrypt(const ApplyArgs& a, bool decrypt) {
+  check_model_output(a.model, a.key, a.secret, a.out);
   lock::KeySecret secret = a.secret.resolve(false);
   lock::LockKey key = lock::load_key_file(a.key, secret);
   model::Model m = load_model(a.model);
@@ -334,6 +377,7 @@ struct SweepArgs {
 };
 
 void run_sweep_cmd(const SweepArgs& a) {
+  OutputGuard().input("--model", a.model).output("--csv", a.csv).output("--plot", a.plot).check();
   lock::SweepOptions o;
   o.nums = a.nums;
   o.intensities = a.intensities;
@@ -502,6 +546,7 @@ struct AttackRun {
 
 AttackRun run_attack(const AttackArgs& a,
                      const std::function<void(model::Model&, const lock::LockKey*)>& attack) {
+  check_model_output(a.model, a.key, a.secret, a.out);
   AttackRun run;
   model::Model locked = load_model(a.model);
   std::optional<model::Model> plain;
@@ -643,6 +688,7 @@ void add_lock_commands(CLI::App& app) {
   ka->cmd = keygen;
   ka->secret.add(keygen, true);
   keygen->add_flag("--json", ka->json, "Machine-readable summary on stdout");
+  keygen->add_flag("--force", ka->force, "Replace an existing key file");
   keygen->callback([ka] { run_keygen(*ka); });
 
   for (bool decrypt : {false, true}) {

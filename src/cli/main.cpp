@@ -8,6 +8,7 @@
 
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/temporaries.hpp"
 #include "veil/nn/threads.hpp"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,10 @@ int main(int argc, char** argv) {
   // glibc's 32 MiB maximum, trimming only past 256 MiB free) removes that cost from secure DReLU.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // SIGTERM, SIGINT or SIGHUP during an output write removes the temporary before the process
+  // dies of the signal (a command that handles signals itself chains to this handler or calls
+  // veil::remove_pending_temporaries()).
+  veil::remove_temporaries_on_signal();
   CLI::App app{"veil: confidential neural-network inference on untrusted hardware"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "veil 0.1.0");

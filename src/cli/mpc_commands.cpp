@@ -10,6 +10,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/output_guard.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
 #include "veil/mpc/local_run.hpp"
@@ -46,6 +47,13 @@ struct PartyArgs {
 void run_party_command(const PartyArgs& a) {
   mpc::Role role = mpc::role_from_name(a.role);
   mpc::PartyConfig cfg = mpc::load_party_config(a.config);
+  {
+    OutputGuard guard;
+    guard.input("--config", a.config).input("the config's model", cfg.model);
+    for (const auto& p : cfg.parties) guard.input("the config's key", p.key);
+    guard.input("--input", a.input.empty() ? cfg.input.npy : a.input);
+    guard.output("--report", a.report).output("--output", a.output).check();
+  }
   if (!a.data.empty()) cfg.input.data = a.data, cfg.input.npy.clear();
   if (!a.input.empty()) cfg.input.npy = a.input;
   if (a.n >= 0) cfg.input.n = a.n;
@@ -110,6 +118,7 @@ struct RunArgs {
   std::string fault;          // test hook: "kill:<role>:<ms>" or "stop:<role>:<ms>"
   bool json = false;
   bool quiet = false;
+  bool force = false;
 };
 
 std::string self_exe() {
@@ -172,6 +181,22 @@ void print_run(const mpc::LocalRunResult& r) {
 
 void run_local_command(RunArgs& a) {
   mpc::LocalRunOptions& o = a.opt;
+  {
+    // What the session writes into --keep (mpc/local_run.cpp): with --tls, fresh private keys
+    // that must not replace keys already there.
+    OutputGuard guard;
+    guard.input("--model", o.model).input("--input", o.input.npy);
+    if (!o.keep.empty()) {
+      const fs::path keep = o.keep;
+      guard.output("--keep", keep / "parties.json");
+      for (mpc::Role r : {mpc::Role::Client, mpc::Role::Server, mpc::Role::Helper}) {
+        const std::string role = mpc::role_name(r);
+        guard.output("--keep", keep / (role + ".log")).output("--keep", keep / (role + ".json"));
+        if (o.tls) guard.secret_output("--keep", keep / (role + ".pem"), "private key");
+      }
+    }
+    guard.check(a.force);
+  }
   o.veil_exe = self_exe();
   o.link = mpc::parse_link_profile(a.link);
   const mpc::DreluParams approx = a.approx ? mpc::kReferenceApproxDrelu : mpc::DreluParams{};
@@ -188,7 +213,8 @@ void run_local_command(RunArgs& a) {
 
 // ---------------------------------------------------------------------------------------------
 
-void run_keygen(const std::string& out) {
+void run_keygen(const std::string& out, bool force) {
+  OutputGuard().secret_output("--out", out, "private key").check(force);
   auto id = mpc::TlsIdentity::generate();
   id->save(out);
   std::cout << id->fingerprint() << "\n";
@@ -258,13 +284,15 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--fault", ra->fault, "kill|stop:<role>:<ms> (testing)")->group("");
   run->add_flag("--json", ra->json, "Machine-readable report on stdout");
   run->add_flag("--quiet", ra->quiet, "No progress output");
+  run->add_flag("--force", ra->force, "With --keep and --tls: replace private keys already there");
   run->callback([ra] { run_local_command(*ra); });
 
-  auto key_out = std::make_shared<std::string>();
+  auto key_out = std::make_shared<std::pair<std::string, bool>>();
   auto* keygen =
       mpc->add_subcommand("keygen", "Create a party's Ed25519 key; prints its fingerprint");
-  keygen->add_option("--out", *key_out, "Private key file (PEM, mode 0600)")->required();
-  keygen->callback([key_out] { run_keygen(*key_out); });
+  keygen->add_option("--out", key_out->first, "Private key file (PEM, mode 0600)")->required();
+  keygen->add_flag("--force", key_out->second, "Replace an existing key file");
+  keygen->callback([key_out] { run_keygen(key_out->first, key_out->second); });
 
   auto ha = std::make_shared<std::pair<std::string, bool>>();
   auto* hash = mpc->add_subcommand("hash", "Structure hash of a model (after folding BatchNorm)");

@@ -1,18 +1,49 @@
 #include "veil/core/io.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "veil/core/error.hpp"
+#include "veil/core/temporaries.hpp"
 
 namespace veil {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+void (*g_write_hook)(const fs::path&) = nullptr;
+
+// Blocks SIGTERM, SIGINT and SIGHUP in this thread for its lifetime: between mkstemp and the
+// temporary's registration a signal would leave a file the handler does not know about.
+class FatalSignalsBlocked {
+ public:
+  FatalSignalsBlocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+    ::pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~FatalSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  FatalSignalsBlocked(const FatalSignalsBlocked&) = delete;
+  FatalSignalsBlocked& operator=(const FatalSignalsBlocked&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
+}  // namespace
+
+namespace detail {
+void set_write_hook_for_testing(void (*hook)(const fs::path& temporary)) { g_write_hook = hook; }
+}  // namespace detail
 
 std::vector<uint8_t> read_file(const fs::path& path, uint64_t max_bytes) {
   std::error_code ec;
@@ -42,10 +73,17 @@ void write_file_atomic(const fs::path& path, std::span<const uint8_t> bytes) {
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
-  int fd = ::mkstemp(name.data());
-  if (fd < 0)
-    throw IoError("cannot write '" + path.string() + "': " + std::strerror(errno));
+  int fd = -1, err = 0;
+  std::optional<PendingTemporary> pending;  // removed by the signal handler until renamed
+  {
+    FatalSignalsBlocked blocked;
+    fd = ::mkstemp(name.data());
+    err = errno;
+    if (fd >= 0) pending.emplace(name.data());
+  }
+  if (fd < 0) throw IoError("cannot write '" + path.string() + "': " + std::strerror(err));
   std::string tmp(name.data());
+  if (g_write_hook) g_write_hook(tmp);
   auto fail = [&](const std::string& what) {
     int err = errno;
     ::close(fd);
@@ -76,8 +114,8 @@ void write_file_atomic(const fs::path& path, std::span<const uint8_t> bytes) {
 }
 
 void write_file_atomic(const fs::path& path, const std::string& text) {
-  write_file_atomic(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
-                                                    text.size()));
+  write_file_atomic(
+      path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
 }  // namespace veil

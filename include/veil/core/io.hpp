@@ -17,8 +17,16 @@ std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes
 
 // Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
 // flushed to disk and renamed over `path`. On any failure the temporary is removed and
-// `path` is untouched.
+// `path` is untouched; on SIGTERM, SIGINT or SIGHUP too once the process installed
+// remove_temporaries_on_signal() (core/temporaries.hpp).
 void write_file_atomic(const std::filesystem::path& path, std::span<const uint8_t> bytes);
 void write_file_atomic(const std::filesystem::path& path, const std::string& text);
+
+namespace detail {
+// Test hook: write_file_atomic calls it with the temporary's path once the temporary exists and
+// is registered for removal on a signal, before writing a byte (a test blocks there to kill a
+// writer mid-write deterministically). nullptr (the default) turns it off.
+void set_write_hook_for_testing(void (*hook)(const std::filesystem::path& temporary));
+}  // namespace detail
 
 }  // namespace veil

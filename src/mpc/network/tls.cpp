@@ -23,6 +23,7 @@
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/random.hpp"
+#include "veil/core/temporaries.hpp"
 
 namespace veil::mpc {
 namespace {
@@ -110,6 +111,7 @@ void TlsIdentity::save(const std::filesystem::path& pem) const {
   // Not write_file_atomic: a private key must never exist on disk with a wider mode than 0600,
   // so the temporary file is created 0600 before anything is written to it.
   std::string tmp = pem.string() + ".tmp";
+  PendingTemporary pending(tmp);  // removed if a signal ends the process before the rename
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   bool ok = fd >= 0 && ::write(fd, data, static_cast<size_t>(len)) == len && ::fsync(fd) == 0;
   if (fd >= 0) ::close(fd);
