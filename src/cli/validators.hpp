@@ -1,0 +1,61 @@
+// Range checks for numeric options. Every numeric option of every command carries one, so that a
+// value out of range (or NaN, Inf, a negative count, a fraction where an integer is meant) is
+// refused as a usage error with one line (exit 2) instead of being replaced by a default.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+
+namespace veil::cli {
+
+// Accepts a value of type T in [lo, hi]: a whole decimal number for an integer T, a finite
+// number for a floating-point T. The message names the range: "must be an integer in [1, 4096],
+// got '0'" (CLI11 prefixes the option's name).
+template <typename T>
+CLI::Validator in_range(T lo, T hi) {
+  std::string range;
+  if constexpr (std::is_integral_v<T>)
+    range = fmt::format("an integer in [{}, {}]", lo, hi);
+  else
+    range = fmt::format("a number in [{:g}, {:g}]", lo, hi);
+  return CLI::Validator(
+      [lo, hi, range](std::string& s) -> std::string {
+        bool ok = false;
+        if constexpr (std::is_integral_v<T>) {
+          T v{};
+          const char* end = s.data() + s.size();
+          auto [p, ec] = std::from_chars(s.data(), end, v);
+          ok = ec == std::errc() && p == end && v >= lo && v <= hi;
+        } else {
+          char* end = nullptr;
+          const double v = s.empty() ? NAN : std::strtod(s.c_str(), &end);
+          ok = end == s.c_str() + s.size() && std::isfinite(v) && v >= lo && v <= hi;
+        }
+        return ok ? std::string() : "must be " + range + ", got '" + s + "'";
+      },
+      range);
+}
+
+// A count of images where 0 means "all of them" (--limit, --test-limit, --n).
+inline CLI::Validator image_count() { return in_range<int64_t>(0, int64_t{1} << 31); }
+
+// A strictly positive finite number (learning rates, intensities): (0, hi].
+inline CLI::Validator positive_number(double hi) {
+  return CLI::Validator(
+      [hi](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = s.empty() ? NAN : std::strtod(s.c_str(), &end);
+        if (end == s.c_str() + s.size() && std::isfinite(v) && v > 0 && v <= hi) return "";
+        return fmt::format("must be a number in (0, {:g}], got '{}'", hi, s);
+      },
+      fmt::format("(0, {:g}]", hi));
+}
+
+}  // namespace veil::cli
