@@ -9,6 +9,7 @@
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/printable.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/model/onnx.hpp"
@@ -147,8 +148,9 @@ void run_eval(const EvalArgs& a) {
                 {"seconds", r.seconds},
                 {"images_per_s", r.images_per_s}});
   } else {
-    fmt::print("{} on {} ({} images): top-1 {:.2f}%  top-5 {:.2f}%  ({:.0f} images/s)\n", a.model,
-               a.data, r.count, 100 * r.top1, 100 * r.top5, r.images_per_s);
+    fmt::print("{} on {} ({} images): top-1 {:.2f}%  top-5 {:.2f}%  ({:.0f} images/s)\n",
+               printable(a.model), printable(a.data), r.count, 100 * r.top1, 100 * r.top5,
+               r.images_per_s);
   }
 }
 
@@ -210,15 +212,17 @@ void run_info(const InfoArgs& a) {
     print_json(j);
     return;
   }
-  fmt::print("{}  (opset {}, input {})\n", a.model, m.opset, shape_to_string(s.input_shape));
+  // Names, op types and metadata come from the file: printable() keeps them on their line.
+  fmt::print("{}  (opset {}, input {})\n", printable(a.model), m.opset,
+             shape_to_string(s.input_shape));
   fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", "layer", "op", "output", "params",
              "MACs", "ReLUs");
   for (const auto& l : s.layers)
-    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", l.name.substr(0, 28), l.op_type,
-               shape_to_string(l.output_shape), l.params, l.macs, l.relus);
+    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", printable(l.name.substr(0, 28)),
+               printable(l.op_type), shape_to_string(l.output_shape), l.params, l.macs, l.relus);
   fmt::print("total: {} parameters, {} MACs, {} ReLUs per image\n", human_count(s.params),
              human_count(s.macs), human_count(s.relus));
-  for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", k, v);
+  for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", printable(k), printable(v));
 }
 
 }  // namespace

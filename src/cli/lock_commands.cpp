@@ -25,6 +25,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/printable.hpp"
 #include "veil/core/progress.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/lock/attack.hpp"
@@ -189,7 +190,7 @@ void run_keygen(const KeygenArgs& a) {
   auto unlocked_json = json::array();
   for (const auto& u : unlocked) {
     std::cerr << fmt::format("warning: layer {} (node {}, {} weights) gets no locked weight ({})\n",
-                             u.tensor, u.node, u.numel,
+                             printable(u.tensor), printable(u.node), u.numel,
                              u.budget == 0
                                  ? fmt::format("budget min(floor({} x max-percent {}), num {}) = 0",
                                                u.numel, key.params.max_percent, key.params.num)
@@ -208,8 +209,8 @@ void run_keygen(const KeygenArgs& a) {
     return;
   }
   for (const auto& l : key.layers)
-    std::cout << fmt::format("  {:<28} {:>9} weights  {:>3} encrypted\n", l.tensor, l.numel,
-                             l.entries.size());
+    std::cout << fmt::format("  {:<28} {:>9} weights  {:>3} encrypted\n", printable(l.tensor),
+                             l.numel, l.entries.size());
   std::cout << fmt::format(
       "wrote {}: {} encrypted weights in {} layers, {:.2f} s; bound to the "
       "locked model {}…\n",
@@ -315,10 +316,10 @@ void run_eval(const EvalArgs& a) {
       "| {} | {} | {} | {} | {} | {} / {} | {} / {} | {} / {}{} | {} of {} "
       "({:.2e}) | "
       "{:.2f} s |\n",
-      a.model, a.data, method_name(key.params), per_layer, intensity_text(key.params),
-      pct(base.top1), pct(base.top5), pct(enc.top1), pct(enc.top5), pct(res.top1), pct(res.top5),
-      bit_exact ? " (bit-exact)" : " (NOT bit-exact)", key.total_entries(), weights, fraction,
-      key.params.keygen_seconds);
+      printable(a.model), printable(a.data), method_name(key.params), per_layer,
+      intensity_text(key.params), pct(base.top1), pct(base.top5), pct(enc.top1), pct(enc.top5),
+      pct(res.top1), pct(res.top5), bit_exact ? " (bit-exact)" : " (NOT bit-exact)",
+      key.total_entries(), weights, fraction, key.params.keygen_seconds);
 }
 
 // ---- sweep
@@ -354,7 +355,7 @@ void run_sweep_cmd(const SweepArgs& a) {
   }
   for (int64_t n : a.nums)
     if (n < 0) throw InvalidArgument("--num must be >= 0, got " + std::to_string(n));
-  if (!a.json) o.log = [](const std::string& s) { std::cerr << "sweep: " << s << "\n"; };
+  if (!a.json) o.log = [](const std::string& s) { std::cerr << "sweep: " << printable(s) << "\n"; };
   model::Model m = load_model(a.model);
   auto samples = data::load_dataset(a.data, data::Split::Train, a.samples);
   auto test = data::load_dataset(a.data, data::Split::Test, a.limit);

@@ -11,6 +11,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/printable.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
 #include "veil/mpc/local_run.hpp"
@@ -54,10 +55,11 @@ void run_party_command(const PartyArgs& a) {
   if (!a.link.empty()) cfg.link = mpc::parse_link_profile(a.link);
   mpc::PartyRunOptions opt;
   opt.listen_fd = a.listen_fd;
-  if (!a.quiet) opt.log = [](const std::string& s) { std::cerr << s << std::endl; };
+  if (!a.quiet) opt.log = [](const std::string& s) { std::cerr << printable(s) << std::endl; };
   mpc::PartyReport r = mpc::run_party(role, cfg, opt);
   json j = r.to_json();
-  if (!a.report.empty()) write_file_atomic(a.report, j.dump(1));
+  if (!a.report.empty())
+    write_file_atomic(a.report, j.dump(1, ' ', false, json::error_handler_t::replace));
   if (role == mpc::Role::Client && !a.output.empty()) data::write_npy(a.output, r.logits);
 
   int64_t n = static_cast<int64_t>(r.predictions.size());
@@ -122,19 +124,19 @@ std::string self_exe() {
 
 void print_cost_rows(const mpc::LocalRunResult& r) {
   auto row = [&](const mpc::CostRow& c, const std::string& name) {
-    std::cout << fmt::format("  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f}\n", name, c.op,
-                             human_count(static_cast<double>(c.bytes_sent[0])) + "B",
-                             human_count(static_cast<double>(c.bytes_sent[1])) + "B",
-                             human_count(static_cast<double>(c.bytes_sent[2])) + "B",
-                             r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0,
-                             1000 * c.seconds);
+    std::cout << fmt::format(
+        "  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f}\n", name, printable(c.op),
+        human_count(static_cast<double>(c.bytes_sent[0])) + "B",
+        human_count(static_cast<double>(c.bytes_sent[1])) + "B",
+        human_count(static_cast<double>(c.bytes_sent[2])) + "B",
+        r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0, 1000 * c.seconds);
   };
   auto header = [](const char* title, const char* name) {
     std::cout << fmt::format("\n{}\n  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7} {:>9}\n", title,
                              name, "op", "client", "server", "helper", "rnd/b", "ms");
   };
   header("by layer (bytes and ms: all batches; rounds per batch)", "node");
-  for (const auto& l : r.layers) row(l, l.node);
+  for (const auto& l : r.layers) row(l, printable(l.node));  // node names come from the model
   header("by operation", "count");
   for (const auto& o : r.ops) row(o, std::to_string(o.count) + "x");
 }
@@ -142,9 +144,9 @@ void print_cost_rows(const mpc::LocalRunResult& r) {
 void print_run(const mpc::LocalRunResult& r) {
   const int64_t n = r.images;
   std::cout << fmt::format(
-      "model {} (structure {}), {} images, batch {}, f = {}, DReLU s = {} k = {}{}\n", r.model,
-      r.model_hash.substr(0, 16), n, r.batch, r.frac_bits, r.drelu.num_lsb_to_ignore,
-      r.drelu.comparison_bits_ignored, r.tls ? ", TLS 1.3" : "");
+      "model {} (structure {}), {} images, batch {}, f = {}, DReLU s = {} k = {}{}\n",
+      printable(r.model), r.model_hash.substr(0, 16), n, r.batch, r.frac_bits,
+      r.drelu.num_lsb_to_ignore, r.drelu.comparison_bits_ignored, r.tls ? ", TLS 1.3" : "");
   std::cout << (r.link.enabled() ? fmt::format("link: {} ({}), emulated in-process\n",
                                                r.link.spec(), r.link.describe())
                                  : std::string("link: loopback, not shaped\n"));
