@@ -51,15 +51,16 @@ void expect_one_error_line(const CliResult& r, int code, const std::string& args
 
 TEST_F(CliErrors, OptionErrorsAreOneLineAndExitTwo) {
   const std::string m = " --model " + model_.string();
-  const std::string out = (dir_ / "out.onnx").string();
+  const std::string d = dir_.path().string() + "/";
   for (const std::string& args : std::vector<std::string>{
-           "eval --batch 0" + m,                                               // out of range
-           "eval --batch abc" + m,                                             // not a number
-           "lock encrypt --key k --out o --secret s --passphrase-file p" + m,  // excluded
-           "he bench --n 1000",                                                // not a member
-           "eval",                                                             // missing --model
-           "eval --no-such-option" + m,                                        // unknown option
-           "",                                                                 // no command
+           "eval --batch 0" + m,    // out of range
+           "eval --batch abc" + m,  // not a number
+           "lock encrypt --key " + d + "k --out " + d + "o --secret " + d + "s --passphrase-file " +
+               d + "p" + m,              // excluded
+           "he bench --n 1000",          // not a member
+           "eval",                       // missing --model
+           "eval --no-such-option" + m,  // unknown option
+           "",                           // no command
            "mpc run --frac-bits 31" + m,
        }) {
     const CliResult r = veil(args);
@@ -87,6 +88,8 @@ TEST_F(CliErrors, InvalidNumbersAreRefusedNotReplaced) {
   // mpc run and an error elsewhere. Each is now refused before any work: no model is written.
   const std::string m = " --model " + model_.string();
   const fs::path out = dir_ / "trained.onnx";
+  // Paths in dir_: a command that wrongly ran would leave them there.
+  const std::string ks = " --key " + (dir_ / "k").string() + " --secret " + (dir_ / "s").string();
   for (const std::string& args : std::vector<std::string>{
            "train --epochs 1 --limit 100 --lr nan --out " + out.string(),
            "train --epochs 1 --limit 100 --lr -1 --out " + out.string(),
@@ -99,13 +102,13 @@ TEST_F(CliErrors, InvalidNumbersAreRefusedNotReplaced) {
            "mpc run --n -1 --input " + input_.string() + m,
            "mpc run --offset -1 --input " + input_.string() + m,
            "mpc run --lsb-ignored -1 --input " + input_.string() + m,
-           "mpc party --role client --config c.json --n -2",
-           "lock eval --key k --secret s --limit -1" + m,
-           "lock run --key k --secret s --limit -1" + m,
-           "lock keygen --key k --secret s --samples 0" + m,
-           "lock keygen --key k --secret s --intensity nan" + m,
-           "lock keygen --key k --secret s --max-percent 2" + m,
-           "lock keygen --key k --secret s --scrypt-log2n 9" + m,
+           "mpc party --role client --config " + (dir_ / "c.json").string() + " --n -2",
+           "lock eval " + ks + " --limit -1" + m,
+           "lock run " + ks + " --limit -1" + m,
+           "lock keygen " + ks + " --samples 0" + m,
+           "lock keygen " + ks + " --intensity nan" + m,
+           "lock keygen " + ks + " --max-percent 2" + m,
+           "lock keygen " + ks + " --scrypt-log2n 9" + m,
            "lock sweep --nums 5 -1" + m,
            "lock attack finetune --lr -0.5" + m,
            "lock attack outlier --suspects -3" + m,
@@ -118,6 +121,7 @@ TEST_F(CliErrors, InvalidNumbersAreRefusedNotReplaced) {
   }
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(dir_ / "k"));
+  EXPECT_FALSE(fs::exists(dir_ / "s"));
 }
 
 TEST_F(CliErrors, KeepThatIsAFileIsRefusedWithOneLine) {
