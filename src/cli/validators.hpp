@@ -20,11 +20,14 @@ namespace veil::cli {
 // got '0'" (CLI11 prefixes the option's name).
 template <typename T>
 CLI::Validator in_range(T lo, T hi) {
-  std::string range;
-  if constexpr (std::is_integral_v<T>)
-    range = fmt::format("an integer in [{}, {}]", lo, hi);
-  else
-    range = fmt::format("a number in [{:g}, {:g}]", lo, hi);
+  std::string interval, range;  // "[1, 4096]" for --help, "an integer in [1, 4096]" for errors
+  if constexpr (std::is_integral_v<T>) {
+    interval = fmt::format("[{}, {}]", lo, hi);
+    range = "an integer in " + interval;
+  } else {
+    interval = fmt::format("[{:g}, {:g}]", lo, hi);
+    range = "a number in " + interval;
+  }
   return CLI::Validator(
       [lo, hi, range](std::string& s) -> std::string {
         bool ok = false;
@@ -40,7 +43,7 @@ CLI::Validator in_range(T lo, T hi) {
         }
         return ok ? std::string() : "must be " + range + ", got '" + s + "'";
       },
-      range);
+      interval);
 }
 
 // A count of images where 0 means "all of them" (--limit, --test-limit, --n).
