@@ -177,6 +177,28 @@ TEST_F(CliErrors, ModelStringsCannotInjectLinesOrEscapes) {
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
 }
 
+TEST_F(CliErrors, ANameThatIsNotUtf8IsEscapedOrRefusedCleanly) {
+  model::Model m = model::build_arch("mlp", {});
+  m.graph.nodes.at(0).name = "fc\xff\xfe";
+  const fs::path bad = dir_ / "latin1.onnx";
+  model::save_onnx(m, bad);
+  CliResult r = veil("info --model " + bad.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("fc\\xff\\xfe"), std::string::npos) << r.out;
+  // JSON cannot hold those bytes: they become U+FFFD instead of an internal error.
+  r = veil("info --json --model " + bad.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["layers"][0]["name"], "fc\xEF\xBF\xBD\xEF\xBF\xBD");
+  // The server could not send such a structure to the client: refused up front, not as an
+  // internal error inside the server party.
+  const std::string args =
+      "mpc run --quiet --model " + bad.string() + " --input " + input_.string();
+  r = veil(args);
+  expect_one_error_line(r, 1, args);
+  EXPECT_NE(r.err.find("not valid UTF-8"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal"), std::string::npos) << r.err;
+}
+
 TEST_F(CliErrors, AFailedSecureSessionIsOneLine) {
   // The helper is killed mid-session: the supervisor names each party and what it said, on one
   // line (it used to print one line per party).
