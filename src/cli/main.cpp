@@ -17,7 +17,7 @@
 
 namespace {
 
-// Exit codes (README, "Command line"): 0 success, 1 a failure (bad input, I/O, integrity,
+// Exit codes (README, "The CLI"): 0 success, 1 a failure (bad input, I/O, integrity,
 // protocol), 2 a usage error caught by the option parser, 3 an internal error.
 constexpr int kFailure = 1, kUsage = 2, kInternal = 3;
 

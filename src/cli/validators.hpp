@@ -15,6 +15,14 @@
 
 namespace veil::cli {
 
+// The whole of `s` as a finite number (strtod syntax), or nothing: "nan", "inf", "1x" and ""
+// are not numbers to any option.
+inline bool parse_finite(const std::string& s, double& v) {
+  char* end = nullptr;
+  v = s.empty() ? NAN : std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size() && std::isfinite(v);
+}
+
 // Accepts a value of type T in [lo, hi]: a whole decimal number for an integer T, a finite
 // number for a floating-point T. The message names the range: "must be an integer in [1, 4096],
 // got '0'" (CLI11 prefixes the option's name).
@@ -37,9 +45,8 @@ CLI::Validator in_range(T lo, T hi) {
           auto [p, ec] = std::from_chars(s.data(), end, v);
           ok = ec == std::errc() && p == end && v >= lo && v <= hi;
         } else {
-          char* end = nullptr;
-          const double v = s.empty() ? NAN : std::strtod(s.c_str(), &end);
-          ok = end == s.c_str() + s.size() && std::isfinite(v) && v >= lo && v <= hi;
+          double v = 0;
+          ok = parse_finite(s, v) && v >= lo && v <= hi;
         }
         return ok ? std::string() : "must be " + range + ", got '" + s + "'";
       },
@@ -53,9 +60,8 @@ inline CLI::Validator image_count() { return in_range<int64_t>(0, int64_t{1} << 
 inline CLI::Validator positive_number(double hi) {
   return CLI::Validator(
       [hi](std::string& s) -> std::string {
-        char* end = nullptr;
-        const double v = s.empty() ? NAN : std::strtod(s.c_str(), &end);
-        if (end == s.c_str() + s.size() && std::isfinite(v) && v > 0 && v <= hi) return "";
+        double v = 0;
+        if (parse_finite(s, v) && v > 0 && v <= hi) return "";
         return fmt::format("must be a number in (0, {:g}], got '{}'", hi, s);
       },
       fmt::format("(0, {:g}]", hi));
