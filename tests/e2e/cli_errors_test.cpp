@@ -177,6 +177,37 @@ TEST_F(CliErrors, ModelStringsCannotInjectLinesOrEscapes) {
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
 }
 
+TEST_F(CliErrors, LockAndMpcReportsEscapeNames) {
+  // The first layer's node and weight tensor carry the hostile name.
+  model::Model m = model::build_arch("mlp", {});
+  model::Node& fc = m.graph.nodes.at(1);
+  ASSERT_EQ(fc.op_type, "Gemm");
+  fc.name = kEvil;
+  const std::string weight = fc.inputs.at(1);
+  auto node = m.graph.initializers.extract(weight);
+  node.key() = kEvil + ".weight";
+  m.graph.initializers.insert(std::move(node));
+  fc.inputs[1] = kEvil + ".weight";
+  const fs::path evil = dir_ / "evil.onnx";
+  model::save_onnx(m, evil);
+
+  // mpc run's per-layer table names the node.
+  CliResult r = veil("mpc run --model " + evil.string() + " --input " + input_.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(has_raw_escape(r.out)) << r.out;
+  EXPECT_NE(r.out.find("fc1\\n\\x1b[31mOK"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\nOK: all weights"), std::string::npos) << r.out;
+
+  // lock keygen's per-layer rows name the weight tensor.
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  r = veil("lock keygen --preset reference --samples 50 --model " + evil.string() + " --key " +
+           (dir_ / "k.vkey").string() + " --secret " + (dir_ / "s.key").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(has_raw_escape(r.out + r.err)) << r.out << r.err;
+  EXPECT_NE(r.out.find("fc1\\n\\x1b[31mOK: all weights verified.weight"), std::string::npos)
+      << r.out;
+}
+
 TEST_F(CliErrors, ANameThatIsNotUtf8IsEscapedOrRefusedCleanly) {
   model::Model m = model::build_arch("mlp", {});
   m.graph.nodes.at(0).name = "fc\xff\xfe";
