@@ -18,7 +18,11 @@ data::Normalization input_normalization(const model::Model& model,
   return nn::normalization_of(model);
 }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+// Names from a model may hold bytes that are not UTF-8, which nlohmann refuses to write: they
+// become U+FFFD (control characters are escaped by JSON itself).
+void print_json(const nlohmann::json& j) {
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+}
 
 std::string human_count(double v) {
   const char* units[] = {"", " k", " M", " G", " T"};

@@ -6,9 +6,11 @@
 #include <memory>
 
 #include "common.hpp"
+#include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/output_guard.hpp"
+#include "veil/core/printable.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/model/onnx.hpp"
@@ -61,8 +63,7 @@ void run_train(const TrainArgs& a) {
   o.epochs = a.epochs;
   o.batch_size = a.batch;
   const bool deep = a.arch == "resnet20" || a.arch == "vgg-small";
-  o.lr = a.lr > 0 ? a.lr : (deep ? 0.1f : 0.05f);
-  if (a.lr == 0 || (a.lr < 0 && a.lr != -1)) throw InvalidArgument("--lr must be positive");
+  o.lr = a.lr > 0 ? a.lr : (deep ? 0.1f : 0.05f);  // --lr's validator refuses <= 0, NaN, Inf
   o.sgd.momentum = a.momentum;
   o.sgd.weight_decay = a.weight_decay;
   if (a.schedule == "cosine")
@@ -149,8 +150,9 @@ void run_eval(const EvalArgs& a) {
                 {"seconds", r.seconds},
                 {"images_per_s", r.images_per_s}});
   } else {
-    fmt::print("{} on {} ({} images): top-1 {:.2f}%  top-5 {:.2f}%  ({:.0f} images/s)\n", a.model,
-               a.data, r.count, 100 * r.top1, 100 * r.top5, r.images_per_s);
+    fmt::print("{} on {} ({} images): top-1 {:.2f}%  top-5 {:.2f}%  ({:.0f} images/s)\n",
+               printable(a.model), printable(a.data), r.count, 100 * r.top1, 100 * r.top5,
+               r.images_per_s);
   }
 }
 
@@ -219,15 +221,17 @@ void run_info(const InfoArgs& a) {
     print_json(j);
     return;
   }
-  fmt::print("{}  (opset {}, input {})\n", a.model, m.opset, shape_to_string(s.input_shape));
+  // Names, op types and metadata come from the file: printable() keeps them on their line.
+  fmt::print("{}  (opset {}, input {})\n", printable(a.model), m.opset,
+             shape_to_string(s.input_shape));
   fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", "layer", "op", "output", "params",
              "MACs", "ReLUs");
   for (const auto& l : s.layers)
-    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", l.name.substr(0, 28), l.op_type,
-               shape_to_string(l.output_shape), l.params, l.macs, l.relus);
+    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", printable(l.name.substr(0, 28)),
+               printable(l.op_type), shape_to_string(l.output_shape), l.params, l.macs, l.relus);
   fmt::print("total: {} parameters, {} MACs, {} ReLUs per image\n", human_count(s.params),
              human_count(s.macs), human_count(s.relus));
-  for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", k, v);
+  for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", printable(k), printable(v));
 }
 
 }  // namespace
@@ -238,18 +242,24 @@ void add_core_commands(CLI::App& app) {
   train->add_option("--arch", ta->arch, "lenet5 | mlp | vgg-small | resnet20")
       ->check(CLI::IsMember(model::arch_names()));
   train->add_option("--data", ta->data, "fashion-mnist or a dataset directory");
-  train->add_option("--epochs", ta->epochs, "Epochs")->check(CLI::PositiveNumber);
-  train->add_option("--batch", ta->batch, "Batch size")->check(CLI::PositiveNumber);
-  train->add_option("--lr", ta->lr, "Initial learning rate (default 0.05, 0.1 for deep nets)");
-  train->add_option("--momentum", ta->momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
+  train->add_option("--epochs", ta->epochs, "Epochs")->check(in_range(1, 100000));
+  train->add_option("--batch", ta->batch, "Batch size")->check(in_range<int64_t>(1, 65536));
+  train->add_option("--lr", ta->lr, "Initial learning rate (default 0.05, 0.1 for deep nets)")
+      ->check(positive_number(100));
+  train->add_option("--momentum", ta->momentum, "SGD momentum")->check(in_range(0.0, 0.999));
   train->add_option("--weight-decay", ta->weight_decay, "L2 weight decay")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   train->add_option("--schedule", ta->schedule, "cosine | step | constant");
-  train->add_option("--crop-pad", ta->crop_pad, "Random-crop padding in pixels (0 = off)");
-  train->add_option("--flip", ta->flip, "Random horizontal flip (1 = on, 0 = off)");
-  train->add_option("--seed", ta->seed, "Seed for initialisation, shuffling and augmentation");
-  train->add_option("--limit", ta->limit, "Use only the first N training images");
-  train->add_option("--test-limit", ta->test_limit, "Use only the first N test images");
+  train->add_option("--crop-pad", ta->crop_pad, "Random-crop padding in pixels (0 = off)")
+      ->check(in_range<int64_t>(0, 64));
+  train->add_option("--flip", ta->flip, "Random horizontal flip (1 = on, 0 = off)")
+      ->check(in_range(0, 1));
+  train->add_option("--seed", ta->seed, "Seed for initialisation, shuffling and augmentation")
+      ->check(in_range<uint64_t>(0, UINT64_MAX));
+  train->add_option("--limit", ta->limit, "Use only the first N training images (0 = all)")
+      ->check(image_count());
+  train->add_option("--test-limit", ta->test_limit, "Use only the first N test images (0 = all)")
+      ->check(image_count());
   train->add_option("--out", ta->out, "Output ONNX file")->required();
   train->add_flag("--json", ta->json, "Machine-readable summary on stdout");
   train->add_flag("--quiet", ta->quiet, "No progress output");
@@ -259,8 +269,9 @@ void add_core_commands(CLI::App& app) {
   auto* eval = app.add_subcommand("eval", "Top-1 / top-5 accuracy of a model on a test set");
   eval->add_option("--model", ea->model, "ONNX model")->required();
   eval->add_option("--data", ea->data, "fashion-mnist or a dataset directory");
-  eval->add_option("--limit", ea->limit, "Evaluate only the first N test images");
-  eval->add_option("--batch", ea->batch, "Batch size")->check(CLI::PositiveNumber);
+  eval->add_option("--limit", ea->limit, "Evaluate only the first N test images (0 = all)")
+      ->check(image_count());
+  eval->add_option("--batch", ea->batch, "Batch size")->check(in_range<int64_t>(1, 65536));
   eval->add_option("--normalize", ea->normalize,
                    "MEAN,STD applied to [0,1] pixels (default: from the model's metadata)");
   eval->add_flag("--json", ea->json, "Machine-readable result on stdout");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/bench.hpp"
@@ -183,12 +184,20 @@ void add_he_commands(CLI::App& app) {
 
   auto info = std::make_shared<InfoOptions>();
   auto* ci = he->add_subcommand("info", "Show CKKS parameters, security check and precision");
-  ci->add_option("--n", info->n, "Ring dimension (4096 .. 65536)")->capture_default_str();
+  ci->add_option("--n", info->n, "Ring dimension (4096 .. 65536)")
+      ->check(in_range<size_t>(1, 65536))
+      ->capture_default_str();
   ci->add_option("--bits", info->bits, "Prime sizes, ciphertext primes then special primes")
       ->capture_default_str();
-  ci->add_option("--special", info->special, "Number of special primes")->capture_default_str();
-  ci->add_option("--scale-bits", info->scale_bits, "log2 of the scale")->capture_default_str();
-  ci->add_option("--security", info->security, "128, 192 or 256")->capture_default_str();
+  ci->add_option("--special", info->special, "Number of special primes")
+      ->check(in_range<size_t>(0, 64))
+      ->capture_default_str();
+  ci->add_option("--scale-bits", info->scale_bits, "log2 of the scale")
+      ->check(in_range(10, 60))
+      ->capture_default_str();
+  ci->add_option("--security", info->security, "128, 192 or 256")
+      ->check(CLI::IsMember({128, 192, 256}))
+      ->capture_default_str();
   ci->add_flag("--insecure-test-only", info->insecure,
                "Accept parameters below the security level (tests only)");
   ci->add_flag("--json", info->json, "Machine-readable output");
@@ -206,10 +215,10 @@ void add_he_commands(CLI::App& app) {
       ->check(CLI::IsMember({8192, 16384}))
       ->capture_default_str();
   cb->add_option("--threads", bench->threads, "Threads (0 = all hardware threads)")
-      ->check(CLI::Range(0, 256))
+      ->check(in_range(0, 256))
       ->capture_default_str();
   cb->add_option("--reps", bench->reps, "Timed runs per operation")
-      ->check(CLI::Range(1, 10000))
+      ->check(in_range(1, 10000))
       ->capture_default_str();
   cb->add_flag("--json", bench->json, "Machine-readable output");
   cb->callback([bench] { run_bench_cmd(bench->n, bench->threads, bench->reps, bench->json); });

@@ -20,11 +20,13 @@
 #include <sstream>
 
 #include "common.hpp"
+#include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
+#include "veil/core/printable.hpp"
 #include "veil/core/progress.hpp"
 #include "veil/core/temporaries.hpp"
 #include "veil/data/dataset.hpp"
@@ -64,7 +66,8 @@ struct SecretArgs {
                               "File whose first line is a passphrase protecting the key (scrypt)");
     s->excludes(p);
     if (creates)
-      cmd->add_option("--scrypt-log2n", scrypt_log2n, "scrypt cost: log2(N), 10..20 (default 15)");
+      cmd->add_option("--scrypt-log2n", scrypt_log2n, "scrypt cost: log2(N), 10..20 (default 15)")
+          ->check(in_range(10, 20));
   }
 
   // The secret is an input, except a --secret that keygen creates: then it is an output that
@@ -229,7 +232,7 @@ void run_keygen(const KeygenArgs& a) {
   auto unlocked_json = json::array();
   for (const auto& u : unlocked) {
     std::cerr << fmt::format("warning: layer {} (node {}, {} weights) gets no locked weight ({})\n",
-                             u.tensor, u.node, u.numel,
+                             printable(u.tensor), printable(u.node), u.numel,
                              u.budget == 0
                                  ? fmt::format("budget min(floor({} x max-percent {}), num {}) = 0",
                                                u.numel, key.params.max_percent, key.params.num)
@@ -248,8 +251,8 @@ void run_keygen(const KeygenArgs& a) {
     return;
   }
   for (const auto& l : key.layers)
-    std::cout << fmt::format("  {:<28} {:>9} weights  {:>3} encrypted\n", l.tensor, l.numel,
-                             l.entries.size());
+    std::cout << fmt::format("  {:<28} {:>9} weights  {:>3} encrypted\n", printable(l.tensor),
+                             l.numel, l.entries.size());
   std::cout << fmt::format(
       "wrote {}: {} encrypted weights in {} layers, {:.2f} s; bound to the "
       "locked model {}…\n",
@@ -356,10 +359,10 @@ void run_eval(const EvalArgs& a) {
       "| {} | {} | {} | {} | {} | {} / {} | {} / {} | {} / {}{} | {} of {} "
       "({:.2e}) | "
       "{:.2f} s |\n",
-      a.model, a.data, method_name(key.params), per_layer, intensity_text(key.params),
-      pct(base.top1), pct(base.top5), pct(enc.top1), pct(enc.top5), pct(res.top1), pct(res.top5),
-      bit_exact ? " (bit-exact)" : " (NOT bit-exact)", key.total_entries(), weights, fraction,
-      key.params.keygen_seconds);
+      printable(a.model), printable(a.data), method_name(key.params), per_layer,
+      intensity_text(key.params), pct(base.top1), pct(base.top5), pct(enc.top1), pct(enc.top5),
+      pct(res.top1), pct(res.top5), bit_exact ? " (bit-exact)" : " (NOT bit-exact)",
+      key.total_entries(), weights, fraction, key.params.keygen_seconds);
 }
 
 // ---- sweep
@@ -396,7 +399,7 @@ void run_sweep_cmd(const SweepArgs& a) {
   }
   for (int64_t n : a.nums)
     if (n < 0) throw InvalidArgument("--num must be >= 0, got " + std::to_string(n));
-  if (!a.json) o.log = [](const std::string& s) { std::cerr << "sweep: " << s << "\n"; };
+  if (!a.json) o.log = [](const std::string& s) { std::cerr << "sweep: " << printable(s) << "\n"; };
   model::Model m = load_model(a.model);
   auto samples = data::load_dataset(a.data, data::Split::Train, a.samples);
   auto test = data::load_dataset(a.data, data::Split::Test, a.limit);
@@ -652,34 +655,50 @@ void add_lock_commands(CLI::App& app) {
   keygen->add_option("--model", ka->model, "Plaintext ONNX model")->required();
   keygen->add_option("--data", ka->data, "Dataset whose TRAINING split supplies the samples");
   keygen->add_option("--key", ka->key, "Output key file (.vkey)")->required();
-  keygen->add_option("--num", ka->opts.num,
-                     "Encrypted weights per layer (stealthy/strong 30, reference 20)");
-  keygen->add_option("--intensity", ka->opts.intensity,
-                     "Perturbation step (strong 1.0 x max|w|, reference 0.2)");
-  keygen->add_option("--max-percent", ka->opts.max_percent,
-                     "Cap per layer as a fraction of its weights (stealthy/strong 0.2, "
-                     "reference 0.001)");
-  keygen->add_option("--samples", ka->opts.samples, "Training images for the gradients (1000)");
+  keygen
+      ->add_option("--num", ka->opts.num,
+                   "Encrypted weights per layer (stealthy/strong 30, reference 20)")
+      ->check(in_range<int64_t>(0, int64_t{1} << 31));
+  keygen
+      ->add_option("--intensity", ka->opts.intensity,
+                   "Perturbation step (strong 1.0 x max|w|, reference 0.2)")
+      ->check(positive_number(1e6));
+  keygen
+      ->add_option("--max-percent", ka->opts.max_percent,
+                   "Cap per layer as a fraction of its weights (stealthy/strong 0.2, "
+                   "reference 0.001)")
+      ->check(positive_number(1));
+  keygen->add_option("--samples", ka->opts.samples, "Training images for the gradients (1000)")
+      ->check(in_range<int64_t>(1, int64_t{1} << 31));
   keygen->add_flag("--incremental", ka->opts.incremental,
                    "i-SFGE: positions chosen round by round (stealthy/strong: on; "
                    "--incremental=false turns it off)");
   keygen->add_option("--mode", ka->mode,
                      "sfge (reference, strong) | stealthy (in-distribution values)");
-  keygen->add_option("--batch", ka->opts.batch, "Batch size for the gradient passes");
-  keygen->add_option("--band-low", ka->opts.band_low,
-                     "Stealthy: lower quantile of the target band (default 0.75)");
-  keygen->add_option("--band-high", ka->opts.band_high,
-                     "Stealthy: upper quantile of the target band (default 0.99)");
+  keygen->add_option("--batch", ka->opts.batch, "Batch size for the gradient passes")
+      ->check(in_range<int64_t>(1, 65536));
+  keygen
+      ->add_option("--band-low", ka->opts.band_low,
+                   "Stealthy: lower quantile of the target band (default 0.75)")
+      ->check(in_range(0.5, 1.0));
+  keygen
+      ->add_option("--band-high", ka->opts.band_high,
+                   "Stealthy: upper quantile of the target band (default 0.99)")
+      ->check(in_range(0.5, 1.0));
   keygen->add_option("--intensity-mode", ka->intensity_mode,
                      "absolute (reference: step = intensity) | relative (strong: step = "
                      "intensity x max|w| of the layer)");
   keygen->add_option("--objective", ka->objective,
                      "ce (reference: raise the loss on the true labels) | collapse (stealthy, "
                      "strong: push every input to one class)");
-  keygen->add_option("--target-class", ka->opts.target_class,
-                     "Collapse: the target class (default -1: the class the model leans to)");
-  keygen->add_option("--per-round", ka->opts.per_round,
-                     "i-SFGE: positions per layer per round (stealthy/strong 3, reference 1)");
+  keygen
+      ->add_option("--target-class", ka->opts.target_class,
+                   "Collapse: the target class (default -1: the class the model leans to)")
+      ->check(in_range<int32_t>(-1, 1 << 20));
+  keygen
+      ->add_option("--per-round", ka->opts.per_round,
+                   "i-SFGE: positions per layer per round (stealthy/strong 3, reference 1)")
+      ->check(in_range<int64_t>(1, 1 << 20));
   keygen->add_option("--preset", ka->preset,
                      "stealthy (the default: i-SFGE, collapse, num 30, max-percent 0.2, 3 per "
                      "round, in-distribution values; locks to chance) | strong (the same in sfge "
@@ -709,7 +728,8 @@ void add_lock_commands(CLI::App& app) {
   eval->add_option("--model", ea->model, "Plaintext or locked ONNX model")->required();
   eval->add_option("--key", ea->key, "Key file (.vkey)")->required();
   eval->add_option("--data", ea->data, "Dataset (its test split is evaluated)");
-  eval->add_option("--limit", ea->limit, "Evaluate only the first N test images");
+  eval->add_option("--limit", ea->limit, "Evaluate only the first N test images (0 = all)")
+      ->check(image_count());
   ea->secret.add(eval, false);
   eval->add_flag("--json", ea->json, "Machine-readable row on stdout");
   eval->callback([ea] { run_eval(*ea); });
@@ -723,15 +743,21 @@ void add_lock_commands(CLI::App& app) {
   sweep->add_option("--data", sa->data, "Dataset");
   sweep->add_option("--csv", sa->csv, "Output CSV");
   sweep->add_option("--plot", sa->plot, "Output SVG line plot");
-  sweep->add_option("--nums", sa->nums, "Values of num (default 0 5 10 15 20 25 30)");
-  sweep->add_option("--intensities", sa->intensities, "Intensities (default 0.1 0.2)");
-  sweep->add_option("--max-percent", sa->max_percent, "Cap per layer (default 0.001)");
-  sweep->add_option("--samples", sa->samples, "Training images for the gradients (1000)");
+  sweep->add_option("--nums", sa->nums, "Values of num (default 0 5 10 15 20 25 30)")
+      ->check(in_range<int64_t>(0, int64_t{1} << 31));
+  sweep->add_option("--intensities", sa->intensities, "Intensities (default 0.1 0.2)")
+      ->check(positive_number(1e6));
+  sweep->add_option("--max-percent", sa->max_percent, "Cap per layer (default 0.001)")
+      ->check(positive_number(1));
+  sweep->add_option("--samples", sa->samples, "Training images for the gradients (1000)")
+      ->check(in_range<int64_t>(1, int64_t{1} << 31));
   sweep->add_option("--mode", sa->mode, "sfge | stealthy");
   sweep->add_option("--intensity-mode", sa->intensity_mode, "absolute | relative (see keygen)");
   sweep->add_option("--objective", sa->objective, "ce | collapse (see keygen)");
-  sweep->add_option("--per-round", sa->per_round, "i-SFGE positions per layer per round");
-  sweep->add_option("--limit", sa->limit, "Evaluate only the first N test images");
+  sweep->add_option("--per-round", sa->per_round, "i-SFGE positions per layer per round")
+      ->check(in_range<int64_t>(1, 1 << 20));
+  sweep->add_option("--limit", sa->limit, "Evaluate only the first N test images (0 = all)")
+      ->check(image_count());
   sweep->add_flag("--json", sa->json, "Machine-readable points on stdout");
   sweep->callback([sa] { run_sweep_cmd(*sa); });
 
@@ -740,8 +766,10 @@ void add_lock_commands(CLI::App& app) {
   run->add_option("--model", ra->model, "Locked ONNX model")->required();
   run->add_option("--key", ra->key, "Key file (.vkey)")->required();
   run->add_option("--data", ra->data, "Dataset (test split)");
-  run->add_option("--limit", ra->limit, "Test images to run (default 1000)");
-  run->add_option("--batch", ra->batch, "Images per inference (default 1)");
+  run->add_option("--limit", ra->limit, "Test images to run (default 1000, 0 = all)")
+      ->check(image_count());
+  run->add_option("--batch", ra->batch, "Images per inference (default 1)")
+      ->check(in_range<int64_t>(1, 65536));
   ra->secret.add(run, false);
   run->add_flag("--json", ra->json, "Machine-readable summary on stdout");
   run->callback([ra] { run_res(*ra); });
@@ -758,17 +786,24 @@ void add_lock_commands(CLI::App& app) {
     cmd->add_option("--model", aa->model, "Locked ONNX model (all the attacker has)")->required();
     cmd->add_option("--key", aa->key, "Key file: only to score the attack (optional)");
     cmd->add_option("--data", aa->data, "Dataset");
-    cmd->add_option("--limit", aa->limit, "Evaluate only the first N test images");
+    cmd->add_option("--limit", aa->limit, "Evaluate only the first N test images (0 = all)")
+        ->check(image_count());
     cmd->add_option("--out", aa->out, "Write the attacked model here");
     if (ft) {
-      cmd->add_option("--fraction", aa->fraction, "Share of the training split (default 0.01)");
-      cmd->add_option("--epochs", aa->ft.epochs, "Epochs (default 3)");
-      cmd->add_option("--lr", aa->ft.learning_rate, "Learning rate (default 0.01)");
-      cmd->add_option("--batch", aa->ft.batch, "Batch size (default 32)");
+      cmd->add_option("--fraction", aa->fraction, "Share of the training split (default 0.01)")
+          ->check(positive_number(1));
+      cmd->add_option("--epochs", aa->ft.epochs, "Epochs (default 3)")
+          ->check(in_range<int64_t>(1, 100000));
+      cmd->add_option("--lr", aa->ft.learning_rate, "Learning rate (default 0.01)")
+          ->check(positive_number(100));
+      cmd->add_option("--batch", aa->ft.batch, "Batch size (default 32)")
+          ->check(in_range<int64_t>(1, 65536));
     } else {
-      cmd->add_option("--suspects", aa->suspects, "Suspects reset per layer (default 20)");
+      cmd->add_option("--suspects", aa->suspects, "Suspects reset per layer (default 20)")
+          ->check(in_range<int64_t>(1, int64_t{1} << 31));
       cmd->add_option("--z-threshold", aa->z_threshold,
-                      "Instead: reset every weight with robust z-score above this");
+                      "Instead: reset every weight with robust z-score above this")
+          ->check(positive_number(1e6));
     }
     aa->secret.add(cmd, false);
     cmd->add_flag("--json", aa->json, "Machine-readable result on stdout");

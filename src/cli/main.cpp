@@ -4,12 +4,44 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <iostream>
+#include <string>
+#include <string_view>
 
+#include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/printable.hpp"
 #include "veil/core/temporaries.hpp"
 #include "veil/nn/threads.hpp"
+
+namespace {
+
+// Exit codes (README, "The CLI"): 0 success, 1 a failure (bad input, I/O, integrity,
+// protocol), 2 a usage error caught by the option parser, 3 an internal error.
+constexpr int kFailure = 1, kUsage = 2, kInternal = 3;
+
+// Every failure is exactly one line on stderr. The message is escaped as a whole: exceptions
+// embed node names, tensor names and paths read from models, keys and configs, which must not
+// add lines or send escape sequences to the terminal.
+int fail(int code, std::string_view message) {
+  std::cerr << "veil: error: " << veil::printable(message) << std::endl;
+  return code;
+}
+
+// "veil lock keygen": the command whose options failed to parse, for the --help hint.
+std::string command_path(const CLI::App& app) {
+  std::string path = "veil";
+  for (const CLI::App* cmd = &app;;) {
+    auto subs = cmd->get_subcommands();
+    if (subs.empty()) return path;
+    cmd = subs.front();
+    path += " " + cmd->get_name();
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // veil's hot loops allocate and free multi-megabyte buffers every layer (secure-inference
@@ -31,24 +63,31 @@ int main(int argc, char** argv) {
   app.add_option_function<int>(
          "--threads", [](const int& n) { veil::nn::set_num_threads(n); },
          "CPU threads for the float kernels (default 1, or OMP_NUM_THREADS)")
-      ->check(CLI::Range(1, 1024));
+      ->check(veil::cli::in_range(1, 1024));
   veil::cli::add_core_commands(app);
   veil::cli::add_lock_commands(app);
   veil::cli::add_mpc_commands(app);
   veil::cli::add_he_commands(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --help-all, --version: their text on stdout, exit 0
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Unknown option, missing required option, a value of the wrong type or out of range,
+    // excluded options: CLI11's message without its second "Run with --help" line.
+    return fail(kUsage, std::string(e.what()) + " (see '" + command_path(app) + " --help')");
   } catch (const veil::Error& e) {
-    std::cerr << "veil: error: " << e.what() << "\n";
-    return 1;
+    return fail(kFailure, e.what());
   } catch (const std::bad_alloc&) {
-    std::cerr << "veil: error: out of memory\n";
-    return 1;
+    return fail(kFailure, "out of memory");
+  } catch (const std::filesystem::filesystem_error& e) {
+    return fail(kFailure, e.what());  // a path that cannot be used is the user's, not a bug
   } catch (const std::exception& e) {
-    std::cerr << "veil: internal error: " << e.what() << "\n";
-    return 3;
+    return fail(kInternal, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(kInternal, "internal error: unknown exception");
   }
   return 0;
 }

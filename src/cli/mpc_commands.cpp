@@ -6,11 +6,13 @@
 #include <memory>
 
 #include "common.hpp"
+#include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
+#include "veil/core/printable.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
 #include "veil/mpc/local_run.hpp"
@@ -61,10 +63,11 @@ void run_party_command(const PartyArgs& a) {
   if (!a.link.empty()) cfg.link = mpc::parse_link_profile(a.link);
   mpc::PartyRunOptions opt;
   opt.listen_fd = a.listen_fd;
-  if (!a.quiet) opt.log = [](const std::string& s) { std::cerr << s << std::endl; };
+  if (!a.quiet) opt.log = [](const std::string& s) { std::cerr << printable(s) << std::endl; };
   mpc::PartyReport r = mpc::run_party(role, cfg, opt);
   json j = r.to_json();
-  if (!a.report.empty()) write_file_atomic(a.report, j.dump(1));
+  if (!a.report.empty())
+    write_file_atomic(a.report, j.dump(1, ' ', false, json::error_handler_t::replace));
   if (role == mpc::Role::Client && !a.output.empty()) data::write_npy(a.output, r.logits);
 
   int64_t n = static_cast<int64_t>(r.predictions.size());
@@ -130,19 +133,19 @@ std::string self_exe() {
 
 void print_cost_rows(const mpc::LocalRunResult& r) {
   auto row = [&](const mpc::CostRow& c, const std::string& name) {
-    std::cout << fmt::format("  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f}\n", name, c.op,
-                             human_count(static_cast<double>(c.bytes_sent[0])) + "B",
-                             human_count(static_cast<double>(c.bytes_sent[1])) + "B",
-                             human_count(static_cast<double>(c.bytes_sent[2])) + "B",
-                             r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0,
-                             1000 * c.seconds);
+    std::cout << fmt::format(
+        "  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f}\n", name, printable(c.op),
+        human_count(static_cast<double>(c.bytes_sent[0])) + "B",
+        human_count(static_cast<double>(c.bytes_sent[1])) + "B",
+        human_count(static_cast<double>(c.bytes_sent[2])) + "B",
+        r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0, 1000 * c.seconds);
   };
   auto header = [](const char* title, const char* name) {
     std::cout << fmt::format("\n{}\n  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7} {:>9}\n", title,
                              name, "op", "client", "server", "helper", "rnd/b", "ms");
   };
   header("by layer (bytes and ms: all batches; rounds per batch)", "node");
-  for (const auto& l : r.layers) row(l, l.node);
+  for (const auto& l : r.layers) row(l, printable(l.node));  // node names come from the model
   header("by operation", "count");
   for (const auto& o : r.ops) row(o, std::to_string(o.count) + "x");
 }
@@ -150,9 +153,9 @@ void print_cost_rows(const mpc::LocalRunResult& r) {
 void print_run(const mpc::LocalRunResult& r) {
   const int64_t n = r.images;
   std::cout << fmt::format(
-      "model {} (structure {}), {} images, batch {}, f = {}, DReLU s = {} k = {}{}\n", r.model,
-      r.model_hash.substr(0, 16), n, r.batch, r.frac_bits, r.drelu.num_lsb_to_ignore,
-      r.drelu.comparison_bits_ignored, r.tls ? ", TLS 1.3" : "");
+      "model {} (structure {}), {} images, batch {}, f = {}, DReLU s = {} k = {}{}\n",
+      printable(r.model), r.model_hash.substr(0, 16), n, r.batch, r.frac_bits,
+      r.drelu.num_lsb_to_ignore, r.drelu.comparison_bits_ignored, r.tls ? ", TLS 1.3" : "");
   std::cout << (r.link.enabled() ? fmt::format("link: {} ({}), emulated in-process\n",
                                                r.link.spec(), r.link.describe())
                                  : std::string("link: loopback, not shaped\n"));
@@ -179,8 +182,29 @@ void print_run(const mpc::LocalRunResult& r) {
   print_cost_rows(r);
 }
 
+// --keep names the directory that keeps the session's files (created if missing): refuse a path
+// that is, or lies under, something other than a directory before any work is done.
+void check_keep_dir(const std::string& keep) {
+  if (keep.empty()) return;
+  std::error_code ec;
+  for (fs::path p = fs::absolute(keep, ec); !ec && !p.empty(); p = p.parent_path()) {
+    const fs::file_status st = fs::status(p, ec);
+    if (ec && st.type() != fs::file_type::not_found) break;  // let the run report it
+    ec.clear();
+    if (fs::exists(st)) {
+      if (!fs::is_directory(st))
+        throw InvalidArgument("--keep " + keep + ": " + p.string() +
+                              " is not a directory (--keep names a directory for the session's "
+                              "files)");
+      return;
+    }
+    if (p == p.parent_path()) return;
+  }
+}
+
 void run_local_command(RunArgs& a) {
   mpc::LocalRunOptions& o = a.opt;
+  check_keep_dir(o.keep);
   {
     // What the session writes into --keep (mpc/local_run.cpp): with --tls, fresh private keys
     // that must not replace keys already there.
@@ -245,12 +269,16 @@ void add_mpc_commands(CLI::App& app) {
   party->add_option("--output", pa->output, "Client: write the logits to this .npy file");
   party->add_option("--data", pa->data, "Client: dataset (overrides the config)");
   party->add_option("--input", pa->input, "Client: .npy input tensor (overrides the config)");
-  party->add_option("--n", pa->n, "Client: number of images (overrides the config)");
-  party->add_option("--batch", pa->batch, "Client: batch size (overrides the config)");
+  party->add_option("--n", pa->n, "Client: number of images, 0 = all (overrides the config)")
+      ->check(image_count());
+  party->add_option("--batch", pa->batch, "Client: batch size (overrides the config)")
+      ->check(in_range<int64_t>(1, 4096));
   party->add_option("--link", pa->link,
                     "Emulated link for this party's sends: lan | wan | none | "
                     "rtt=<ms>,rate=<Mbit/s> (overrides the config)");
-  party->add_option("--listen-fd", pa->listen_fd, "Inherited listening socket")->group("");
+  party->add_option("--listen-fd", pa->listen_fd, "Inherited listening socket")
+      ->check(in_range(0, 1 << 20))
+      ->group("");
   party->add_flag("--json", pa->json, "Machine-readable summary on stdout");
   party->add_flag("--quiet", pa->quiet, "No progress output");
   party->callback([pa] { run_party_command(*pa); });
@@ -261,21 +289,25 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--model", ra->opt.model, "ONNX model")->required();
   run->add_option("--data", ra->opt.input.data, "fashion-mnist or a dataset directory");
   run->add_option("--input", ra->opt.input.npy, ".npy input tensor instead of a dataset");
-  run->add_option("--n", ra->opt.input.n, "Number of test images (0 = all)");
-  run->add_option("--offset", ra->opt.input.offset, "First test image");
-  run->add_option("--batch", ra->opt.batch, "Images per secure batch")->check(CLI::Range(1, 4096));
+  run->add_option("--n", ra->opt.input.n, "Number of test images (0 = all)")->check(image_count());
+  run->add_option("--offset", ra->opt.input.offset, "First test image")
+      ->check(in_range<int64_t>(0, int64_t{1} << 31));
+  run->add_option("--batch", ra->opt.batch, "Images per secure batch")
+      ->check(in_range<int64_t>(1, 4096));
   run->add_option("--frac-bits", ra->opt.frac_bits, "Fixed-point fractional bits")
-      ->check(CLI::Range(1, 30));
+      ->check(in_range(1, 30));
   run->add_flag("--approx", ra->approx, "Approximate DReLU (s = 5, k = 48 as in the reference)");
-  run->add_option("--lsb-ignored", ra->lsb_ignored, "Approximate DReLU: low bits ignored (s)");
+  run->add_option("--lsb-ignored", ra->lsb_ignored, "Approximate DReLU: low bits ignored (s)")
+      ->check(in_range(0, 62));
   run->add_option("--bits-ignored", ra->bits_ignored,
-                  "Approximate DReLU: comparison bits ignored (k)");
+                  "Approximate DReLU: comparison bits ignored (k)")
+      ->check(in_range(0, 62));
   run->add_flag("--tls", ra->opt.tls, "TLS 1.3 with pinned keys between the parties (fresh keys)");
   run->add_option("--threads", ra->opt.threads, "Ring GEMM threads per party")
-      ->check(CLI::Range(1, 64));
+      ->check(in_range(1, 64));
   run->add_option("--io-timeout", ra->opt.io_timeout_ms,
                   "ms without any frame from a peer before a party gives up")
-      ->check(CLI::Range(100, 3600000));
+      ->check(in_range(100, 3600000));
   run->add_option("--link", ra->link,
                   "Emulate a link between the parties, in process: lan (1 Gbit/s, 0.5 ms RTT), "
                   "wan (100 Mbit/s, 40 ms RTT), none, or rtt=<ms>,rate=<Mbit/s>");

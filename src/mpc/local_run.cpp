@@ -265,10 +265,11 @@ std::string PartyProcesses::failure_report(const std::string& hung, int64_t io_t
                                            bool kept) const {
   if (std::none_of(kids_.begin(), kids_.end(), [](const Child& c) { return c.failed(); }))
     return "";
-  std::string msg = "secure inference failed:";
+  // One line (the CLI prints every failure as one line): the parties separated by "; ".
+  std::string msg = "secure inference failed: ";
   for (const Child& c : kids_) {
-    msg += "\n  " + std::string(role_name(c.role)) + ": " +
-           (c.failed() ? c.describe_exit() : "finished");
+    if (&c != &kids_.front()) msg += "; ";
+    msg += std::string(role_name(c.role)) + ": " + (c.failed() ? c.describe_exit() : "finished");
     if (!c.failed()) continue;
     if (first_failure_) {
       msg += fmt::format(" ({:.2f} s after the first failure)",
@@ -278,9 +279,8 @@ std::string PartyProcesses::failure_report(const std::string& hung, int64_t io_t
     if (!err.empty() && !WIFSIGNALED(c.status)) msg += ": " + err;
   }
   if (!hung.empty())
-    msg +=
-        "\n  did not stop within " + std::to_string(io_timeout_ms) + " ms of the failure: " + hung;
-  if (!kept) msg += "\n  (run with --keep DIR to keep the parties' logs)";
+    msg += "; did not stop within " + std::to_string(io_timeout_ms) + " ms of the failure: " + hung;
+  if (!kept) msg += " (run with --keep DIR to keep the parties' logs)";
   return msg;
 }
 

@@ -234,6 +234,7 @@ model::Model load_model_for_mpc(const std::string& path) {
   model::fold_batch_norm(m);
   SecureModel check(m.graph);  // throws Unsupported naming the first node it cannot run
   model_input_shape(m.graph, 1);
+  public_model_to_bytes(m);  // the server sends this: refuse here a name that cannot travel
   return m;
 }
 

@@ -223,7 +223,14 @@ model::Model public_model_from_json(const json& j) {
 }
 
 std::vector<uint8_t> public_model_to_bytes(const model::Model& model) {
-  std::string s = public_model_to_json(model).dump();
+  std::string s;
+  try {
+    s = public_model_to_json(model).dump();
+  } catch (const json::type_error& e) {  // nlohmann writes only UTF-8 strings
+    throw MalformedInput(std::string("the model's structure cannot be sent: a name, op type or "
+                                     "attribute is not valid UTF-8 (") +
+                         e.what() + ")");
+  }
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
