@@ -154,21 +154,6 @@ std::array<CliResult, 3> run_parties(const std::array<fs::path, 3>& configs,
   return {f[0].get(), f[1].get(), f[2].get()};
 }
 
-// A port the kernel just handed out and released: the party binds it a moment later.
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
 TEST_F(MpcCli, PartiesWithPinnedKeysAndAnImpostor) {
   const char* roles[] = {"client", "server", "helper"};
   std::array<std::string, 3> fps;
