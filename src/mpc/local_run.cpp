@@ -118,6 +118,16 @@ class SessionFiles {
   std::vector<File> files_;
 };
 
+// Opens /dev/null on any of descriptors 0-2 that is closed: a session file or a listening socket
+// must not get one of those numbers, which a party's stdout and stderr replace.
+void open_standard_descriptors() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int null_fd = ::open("/dev/null", O_RDWR);  // the lowest free number: this one
+      if (null_fd != fd && null_fd >= 0) ::close(null_fd);
+    }
+}
+
 // The configuration every party reads; with TLS, fresh keys pinned by fingerprint, in session
 // files whose descriptors go to `key_fds` (each party inherits its own only).
 PartyConfig session_config(const LocalRunOptions& o, SessionFiles& files, uint16_t server_port,
@@ -594,6 +604,7 @@ LocalRunResult run_local(const LocalRunOptions& o) {
   const PlainReference plain = plain_reference(o.model, input.images);
 
   // 2. Session files, listening sockets, configuration.
+  open_standard_descriptors();
   SessionFiles files(o.keep);
   TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
   std::array<int, 3> key_fds{};

@@ -82,6 +82,18 @@ TEST_F(MpcCli, RunMatchesPlaintextOnNpyInput) {
   EXPECT_FALSE(j["link"]["emulated"].get<bool>());
 }
 
+TEST_F(MpcCli, RunsWithItsStandardDescriptorsClosed) {
+  // With stderr closed, a listening socket or a session file would get descriptor 2, which a
+  // party's stderr (its log) replaces.
+  const fs::path out = dir_ / "closed.json";
+  const std::string cmd = std::string(VEIL_CLI_PATH) + " mpc run --model " + model_.string() +
+                          " --input " + input_.string() + " --tls --json >" + out.string() +
+                          " 2>&- <&-";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  expect_agreement(json::parse(slurp(out)), 4);
+}
+
 TEST_F(MpcCli, AnEmulatedLinkKeepsAgreementAndCostsItsDelayEveryRound) {
   auto r = run_veil("mpc run --model " + model_.string() + " --input " + input_.string() +
                         " --n 2 --batch 1 --link rtt=20,rate=1000 --json",
