@@ -230,7 +230,8 @@ class StopSignals {
 };
 
 // The three party processes. They die with the supervisor: each gets PR_SET_PDEATHSIG
-// (SIGKILL) before it runs, so even a SIGKILL of the supervisor takes them along, and they run
+// (SIGKILL) before it runs, so even a SIGKILL of the supervisor takes them along (the signal
+// comes when the thread that forked ends: run_local's caller, which waits for them), and they run
 // in a process group of their own, so a terminal's Ctrl-C reaches the supervisor only, which
 // stops them in order. The destructor kills and reaps any still running, so no exit path (an
 // exception between two spawns included) leaves one behind.
@@ -329,7 +330,7 @@ void PartyProcesses::spawn(Role r, const std::string& exe, const SessionFiles::F
     ::execv(exe.c_str(), argv.data());
     ::_exit(127);
   }
-  ::setpgid(pid, group ? group : pid);  // also here: no race with the first kill below
+  ::setpgid(pid, group ? group : pid);  // also here: the group exists before the next joins it
   if (!group_) group_ = pid;
   c.pid = pid;
   c.running = true;

@@ -23,10 +23,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uint32_t kLinkHelloTag = 0xffff0001;
-// A connection a listener accepts must show within this time (plus two one-way delays of the
-// emulated link) that it is an expected peer, by its TLS handshake with a pinned key and its
-// hello, or it is refused: a stray connection that says nothing cannot hold the listener long.
-constexpr auto kCandidateTime = std::chrono::seconds(3);
+// A connection a listener accepts must show within this time (at most half the io_timeout, plus
+// two one-way delays of the emulated link) that it is an expected peer, by its TLS handshake
+// with a pinned key and its hello, or it is refused: a stray connection that says nothing
+// cannot hold the listener long, nor long enough for a real peer queued behind it, which hears
+// nothing until it is accepted, to time out.
+constexpr std::chrono::milliseconds kCandidateTime{3000};
 // The hello is one byte: a larger first frame on an inbound link is refused before its payload
 // is allocated, so a stray connection cannot make the listener allocate much.
 constexpr uint64_t kHelloPayload = 1;
@@ -543,7 +545,8 @@ std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(
   // connect_timeout passed: so they cannot keep the party past its timeout, and hold at most one
   // socket (plus the kernel's backlog) and a frame of kHelloPayload bytes.
   const auto deadline = Clock::now() + options.connect_timeout;
-  const auto candidate_time = kCandidateTime + 2 * options.link.one_way_delay;
+  const auto candidate_time =
+      std::min(kCandidateTime, options.io_timeout / 2) + 2 * options.link.one_way_delay;
   int refused = 0;
   for (int linked = 0; linked < expected_inbound;) {
     const auto left =
