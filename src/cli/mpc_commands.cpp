@@ -42,6 +42,7 @@ struct PartyArgs {
   int64_t n = -1;
   int64_t batch = 0;
   int listen_fd = -1;
+  int report_fd = -1;
   bool json = false;
   bool quiet = false;
 };
@@ -66,8 +67,9 @@ void run_party_command(const PartyArgs& a) {
   if (!a.quiet) opt.log = [](const std::string& s) { std::cerr << printable(s) << std::endl; };
   mpc::PartyReport r = mpc::run_party(role, cfg, opt);
   json j = r.to_json();
-  if (!a.report.empty())
-    write_file_atomic(a.report, j.dump(1, ' ', false, json::error_handler_t::replace));
+  const std::string report = j.dump(1, ' ', false, json::error_handler_t::replace);
+  if (!a.report.empty()) write_file_atomic(a.report, report);
+  if (a.report_fd >= 0) write_all(a.report_fd, report, "the party report");
   if (role == mpc::Role::Client && !a.output.empty()) data::write_npy(a.output, r.logits);
 
   int64_t n = static_cast<int64_t>(r.predictions.size());
@@ -279,6 +281,9 @@ void add_mpc_commands(CLI::App& app) {
   party->add_option("--listen-fd", pa->listen_fd, "Inherited listening socket")
       ->check(in_range(0, 1 << 20))
       ->group("");
+  party->add_option("--report-fd", pa->report_fd, "Inherited file for the report")
+      ->check(in_range(0, 1 << 20))
+      ->group("");
   party->add_flag("--json", pa->json, "Machine-readable summary on stdout");
   party->add_flag("--quiet", pa->quiet, "No progress output");
   party->callback([pa] { run_party_command(*pa); });
@@ -312,7 +317,8 @@ void add_mpc_commands(CLI::App& app) {
                   "Emulate a link between the parties, in process: lan (1 Gbit/s, 0.5 ms RTT), "
                   "wan (100 Mbit/s, 40 ms RTT), none, or rtt=<ms>,rate=<Mbit/s>");
   run->add_option("--keep", ra->opt.keep,
-                  "Keep the session directory (config, keys, logs, reports)");
+                  "Keep the session's files (config, keys, logs, reports) in this directory "
+                  "(by default they are never on disk)");
   run->add_option("--fault", ra->fault, "kill|stop:<role>:<ms> (testing)")->group("");
   run->add_flag("--json", ra->json, "Machine-readable report on stdout");
   run->add_flag("--quiet", ra->quiet, "No progress output");

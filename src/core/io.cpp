@@ -67,6 +67,20 @@ std::string read_text_file(const fs::path& path, uint64_t max_bytes) {
   return {bytes.begin(), bytes.end()};
 }
 
+void write_all(int fd, std::span<const uint8_t> bytes, const std::string& what) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw IoError("cannot write " + what + ": " + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+}
+
+void write_all(int fd, const std::string& text, const std::string& what) {
+  write_all(fd, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()), what);
+}
+
 void write_file_atomic(const fs::path& path, std::span<const uint8_t> bytes) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";

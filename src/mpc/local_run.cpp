@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -66,36 +70,69 @@ PlainReference plain_reference(const std::string& model_path, const Tensor& imag
   return ref;
 }
 
-// The session directory: --keep's, or a fresh temporary one removed on every exit path.
-class SessionDir {
+// The session's files: configuration, private keys, logs, reports. With --keep they are files
+// in that directory. Otherwise they are anonymous memory files (memfd_create) that the parties
+// inherit and open as /proc/self/fd/<n>: nothing of the session is ever on disk, so no exit
+// path of the supervisor, not even a SIGKILL that no cleanup code survives, can leave a private
+// key, a log or a report behind; the memory is freed when the last process holding it exits.
+class SessionFiles {
  public:
-  explicit SessionDir(const std::string& keep) : remove_(keep.empty()) {
-    if (!keep.empty()) {
-      path_ = fs::absolute(keep);
-      fs::create_directories(path_);
-      return;
+  struct File {
+    int fd = -1;    // close-on-exec: a party gets only the files it is given (spawn)
+    fs::path path;  // opens the file here and in a party that inherited `fd`
+  };
+
+  explicit SessionFiles(const std::string& keep) {
+    if (keep.empty()) return;
+    dir_ = fs::absolute(keep);
+    fs::create_directories(dir_);
+  }
+  ~SessionFiles() {
+    for (const File& f : files_) ::close(f.fd);
+  }
+  SessionFiles(const SessionFiles&) = delete;
+  SessionFiles& operator=(const SessionFiles&) = delete;
+  bool kept() const { return !dir_.empty(); }
+  // What relative paths of the configuration are resolved against.
+  fs::path base() const { return kept() ? dir_ : fs::current_path(); }
+
+  // A new empty file, readable and writable by this user only.
+  File create(const std::string& name) {
+    File f;
+    if (kept()) {
+      f.path = dir_ / name;
+      ::unlink(f.path.c_str());  // a new inode: an old file's wider mode must not carry over
+      f.fd = ::open(f.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    } else {
+      f.fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
+      f.path = "/proc/self/fd/" + std::to_string(f.fd);
     }
-    std::string tmpl = (fs::temp_directory_path() / "veil_mpc_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw IoError("cannot create a temporary directory");
-    path_ = tmpl;
+    if (f.fd < 0)
+      throw IoError("cannot create the session file " + name + ": " + std::strerror(errno));
+    files_.push_back(f);
+    return f;
   }
-  ~SessionDir() {
-    std::error_code ec;
-    if (remove_) fs::remove_all(path_, ec);
-  }
-  SessionDir(const SessionDir&) = delete;
-  SessionDir& operator=(const SessionDir&) = delete;
-  const fs::path& path() const { return path_; }
-  bool kept() const { return !remove_; }
 
  private:
-  fs::path path_;
-  bool remove_;
+  fs::path dir_;
+  std::vector<File> files_;
 };
 
-// The configuration every party reads; with TLS, fresh keys in `dir` pinned by fingerprint.
-PartyConfig session_config(const LocalRunOptions& o, const fs::path& dir, uint16_t server_port,
-                           uint16_t helper_port, const std::string& model_hash, int64_t n) {
+// Opens /dev/null on any of descriptors 0-2 that is closed: a session file or a listening socket
+// must not get one of those numbers, which a party's stdout and stderr replace.
+void open_standard_descriptors() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int null_fd = ::open("/dev/null", O_RDWR);  // the lowest free number: this one
+      if (null_fd != fd && null_fd >= 0) ::close(null_fd);
+    }
+}
+
+// The configuration every party reads; with TLS, fresh keys pinned by fingerprint, in session
+// files whose descriptors go to `key_fds` (each party inherits its own only).
+PartyConfig session_config(const LocalRunOptions& o, SessionFiles& files, uint16_t server_port,
+                           uint16_t helper_port, const std::string& model_hash, int64_t n,
+                           std::array<int, 3>& key_fds) {
   PartyConfig cfg;
   cfg.parties[idx(Role::Server)].port = server_port;
   cfg.parties[idx(Role::Helper)].port = helper_port;
@@ -111,12 +148,14 @@ PartyConfig session_config(const LocalRunOptions& o, const fs::path& dir, uint16
   cfg.io_timeout_ms = o.io_timeout_ms;
   cfg.tls = o.tls ? TlsMode::On : TlsMode::Off;
   cfg.link = o.link;
+  key_fds.fill(-1);
   if (o.tls)
     for (Role r : kRoles) {
       auto id = TlsIdentity::generate();
-      fs::path key = dir / (std::string(role_name(r)) + ".pem");
-      id->save(key);
-      cfg.parties[idx(r)].key = key.string();
+      SessionFiles::File key = files.create(std::string(role_name(r)) + ".pem");
+      id->write_pem(key.fd);
+      key_fds[idx(r)] = key.fd;
+      cfg.parties[idx(r)].key = key.path.string();
       cfg.parties[idx(r)].fingerprint = id->fingerprint();
     }
   return cfg;
@@ -134,8 +173,68 @@ std::string party_error(const fs::path& log) {
   return err.empty() ? last : err;
 }
 
-// The three party processes. The destructor kills and reaps any still running, so no exit
-// path (an exception between two spawns included) leaves one behind.
+// SIGTERM, SIGINT and SIGHUP while the parties run: the handler only records the signal, the
+// supervisor's loop then kills and reaps the parties, and restore() puts back the dispositions
+// it found and raises the signal again, so the process ends as that signal says (killed by it,
+// status 128 + sig in a shell) after every party is gone. A disposition found is kept in the
+// chain: a process-wide handler (one removing temporary files, say) runs on the re-raise. A
+// signal found ignored (nohup, a background job's SIGINT) stays ignored.
+volatile sig_atomic_t g_stop_signal = 0;
+
+void record_stop_signal(int sig) {
+  if (g_stop_signal == 0) g_stop_signal = sig;
+}
+
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    for (size_t i = 0; i < kSignals.size(); ++i) {
+      struct sigaction current {};
+      ::sigaction(kSignals[i], nullptr, &current);
+      if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) continue;
+      struct sigaction sa {};
+      sa.sa_handler = record_stop_signal;
+      sigemptyset(&sa.sa_mask);
+      sa.sa_flags = SA_RESTART;
+      installed_[i] = ::sigaction(kSignals[i], &sa, &previous_[i]) == 0;
+    }
+  }
+  ~StopSignals() { restore(); }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+  int caught() const { return g_stop_signal; }
+
+  void restore() {
+    for (size_t i = 0; i < kSignals.size(); ++i)
+      if (installed_[i]) ::sigaction(kSignals[i], &previous_[i], nullptr);
+    installed_.fill(false);
+    const int sig = g_stop_signal;
+    if (sig == 0) return;
+    g_stop_signal = 0;
+    ::raise(sig);  // the disposition found: the default ends the process here
+    // A handler found returned instead of ending the process: end it as the signal would.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(sig, &dfl, nullptr);
+    ::raise(sig);
+    ::_exit(128 + sig);
+  }
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGTERM, SIGINT, SIGHUP};
+  std::array<struct sigaction, 3> previous_{};
+  std::array<bool, 3> installed_{};
+};
+
+// The three party processes. They die with the supervisor: each gets PR_SET_PDEATHSIG
+// (SIGKILL) before it runs, so even a SIGKILL of the supervisor takes them along (the signal
+// comes when the thread that forked ends: run_local's caller, which waits for them), and they run
+// in a process group of their own, so a terminal's Ctrl-C reaches the supervisor only, which
+// stops them in order. The destructor kills and reaps any still running, so no exit path (an
+// exception between two spawns included) leaves one behind.
 class PartyProcesses {
  public:
   struct Child {
@@ -144,7 +243,7 @@ class PartyProcesses {
     bool running = false;
     int status = 0;
     Clock::time_point ended;
-    fs::path log, report;
+    SessionFiles::File log, report;
     bool failed() const { return !WIFEXITED(status) || WEXITSTATUS(status) != 0; }
     std::string describe_exit() const;
   };
@@ -160,13 +259,16 @@ class PartyProcesses {
       }
   }
 
-  // Runs `exe mpc party --role <r> --config <config> --report <dir>/<r>.json` with stdout and
-  // stderr in <dir>/<r>.log; `listen_fd` (>= 0) is inherited as --listen-fd.
-  void spawn(Role r, const std::string& exe, const fs::path& config, const fs::path& dir,
-             int listen_fd);
+  // Runs `exe mpc party --role <r> --config <config> --report-fd <r.json>` with stdout and
+  // stderr in the session file <r>.log. It inherits the configuration, its report, `key_fd`
+  // (its private key) and `listen_fd` (as --listen-fd) when >= 0, and no other session file.
+  void spawn(Role r, const std::string& exe, const SessionFiles::File& config, SessionFiles& files,
+             int key_fd, int listen_fd);
   // Polls until all three exited. After the first failure (or a frozen party), the others get
   // `stop_within` before they are killed; returns the roles so killed that were not frozen.
-  std::string supervise(const std::optional<PartyFault>& fault, Clock::duration stop_within);
+  // When `stop` caught a signal, kills and reaps all three at once and returns.
+  std::string supervise(const std::optional<PartyFault>& fault, Clock::duration stop_within,
+                        const StopSignals& stop);
   // The ProtocolError message after a failure; empty if all three exited with 0.
   std::string failure_report(const std::string& hung, int64_t io_timeout_ms, bool kept) const;
 
@@ -177,6 +279,7 @@ class PartyProcesses {
   std::array<Child, 3> kids_;
   Clock::time_point t0_ = Clock::now();
   std::optional<Clock::time_point> first_failure_;
+  pid_t group_ = 0;  // the parties' process group (the first party's pid)
 };
 
 std::string PartyProcesses::Child::describe_exit() const {
@@ -185,15 +288,21 @@ std::string PartyProcesses::Child::describe_exit() const {
   return "stopped";
 }
 
-void PartyProcesses::spawn(Role r, const std::string& exe, const fs::path& config,
-                           const fs::path& dir, int listen_fd) {
+void PartyProcesses::spawn(Role r, const std::string& exe, const SessionFiles::File& config,
+                           SessionFiles& files, int key_fd, int listen_fd) {
   Child& c = kids_[idx(r)];
   c.role = r;
-  c.log = dir / (std::string(role_name(r)) + ".log");
-  c.report = dir / (std::string(role_name(r)) + ".json");
-  std::vector<std::string> args = {
-      exe,        "mpc",           "party",    "--role",         role_name(r),
-      "--config", config.string(), "--report", c.report.string()};
+  c.log = files.create(std::string(role_name(r)) + ".log");
+  c.report = files.create(std::string(role_name(r)) + ".json");
+  std::vector<std::string> args = {exe,
+                                   "mpc",
+                                   "party",
+                                   "--role",
+                                   role_name(r),
+                                   "--config",
+                                   config.path.string(),
+                                   "--report-fd",
+                                   std::to_string(c.report.fd)};
   if (listen_fd >= 0) {
     args.push_back("--listen-fd");
     args.push_back(std::to_string(listen_fd));
@@ -201,31 +310,46 @@ void PartyProcesses::spawn(Role r, const std::string& exe, const fs::path& confi
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
-  int log_fd = ::open(c.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (log_fd < 0) throw IoError("cannot create " + c.log.string());
+  const std::array<int, 4> inherit = {config.fd, c.report.fd, key_fd, listen_fd};
+  const pid_t supervisor = ::getpid();
+  const pid_t group = group_;
   pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log_fd);
-    throw IoError("fork failed");
-  }
+  if (pid < 0) throw IoError("fork failed");
   if (pid == 0) {
     // Only async-signal-safe calls between fork and exec.
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    if (listen_fd >= 0) ::fcntl(listen_fd, F_SETFD, 0);  // inherit the listening socket
+    ::setpgid(0, group);  // 0: a new group, led by this first party
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != supervisor) ::_exit(127);  // it died before the line above
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(c.log.fd, 1);
+    ::dup2(c.log.fd, 2);
+    for (int fd : inherit)
+      if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
     ::execv(exe.c_str(), argv.data());
     ::_exit(127);
   }
-  ::close(log_fd);
+  ::setpgid(pid, group ? group : pid);  // also here: the group exists before the next joins it
+  if (!group_) group_ = pid;
   c.pid = pid;
   c.running = true;
 }
 
 std::string PartyProcesses::supervise(const std::optional<PartyFault>& fault,
-                                      Clock::duration stop_within) {
+                                      Clock::duration stop_within, const StopSignals& stop) {
   bool fault_done = !fault;
   std::string hung;
   for (;;) {
+    if (stop.caught()) {
+      for (Child& c : kids_)
+        if (c.running) {
+          ::kill(c.pid, SIGKILL);
+          ::waitpid(c.pid, &c.status, 0);
+          c.running = false;
+        }
+      return hung;
+    }
     bool any_running = false;
     for (Child& c : kids_) {
       if (!c.running) continue;
@@ -275,7 +399,7 @@ std::string PartyProcesses::failure_report(const std::string& hung, int64_t io_t
       msg += fmt::format(" ({:.2f} s after the first failure)",
                          std::chrono::duration<double>(c.ended - *first_failure_).count());
     }
-    std::string err = party_error(c.log);
+    std::string err = party_error(c.log.path);
     if (!err.empty() && !WIFSIGNALED(c.status)) msg += ": " + err;
   }
   if (!hung.empty())
@@ -480,31 +604,38 @@ LocalRunResult run_local(const LocalRunOptions& o) {
   ClientInput input = select_client_input(o.input, model_input_shape(folded.graph, 1));
   const PlainReference plain = plain_reference(o.model, input.images);
 
-  // 2. Session directory, listening sockets, configuration.
-  SessionDir dir(o.keep);
+  // 2. Session files, listening sockets, configuration.
+  open_standard_descriptors();
+  SessionFiles files(o.keep);
   TcpListener server_listener("127.0.0.1", 0), helper_listener("127.0.0.1", 0);
-  const PartyConfig cfg = session_config(o, dir.path(), server_listener.port(),
-                                         helper_listener.port(), veil::to_hex(hash), input.size());
+  std::array<int, 3> key_fds{};
+  const PartyConfig cfg = session_config(o, files, server_listener.port(), helper_listener.port(),
+                                         veil::to_hex(hash), input.size(), key_fds);
   const nlohmann::json cfg_json = cfg.to_json();
-  PartyConfig::from_json(cfg_json, dir.path());  // the parties' own checks, before they start
-  const fs::path config_path = dir.path() / "parties.json";
-  write_file_atomic(config_path, cfg_json.dump(2));
+  PartyConfig::from_json(cfg_json, files.base());  // the parties' own checks, before they start
+  const SessionFiles::File config = files.create("parties.json");
+  write_all(config.fd, cfg_json.dump(2), "the party configuration");
 
   // 3. The parties. A failing party flushes its queued frames on close, which an emulated
   // link delays.
+  StopSignals stop;
   PartyProcesses procs;
-  procs.spawn(Role::Client, o.veil_exe, config_path, dir.path(), -1);
-  procs.spawn(Role::Server, o.veil_exe, config_path, dir.path(), server_listener.fd());
-  procs.spawn(Role::Helper, o.veil_exe, config_path, dir.path(), helper_listener.fd());
+  procs.spawn(Role::Client, o.veil_exe, config, files, key_fds[idx(Role::Client)], -1);
+  procs.spawn(Role::Server, o.veil_exe, config, files, key_fds[idx(Role::Server)],
+              server_listener.fd());
+  procs.spawn(Role::Helper, o.veil_exe, config, files, key_fds[idx(Role::Helper)],
+              helper_listener.fd());
   const std::string hung = procs.supervise(
-      o.fault, std::chrono::milliseconds(o.io_timeout_ms) + kStopSlack + o.link.one_way_delay);
+      o.fault, std::chrono::milliseconds(o.io_timeout_ms) + kStopSlack + o.link.one_way_delay,
+      stop);
+  stop.restore();  // every party is reaped: a signal caught meanwhile ends the process here
   const double wall = std::chrono::duration<double>(Clock::now() - procs.started()).count();
-  const std::string failure = procs.failure_report(hung, o.io_timeout_ms, dir.kept());
+  const std::string failure = procs.failure_report(hung, o.io_timeout_ms, files.kept());
   if (!failure.empty()) throw ProtocolError(failure);
 
   // 4. Merge.
   std::array<PartyReport, 3> reports;
-  for (Role r : kRoles) reports[idx(r)] = read_report(procs.child(r).report);
+  for (Role r : kRoles) reports[idx(r)] = read_report(procs.child(r).report.path);
   LocalRunResult res = merge_party_reports(reports, plain, input.labels);
   res.model = o.model;
   res.model_hash = cfg.model_hash;

@@ -124,7 +124,7 @@ Links connect_links(Role me, const PartyConfig& cfg, const PartyRunOptions& opt,
   }
   std::array<PartyAddress, 3> addrs;
   for (size_t i = 0; i < 3; ++i) addrs[i] = {cfg.parties[i].host, cfg.parties[i].port};
-  Links links = connect_tcp_links(me, listener.get(), addrs, tcp);
+  Links links = connect_tcp_links(me, listener.get(), addrs, tcp, log);
   log(std::string(role_name(me)) + ": links up" + (report.tls ? " (TLS 1.3, pinned keys)" : "") +
       (cfg.link.enabled() ? ", emulating " + cfg.link.spec() + " (" + cfg.link.describe() + ")"
                           : ""));

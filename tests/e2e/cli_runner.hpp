@@ -1,14 +1,20 @@
 // Runs the real `veil` binary for end-to-end tests and captures its exit code and output.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "temp_dir.hpp"
 
@@ -44,6 +50,32 @@ inline bool have_fashion_mnist() {
   const char* env = std::getenv("VEIL_FASHION_MNIST_DIR");
   std::filesystem::path dir = env ? env : "/usr/share/datasets/fashion-mnist";
   return std::filesystem::exists(dir / "t10k-images-idx3-ubyte.gz");
+}
+
+// Polls `done` every 50 ms until it holds or `limit` passes.
+inline bool wait_until(const std::function<bool()>& done,
+                       std::chrono::steady_clock::duration limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// A port the kernel just handed out and released: a party binds it a moment later.
+inline uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
 }
 
 }  // namespace veil::testing

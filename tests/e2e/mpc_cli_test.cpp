@@ -82,6 +82,18 @@ TEST_F(MpcCli, RunMatchesPlaintextOnNpyInput) {
   EXPECT_FALSE(j["link"]["emulated"].get<bool>());
 }
 
+TEST_F(MpcCli, RunsWithItsStandardDescriptorsClosed) {
+  // With stderr closed, a listening socket or a session file would get descriptor 2, which a
+  // party's stderr (its log) replaces.
+  const fs::path out = dir_ / "closed.json";
+  const std::string cmd = std::string(VEIL_CLI_PATH) + " mpc run --model " + model_.string() +
+                          " --input " + input_.string() + " --tls --json >" + out.string() +
+                          " 2>&- <&-";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  expect_agreement(json::parse(slurp(out)), 4);
+}
+
 TEST_F(MpcCli, AnEmulatedLinkKeepsAgreementAndCostsItsDelayEveryRound) {
   auto r = run_veil("mpc run --model " + model_.string() + " --input " + input_.string() +
                         " --n 2 --batch 1 --link rtt=20,rate=1000 --json",
@@ -152,21 +164,6 @@ std::array<CliResult, 3> run_parties(const std::array<fs::path, 3>& configs,
                       dirs[i]);
     });
   return {f[0].get(), f[1].get(), f[2].get()};
-}
-
-// A port the kernel just handed out and released: the party binds it a moment later.
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
 }
 
 TEST_F(MpcCli, PartiesWithPinnedKeysAndAnImpostor) {

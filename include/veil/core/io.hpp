@@ -15,6 +15,11 @@ namespace veil {
 std::vector<uint8_t> read_file(const std::filesystem::path& path, uint64_t max_bytes);
 std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes);
 
+// Writes all of `bytes` to an open file descriptor, retrying short writes; throws IoError
+// naming `what` (e.g. a file another process inherited, which has no path to write atomically).
+void write_all(int fd, std::span<const uint8_t> bytes, const std::string& what);
+void write_all(int fd, const std::string& text, const std::string& what);
+
 // Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
 // flushed to disk and renamed over `path`. On any failure the temporary is removed and
 // `path` is untouched; on SIGTERM, SIGINT or SIGHUP too once the process installed

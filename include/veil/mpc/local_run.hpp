@@ -50,7 +50,7 @@ struct LocalRunOptions {
   int threads = 1;   // ring GEMM threads per party
   int64_t io_timeout_ms = 10000;
   LinkProfile link;
-  std::string keep;  // keep the session directory here (else a temporary one, removed)
+  std::string keep;  // keep the session files here (else memory files, never on disk)
   std::optional<PartyFault> fault;
 };
 

@@ -23,6 +23,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uint32_t kLinkHelloTag = 0xffff0001;
+// A connection a listener accepts must show within this time (at most half the io_timeout, plus
+// two one-way delays of the emulated link) that it is an expected peer, by its TLS handshake
+// with a pinned key and its hello, or it is refused: a stray connection that says nothing
+// cannot hold the listener long, nor long enough for a real peer queued behind it, which hears
+// nothing until it is accepted, to time out.
+constexpr std::chrono::milliseconds kCandidateTime{3000};
+// The hello is one byte: a larger first frame on an inbound link is refused before its payload
+// is allocated, so a stray connection cannot make the listener allocate much.
+constexpr uint64_t kHelloPayload = 1;
+constexpr int kRefusalsLogged = 10;
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -43,8 +53,10 @@ bool wait_fd(int fd, short events, std::chrono::milliseconds timeout) {
 // for io_timeout.
 class TcpChannel final : public Channel {
  public:
-  TcpChannel(int fd, TcpOptions options, std::unique_ptr<TlsSession> tls)
-      : fd_(fd), opt_(std::move(options)), tls_(std::move(tls)) {
+  // `first_data_limit` (> 0): the payload limit of the first data frame (then max_frame_payload).
+  TcpChannel(int fd, TcpOptions options, std::unique_ptr<TlsSession> tls,
+             uint64_t first_data_limit = 0)
+      : fd_(fd), opt_(std::move(options)), tls_(std::move(tls)), first_limit_(first_data_limit) {
     if (opt_.link.enabled())
       uplink_ = opt_.uplink ? opt_.uplink : std::make_shared<Uplink>(opt_.link);
     int one = 1;
@@ -81,7 +93,10 @@ class TcpChannel final : public Channel {
     count_sent(n);
   }
 
-  Message recv() override {
+  Message recv() override { return recv_before(Clock::time_point::max()); }
+
+  // recv(), which also fails at `end` (a candidate peer that has not said hello by then).
+  Message recv_before(Clock::time_point end) {
     std::unique_lock lock(mu_);
     for (;;) {
       if (!in_.empty()) {
@@ -93,11 +108,13 @@ class TcpChannel final : public Channel {
       }
       if (!recv_error_.empty()) throw ProtocolError("tcp: " + recv_error_);
       if (closed_) throw ProtocolError("tcp: recv on a closed link");
-      auto idle = Clock::now() - last_frame_;
+      const auto now = Clock::now();
+      const auto idle = now - last_frame_;
       if (idle >= opt_.io_timeout)
         throw ProtocolError("tcp: nothing from the peer for " +
                             std::to_string(opt_.io_timeout.count()) + " ms (peer hung?)");
-      in_cv_.wait_for(lock, opt_.io_timeout - idle);
+      if (now >= end) throw ProtocolError("tcp: no hello from the peer in time");
+      in_cv_.wait_for(lock, std::min<Clock::duration>(opt_.io_timeout - idle, end - now));
     }
   }
 
@@ -200,7 +217,7 @@ class TcpChannel final : public Channel {
       FrameHeader h;
       try {
         h = parse_frame_header(std::span<const uint8_t>(header, sizeof(header)),
-                               opt_.max_frame_payload);
+                               first_limit_ && !got_data_ ? first_limit_ : opt_.max_frame_payload);
       } catch (const MalformedInput& e) {
         fail_recv(std::string("peer sent a malformed frame: ") + e.what());
         ::shutdown(fd_, SHUT_RDWR);
@@ -211,6 +228,7 @@ class TcpChannel final : public Channel {
       m.depth = h.depth;
       m.payload.resize(h.length);  // bounded by max_frame_payload, checked above
       if (!read_exact(m.payload.data(), m.payload.size())) return;
+      got_data_ = got_data_ || h.kind == FrameKind::Data;
       {
         std::lock_guard lock(mu_);
         last_frame_ = Clock::now();
@@ -315,6 +333,8 @@ class TcpChannel final : public Channel {
   std::unique_ptr<TlsSession> tls_;
   std::vector<uint8_t> plain_;  // decrypted bytes not yet consumed (receiver thread only)
   size_t plain_pos_ = 0;
+  const uint64_t first_limit_;
+  bool got_data_ = false;  // receiver thread only
   bool tls_primed_ = false;
   bool tls_closed_ = false;
   bool flush_ = false;  // the TLS engine has records to send (guarded by mu_)
@@ -352,9 +372,11 @@ AddrInfo resolve(const std::string& host, uint16_t port, bool passive) {
   return ai;
 }
 
-}  // namespace
-
-std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options, bool tls_client) {
+// make_tcp_channel with the TLS handshake bounded by `handshake_timeout` and the first data
+// frame's payload by `first_data_limit` (0: max_frame_payload).
+std::unique_ptr<TcpChannel> open_channel(int fd, const TcpOptions& options, bool tls_client,
+                                         std::chrono::milliseconds handshake_timeout,
+                                         uint64_t first_data_limit) {
   std::unique_ptr<TlsSession> tls;
   try {
     options.link.validate();
@@ -364,13 +386,60 @@ std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options, boo
       throw InvalidArgument("tcp: the shared uplink's profile differs from the link's");
     if (options.tls) {
       tls = std::make_unique<TlsSession>(*options.tls, tls_client, options.tls_accept);
-      tls->handshake(fd, static_cast<int>(options.connect_timeout.count()));
+      tls->handshake(fd, static_cast<int>(handshake_timeout.count()));
     }
   } catch (...) {
     ::close(fd);
     throw;
   }
-  return std::make_unique<TcpChannel>(fd, options, std::move(tls));
+  return std::make_unique<TcpChannel>(fd, options, std::move(tls), first_data_limit);
+}
+
+struct Accepted {
+  int fd = -1;
+  std::string peer;  // numeric address:port, for the log
+};
+
+// One connection from the listening socket within `timeout`; fd -1 if none came.
+Accepted accept_within(int listen_fd, std::chrono::milliseconds timeout) {
+  Accepted a;
+  if (!wait_fd(listen_fd, POLLIN, std::max(timeout, std::chrono::milliseconds(1)))) return a;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  a.fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+  if (a.fd < 0) throw IoError("tcp: accept failed: " + errno_text());
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+  if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+    a.peer = std::string(host) + ":" + serv;
+  return a;
+}
+
+// An accepted connection becomes the link of the peer it proves to be (a lower role not yet
+// linked, authenticated with that role's pinned key under TLS) by `end`; throws otherwise.
+std::pair<size_t, std::unique_ptr<Channel>> admit(
+    int fd, Role me, const TcpOptions& in, const std::array<std::unique_ptr<Channel>, 3>& links,
+    Clock::time_point end) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+  auto ch = open_channel(fd, in, /*tls_client=*/false, std::max(left, std::chrono::milliseconds(1)),
+                         kHelloPayload);
+  Message hello = ch->recv_before(end);
+  if (hello.tag != kLinkHelloTag || hello.payload.size() != 1 ||
+      hello.payload[0] >= static_cast<uint8_t>(me) || links[hello.payload[0]])
+    throw ProtocolError("tcp: not a hello from a party expected here");
+  const size_t role = hello.payload[0];
+  // With TLS, the role a peer claims must be the one its key is pinned for.
+  if (in.tls && ch->peer_fingerprint() != normalize_fingerprint(in.tls->peer_fingerprints[role]))
+    throw ProtocolError(std::string("tcp: a peer claimed to be the ") +
+                        role_name(static_cast<Role>(role)) +
+                        " but authenticated with another party's key");
+  return {role, std::move(ch)};
+}
+
+}  // namespace
+
+std::unique_ptr<Channel> make_tcp_channel(int fd, const TcpOptions& options, bool tls_client) {
+  return open_channel(fd, options, tls_client, options.connect_timeout, 0);
 }
 
 TcpListener::TcpListener(int listening_fd) : fd_(listening_fd) {
@@ -412,10 +481,9 @@ TcpListener::~TcpListener() {
 
 std::unique_ptr<Channel> TcpListener::accept(const TcpOptions& options,
                                              std::chrono::milliseconds timeout) {
-  if (!wait_fd(fd_, POLLIN, timeout))
+  const int fd = accept_within(fd_, timeout).fd;
+  if (fd < 0)
     throw ProtocolError("tcp: no peer connected within " + std::to_string(timeout.count()) + " ms");
-  int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  if (fd < 0) throw IoError("tcp: accept failed: " + errno_text());
   return make_tcp_channel(fd, options, /*tls_client=*/false);
 }
 
@@ -440,9 +508,9 @@ std::unique_ptr<Channel> tcp_connect(const std::string& host, uint16_t port,
   }
 }
 
-std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* listener,
-                                                          const std::array<PartyAddress, 3>& addrs,
-                                                          const TcpOptions& options) {
+std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(
+    Role me, TcpListener* listener, const std::array<PartyAddress, 3>& addrs,
+    const TcpOptions& options, const std::function<void(const std::string&)>& log) {
   std::array<std::unique_ptr<Channel>, 3> links;
   // Both links leave through the party's one uplink, as with netem on its interface.
   TcpOptions shared = options;
@@ -472,26 +540,40 @@ std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* 
   if (in.tls)
     for (int peer = 0; peer < static_cast<int>(me); ++peer)
       in.tls_accept.push_back(in.tls->peer_fingerprints[static_cast<size_t>(peer)]);
+  // Connections that are not an expected peer (a port scan, a stray client, an unknown key) are
+  // refused one at a time, each within kCandidateTime, until the expected peers are linked or
+  // connect_timeout passed: so they cannot keep the party past its timeout, and hold at most one
+  // socket (plus the kernel's backlog) and a frame of kHelloPayload bytes.
   const auto deadline = Clock::now() + options.connect_timeout;
-  for (int i = 0; i < expected_inbound; ++i) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    std::unique_ptr<Channel> ch;
+  const auto candidate_time =
+      std::min(kCandidateTime, options.io_timeout / 2) + 2 * options.link.one_way_delay;
+  int refused = 0;
+  for (int linked = 0; linked < expected_inbound;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    Accepted a;
     try {
-      ch = listener->accept(in, std::max(left, std::chrono::milliseconds(1)));
+      // Nothing is accepted once the time is up, however many connections are waiting.
+      if (left.count() > 0) a = accept_within(listener->fd(), left);
     } catch (const Error& e) {
       throw ProtocolError(std::string("incoming link: ") + e.what());
     }
-    Message hello = ch->recv();
-    if (hello.tag != kLinkHelloTag || hello.payload.size() != 1 ||
-        hello.payload[0] >= static_cast<uint8_t>(me) || links[hello.payload[0]])
-      throw ProtocolError("tcp: unexpected peer on the listening socket");
-    // With TLS, the role a peer claims must be the one its key is pinned for.
-    if (in.tls && ch->peer_fingerprint() !=
-                      normalize_fingerprint(in.tls->peer_fingerprints[hello.payload[0]]))
-      throw ProtocolError(std::string("tcp: a peer claimed to be the ") +
-                          role_name(static_cast<Role>(hello.payload[0])) +
-                          " but authenticated with another party's key");
-    links[hello.payload[0]] = std::move(ch);
+    if (a.fd < 0)
+      throw ProtocolError(
+          "incoming link: tcp: no " + std::string(refused ? "expected " : "") +
+          "peer connected within " + std::to_string(options.connect_timeout.count()) + " ms" +
+          (refused ? " (" + std::to_string(refused) + " other connections refused)" : ""));
+    try {
+      auto [role, ch] = admit(a.fd, me, in, links,
+                              std::min<Clock::time_point>(deadline, Clock::now() + candidate_time));
+      links[role] = std::move(ch);
+      ++linked;
+    } catch (const Error& e) {
+      // A line each for the first few; a flood is only counted (in the timeout's error).
+      if (++refused <= kRefusalsLogged && log)
+        log(std::string(role_name(me)) + ": refused a connection from " + a.peer + ": " + e.what() +
+            (refused == kRefusalsLogged ? " (further ones are not logged)" : ""));
+    }
   }
   return links;
 }

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <mutex>
 
 #include "veil/core/error.hpp"
@@ -54,6 +55,16 @@ std::string key_fingerprint(EVP_PKEY* key) {
   OPENSSL_free(der);
   if (ok != 1) throw Error("OpenSSL: SHA-256 failed");
   return "sha256:" + veil::to_hex(digest);
+}
+
+// The private key as PEM in a memory BIO (the caller frees it).
+BIO* pem_bio(EVP_PKEY* key) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio || PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    BIO_free(bio);
+    throw Error("OpenSSL: cannot encode the private key: " + openssl_error());
+  }
+  return bio;
 }
 
 }  // namespace
@@ -100,12 +111,7 @@ std::shared_ptr<TlsIdentity> TlsIdentity::load(const std::filesystem::path& pem)
 }
 
 void TlsIdentity::save(const std::filesystem::path& pem) const {
-  BIO* bio = BIO_new(BIO_s_mem());
-  if (!bio ||
-      PEM_write_bio_PrivateKey(bio, as_key(key_), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-    BIO_free(bio);
-    throw Error("OpenSSL: cannot encode the private key: " + openssl_error());
-  }
+  BIO* bio = pem_bio(as_key(key_));
   char* data = nullptr;
   long len = BIO_get_mem_data(bio, &data);
   // Not write_file_atomic: a private key must never exist on disk with a wider mode than 0600,
@@ -120,6 +126,14 @@ void TlsIdentity::save(const std::filesystem::path& pem) const {
     ::unlink(tmp.c_str());
     throw IoError("cannot write " + pem.string() + ": " + std::strerror(errno));
   }
+}
+
+void TlsIdentity::write_pem(int fd) const {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(pem_bio(as_key(key_)), &BIO_free);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  write_all(fd, std::span(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(len)),
+            "a private key");
 }
 
 void TlsIdentity::make_certificate() {

@@ -15,6 +15,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,9 +85,13 @@ struct PartyAddress {
 // nothing and `listener` may be null for it; the server and helper pass their listener (bound to
 // their address). The connecting side announces its role in the first frame. With TLS, every
 // link must authenticate with the key pinned for the role it claims. With options.link set, both
-// links send through one emulated uplink (options.uplink, or a new one).
-std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(Role me, TcpListener* listener,
-                                                          const std::array<PartyAddress, 3>& addrs,
-                                                          const TcpOptions& options = {});
+// links send through one emulated uplink (options.uplink, or a new one). A connection to the
+// listener that is not an expected peer (no hello, a bad one, a role already linked, a key not
+// pinned) is refused with one line to `log` and the listener goes on accepting until the
+// expected peers are linked or options.connect_timeout passes; each such connection gets a few
+// seconds at most, one at a time.
+std::array<std::unique_ptr<Channel>, 3> connect_tcp_links(
+    Role me, TcpListener* listener, const std::array<PartyAddress, 3>& addrs,
+    const TcpOptions& options = {}, const std::function<void(const std::string&)>& log = {});
 
 }  // namespace veil::mpc

@@ -33,6 +33,8 @@ class TlsIdentity {
   static std::shared_ptr<TlsIdentity> generate();
   // Writes the private key as PEM (mode 0600, atomically).
   void save(const std::filesystem::path& pem) const;
+  // Writes the private key as PEM to an open file (e.g. a memory file a party inherits).
+  void write_pem(int fd) const;
 
   const std::string& fingerprint() const { return fingerprint_; }
   void* key() const { return key_; }    // EVP_PKEY*
