@@ -144,6 +144,7 @@ void print_run(const mpc::LocalRunResult& r) {
       "model {} (structure {}), {} images, batch {}, f = {}, DReLU s = {} k = {}{}\n", r.model,
       r.model_hash.substr(0, 16), n, r.batch, r.frac_bits, r.drelu.num_lsb_to_ignore,
       r.drelu.comparison_bits_ignored, r.tls ? ", TLS 1.3" : "");
+  if (!r.range_check.empty()) std::cout << r.range_check << "\n";
   std::cout << (r.link.enabled() ? fmt::format("link: {} ({}), emulated in-process\n",
                                                r.link.spec(), r.link.describe())
                                  : std::string("link: loopback, not shaped\n"));

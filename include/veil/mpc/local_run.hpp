@@ -86,6 +86,7 @@ struct LocalRunResult {
   int64_t batch = 0;
   int64_t batches = 0;
   int frac_bits = 0;
+  std::string range_check;  // the server's fixed-point range verdict (range_check.hpp)
   DreluParams drelu;
   bool tls = false;
   LinkProfile link;

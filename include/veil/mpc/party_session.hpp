@@ -46,6 +46,7 @@ struct PartyReport {
   ChannelStats setup_stats;  // counters after setup
   ChannelStats run_stats;    // counters of the batches alone
   uint32_t rounds = 0;       // clock advance over all batches
+  std::string range_check;   // server: the fixed-point range check's verdict (range_check.hpp)
   std::vector<BatchCost> batches;
   std::vector<LayerCost> layers;  // summed over batches, in graph order
   // Client only.
