@@ -484,8 +484,11 @@ RangeReport check_fixed_point_range(const model::Model& model, const SecureModel
   estimate.worst_case = *bound.first_failure();
   const RangeCheck* bad = estimate.first_failure();
   if (!bad) return estimate;
-  std::string advice = "no frac_bits fits: the weights are too large for Z_2^64";
-  for (int f = frac_bits - 1; f >= 0; --f)
+  std::string advice = fmt::format(
+      "no frac_bits from {} up fits (fewer would round the weights away): the model's values are "
+      "too large for Z_2^64",
+      kMinUsefulFracBits);
+  for (int f = frac_bits - 1; f >= kMinUsefulFracBits; --f)
     if (!analyze_ranges(secure, input, f, drelu, &observed).first_failure()) {
       advice = fmt::format("frac_bits {} would fit", f);
       break;

@@ -42,6 +42,9 @@ namespace veil::mpc {
 // Headroom below 2^63 for the products before a local truncation: a product bounded by
 // 2^(63 - 20) fails to truncate with probability at most 2^-20 per element in the worst case.
 inline constexpr int kTruncationMarginBits = 20;
+// The smallest frac_bits a refusal suggests instead: below, weights of typical size (~0.01-1)
+// keep only a few significant bits.
+inline constexpr int kMinUsefulFracBits = 8;
 // Probe inputs of the estimate (check_fixed_point_range, step 2).
 inline constexpr int kRangeProbes = 16;
 
