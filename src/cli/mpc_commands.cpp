@@ -239,6 +239,9 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--n", ra->opt.input.n, "Number of test images (0 = all)");
   run->add_option("--offset", ra->opt.input.offset, "First test image");
   run->add_option("--batch", ra->opt.batch, "Images per secure batch")->check(CLI::Range(1, 4096));
+  run->add_option("--input-range", ra->opt.input_range,
+                  "LO,HI: the raw input range the overflow check assumes (default: the model's "
+                  "veil.input.range, or 0,1)");
   run->add_option("--frac-bits", ra->opt.frac_bits, "Fixed-point fractional bits")
       ->check(CLI::Range(1, 30));
   run->add_flag("--approx", ra->approx, "Approximate DReLU (s = 5, k = 48 as in the reference)");

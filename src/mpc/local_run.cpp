@@ -107,6 +107,7 @@ PartyConfig session_config(const LocalRunOptions& o, const fs::path& dir, uint16
   cfg.input.n = n;
   cfg.batch = o.batch;
   cfg.frac_bits = o.frac_bits;
+  cfg.input_range = o.input_range;
   cfg.drelu = o.drelu;
   cfg.threads = o.threads;
   cfg.io_timeout_ms = o.io_timeout_ms;
@@ -478,6 +479,7 @@ LocalRunResult run_local(const LocalRunOptions& o) {
 
   // 1. The images and the plaintext reference (the original, unfolded model).
   model::Model folded = load_model_for_mpc(o.model);
+  if (!o.input_range.empty()) folded.metadata["veil.input.range"] = o.input_range;
   // The server party checks the same; refusing here gives one error line.
   const RangeReport range =
       check_fixed_point_range(folded, SecureModel(folded.graph), o.frac_bits, o.drelu);

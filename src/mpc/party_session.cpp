@@ -347,6 +347,8 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   std::string refusal;
   if (me == Role::Server) {
     model = load_model_for_mpc(cfg.model);
+    // The structure carries the range to the client, which enforces it.
+    if (!cfg.input_range.empty()) model.metadata["veil.input.range"] = cfg.input_range;
     try {
       report.range_check = describe_range(
           check_fixed_point_range(model, SecureModel(model.graph), params.frac_bits, params.drelu));

@@ -383,16 +383,20 @@ std::string bits_text(double bits) {
 
 double Interval::magnitude() const { return std::max(std::fabs(lo), std::fabs(hi)); }
 
-InputRange input_range_of(const model::Model& model) {
-  auto it = model.metadata.find("veil.input.range");
-  if (it == model.metadata.end()) return {};
-  std::istringstream in(it->second);
+InputRange parse_input_range(const std::string& text, const std::string& what) {
+  std::istringstream in(text);
   InputRange r;
   char comma = 0;
   if (!(in >> r.lo >> comma >> r.hi) || comma != ',' || !(in >> std::ws).eof() ||
       !std::isfinite(r.lo) || !std::isfinite(r.hi) || r.lo > r.hi)
-    throw InvalidArgument("the model's veil.input.range must be \"LO,HI\" with LO <= HI");
+    throw InvalidArgument(what + " must be \"LO,HI\" with LO <= HI");
   return r;
+}
+
+InputRange input_range_of(const model::Model& model) {
+  auto it = model.metadata.find("veil.input.range");
+  if (it == model.metadata.end()) return {};
+  return parse_input_range(it->second, "the model's veil.input.range");
 }
 
 void check_input_range(const Tensor& images, const InputRange& range) {

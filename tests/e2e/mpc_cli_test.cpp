@@ -240,6 +240,27 @@ TEST_F(MpcCli, PartiesWithPinnedKeysAndAnImpostor) {
   }
 }
 
+// The overflow check assumes raw inputs in [0, 1] unless told otherwise; an image outside is
+// refused (the check would not cover it), and `--input-range` declares another range.
+TEST_F(MpcCli, InputsOutsideTheCheckedRangeAreRefusedUnlessDeclared) {
+  Tensor x({2, 1, 28, 28});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = i % 97 == 0 ? 1.5f : 0.5f;
+  data::write_npy(dir_ / "wide.npy", x);
+  const std::string base =
+      "mpc run --model " + model_.string() + " --input " + (dir_ / "wide.npy").string();
+  auto r = run_veil(base, dir_);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("outside [0, 1], the input range the server's overflow check assumed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_veil(base + " --input-range 0,1.5 --json", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  expect_agreement(j, 2);
+  EXPECT_NE(j["range_check"].get<std::string>().find("fixed point f = 12"), std::string::npos);
+}
+
 // Issue 14: a model whose last layer is scaled by 1e12 overflows Z_2^64 in the product before
 // truncation. It used to run to the end with wrong logits and exit 0; now `mpc run` refuses it
 // with one line naming the layer, and in a networked session every party exits non-zero with

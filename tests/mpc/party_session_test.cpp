@@ -187,6 +187,22 @@ TEST_F(PartySession, TheClientRefusesImagesOutsideTheCheckedRange) {
   EXPECT_NE(s.errors[2], "");
 }
 
+// A declared range travels to the client in the structure: images in [0, 1.5] now pass.
+TEST_F(PartySession, ADeclaredInputRangeIsWhatTheServerChecksAndTheClientEnforces) {
+  for (int64_t i = 0; i < images_.numel(); i += 50) images_.data()[i] = 1.5f;
+  data::write_npy(dir_ / "x.npy", images_);
+  cfg_.input_range = "0,1.5";
+  Session s = run_three(cfg_);
+  expect_matches_plaintext(s, plaintext());
+  EXPECT_NE(s.reports[1].range_check.find("fixed point f = 12"), std::string::npos);
+
+  cfg_.input_range = "0,1.25";  // the server assumes less than the client sends
+  s = run_three(cfg_);
+  EXPECT_NE(s.errors[0].find("outside [0, 1.25]"), std::string::npos) << s.errors[0];
+  EXPECT_NE(s.errors[1], "");
+  EXPECT_NE(s.errors[2], "");
+}
+
 TEST_F(PartySession, TheServerReportsTheRangeCheck) {
   Session s = run_three(cfg_);
   for (const auto& e : s.errors) ASSERT_EQ(e, "");

@@ -57,8 +57,11 @@ struct Interval {
 struct InputRange {
   double lo = 0, hi = 1;
 };
+// "LO,HI": two finite numbers with LO <= HI; throws InvalidArgument naming `what` otherwise.
+InputRange parse_input_range(const std::string& text, const std::string& what);
 // "veil.input.range" from the metadata, [0, 1] when absent; throws InvalidArgument on a bad
-// value (not two finite numbers with lo <= hi).
+// value. A session's declared range (PartyConfig::input_range, `mpc run --input-range`) is
+// written there by the server, so the client enforces what the server assumed.
 InputRange input_range_of(const model::Model& model);
 // Throws InvalidArgument when an image value lies outside `range` (or is not finite): the
 // overflow check assumed it does not.
