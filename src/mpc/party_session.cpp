@@ -339,7 +339,8 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   report.role = me;
   const auto t_setup = Clock::now();
 
-  // Everything that can fail locally fails before any connection is made.
+  // Everything that can fail locally fails before any connection is made, except the server's
+  // refusal of the model: the others must learn why, so it waits for the links.
   model::Model model;
   ClientInput input;
   SessionParams params = cfg.session_params();
@@ -353,7 +354,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
       report.range_check = describe_range(
           check_fixed_point_range(model, SecureModel(model.graph), params.frac_bits, params.drelu));
       log("server: " + report.range_check);
-    } catch (const InvalidArgument& e) {
+    } catch (const Error& e) {  // InvalidArgument: overflow; others: a value it cannot bound
       refusal = e.what();
     }
   }
