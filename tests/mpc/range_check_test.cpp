@@ -111,6 +111,31 @@ TEST(RangeCheck, IntervalBoundsContainEveryOutputOfRandomInputs) {
   }
 }
 
+// The bounds are on the ring computation: the secure run's decoded logits stay inside too.
+TEST(RangeCheck, TheSecureRunStaysInsideTheBounds) {
+  TestRng rng;
+  for (int trial = 0; trial < 3; ++trial) {
+    model::Model m = random_layers(rng, 4);
+    SecureModel secure(m.graph);
+    const Interval b = analyze_ranges(secure, {{0, 1}}, kF, {}).outputs.at("mm");
+    std::vector<float> v(4 * 3 * 7 * 7);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = i < 147 ? 1.0f : on_grid(rng.uniform(0, 1));
+    const Tensor x = Tensor::from_floats({4, 3, 7, 7}, v);
+    SessionParams sp;
+    sp.frac_bits = kF;
+    Tensor logits;
+    run_local_session(sp, [&](Party& p) {
+      Tensor out = secure.run(p, p.is(Role::Client) ? x : Tensor(x.shape()));
+      if (p.is(Role::Client)) logits = out;
+    });
+    ASSERT_EQ(logits.numel(), 16);
+    for (float y : logits.to_floats()) {
+      EXPECT_GE(y, b.lo);
+      EXPECT_LE(y, b.hi);
+    }
+  }
+}
+
 // For one dense layer the interval bound is attained: at the corner x_k = hi where w_k > 0.
 TEST(RangeCheck, TheBoundOfOneLayerIsTight) {
   TestRng rng;
