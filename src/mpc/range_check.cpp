@@ -165,6 +165,16 @@ class Analysis {
     }
   };
 
+  // Output channel i's bias: one per channel, one for all, or none.
+  static double bias_of(const model::LoweredOp& op, const std::vector<double>& b, int64_t i,
+                        int64_t channels) {
+    if (b.empty()) return 0;
+    if (b.size() == 1) return b[0];
+    if (static_cast<int64_t>(b.size()) != channels)
+      throw Unsupported(op.describe() + ": bias must have one value per output");
+    return b[static_cast<size_t>(i)];
+  }
+
   // The product, its truncation (one ulp either way) and the server's bias.
   Interval finish(const Accumulator& a, double bias, double& product) const {
     product = std::max({product, std::fabs(a.lo), std::fabs(a.hi)});
@@ -193,14 +203,14 @@ class Analysis {
     Channels y(static_cast<size_t>(out_ch));
     double product = 0;
     for (int64_t o = 0; o < out_ch; ++o) {
-      const int64_t g = o / out_per_group;
+      const int64_t g = std::min(o / out_per_group, groups - 1);
       Accumulator a;
       for (int64_t ci = 0; ci < per_group; ++ci) {
         const Interval& xi = x[static_cast<size_t>(g * per_group + ci)];
         const double* wk = w.data() + (o * per_group + ci) * taps;
         for (int64_t k = 0; k < taps; ++k) a.add(wk[k], xi);
       }
-      y[static_cast<size_t>(o)] = finish(a, b.empty() ? 0.0 : b[static_cast<size_t>(o)], product);
+      y[static_cast<size_t>(o)] = finish(a, bias_of(op, b, o, out_ch), product);
     }
     check(op, "product before truncation", product, 2, kRingBits - kTruncationMarginBits);
     return y;
@@ -225,8 +235,7 @@ class Analysis {
       for (int64_t k = 0; k < k_dim; ++k)
         a.add(w[static_cast<size_t>(trans ? m * k_dim + k : k * m_dim + m)],
               x[static_cast<size_t>(k)]);
-      const double bias = b.empty() ? 0.0 : b[b.size() == 1 ? 0 : static_cast<size_t>(m)];
-      y[static_cast<size_t>(m)] = finish(a, bias, product);
+      y[static_cast<size_t>(m)] = finish(a, bias_of(op, b, m, m_dim), product);
     }
     check(op, "product before truncation", product, 2, kRingBits - kTruncationMarginBits);
     return y;
