@@ -158,6 +158,7 @@ void print_run(const mpc::LocalRunResult& r) {
       "model {} (structure {}), {} images, batch {}, f = {}, DReLU s = {} k = {}{}\n",
       printable(r.model), r.model_hash.substr(0, 16), n, r.batch, r.frac_bits,
       r.drelu.num_lsb_to_ignore, r.drelu.comparison_bits_ignored, r.tls ? ", TLS 1.3" : "");
+  if (!r.range_check.empty()) std::cout << printable(r.range_check) << "\n";
   std::cout << (r.link.enabled() ? fmt::format("link: {} ({}), emulated in-process\n",
                                                r.link.spec(), r.link.describe())
                                  : std::string("link: loopback, not shaped\n"));
@@ -299,6 +300,9 @@ void add_mpc_commands(CLI::App& app) {
       ->check(in_range<int64_t>(0, int64_t{1} << 31));
   run->add_option("--batch", ra->opt.batch, "Images per secure batch")
       ->check(in_range<int64_t>(1, 4096));
+  run->add_option("--input-range", ra->opt.input_range,
+                  "LO,HI: the raw input range the overflow check assumes (default: the model's "
+                  "veil.input.range, or 0,1)");
   run->add_option("--frac-bits", ra->opt.frac_bits, "Fixed-point fractional bits")
       ->check(in_range(1, 30));
   run->add_flag("--approx", ra->approx, "Approximate DReLU (s = 5, k = 48 as in the reference)");

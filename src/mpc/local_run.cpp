@@ -26,6 +26,7 @@
 #include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/protocols/private_compare.hpp"
 #include "veil/mpc/public_model.hpp"
+#include "veil/mpc/range_check.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/preprocess.hpp"
 
@@ -143,6 +144,7 @@ PartyConfig session_config(const LocalRunOptions& o, SessionFiles& files, uint16
   cfg.input.n = n;
   cfg.batch = o.batch;
   cfg.frac_bits = o.frac_bits;
+  cfg.input_range = o.input_range;
   cfg.drelu = o.drelu;
   cfg.threads = o.threads;
   cfg.io_timeout_ms = o.io_timeout_ms;
@@ -506,6 +508,7 @@ json LocalRunResult::to_json() const {
   out["batch"] = batch;
   out["batches"] = batches;
   out["frac_bits"] = frac_bits;
+  out["range_check"] = range_check;
   out["drelu"] = {{"num_lsb_to_ignore", drelu.num_lsb_to_ignore},
                   {"comparison_bits_ignored", drelu.comparison_bits_ignored}};
   out["tls"] = tls;
@@ -600,8 +603,13 @@ LocalRunResult run_local(const LocalRunOptions& o) {
 
   // 1. The images and the plaintext reference (the original, unfolded model).
   model::Model folded = load_model_for_mpc(o.model);
+  if (!o.input_range.empty()) folded.metadata["veil.input.range"] = o.input_range;
+  // The server party checks the same; refusing here gives one error line.
+  const RangeReport range =
+      check_fixed_point_range(folded, SecureModel(folded.graph), o.frac_bits, o.drelu);
   const auto hash = structure_hash(folded.graph);
   ClientInput input = select_client_input(o.input, model_input_shape(folded.graph, 1));
+  check_input_range(input.images, input_range_of(folded));
   const PlainReference plain = plain_reference(o.model, input.images);
 
   // 2. Session files, listening sockets, configuration.
@@ -641,6 +649,7 @@ LocalRunResult run_local(const LocalRunOptions& o) {
   res.model_hash = cfg.model_hash;
   res.batch = o.batch;
   res.frac_bits = o.frac_bits;
+  res.range_check = describe_range(range);
   res.drelu = o.drelu;
   res.tls = o.tls;
   res.link = o.link;

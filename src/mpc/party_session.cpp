@@ -14,6 +14,7 @@
 #include "veil/mpc/network/tcp_channel.hpp"
 #include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/public_model.hpp"
+#include "veil/mpc/range_check.hpp"
 #include "veil/nn/preprocess.hpp"
 
 namespace veil::mpc {
@@ -24,6 +25,9 @@ using nlohmann::json;
 
 // Raw-link tag of the structure message (sent before the Party handshake).
 constexpr uint32_t kStructureTag = 0xffff0002;
+// Instead of the structure: the server refuses the session (its error message as payload).
+constexpr uint32_t kRefusalTag = 0xffff0003;
+constexpr size_t kMaxRefusalBytes = 4096;
 constexpr uint64_t kMaxBatches = 10'000'000;
 constexpr int64_t kMaxBatchSize = 4096;
 
@@ -133,14 +137,30 @@ Links connect_links(Role me, const PartyConfig& cfg, const PartyRunOptions& opt,
 
 // Step 2: the server sends the model's public structure, the others rebuild the graph from it;
 // every party checks the structure hash against the configuration's pin and returns it.
+// A server that refuses the model (`refusal`: the reason) tells the others instead, so that all
+// three fail with the reason.
 std::array<uint8_t, 32> share_structure(Role me, const PartyConfig& cfg, Links& links,
-                                        model::Model& model, PartyReport& report) {
+                                        model::Model& model, PartyReport& report,
+                                        const std::string& refusal) {
   if (me == Role::Server) {
+    if (!refusal.empty()) {
+      for (Role peer : other_roles(me))
+        links[static_cast<size_t>(peer)]->send(
+            {kRefusalTag, 0, Bytes(refusal.begin(), refusal.end())});
+      throw InvalidArgument(refusal);
+    }
     std::vector<uint8_t> bytes = public_model_to_bytes(model);
     for (Role peer : other_roles(me))
       links[static_cast<size_t>(peer)]->send({kStructureTag, 0, Bytes(bytes.begin(), bytes.end())});
   } else {
     Message m = links[static_cast<size_t>(Role::Server)]->recv();
+    if (m.tag == kRefusalTag) {
+      std::string why(m.payload.begin(),
+                      m.payload.begin() + std::min(m.payload.size(), kMaxRefusalBytes));
+      for (char& c : why)  // the server's text goes to a terminal
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+      throw ProtocolError("the server refused the model: " + why);
+    }
     if (m.tag != kStructureTag)
       throw ProtocolError("the server did not start with the model structure");
     model = public_model_from_bytes(m.payload);
@@ -250,6 +270,7 @@ json PartyReport::to_json() const {
   j["setup"] = stats_json(setup_stats);
   j["run"] = stats_json(run_stats);
   j["rounds"] = rounds;
+  if (!range_check.empty()) j["range_check"] = range_check;
   j["batches"] = json::array();
   for (const auto& b : batches)
     j["batches"].push_back({{"size", b.size},
@@ -290,6 +311,7 @@ PartyReport PartyReport::from_json(const json& j) {
     r.setup_stats = stats_from_json(j.at("setup"));
     r.run_stats = stats_from_json(j.at("run"));
     r.rounds = j.at("rounds").get<uint32_t>();
+    if (j.contains("range_check")) r.range_check = j.at("range_check").get<std::string>();
     for (const json& b : j.at("batches"))
       r.batches.push_back({b.at("size").get<int64_t>(), b.at("seconds").get<double>(),
                            b.at("rounds").get<uint32_t>(), b.at("bytes_sent").get<uint64_t>()});
@@ -318,20 +340,34 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   report.role = me;
   const auto t_setup = Clock::now();
 
-  // Everything that can fail locally fails before any connection is made.
+  // Everything that can fail locally fails before any connection is made, except the server's
+  // refusal of the model: the others must learn why, so it waits for the links.
   model::Model model;
   ClientInput input;
-  if (me == Role::Server) model = load_model_for_mpc(cfg.model);
+  SessionParams params = cfg.session_params();
+  // The server's fixed-point check; a refusal is sent to the others once the links are up.
+  std::string refusal;
+  if (me == Role::Server) {
+    model = load_model_for_mpc(cfg.model);
+    // The structure carries the range to the client, which enforces it.
+    if (!cfg.input_range.empty()) model.metadata["veil.input.range"] = cfg.input_range;
+    try {
+      report.range_check = describe_range(
+          check_fixed_point_range(model, SecureModel(model.graph), params.frac_bits, params.drelu));
+      log("server: " + report.range_check);
+    } catch (const Error& e) {  // InvalidArgument: overflow; others: a value it cannot bound
+      refusal = e.what();
+    }
+  }
   if (me == Role::Client) input = select_client_input(cfg.input);
 
   Links links = connect_links(me, cfg, opt, report, log);
-  const std::array<uint8_t, 32> hash = share_structure(me, cfg, links, model, report);
+  const std::array<uint8_t, 32> hash = share_structure(me, cfg, links, model, report, refusal);
   SecureModelOptions smo;
   smo.threads = cfg.threads;
   SecureModel secure(model.graph, smo);
 
   // Step 3: the handshake checks parameters and hashes pairwise and agrees on the seeds.
-  SessionParams params = cfg.session_params();
   params.model_hash = hash;
   Party party(me, std::move(links), params);
   report.setup_stats = party.stats();
@@ -340,6 +376,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   const std::vector<uint64_t> plan = exchange_batch_plan(party, input.size(), cfg.batch);
   if (me == Role::Client) {
     check_input_shape(input.images, model_input_shape(model.graph, input.size()));
+    check_input_range(input.images, input_range_of(model));  // what the server's check assumed
     nn::normalization_of(model).apply(input.images);
     report.labels = input.labels;
   }

@@ -117,7 +117,7 @@ model::Attribute attribute_from(const json& j, int64_t& budget, const std::strin
 
 bool is_public_metadata_key(const std::string& key) {
   return key == "veil.normalize.mean" || key == "veil.normalize.std" || key == "veil.class_names" ||
-         key == "veil.dataset" || key == "veil.arch";
+         key == "veil.dataset" || key == "veil.arch" || key == "veil.input.range";
 }
 
 json public_model_to_json(const model::Model& m) {

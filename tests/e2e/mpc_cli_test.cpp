@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -234,6 +235,69 @@ TEST_F(MpcCli, PartiesWithPinnedKeysAndAnImpostor) {
         << rs[2].err;
     EXPECT_EQ(rs[0].out.find("image 0"), std::string::npos);  // the client got no result
   }
+}
+
+// The overflow check assumes raw inputs in [0, 1] unless told otherwise; an image outside is
+// refused (the check would not cover it), and `--input-range` declares another range.
+TEST_F(MpcCli, InputsOutsideTheCheckedRangeAreRefusedUnlessDeclared) {
+  Tensor x({2, 1, 28, 28});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = i % 97 == 0 ? 1.5f : 0.5f;
+  data::write_npy(dir_ / "wide.npy", x);
+  const std::string base =
+      "mpc run --model " + model_.string() + " --input " + (dir_ / "wide.npy").string();
+  auto r = run_veil(base, dir_);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("outside [0, 1], the input range the server's overflow check assumed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_veil(base + " --input-range 0,1.5 --json", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  expect_agreement(j, 2);
+  EXPECT_NE(j["range_check"].get<std::string>().find("fixed point f = 12"), std::string::npos);
+}
+
+// Issue 14: a model whose last layer is scaled by 1e12 overflows Z_2^64 in the product before
+// truncation. It used to run to the end with wrong logits and exit 0; now `mpc run` refuses it
+// with one line naming the layer, and in a networked session every party exits non-zero with
+// the server's reason.
+TEST_F(MpcCli, AModelThatOverflowsTheRingIsRefusedNamingTheLayer) {
+  model::Model m = model::load_onnx(model_);
+  for (const auto& n : m.graph.nodes)
+    if (n.name == "fc3")
+      for (size_t i = 1; i < n.inputs.size(); ++i)
+        for (float& w : m.graph.initializers.at(n.inputs[i]).floats()) w *= 1e12f;
+  const fs::path scaled = dir_ / "scaled.onnx";
+  model::save_onnx(m, scaled);
+
+  auto r = run_veil(
+      "mpc run --model " + scaled.string() + " --input " + input_.string() + " --json", dir_);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(r.err.rfind("veil: error: node 'fc3' (Gemm) overflows Z_2^64 at frac_bits 12", 0), 0u)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.out, "");
+
+  const char* roles[] = {"client", "server", "helper"};
+  json c = {{"version", 1},
+            {"model", scaled.string()},
+            {"input", {{"npy", input_.string()}, {"batch", 2}}},
+            {"tls", "off"},
+            {"io_timeout_ms", 5000},
+            {"connect_timeout_ms", 5000}};
+  const uint16_t ps = free_port(), ph = free_port();
+  for (int i = 0; i < 3; ++i)
+    c["parties"][roles[i]] = {{"host", "127.0.0.1"}, {"port", i == 1 ? ps : i == 2 ? ph : 0}};
+  std::ofstream(dir_ / "scaled.json") << c.dump(2);
+  const fs::path cfg = dir_ / "scaled.json";
+  auto rs = run_parties({cfg, cfg, cfg}, "--quiet");
+  for (int i = 0; i < 3; ++i) EXPECT_NE(rs[i].exit_code, 0) << roles[i];
+  EXPECT_NE(rs[0].err.find("the server refused the model: node 'fc3' (Gemm) overflows"),
+            std::string::npos)
+      << rs[0].err;
+  EXPECT_NE(rs[1].err.find("node 'fc3' (Gemm) overflows"), std::string::npos) << rs[1].err;
+  EXPECT_EQ(rs[0].out.find("image 0"), std::string::npos);  // the client got no result
 }
 
 }  // namespace

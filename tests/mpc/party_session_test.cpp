@@ -158,5 +158,58 @@ TEST_F(PartySession, APinnedStructureHashMustMatch) {
   EXPECT_NE(s.errors[2], "");
 }
 
+// A model that overflows Z_2^64 (issue 14: weights scaled by 1e12 ran to the end with wrong
+// logits and exit 0): the server refuses it and all three parties fail with the reason.
+TEST_F(PartySession, AModelThatOverflowsIsRefusedAtEveryParty) {
+  for (const auto& n : model_.graph.nodes)
+    if (n.name == "fc3")
+      for (float& w : model_.graph.initializers.at(n.inputs[1]).floats()) w *= 1e12f;
+  model::save_onnx(model_, dir_ / "m.onnx");
+  Session s = run_three(cfg_);
+  EXPECT_NE(s.errors[1].find("node 'fc3' (Gemm) overflows Z_2^64 at frac_bits 12"),
+            std::string::npos)
+      << s.errors[1];
+  EXPECT_NE(s.errors[0].find("the server refused the model: node 'fc3' (Gemm) overflows"),
+            std::string::npos)
+      << s.errors[0];
+  EXPECT_NE(s.errors[2].find("the server refused the model"), std::string::npos) << s.errors[2];
+  EXPECT_TRUE(s.reports[0].logits.empty());
+}
+
+// The server's check assumed pixels in [0, 1]: the client refuses images outside.
+TEST_F(PartySession, TheClientRefusesImagesOutsideTheCheckedRange) {
+  Tensor x = images_.reshaped(images_.shape());
+  x.data()[7] = 3.0f;
+  data::write_npy(dir_ / "x.npy", x);
+  Session s = run_three(cfg_);
+  EXPECT_NE(s.errors[0].find("outside [0, 1]"), std::string::npos) << s.errors[0];
+  EXPECT_NE(s.errors[1], "");
+  EXPECT_NE(s.errors[2], "");
+}
+
+// A declared range travels to the client in the structure: images in [0, 1.5] now pass.
+TEST_F(PartySession, ADeclaredInputRangeIsWhatTheServerChecksAndTheClientEnforces) {
+  for (int64_t i = 0; i < images_.numel(); i += 50) images_.data()[i] = 1.5f;
+  data::write_npy(dir_ / "x.npy", images_);
+  cfg_.input_range = "0,1.5";
+  Session s = run_three(cfg_);
+  expect_matches_plaintext(s, plaintext());
+  EXPECT_NE(s.reports[1].range_check.find("fixed point f = 12"), std::string::npos);
+
+  cfg_.input_range = "0,1.25";  // the server assumes less than the client sends
+  s = run_three(cfg_);
+  EXPECT_NE(s.errors[0].find("outside [0, 1.25]"), std::string::npos) << s.errors[0];
+  EXPECT_NE(s.errors[1], "");
+  EXPECT_NE(s.errors[2], "");
+}
+
+TEST_F(PartySession, TheServerReportsTheRangeCheck) {
+  Session s = run_three(cfg_);
+  for (const auto& e : s.errors) ASSERT_EQ(e, "");
+  EXPECT_NE(s.reports[1].range_check.find("fixed point f = 12"), std::string::npos)
+      << s.reports[1].range_check;
+  EXPECT_EQ(PartyReport::from_json(s.reports[1].to_json()).range_check, s.reports[1].range_check);
+}
+
 }  // namespace
 }  // namespace veil::mpc

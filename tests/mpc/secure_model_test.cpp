@@ -10,22 +10,13 @@
 namespace veil::mpc {
 namespace {
 
+using testing::node;
 using testing::TestRng;
 
 Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
   std::vector<float> v(static_cast<size_t>(shape_numel(s)));
   for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
   return Tensor::from_floats(std::move(s), std::move(v));
-}
-
-model::Node node(std::string name, std::string op, std::vector<std::string> in,
-                 std::vector<std::string> out) {
-  model::Node n;
-  n.name = std::move(name);
-  n.op_type = std::move(op);
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
 }
 
 // x[1,2,6,6] -> Conv3x3(pad 1)+b -> Relu -> MaxPool2 -> Conv1x1 -> Add(residual) -> Relu

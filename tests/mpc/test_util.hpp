@@ -6,11 +6,13 @@
 
 #include <array>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "temp_dir.hpp"
 #include "veil/core/random.hpp"
+#include "veil/model/graph.hpp"
 #include "veil/mpc/local_session.hpp"
 #include "veil/mpc/party.hpp"
 #include "veil/mpc/ring.hpp"
@@ -42,6 +44,17 @@ class TestRng {
  private:
   AesCtrPrg prg_;
 };
+
+// A graph node for hand-built test graphs.
+inline model::Node node(std::string name, std::string op, std::vector<std::string> in,
+                        std::vector<std::string> out) {
+  model::Node n;
+  n.name = std::move(name);
+  n.op_type = std::move(op);
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
 
 struct Shared {
   RingTensor client, server;

@@ -45,6 +45,7 @@ struct LocalRunOptions {
   ClientInputSpec input;
   int64_t batch = 10;
   int frac_bits = 12;
+  std::string input_range;  // "LO,HI" for the overflow check; empty: the model's, or [0, 1]
   DreluParams drelu;
   bool tls = false;  // TLS 1.3 between the parties, with fresh pinned keys
   int threads = 1;   // ring GEMM threads per party
@@ -86,6 +87,7 @@ struct LocalRunResult {
   int64_t batch = 0;
   int64_t batches = 0;
   int frac_bits = 0;
+  std::string range_check;  // the server's fixed-point range verdict (range_check.hpp)
   DreluParams drelu;
   bool tls = false;
   LinkProfile link;

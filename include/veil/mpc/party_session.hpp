@@ -1,14 +1,16 @@
 // One party of a networked secure-inference session, as `veil mpc party` runs it:
 //
 //  1. connect the links (TCP, or TLS 1.3 with pinned keys; party_config.hpp);
-//  2. the server loads the ONNX model, folds BatchNormalization and sends the model's public
-//     structure (public_model.hpp: ops, shapes, attributes, preprocessing metadata; no weight
-//     values) to the client and the helper, which rebuild the graph from it;
+//  2. the server loads the ONNX model, folds BatchNormalization, checks that no value can
+//     overflow the ring (range_check.hpp; before step 1) and sends the model's public structure
+//     (public_model.hpp: ops, shapes, attributes, preprocessing metadata and the input range;
+//     no weight values) to the client and the helper, which rebuild the graph from it; a server
+//     that refuses the model sends the reason instead, and all three fail with it;
 //  3. every party computes structure_hash() of its graph, checks it against the configuration's
 //     "model_hash" when one is pinned, and the Party handshake checks that all three agree;
 //  4. the client sends the batch plan (how many images per batch: public, as the traffic
-//     shows it anyway), applies the model's normalisation and runs the batches; only it
-//     learns the logits.
+//     shows it anyway), checks its images against the input range, applies the model's
+//     normalisation and runs the batches; only it learns the logits.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +48,7 @@ struct PartyReport {
   ChannelStats setup_stats;  // counters after setup
   ChannelStats run_stats;    // counters of the batches alone
   uint32_t rounds = 0;       // clock advance over all batches
+  std::string range_check;   // server: the fixed-point range check's verdict (range_check.hpp)
   std::vector<BatchCost> batches;
   std::vector<LayerCost> layers;  // summed over batches, in graph order
   // Client only.

@@ -55,6 +55,10 @@ class SecureModel {
   // With `trace`, appends one LayerCost per node (plus input sharing and output reveal).
   Tensor run(Party& p, const Tensor& input, std::vector<LayerCost>* trace = nullptr) const;
 
+  const model::Graph& graph() const { return graph_; }
+  const model::LoweredGraph& lowered() const { return lowered_; }
+  const SecureModelOptions& options() const { return options_; }
+
  private:
   // Attribute defaults that depend on the opset do not matter for the ops above.
   static constexpr int64_t kSecureOpset = 13;

@@ -12,6 +12,7 @@
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/mpc/network/tls.hpp"
+#include "veil/mpc/range_check.hpp"
 
 namespace veil::mpc {
 namespace {
@@ -137,6 +138,8 @@ PartyConfig PartyConfig::from_json(const json& j, const std::filesystem::path& b
   if (c.batch < 1 || c.batch > kMaxBatch)
     throw InvalidArgument("party config: input.batch must be in [1, 4096]");
   c.frac_bits = field<int>(j, "frac_bits", c.frac_bits, "");
+  c.input_range = field<std::string>(j, "input_range", "", "");
+  if (!c.input_range.empty()) parse_input_range(c.input_range, "party config: input_range");
   if (j.contains("drelu")) {
     c.drelu.num_lsb_to_ignore = field<int>(j["drelu"], "num_lsb_to_ignore", 0, "drelu.");
     c.drelu.comparison_bits_ignored =
@@ -182,6 +185,7 @@ json PartyConfig::to_json() const {
     in["data"] = input.data;
   j["input"] = in;
   j["frac_bits"] = frac_bits;
+  if (!input_range.empty()) j["input_range"] = input_range;
   j["drelu"] = {{"num_lsb_to_ignore", drelu.num_lsb_to_ignore},
                 {"comparison_bits_ignored", drelu.comparison_bits_ignored}};
   j["tls"] = tls_name(tls);

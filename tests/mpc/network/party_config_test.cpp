@@ -17,6 +17,7 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
                       {"model", "m.onnx"},
                       {"input", {{"data", "fashion-mnist"}, {"n", 5}, {"batch", 2}}},
                       {"frac_bits", 14},
+                      {"input_range", "-1,255"},
                       {"drelu", {{"num_lsb_to_ignore", 5}, {"comparison_bits_ignored", 48}}}};
   PartyConfig c = PartyConfig::from_json(j, "/etc/veil");
   EXPECT_EQ(c.parties[1].port, 7001);
@@ -25,6 +26,7 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
   EXPECT_EQ(c.input.n, 5);
   EXPECT_EQ(c.batch, 2);
   EXPECT_EQ(c.drelu.comparison_bits_ignored, 48);
+  EXPECT_EQ(c.input_range, "-1,255");
   EXPECT_TRUE(c.all_loopback());
   EXPECT_FALSE(c.tls_enabled());  // auto: all on loopback
   PartyConfig again = PartyConfig::from_json(c.to_json(), "/elsewhere");
@@ -46,7 +48,10 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
            {"version", 4294967297LL},                 // would wrap to 1
            {"io_timeout_ms", 99},                     // too short
            {"io_timeout_ms", 9223372036854775807LL},  // would overflow the deadline
-           {"connect_timeout_ms", 86400001}}) {
+           {"connect_timeout_ms", 86400001},
+           {"input_range", "1,0"},  // LO > HI
+           {"input_range", "0"},
+           {"input_range", 1}}) {
     nlohmann::json bad = j;
     bad[key] = value;
     EXPECT_THROW(PartyConfig::from_json(bad, "."), InvalidArgument) << key;

@@ -12,6 +12,7 @@
 //     "model_hash": "<64 hex>",          // optional: structure hash every party insists on
 //     "input": {"data": "fashion-mnist", "n": 100, "batch": 10},   // or {"npy": "x.npy"}
 //     "frac_bits": 12,
+//     "input_range": "0,1",              // optional: raw input range (server; range_check.hpp)
 //     "drelu": {"num_lsb_to_ignore": 0, "comparison_bits_ignored": 0},
 //     "tls": "auto",                     // "auto" | "on" | "off"
 //     "threads": 1, "io_timeout_ms": 10000, "connect_timeout_ms": 10000,
@@ -55,6 +56,7 @@ struct PartyConfig {
   ClientInputSpec input{.data = "fashion-mnist", .npy = "", .n = 100, .offset = 0};
   int64_t batch = 10;
   int frac_bits = 12;
+  std::string input_range;  // "LO,HI" the server's overflow check assumes; empty: the model's
   DreluParams drelu;
   TlsMode tls = TlsMode::Auto;
   int threads = 1;
