@@ -188,6 +188,10 @@ struct Scratch {
   }
 };
 
+// max |p[i]|, or +inf when any p[i] is NaN or infinite: one vectorised pass that tells the
+// kernels whose oneDNN primitive drops NaN (max pooling, the fused Relu post-op, which compute
+// max(x, 0) with maxps) when to take their NaN-propagating path.
+float finite_max_abs(const float* p, int64_t n);
 // y[i] += x[i]
 void add_into(float* y, const float* x, int64_t n);
 // Sums in 16 independent lanes so that the compiler vectorises them (a single float

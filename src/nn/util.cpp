@@ -1,5 +1,7 @@
 // Helpers shared by the kernels, and the op-name -> kernel dispatch.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "kernel.hpp"
 
@@ -24,6 +26,30 @@ float lanes(int64_t n, F term) {
   return total + tail;
 }
 }  // namespace
+
+float finite_max_abs(const float* p, int64_t n) {
+  // Lane-wise max and a lane-wise sum of x - x (0 for finite x, NaN otherwise) vectorise; a
+  // single running max would not, and a max alone drops NaN (x > m is false for NaN).
+  float mx[kLanes] = {}, bad[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const float a = std::fabs(p[i + l]);
+      mx[l] = a > mx[l] ? a : mx[l];
+      bad[l] += p[i + l] - p[i + l];
+    }
+  float m = 0, b = 0;
+  for (; i < n; ++i) {
+    const float a = std::fabs(p[i]);
+    m = a > m ? a : m;
+    b += p[i] - p[i];
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    m = mx[l] > m ? mx[l] : m;
+    b += bad[l];
+  }
+  return b == 0.0f ? m : std::numeric_limits<float>::infinity();
+}
 
 float lane_sum(const float* p, int64_t n) {
   return lanes(n, [p](int64_t i) { return p[i]; });
