@@ -8,6 +8,7 @@
 
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/memory_budget.hpp"
 #include "veil/nn/threads.hpp"
 
 int main(int argc, char** argv) {
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
          "--threads", [](const int& n) { veil::nn::set_num_threads(n); },
          "CPU threads for the float kernels (default 1, or OMP_NUM_THREADS)")
       ->check(CLI::Range(1, 1024));
+  app.add_option_function<std::string>(
+      "--max-memory",
+      [](const std::string& s) { veil::set_memory_budget(veil::parse_byte_size(s)); },
+      "Refuse a model run planned to need more memory, e.g. 2G (default: half of RAM)");
   veil::cli::add_core_commands(app);
   veil::cli::add_lock_commands(app);
   veil::cli::add_mpc_commands(app);

@@ -7,6 +7,8 @@
 
 #include "kernel.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/memory_budget.hpp"
+#include "veil/model/memory_plan.hpp"
 #include "veil/nn/threads.hpp"
 
 namespace veil::nn {
@@ -98,6 +100,24 @@ class Runtime {
   std::vector<Tensor> input_grads;
 
   TensorPool pool;
+  // Input shapes and mode of the last run whose memory plan fitted the budget.
+  std::vector<Shape> planned_inputs;
+  Mode planned_mode = Mode::Inference;
+  uint64_t planned_budget = 0;
+
+  // Refuses a run whose planned memory (from the shapes, before any allocation) exceeds
+  // veil::memory_budget(), naming the op that crosses it.
+  void check_memory(const std::vector<Tensor>& inputs, Mode m) {
+    std::vector<Shape> shapes;
+    for (const auto& t : inputs) shapes.push_back(t.shape());
+    const uint64_t budget = memory_budget();
+    if (shapes == planned_inputs && m == planned_mode && budget == planned_budget) return;
+    const auto plan = model::plan_memory(lowered, model.graph, shapes, m == Mode::Training);
+    model::require_within_budget(plan, lowered, budget);
+    planned_inputs = std::move(shapes);
+    planned_mode = m;
+    planned_budget = budget;
+  }
 
   void build();
   void build_inference_plan();
@@ -533,6 +553,7 @@ std::vector<Tensor> Runtime::forward(const std::vector<Tensor>& inputs, Mode m) 
                             shape_to_string(vi.shape) + ", got " + to_string(t.dtype()) + " " +
                             shape_to_string(t.shape()));
   }
+  check_memory(inputs, m);
   ThreadScope threads(opts.threads);
   mode = m;
   have_training_forward = false;
