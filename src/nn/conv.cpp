@@ -57,9 +57,17 @@ class ConvKernel final : public Kernel {
     if (st.with_bias) args[DNNL_ARG_BIAS] = st.b_mem;
     // Keep oneDNN's output layout when every reader takes it; otherwise convert to plain.
     const bool keep = st.dst.reordered() && env.output_may_block(0);
-    if (fused_ && fusion_.relu && !relu_post_op_exact(st, src, x_shape, blocked)) {
-      // The Relu post-op computes max(y, 0), which turns a NaN pre-activation into 0: run the
-      // same convolution without it and apply relu with PyTorch's NaN rule.
+    // A bound on |x| (the producer's, else a scan when the fused Relu needs one) gives one on
+    // the output: max|x| * sum|w| + |b|.
+    const int64_t n_src =
+        blocked ? static_cast<int64_t>(blocked->get_size() / sizeof(float)) : shape_numel(x_shape);
+    const bool relu = fused_ && fusion_.relu;
+    const double in_bound = relu ? input_max_abs(env, 0, src, n_src) : env.input_bound(0);
+    const double out_bound = in_bound * st.w_l1 + st.b_max;
+    // The Relu post-op computes max(y, 0), which turns a NaN pre-activation into 0; it is exact
+    // when every pre-activation is finite (bounded with headroom for rounding).
+    if (relu && !(out_bound < 0.5 * std::numeric_limits<float>::max())) {
+      // Run the same convolution without it and apply relu with PyTorch's NaN rule.
       const WrittenOutput y =
           execute_to_output(env, linear_primitive(env, st), args, st.dst, st.dst_direct, keep,
                             out_shape, st.fwd_pd.dst_desc(), ctx.stream);
@@ -67,6 +75,7 @@ class ConvKernel final : public Kernel {
     } else {
       execute_to_output(env, st.fwd, args, st.dst, st.dst_direct, keep, out_shape,
                         st.fwd_pd.dst_desc(), ctx.stream);
+      env.set_output_bound(0, static_cast<float>(out_bound));
     }
     last_ = &st;
   }
@@ -290,7 +299,7 @@ class ConvKernel final : public Kernel {
       }
       wsrc = st.folded_w.data();
     }
-    if (fused_ && fusion_.relu) weight_bound(st, wsrc, folded ? st.folded_b.data() : bsrc);
+    weight_bound(st, wsrc, folded ? st.folded_b.data() : bsrc);
     st.w_user.set_data_handle(const_cast<float*>(wsrc));
     if (st.w_reordered) {
       auto& ctx = env.dnnl();
@@ -310,17 +319,6 @@ class ConvKernel final : public Kernel {
       if (b)
         st.b_max = std::isfinite(b[o]) ? std::max(st.b_max, std::fabs(double(b[o]))) : INFINITY;
     }
-  }
-
-  // Whether the fused Relu post-op gives PyTorch's result for this input: every pre-activation
-  // is finite when the input is (bounded by max|x| * sum|w| + |b|, with headroom for rounding),
-  // and relu of a finite value is the same either way.
-  bool relu_post_op_exact(const State& st, const float* src, const Shape& x_shape,
-                          const memory::desc* blocked) const {
-    const int64_t n =
-        blocked ? static_cast<int64_t>(blocked->get_size() / sizeof(float)) : shape_numel(x_shape);
-    const double bound = double(finite_max_abs(src, n)) * st.w_l1 + st.b_max;
-    return bound < 0.5 * std::numeric_limits<float>::max();
   }
 
   const dnnl::convolution_forward& linear_primitive(ForwardEnv& env, State& st) {

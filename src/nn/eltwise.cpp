@@ -45,6 +45,7 @@ class EltwiseKernel final : public Kernel {
       const Shape shape = env.input_shape(0);
       const int64_t n = static_cast<int64_t>(md->get_size() / sizeof(float));
       const float* xs = env.input_blocked_data(0);
+      const float bound = env.input_bound(0);
       Tensor* taken = env.take_blocked_input(0);
       const dnnl::memory::desc layout = *md;
       float* ys = taken ? taken->data() : env.output_blocked(0, shape, layout);
@@ -53,10 +54,12 @@ class EltwiseKernel final : public Kernel {
       else
         for (int64_t i = 0; i < n; ++i) ys[i] = xs[i] >= 0.0f ? xs[i] : alpha_ * xs[i];
       if (taken) env.set_output_blocked(0, shape, layout, std::move(*taken));
+      if (act_ == Act::Relu) env.set_output_bound(0, bound);  // |relu(x)| <= |x|
       return;
     }
     const Tensor& x = env.input(0);
     if (x.dtype() != DType::Float32) fail("needs a float tensor");
+    const float bound = env.input_bound(0);
     Tensor* taken = env.take_input(0);
     Tensor& y = taken ? *taken : env.output(0, x.shape());
     const float* xs = x.data();
@@ -81,6 +84,7 @@ class EltwiseKernel final : public Kernel {
         break;
     }
     if (taken) env.set_output(0, std::move(*taken));
+    if (act_ == Act::Relu) env.set_output_bound(0, bound);  // |relu(x)| <= |x|
   }
 
   void backward(BackwardEnv& env) override {

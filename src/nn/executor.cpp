@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <unordered_set>
 
@@ -40,6 +41,9 @@ struct Slot {
   Tensor raw;
   dnnl::memory::desc md;
   Shape shape;
+  // Inference: a bound on |x| over the value set by the kernel that produced it (then every
+  // element is finite), +inf when unknown. Lets NaN-exact kernels skip their scan of the input.
+  float bound = std::numeric_limits<float>::infinity();
 };
 
 // Recycles tensors by element count so that steady-state calls allocate nothing.
@@ -144,6 +148,7 @@ class Runtime {
       s.raw = Tensor();
     }
     s.present = s.has_plain = s.blocked = s.taken_plain = s.taken_raw = false;
+    s.bound = std::numeric_limits<float>::infinity();
   }
 
   // The plain form of a value, converted from its blocked form on first request.
@@ -279,6 +284,15 @@ void ForwardEnv::set_output(size_t i, Tensor&& t) {
   Slot& s = rt_.slots[step_.out[i]];
   s.owned = std::move(t);
   s.present = s.has_plain = true;
+}
+float ForwardEnv::input_bound(size_t i) const {
+  if (!has_input(i) || rt_.mode != Mode::Inference) return std::numeric_limits<float>::infinity();
+  return rt_.slots[step_.in[i]].bound;
+}
+void ForwardEnv::set_output_bound(size_t i, float bound) {
+  if (has_output(i) && rt_.mode == Mode::Inference && bound >= 0 &&
+      bound < 0.5f * std::numeric_limits<float>::max())
+    rt_.slots[step_.out[i]].bound = bound;
 }
 Mode ForwardEnv::mode() const { return rt_.mode; }
 bool ForwardEnv::frozen_batch_norm() const { return rt_.opts.frozen_batch_norm; }

@@ -58,11 +58,14 @@ class PoolKernel final : public Kernel {
       last_ = &st;
       return;
     }
+    // A pooled value is bounded by its window's, so the input's bound carries over.
+    float bound = env.input_bound(0);
     if (max_ && !env.training()) {
       const float* data = blocked ? env.input_blocked_data(0) : env.input(0).data();
       const int64_t n =
           blocked ? static_cast<int64_t>(blocked->get_size() / sizeof(float)) : shape_numel(xs);
-      if (!std::isfinite(finite_max_abs(data, n))) {
+      bound = input_max_abs(env, 0, data, n);
+      if (!std::isfinite(bound)) {
         direct_max_forward(g, env.input(0).data(), env.output(0, out).data());
         last_ = &st;
         return;
@@ -75,6 +78,7 @@ class PoolKernel final : public Kernel {
     if (st.ws_valid) args[DNNL_ARG_WORKSPACE] = st.ws;
     execute_to_output(env, st.fwd, args, st.dst, st.dst_direct, st.keep_blocked, out,
                       st.fwd_pd.dst_desc(), ctx.stream);
+    env.set_output_bound(0, bound);
     last_ = &st;
   }
 

@@ -155,6 +155,33 @@ TEST(NanPropagation, ConvReluMaxPoolFusedAndUnfused) {
   }
 }
 
+// The fused Conv's NaN path on other primitive shapes: grouped, depthwise, strided 1-D.
+TEST(NanPropagation, FusedConvReluGroupedAndOneDimensional) {
+  std::mt19937 rng(4);
+  for (int64_t group : {int64_t{2}, int64_t{8}}) {
+    Tensor x = random_tensor({2, 8, 7, 7}, rng);
+    x.floats()[100] = kNaN;
+    const Tensor w = random_tensor({8, 8 / group, 3, 3}, rng);
+    GraphBuilder g;
+    g.input("x", x.shape()).init("w", w).output("y");
+    g.node("Conv", {"x", "w"}, {"c"}, {{"group", group}, {"pads", Ints{1, 1, 1, 1}}});
+    g.node("Relu", {"c"}, {"y"});
+    auto m = g.build();
+    const Tensor expected = ref::relu(ref::conv2d(x, w, nullptr, {{}, {1, 1, 1, 1}, {}, group}));
+    EXPECT_TRUE(same_with_nan(testing::run1(m, {x}), expected)) << group;
+  }
+  Tensor x = random_tensor({2, 3, 11}, rng);
+  x.floats()[40] = kNaN;
+  const Tensor w = random_tensor({4, 3, 3}, rng);
+  GraphBuilder g;
+  g.input("x", x.shape()).init("w", w).output("y");
+  g.node("Conv", {"x", "w"}, {"c"}, {{"strides", Ints{2}}}).node("Relu", {"c"}, {"y"});
+  auto m = g.build();
+  const Tensor expected = ref::relu(ref::conv2d(x.reshaped({2, 3, 1, 11}), w.reshaped({4, 3, 1, 3}),
+                                                nullptr, {{1, 2}, {}, {}, 1}));
+  EXPECT_TRUE(same_with_nan(testing::run1(m, {x}), expected.reshaped({2, 4, expected.dim(3)})));
+}
+
 // A BatchNormalization whose variance is below -epsilon folds into NaN weights: PyTorch's
 // eval-mode batch norm gives NaN there, and so must the fused kernel.
 TEST(NanPropagation, FusedConvWithNegativeVarianceIsNaN) {
