@@ -182,6 +182,33 @@ TEST(NanPropagation, FusedConvReluGroupedAndOneDimensional) {
   EXPECT_TRUE(same_with_nan(testing::run1(m, {x}), expected.reshaped({2, 4, expected.dim(3)})));
 }
 
+// NaN and inf arising mid-network (0/0 and x/0 after bounded Conv/Relu/MaxPool layers, whose
+// bound lets later kernels skip their scan) still reach the output as in PyTorch.
+TEST(NanPropagation, NonFiniteArisingAfterBoundedLayers) {
+  std::mt19937 rng(5);
+  const Tensor x = random_tensor({2, 4, 8, 8}, rng);
+  const Tensor w1 = random_tensor({8, 4, 3, 3}, rng), w2 = random_tensor({8, 8, 3, 3}, rng);
+  GraphBuilder g;
+  g.input("x", x.shape()).init("w1", w1).init("w2", w2).output("y");
+  g.node("Conv", {"x", "w1"}, {"c1"}, {{"pads", Ints{1, 1, 1, 1}}}).node("Relu", {"c1"}, {"r1"});
+  g.node("MaxPool", {"r1"}, {"p1"}, {{"kernel_shape", Ints{2, 2}}, {"strides", Ints{2, 2}}});
+  g.node("Sub", {"p1", "p1"}, {"z"}).node("Div", {"p1", "z"}, {"d"});  // inf, or NaN where 0
+  g.node("Conv", {"d", "w2"}, {"c2"}, {{"pads", Ints{1, 1, 1, 1}}}).node("Relu", {"c2"}, {"r2"});
+  g.node("MaxPool", {"r2"}, {"y"}, {{"kernel_shape", Ints{2, 2}}, {"strides", Ints{2, 2}}});
+  auto m = g.build();
+  const ref::PoolParams pool{{2, 2}, {2, 2}, {}, {}, false, false};
+  const Tensor p1 =
+      ref::max_pool2d(ref::relu(ref::conv2d(x, w1, nullptr, {{}, {1, 1, 1, 1}})), pool);
+  const Tensor d = ref::binary(ref::BinaryOp::Div, p1, ref::binary(ref::BinaryOp::Sub, p1, p1));
+  const Tensor expected =
+      ref::max_pool2d(ref::relu(ref::conv2d(d, w2, nullptr, {{}, {1, 1, 1, 1}})), pool);
+  for (bool fuse : {true, false}) {
+    ExecutorOptions opts;
+    opts.fuse = fuse;
+    EXPECT_TRUE(same_with_nan(testing::run1(m, {x}, Mode::Inference, opts), expected)) << fuse;
+  }
+}
+
 // A BatchNormalization whose variance is below -epsilon folds into NaN weights: PyTorch's
 // eval-mode batch norm gives NaN there, and so must the fused kernel.
 TEST(NanPropagation, FusedConvWithNegativeVarianceIsNaN) {
