@@ -270,6 +270,7 @@ class ConvKernel final : public Kernel {
     bool stale = st.versions.size() != deps;
     if (!stale)
       for (size_t i = 1; i < deps; ++i) {
+        if (!env.has_input(i)) continue;  // an omitted bias never changes
         const uint64_t v = env.input_version(i);
         stale = stale || v == kVolatile || v != st.versions[i];
       }
