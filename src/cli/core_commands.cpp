@@ -1,7 +1,9 @@
 // veil train | eval | infer | info
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <memory>
 
@@ -147,12 +149,17 @@ void run_eval(const EvalArgs& a) {
                 {"images", r.count},
                 {"top1", r.top1},
                 {"top5", r.top5},
+                {"non_finite", r.non_finite},
                 {"seconds", r.seconds},
                 {"images_per_s", r.images_per_s}});
   } else {
-    fmt::print("{} on {} ({} images): top-1 {:.2f}%  top-5 {:.2f}%  ({:.0f} images/s)\n",
+    // Images whose logits hold NaN or inf have no class: they count as misses and are named.
+    const std::string non_finite =
+        r.non_finite ? fmt::format("  {} with non-finite logits (counted as misses)", r.non_finite)
+                     : "";
+    fmt::print("{} on {} ({} images): top-1 {:.2f}%  top-5 {:.2f}%{}  ({:.0f} images/s)\n",
                printable(a.model), printable(a.data), r.count, 100 * r.top1, 100 * r.top5,
-               r.images_per_s);
+               non_finite, r.images_per_s);
   }
 }
 
@@ -191,7 +198,17 @@ void run_infer(const InferArgs& a) {
   }
   nn::Executor exec(m);
   auto ys = exec.forward(xs);
-  for (size_t i = 0; i < a.outputs.size(); ++i) data::write_npy(a.outputs[i], ys[i]);
+  for (size_t i = 0; i < a.outputs.size(); ++i) {
+    data::write_npy(a.outputs[i], ys[i]);
+    // NaN / inf are written as computed (PyTorch gives the same); say so, since an arg-max
+    // over such logits means nothing.
+    if (ys[i].dtype() != DType::Float32) continue;
+    const auto v = ys[i].floats();
+    const auto bad = std::count_if(v.begin(), v.end(), [](float z) { return !std::isfinite(z); });
+    if (bad)
+      fmt::print(stderr, "veil: warning: {} holds {} non-finite values (NaN or inf)\n",
+                 a.outputs[i], bad);
+  }
 }
 
 struct InfoArgs {

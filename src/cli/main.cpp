@@ -12,6 +12,7 @@
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/memory_budget.hpp"
 #include "veil/core/printable.hpp"
 #include "veil/core/temporaries.hpp"
 #include "veil/nn/threads.hpp"
@@ -64,6 +65,16 @@ int main(int argc, char** argv) {
          "--threads", [](const int& n) { veil::nn::set_num_threads(n); },
          "CPU threads for the float kernels (default 1, or OMP_NUM_THREADS)")
       ->check(veil::cli::in_range(1, 1024));
+  app.add_option_function<std::string>(
+      "--max-memory",
+      [](const std::string& s) {
+        try {
+          veil::set_memory_budget(veil::parse_byte_size(s));
+        } catch (const veil::InvalidArgument& e) {
+          throw CLI::ValidationError("--max-memory", e.what());  // a usage error: exit 2
+        }
+      },
+      "Refuse a model run planned to need more memory, e.g. 2G (default: half of RAM)");
   veil::cli::add_core_commands(app);
   veil::cli::add_lock_commands(app);
   veil::cli::add_mpc_commands(app);

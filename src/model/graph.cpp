@@ -1,5 +1,7 @@
 #include "veil/model/graph.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "veil/core/error.hpp"
@@ -98,6 +100,21 @@ void validate(const Graph& graph) {
   for (const auto& out : graph.outputs)
     if (!defined.count(out.name))
       throw MalformedInput("graph output '" + out.name + "' is never produced");
+}
+
+void require_finite_initializers(const Graph& graph) {
+  for (const auto& [name, t] : graph.initializers) {
+    if (t.dtype() != DType::Float32) continue;
+    const auto v = t.floats();
+    const auto bad = std::find_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+    if (bad != v.end())
+      throw MalformedInput("initializer '" + name + "' holds " +
+                           (std::isnan(*bad) ? "NaN"
+                            : *bad > 0       ? "+inf"
+                                             : "-inf") +
+                           " at index " + std::to_string(bad - v.begin()) +
+                           " (weights must be finite)");
+  }
 }
 
 std::vector<WeightRef> weight_tensors(const Graph& graph) {

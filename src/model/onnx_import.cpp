@@ -351,6 +351,7 @@ Model convert_model(const onnx::ModelProto& mp) {
   topological_sort(g);
   validate(g);
   fold_constants(m);
+  require_finite_initializers(g);  // after folding: Constant nodes are initializers by now
   infer_shapes(m);
   if (rewrite_reduce_mean(m)) infer_shapes(m);
   return m;

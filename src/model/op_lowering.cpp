@@ -248,6 +248,7 @@ OpParams lower_node(const Node& node, int64_t opset) {
 LoweredGraph lower(const Model& model) { return lower(model.graph, model.opset); }
 
 LoweredGraph lower(const Graph& graph, int64_t opset) {
+  require_finite_initializers(graph);
   LoweredGraph lg;
   lg.opset = opset;
   std::unordered_map<std::string, int> ids;

@@ -2,8 +2,11 @@
 // as a post-op), backward data and backward weights. Primitives, memory objects and reordered
 // weights are cached per input shape; weights are re-reordered only when an initializer's
 // version changes.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <optional>
 
 #include "dnnl_port.hpp"
 #include "kernel.hpp"
@@ -54,8 +57,26 @@ class ConvKernel final : public Kernel {
     if (st.with_bias) args[DNNL_ARG_BIAS] = st.b_mem;
     // Keep oneDNN's output layout when every reader takes it; otherwise convert to plain.
     const bool keep = st.dst.reordered() && env.output_may_block(0);
-    execute_to_output(env, st.fwd, args, st.dst, st.dst_direct, keep, out_shape,
-                      st.fwd_pd.dst_desc(), ctx.stream);
+    // A bound on |x| (the producer's, else a scan when the fused Relu needs one) gives one on
+    // the output: max|x| * sum|w| + |b|.
+    const int64_t n_src =
+        blocked ? static_cast<int64_t>(blocked->get_size() / sizeof(float)) : shape_numel(x_shape);
+    const bool relu = fused_ && fusion_.relu;
+    const double in_bound = relu ? input_max_abs(env, 0, src, n_src) : env.input_bound(0);
+    const double out_bound = in_bound * st.w_l1 + st.b_max;
+    // The Relu post-op computes max(y, 0), which turns a NaN pre-activation into 0; it is exact
+    // when every pre-activation is finite (bounded with headroom for rounding).
+    if (relu && !(out_bound < 0.5 * std::numeric_limits<float>::max())) {
+      // Run the same convolution without it and apply relu with PyTorch's NaN rule.
+      const WrittenOutput y =
+          execute_to_output(env, linear_primitive(env, st), args, st.dst, st.dst_direct, keep,
+                            out_shape, st.fwd_pd.dst_desc(), ctx.stream);
+      for (int64_t i = 0; i < y.size; ++i) y.data[i] = y.data[i] < 0.0f ? 0.0f : y.data[i];
+    } else {
+      execute_to_output(env, st.fwd, args, st.dst, st.dst_direct, keep, out_shape,
+                        st.fwd_pd.dst_desc(), ctx.stream);
+      env.set_output_bound(0, static_cast<float>(out_bound));
+    }
     last_ = &st;
   }
 
@@ -124,6 +145,11 @@ class ConvKernel final : public Kernel {
     bool w_reordered = false;
     std::vector<uint64_t> versions;  // of inputs 1.. when the cached weights were built
     std::vector<float> folded_w, folded_b;
+    // Bound on |pre-activation| per unit of max|x|: max over output channels of sum |w|, and
+    // max |b| (of the folded weights); +inf when a weight is not finite.
+    double w_l1 = 0, b_max = 0;
+    // The fused forward without its Relu post-op, built on first need.
+    std::optional<dnnl::convolution_forward> linear;
     // Backward, built on first use.
     bool bwd_ready = false;
     dnnl::convolution_backward_data bwd_data;
@@ -244,6 +270,7 @@ class ConvKernel final : public Kernel {
     bool stale = st.versions.size() != deps;
     if (!stale)
       for (size_t i = 1; i < deps; ++i) {
+        if (!env.has_input(i)) continue;  // an omitted bias never changes
         const uint64_t v = env.input_version(i);
         stale = stale || v == kVolatile || v != st.versions[i];
       }
@@ -273,12 +300,46 @@ class ConvKernel final : public Kernel {
       }
       wsrc = st.folded_w.data();
     }
+    weight_bound(st, wsrc, folded ? st.folded_b.data() : bsrc);
     st.w_user.set_data_handle(const_cast<float*>(wsrc));
     if (st.w_reordered) {
       auto& ctx = env.dnnl();
       st.w_reorder.execute(ctx.stream, st.w_user, st.w_prim);
     }
     if (folded) st.b_mem.set_data_handle(st.folded_b.data());
+  }
+
+  void weight_bound(State& st, const float* w, const float* b) const {
+    const int64_t m = st.geo.m, per = shape_numel(st.w_shape) / m;
+    st.w_l1 = 0;
+    st.b_max = 0;
+    for (int64_t o = 0; o < m; ++o) {
+      double l1 = 0;
+      for (int64_t j = 0; j < per; ++j) l1 += std::fabs(double(w[o * per + j]));
+      st.w_l1 = std::isfinite(l1) ? std::max(st.w_l1, l1) : INFINITY;
+      if (b)
+        st.b_max = std::isfinite(b[o]) ? std::max(st.b_max, std::fabs(double(b[o]))) : INFINITY;
+    }
+  }
+
+  const dnnl::convolution_forward& linear_primitive(ForwardEnv& env, State& st) {
+    if (!st.linear) {
+      // Same layouts as the fused primitive, so that its reordered weights and ports serve.
+      const Geometry& g = st.geo;
+      const memory::dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pl{g.pt, g.pl},
+          pr{g.pb, g.pr};
+      const auto prop = dnnl::prop_kind::forward_inference;
+      const auto alg = dnnl::algorithm::convolution_direct;
+      const auto& pd = st.fwd_pd;
+      auto d = st.with_bias
+                   ? dnnl::convolution_forward::desc(prop, alg, pd.src_desc(), pd.weights_desc(),
+                                                     st.b_md, pd.dst_desc(), strides, dil, pl, pr)
+                   : dnnl::convolution_forward::desc(prop, alg, pd.src_desc(), pd.weights_desc(),
+                                                     pd.dst_desc(), strides, dil, pl, pr);
+      st.linear = dnnl::convolution_forward(
+          dnnl::convolution_forward::primitive_desc(d, env.dnnl().engine));
+    }
+    return *st.linear;
   }
 
   void ensure_backward(BackwardEnv& env, State& st) {

@@ -53,21 +53,31 @@ class Port {
 // Runs a forward primitive whose DST is the node's output 0: straight into a buffer in the
 // primitive's own layout when `keep_blocked` (every reader of the output takes that layout;
 // `direct` is a memory of `dst_desc` whose data handle is set here), otherwise through `dst`
-// into the plain tensor. Waits for the stream.
-inline void execute_to_output(ForwardEnv& env, const dnnl::primitive& prim,
-                              std::unordered_map<int, dnnl::memory>& args, Port& dst,
-                              dnnl::memory& direct, bool keep_blocked, const Shape& shape,
-                              const dnnl::memory::desc& dst_desc, dnnl::stream& stream) {
+// into the plain tensor. Waits for the stream. Returns the written buffer and its length in
+// floats (a blocked buffer's padding included).
+struct WrittenOutput {
+  float* data;
+  int64_t size;
+};
+inline WrittenOutput execute_to_output(ForwardEnv& env, const dnnl::primitive& prim,
+                                       std::unordered_map<int, dnnl::memory>& args, Port& dst,
+                                       dnnl::memory& direct, bool keep_blocked, const Shape& shape,
+                                       const dnnl::memory::desc& dst_desc, dnnl::stream& stream) {
+  WrittenOutput out{};
   if (keep_blocked) {
-    direct.set_data_handle(env.output_blocked(0, shape, dst_desc));
+    out = {env.output_blocked(0, shape, dst_desc),
+           static_cast<int64_t>(dst_desc.get_size() / sizeof(float))};
+    direct.set_data_handle(out.data);
     args[DNNL_ARG_DST] = direct;
     prim.execute(stream, args);
   } else {
-    args[DNNL_ARG_DST] = dst.out(env.output(0, shape).data());
+    out = {env.output(0, shape).data(), shape_numel(shape)};
+    args[DNNL_ARG_DST] = dst.out(out.data);
     prim.execute(stream, args);
     dst.finish(stream);
   }
   stream.wait();
+  return out;
 }
 
 }  // namespace veil::nn::detail

@@ -1,5 +1,7 @@
 // Element-wise activations. Sigmoid and Tanh run on oneDNN's vectorised eltwise primitive; the
-// piecewise-linear ones are single compare/select loops the compiler vectorises. In inference
+// piecewise-linear ones are single compare/select loops the compiler vectorises, written so that
+// NaN passes through as in PyTorch (relu(NaN) = NaN: `x < 0 ? 0 : x`, never `x > 0 ? x : 0`,
+// and std::min/std::max keep their first argument when the other is NaN). In inference
 // mode the input buffer is reused for the output when this node is its last reader.
 #include <algorithm>
 #include <cmath>
@@ -43,18 +45,21 @@ class EltwiseKernel final : public Kernel {
       const Shape shape = env.input_shape(0);
       const int64_t n = static_cast<int64_t>(md->get_size() / sizeof(float));
       const float* xs = env.input_blocked_data(0);
+      const float bound = env.input_bound(0);
       Tensor* taken = env.take_blocked_input(0);
       const dnnl::memory::desc layout = *md;
       float* ys = taken ? taken->data() : env.output_blocked(0, shape, layout);
       if (act_ == Act::Relu)
-        for (int64_t i = 0; i < n; ++i) ys[i] = xs[i] > 0.0f ? xs[i] : 0.0f;
+        for (int64_t i = 0; i < n; ++i) ys[i] = xs[i] < 0.0f ? 0.0f : xs[i];
       else
         for (int64_t i = 0; i < n; ++i) ys[i] = xs[i] >= 0.0f ? xs[i] : alpha_ * xs[i];
       if (taken) env.set_output_blocked(0, shape, layout, std::move(*taken));
+      if (act_ == Act::Relu) env.set_output_bound(0, bound);  // |relu(x)| <= |x|
       return;
     }
     const Tensor& x = env.input(0);
     if (x.dtype() != DType::Float32) fail("needs a float tensor");
+    const float bound = env.input_bound(0);
     Tensor* taken = env.take_input(0);
     Tensor& y = taken ? *taken : env.output(0, x.shape());
     const float* xs = x.data();
@@ -62,7 +67,7 @@ class EltwiseKernel final : public Kernel {
     const int64_t n = x.numel();
     switch (act_) {
       case Act::Relu:
-        for (int64_t i = 0; i < n; ++i) ys[i] = xs[i] > 0.0f ? xs[i] : 0.0f;
+        for (int64_t i = 0; i < n; ++i) ys[i] = xs[i] < 0.0f ? 0.0f : xs[i];
         break;
       case Act::LeakyRelu:
         for (int64_t i = 0; i < n; ++i) ys[i] = xs[i] >= 0.0f ? xs[i] : alpha_ * xs[i];
@@ -79,6 +84,7 @@ class EltwiseKernel final : public Kernel {
         break;
     }
     if (taken) env.set_output(0, std::move(*taken));
+    if (act_ == Act::Relu) env.set_output_bound(0, bound);  // |relu(x)| <= |x|
   }
 
   void backward(BackwardEnv& env) override {

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <unordered_set>
 
 #include "kernel.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/memory_budget.hpp"
+#include "veil/model/memory_plan.hpp"
 #include "veil/nn/threads.hpp"
 
 namespace veil::nn {
@@ -38,6 +41,9 @@ struct Slot {
   Tensor raw;
   dnnl::memory::desc md;
   Shape shape;
+  // Inference: a bound on |x| over the value set by the kernel that produced it (then every
+  // element is finite), +inf when unknown. Lets NaN-exact kernels skip their scan of the input.
+  float bound = std::numeric_limits<float>::infinity();
 };
 
 // Recycles tensors by element count so that steady-state calls allocate nothing.
@@ -98,6 +104,24 @@ class Runtime {
   std::vector<Tensor> input_grads;
 
   TensorPool pool;
+  // Input shapes and mode of the last run whose memory plan fitted the budget.
+  std::vector<Shape> planned_inputs;
+  Mode planned_mode = Mode::Inference;
+  uint64_t planned_budget = 0;
+
+  // Refuses a run whose planned memory (from the shapes, before any allocation) exceeds
+  // veil::memory_budget(), naming the op that crosses it.
+  void check_memory(const std::vector<Tensor>& inputs, Mode m) {
+    std::vector<Shape> shapes;
+    for (const auto& t : inputs) shapes.push_back(t.shape());
+    const uint64_t budget = memory_budget();
+    if (shapes == planned_inputs && m == planned_mode && budget == planned_budget) return;
+    const auto plan = model::plan_memory(lowered, model.graph, shapes, m == Mode::Training);
+    model::require_within_budget(plan, lowered, budget);
+    planned_inputs = std::move(shapes);
+    planned_mode = m;
+    planned_budget = budget;
+  }
 
   void build();
   void build_inference_plan();
@@ -124,6 +148,7 @@ class Runtime {
       s.raw = Tensor();
     }
     s.present = s.has_plain = s.blocked = s.taken_plain = s.taken_raw = false;
+    s.bound = std::numeric_limits<float>::infinity();
   }
 
   // The plain form of a value, converted from its blocked form on first request.
@@ -259,6 +284,15 @@ void ForwardEnv::set_output(size_t i, Tensor&& t) {
   Slot& s = rt_.slots[step_.out[i]];
   s.owned = std::move(t);
   s.present = s.has_plain = true;
+}
+float ForwardEnv::input_bound(size_t i) const {
+  if (!has_input(i) || rt_.mode != Mode::Inference) return std::numeric_limits<float>::infinity();
+  return rt_.slots[step_.in[i]].bound;
+}
+void ForwardEnv::set_output_bound(size_t i, float bound) {
+  if (has_output(i) && rt_.mode == Mode::Inference && bound >= 0 &&
+      bound < 0.5f * std::numeric_limits<float>::max())
+    rt_.slots[step_.out[i]].bound = bound;
 }
 Mode ForwardEnv::mode() const { return rt_.mode; }
 bool ForwardEnv::frozen_batch_norm() const { return rt_.opts.frozen_batch_norm; }
@@ -533,6 +567,7 @@ std::vector<Tensor> Runtime::forward(const std::vector<Tensor>& inputs, Mode m) 
                             shape_to_string(vi.shape) + ", got " + to_string(t.dtype()) + " " +
                             shape_to_string(t.shape()));
   }
+  check_memory(inputs, m);
   ThreadScope threads(opts.threads);
   mode = m;
   have_training_forward = false;

@@ -59,6 +59,10 @@ class ForwardEnv {
   // A tensor of this shape for output i; its contents are unspecified (pooled buffer).
   Tensor& output(size_t i, const Shape& shape, DType dtype = DType::Float32);
   void set_output(size_t i, Tensor&& t);
+  // Inference: a bound on |x| over input i set by its producer (every element then finite), or
+  // +inf when unknown; set_output_bound records one for output i after it is written.
+  float input_bound(size_t i) const;
+  void set_output_bound(size_t i, float bound);
   // Whether output i may be produced in a oneDNN layout (all readers accept it).
   bool output_may_block(size_t i) const;
   // Storage for output i held in layout `md` (logical shape `shape`).
@@ -188,6 +192,13 @@ struct Scratch {
   }
 };
 
+// max |p[i]|, or +inf when any p[i] is NaN or infinite: one vectorised pass that tells the
+// kernels whose oneDNN primitive drops NaN (max pooling, the fused Relu post-op, which compute
+// max(x, 0) with maxps) when to take their NaN-propagating path.
+float finite_max_abs(const float* p, int64_t n);
+// The same bound for input i: its producer's (ForwardEnv::input_bound) or a scan of `data`
+// (n floats, the input's plain or blocked storage).
+float input_max_abs(const ForwardEnv& env, size_t i, const float* data, int64_t n);
 // y[i] += x[i]
 void add_into(float* y, const float* x, int64_t n);
 // Sums in 16 independent lanes so that the compiler vectorises them (a single float

@@ -31,7 +31,10 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const int32_t> 
     for (int64_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(row[j]) - mx);
     double lse = mx + std::log(sum);
     total += lse - row[y];
-    if (std::max_element(row, row + c) - row == y) ++r.correct;
+    // A row with NaN or inf has no class (max_element would skip a NaN after the first entry).
+    if (std::all_of(row, row + c, [](float z) { return std::isfinite(z); }) &&
+        std::max_element(row, row + c) - row == y)
+      ++r.correct;
     if (want_grad) {
       float* g = r.grad.data() + i * c;
       for (int64_t j = 0; j < c; ++j)

@@ -1,5 +1,8 @@
 // MaxPool / AveragePool on oneDNN's pooling_v2 (dilation support), GlobalAveragePool and
-// GlobalMaxPool as plain loops. ceil_mode is expressed to oneDNN as extra end padding; the one
+// GlobalMaxPool as plain loops. oneDNN's max pooling keeps the first maximum it met and so drops
+// a NaN that is not first in its window; PyTorch's gives NaN for any window holding one. A
+// vectorised scan of the input (finite_max_abs) sends the rare input with a non-finite value to
+// a direct loop with PyTorch's rule. ceil_mode is expressed to oneDNN as extra end padding; the one
 // case oneDNN cannot express (count_include_pad with a ceil_mode overhang, whose divisor must
 // not count the overhang) runs on a direct loop.
 #include <algorithm>
@@ -55,6 +58,19 @@ class PoolKernel final : public Kernel {
       last_ = &st;
       return;
     }
+    // A pooled value is bounded by its window's, so the input's bound carries over.
+    float bound = env.input_bound(0);
+    if (max_ && !env.training()) {
+      const float* data = blocked ? env.input_blocked_data(0) : env.input(0).data();
+      const int64_t n =
+          blocked ? static_cast<int64_t>(blocked->get_size() / sizeof(float)) : shape_numel(xs);
+      bound = input_max_abs(env, 0, data, n);
+      if (!std::isfinite(bound)) {
+        direct_max_forward(g, env.input(0).data(), env.output(0, out).data());
+        last_ = &st;
+        return;
+      }
+    }
     auto& ctx = env.dnnl();
     std::unordered_map<int, memory> args;
     args[DNNL_ARG_SRC] =
@@ -62,6 +78,7 @@ class PoolKernel final : public Kernel {
     if (st.ws_valid) args[DNNL_ARG_WORKSPACE] = st.ws;
     execute_to_output(env, st.fwd, args, st.dst, st.dst_direct, st.keep_blocked, out,
                       st.fwd_pd.dst_desc(), ctx.stream);
+    env.set_output_bound(0, bound);
     last_ = &st;
   }
 
@@ -224,6 +241,26 @@ class PoolKernel final : public Kernel {
         }
   }
 
+  // Max pooling with PyTorch's NaN rule (a NaN anywhere in the window is the result).
+  static void direct_max_forward(const PoolGeo& g, const float* x, float* y) {
+    for (int64_t nc = 0; nc < g.n * g.c; ++nc)
+      for (int64_t oy = 0; oy < g.oh; ++oy)
+        for (int64_t ox = 0; ox < g.ow; ++ox) {
+          float acc = -std::numeric_limits<float>::infinity();
+          for (int64_t ky = 0; ky < g.kh; ++ky) {
+            const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+            if (iy < 0 || iy >= g.h) continue;
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              const int64_t ix = ox * g.sw - g.pl + kx * g.dw;
+              if (ix < 0 || ix >= g.w) continue;
+              const float v = x[(nc * g.h + iy) * g.w + ix];
+              if (v > acc || std::isnan(v)) acc = v;
+            }
+          }
+          y[(nc * g.oh + oy) * g.ow + ox] = acc;
+        }
+  }
+
   static void direct_avg_backward(const PoolGeo& g, const float* dy, float* dx) {
     std::fill(dx, dx + g.n * g.c * g.h * g.w, 0.0f);
     for (int64_t nc = 0; nc < g.n * g.c; ++nc)
@@ -257,7 +294,10 @@ class PoolKernel final : public Kernel {
     for (int64_t i = 0; i < nc; ++i) {
       const float* p = xs + i * s;
       if (max_) {
-        ys[i] = *std::max_element(p, p + s);
+        float m = p[0];
+        for (int64_t j = 1; j < s && !std::isnan(m); ++j)
+          if (p[j] > m || std::isnan(p[j])) m = p[j];
+        ys[i] = m;
       } else {
         ys[i] = lane_sum(p, s) / static_cast<float>(s);
       }

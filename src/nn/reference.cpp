@@ -108,7 +108,11 @@ Tensor pool2d(const Tensor& x, const PoolParams& p) {
             const int64_t ix = ox * sw - pw + kx * dw;
             if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
             const double v = xs[(nc * h + iy) * w + ix];
-            acc = kMax ? std::max(acc, v) : acc + v;
+            // PyTorch's max pooling: a NaN anywhere in the window wins.
+            if (!kMax)
+              acc += v;
+            else if (v > acc || std::isnan(v))
+              acc = v;
             ++valid;
           }
         if (!kMax) {
@@ -283,7 +287,8 @@ Tensor map(const Tensor& x, F f) {
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  return map(x, [](float v) { return v > 0 ? v : 0.0f; });
+  // torch.relu (clamp_min(x, 0)): NaN stays NaN.
+  return map(x, [](float v) { return v < 0 ? 0.0f : v; });
 }
 Tensor leaky_relu(const Tensor& x, float alpha) {
   return map(x, [alpha](float v) { return v >= 0 ? v : alpha * v; });

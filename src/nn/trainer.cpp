@@ -61,11 +61,16 @@ double learning_rate(const TrainOptions& o, int epoch) {
   return o.lr;
 }
 
-void count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5) {
+int64_t count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5) {
   const int64_t n = logits.dim(0), c = logits.dim(1);
   const float* x = logits.data();
+  int64_t non_finite = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = x + i * c;
+    if (!std::all_of(row, row + c, [](float z) { return std::isfinite(z); })) {
+      ++non_finite;
+      continue;
+    }
     float target = row[labels[i]];
     // Rank of the true class = number of classes scoring strictly higher (ties favour the truth,
     // as torch.topk does not guarantee an order either).
@@ -74,10 +79,33 @@ void count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int6
     top1 += higher == 0;
     top5 += higher < 5;
   }
+  return non_finite;
 }
+
+namespace {
+
+// The logits' shape is inferred at import: a model that cannot produce [N, classes] is refused
+// before a single image runs (a dimension unknown until run time is checked per batch).
+void require_logits_output(const model::Model& model, int64_t classes) {
+  if (model.graph.outputs.empty()) throw InvalidArgument("model output is not [N, classes] logits");
+  const auto& out = model.graph.outputs[0];
+  const auto it = model.graph.value_info.find(out.name);
+  const Shape& shape =
+      !out.shape.empty() || it == model.graph.value_info.end() ? out.shape : it->second.shape;
+  if (shape.empty()) return;  // unknown
+  if (shape.size() != 2)
+    throw InvalidArgument(fmt::format("model output '{}' is {}, not [N, classes] logits", out.name,
+                                      shape_to_string(shape)));
+  if (shape[1] >= 0 && shape[1] < classes)
+    throw InvalidArgument(
+        fmt::format("model has {} outputs but the dataset has {} classes", shape[1], classes));
+}
+
+}  // namespace
 
 EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOptions& options) {
   if (options.batch_size <= 0) throw InvalidArgument("batch size must be positive");
+  require_logits_output(model, set.num_classes);
   Executor exec(model);
   EvalResult r;
   auto t0 = Clock::now();
@@ -94,7 +122,7 @@ EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOpt
     if (out[0].dim(1) < set.num_classes)
       throw InvalidArgument(fmt::format("model has {} outputs but the dataset has {} classes",
                                         out[0].dim(1), set.num_classes));
-    count_hits(out[0], set.labels.data() + b, top1, top5);
+    r.non_finite += count_hits(out[0], set.labels.data() + b, top1, top5);
     bar.update(b + count, fmt::format("top-1 {:.2f}%", 100.0 * top1 / (b + count)));
   }
   r.count = set.size();

@@ -1,5 +1,8 @@
 // Helpers shared by the kernels, and the op-name -> kernel dispatch.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "kernel.hpp"
 
@@ -24,6 +27,43 @@ float lanes(int64_t n, F term) {
   return total + tail;
 }
 }  // namespace
+
+float finite_max_abs(const float* p, int64_t n) {
+  // Explicit 4-wide vectors (GCC/Clang vector extensions), four accumulators each: max and min
+  // of x and an OR of x != x (NaN). Written as a plain loop the compiler keeps it scalar, and
+  // this scan runs on activations every inference.
+  using V = float __attribute__((vector_size(16)));
+  using VI = int __attribute__((vector_size(16)));
+  constexpr int kU = 4;
+  V hi[kU] = {}, lo[kU] = {};
+  VI nan[kU] = {};
+  int64_t i = 0;
+  for (; i + 4 * kU <= n; i += 4 * kU)
+    for (int k = 0; k < kU; ++k) {
+      V x;
+      std::memcpy(&x, p + i + 4 * k, sizeof x);
+      hi[k] = x > hi[k] ? x : hi[k];
+      lo[k] = x < lo[k] ? x : lo[k];
+      nan[k] |= x != x;
+    }
+  float m = 0;
+  bool bad = false;
+  for (; i < n; ++i) {
+    m = std::max(m, std::fabs(p[i]));
+    bad = bad || std::isnan(p[i]);
+  }
+  for (int k = 0; k < kU; ++k)
+    for (int l = 0; l < 4; ++l) {
+      m = std::max(m, std::max(hi[k][l], -lo[k][l]));
+      bad = bad || nan[k][l] != 0;
+    }
+  return bad || std::isinf(m) ? std::numeric_limits<float>::infinity() : m;
+}
+
+float input_max_abs(const ForwardEnv& env, size_t i, const float* data, int64_t n) {
+  const float known = env.input_bound(i);
+  return std::isfinite(known) ? known : finite_max_abs(data, n);
+}
 
 float lane_sum(const float* p, int64_t n) {
   return lanes(n, [p](int64_t i) { return p[i]; });

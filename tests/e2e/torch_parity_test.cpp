@@ -43,6 +43,36 @@ TEST_P(TorchParity, SameOutputsAsPyTorch) {
   }
 }
 
+// NaN and inf inputs: veil's outputs are NaN exactly where PyTorch's are, infinite where they are,
+// and close elsewhere (image 2 has no non-finite input and must stay finite).
+TEST(TorchParityNonFinite, SameNaNsAsPyTorch) {
+  if (!have_torch()) GTEST_SKIP() << "python3-torch / python3-torchvision not installed";
+  TempDir dir;
+  std::string script = std::string(VEIL_SOURCE_DIR) + "/tests/e2e/python/export_torch_models.py";
+  std::string cmd = "/usr/bin/python3 " + script + " " + dir.path().string() +
+                    " --models nancnn 2>" + (dir / "export.log").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir / "export.log");
+  auto r = run_veil("infer --model " + (dir / "nancnn.onnx").string() + " --input " +
+                        (dir / "nancnn.x.npy").string() + " --output " + (dir / "y.npy").string(),
+                    dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto got = data::read_npy(dir / "y.npy");
+  auto want = data::read_npy(dir / "nancnn.y.npy");
+  ASSERT_EQ(got.shape(), want.shape());
+  int64_t nans = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    const float g = got.data()[i], w = want.data()[i];
+    nans += std::isnan(w);
+    if (std::isnan(w) || std::isinf(w))
+      EXPECT_TRUE(std::isnan(w) ? std::isnan(g) : g == w) << "element " << i << ": " << g;
+    else
+      EXPECT_NEAR(g, w, 1e-4 * std::max(1.0f, std::fabs(w))) << "element " << i;
+  }
+  EXPECT_GT(nans, 0);
+  for (int64_t i = 20; i < 30; ++i) EXPECT_TRUE(std::isfinite(want.data()[i])) << i;
+  EXPECT_NE(r.err.find("non-finite values"), std::string::npos) << r.err;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Exports, TorchParity,
     ::testing::Values(std::make_tuple("smallcnn", 9), std::make_tuple("smallcnn", 13),

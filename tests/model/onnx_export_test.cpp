@@ -99,12 +99,14 @@ std::vector<float> special_floats(size_t n, uint32_t seed) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
-  const uint32_t bits[] = {0x7fc00001u,   // quiet NaN with a payload
-                           0xffbfffffu,   // negative signalling-range NaN with payload
+  // Finite only: a weight holding NaN or an infinity is refused at import
+  // (OnnxImport.NonFiniteInitializerIsRefusedNamingIt); NaN payloads are kept in attributes.
+  const uint32_t bits[] = {0x807fffffu,   // largest negative denormal
+                           0x00400001u,   // denormal with a low payload bit
                            0x80000000u,   // -0.0
                            0x00000001u,   // smallest denormal
-                           0x7f800000u,   // +inf
-                           0xff800000u};  // -inf
+                           0x7f7fffffu,   // FLT_MAX
+                           0xff7fffffu};  // -FLT_MAX
   for (size_t i = 0; i < std::size(bits) && i < n; ++i)
     v[i * 3 % n] = std::bit_cast<float>(bits[i]);
   return v;
@@ -142,7 +144,7 @@ OnnxBuilder rich_model() {
   b.initializer("hi", {}, {6.0f});
   auto& k = b.node("ConstantOfShape", {"shp"}, {"unused_const"}, "cos");
   OnnxBuilder::fill_float_tensor(OnnxBuilder::attr_t(k, "value"), {1},
-                                 {std::bit_cast<float>(0x7fa00000u)});
+                                 {std::bit_cast<float>(0x80200001u)});
   b.initializer_i64("shp", {1}, {2});
   b.output("y");
   b.output("unused_const");
@@ -158,16 +160,16 @@ TEST(OnnxExport, RoundTripIsBitExact) {
   EXPECT_EQ(serialize_onnx(second), bytes);
   // The special values really are in there.
   const Tensor& w = second.graph.initializers.at("W1");
-  EXPECT_EQ(std::bit_cast<uint32_t>(w.floats()[0]), 0x7fc00001u);
+  EXPECT_EQ(std::bit_cast<uint32_t>(w.floats()[0]), 0x807fffffu);
   EXPECT_EQ(std::bit_cast<uint32_t>(w.floats()[6]), 0x80000000u);
   EXPECT_EQ(std::bit_cast<uint32_t>(second.graph.nodes[2].attr_float("alpha", 0)), 0x7fc12345u);
   EXPECT_EQ(second.graph.inputs[0].shape, (Shape{-1, 2, 6, 6}));
   EXPECT_EQ(second.metadata.at("veil.class_names"), "a,b,c");
   EXPECT_EQ(second.doc_string, "round trip test");
   EXPECT_EQ(second.ir_version, 7);
-  // The folded ConstantOfShape keeps its NaN payload.
+  // The folded ConstantOfShape keeps its denormal bits.
   EXPECT_EQ(std::bit_cast<uint32_t>(second.graph.initializers.at("unused_const").floats()[1]),
-            0x7fa00000u);
+            0x80200001u);
 }
 
 TEST(OnnxExport, SaveAndLoadFile) {

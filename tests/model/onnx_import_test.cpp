@@ -6,6 +6,7 @@
 
 #include "model/onnx_builder.hpp"
 #include "veil/core/error.hpp"
+#include "veil/model/lowered.hpp"
 #include "veil/model/onnx.hpp"
 
 namespace veil::model {
@@ -117,6 +118,45 @@ TEST(OnnxImport, TypedFieldsAndConversions) {
   EXPECT_EQ(m.graph.initializers.at("i64").to_int64s(),
             (std::vector<int64_t>{-1, int64_t{1} << 40}));
   EXPECT_EQ(m.graph.outputs[0].shape, (Shape{2, 3}));
+}
+
+// A weight holding NaN or an infinity (a corrupted or hand-edited file) is refused at import
+// and at lowering, naming the tensor; a Constant node's value is a weight like any other.
+TEST(OnnxImport, NonFiniteInitializerIsRefusedNamingIt) {
+  const float nan = std::nanf(""), inf = INFINITY;
+  for (float bad : {nan, inf, -inf}) {
+    OnnxBuilder b;
+    b.input("x", {1, 4});
+    b.initializer("fc.weight", {3, 4}, {1, 2, 3, 4, 5, 6, 7, bad, 9, 10, 11, 12});
+    auto& g = b.node("Gemm", {"x", "fc.weight"}, {"y"}, "fc");
+    OnnxBuilder::attr(g, "transB", int64_t{1});
+    b.output("y");
+    const std::string e = error_of<MalformedInput>(b);
+    EXPECT_THAT(e, HasSubstr("initializer 'fc.weight' holds"));
+    EXPECT_THAT(e, HasSubstr(std::isnan(bad) ? "NaN at index 7" : bad > 0 ? "+inf" : "-inf"));
+  }
+  OnnxBuilder b;
+  b.input("x", {3});
+  auto& c = b.node("Constant", {}, {"shift"});
+  OnnxBuilder::fill_float_tensor(OnnxBuilder::attr_t(c, "value"), {3}, {1, nan, 3});
+  b.node("Add", {"x", "shift"}, {"y"});
+  b.output("y");
+  EXPECT_THAT(error_of<MalformedInput>(b), HasSubstr("initializer 'shift' holds NaN at index 1"));
+  // A model built in memory (lock, training, tests) is checked when lowered.
+  b = OnnxBuilder();
+  b.input("x", {3});
+  b.initializer("shift", {3}, {1, 2, 3});
+  b.node("Add", {"x", "shift"}, {"y"});
+  b.output("y");
+  Model m = b.parse();
+  EXPECT_NO_THROW(lower(m));
+  m.graph.initializers.at("shift").floats()[2] = -inf;
+  try {
+    lower(m);
+    ADD_FAILURE() << "lowered a model with a -inf weight";
+  } catch (const MalformedInput& e) {
+    EXPECT_THAT(e.what(), HasSubstr("initializer 'shift' holds -inf at index 2"));
+  }
 }
 
 TEST(OnnxImport, ConstantNodesBecomeInitializers) {

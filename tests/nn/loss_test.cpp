@@ -49,6 +49,14 @@ TEST(Loss, StableForHugeLogitsAndCountsHits) {
   EXPECT_EQ(r.correct, 1);
 }
 
+// Rows holding NaN or inf are never a hit, whichever label they carry.
+TEST(Loss, NonFiniteRowsAreNotHits) {
+  const float nan = std::nanf("");
+  Tensor logits = Tensor::from_floats({3, 3}, {5, nan, 1, 2, INFINITY, 1, 9, 1, 0});
+  const std::vector<int32_t> y{0, 1, 0};
+  EXPECT_EQ(softmax_cross_entropy(logits, y, false).correct, 1);  // only the finite last row
+}
+
 TEST(Loss, RejectsBadLabelsAndShapes) {
   Tensor x({2, 3});
   std::vector<int32_t> bad{0, 3};

@@ -80,6 +80,11 @@ struct Model {
 // throws MalformedInput naming the offending node.
 void validate(const Graph& graph);
 
+// Throws MalformedInput naming the first float initializer that holds a NaN or an infinity:
+// such a weight makes every output NaN (or a confident wrong class where a kernel drops NaN),
+// and no trained, locked or folded model veil accepts has one, so it marks a corrupted file.
+void require_finite_initializers(const Graph& graph);
+
 // Weight tensors that training and model locking touch: the first "weight" input (an
 // initializer) of every Conv, Gemm and MatMul node, in node order.
 struct WeightRef {

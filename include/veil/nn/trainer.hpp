@@ -20,7 +20,7 @@ struct TrainOptions {
   int64_t batch_size = 64;
   float lr = 0.05f;
   LrSchedule schedule = LrSchedule::Cosine;
-  int step_epochs = 5;     // Step: multiply lr by step_gamma every step_epochs
+  int step_epochs = 5;  // Step: multiply lr by step_gamma every step_epochs
   float step_gamma = 0.1f;
   SgdOptions sgd;
   int64_t crop_pad = 0;  // random crop after zero padding by this many pixels (0 = off)
@@ -47,6 +47,7 @@ struct EvalResult {
   int64_t count = 0;
   double top1 = 0;  // fraction
   double top5 = 0;
+  int64_t non_finite = 0;  // images whose logits hold NaN or an infinity (counted as misses)
   double seconds = 0;
   double images_per_s = 0;
 };
@@ -68,7 +69,9 @@ EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOpt
 // The learning rate of `epoch` (0-based) under `options`.
 double learning_rate(const TrainOptions& options, int epoch);
 
-// Counts of top-1 and top-5 hits of one batch of logits [N, C].
-void count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5);
+// Counts of top-1 and top-5 hits of one batch of logits [N, C]. A row holding NaN or an
+// infinity has no meaningful ranking (every comparison with NaN is false, which would make the
+// label rank first): it is a miss. Returns the number of such rows.
+int64_t count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5);
 
 }  // namespace veil::nn

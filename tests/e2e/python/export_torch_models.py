@@ -31,6 +31,29 @@ class SmallCnn(torch.nn.Module):
         return torch.softmax(self.head(self.features(x)), dim=1)
 
 
+class NanCnn(torch.nn.Module):
+    """Conv+BN+ReLU+MaxPool twice: the layers whose fused / oneDNN forms used to drop NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(8 * 7 * 7, 10))
+
+    def forward(self, x):
+        return self.features(x)
+
+
+def with_non_finite(x):
+    # A NaN and an inf that are not first in their pooling windows (image 0 and 1), image 2
+    # left finite.
+    x = x.clone()
+    x[0, 0, 5, 7] = float("nan")
+    x[1, 0, 10, 3] = float("inf")
+    return x
+
+
 def randomize_bn(model, gen):
     # Fresh BN layers have mean 0 / var 1, which would hide a wrong BN implementation.
     for m in model.modules():
@@ -55,12 +78,15 @@ def main():
         "resnet18": (lambda: torchvision.models.resnet18(weights=None), (1, 3, 224, 224)),
         "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(weights=None), (1, 3, 224, 224)),
         "squeezenet1_1": (lambda: torchvision.models.squeezenet1_1(weights=None), (1, 3, 224, 224)),
+        "nancnn": (NanCnn, (3, 1, 28, 28)),
     }
     for name in args.models.split(","):
         make, shape = makers[name]
         model = make().eval()
         randomize_bn(model, gen)
         x = torch.rand(shape, generator=gen)
+        if name == "nancnn":
+            x = with_non_finite(x)
         with torch.no_grad():
             y = model(x)
         path = os.path.join(args.out, f"{name}.onnx")
