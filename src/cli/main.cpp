@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
           throw CLI::ValidationError("--max-memory", e.what());  // a usage error: exit 2
         }
       },
-      "Refuse a model run planned to need more memory, e.g. 2G (default: half of RAM)");
+      "Refuse a model run planned to need more memory, e.g. 2G (default: a quarter of RAM)");
   veil::cli::add_core_commands(app);
   veil::cli::add_lock_commands(app);
   veil::cli::add_mpc_commands(app);

@@ -1,6 +1,6 @@
 // End-to-end: memory planned from the inferred shapes before a model runs. A few hundred bytes
 // of ONNX that expand into gigabytes are refused at once with one line naming the node, under
-// the default budget (half of RAM) and under `--max-memory`; `eval` refuses a model whose output
+// the default budget (a quarter of RAM) and under `--max-memory`; `eval` refuses a model whose output
 // cannot be the dataset's logits before running it; non-finite logits are never a class.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -68,7 +68,7 @@ TEST_F(MemoryCli, ConstantOfShapeIsRefusedBeforeAllocating) {
   EXPECT_LT(children_max_rss(), uint64_t{300} << 20);
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
 
-  // 2^28 floats (1 GiB) fit half of any test machine's RAM but not --max-memory 256M.
+  // 2^28 floats (1 GiB) fit a quarter of any test machine's RAM but not --max-memory 256M.
   r = infer(constant_of_shape_model(int64_t{1} << 28), "--max-memory 256M");
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(lines(r.err), 1) << r.err;
@@ -78,7 +78,8 @@ TEST_F(MemoryCli, ConstantOfShapeIsRefusedBeforeAllocating) {
 
   // A budget that is not a size is a usage error.
   r = infer(constant_of_shape_model(4), "--max-memory lots");
-  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
 }
 

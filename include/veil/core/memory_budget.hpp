@@ -10,7 +10,7 @@
 
 namespace veil {
 
-// The current budget in bytes: set_memory_budget's value, else half of the physical memory.
+// The current budget in bytes: set_memory_budget's value, else a quarter of the physical memory.
 uint64_t memory_budget();
 void set_memory_budget(uint64_t bytes);
 
