@@ -38,6 +38,7 @@
 #include "veil/lock/sweep.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/nn/executor.hpp"
+#include "veil/nn/trainer.hpp"
 
 namespace veil::cli {
 
@@ -473,7 +474,7 @@ void run_res(const RunArgs& a) {
     for (size_t i = 0; i < want.size(); ++i) identical = identical && same_bits(want[i], got[i]);
     Tensor logits = got.at(0);
     if (logits.rank() != 2) logits.reshape({n, logits.numel() / n});
-    lock::count_hits(logits, std::span<const int32_t>(test.labels).subspan(b, n), top1, top5);
+    nn::count_hits(logits, std::span<const int32_t>(test.labels).subspan(b, n), top1, top5);
     ++inferences;
   }
   bool relocked = lock::fingerprint(locked.graph) == key.locked_fingerprint;

@@ -1,11 +1,8 @@
 #include "veil/lock/evaluate.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <vector>
-
 #include "veil/core/error.hpp"
 #include "veil/nn/preprocess.hpp"
+#include "veil/nn/trainer.hpp"
 
 namespace veil::lock {
 
@@ -21,30 +18,6 @@ Tensor prepare_input(const model::Model& model, const Tensor& images) {
     }
   }
   return x;
-}
-
-void count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& top1,
-                int64_t& top5) {
-  if (logits.rank() != 2 || logits.dim(0) != static_cast<int64_t>(labels.size()))
-    throw InvalidArgument("logits " + shape_to_string(logits.shape()) + " do not match " +
-                          std::to_string(labels.size()) + " labels");
-  const int64_t n = logits.dim(0), c = logits.dim(1);
-  auto v = logits.floats();
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = v.data() + i * c;
-    int32_t y = labels[static_cast<size_t>(i)];
-    if (y < 0 || y >= c) throw InvalidArgument("label outside the model's classes");
-    // A row with a NaN has no ranking (every comparison with NaN is false, which would
-    // otherwise make the label rank first): it is a miss. Diverged models score 0, not 100 %.
-    if (std::any_of(row, row + c, [](float z) { return std::isnan(z); })) continue;
-    // Rank of the true class = number of classes scoring strictly higher (ties favour the label
-    // only when they precede it, as a stable arg-max would).
-    int64_t rank = 0;
-    for (int64_t j = 0; j < c; ++j)
-      if (row[j] > row[y] || (row[j] == row[y] && j < y)) ++rank;
-    if (rank == 0) ++top1;
-    if (rank < 5) ++top5;
-  }
 }
 
 BatchForward forward_batch(nn::Executor& executor, const model::Model& model, const Tensor& images,
@@ -74,7 +47,7 @@ Accuracy evaluate(nn::Executor& executor, const model::Model& model, const data:
   for (int64_t b = 0; b < dataset.size(); b += batch) {
     int64_t n = std::min(batch, dataset.size() - b);
     auto f = forward_batch(executor, model, dataset.batch(b, n), nn::Mode::Inference);
-    count_hits(f.logits, std::span<const int32_t>(dataset.labels).subspan(b, n), top1, top5);
+    nn::count_hits(f.logits, std::span<const int32_t>(dataset.labels).subspan(b, n), top1, top5);
   }
   acc.count = dataset.size();
   if (acc.count) {

@@ -61,23 +61,26 @@ double learning_rate(const TrainOptions& o, int epoch) {
   return o.lr;
 }
 
-int64_t count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5) {
+int64_t count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& top1,
+                   int64_t& top5) {
+  if (logits.rank() != 2 || logits.dim(0) != static_cast<int64_t>(labels.size()))
+    throw InvalidArgument("logits " + shape_to_string(logits.shape()) + " do not match " +
+                          std::to_string(labels.size()) + " labels");
   const int64_t n = logits.dim(0), c = logits.dim(1);
   const float* x = logits.data();
   int64_t non_finite = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = x + i * c;
+    const int32_t y = labels[static_cast<size_t>(i)];
+    if (y < 0 || y >= c) throw InvalidArgument("label outside the model's classes");
     if (!std::all_of(row, row + c, [](float z) { return std::isfinite(z); })) {
       ++non_finite;
       continue;
     }
-    float target = row[labels[i]];
-    // Rank of the true class = number of classes scoring strictly higher (ties favour the truth,
-    // as torch.topk does not guarantee an order either).
-    int64_t higher = 0;
-    for (int64_t j = 0; j < c; ++j) higher += row[j] > target;
-    top1 += higher == 0;
-    top5 += higher < 5;
+    int64_t rank = 0;
+    for (int64_t j = 0; j < c; ++j) rank += row[j] > row[y] || (row[j] == row[y] && j < y);
+    top1 += rank == 0;
+    top5 += rank < 5;
   }
   return non_finite;
 }
@@ -122,7 +125,8 @@ EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOpt
     if (out[0].dim(1) < set.num_classes)
       throw InvalidArgument(fmt::format("model has {} outputs but the dataset has {} classes",
                                         out[0].dim(1), set.num_classes));
-    r.non_finite += count_hits(out[0], set.labels.data() + b, top1, top5);
+    r.non_finite +=
+        count_hits(out[0], std::span<const int32_t>(set.labels).subspan(b, count), top1, top5);
     bar.update(b + count, fmt::format("top-1 {:.2f}%", 100.0 * top1 / (b + count)));
   }
   r.count = set.size();

@@ -16,6 +16,7 @@
 #include "veil/lock/scheduler.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/loss.hpp"
+#include "veil/nn/trainer.hpp"
 
 namespace veil::lock {
 namespace {
@@ -494,7 +495,7 @@ TEST(Evaluate, CountHitsMatchesNaiveRankingAndNaNRowsMiss) {
     want5 += pos < 5;
   }
   int64_t top1 = 0, top5 = 0;
-  count_hits(logits, labels, top1, top5);
+  nn::count_hits(logits, labels, top1, top5);
   EXPECT_EQ(top1, want1);
   EXPECT_EQ(top5, want5);
   EXPECT_LT(want1, n);

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <random>
 
+#include "veil/core/error.hpp"
 #include "veil/model/zoo.hpp"
 #include "veil/nn/executor.hpp"
 
@@ -56,7 +58,7 @@ TEST(Trainer, CountHitsAgreesWithSorting) {
   std::vector<int32_t> y(50);
   for (auto& v : y) v = static_cast<int32_t>(rng() % 10);
   int64_t t1 = 0, t5 = 0, e1 = 0, e5 = 0;
-  count_hits(logits, y.data(), t1, t5);
+  count_hits(logits, y, t1, t5);
   for (int i = 0; i < 50; ++i) {
     std::vector<int> idx(10);
     std::iota(idx.begin(), idx.end(), 0);
@@ -67,6 +69,24 @@ TEST(Trainer, CountHitsAgreesWithSorting) {
   }
   EXPECT_EQ(t1, e1);
   EXPECT_EQ(t5, e5);
+}
+
+// Constant logits rank every class equal: a stable arg-max picks class 0, so only the images
+// labelled 0 are hits (ties must not favour the label, or a dead model would score 100 %).
+TEST(Trainer, CountHitsBreaksTiesLikeAnArgMax) {
+  Tensor logits({6, 3});
+  for (float& v : logits.floats()) v = 0.25f;
+  const std::vector<int32_t> y = {0, 1, 2, 0, 2, 1};
+  int64_t t1 = 0, t5 = 0;
+  EXPECT_EQ(count_hits(logits, y, t1, t5), 0);
+  EXPECT_EQ(t1, 2);
+  EXPECT_EQ(t5, 6);
+  logits.floats()[4] = std::numeric_limits<float>::infinity();  // row 1
+  t1 = t5 = 0;
+  EXPECT_EQ(count_hits(logits, y, t1, t5), 1);
+  EXPECT_EQ(t5, 5);
+  const std::vector<int32_t> bad = {0, 1, 3, 0, 2, 1};
+  EXPECT_THROW(count_hits(logits, bad, t1, t5), InvalidArgument);
 }
 
 class TrainArch : public ::testing::TestWithParam<const char*> {};

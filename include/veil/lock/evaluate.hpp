@@ -43,8 +43,4 @@ Accuracy evaluate(model::Model& model, const data::Dataset& dataset, int64_t bat
 Accuracy evaluate(nn::Executor& executor, const model::Model& model, const data::Dataset& dataset,
                   int64_t batch = 256);
 
-// Top-1 and top-5 hits of one logits batch [N, C].
-void count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& top1,
-                int64_t& top5);
-
 }  // namespace veil::lock

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,9 +70,13 @@ EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOpt
 // The learning rate of `epoch` (0-based) under `options`.
 double learning_rate(const TrainOptions& options, int epoch);
 
-// Counts of top-1 and top-5 hits of one batch of logits [N, C]. A row holding NaN or an
-// infinity has no meaningful ranking (every comparison with NaN is false, which would make the
-// label rank first): it is a miss. Returns the number of such rows.
-int64_t count_hits(const Tensor& logits, const int32_t* labels, int64_t& top1, int64_t& top5);
+// Adds the top-1 and top-5 hits of one batch of logits [N, C] with N labels. The label's rank is
+// that of a stable arg-max (a class scoring the same as the label counts above it when its index
+// is lower), so a model that outputs constant logits scores chance, not 100 %. A row holding NaN
+// or an infinity has no meaningful ranking (every comparison with NaN is false, which would make
+// the label rank first): it is a miss. Returns the number of such rows. Throws InvalidArgument
+// when the shapes do not match or a label is outside [0, C).
+int64_t count_hits(const Tensor& logits, std::span<const int32_t> labels, int64_t& top1,
+                   int64_t& top5);
 
 }  // namespace veil::nn
