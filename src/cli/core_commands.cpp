@@ -1,4 +1,4 @@
-// veil train | eval | infer | info
+// veil train | eval | infer | info | plot
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,10 +11,12 @@
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
 #include "veil/core/printable.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
+#include "veil/lock/sweep.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/model/summary.hpp"
 #include "veil/model/zoo.hpp"
@@ -259,6 +261,47 @@ void run_info(const InfoArgs& a) {
   for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", printable(k), printable(v));
 }
 
+struct PlotArgs {
+  std::vector<std::string> series;  // LABEL=FILE, FILE from `veil train --json`
+  std::string out;
+  std::string title = "test top-1 per epoch";
+  double y_min = 0, y_max = 100;
+};
+
+// One curve per `veil train --json` summary: test top-1 (%) against the epoch, as the FHE paper's
+// Figures 4-5 compare activations.
+void run_plot(const PlotArgs& a) {
+  OutputGuard guard;
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& s : a.series) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
+      throw CLI::ValidationError("--series", "expects LABEL=FILE, got '" + s + "'");
+    files.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+    guard.input("--series", files.back().second);
+  }
+  guard.output("--out", a.out).check();
+  if (!(a.y_min < a.y_max)) throw CLI::ValidationError("--y-min", "must be below --y-max");
+  std::vector<lock::PlotSeries> series;
+  for (const auto& [label, path] : files) {
+    const auto j = nlohmann::json::parse(read_text_file(path, 16 << 20), nullptr, false);
+    const auto where = printable(path);
+    if (j.is_discarded() || !j.is_object() || !j.contains("epochs") || !j["epochs"].is_array())
+      throw MalformedInput(where + ": not the JSON summary of `veil train --json`");
+    lock::PlotSeries curve{label, {}, {}};
+    for (const auto& e : j["epochs"]) {
+      if (!e.is_object() || !e.contains("epoch") || !e["epoch"].is_number() ||
+          !e.contains("test_top1") || !e["test_top1"].is_number())
+        throw MalformedInput(where + ": an epoch without a number 'epoch' and 'test_top1'");
+      curve.x.push_back(e["epoch"].get<double>());
+      curve.y.push_back(100 * e["test_top1"].get<double>());
+    }
+    series.push_back(std::move(curve));
+  }
+  write_file_atomic(
+      a.out, lock::line_plot_svg(a.title, "epoch", "test top-1 (%)", series, a.y_min, a.y_max));
+}
+
 }  // namespace
 
 void add_core_commands(CLI::App& app) {
@@ -298,6 +341,17 @@ void add_core_commands(CLI::App& app) {
   train->add_flag("--json", ta->json, "Machine-readable summary on stdout");
   train->add_flag("--quiet", ta->quiet, "No progress output");
   train->callback([ta] { run_train(*ta); });
+
+  auto pa = std::make_shared<PlotArgs>();
+  auto* plot = app.add_subcommand("plot", "SVG of test top-1 per epoch from `veil train --json`");
+  plot->add_option("--series", pa->series, "LABEL=FILE, one per curve")->required();
+  plot->add_option("--out", pa->out, "Output SVG")->required();
+  plot->add_option("--title", pa->title, "Chart title");
+  plot->add_option("--y-min", pa->y_min, "Lower end of the top-1 axis (%)")
+      ->check(in_range(0.0, 100.0));
+  plot->add_option("--y-max", pa->y_max, "Upper end of the top-1 axis (%)")
+      ->check(in_range(0.0, 100.0));
+  plot->callback([pa] { run_plot(*pa); });
 
   auto ea = std::make_shared<EvalArgs>();
   auto* eval = app.add_subcommand("eval", "Top-1 / top-5 accuracy of a model on a test set");
