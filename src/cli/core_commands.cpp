@@ -1,4 +1,4 @@
-// veil train | eval | infer | info
+// veil train | eval | infer | info | plot
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,10 +11,12 @@
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
 #include "veil/core/printable.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
+#include "veil/lock/sweep.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/model/summary.hpp"
 #include "veil/model/zoo.hpp"
@@ -28,6 +30,7 @@ namespace {
 
 struct TrainArgs {
   std::string arch = "lenet5";
+  std::string classifier_activation;  // keras-cifar10 only
   std::string data = "fashion-mnist";
   std::string out;
   int epochs = 10;
@@ -47,12 +50,15 @@ struct TrainArgs {
 
 void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw InvalidArgument("--out is required");
+  if (!a.classifier_activation.empty() && !model::takes_classifier_activation(a.arch))
+    throw CLI::ValidationError("--classifier-activation",
+                               "applies to keras-cifar10 only, not --arch " + a.arch);
   OutputGuard().input("--data", a.data).output("--out", a.out).check();
   auto train_set = data::load_dataset(a.data, data::Split::Train, a.limit);
   auto test_set = data::load_dataset(a.data, data::Split::Test, a.test_limit);
   const auto& s = train_set.images.shape();
   model::ArchSpec spec{s[1], s[2], s[3], train_set.num_classes, a.seed};
-  model::Model m = model::build_arch(a.arch, spec);
+  model::Model m = model::build_arch(a.arch, spec, a.classifier_activation);
   m.metadata["veil.dataset"] = a.data;
   if (!train_set.class_names.empty()) {
     std::string names;
@@ -65,7 +71,11 @@ void run_train(const TrainArgs& a) {
   o.epochs = a.epochs;
   o.batch_size = a.batch;
   const bool deep = a.arch == "resnet20" || a.arch == "vgg-small";
-  o.lr = a.lr > 0 ? a.lr : (deep ? 0.1f : 0.05f);  // --lr's validator refuses <= 0, NaN, Inf
+  // keras-cifar10 at 0.05 diverges in its first epoch on Fashion-MNIST when the classifier has
+  // no ReLU (square or none: fc1 and fc2 then compose into one large linear map); 0.01 trains
+  // all three variants (docs/HE.md).
+  const float default_lr = a.arch == "keras-cifar10" ? 0.01f : (deep ? 0.1f : 0.05f);
+  o.lr = a.lr > 0 ? a.lr : default_lr;  // --lr's validator refuses <= 0, NaN, Inf
   o.sgd.momentum = a.momentum;
   o.sgd.weight_decay = a.weight_decay;
   if (a.schedule == "cosine")
@@ -251,17 +261,67 @@ void run_info(const InfoArgs& a) {
   for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", printable(k), printable(v));
 }
 
+struct PlotArgs {
+  std::vector<std::string> series;  // LABEL=FILE, FILE from `veil train --json`
+  std::string out;
+  std::string title = "test top-1 per epoch";
+  double y_min = 0, y_max = 100;
+};
+
+// One curve per `veil train --json` summary: test top-1 (%) against the epoch, as the FHE paper's
+// Figures 4-5 compare activations.
+void run_plot(const PlotArgs& a) {
+  OutputGuard guard;
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& s : a.series) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
+      throw CLI::ValidationError("--series", "expects LABEL=FILE, got '" + s + "'");
+    files.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+    guard.input("--series", files.back().second);
+  }
+  guard.output("--out", a.out).check();
+  if (!(a.y_min < a.y_max)) throw CLI::ValidationError("--y-min", "must be below --y-max");
+  std::vector<lock::PlotSeries> series;
+  for (const auto& [label, path] : files) {
+    const auto j = nlohmann::json::parse(read_text_file(path, 16 << 20), nullptr, false);
+    const auto where = printable(path);
+    if (j.is_discarded() || !j.is_object() || !j.contains("epochs") || !j["epochs"].is_array())
+      throw MalformedInput(where + ": not the JSON summary of `veil train --json`");
+    lock::PlotSeries curve{label, {}, {}};
+    for (const auto& e : j["epochs"]) {
+      if (!e.is_object() || !e.contains("epoch") || !e["epoch"].is_number() ||
+          !e.contains("test_top1") || !e["test_top1"].is_number())
+        throw MalformedInput(where + ": an epoch without a number 'epoch' and 'test_top1'");
+      curve.x.push_back(e["epoch"].get<double>());
+      curve.y.push_back(100 * e["test_top1"].get<double>());
+    }
+    series.push_back(std::move(curve));
+  }
+  write_file_atomic(
+      a.out, lock::line_plot_svg(a.title, "epoch", "test top-1 (%)", series, a.y_min, a.y_max));
+}
+
 }  // namespace
 
 void add_core_commands(CLI::App& app) {
   auto ta = std::make_shared<TrainArgs>();
   auto* train = app.add_subcommand("train", "Train a built-in architecture and export it to ONNX");
-  train->add_option("--arch", ta->arch, "lenet5 | mlp | vgg-small | resnet20")
+  train
+      ->add_option("--arch", ta->arch,
+                   "lenet5 | mlp | vgg-small | resnet20 | he-cnn | keras-cifar10")
       ->check(CLI::IsMember(model::arch_names()));
+  train
+      ->add_option("--classifier-activation", ta->classifier_activation,
+                   "keras-cifar10's hidden classifier activation: relu (default) | square | none")
+      ->check(CLI::IsMember({"relu", "square", "none"}));
   train->add_option("--data", ta->data, "fashion-mnist or a dataset directory");
   train->add_option("--epochs", ta->epochs, "Epochs")->check(in_range(1, 100000));
   train->add_option("--batch", ta->batch, "Batch size")->check(in_range<int64_t>(1, 65536));
-  train->add_option("--lr", ta->lr, "Initial learning rate (default 0.05, 0.1 for deep nets)")
+  train
+      ->add_option("--lr", ta->lr,
+                   "Initial learning rate (default 0.05; 0.1 for resnet20 and vgg-small, 0.01 for "
+                   "keras-cifar10)")
       ->check(positive_number(100));
   train->add_option("--momentum", ta->momentum, "SGD momentum")->check(in_range(0.0, 0.999));
   train->add_option("--weight-decay", ta->weight_decay, "L2 weight decay")
@@ -281,6 +341,17 @@ void add_core_commands(CLI::App& app) {
   train->add_flag("--json", ta->json, "Machine-readable summary on stdout");
   train->add_flag("--quiet", ta->quiet, "No progress output");
   train->callback([ta] { run_train(*ta); });
+
+  auto pa = std::make_shared<PlotArgs>();
+  auto* plot = app.add_subcommand("plot", "SVG of test top-1 per epoch from `veil train --json`");
+  plot->add_option("--series", pa->series, "LABEL=FILE, one per curve")->required();
+  plot->add_option("--out", pa->out, "Output SVG")->required();
+  plot->add_option("--title", pa->title, "Chart title");
+  plot->add_option("--y-min", pa->y_min, "Lower end of the top-1 axis (%)")
+      ->check(in_range(0.0, 100.0));
+  plot->add_option("--y-max", pa->y_max, "Upper end of the top-1 axis (%)")
+      ->check(in_range(0.0, 100.0));
+  plot->callback([pa] { run_plot(*pa); });
 
   auto ea = std::make_shared<EvalArgs>();
   auto* eval = app.add_subcommand("eval", "Top-1 / top-5 accuracy of a model on a test set");

@@ -33,6 +33,13 @@ class Builder {
 
   std::string conv(const std::string& name, int64_t out, int64_t k, int64_t stride, int64_t pad,
                    bool bias, const std::string& from = "") {
+    return conv_padded(name, out, k, stride, {pad, pad, pad, pad}, bias, from);
+  }
+
+  // pads = {top, left, bottom, right}, as ONNX orders them for 2-D.
+  std::string conv_padded(const std::string& name, int64_t out, int64_t k, int64_t stride,
+                          const std::vector<int64_t>& pads, bool bias,
+                          const std::string& from = "") {
     std::string in = from.empty() ? cur_ : from;
     int64_t cin = from.empty() ? c_ : from_c_;
     Node n{name, op_name(OpKind::Conv), {in, name + ".weight"}, {name + ".out"}, {}};
@@ -43,12 +50,12 @@ class Builder {
     }
     n.attributes["kernel_shape"] = std::vector<int64_t>{k, k};
     n.attributes["strides"] = std::vector<int64_t>{stride, stride};
-    n.attributes["pads"] = std::vector<int64_t>{pad, pad, pad, pad};
+    n.attributes["pads"] = pads;
     m_.graph.nodes.push_back(std::move(n));
     int64_t hin = from.empty() ? h_ : from_h_, win = from.empty() ? w_ : from_w_;
     c_ = out;
-    h_ = (hin + 2 * pad - k) / stride + 1;
-    w_ = (win + 2 * pad - k) / stride + 1;
+    h_ = (hin + pads[0] + pads[2] - k) / stride + 1;
+    w_ = (win + pads[1] + pads[3] - k) / stride + 1;
     return cur_ = name + ".out";
   }
 
@@ -71,6 +78,27 @@ class Builder {
   }
 
   std::string relu(const std::string& name) { return unary(name, op_name(OpKind::Relu)); }
+
+  // The polynomial activation a*x^2 + b*x, built from ops every backend already runs: Mul(x, x)
+  // ("<name>.square"), then Mul by the constant a and, when b != 0, Add of Mul(x, b). A reader
+  // (the HE compiler) recognises the square as the Mul whose two inputs are one value and the
+  // rest as multiplications and additions by constants. The coefficients are initializers that
+  // training leaves alone (a Mul has no parameter inputs), so they stay the fixed, small values
+  // that keep squares from blowing up (kSquareA, kSquareB below).
+  std::string square(const std::string& name, float a, float b) {
+    const std::string x = cur_;
+    m_.graph.nodes.push_back(
+        Node{name + ".square", op_name(OpKind::Mul), {x, x}, {name + ".square.out"}, {}});
+    cur_ = name + ".square.out";
+    if (a != 1.0f) cur_ = mul_constant(name + ".scale", cur_, name + ".a", a);
+    if (b != 0.0f) {
+      const std::string linear = mul_constant(name + ".linear", x, name + ".b", b);
+      m_.graph.nodes.push_back(
+          Node{name, op_name(OpKind::Add), {cur_, linear}, {name + ".out"}, {}});
+      cur_ = name + ".out";
+    }
+    return cur_;
+  }
 
   std::string max_pool(const std::string& name, int64_t k, int64_t stride) {
     Node n{name, op_name(OpKind::MaxPool), {cur_}, {name + ".out"}, {}};
@@ -131,6 +159,15 @@ class Builder {
   int64_t channels() const { return c_; }
 
  private:
+  std::string mul_constant(const std::string& name, const std::string& in,
+                           const std::string& constant, float value) {
+    Tensor c({1});
+    c.floats()[0] = value;
+    m_.graph.initializers[constant] = std::move(c);
+    m_.graph.nodes.push_back(Node{name, op_name(OpKind::Mul), {in, constant}, {name + ".out"}, {}});
+    return name + ".out";
+  }
+
   std::string unary(const std::string& name, const std::string& op) {
     m_.graph.nodes.push_back(Node{name, op, {cur_}, {name + ".out"}, {}});
     return cur_ = name + ".out";
@@ -187,6 +224,58 @@ void build_vgg_small(Builder& b, const ArchSpec& s) {
   b.dense("fc2", s.classes);
 }
 
+// The square activation's coefficients: 0.125 x^2 + 0.5 x, the quadratic fit of ReLU that Faster
+// CryptoNets (Chou et al., 2018) use and the FHE paper's "modified square" (its Figure 6, after
+// Chabanne et al., 2017) simplifies, without the constant term the next layer's bias absorbs.
+// Measured on Fashion-MNIST with he-cnn (docs/HE.md): a plain x^2 diverges within four SGD steps
+// at lr 0.05 and 0.01 (two squares raise the logits to the 4th power of the conv output) and
+// reaches only 87.6 % at lr 0.002 after 10 epochs; 0.125 x^2 + 0.5 x trains at the default
+// lr 0.05 to 89.4-89.8 % (three seeds), 0.1 x^2 alone to 89.3-89.7 %.
+constexpr float kSquareA = 0.125f, kSquareB = 0.5f;
+
+void add_classifier_activation(Builder& b, const std::string& name, const std::string& kind) {
+  if (kind == "relu")
+    b.relu(name);
+  else if (kind == "square")
+    b.square(name, kSquareA, kSquareB);
+  else if (kind != "none")
+    throw InvalidArgument("classifier activation must be relu, square or none, not '" + kind + "'");
+}
+
+// CryptoNets (Gilad-Bachrach et al., ICML 2016) as LoLa (Brutzkus et al., ICML 2019) runs it on
+// MNIST: conv 5x5 stride 2 with 5 maps, square, dense 100, square, dense 10. CryptoNets pads the
+// 28x28 image to 29x29 (one row and column at the bottom and right), so the conv gives 5x13x13 =
+// 845 features, the LoLa dense layer's input.
+void build_he_cnn(Builder& b, const ArchSpec& s) {
+  b.conv_padded("conv1", 5, 5, 2, {0, 0, 1, 1}, true);
+  b.square("act1", kSquareA, kSquareB);
+  b.flatten("flatten");
+  b.dense("fc1", 100);
+  b.square("act2", kSquareA, kSquareB);
+  b.dense("fc2", s.classes);
+}
+
+// The Keras example cifar10_cnn.py the FHE paper trains (its Figure 3): conv32 'same', conv32
+// 'valid', max-pool, conv64 'same', conv64 'valid', max-pool, dense 512, dense 10, ReLU in the
+// feature extractor; the classifier's hidden activation is the paper's variable (Figures 4-5).
+// Dropout is left out: it does not change the inference graph the HE modes encrypt.
+void build_keras_cifar10(Builder& b, const ArchSpec& s, const std::string& activation) {
+  b.conv("conv1", 32, 3, 1, 1, true);
+  b.relu("relu1");
+  b.conv("conv2", 32, 3, 1, 0, true);
+  b.relu("relu2");
+  b.max_pool("pool1", 2, 2);
+  b.conv("conv3", 64, 3, 1, 1, true);
+  b.relu("relu3");
+  b.conv("conv4", 64, 3, 1, 0, true);
+  b.relu("relu4");
+  b.max_pool("pool2", 2, 2);
+  b.flatten("flatten");
+  b.dense("fc1", 512);
+  add_classifier_activation(b, "act1", activation.empty() ? "relu" : activation);
+  b.dense("fc2", s.classes);
+}
+
 // ResNet-20 for 32x32-class inputs (He et al., CVPR 2016, section 4.2): 3 stages x 3 basic
 // blocks of 16/32/64 channels; projection shortcuts (1x1 conv + BN) where the shape changes.
 void build_resnet20(Builder& b, const ArchSpec& s) {
@@ -223,11 +312,18 @@ void build_resnet20(Builder& b, const ArchSpec& s) {
 
 }  // namespace
 
-std::vector<std::string> arch_names() { return {"lenet5", "mlp", "vgg-small", "resnet20"}; }
+std::vector<std::string> arch_names() {
+  return {"lenet5", "mlp", "vgg-small", "resnet20", "he-cnn", "keras-cifar10"};
+}
 
-Model build_arch(const std::string& name, const ArchSpec& spec) {
+bool takes_classifier_activation(const std::string& arch) { return arch == "keras-cifar10"; }
+
+Model build_arch(const std::string& name, const ArchSpec& spec,
+                 const std::string& classifier_activation) {
   if (spec.channels <= 0 || spec.height <= 0 || spec.width <= 0 || spec.classes <= 1)
     throw InvalidArgument("architecture needs a positive input shape and at least 2 classes");
+  if (!classifier_activation.empty() && !takes_classifier_activation(name))
+    throw InvalidArgument("--classifier-activation applies to keras-cifar10 only, not " + name);
   Model m;
   m.graph.name = name;
   m.metadata["veil.arch"] = name;
@@ -242,9 +338,16 @@ Model build_arch(const std::string& name, const ArchSpec& spec) {
     build_vgg_small(b, spec);
   } else if (name == "resnet20") {
     build_resnet20(b, spec);
+  } else if (name == "he-cnn") {
+    if (spec.height < 5 || spec.width < 5) throw InvalidArgument("he-cnn needs inputs >= 5x5");
+    build_he_cnn(b, spec);
+  } else if (name == "keras-cifar10") {
+    if (spec.height < 10 || spec.width < 10)
+      throw InvalidArgument("keras-cifar10 needs inputs >= 10x10");
+    build_keras_cifar10(b, spec, classifier_activation);
   } else {
     throw InvalidArgument("unknown architecture '" + name +
-                          "' (choose lenet5, mlp, vgg-small or resnet20)");
+                          "' (choose lenet5, mlp, vgg-small, resnet20, he-cnn or keras-cifar10)");
   }
   b.output(spec.classes);
   validate(m.graph);

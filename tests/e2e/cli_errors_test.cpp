@@ -62,11 +62,19 @@ TEST_F(CliErrors, OptionErrorsAreOneLineAndExitTwo) {
            "eval --no-such-option" + m,  // unknown option
            "",                           // no command
            "mpc run --frac-bits 31" + m,
+           // --classifier-activation is keras-cifar10's alone, and one of its three choices
+           "train --arch lenet5 --classifier-activation square --out " + d + "t.onnx",
+           "train --arch he-cnn --classifier-activation relu --out " + d + "t.onnx",
+           "train --arch keras-cifar10 --classifier-activation tanh --out " + d + "t.onnx",
        }) {
     const CliResult r = veil(args);
     expect_one_error_line(r, 2, args);
     EXPECT_EQ(r.out, "") << args;
   }
+  EXPECT_FALSE(fs::exists(dir_ / "t.onnx"));
+  const CliResult lenet = veil("train --arch lenet5 --classifier-activation none --out " + d + "t");
+  EXPECT_NE(lenet.err.find("--classifier-activation"), std::string::npos) << lenet.err;
+  EXPECT_NE(lenet.err.find("keras-cifar10"), std::string::npos) << lenet.err;
   // The message says what was wrong and where the options are listed.
   const CliResult r = veil("eval --batch 0" + m);
   EXPECT_NE(r.err.find("--batch"), std::string::npos) << r.err;

@@ -11,6 +11,8 @@
 #include "model/onnx_builder.hpp"
 #include "veil/core/error.hpp"
 #include "veil/model/onnx.hpp"
+#include "veil/model/shape_inference.hpp"
+#include "veil/model/zoo.hpp"
 
 namespace veil::model {
 namespace {
@@ -170,6 +172,27 @@ TEST(OnnxExport, RoundTripIsBitExact) {
   // The folded ConstantOfShape keeps its denormal bits.
   EXPECT_EQ(std::bit_cast<uint32_t>(second.graph.initializers.at("unused_const").floats()[1]),
             0x80200001u);
+}
+
+// The HE-friendly architectures (their squares are Mul(x, x) and Mul/Add by constant initializers)
+// survive export and import: the same nodes, and every weight and coefficient bit for bit.
+TEST(OnnxExport, HeFriendlyArchitecturesRoundTrip) {
+  struct Case {
+    std::string arch;
+    ArchSpec spec;
+    std::string activation;
+  };
+  for (const auto& [arch, spec, activation] :
+       std::vector<Case>{{"he-cnn", {}, ""},
+                         {"keras-cifar10", {}, "relu"},
+                         {"keras-cifar10", {}, "square"},
+                         {"keras-cifar10", {3, 32, 32, 10, 1}, "none"}}) {
+    SCOPED_TRACE(arch + " " + activation);
+    Model built = build_arch(arch, spec, activation);
+    infer_shapes(built);  // import infers the same value_info
+    const std::string bytes = serialize_onnx(built);
+    expect_same_model(built, test::parse_bytes(bytes));
+  }
 }
 
 TEST(OnnxExport, SaveAndLoadFile) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "veil/core/error.hpp"
+#include "veil/model/shape_inference.hpp"
 
 namespace veil::model {
 namespace {
@@ -55,6 +56,91 @@ TEST(Zoo, EveryArchitectureValidatesForColourInputs) {
     EXPECT_NO_THROW(validate(m.graph)) << name;
     EXPECT_EQ(m.graph.inputs.at(0).shape, (Shape{-1, 3, 32, 32})) << name;
   }
+}
+
+const Node& node_named(const Model& m, const std::string& name) {
+  for (const auto& n : m.graph.nodes)
+    if (n.name == name) return n;
+  throw InvalidArgument("no node " + name);
+}
+
+// The inferred shape of a value (after infer_shapes).
+Shape shape_of(const Model& m, const std::string& value) {
+  return m.graph.value_info.at(value).shape;
+}
+
+// The Mul nodes whose two inputs are one value: the squares an HE compiler sees as degree 2.
+int64_t count_squares(const Model& m) {
+  int64_t n = 0;
+  for (const auto& node : m.graph.nodes)
+    n += node.op_type == "Mul" && node.inputs.size() == 2 && node.inputs[0] == node.inputs[1];
+  return n;
+}
+
+TEST(Zoo, HeCnnIsCryptoNetsConvSquareDenseSquareDense) {
+  auto m = build_arch("he-cnn", {});
+  infer_shapes(m);
+  const Node& conv = node_named(m, "conv1");
+  EXPECT_EQ(conv.attr_ints("strides", {}), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(conv.attr_ints("pads", {}), (std::vector<int64_t>{0, 0, 1, 1}));  // 28 -> 29
+  EXPECT_EQ(m.graph.initializers.at("conv1.weight").shape(), (Shape{5, 1, 5, 5}));
+  EXPECT_EQ(shape_of(m, "conv1.out"), (Shape{-1, 5, 13, 13}));
+  EXPECT_EQ(m.graph.initializers.at("fc1.weight").shape(), (Shape{100, 845}));
+  EXPECT_EQ(m.graph.initializers.at("fc2.weight").shape(), (Shape{10, 100}));
+  EXPECT_EQ(shape_of(m, "act2.out"), (Shape{-1, 100}));
+  EXPECT_EQ(count_squares(m), 2);
+  EXPECT_EQ(count_ops(m, "Relu"), 0);
+  // 0.125 x^2 + 0.5 x: the square, then Mul by a, Mul of x by b, Add.
+  const Node& sq = node_named(m, "act1.square");
+  EXPECT_EQ(sq.inputs, (std::vector<std::string>{"conv1.out", "conv1.out"}));
+  EXPECT_EQ(m.graph.initializers.at("act1.a").floats()[0], 0.125f);
+  EXPECT_EQ(m.graph.initializers.at("act1.b").floats()[0], 0.5f);
+  EXPECT_EQ(node_named(m, "act1.linear").inputs, (std::vector<std::string>{"conv1.out", "act1.b"}));
+  EXPECT_EQ(node_named(m, "act1").op_type, "Add");
+  EXPECT_EQ(m.graph.outputs.at(0).name, "logits");
+}
+
+TEST(Zoo, KerasCifar10FollowsTheExampleAndTakesTheDatasetShape) {
+  // conv32 same, conv32 valid, pool, conv64 same, conv64 valid, pool: 28 -> 26 -> 13 -> 11 -> 5
+  // for Fashion-MNIST, 32 -> 30 -> 15 -> 13 -> 6 for CIFAR-10.
+  for (const auto& [spec, flat] : std::vector<std::pair<ArchSpec, int64_t>>{
+           {{1, 28, 28, 10, 1}, 64 * 5 * 5}, {{3, 32, 32, 10, 1}, 64 * 6 * 6}}) {
+    auto m = build_arch("keras-cifar10", spec);
+    infer_shapes(m);
+    EXPECT_EQ(m.graph.inputs.at(0).shape, (Shape{-1, spec.channels, spec.height, spec.width}));
+    EXPECT_EQ(m.graph.initializers.at("conv1.weight").shape(), (Shape{32, spec.channels, 3, 3}));
+    EXPECT_EQ(m.graph.initializers.at("conv4.weight").shape(), (Shape{64, 64, 3, 3}));
+    EXPECT_EQ(m.graph.initializers.at("fc1.weight").shape(), (Shape{512, flat}));
+    EXPECT_EQ(m.graph.initializers.at("fc2.weight").shape(), (Shape{10, 512}));
+    EXPECT_EQ(count_ops(m, "Conv"), 4);
+    EXPECT_EQ(count_ops(m, "MaxPool"), 2);
+    EXPECT_EQ(count_ops(m, "Relu"), 5);  // four in the features, the classifier's by default
+    EXPECT_EQ(shape_of(m, "logits"), (Shape{-1, 10}));
+  }
+}
+
+TEST(Zoo, KerasCifar10ClassifierActivationIsTheOnlyDifference) {
+  const ArchSpec fmnist{1, 28, 28, 10, 1};
+  auto relu = build_arch("keras-cifar10", fmnist, "relu");
+  auto square = build_arch("keras-cifar10", fmnist, "square");
+  auto none = build_arch("keras-cifar10", fmnist, "none");
+  EXPECT_EQ(count_ops(relu, "Relu"), 5);
+  EXPECT_EQ(count_squares(relu), 0);
+  EXPECT_EQ(count_ops(square, "Relu"), 4);
+  EXPECT_EQ(count_squares(square), 1);
+  EXPECT_EQ(node_named(square, "act1.square").inputs.at(0), "fc1.out");
+  EXPECT_EQ(count_ops(none, "Relu"), 4);
+  EXPECT_EQ(count_squares(none), 0);
+  EXPECT_EQ(node_named(none, "fc2").inputs.at(0), "fc1.out");  // fc1 feeds fc2 directly
+  // Same seed, same weights: only the activation differs between the variants.
+  EXPECT_TRUE(relu.graph.initializers.at("fc1.weight") == none.graph.initializers.at("fc1.weight"));
+}
+
+TEST(Zoo, ClassifierActivationIsRefusedWhereItDoesNotApply) {
+  for (const char* arch : {"lenet5", "mlp", "he-cnn", "resnet20"})
+    EXPECT_THROW(build_arch(arch, {}, "square"), InvalidArgument) << arch;
+  EXPECT_THROW(build_arch("keras-cifar10", {}, "tanh"), InvalidArgument);
+  EXPECT_THROW(build_arch("keras-cifar10", {1, 8, 8, 10, 1}), InvalidArgument);
 }
 
 TEST(Zoo, RejectsUnknownNamesAndBadShapes) {

@@ -18,8 +18,13 @@ struct ArchSpec {
   uint64_t seed = 1;  // weight initialisation (not secret: std::mt19937)
 };
 
-// "lenet5", "mlp", "vgg-small" or "resnet20"; throws InvalidArgument for another name.
-Model build_arch(const std::string& name, const ArchSpec& spec);
+// One of arch_names(); throws InvalidArgument for another name. `classifier_activation` is
+// keras-cifar10's hidden classifier activation: "relu" (also when empty), "square" or "none";
+// the other architectures refuse a non-empty value.
+Model build_arch(const std::string& name, const ArchSpec& spec,
+                 const std::string& classifier_activation = "");
 std::vector<std::string> arch_names();
+// Whether `arch` has a classifier activation to choose (ArchSpec::classifier_activation).
+bool takes_classifier_activation(const std::string& arch);
 
 }  // namespace veil::model
