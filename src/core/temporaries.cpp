@@ -10,6 +10,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "veil/core/signals.hpp"
+
 namespace veil {
 
 namespace {
@@ -29,7 +31,7 @@ static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs l
 
 std::array<Slot, kSlots> g_slots;
 
-constexpr std::array<int, 3> kSignals = {SIGTERM, SIGINT, SIGHUP};
+constexpr const std::array<int, 3>& kSignals = kStopSignals;
 // The disposition each signal had before ours: a handler installed earlier is called after the
 // temporaries are gone (it decides how the process ends).
 std::array<struct sigaction, kSignals.size()> g_previous;
@@ -97,18 +99,9 @@ void remove_pending_temporaries() noexcept {
 void remove_temporaries_on_signal() {
   static std::once_flag once;
   std::call_once(once, [] {
-    for (size_t i = 0; i < kSignals.size(); ++i) {
-      struct sigaction current {};
-      ::sigaction(kSignals[i], nullptr, &current);
-      if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) continue;
-      struct sigaction sa {};
-      sa.sa_handler = on_fatal_signal;
-      sigemptyset(&sa.sa_mask);
-      // Block the other two while cleaning up, so a second signal does not cut it short.
-      for (int s : kSignals) sigaddset(&sa.sa_mask, s);
-      sa.sa_flags = SA_RESTART;
-      ::sigaction(kSignals[i], &sa, &g_previous[i]);
-    }
+    // The other two are blocked while cleaning up, so a second signal does not cut it short.
+    for (size_t i = 0; i < kSignals.size(); ++i)
+      install_unless_ignored(kSignals[i], on_fatal_signal, true, &g_previous[i]);
   });
 }
 

@@ -20,6 +20,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/signals.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
 #include "veil/mpc/network/tcp_channel.hpp"
@@ -191,16 +192,8 @@ class StopSignals {
  public:
   StopSignals() {
     g_stop_signal = 0;
-    for (size_t i = 0; i < kSignals.size(); ++i) {
-      struct sigaction current {};
-      ::sigaction(kSignals[i], nullptr, &current);
-      if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) continue;
-      struct sigaction sa {};
-      sa.sa_handler = record_stop_signal;
-      sigemptyset(&sa.sa_mask);
-      sa.sa_flags = SA_RESTART;
-      installed_[i] = ::sigaction(kSignals[i], &sa, &previous_[i]) == 0;
-    }
+    for (size_t i = 0; i < kSignals.size(); ++i)
+      installed_[i] = install_unless_ignored(kSignals[i], record_stop_signal, false, &previous_[i]);
   }
   ~StopSignals() { restore(); }
   StopSignals(const StopSignals&) = delete;
@@ -226,7 +219,7 @@ class StopSignals {
   }
 
  private:
-  static constexpr std::array<int, 3> kSignals = {SIGTERM, SIGINT, SIGHUP};
+  static constexpr const std::array<int, 3>& kSignals = kStopSignals;
   std::array<struct sigaction, 3> previous_{};
   std::array<bool, 3> installed_{};
 };
