@@ -179,7 +179,8 @@ void run_bench_cmd(size_t n, int threads, int reps, bool json) {
 }  // namespace
 
 void add_he_commands(CLI::App& app) {
-  auto* he = app.add_subcommand("he", "Homomorphic encryption (RNS-CKKS): parameters, benchmark");
+  auto* he = app.add_subcommand(
+      "he", "Homomorphic encryption (RNS-CKKS): encrypted inference, parameters, benchmark");
   he->require_subcommand(1);
 
   auto info = std::make_shared<InfoOptions>();
@@ -222,6 +223,7 @@ void add_he_commands(CLI::App& app) {
       ->capture_default_str();
   cb->add_flag("--json", bench->json, "Machine-readable output");
   cb->callback([bench] { run_bench_cmd(bench->n, bench->threads, bench->reps, bench->json); });
+  add_he_inference_commands(*he);
 }
 
 }  // namespace veil::cli
