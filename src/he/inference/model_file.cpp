@@ -368,8 +368,8 @@ CiphertextBatch parse_batch(std::span<const uint8_t> bytes, const HeContext& ctx
     b.plain.resize(static_cast<size_t>(total));
     for (auto& v : b.plain) v = r.f32();
   } else {
-    if (b.vectors == 0 || b.vectors > 4096 || b.values != 0)
-      throw MalformedInput("ciphertext file: bad vector count");
+    if (b.vectors == 0 || b.vectors > 4096 || b.values == 0 || b.values > ctx.slots())
+      throw MalformedInput("ciphertext file: bad vector count or size");
     const uint64_t total = uint64_t{images} * b.vectors;
     r.need(total * 8, "ciphertexts");  // at least a size word each
     if (model) {
@@ -378,6 +378,11 @@ CiphertextBatch parse_batch(std::span<const uint8_t> bytes, const HeContext& ctx
       if (b.vectors != want)
         throw MalformedInput("ciphertext file: " + std::to_string(b.vectors) +
                              " ciphertexts per image, the model takes " + std::to_string(want));
+      const uint32_t dim =
+          b.kind == BatchKind::EncryptedInput ? lay.input_dim : lay.output_dim;
+      if (b.values != dim)
+        throw MalformedInput("ciphertext file: " + std::to_string(b.values) +
+                             " values per image, the model has " + std::to_string(dim));
     }
     for (uint64_t i = 0; i < total; ++i) {
       Ciphertext c = read_ct(r, ctx, "ciphertext");

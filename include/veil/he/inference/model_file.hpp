@@ -11,7 +11,7 @@
 // .vct:
 //   "VEILHECT", u16 version (1), u8 kind, u8 reserved
 //   parameter hash (32), key id (32), program id (32: SHA-256 of the layout bytes)
-//   u32 images, u32 vectors per image, u32 values per vector (plain kinds)
+//   u32 images, u32 vectors per image, u32 values per image (the input or output size)
 //   images x vectors: u64 size + ciphertext (encrypted kinds) or values x f32 (plain input)
 // Every count is bounded (by the layout, the ring and the bytes that remain) before anything is
 // allocated; ciphertexts go through load_ciphertext (residues below their primes, sizes exact)
@@ -68,7 +68,7 @@ struct CiphertextBatch {
   KeyId key_id{};
   std::array<uint8_t, 32> program{};
   uint32_t vectors = 1;  // per image
-  uint32_t values = 0;   // PlainInput: values per image
+  uint32_t values = 0;   // per image: plain input values, or the vector each ciphertext holds
   std::vector<Ciphertext> cts;     // images x vectors
   std::vector<float> plain;        // images x values
   size_t images() const;
