@@ -81,7 +81,7 @@ void write_all(int fd, const std::string& text, const std::string& what) {
   write_all(fd, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()), what);
 }
 
-void write_file_atomic(const fs::path& path, std::span<const uint8_t> bytes) {
+void write_file_atomic(const fs::path& path, std::span<const uint8_t> bytes, unsigned mode) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
@@ -113,7 +113,7 @@ void write_file_atomic(const fs::path& path, std::span<const uint8_t> bytes) {
     }
     done += static_cast<size_t>(n);
   }
-  if (::fchmod(fd, 0644) != 0) fail("chmod");
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("chmod");
   if (::fsync(fd) != 0) fail("fsync");
   if (::close(fd) != 0) {
     int err = errno;

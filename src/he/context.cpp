@@ -1,7 +1,5 @@
 #include "veil/he/context.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cmath>
 
@@ -10,6 +8,7 @@
 #include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
+#include "veil/core/sha256.hpp"
 
 namespace veil::he {
 
@@ -48,12 +47,7 @@ ParamsHash hash_parameters(size_t n, size_t q_count, size_t k_count,
   w.u64(q_count);
   w.u64(k_count);
   w.array<uint64_t>(primes);
-  const std::vector<uint8_t>& buf = w.out();
-  ParamsHash h{};
-  unsigned int len = 0;
-  if (EVP_Digest(buf.data(), buf.size(), h.data(), &len, EVP_sha256(), nullptr) != 1 || len != 32)
-    throw Error("OpenSSL: SHA-256 failed");
-  return h;
+  return sha256(w.out());
 }
 
 BaseConverter make_converter(const std::vector<Modulus>& primes, std::vector<size_t> source) {

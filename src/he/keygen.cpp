@@ -1,3 +1,5 @@
+#include <openssl/crypto.h>
+
 #include <stdexcept>
 
 #include "ntt.hpp"
@@ -54,7 +56,7 @@ KeyGenerator::KeyGenerator(ContextPtr ctx) : ctx_(std::move(ctx)) {
   ctx_->pool().parallel_for(primes, [&](size_t i) {
     detail::small_to_ntt(*ctx_, s.data(), i, sk_.data_.data() + i * n);
   });
-  std::fill(s.begin(), s.end(), 0);
+  OPENSSL_cleanse(s.data(), s.size() * sizeof(int32_t));
 }
 
 KeyGenerator::KeyGenerator(ContextPtr ctx, const SecretKey& sk) : ctx_(std::move(ctx)), sk_(sk) {
@@ -80,6 +82,7 @@ PublicKey KeyGenerator::create_public_key() const {
     const uint64_t* si = sk_.data_.data() + i * n;
     for (size_t c = 0; c < n; ++c) bi[c] = sub_mod(bi[c], mul_mod(ai[c], si[c], m), m.value);
   });
+  OPENSSL_cleanse(e.data(), e.size() * sizeof(int32_t));
   return KeyAccess::make_public(ctx_->id(), std::move(b), std::move(a), seed);
 }
 
@@ -113,6 +116,7 @@ KeySwitchKey KeyGenerator::create_switch_key(const std::vector<uint64_t>& from) 
       for (size_t c = 0; c < n; ++c) bi[c] = add_mod(bi[c], mul_mod(fi[c], p, m), m.value);
     }
   });
+  for (auto& e : errors) OPENSSL_cleanse(e.data(), e.size() * sizeof(int32_t));
   return KeyAccess::make_switch(ctx_->id(), std::move(b), std::move(a), seed);
 }
 
@@ -125,7 +129,9 @@ RelinKeys KeyGenerator::create_relin_keys() const {
     const uint64_t* si = sk_.data_.data() + i * n;
     for (size_t c = 0; c < n; ++c) s2[i * n + c] = mul_mod(si[c], si[c], m);
   }
-  return RelinKeys(create_switch_key(s2));
+  RelinKeys keys(create_switch_key(s2));
+  OPENSSL_cleanse(s2.data(), s2.size() * sizeof(uint64_t));
+  return keys;
 }
 
 GaloisKeys KeyGenerator::create_galois_keys(std::span<const int> steps, bool conjugate) const {
@@ -148,6 +154,7 @@ GaloisKeys KeyGenerator::create_galois_keys(std::span<const int> steps, bool con
       for (size_t c = 0; c < n; ++c) ri[c] = si[perm[c]];
     }
     keys.insert(g, create_switch_key(rotated));
+    OPENSSL_cleanse(rotated.data(), rotated.size() * sizeof(uint64_t));
   }
   return keys;
 }

@@ -1,5 +1,7 @@
 #include "veil/he/serialization.hpp"
 
+#include <openssl/crypto.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -275,13 +277,19 @@ SecretKey load_secret_key(const HeContext& ctx, std::span<const uint8_t> bytes) 
     for (size_t c = 0; c < n; ++c) {
       const uint64_t v = tmp[c];
       const uint64_t t = v == 0 ? 0 : v == 1 ? 1 : v == q - 1 ? 2 : 3;
-      if (t == 3) throw MalformedInput("CKKS secret key: not ternary");
-      if (i == 0)
-        first[c] = t;
-      else if (first[c] != t)
-        throw MalformedInput("CKKS secret key: residues disagree");
+      if (t == 3 || (i > 0 && first[c] != t)) {
+        OPENSSL_cleanse(tmp.data(), tmp.size() * sizeof(uint64_t));
+        OPENSSL_cleanse(first.data(), first.size() * sizeof(uint64_t));
+        OPENSSL_cleanse(data.data(), data.size() * sizeof(uint64_t));
+        throw MalformedInput(t == 3 ? "CKKS secret key: not ternary"
+                                    : "CKKS secret key: residues disagree");
+      }
+      if (i == 0) first[c] = t;
     }
   }
+  // The coefficient form of the secret is not kept anywhere.
+  OPENSSL_cleanse(tmp.data(), tmp.size() * sizeof(uint64_t));
+  OPENSSL_cleanse(first.data(), first.size() * sizeof(uint64_t));
   return KeyAccess::make_secret(ctx.id(), std::move(data));
 }
 

@@ -9,6 +9,7 @@
 
 #include "helpers.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/random.hpp"
 
@@ -247,6 +248,47 @@ TEST(KeyFile, KeyIsBoundToItsModel) {
   EXPECT_THROW(decrypt_model(touched, opened), IntegrityError);
   decrypt_model(locked, opened);
   EXPECT_EQ(testing::hash_tensors(locked.graph), testing::hash_tensors(m.graph));
+}
+
+// Key files written before the sealed container moved to core (commit e951966), one per KDF:
+// they must still open, and a file sealed now must have the same layout.
+TEST(KeyFile, OpensKeyFilesWrittenByEarlierVersions) {
+  auto m = testing::make_mlp(6, 5, 3, 9);
+  const LockKey key = small_key(m);
+  std::array<uint8_t, 32> b{};
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(i * 7 + 1);
+  const KeySecret secret = KeySecret::from_bytes(b);
+  const KeySecret pass = KeySecret::from_passphrase("golden", ScryptParams{10, 8, 1});
+  const auto by_secret = from_hex(
+      "5645494c4c4f434b010001000000000000000000bdfbab0d9923f57504875ad0567121c3a0ad34ac"
+      "dae4ee0b414bdad0bcbdae7d2cd4636ce6a74487234791f5bcef66030d3c3b65af5a0614d1ea45d5"
+      "b6000000000000000286abb844fb8d665a5456643484c09afbd8e49749e1101f44d80828956ef224"
+      "c5f9ee3907cb5878b7927179894edfcac6d1e5ecec50201d39fc1a7970275794470f897def57f735"
+      "b6b42705a539d568deab2e4f2768b2136df78c065b75c4efb05fc9de4c7ca850f7d8311c9a82ab88"
+      "1befcf45e9cb27f88280b459653bcc0aca0a1bb7c4d56eaf6c3c75be3fb22b028d4f928d7faa96e4"
+      "8b8a592a713675ac25ac8d5118b48c20dbd32f0392097be40db38eff87680331e77d4f5c87e6fb48"
+      "873eefe4dcf6",
+      "secret-file key file");
+  const auto by_pass = from_hex(
+      "5645494c4c4f434b0100020a080000000100000010d83dcaa5f274669b131d487ea3da28d05ed6e4"
+      "77f9712ebaaa5d65bcbdae7d2cd4636ce6a74487234791f5bcef66030d3c3b65af5a0614d1ea45d5"
+      "b60000000000000055408900d308d09e061d295aa8a5c53f44c588bbe7b7c246849ba58a9b027899"
+      "4c0776bbf723c02a36e77faa8da8482b0a34232a5634b00618292ac79324435a226b58565553bada"
+      "ae990270a72fe14b85b2782f0f5fbd90bec1541032214dcae2f51bda4f15da7ca450208c0fa9ecbe"
+      "c911f6703121a6b89933e2b1c985fd4192d7adf36ef1da41d1d6bfeddc98d4982dc3b349ee9e50eb"
+      "70a173c48dfd903708118d8ecea07ad64e412160f267e3c7823e0d8d40e4cab96d093a4a67665680"
+      "4b7ae1038459",
+      "passphrase key file");
+  EXPECT_EQ(encode_key_payload(open_key(by_secret, secret)), encode_key_payload(key));
+  EXPECT_EQ(encode_key_payload(open_key(by_pass, pass)), encode_key_payload(key));
+  EXPECT_THROW(open_key(by_secret, pass), IntegrityError);
+  // A fresh seal differs only in salt (20..35), nonce (36..47), ciphertext and tag.
+  for (const auto& [old, s] : {std::pair{by_secret, secret}, std::pair{by_pass, pass}}) {
+    const auto now = seal_key(key, s);
+    ASSERT_EQ(now.size(), old.size());
+    EXPECT_TRUE(std::equal(old.begin(), old.begin() + 20, now.begin()));
+    EXPECT_TRUE(std::equal(old.begin() + 48, old.begin() + kKeyFileHeaderSize, now.begin() + 48));
+  }
 }
 
 }  // namespace

@@ -23,8 +23,10 @@ void write_all(int fd, const std::string& text, const std::string& what);
 // Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
 // flushed to disk and renamed over `path`. On any failure the temporary is removed and
 // `path` is untouched; on SIGTERM, SIGINT or SIGHUP too once the process installed
-// remove_temporaries_on_signal() (core/temporaries.hpp).
-void write_file_atomic(const std::filesystem::path& path, std::span<const uint8_t> bytes);
+// remove_temporaries_on_signal() (core/temporaries.hpp). The file gets permission bits `mode`
+// (0600 for key material: the temporary is created 0600, so it is never readable by others).
+void write_file_atomic(const std::filesystem::path& path, std::span<const uint8_t> bytes,
+                       unsigned mode = 0644);
 void write_file_atomic(const std::filesystem::path& path, const std::string& text);
 
 namespace detail {

@@ -6,6 +6,7 @@
 #include "veil/he/encoder.hpp"
 #include "veil/he/encryptor.hpp"
 #include "veil/he/evaluator.hpp"
+#include "veil/he/key_set.hpp"
 #include "veil/he/keys.hpp"
 #include "veil/he/precision.hpp"
 #include "veil/he/serialization.hpp"
