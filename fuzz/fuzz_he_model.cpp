@@ -53,7 +53,7 @@ const Fixture& fixture() {
     auto prog = he::compile_program(stages, {8}, *x.ctx);
     x.model.part = "all";
     x.model.metadata["k"] = "v";
-    x.model.key_id = he::public_key_id(*x.ctx, kg.create_public_key());
+    x.model.key_id = he::key_set_id(*x.ctx, kg.create_public_key());
     x.model.program = he::encrypt_program(prog, x.ctx, kg.secret_key());
     x.model_bytes = he::serialize_model(*x.ctx, x.model);
     he::CiphertextBatch b;

@@ -156,7 +156,8 @@ void run_encrypt_input(const EncryptInputArgs& a) {
   }
   if (x.rank() < 1 || x.numel() % per != 0 || x.numel() / per != x.dim(0) || x.dim(0) == 0)
     throw InvalidArgument(printable(a.input) + ": shape " + shape_to_string(x.shape()) +
-                          " is not a batch of the model input " + shape_to_string(fx.input_shape()));
+                          " is not a batch of the model input " +
+                          shape_to_string(fx.input_shape()));
   for (float v : x.floats())
     if (!std::isfinite(v)) throw InvalidArgument(printable(a.input) + ": a non-finite value");
   he::CiphertextBatch b;
@@ -344,12 +345,15 @@ void run_eval(const EvalArgs& a) {
   for (const auto& l : r.layers) fmt::print("  {}\n", l);
   fmt::print("{} images: top-1 encrypted {:.2f} %, plaintext {:.2f} %, agreement {:.2f} %\n",
              r.images, 100 * r.encrypted_top1, 100 * r.plain_top1, 100 * r.agreement);
-  fmt::print("per image: encrypt {:.4f} s, infer {:.4f} s, decrypt {:.4f} s ({:.1f} images/s, {} threads)\n",
-             r.encrypt_s_per_image, r.infer_s_per_image, r.decrypt_s_per_image, r.images_per_s,
-             r.threads);
-  fmt::print("sizes: encrypted model {:.1f} MB, evaluation keys {:.1f} MB, input {:.0f} kB and output {:.0f} kB per image; peak RSS {:.0f} MB\n",
-             r.encrypted_model_mb, r.eval_keys_mb, r.input_kb_per_image, r.output_kb_per_image,
-             r.peak_rss_mb);
+  fmt::print(
+      "per image: encrypt {:.4f} s, infer {:.4f} s, decrypt {:.4f} s ({:.1f} images/s, {} "
+      "threads)\n",
+      r.encrypt_s_per_image, r.infer_s_per_image, r.decrypt_s_per_image, r.images_per_s, r.threads);
+  fmt::print(
+      "sizes: encrypted model {:.1f} MB, evaluation keys {:.1f} MB, input {:.0f} kB and output "
+      "{:.0f} kB per image; peak RSS {:.0f} MB\n",
+      r.encrypted_model_mb, r.eval_keys_mb, r.input_kb_per_image, r.output_kb_per_image,
+      r.peak_rss_mb);
   fmt::print("precision: largest output error {:.2e} ({:.1f} bits), {} levels left\n",
              r.max_abs_error, r.precision_bits, r.levels_left);
 }
@@ -432,7 +436,8 @@ void add_he_inference_commands(CLI::App& he) {
   auto* eval = he.add_subcommand(
       "eval", "Encrypted inference on test images, end to end, against the plaintext model");
   eval->add_option("--model", ea->model, "ONNX model")->required();
-  eval->add_option("--data", ea->data, "fashion-mnist or a dataset directory")->capture_default_str();
+  eval->add_option("--data", ea->data, "fashion-mnist or a dataset directory")
+      ->capture_default_str();
   eval->add_option("--mode", ea->mode, "last | classifier | classifier-square | full")
       ->check(CLI::IsMember({"last", "classifier", "classifier-square", "full"}))
       ->capture_default_str();

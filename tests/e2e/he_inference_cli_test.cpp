@@ -52,8 +52,8 @@ class HeInferenceCli : public ::testing::Test {
 
 TEST_F(HeInferenceCli, RolesEndToEndMatchThePlaintextModel) {
   keygen("K");
-  ASSERT_EQ(veil("infer --model " + model_.string() + " --input " + input_.string() +
-                 " --output " + p("plain.npy"))
+  ASSERT_EQ(veil("infer --model " + model_.string() + " --input " + input_.string() + " --output " +
+                 p("plain.npy"))
                 .exit_code,
             0);
   const Tensor want = data::read_npy(p("plain.npy"));
@@ -72,7 +72,8 @@ TEST_F(HeInferenceCli, RolesEndToEndMatchThePlaintextModel) {
       auto r = veil("he encrypt-input --keys " + p("K.edge") + " --model " + m + " --input " +
                     input_.string() + " --features " + features + " --out " + x);
       ASSERT_EQ(r.exit_code, 0) << r.err;
-      r = veil("he infer --model " + m + " --input " + x + " --keys " + p("K.edge") + " --out " + y);
+      r = veil("he infer --model " + m + " --input " + x + " --keys " + p("K.edge") + " --out " +
+               y);
       ASSERT_EQ(r.exit_code, 0) << r.err;
       r = veil("he decrypt --keys " + p("K") + " --passphrase-file " + p("pass") + " --input " + y +
                " --output " + out);
@@ -100,7 +101,8 @@ TEST_F(HeInferenceCli, OtherKeysAreRefusedAndNothingIsWritten) {
                 .exit_code,
             0);
   // The edge with another key set's evaluation keys.
-  auto r = veil("he infer --model " + m + " --input " + x + " --keys " + p("L.edge") + " --out " + y);
+  auto r =
+      veil("he infer --model " + m + " --input " + x + " --keys " + p("L.edge") + " --out " + y);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("other keys"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(y));
@@ -110,9 +112,10 @@ TEST_F(HeInferenceCli, OtherKeysAreRefusedAndNothingIsWritten) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_FALSE(fs::exists(p("x2.vct")));
   // The edge has no secret key: decrypt with the edge directory fails.
-  ASSERT_EQ(veil("he infer --model " + m + " --input " + x + " --keys " + p("K.edge") + " --out " + y)
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      veil("he infer --model " + m + " --input " + x + " --keys " + p("K.edge") + " --out " + y)
+          .exit_code,
+      0);
   r = veil("he decrypt --keys " + p("K.edge") + " --passphrase-file " + p("pass") + " --input " +
            y + " --output " + p("y.npy"));
   EXPECT_NE(r.exit_code, 0);

@@ -55,8 +55,9 @@ void check_params(ByteReader& r, const HeContext& ctx, const std::string& what) 
   std::array<uint8_t, 32> h{};
   r.read(h, "parameter hash");
   if (h != ctx.hash())
-    throw IntegrityError(what + " was made under other CKKS parameters (hash " + to_hex(h).substr(0, 16) +
-                         "..., keys have " + ctx.hash_hex().substr(0, 16) + "...)");
+    throw IntegrityError(what + " was made under other CKKS parameters (hash " +
+                         to_hex(h).substr(0, 16) + "..., keys have " +
+                         ctx.hash_hex().substr(0, 16) + "...)");
 }
 
 void check_key(const KeyId& got, const KeyId* want, const std::string& what) {
@@ -81,8 +82,6 @@ void write_ct(ByteWriter& w, const HeContext& ctx, const Ciphertext& ct) {
 }
 
 }  // namespace
-
-KeyId public_key_id(const HeContext& ctx, const PublicKey& pub) { return sha256(serialize(ctx, pub)); }
 
 std::vector<uint8_t> serialize_layout(const ProgramLayout& l) {
   ByteWriter w;
@@ -185,7 +184,8 @@ ProgramLayout parse_layout(std::span<const uint8_t> bytes, const HeContext& ctx)
     if (x.n != dim) throw bad("a layer whose input size is not the previous output size");
     if (x.method == LinearMethod::Diagonal) {
       if (x.n > x.cols || x.terms != std::min(x.rows, x.cols)) throw bad("bad diagonal layout");
-      if (i > 0 && x.cols != period) throw bad("a layer whose input period is not the previous one");
+      if (i > 0 && x.cols != period)
+        throw bad("a layer whose input period is not the previous one");
     } else {
       if (i != 0 || x.cols != x.rows || x.baby != 1 || x.terms > 4096)
         throw bad("bad gather layout");
@@ -307,9 +307,12 @@ EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
 
 std::string batch_kind_name(BatchKind kind) {
   switch (kind) {
-    case BatchKind::EncryptedInput: return "encrypted input";
-    case BatchKind::PlainInput: return "plaintext input";
-    case BatchKind::EncryptedOutput: return "encrypted output";
+    case BatchKind::EncryptedInput:
+      return "encrypted input";
+    case BatchKind::PlainInput:
+      return "plaintext input";
+    case BatchKind::EncryptedOutput:
+      return "encrypted output";
   }
   return "?";
 }
@@ -378,20 +381,19 @@ CiphertextBatch parse_batch(std::span<const uint8_t> bytes, const HeContext& ctx
       if (b.vectors != want)
         throw MalformedInput("ciphertext file: " + std::to_string(b.vectors) +
                              " ciphertexts per image, the model takes " + std::to_string(want));
-      const uint32_t dim =
-          b.kind == BatchKind::EncryptedInput ? lay.input_dim : lay.output_dim;
+      const uint32_t dim = b.kind == BatchKind::EncryptedInput ? lay.input_dim : lay.output_dim;
       if (b.values != dim)
         throw MalformedInput("ciphertext file: " + std::to_string(b.values) +
                              " values per image, the model has " + std::to_string(dim));
     }
     for (uint64_t i = 0; i < total; ++i) {
       Ciphertext c = read_ct(r, ctx, "ciphertext");
-      if (c.size() != 2) throw MalformedInput("ciphertext file: a ciphertext of size " +
-                                              std::to_string(c.size()));
+      if (c.size() != 2)
+        throw MalformedInput("ciphertext file: a ciphertext of size " + std::to_string(c.size()));
       if (model) {
         const auto& lay = model->program.layout;
-        const size_t want = b.kind == BatchKind::EncryptedInput ? lay.first().level
-                                                                 : lay.first().level - lay.depth;
+        const size_t want =
+            b.kind == BatchKind::EncryptedInput ? lay.first().level : lay.first().level - lay.depth;
         if (c.level() != want)
           throw MalformedInput("ciphertext file: a ciphertext at level " +
                                std::to_string(c.level()) + ", the model expects " +

@@ -59,8 +59,8 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
-KeyPlan plan_keys(const model::Model& model, const std::vector<Part>& parts,
-                  SecurityLevel security, const SplitOptions& split, int min_scale_bits) {
+KeyPlan plan_keys(const model::Model& model, const std::vector<Part>& parts, SecurityLevel security,
+                  const SplitOptions& split, int min_scale_bits) {
   KeyPlan plan;
   std::vector<SplitModel> splits;
   std::string why;
@@ -103,7 +103,7 @@ EncryptedModel encrypt_model(const model::Model& model, Part part, const Context
                             ", which this part of the model needs (make keys with `veil he "
                             "keygen --model` for this model)");
   EncryptedModel m;
-  m.key_id = public_key_id(*ctx, pub);
+  m.key_id = key_set_id(*ctx, pub);
   m.part = part_name(part);
   m.metadata = model.metadata;
   if (!s.prefix_empty) m.prefix_onnx = model::serialize_onnx(s.prefix);
@@ -119,9 +119,9 @@ FeatureExtractor::FeatureExtractor(const EncryptedModel& m) {
     input_shape_ = lay.input_shape;
     return;
   }
-  prefix_ = std::make_unique<model::Model>(model::parse_onnx(
-      reinterpret_cast<const uint8_t*>(m.prefix_onnx.data()), m.prefix_onnx.size(),
-      "the encrypted model's plaintext layers"));
+  prefix_ = std::make_unique<model::Model>(
+      model::parse_onnx(reinterpret_cast<const uint8_t*>(m.prefix_onnx.data()),
+                        m.prefix_onnx.size(), "the encrypted model's plaintext layers"));
   if (prefix_->graph.inputs.size() != 1 || prefix_->graph.outputs.size() != 1)
     throw MalformedInput("encrypted model: the plaintext layers must have one input and output");
   input_shape_ = prefix_->graph.inputs[0].shape;
@@ -155,7 +155,8 @@ std::vector<std::vector<double>> FeatureExtractor::run(const Tensor& inputs) {
   auto f = feats.floats();
   std::vector<std::vector<double>> out(static_cast<size_t>(b));
   for (int64_t i = 0; i < b; ++i)
-    out[static_cast<size_t>(i)].assign(f.begin() + i * feature_dim_, f.begin() + (i + 1) * feature_dim_);
+    out[static_cast<size_t>(i)].assign(f.begin() + i * feature_dim_,
+                                       f.begin() + (i + 1) * feature_dim_);
   return out;
 }
 
@@ -196,11 +197,11 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
       double(serialize(*ctx, relin).size() + serialize(*ctx, galois).size()) / (1 << 20);
   rep.public_key_mb = double(serialize(*ctx, pub).size()) / (1 << 20);
   t0 = now();
-  auto bytes = serialize_model(*ctx, encrypt_model(model, o.part, ctx, kg.secret_key(), pub,
-                                                   steps, o.split));
+  auto bytes = serialize_model(
+      *ctx, encrypt_model(model, o.part, ctx, kg.secret_key(), pub, steps, o.split));
   rep.encrypt_model_s = now() - t0;
   rep.encrypted_model_mb = double(bytes.size()) / (1 << 20);
-  const KeyId kid = public_key_id(*ctx, pub);
+  const KeyId kid = key_set_id(*ctx, pub);
   const EncryptedModel em = parse_model(bytes, *ctx, &kid);
   bytes.clear();
   bytes.shrink_to_fit();
@@ -260,8 +261,10 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
       auto got = decrypt_output(ctx, kg.secret_key(), y, lay.output_dim);
       t_dec += now() - ta;
       if (i == 0 && b0 == 0) ops = st;
-      for (size_t k = 0; k < got.size(); ++k) max_err = std::max(max_err, std::fabs(got[k] - want[k]));
-      auto lf = logits.floats().subspan(static_cast<size_t>(i * classes), static_cast<size_t>(classes));
+      for (size_t k = 0; k < got.size(); ++k)
+        max_err = std::max(max_err, std::fabs(got[k] - want[k]));
+      auto lf =
+          logits.floats().subspan(static_cast<size_t>(i * classes), static_cast<size_t>(classes));
       std::vector<double> pl(lf.begin(), lf.end());
       const size_t pa = argmax(pl), ea = argmax(got);
       const size_t label = static_cast<size_t>(labels[static_cast<size_t>(i)]);

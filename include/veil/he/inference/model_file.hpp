@@ -27,12 +27,12 @@
 #include <vector>
 
 #include "veil/he/inference/runtime.hpp"
+#include "veil/he/key_set.hpp"
 #include "veil/he/keys.hpp"
 
 namespace veil::he {
 
-using KeyId = std::array<uint8_t, 32>;
-KeyId public_key_id(const HeContext& ctx, const PublicKey& pub);
+using KeyId = KeySetId;  // key_set_id(): SHA-256 of the public key
 
 inline constexpr uint64_t kMaxModelFileBytes = uint64_t{8} << 30;
 inline constexpr uint64_t kMaxBatchFileBytes = uint64_t{16} << 30;
@@ -57,9 +57,9 @@ EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
                            const KeyId* expected_key = nullptr);
 
 enum class BatchKind : uint8_t {
-  EncryptedInput = 1,  // features encrypted by the data source (input_vectors() per image)
-  PlainInput = 2,      // the model's plaintext input, for --features plain (one vector per image)
-  EncryptedOutput = 3, // one output ciphertext per image
+  EncryptedInput = 1,   // features encrypted by the data source (input_vectors() per image)
+  PlainInput = 2,       // the model's plaintext input, for --features plain (one vector per image)
+  EncryptedOutput = 3,  // one output ciphertext per image
 };
 std::string batch_kind_name(BatchKind kind);
 
@@ -69,8 +69,8 @@ struct CiphertextBatch {
   std::array<uint8_t, 32> program{};
   uint32_t vectors = 1;  // per image
   uint32_t values = 0;   // per image: plain input values, or the vector each ciphertext holds
-  std::vector<Ciphertext> cts;     // images x vectors
-  std::vector<float> plain;        // images x values
+  std::vector<Ciphertext> cts;  // images x vectors
+  std::vector<float> plain;     // images x values
   size_t images() const;
 };
 

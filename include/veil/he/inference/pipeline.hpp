@@ -29,8 +29,8 @@ struct KeyPlan {
   std::vector<Part> parts;  // the parts these keys serve
   uint32_t depth = 0;
 };
-KeyPlan plan_keys(const model::Model& model, const std::vector<Part>& parts,
-                  SecurityLevel security, const SplitOptions& split = {}, int min_scale_bits = 28);
+KeyPlan plan_keys(const model::Model& model, const std::vector<Part>& parts, SecurityLevel security,
+                  const SplitOptions& split = {}, int min_scale_bits = 28);
 
 // The owner's step: split, compile for `ctx`, encrypt the weights under the secret key. The
 // rotations the program needs must be among `available_steps` (the eval keys).
@@ -85,7 +85,7 @@ struct HeEvalReport {
   double encrypted_model_mb = 0, eval_keys_mb = 0, public_key_mb = 0;
   double input_kb_per_image = 0, output_kb_per_image = 0;
   size_t levels_left = 0;
-  double precision_bits = 0;     // -log2 of the largest |encrypted - plaintext| output error
+  double precision_bits = 0;  // -log2 of the largest |encrypted - plaintext| output error
   double max_abs_error = 0;
   RunStats ops_per_image;
   int threads = 1;
