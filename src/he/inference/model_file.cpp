@@ -246,9 +246,12 @@ std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel&
   w.u64(layout.size());
   w.bytes(layout);
   for (const auto& lin : m.program.linears) {
+    Ciphertext full;
     for (const auto& t : lin.terms) {
       w.u8(t ? 1 : 0);
-      if (t) write_ct(w, ctx, *t);
+      if (!t) continue;
+      t->expand(ctx, full);
+      write_ct(w, ctx, full);  // compressed again: c_1 is its seed's expansion
     }
     write_ct(w, ctx, lin.bias);
   }
@@ -292,7 +295,10 @@ EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
       if (c.level() != l->level || c.size() != 2 || std::fabs(c.scale() / wscale - 1) > 1e-9)
         throw MalformedInput("encrypted model: weights of layer '" + l->name +
                              "' at another level or scale than its layout");
-      e.terms.emplace_back(std::move(c));
+      if (!c.seed())
+        throw MalformedInput("encrypted model: weights of layer '" + l->name +
+                             "' are not a fresh symmetric encryption");
+      e.terms.emplace_back(SeededCiphertext(ctx, std::move(c)));
     }
     e.bias = read_ct(r, ctx, "bias");
     if (e.bias.level() != l->level - 1 || e.bias.size() != 2 ||

@@ -48,7 +48,8 @@ EncryptedProgram encrypt_program(const CompiledProgram& program, const ContextPt
         continue;
       }
       const auto v = tile(w.terms[t], l->period(), slots);
-      e.terms.emplace_back(enc.encrypt_symmetric(encoder.encode(v, wscale, l->level)));
+      e.terms.emplace_back(
+          SeededCiphertext(*ctx, enc.encrypt_symmetric(encoder.encode(v, wscale, l->level))));
     }
     const auto b = tile(w.bias, l->rows, slots);
     e.bias = enc.encrypt_symmetric(encoder.encode(b, l->scale_out, l->level - 1));
@@ -94,8 +95,10 @@ Ciphertext ProgramRunner::linear(size_t index, const std::vector<Ciphertext>* x_
   const bool plain = x_ct == nullptr;
   const double in_scale = program_.layout.scale;
 
-  auto product = [&](const Ciphertext& w, const Ciphertext* xc, const Plaintext* xp) {
+  Ciphertext w;  // scratch: the current term, expanded from its seed
+  auto product = [&](const SeededCiphertext& seeded, const Ciphertext* xc, const Plaintext* xp) {
     ++stats.products;
+    seeded.expand(*ctx_, w);
     return xc ? eval_.multiply(w, *xc) : eval_.multiply_plain(w, *xp);
   };
   auto encode = [&](const std::vector<double>& v) { return encoder_.encode(v, in_scale, l.level); };

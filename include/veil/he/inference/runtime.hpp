@@ -12,11 +12,14 @@
 #include "veil/he/evaluator.hpp"
 #include "veil/he/inference/program.hpp"
 #include "veil/he/keys.hpp"
+#include "veil/he/seeded_ciphertext.hpp"
 
 namespace veil::he {
 
 struct EncryptedLinear {
-  std::vector<std::optional<Ciphertext>> terms;  // absent where the weights are all zero
+  // Absent where the weights are all zero; kept seeded (c_0 and the seed of c_1), expanded
+  // just before each product.
+  std::vector<std::optional<SeededCiphertext>> terms;
   Ciphertext bias;
 };
 
