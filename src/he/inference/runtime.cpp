@@ -1,6 +1,7 @@
 #include "veil/he/inference/runtime.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "veil/core/error.hpp"
 #include "veil/he/encryptor.hpp"
@@ -224,6 +225,15 @@ std::vector<double> decrypt_output(const ContextPtr& ctx, const SecretKey& secre
   auto v = encoder.decode(dec.decrypt(ct));
   if (count > v.size()) throw InvalidArgument("output larger than the slot count");
   v.resize(count);
+  // CKKS wraps silently: a result beyond the remaining modulus decrypts to a value spread over
+  // +-Q/(2 scale). Outputs that reach a quarter of that range are not trusted (the chance that
+  // ten wrapped values all stay below it is 4^-10).
+  const double limit = std::ldexp(1.0, static_cast<int>(ctx->q_bits(ct.level()))) / ct.scale() / 8;
+  for (double y : v)
+    if (!std::isfinite(y) || std::fabs(y) > limit)
+      throw IntegrityError("a decrypted output (" + std::to_string(y) +
+                           ") is beyond what the remaining modulus holds reliably (|y| < " +
+                           std::to_string(limit) + "): the encrypted computation overflowed");
   return v;
 }
 

@@ -214,6 +214,33 @@ TEST(HeLayout, RefusesAProgramDeeperThanTheKeys) {
   EXPECT_THROW(compile_program(st, {4}, *ctx), InvalidArgument);
 }
 
+// An output beyond what q_0 holds wraps around; decryption refuses it instead of returning a
+// confident wrong logit.
+TEST(HeRuntime, AnOverflowingOutputIsRefused) {
+  auto ctx = layout_context(4096, 1);  // q_0 = 50 bits, scale 2^40: |y| < 2^9 representable
+  KeyGenerator kg(ctx);
+  for (double w : {3.0, 5000.0}) {
+    AffineStage a;
+    a.name = "big";
+    a.in_dim = a.out_dim = 2;
+    a.weight = {w, 0, 0, w};
+    a.bias = {0, 0};
+    auto prog = compile_program({a}, {2}, *ctx);
+    auto enc = encrypt_program(prog, ctx, kg.secret_key());
+    auto rk = kg.create_relin_keys();
+    auto gk = kg.create_galois_keys(prog.layout.rotation_steps(), false);
+    ProgramRunner runner(ctx, enc, rk, gk);
+    const std::vector<double> x = {1.0, -1.0};
+    auto y = runner.run(encrypt_features(prog.layout, ctx, kg.create_public_key(), x));
+    if (w < 10) {
+      auto v = decrypt_output(ctx, kg.secret_key(), y, 2);
+      EXPECT_NEAR(v[0], w, 1e-3);
+    } else {
+      EXPECT_THROW(decrypt_output(ctx, kg.secret_key(), y, 2), IntegrityError);
+    }
+  }
+}
+
 TEST(HeParameters, ChosenRingsMeetTheSecurityTable) {
   for (auto sec : {SecurityLevel::k128, SecurityLevel::k192, SecurityLevel::k256})
     for (uint32_t depth : {1u, 3u, 5u}) {
