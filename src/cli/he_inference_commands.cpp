@@ -36,10 +36,6 @@ he::SplitOptions split_options(bool no_merge) {
   return s;
 }
 
-std::vector<uint8_t> read_model_file(const std::string& path) {
-  return read_file(path, he::kMaxModelFileBytes);
-}
-
 // ---- keygen ----
 
 struct KeygenArgs {
@@ -144,7 +140,7 @@ void run_encrypt_input(const EncryptInputArgs& a) {
   OutputGuard().input("--model", a.model).input("--input", a.input).output("--out", a.out).check();
   const int threads = a.threads > 0 ? a.threads : he::default_thread_count();
   auto keys = he::load_public_keys(a.keys, threads);  // a data source holds no other key
-  const auto em = he::parse_model(read_model_file(a.model), *keys.ctx, &keys.id);
+  const auto em = he::load_model_file(a.model, *keys.ctx, &keys.id);
   he::FeatureExtractor fx(em);
   Tensor x = data::read_tensor(a.input);
   int64_t per = 1;
@@ -198,7 +194,7 @@ void run_infer(const InferArgs& a) {
   OutputGuard().input("--model", a.model).input("--input", a.input).output("--out", a.out).check();
   const int threads = a.threads > 0 ? a.threads : he::default_thread_count();
   auto keys = he::load_eval_keys(a.keys, threads);  // never the secret key
-  const auto em = he::parse_model(read_model_file(a.model), *keys.ctx, &keys.id);
+  const auto em = he::load_model_file(a.model, *keys.ctx, &keys.id);
   const auto in = he::parse_batch(read_file(a.input, he::kMaxBatchFileBytes), *keys.ctx, &em);
   if (in.kind == he::BatchKind::EncryptedOutput)
     throw InvalidArgument(printable(a.input) + " is an encrypted output, not an input");

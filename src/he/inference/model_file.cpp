@@ -5,6 +5,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <functional>
 
 #include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
@@ -228,23 +230,27 @@ std::array<uint8_t, 32> program_id(const ProgramLayout& layout) {
 }
 
 std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel& m) {
+  ByteWriter head;
+  head.str(m.part);
+  head.u32(static_cast<uint32_t>(m.metadata.size()));
+  for (const auto& [k, v] : m.metadata) {
+    head.str(k);
+    head.str(v);
+  }
+  head.u64(m.prefix_onnx.size());
+  head.bytes(m.prefix_onnx);
+  auto layout = serialize_layout(m.program.layout);
+  head.u64(layout.size());
+  head.bytes(layout);
+
   ByteWriter w;
   w.bytes(std::string_view(kModelMagic, 8));
   w.u16(kVersion);
   w.u16(0);
   put_hash(w, ctx.hash());
   put_hash(w, m.key_id);
-  w.str(m.part);
-  w.u32(static_cast<uint32_t>(m.metadata.size()));
-  for (const auto& [k, v] : m.metadata) {
-    w.str(k);
-    w.str(v);
-  }
-  w.u64(m.prefix_onnx.size());
-  w.bytes(m.prefix_onnx);
-  auto layout = serialize_layout(m.program.layout);
-  w.u64(layout.size());
-  w.bytes(layout);
+  w.u64(head.size());
+  w.bytes(head.out());
   for (const auto& lin : m.program.linears) {
     Ciphertext full;
     for (const auto& t : lin.terms) {
@@ -258,40 +264,60 @@ std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel&
   return w.take();
 }
 
-EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
-                           const KeyId* expected_key) {
-  ByteReader r(bytes, "encrypted model");
+namespace {
+
+// The next `n` bytes of a model file (a span valid until the next call); throws MalformedInput
+// when fewer remain.
+using NextBytes = std::function<std::span<const uint8_t>(uint64_t n, const char* what)>;
+
+constexpr size_t kFixedHeader = 8 + 2 + 2 + 32 + 32 + 8;
+constexpr uint64_t kMaxHead = (uint64_t{2} << 30) + (uint64_t{64} << 20);
+
+EncryptedModel parse_model_from(const NextBytes& next, const HeContext& ctx,
+                                const KeyId* expected_key) {
+  ByteReader r(next(kFixedHeader, "header"), "encrypted model");
   check_magic(r, kModelMagic, "encrypted model");
   r.u16("reserved");
   check_params(r, ctx, "the encrypted model");
   EncryptedModel m;
   r.read(m.key_id, "key id");
   check_key(m.key_id, expected_key, "the encrypted model");
-  m.part = r.str(16, "part");
-  const uint32_t nm = r.count(kMaxMetadata, "metadata", 8);
+  const uint64_t head_size = r.u64("head size");
+  if (head_size > kMaxHead) throw MalformedInput("encrypted model: head too large");
+  ByteReader h(next(head_size, "head"), "encrypted model");
+  m.part = h.str(16, "part");
+  const uint32_t nm = h.count(kMaxMetadata, "metadata", 8);
   for (uint32_t i = 0; i < nm; ++i) {
-    std::string k = r.str(kMaxName, "metadata key");
-    m.metadata[k] = r.str(1u << 20, "metadata value");
+    std::string k = h.str(kMaxName, "metadata key");
+    m.metadata[k] = h.str(1u << 20, "metadata value");
   }
-  const uint64_t prefix = r.u64("prefix size");
-  auto pb = r.bytes(static_cast<size_t>(std::min<uint64_t>(prefix, r.remaining() + 1)), "prefix");
+  const uint64_t prefix = h.u64("prefix size");
+  h.need(prefix, "prefix");
+  auto pb = h.bytes(static_cast<size_t>(prefix), "prefix");
   m.prefix_onnx.assign(pb.begin(), pb.end());
-  const uint64_t lsize = r.u64("layout size");
+  const uint64_t lsize = h.u64("layout size");
   if (lsize > (uint64_t{64} << 20)) throw MalformedInput("encrypted model: layout too large");
-  m.program.layout = parse_layout(r.bytes(static_cast<size_t>(lsize), "layout"), ctx);
+  h.need(lsize, "layout");
+  m.program.layout = parse_layout(h.bytes(static_cast<size_t>(lsize), "layout"), ctx);
+  h.expect_end();
+  auto ciphertext = [&](const char* what) {
+    const uint64_t size = load_le<uint64_t>(next(8, what).data());
+    if (size > kMaxCiphertextBytes) throw MalformedInput(std::string(what) + ": too large");
+    return load_ciphertext(ctx, next(size, what));
+  };
   for (const auto& layer : m.program.layout.layers) {
     const auto* l = std::get_if<LinearLayout>(&layer);
     if (!l) continue;
     EncryptedLinear e;
     const double wscale = static_cast<double>(ctx.prime_values()[l->level]);
     for (uint32_t t = 0; t < l->terms; ++t) {
-      const uint8_t present = r.u8("present");
+      const uint8_t present = next(1, "present")[0];
       if (present != l->present[t]) throw MalformedInput("encrypted model: present flags differ");
       if (!present) {
         e.terms.emplace_back();
         continue;
       }
-      Ciphertext c = read_ct(r, ctx, "weights");
+      Ciphertext c = ciphertext("weights");
       if (c.level() != l->level || c.size() != 2 || std::fabs(c.scale() / wscale - 1) > 1e-9)
         throw MalformedInput("encrypted model: weights of layer '" + l->name +
                              "' at another level or scale than its layout");
@@ -300,14 +326,56 @@ EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
                              "' are not a fresh symmetric encryption");
       e.terms.emplace_back(SeededCiphertext(ctx, std::move(c)));
     }
-    e.bias = read_ct(r, ctx, "bias");
+    e.bias = ciphertext("bias");
     if (e.bias.level() != l->level - 1 || e.bias.size() != 2 ||
         std::fabs(e.bias.scale() / l->scale_out - 1) > 1e-9)
       throw MalformedInput("encrypted model: bias of layer '" + l->name +
                            "' at another level or scale than its layout");
     m.program.linears.push_back(std::move(e));
   }
+  return m;
+}
+
+}  // namespace
+
+EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
+                           const KeyId* expected_key) {
+  ByteReader r(bytes, "encrypted model");
+  auto m = parse_model_from(
+      [&](uint64_t n, const char* what) {
+        r.need(n, what);
+        return r.bytes(static_cast<size_t>(n), what);
+      },
+      ctx, expected_key);
   r.expect_end();
+  return m;
+}
+
+EncryptedModel load_model_file(const std::filesystem::path& path, const HeContext& ctx,
+                               const KeyId* expected_key) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw IoError("cannot read '" + path.string() + "': not a regular file or does not exist");
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) throw IoError("cannot read '" + path.string() + "': " + ec.message());
+  if (size > kMaxModelFileBytes)
+    throw MalformedInput("'" + path.string() + "' is larger than an encrypted model may be");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open '" + path.string() + "'");
+  uint64_t pos = 0;
+  std::vector<uint8_t> buffer;  // one record at a time: the file is never held whole
+  auto m = parse_model_from(
+      [&](uint64_t n, const char* what) -> std::span<const uint8_t> {
+        if (n > size - pos)
+          throw MalformedInput("encrypted model: truncated while reading " + std::string(what));
+        buffer.resize(static_cast<size_t>(n));
+        if (n && !in.read(reinterpret_cast<char*>(buffer.data()), static_cast<std::streamsize>(n)))
+          throw IoError("cannot read '" + path.string() + "'");
+        pos += n;
+        return buffer;
+      },
+      ctx, expected_key);
+  if (pos != size) throw MalformedInput("encrypted model: trailing bytes");
   return m;
 }
 

@@ -4,7 +4,7 @@
 // .vhe (little-endian):
 //   "VEILHEMD", u16 version (1), u16 reserved (0)
 //   parameter hash (32), key id (32: SHA-256 of the public key the set was made with)
-//   str part, u32 metadata count, (str key, str value)...   the source model's metadata
+//   u64 head size, then the head: str part, u32 metadata count, (str key, str value)...
 //   u64 size + ONNX bytes of the plaintext prefix (size 0 when the whole model is encrypted)
 //   u64 size + layout bytes (ProgramLayout: shapes, layouts, levels, scales; no weights)
 //   per linear layer: per term u8 present [+ u64 size + ciphertext], u64 size + bias ciphertext
@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <span>
 #include <string>
@@ -55,6 +56,9 @@ std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel&
 // `expected_key` (when given) must match the file's key id.
 EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
                            const KeyId* expected_key = nullptr);
+// The same from a file, read one record at a time (the file is never held whole in memory).
+EncryptedModel load_model_file(const std::filesystem::path& path, const HeContext& ctx,
+                               const KeyId* expected_key = nullptr);
 
 enum class BatchKind : uint8_t {
   EncryptedInput = 1,   // features encrypted by the data source (input_vectors() per image)
