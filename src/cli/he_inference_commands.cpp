@@ -2,6 +2,7 @@
 // inference by role (docs/HE.md "Encrypted inference").
 #include <fmt/format.h>
 
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,8 @@
 #include "veil/data/npy.hpp"
 #include "veil/he/inference/pipeline.hpp"
 #include "veil/he/key_set.hpp"
+#include "veil/model/graph.hpp"
+#include "veil/nn/preprocess.hpp"
 
 namespace veil::cli {
 
@@ -132,17 +135,31 @@ void run_encrypt_model(const EncryptModelArgs& a) {
 // ---- encrypt-input ----
 
 struct EncryptInputArgs {
-  std::string keys, model, input, out, features = "encrypted";
+  std::string keys, model, input, data, out, features = "encrypted";
+  int64_t limit = 0;
   int threads = 0;
 };
 
+// Test images as the model takes them: normalised as its metadata says (as veil eval does).
+Tensor dataset_inputs(const he::EncryptedModel& em, const std::string& spec, int64_t limit) {
+  auto data = data::load_dataset(spec, data::Split::Test, limit);
+  if (data.size() == 0) throw InvalidArgument("no test images in " + printable(spec));
+  Tensor x = data.batch(0, data.size());
+  model::Model meta;
+  meta.metadata.insert(em.metadata.begin(), em.metadata.end());
+  nn::normalization_of(meta).apply(x);
+  return x;
+}
+
 void run_encrypt_input(const EncryptInputArgs& a) {
   OutputGuard().input("--model", a.model).input("--input", a.input).output("--out", a.out).check();
+  if (a.input.empty() == a.data.empty())
+    throw InvalidArgument("give exactly one of --input FILE or --data D");
   const int threads = a.threads > 0 ? a.threads : he::default_thread_count();
   auto keys = he::load_public_keys(a.keys, threads);  // a data source holds no other key
   const auto em = he::load_model_file(a.model, *keys.ctx, &keys.id);
   he::FeatureExtractor fx(em);
-  Tensor x = data::read_tensor(a.input);
+  Tensor x = a.input.empty() ? dataset_inputs(em, a.data, a.limit) : data::read_tensor(a.input);
   int64_t per = 1;
   for (int64_t d : fx.input_shape()) per *= d;
   if (x.numel() == per) {
@@ -188,6 +205,7 @@ void run_encrypt_input(const EncryptInputArgs& a) {
 struct InferArgs {
   std::string model, input, keys, out;
   int threads = 0;
+  bool json = false;
 };
 
 void run_infer(const InferArgs& a) {
@@ -206,6 +224,7 @@ void run_infer(const InferArgs& a) {
   out.values = em.program.layout.output_dim;
   const size_t images = in.images();
   ProgressBar bar("infer", static_cast<int64_t>(images));
+  const auto t0 = std::chrono::steady_clock::now();
   if (in.kind == he::BatchKind::PlainInput) {
     he::FeatureExtractor fx(em);
     int64_t per = 1;
@@ -229,7 +248,18 @@ void run_infer(const InferArgs& a) {
     }
   }
   bar.finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_file_atomic(a.out, he::serialize_batch(*keys.ctx, out));
+  if (a.json) {
+    nlohmann::json j;
+    j["images"] = images;
+    j["input"] = he::batch_kind_name(in.kind);
+    j["infer_s_per_image"] = seconds / double(images);
+    j["peak_rss_mb"] = he::peak_rss_mb();
+    j["threads"] = threads;
+    print_json(j);
+  }
 }
 
 // ---- decrypt ----
@@ -397,8 +427,12 @@ void add_he_inference_commands(CLI::App& he) {
       "encrypt-input", "Data source: encrypt images for an encrypted model (public key only)");
   ei->add_option("--keys", ia->keys, "Directory holding public.vkey")->required();
   ei->add_option("--model", ia->model, "Encrypted model (.vhe)")->required();
-  ei->add_option("--input", ia->input, "Model input(s), .npy or .pb, [B, ...] or one image")
-      ->required();
+  ei->add_option("--input", ia->input, "Model input(s), .npy or .pb, [B, ...] or one image");
+  ei->add_option("--data", ia->data,
+                 "Or test images: fashion-mnist or a dataset directory (normalised as the model's "
+                 "metadata says)");
+  ei->add_option("--limit", ia->limit, "With --data: the first N test images (0 = all)")
+      ->check(image_count());
   ei->add_option("--out", ia->out, "Ciphertext file (.vct)")->required();
   ei->add_option("--features", ia->features,
                  "encrypted: run the model's plaintext layers here and encrypt their output; "
@@ -418,6 +452,7 @@ void add_he_inference_commands(CLI::App& he) {
   in->add_option("--out", ra->out, "Encrypted outputs (.vct)")->required();
   in->add_option("--threads", ra->threads, "Threads (0 = all hardware threads)")
       ->check(in_range(0, 256));
+  in->add_flag("--json", ra->json, "Report time per image and peak memory on stdout");
   in->callback([ra] { run_infer(*ra); });
 
   auto da = std::make_shared<DecryptArgs>();
