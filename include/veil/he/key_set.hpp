@@ -100,6 +100,10 @@ struct KeyDirBytes {
   std::vector<uint8_t> secret, pub, eval;
 };
 KeyDirBytes encode_key_dir(const OwnerKeys& keys, const KeySecret& secret);
+// public.vkey and eval.vkey alone (encode_key_dir writes the same bytes); loading and encoding
+// again gives back the same bytes.
+std::vector<uint8_t> encode_public_file(const PublicKeys& keys);
+std::vector<uint8_t> encode_eval_file(const EvalKeys& keys);
 PublicKeys load_public_keys_bytes(std::span<const uint8_t> public_file, int threads,
                                   bool allow_insecure_for_testing_only = false);
 EvalKeys load_eval_keys_bytes(std::span<const uint8_t> public_file,
