@@ -189,6 +189,12 @@ KeySetId key_set_id(const HeContext& ctx, const PublicKey& pub) {
   return sha256(serialize(ctx, pub));
 }
 
+EvalKeys eval_keys_of(const OwnerKeys& keys) {
+  return EvalKeys{keys.ctx, keys.id, keys.pub, keys.relin, keys.galois, keys.steps};
+}
+
+PublicKeys public_keys_of(const OwnerKeys& keys) { return PublicKeys{keys.ctx, keys.id, keys.pub}; }
+
 OwnerKeys generate_owner_keys(const CkksParameters& params, std::span<const int> rotation_steps,
                               int threads) {
   OwnerKeys k;

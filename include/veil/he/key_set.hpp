@@ -90,6 +90,11 @@ struct PublicKeys {
 OwnerKeys generate_owner_keys(const CkksParameters& params, std::span<const int> rotation_steps,
                               int threads);
 
+// The parts of an owner's key set that an edge and a data source receive (copies, same context),
+// for a one-shot run that keeps the roles apart without going through files.
+EvalKeys eval_keys_of(const OwnerKeys& keys);
+PublicKeys public_keys_of(const OwnerKeys& keys);
+
 // The key-set id of a public key: SHA-256 of serialize(ctx, pub).
 KeySetId key_set_id(const HeContext& ctx, const PublicKey& pub);
 
