@@ -16,7 +16,7 @@
 #include <span>
 #include <vector>
 
-#include "veil/core/byte_io.hpp"
+#include "he_fuzz_inputs.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/he.hpp"
 
@@ -34,12 +34,8 @@ struct Fixture {
 
 const Fixture& fixture() {
   static const Fixture f = [] {
-    he::CkksParameters p;
-    p.poly_degree = 1024;
-    p.coeff_bits = {40, 30, 40};
-    p.insecure_allow_for_testing_only = true;  // small ring keeps each run fast
     Fixture x;
-    x.ctx = he::HeContext::create(p);
+    x.ctx = he::HeContext::create(veil::fuzz::tiny_ckks_params());
     const he::HeContext& c = *x.ctx;
     he::KeyGenerator kg(x.ctx);
     he::CkksEncoder enc(x.ctx);
@@ -99,15 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     input.assign(valid.begin(), valid.begin() + 48);
     input.insert(input.end(), rest.begin(), rest.end());
   } else {
-    input = valid;
-    if (rest.size() >= 2) {
-      const size_t cut = veil::load_le(rest.data(), 2);
-      input.resize(input.size() - std::min(cut, input.size()));
-      for (size_t i = 2; i + 4 <= rest.size() && !input.empty(); i += 4) {
-        const size_t at = veil::load_le(rest.data() + i, 3) % input.size();
-        input[at] ^= rest[i + 3];
-      }
-    }
+    input = veil::fuzz::apply_patch(valid, rest);
   }
   Bytes once;
   try {

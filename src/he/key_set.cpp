@@ -189,6 +189,12 @@ KeySetId key_set_id(const HeContext& ctx, const PublicKey& pub) {
   return sha256(serialize(ctx, pub));
 }
 
+EvalKeys eval_keys_of(const OwnerKeys& keys) {
+  return EvalKeys{keys.ctx, keys.id, keys.pub, keys.relin, keys.galois, keys.steps};
+}
+
+PublicKeys public_keys_of(const OwnerKeys& keys) { return PublicKeys{keys.ctx, keys.id, keys.pub}; }
+
 OwnerKeys generate_owner_keys(const CkksParameters& params, std::span<const int> rotation_steps,
                               int threads) {
   OwnerKeys k;
@@ -211,33 +217,73 @@ OwnerKeys generate_owner_keys(const CkksParameters& params, std::span<const int>
   return k;
 }
 
-KeyDirBytes encode_key_dir(const OwnerKeys& keys, const KeySecret& secret) {
-  if (!keys.ctx) throw InvalidArgument("key set without a context");
-  const HeContext& ctx = *keys.ctx;
-  if (keys.galois.context_id() != 0 && keys.galois.context_id() != ctx.id())
+namespace {
+
+// What eval.vkey holds.
+struct EvalParts {
+  const HeContext& ctx;
+  const RelinKeys* relin;
+  const GaloisKeys* galois;
+  std::span<const int> steps;
+};
+
+void check_steps(const EvalParts& k) {
+  if (k.galois->context_id() != 0 && k.galois->context_id() != k.ctx.id())
     throw InvalidArgument("Galois keys belong to other parameters");
   try {
-    check_galois_matches_steps(ctx, keys.galois, keys.steps);
+    check_galois_matches_steps(k.ctx, *k.galois, k.steps);
   } catch (const MalformedInput&) {
     throw InvalidArgument("the Galois keys are not exactly those of the key set's rotation steps");
   }
-  // serialize() refuses keys of another context.
+}
+
+std::vector<uint8_t> public_file(const HeContext& ctx, std::span<const uint8_t> params,
+                                 std::span<const uint8_t> pk, const KeySetId& id) {
+  ByteWriter w = begin_file(FileKind::kPublic, ctx, id);
+  put_section(w, params);
+  put_section(w, pk);
+  return finish_file(w);
+}
+
+// serialize() refuses keys of another context.
+std::vector<uint8_t> eval_file(const EvalParts& k, const KeySetId& id) {
+  check_steps(k);
+  ByteWriter w = begin_file(FileKind::kEval, k.ctx, id);
+  w.u32(static_cast<uint32_t>(k.steps.size()));
+  for (int s : k.steps) w.u32(static_cast<uint32_t>(s));
+  put_section(w, serialize(k.ctx, *k.relin));
+  put_section(w, serialize(k.ctx, *k.galois));
+  return finish_file(w);
+}
+
+const HeContext& context_of(const ContextPtr& ctx) {
+  if (!ctx) throw InvalidArgument("key set without a context");
+  return *ctx;
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_public_file(const PublicKeys& keys) {
+  const HeContext& ctx = context_of(keys.ctx);
+  const std::vector<uint8_t> pk = serialize(ctx, keys.pub);
+  return public_file(ctx, serialize_parameters(ctx), pk, sha256(pk));
+}
+
+std::vector<uint8_t> encode_eval_file(const EvalKeys& keys) {
+  const HeContext& ctx = context_of(keys.ctx);
+  return eval_file({ctx, &keys.relin, &keys.galois, keys.steps}, key_set_id(ctx, keys.pub));
+}
+
+KeyDirBytes encode_key_dir(const OwnerKeys& keys, const KeySecret& secret) {
+  const HeContext& ctx = context_of(keys.ctx);
+  const EvalParts parts{ctx, &keys.relin, &keys.galois, keys.steps};
+  check_steps(parts);  // before anything secret is serialized
   const std::vector<uint8_t> params = serialize_parameters(ctx);
   const std::vector<uint8_t> pk = serialize(ctx, keys.pub);
   const KeySetId id = sha256(pk);
   KeyDirBytes out;
-
-  ByteWriter pw = begin_file(FileKind::kPublic, ctx, id);
-  put_section(pw, params);
-  put_section(pw, pk);
-  out.pub = finish_file(pw);
-
-  ByteWriter ew = begin_file(FileKind::kEval, ctx, id);
-  ew.u32(static_cast<uint32_t>(keys.steps.size()));
-  for (int s : keys.steps) ew.u32(static_cast<uint32_t>(s));
-  put_section(ew, serialize(ctx, keys.relin));
-  put_section(ew, serialize(ctx, keys.galois));
-  out.eval = finish_file(ew);
+  out.pub = public_file(ctx, params, pk, id);
+  out.eval = eval_file(parts, id);
 
   std::vector<uint8_t> sk = serialize(ctx, keys.secret);
   ByteWriter sw;

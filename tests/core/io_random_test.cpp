@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <set>
 #include <vector>
 
+#include "temp_dir.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/random.hpp"
@@ -13,6 +15,7 @@ namespace veil {
 namespace {
 
 namespace fs = std::filesystem;
+using veil::testing::TempDir;
 
 TEST(Io, AtomicWriteThenReadBack) {
   fs::path dir = fs::temp_directory_path() / ("veil_io_" + std::to_string(::getpid()));
@@ -28,6 +31,23 @@ TEST(Io, AtomicWriteThenReadBack) {
   for (auto& e : fs::directory_iterator(dir)) (void)e, ++files;
   EXPECT_EQ(files, 1u);  // no temporaries left behind
   fs::remove_all(dir);
+}
+
+TEST(Io, AtomicWriteSetsTheModeAsked) {
+  TempDir dir;
+  const std::vector<uint8_t> bytes = {1, 2, 3};
+  write_file_atomic(dir / "public", bytes);
+  write_file_atomic(dir / "secret", bytes, 0600);
+  struct stat pub {
+  }, sec{};
+  ASSERT_EQ(::stat((dir / "public").c_str(), &pub), 0);
+  ASSERT_EQ(::stat((dir / "secret").c_str(), &sec), 0);
+  EXPECT_EQ(pub.st_mode & 0777, 0644u);
+  EXPECT_EQ(sec.st_mode & 0777, 0600u);
+  // Replacing a file takes the new mode too.
+  write_file_atomic(dir / "public", bytes, 0600);
+  ASSERT_EQ(::stat((dir / "public").c_str(), &pub), 0);
+  EXPECT_EQ(pub.st_mode & 0777, 0600u);
 }
 
 TEST(Io, MissingFileIsIoError) { EXPECT_THROW(read_file("/nonexistent/veil/file", 10), IoError); }

@@ -175,6 +175,23 @@ TEST_F(KeySetTest, EdgeDirectoryWithoutSecretKeyWorks) {
   EXPECT_THROW(load_owner_keys(edge_dir, *secret_, 1, kTestOnly), IoError);
 }
 
+TEST_F(KeySetTest, PublicAndEvalFilesEncodeBackToTheSameBytes) {
+  const auto& f = *files_;
+  EXPECT_EQ(encode_public_file(load_public_keys_bytes(f.pub, 1, kTestOnly)), f.pub);
+  EXPECT_EQ(encode_eval_file(load_eval_keys_bytes(f.pub, f.eval, 1, kTestOnly)), f.eval);
+  // The in-memory parts encode to the same files as the owner's key set.
+  EXPECT_EQ(encode_public_file(public_keys_of(*keys_)), f.pub);
+  EXPECT_EQ(encode_eval_file(eval_keys_of(*keys_)), f.eval);
+  EXPECT_EQ(rotation_steps(eval_keys_of(*keys_)), (std::vector<int>{-2, 1, 5}));
+  // The secret file is sealed afresh each time (new salt and nonce) but opens to the same keys.
+  const KeyDirBytes again = encode_key_dir(
+      load_owner_keys_bytes(f.secret, f.pub, f.eval, *secret_, 1, kTestOnly), *secret_);
+  EXPECT_EQ(again.pub, f.pub);
+  EXPECT_EQ(again.eval, f.eval);
+  EXPECT_NE(again.secret, f.secret);
+  EXPECT_EQ(again.secret.size(), f.secret.size());
+}
+
 TEST_F(KeySetTest, TestOnlyParametersNeedTheFlag) {
   EXPECT_THROW(load_public_keys_bytes(files_->pub, 1), InvalidArgument);
   EXPECT_THROW(load_eval_keys_bytes(files_->pub, files_->eval, 1), InvalidArgument);

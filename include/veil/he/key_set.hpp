@@ -90,6 +90,11 @@ struct PublicKeys {
 OwnerKeys generate_owner_keys(const CkksParameters& params, std::span<const int> rotation_steps,
                               int threads);
 
+// The parts of an owner's key set that an edge and a data source receive (copies, same context),
+// for a one-shot run that keeps the roles apart without going through files.
+EvalKeys eval_keys_of(const OwnerKeys& keys);
+PublicKeys public_keys_of(const OwnerKeys& keys);
+
 // The key-set id of a public key: SHA-256 of serialize(ctx, pub).
 KeySetId key_set_id(const HeContext& ctx, const PublicKey& pub);
 
@@ -100,6 +105,10 @@ struct KeyDirBytes {
   std::vector<uint8_t> secret, pub, eval;
 };
 KeyDirBytes encode_key_dir(const OwnerKeys& keys, const KeySecret& secret);
+// public.vkey and eval.vkey alone (encode_key_dir writes the same bytes); loading and encoding
+// again gives back the same bytes.
+std::vector<uint8_t> encode_public_file(const PublicKeys& keys);
+std::vector<uint8_t> encode_eval_file(const EvalKeys& keys);
 PublicKeys load_public_keys_bytes(std::span<const uint8_t> public_file, int threads,
                                   bool allow_insecure_for_testing_only = false);
 EvalKeys load_eval_keys_bytes(std::span<const uint8_t> public_file,
