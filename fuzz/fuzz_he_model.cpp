@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "he_fuzz_inputs.hpp"
 #include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/he.hpp"
@@ -87,15 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (mode == 0) {
     input.assign(rest.begin(), rest.end());
   } else {
-    input = kind == 0 ? f.model_bytes : f.batch_bytes;
-    if (rest.size() >= 2) {
-      const size_t cut = veil::load_le(rest.data(), 2);
-      input.resize(input.size() - std::min(cut, input.size()));
-      for (size_t i = 2; i + 4 <= rest.size() && !input.empty(); i += 4) {
-        const size_t at = veil::load_le(rest.data() + i, 3) % input.size();
-        input[at] ^= rest[i + 3];
-      }
-    }
+    input = veil::fuzz::apply_patch(kind == 0 ? f.model_bytes : f.batch_bytes, rest);
   }
   Bytes once;
   try {

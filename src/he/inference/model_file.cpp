@@ -1,7 +1,5 @@
 #include "veil/he/inference/model_file.hpp"
 
-#include <openssl/evp.h>
-
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -11,6 +9,7 @@
 #include "veil/core/byte_io.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
+#include "veil/core/sha256.hpp"
 #include "veil/he/serialization.hpp"
 
 namespace veil::he {
@@ -26,15 +25,6 @@ constexpr uint32_t kMaxMetadata = 256;
 constexpr uint32_t kMaxRank = 8;
 constexpr uint32_t kMaxImages = 1u << 20;
 constexpr uint64_t kMaxCiphertextBytes = uint64_t{1} << 31;
-
-std::array<uint8_t, 32> sha256(std::span<const uint8_t> bytes) {
-  std::array<uint8_t, 32> out{};
-  unsigned int len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 ||
-      len != 32)
-    throw Error("OpenSSL: SHA-256 failed");
-  return out;
-}
 
 void put_hash(ByteWriter& w, std::span<const uint8_t> h) { w.bytes(h); }
 
