@@ -13,6 +13,7 @@
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
 #include "veil/core/printable.hpp"
@@ -88,6 +89,7 @@ void run_keygen(const KeygenArgs& a) {
     j["depth"] = plan.depth;
     j["rotation_steps"] = plan.rotation_steps;
     j["parts"] = served;
+    j["key_set_id"] = to_hex(keys.id);
     for (const char* f : {he::kSecretKeyFileName, he::kPublicKeyFileName, he::kEvalKeyFileName})
       j["bytes"][f] = fs::file_size(dir / f);
     print_json(j);
@@ -99,6 +101,9 @@ void run_keygen(const KeygenArgs& a) {
              printable(a.out_dir), a.security, plan.params.poly_degree, bits, plan.depth,
              plan.rotation_steps.size());
   fmt::print("they serve the part(s): {}\n", fmt::join(served, ", "));
+  // public.vkey is not authenticated (no one but the owner holds a secret): a data source
+  // compares this id with what encrypt-input prints, out of band.
+  fmt::print("key set id {}\n", to_hex(keys.id));
   fmt::print("give the untrusted machine {} and {} only; {} stays with the owner\n",
              he::kPublicKeyFileName, he::kEvalKeyFileName, he::kSecretKeyFileName);
 }
@@ -196,8 +201,8 @@ void run_encrypt_input(const EncryptInputArgs& a) {
   }
   const auto bytes = he::serialize_batch(*keys.ctx, b);
   write_file_atomic(a.out, bytes);
-  fmt::print("{}: {} image(s), {} ({:.1f} MB)\n", printable(a.out), images,
-             he::batch_kind_name(b.kind), double(bytes.size()) / (1 << 20));
+  fmt::print("{}: {} image(s), {} ({:.1f} MB), key set id {}\n", printable(a.out), images,
+             he::batch_kind_name(b.kind), double(bytes.size()) / (1 << 20), to_hex(keys.id));
 }
 
 // ---- infer ----
