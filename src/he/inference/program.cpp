@@ -110,7 +110,10 @@ CkksParameters choose_parameters(uint32_t depth, uint32_t min_slots, SecurityLev
     if (n / 2 < min_slots) continue;
     const int budget = max_modulus_bits(n, security);
     for (int s = 40; s >= min_scale_bits; --s) {
-      const int q0 = s + 10;  // the output's integer part: |y| < 2^9 at scale 2^s
+      // The output's integer part: |y| < 2^13 at scale 2^s. Decryption trusts |y| < 2^11 only
+      // (runtime.cpp): he-cnn's logits reach 73, so 10 bits (|y| < 2^9, trusted < 64) were
+      // too few.
+      const int q0 = s + 14;
       if (2 * q0 + static_cast<int>(depth) * s > budget) continue;
       CkksParameters p;
       p.poly_degree = n;
