@@ -12,6 +12,7 @@
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
 #include "veil/data/dataset.hpp"
+#include "veil/he/inference/batch_program.hpp"
 #include "veil/he/inference/pipeline.hpp"
 
 namespace veil::cli {
@@ -22,6 +23,8 @@ he::SecurityLevel security_level(int bits) { return static_cast<he::SecurityLeve
 
 struct EvalArgs {
   std::string model, data = "fashion-mnist", mode = "full", features = "encrypted";
+  std::string packing = "latency";
+  int64_t batch = 0;  // --packing batch: images per ciphertext, 0 = all slots
   int security = 128;
   int64_t limit = 100;
   int threads = 0;
@@ -49,12 +52,17 @@ void run_eval(const EvalArgs& a) {
   o.split.merge_linear = !a.no_merge;
   o.progress = !a.quiet;
   auto data = data::load_dataset(a.data, data::Split::Test, a.limit);
-  const auto r = he::evaluate(m, data, o);
+  const auto r = a.packing == "batch"
+                     ? he::evaluate_batched(m, data, o, static_cast<size_t>(a.batch))
+                     : he::evaluate(m, data, o);
   if (a.json) {
     nlohmann::json j;
     j["mode"] = a.mode;
     j["part"] = r.part;
     j["features"] = r.features;
+    j["weights"] = r.weights;
+    j["packing"] = r.packing;
+    j["batch"] = r.batch;
     j["security"] = r.security;
     j["poly_degree"] = r.poly_degree;
     j["coeff_bits"] = r.coeff_bits;
@@ -92,6 +100,7 @@ void run_eval(const EvalArgs& a) {
   }
   fmt::print("mode {} ({} encrypted, features {}), {}-bit security: N = {}, {} levels\n", a.mode,
              r.part, r.features, r.security, r.poly_degree, r.depth);
+  fmt::print("packing {} ({} images per ciphertext), weights {}\n", r.packing, r.batch, r.weights);
   for (const auto& l : r.layers) fmt::print("  {}\n", l);
   fmt::print("{} images: top-1 encrypted {:.2f} %, plaintext {:.2f} %, agreement {:.2f} %\n",
              r.images, 100 * r.encrypted_top1, 100 * r.plain_top1, 100 * r.agreement);
@@ -121,6 +130,13 @@ void add_he_inference_commands(CLI::App& he) {
                    "stays plaintext on the edge (encrypted weights x plaintext features)")
       ->check(CLI::IsMember({"plain", "encrypted"}))
       ->capture_default_str();
+  eval->add_option("--packing", ea->packing,
+                   "latency: one image per ciphertext, encrypted weights; batch: one image per "
+                   "slot, plaintext weights (throughput, images/s)")
+      ->check(CLI::IsMember({"latency", "batch"}))
+      ->capture_default_str();
+  eval->add_option("--batch", ea->batch, "--packing batch: images per batch (0 = all slots)")
+      ->check(in_range<int64_t>(0, int64_t{1} << 20));
   eval->add_option("--security", ea->security, "128, 192 or 256 bits")
       ->check(CLI::IsMember({128, 192, 256}))
       ->capture_default_str();
