@@ -72,18 +72,23 @@ BatchProgram compile_batch_program(const std::vector<Stage>& stages, const HeCon
     p.output_dim = static_cast<uint32_t>(f.m);
     p.layers.push_back(BatchLinear{f.name, SparseRows::from_dense(f.w, f.m, f.n), f.b, level--});
   }
-  if (p.layers.empty() || !std::holds_alternative<BatchLinear>(p.layers.front()))
-    throw InvalidArgument("an encrypted part must start with a linear layer");
+  if (p.layers.empty() || !std::holds_alternative<BatchLinear>(p.layers.front()) ||
+      !std::holds_alternative<BatchLinear>(p.layers.back()))
+    throw InvalidArgument("an encrypted part must start and end with a linear layer");
   return p;
 }
 
 std::vector<Ciphertext> multiply_plain_weights(const HeContext& ctx, const SparseRows& w,
                                                double weight_scale,
-                                               const std::vector<Ciphertext>& x) {
+                                               const std::vector<Ciphertext>& x,
+                                               std::span<const double> bias) {
   if (x.size() != w.cols)
     throw InvalidArgument("linear layer takes " + std::to_string(w.cols) + " ciphertexts, not " +
                           std::to_string(x.size()));
   if (x.empty()) throw InvalidArgument("linear layer without inputs");
+  if (!bias.empty() && bias.size() != w.rows)
+    throw InvalidArgument("linear layer: " + std::to_string(bias.size()) + " biases for " +
+                          std::to_string(w.rows) + " outputs");
   const size_t level = x[0].level(), size = x[0].size(), n = ctx.n();
   for (const auto& c : x) {
     check_ciphertext(ctx, c);
@@ -94,10 +99,31 @@ std::vector<Ciphertext> multiply_plain_weights(const HeContext& ctx, const Spars
   const double scale = x[0].scale() * weight_scale;
   if (!(weight_scale >= 1.0) || std::log2(scale) >= ctx.q_bits(level) - 1)
     throw InvalidArgument("linear layer: the result scale exceeds the modulus");
-  const size_t nnz = w.nonzeros();
+
+  // The bias is one more column, against a noiseless encryption of 1 (c0 = round(scale), the
+  // rest zero): it costs one term per row instead of a pass over every output.
+  SparseRows aug;
+  const SparseRows* rows = &w;
+  if (!bias.empty()) {
+    aug.rows = w.rows;
+    aug.cols = w.cols + 1;
+    aug.start.push_back(0);
+    for (size_t r = 0; r < w.rows; ++r) {
+      aug.col.insert(aug.col.end(), w.col.begin() + w.start[r], w.col.begin() + w.start[r + 1]);
+      aug.value.insert(aug.value.end(), w.value.begin() + w.start[r],
+                       w.value.begin() + w.start[r + 1]);
+      if (bias[r] != 0) {
+        aug.col.push_back(static_cast<uint32_t>(w.cols));
+        aug.value.push_back(bias[r]);
+      }
+      aug.start.push_back(static_cast<uint32_t>(aug.col.size()));
+    }
+    rows = &aug;
+  }
+  const size_t nnz = rows->nonzeros();
   std::vector<double> wi(nnz);
   for (size_t t = 0; t < nnz; ++t) {
-    wi[t] = std::nearbyint(w.value[t] * weight_scale);
+    wi[t] = std::nearbyint(rows->value[t] * weight_scale);
     if (!(std::fabs(wi[t]) < 9.2e18))
       throw InvalidArgument("linear layer: weight * scale out of range");
   }
@@ -105,14 +131,23 @@ std::vector<Ciphertext> multiply_plain_weights(const HeContext& ctx, const Spars
   std::vector<uint64_t> res((level + 1) * nnz);
   for (size_t i = 0; i <= level; ++i)
     for (size_t t = 0; t < nnz; ++t) res[i * nnz + t] = signed_residue(wi[t], ctx.prime(i));
+  Ciphertext one;
+  if (!bias.empty()) {
+    one = Ciphertext(ctx.id(), n, size, level, x[0].scale());  // zero
+    const double s = std::nearbyint(x[0].scale());
+    for (size_t i = 0; i <= level; ++i)
+      std::fill(one.limb(0, i), one.limb(0, i) + n, signed_residue(s, ctx.prime(i)));
+  }
 
   std::vector<Ciphertext> out;
   out.reserve(w.rows);
   for (size_t r = 0; r < w.rows; ++r) {
     out.emplace_back(ctx.id(), n, size, level, scale, kNoInit);
     double var = 0;  // exact products: the error is the inputs', weighted
-    for (uint32_t t = w.start[r]; t < w.start[r + 1]; ++t)
-      var += wi[t] * wi[t] * x[w.col[t]].noise() * x[w.col[t]].noise();
+    for (uint32_t t = w.start[r]; t < w.start[r + 1]; ++t) {
+      const double e = std::nearbyint(w.value[t] * weight_scale) * x[w.col[t]].noise();
+      var += e * e;
+    }
     out.back().set_noise(std::sqrt(var));
   }
   const Isa isa = active_isa();
@@ -121,12 +156,13 @@ std::vector<Ciphertext> multiply_plain_weights(const HeContext& ctx, const Spars
     const size_t k = task / ((level + 1) * spans);
     const size_t i = task / spans % (level + 1);
     const size_t c0 = task % spans * span;
-    std::vector<const uint64_t*> xp(x.size());
+    std::vector<const uint64_t*> xp(rows->cols);
     std::vector<uint64_t*> op(out.size());
     for (size_t j = 0; j < x.size(); ++j) xp[j] = x[j].limb(k, i) + c0;
+    if (!bias.empty()) xp[x.size()] = one.limb(k, i) + c0;
     for (size_t j = 0; j < out.size(); ++j) op[j] = out[j].limb(k, i) + c0;
-    kernels::sparse_matmul(isa, op.data(), xp.data(), w.start.data(), w.col.data(),
-                           res.data() + i * nnz, w.rows, ctx.prime(i), span);
+    kernels::sparse_matmul(isa, op.data(), xp.data(), rows->start.data(), rows->col.data(),
+                           res.data() + i * nnz, rows->rows, ctx.prime(i), span);
   });
   return out;
 }
@@ -176,15 +212,15 @@ std::vector<Ciphertext> BatchRunner::run(std::vector<Ciphertext> x, RunStats* st
 std::vector<Ciphertext> BatchRunner::linear(const BatchLinear& l, const std::vector<Ciphertext>& x,
                                             RunStats& st) const {
   if (x.at(0).level() != l.level) throw Error("batch program: layer " + l.name + " level mismatch");
+  // Weights at scale q_l: the rescale gives the input scale back.
   const double q = static_cast<double>(ctx_->prime_values()[l.level]);
-  auto out = multiply_plain_weights(*ctx_, l.weights, q, x);
+  auto out = multiply_plain_weights(*ctx_, l.weights, q, x, l.bias);
   st.products += l.weights.nonzeros() * x[0].size();
   const bool relin = x[0].size() == 3;
   Evaluator eval(ctx_);
   // One ciphertext per task: the evaluator's own limb loops run serially inside.
   ctx_->pool().parallel_for(out.size(), [&](size_t j) {
-    Ciphertext y = relin ? eval.relinearize(out[j], relin_) : std::move(out[j]);
-    out[j] = eval.add_const(eval.rescale(y), l.bias[j]);
+    out[j] = eval.rescale(relin ? eval.relinearize(out[j], relin_) : out[j]);
   });
   st.relinearizations += relin ? out.size() : 0;
   st.rescales += out.size();
@@ -197,12 +233,42 @@ std::vector<Ciphertext> BatchRunner::square(const BatchSquare& s, const std::vec
     throw Error("batch program: activation " + s.name + " does not match its input");
   Evaluator eval(ctx_);
   std::vector<Ciphertext> out(x.size());
-  // Left at size 3: the next linear layer relinearises its (fewer) outputs instead.
-  ctx_->pool().parallel_for(x.size(), [&](size_t k) {
-    out[k] = eval.rescale(eval.multiply(x[k], eval.add_const(x[k], s.shift[k])));
-  });
+  ctx_->pool().parallel_for(
+      x.size(), [&](size_t k) { out[k] = eval.rescale(square_shifted(*ctx_, x[k], s.shift[k])); });
   st.products += x.size();
   st.rescales += x.size();
+  return out;
+}
+
+Ciphertext square_shifted(const HeContext& ctx, const Ciphertext& x, double c) {
+  check_ciphertext(ctx, x);
+  if (x.size() != 2) throw InvalidArgument("square_shifted: relinearize the input first");
+  const double scale = x.scale() * x.scale();
+  const double shift = std::nearbyint(c * x.scale());
+  if (std::log2(scale) >= ctx.q_bits(x.level()) - 1 || !(std::fabs(shift) < 9.2e18))
+    throw InvalidArgument("square_shifted: result scale exceeds the modulus");
+  const size_t n = ctx.n(), level = x.level();
+  Ciphertext out(x.context_id(), n, 3, level, scale, kNoInit);
+  const Isa isa = active_isa();
+  ctx.pool().parallel_for(level + 1, 3 * n, [&](size_t i) {
+    const Modulus& m = ctx.prime(i);
+    const uint64_t r = signed_residue(shift, m);
+    const uint64_t *a0 = x.limb(0, i), *a1 = x.limb(1, i);
+    thread_local std::vector<uint64_t> t;  // t0 = a0 + r, s = a0 + t0
+    t.resize(2 * n);
+    uint64_t *t0 = t.data(), *s = t.data() + n;
+    for (size_t k = 0; k < n; ++k) {
+      t0[k] = add_mod(a0[k], r, m.value);
+      s[k] = add_mod(a0[k], t0[k], m.value);
+    }
+    const uint64_t *t0c = t0, *sc = s;
+    kernels::dot2(isa, out.limb(0, i), nullptr, &a0, &t0c, nullptr, 1, nullptr, m, n);
+    kernels::dot2(isa, out.limb(1, i), nullptr, &a1, &sc, nullptr, 1, nullptr, m, n);
+    kernels::dot2(isa, out.limb(2, i), nullptr, &a1, &a1, nullptr, 1, nullptr, m, n);
+  });
+  // As Evaluator::multiply for operands x and x + c of equal noise.
+  const double e = x.noise();
+  out.set_noise(std::sqrt(2 * std::pow(x.scale() * e, 2) + std::pow(e, 4)));
   return out;
 }
 

@@ -130,6 +130,56 @@ TEST(HeBatchLinear, FusedKernelEqualsPerTermEvaluatorProducts) {
   }
 }
 
+// The bias as a weight against an encryption of 1, and the rescale after it: W x + b decrypted.
+TEST(HeBatchLinear, BiasAndRescaleGiveTheAffineMap) {
+  auto ctx = batch_context(2048, 2, 30);
+  KeyGenerator kg(ctx);
+  auto pk = kg.create_public_key();
+  Encryptor enc(ctx, pk);
+  Decryptor dec(ctx, kg.secret_key());
+  CkksEncoder encoder(ctx);
+  Evaluator eval(ctx);
+  const size_t rows = 4, cols = 9, level = ctx->max_level();
+  const auto dense = random_doubles(rows * cols, 3);
+  auto bias = random_doubles(rows, 4, 3.0);
+  bias[1] = 0;
+  std::vector<std::vector<double>> xs;
+  std::vector<Ciphertext> x;
+  for (size_t k = 0; k < cols; ++k) {
+    xs.push_back(random_doubles(ctx->slots(), 50 + k));
+    x.push_back(enc.encrypt(encoder.encode(xs.back(), ctx->parameters().default_scale, level)));
+  }
+  const double q = static_cast<double>(ctx->prime_values()[level]);
+  auto y = multiply_plain_weights(*ctx, SparseRows::from_dense(dense, rows, cols), q, x, bias);
+  for (size_t r = 0; r < rows; ++r) {
+    const auto got = encoder.decode(dec.decrypt(eval.rescale(y[r])));
+    for (size_t i = 0; i < ctx->slots(); i += 97) {
+      double want = bias[r];
+      for (size_t k = 0; k < cols; ++k) want += dense[r * cols + k] * xs[k][i];
+      EXPECT_NEAR(got[i], want, 1e-4) << r << " " << i;
+    }
+  }
+}
+
+TEST(HeBatchSquare, ShiftedSquareEqualsEvaluatorProductBitForBit) {
+  auto ctx = batch_context(2048, 2, 30, 2);
+  KeyGenerator kg(ctx);
+  auto pk = kg.create_public_key();
+  Encryptor enc(ctx, pk);
+  CkksEncoder encoder(ctx);
+  Evaluator eval(ctx);
+  auto x = enc.encrypt(encoder.encode(random_doubles(ctx->slots(), 9),
+                                      ctx->parameters().default_scale, ctx->max_level()));
+  for (double c : {0.0, 4.0, -1.75}) {
+    const auto got = square_shifted(*ctx, x, c);
+    const auto want = eval.multiply(x, eval.add_const(x, c));
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got.scale(), want.scale());
+    EXPECT_TRUE(std::equal(got.data().begin(), got.data().end(), want.data().begin())) << c;
+  }
+  EXPECT_THROW(square_shifted(*ctx, eval.multiply(x, x), 1.0), InvalidArgument);
+}
+
 // he-cnn (random weights) on a few images in one batch: every slot against apply_stages.
 TEST(HeBatchRunner, HeCnnBatchEqualsTheStages) {
   auto m = model::build_arch("he-cnn", {});

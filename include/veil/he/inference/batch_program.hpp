@@ -9,12 +9,14 @@
 // coefficient arrays (kernels::sparse_matmul, lazy reduction), instead of one multiply_const
 // per term. No rotation is needed, hence no Galois keys.
 //
-// Levels: a linear layer at level l multiplies by weights at scale q_l and rescales once (the
-// input scale comes back exactly), then adds the bias; a square x (x + p1/p2) (p2 and p0 folded
-// into the next layer, folded_stages.hpp) is rescaled right away, and stays of size 3: its
-// relinearisation, linear too, runs after the next linear layer, on that layer's outputs (100
-// relinearisations instead of 845 for he-cnn's fc1). The depth is the latency layout's: one
-// level per folded op.
+// Levels: a linear layer at level l multiplies by weights at scale q_l (its bias rides along as
+// one more weight, against an encryption of 1) and rescales once: the input scale comes back
+// exactly. A square x (x + p1/p2) (p2 and p0 folded into the next layer, folded_stages.hpp) is
+// rescaled right away but left at size 3: relinearisation is linear, so it runs after the next
+// linear layer, on that layer's outputs (100 relinearisations instead of 845 for he-cnn's fc1).
+// Rescaling the squares after fc1 too (nGraph-HE2's lazy rescaling) was measured slower here:
+// fc1's product then runs on one more limb (1.72 s vs 1.18 s CPU per batch at N = 8192), more
+// than the 845 rescales it saves. The depth is the latency layout's: one level per folded op.
 //
 // The weights are plaintext in this mode: the edge holds the model, only the data is encrypted.
 #pragma once
@@ -58,6 +60,11 @@ struct BatchSquare {
   uint32_t level = 0;
 };
 
+// x (x + c) for a size-2 ciphertext, as the size-3 tensor (a0 t0, a1 (a0 + t0), a1^2) with
+// t0 = a0 + [c scale], the same residues as Evaluator::multiply(x, add_const(x, c)) without the
+// intermediate ciphertext. Scale x.scale^2, level unchanged.
+Ciphertext square_shifted(const HeContext& ctx, const Ciphertext& x, double c);
+
 using BatchLayer = std::variant<BatchLinear, BatchSquare>;
 
 struct BatchProgram {
@@ -74,10 +81,12 @@ CkksParameters choose_batch_parameters(const std::vector<Stage>& stages, Securit
 BatchProgram compile_batch_program(const std::vector<Stage>& stages, const HeContext& ctx);
 
 // The plaintext-weight linear map on ciphertexts of equal level, size and scale, without
-// rescale or bias: out_j = sum_k [round(w_jk weight_scale)] x_k at scale x.scale * weight_scale.
+// rescale: out_j = sum_k [round(w_jk weight_scale)] x_k (+ b_j if `bias` is given) at scale
+// x.scale * weight_scale.
 std::vector<Ciphertext> multiply_plain_weights(const HeContext& ctx, const SparseRows& w,
                                                double weight_scale,
-                                               const std::vector<Ciphertext>& x);
+                                               const std::vector<Ciphertext>& x,
+                                               std::span<const double> bias = {});
 
 // Data source: one ciphertext per feature, slot i = images[i][feature] (public key only).
 std::vector<Ciphertext> encrypt_batch(const BatchProgram& program, const ContextPtr& ctx,
