@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "he/he_test_util.hpp"
 #include "he/kernels.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/he.hpp"
@@ -91,12 +92,11 @@ std::vector<double> random_doubles(size_t n, uint32_t seed, double mag = 1.0) {
 // out_j = sum_k w_jk x_k by Evaluator::multiply_const (at scale q_l, the fused layer's weight
 // scale) and Evaluator::add: the same integers, so the same residues.
 TEST(HeBatchLinear, FusedKernelEqualsPerTermEvaluatorProducts) {
-  auto ctx = batch_context(2048, 2, 30, 2);
-  KeyGenerator kg(ctx);
-  auto pk = kg.create_public_key();
-  Encryptor enc(ctx, pk);
-  CkksEncoder encoder(ctx);
-  Evaluator eval(ctx);
+  test::Keys keys(batch_context(2048, 2, 30, 2));
+  const auto& ctx = keys.ctx;
+  const auto& enc = keys.encryptor;
+  const auto& encoder = keys.encoder;
+  const auto& eval = keys.evaluator;
   const size_t rows = 5, cols = 40;
   auto dense = random_doubles(rows * cols, 7, 2.0);
   for (size_t i = 0; i < dense.size(); i += 3) dense[i] = 0;  // skipped terms
@@ -132,13 +132,12 @@ TEST(HeBatchLinear, FusedKernelEqualsPerTermEvaluatorProducts) {
 
 // The bias as a weight against an encryption of 1, and the rescale after it: W x + b decrypted.
 TEST(HeBatchLinear, BiasAndRescaleGiveTheAffineMap) {
-  auto ctx = batch_context(2048, 2, 30);
-  KeyGenerator kg(ctx);
-  auto pk = kg.create_public_key();
-  Encryptor enc(ctx, pk);
-  Decryptor dec(ctx, kg.secret_key());
-  CkksEncoder encoder(ctx);
-  Evaluator eval(ctx);
+  test::Keys keys(batch_context(2048, 2, 30));
+  const auto& ctx = keys.ctx;
+  const auto& enc = keys.encryptor;
+  const auto& encoder = keys.encoder;
+  const auto& eval = keys.evaluator;
+  auto& dec = keys.decryptor;
   const size_t rows = 4, cols = 9, level = ctx->max_level();
   const auto dense = random_doubles(rows * cols, 3);
   auto bias = random_doubles(rows, 4, 3.0);
@@ -162,12 +161,11 @@ TEST(HeBatchLinear, BiasAndRescaleGiveTheAffineMap) {
 }
 
 TEST(HeBatchSquare, ShiftedSquareEqualsEvaluatorProductBitForBit) {
-  auto ctx = batch_context(2048, 2, 30, 2);
-  KeyGenerator kg(ctx);
-  auto pk = kg.create_public_key();
-  Encryptor enc(ctx, pk);
-  CkksEncoder encoder(ctx);
-  Evaluator eval(ctx);
+  test::Keys keys(batch_context(2048, 2, 30, 2));
+  const auto& ctx = keys.ctx;
+  const auto& enc = keys.encryptor;
+  const auto& encoder = keys.encoder;
+  const auto& eval = keys.evaluator;
   auto x = enc.encrypt(encoder.encode(random_doubles(ctx->slots(), 9),
                                       ctx->parameters().default_scale, ctx->max_level()));
   for (double c : {0.0, 4.0, -1.75}) {
@@ -192,19 +190,17 @@ TEST(HeBatchRunner, HeCnnBatchEqualsTheStages) {
   const auto& conv = std::get<BatchLinear>(prog.layers[0]).weights;
   for (size_t r = 0; r < conv.rows; ++r)
     EXPECT_LE(conv.start[r + 1] - conv.start[r], 25u);  // sparse
-  KeyGenerator kg(ctx);
-  auto pk = kg.create_public_key();
-  auto rk = kg.create_relin_keys();
+  test::Keys keys(ctx);
   std::vector<std::vector<double>> images;
   for (uint32_t i = 0; i < 6; ++i) images.push_back(random_doubles(784, 20 + i));
-  BatchRunner runner(ctx, prog, rk);
+  BatchRunner runner(ctx, prog, keys.rk);
   RunStats stats;
-  auto out = runner.run(encrypt_batch(prog, ctx, pk, images), &stats);
+  auto out = runner.run(encrypt_batch(prog, ctx, keys.pk, images), &stats);
   ASSERT_EQ(out.size(), 10u);
   EXPECT_EQ(out[0].level(), 0u);
   EXPECT_EQ(stats.rotations, 0u);
   EXPECT_EQ(stats.relinearizations, 100u + 10u);  // after fc1 and fc2, not after the squares
-  const auto got = decrypt_batch(ctx, kg.secret_key(), out, images.size());
+  const auto got = decrypt_batch(ctx, keys.keygen.secret_key(), out, images.size());
   for (size_t i = 0; i < images.size(); ++i) {
     const auto want = apply_stages(split.stages, images[i]);
     double mag = 0;
@@ -214,7 +210,7 @@ TEST(HeBatchRunner, HeCnnBatchEqualsTheStages) {
   }
   // A program deeper than the chain is refused, and so are inputs that do not fit.
   EXPECT_THROW(compile_batch_program(split.stages, *batch_context(2048, 4, 30)), InvalidArgument);
-  EXPECT_THROW(encrypt_batch(prog, ctx, pk, std::vector<std::vector<double>>(1025, images[0])),
+  EXPECT_THROW(encrypt_batch(prog, ctx, keys.pk, std::vector<std::vector<double>>(1025, images[0])),
                InvalidArgument);
 }
 
