@@ -214,6 +214,34 @@ TEST(HeBatchRunner, HeCnnBatchEqualsTheStages) {
                InvalidArgument);
 }
 
+// The one-shot evaluation (veil he eval --packing batch) on a few random images.
+TEST(HeBatchEval, ReportsPlainWeightsAgreementAndRefusesBatchesLargerThanTheSlots) {
+  auto m = model::build_arch("he-cnn", {});
+  data::Dataset d;
+  d.num_classes = 10;
+  std::mt19937 gen(5);  // test data
+  std::uniform_real_distribution<float> u(0, 1);
+  std::vector<float> px(6 * 784);
+  for (auto& v : px) v = u(gen);
+  d.images = Tensor::from_floats({6, 1, 28, 28}, px);
+  d.labels = {0, 1, 2, 3, 4, 5};
+  HeEvalOptions o;
+  o.progress = false;
+  o.threads = 2;
+  EXPECT_THROW(evaluate_batched(m, d, o, 4097), InvalidArgument);  // N = 8192 at 128 bits
+  const auto rep = evaluate_batched(m, d, o, 0);
+  EXPECT_EQ(rep.weights, "plain");
+  EXPECT_EQ(rep.packing, "batch");
+  EXPECT_EQ(rep.batch, rep.slots);
+  EXPECT_EQ(rep.images, 6);
+  EXPECT_EQ(rep.ops_per_image.rotations, 0u);
+  EXPECT_GT(rep.precision_bits, 4.0);
+  EXPECT_GE(rep.agreement, 5.0 / 6);
+  EXPECT_GT(rep.images_per_s, 0);
+  o.features_encrypted = false;  // nothing would be encrypted
+  EXPECT_THROW(evaluate_batched(m, d, o, 0), InvalidArgument);
+}
+
 TEST(HeBatchParameters, ChosenRingsMeetTheSecurityTableAndHoldTheDepth) {
   auto split = split_model(model::build_arch("he-cnn", {}), Part::All);
   for (auto sec : {SecurityLevel::k128, SecurityLevel::k192, SecurityLevel::k256}) {
