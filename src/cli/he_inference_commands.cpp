@@ -90,10 +90,12 @@ void run_eval(const EvalArgs& a) {
     j["levels_left"] = r.levels_left;
     j["precision_bits"] = r.precision_bits;
     j["max_abs_error"] = r.max_abs_error;
-    j["ops_per_image"] = {{"products", r.ops_per_image.products},
-                          {"rotations", r.ops_per_image.rotations},
-                          {"relinearizations", r.ops_per_image.relinearizations},
-                          {"rescales", r.ops_per_image.rescales}};
+    // Batch packing counts the operations of one batch (one ciphertext per neuron).
+    const char* ops_key = r.packing == "batch" ? "ops_per_batch" : "ops_per_image";
+    j[ops_key] = {{"products", r.ops_per_image.products},
+                  {"rotations", r.ops_per_image.rotations},
+                  {"relinearizations", r.ops_per_image.relinearizations},
+                  {"rescales", r.ops_per_image.rescales}};
     j["threads"] = r.threads;
     print_json(j);
     return;
