@@ -32,6 +32,9 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
+  if (a.batch != 0 && a.packing != "batch")
+    throw InvalidArgument("--batch applies to --packing batch (latency packing holds one image "
+                          "per ciphertext)");
   auto m = load_model(a.model);
   he::HeEvalOptions o;
   if (a.mode == "last") {

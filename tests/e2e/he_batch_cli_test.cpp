@@ -24,6 +24,11 @@ TEST(HeBatchCli, BatchPackingReportsPlainWeightsAndRefusesOversizedBatches) {
   EXPECT_NE(big.err.find("--batch 4097 exceeds the 4096 slots"), std::string::npos) << big.err;
   EXPECT_EQ(std::count(big.err.begin(), big.err.end(), '\n'), 1) << big.err;
 
+  const CliResult latency = run_veil(base + " --batch 8 --limit 4", dir);
+  EXPECT_NE(latency.exit_code, 0);
+  EXPECT_NE(latency.err.find("--batch applies to --packing batch"), std::string::npos)
+      << latency.err;
+
   const CliResult r = run_veil(base + " --packing batch --batch 8 --limit 8 --json", dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
