@@ -21,6 +21,7 @@
 #include "veil/core/temporaries.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
+#include "veil/he/inference/batch_program.hpp"
 #include "veil/he/inference/pipeline.hpp"
 #include "veil/he/key_set.hpp"
 #include "veil/model/graph.hpp"
@@ -303,6 +304,8 @@ void run_decrypt(const DecryptArgs& a) {
 
 struct EvalArgs {
   std::string model, data = "fashion-mnist", mode = "full", features = "encrypted";
+  std::string packing = "latency";
+  int64_t batch = 0;  // --packing batch: images per ciphertext, 0 = all slots
   int security = 128;
   int64_t limit = 100;
   int threads = 0;
@@ -310,6 +313,9 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
+  if (a.batch != 0 && a.packing != "batch")
+    throw InvalidArgument("--batch applies to --packing batch (latency packing holds one image "
+                          "per ciphertext)");
   auto m = load_model(a.model);
   he::HeEvalOptions o;
   if (a.mode == "last") {
@@ -330,12 +336,17 @@ void run_eval(const EvalArgs& a) {
   o.split.merge_linear = !a.no_merge;
   o.progress = !a.quiet;
   auto data = data::load_dataset(a.data, data::Split::Test, a.limit);
-  const auto r = he::evaluate(m, data, o);
+  const auto r = a.packing == "batch"
+                     ? he::evaluate_batched(m, data, o, static_cast<size_t>(a.batch))
+                     : he::evaluate(m, data, o);
   if (a.json) {
     nlohmann::json j;
     j["mode"] = a.mode;
     j["part"] = r.part;
     j["features"] = r.features;
+    j["weights"] = r.weights;
+    j["packing"] = r.packing;
+    j["batch"] = r.batch;
     j["security"] = r.security;
     j["poly_degree"] = r.poly_degree;
     j["coeff_bits"] = r.coeff_bits;
@@ -363,16 +374,19 @@ void run_eval(const EvalArgs& a) {
     j["levels_left"] = r.levels_left;
     j["precision_bits"] = r.precision_bits;
     j["max_abs_error"] = r.max_abs_error;
-    j["ops_per_image"] = {{"products", r.ops_per_image.products},
-                          {"rotations", r.ops_per_image.rotations},
-                          {"relinearizations", r.ops_per_image.relinearizations},
-                          {"rescales", r.ops_per_image.rescales}};
+    // Batch packing counts the operations of one batch (one ciphertext per neuron).
+    const char* ops_key = r.packing == "batch" ? "ops_per_batch" : "ops_per_image";
+    j[ops_key] = {{"products", r.ops_per_image.products},
+                  {"rotations", r.ops_per_image.rotations},
+                  {"relinearizations", r.ops_per_image.relinearizations},
+                  {"rescales", r.ops_per_image.rescales}};
     j["threads"] = r.threads;
     print_json(j);
     return;
   }
   fmt::print("mode {} ({} encrypted, features {}), {}-bit security: N = {}, {} levels\n", a.mode,
              r.part, r.features, r.security, r.poly_degree, r.depth);
+  fmt::print("packing {} ({} images per ciphertext), weights {}\n", r.packing, r.batch, r.weights);
   for (const auto& l : r.layers) fmt::print("  {}\n", l);
   fmt::print("{} images: top-1 encrypted {:.2f} %, plaintext {:.2f} %, agreement {:.2f} %\n",
              r.images, 100 * r.encrypted_top1, 100 * r.plain_top1, 100 * r.agreement);
@@ -482,6 +496,13 @@ void add_he_inference_commands(CLI::App& he) {
                    "stays plaintext on the edge (encrypted weights x plaintext features)")
       ->check(CLI::IsMember({"plain", "encrypted"}))
       ->capture_default_str();
+  eval->add_option("--packing", ea->packing,
+                   "latency: one image per ciphertext, encrypted weights; batch: one image per "
+                   "slot, plaintext weights (throughput, images/s)")
+      ->check(CLI::IsMember({"latency", "batch"}))
+      ->capture_default_str();
+  eval->add_option("--batch", ea->batch, "--packing batch: images per batch (0 = all slots)")
+      ->check(in_range<int64_t>(0, int64_t{1} << 20));
   eval->add_option("--security", ea->security, "128, 192 or 256 bits")
       ->check(CLI::IsMember({128, 192, 256}))
       ->capture_default_str();

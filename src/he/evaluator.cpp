@@ -222,8 +222,12 @@ Ciphertext Evaluator::add_const(const Ciphertext& a, std::complex<double> value)
     const auto& h = ctx_->half_monomial(i);
     const uint64_t* x = a.limb(0, i);
     uint64_t* z = out.limb(0, i);
-    for (size_t c = 0; c < n; ++c)
-      z[c] = add_mod(x[c], add_mod(r, mul_mod(s, h[c], m), m.value), m.value);
+    if (s == 0) {  // a real constant: no product with X^(n/2) per coefficient
+      for (size_t c = 0; c < n; ++c) z[c] = add_mod(x[c], r, m.value);
+    } else {
+      for (size_t c = 0; c < n; ++c)
+        z[c] = add_mod(x[c], add_mod(r, mul_mod(s, h[c], m), m.value), m.value);
+    }
     for (size_t k = 1; k < a.size(); ++k) copy_limb(a.limb(k, i), out.limb(k, i), n);
   });
   out.set_noise(a.noise());

@@ -1,5 +1,6 @@
 #include "kernels.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "kernels_avx512.hpp"
@@ -56,7 +57,43 @@ void dot2_scalar(uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
   }
 }
 
+// Blocks of B coefficients: the inputs' blocks of a whole row stay in cache for the next rows.
+// After a reduction the accumulator is below q < 2^b, and products are below 2^(2b), so
+// 2^(127 - 2b) - 1 further products keep the sum below 2^128.
+void sparse_matmul_scalar(uint64_t* const* out, const uint64_t* const* x, const uint32_t* start,
+                          const uint32_t* col, const uint64_t* w, size_t rows, const Modulus& m,
+                          size_t n) {
+  constexpr size_t B = 8;
+  const int bits = m.bits();
+  const size_t chunk = size_t{1} << std::min(30, std::max(0, 127 - 2 * bits));
+  for (size_t c0 = 0; c0 < n; c0 += B) {
+    const size_t len = std::min(B, n - c0);
+    for (size_t r = 0; r < rows; ++r) {
+      u128 acc[B] = {};
+      size_t since = 0;
+      for (uint32_t t = start[r]; t < start[r + 1]; ++t) {
+        const uint64_t wt = w[t];
+        const uint64_t* xp = x[col[t]] + c0;
+        for (size_t i = 0; i < len; ++i) acc[i] += static_cast<u128>(wt) * xp[i];
+        if (++since >= chunk) {
+          for (size_t i = 0; i < len; ++i) acc[i] = reduce128(acc[i], m);
+          since = 1;
+        }
+      }
+      for (size_t i = 0; i < len; ++i) out[r][c0 + i] = reduce128(acc[i], m);
+    }
+  }
+}
+
 }  // namespace
+
+void sparse_matmul(Isa isa, uint64_t* const* out, const uint64_t* const* x, const uint32_t* start,
+                   const uint32_t* col, const uint64_t* w, size_t rows, const Modulus& m,
+                   size_t n) {
+  if (ifma_friendly(m.value) && use_avx512(isa, n))
+    return avx512::sparse_matmul_ifma(out, x, start, col, w, rows, m.value, n);
+  sparse_matmul_scalar(out, x, start, col, w, rows, m, n);
+}
 
 void sub_mul_const(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
                    const Modulus& m, size_t n) {

@@ -51,5 +51,13 @@ void dot2(Isa isa, uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
           const uint64_t* const* k0, const uint64_t* const* k1, size_t terms, const uint32_t* perm,
           const Modulus& m, size_t n);
 
+// A sparse matrix of residues times residue vectors modulo q, the plaintext-weight linear layer
+// of batch packing (src/he/inference/batch_program.cpp): for every row r,
+//   out[r][c] = sum_{t in [start[r], start[r+1])} w[t] * x[col[t]][c] mod q,  c < n,
+// with all inputs in [0, q). Products are summed lazily (128-bit, or 52-bit IFMA halves) and
+// reduced once per row and coefficient block; out must not alias any x.
+void sparse_matmul(Isa isa, uint64_t* const* out, const uint64_t* const* x, const uint32_t* start,
+                   const uint32_t* col, const uint64_t* w, size_t rows, const Modulus& m, size_t n);
+
 }  // namespace kernels
 }  // namespace veil::he

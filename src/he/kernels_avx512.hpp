@@ -17,6 +17,9 @@ void lift(uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Mod
 // Only for q < 2^50 (IFMA); terms >= 1.
 void dot2_ifma(uint64_t* out0, uint64_t* out1, const uint64_t* const* d, const uint64_t* const* k0,
                const uint64_t* const* k1, size_t terms, const uint32_t* perm, uint64_t q, size_t n);
+// Only for q < 2^50 (IFMA) and n % 8 == 0.
+void sparse_matmul_ifma(uint64_t* const* out, const uint64_t* const* x, const uint32_t* start,
+                        const uint32_t* col, const uint64_t* w, size_t rows, uint64_t q, size_t n);
 void ntt_forward(uint64_t* a, size_t n, uint64_t q, const uint64_t* w, const uint64_t* ws,
                  bool ifma);
 void ntt_inverse(uint64_t* a, size_t n, uint64_t q, const uint64_t* w, const uint64_t* ws,

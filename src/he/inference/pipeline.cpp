@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "eval_tally.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/progress.hpp"
 #include "veil/he/encryptor.hpp"
@@ -22,13 +23,6 @@ namespace {
 double now() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
-size_t argmax(std::span<const double> v) {
-  size_t best = 0;
-  for (size_t i = 1; i < v.size(); ++i)
-    if (v[i] > v[best]) best = i;
-  return best;
 }
 
 std::string describe(const LayerLayout& layer) {
@@ -160,13 +154,7 @@ std::vector<std::vector<double>> FeatureExtractor::run(const Tensor& inputs) {
   return out;
 }
 
-HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
-                      const HeEvalOptions& o) {
-  HeEvalReport rep;
-  rep.part = part_name(o.part);
-  rep.features = o.features_encrypted ? "encrypted" : "plain";
-  rep.security = static_cast<int>(o.security);
-  auto split = split_model(model, o.part, o.split);
+void check_required_activation(const SplitModel& split, const HeEvalOptions& o) {
   if (o.require_activation && *o.require_activation != has_activation(split))
     throw InvalidArgument(*o.require_activation
                               ? "this model's encrypted classifier has no square activation "
@@ -174,6 +162,16 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
                                 "classifier)"
                               : "this model's encrypted classifier has an activation (use --mode "
                                 "classifier-square)");
+}
+
+HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
+                      const HeEvalOptions& o) {
+  HeEvalReport rep;
+  rep.part = part_name(o.part);
+  rep.features = o.features_encrypted ? "encrypted" : "plain";
+  rep.security = static_cast<int>(o.security);
+  auto split = split_model(model, o.part, o.split);
+  check_required_activation(split, o);
   rep.encrypted_nodes = split.encrypted_nodes;
   const auto needs = program_needs(split.stages);
   auto params = choose_parameters(needs.depth, needs.max_period, o.security);
@@ -219,10 +217,7 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
 
   const int64_t total = o.limit > 0 ? std::min<int64_t>(o.limit, data.size()) : data.size();
   if (total <= 0) throw InvalidArgument("no test images");
-  rep.images = total;
-  int64_t plain_hits = 0, enc_hits = 0, agree = 0;
-  double t_enc = 0, t_inf = 0, t_dec = 0;
-  double in_bytes = 0, out_bytes = 0, max_err = 0;
+  EvalTally tally;
   RunStats ops;
   ProgressBar bar("he eval", total);
   bar.set_quiet(!o.progress || ProgressBar::default_quiet());
@@ -246,49 +241,31 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
       if (o.features_encrypted) {
         auto in = encrypt_features(lay, ctx, pub, f);  // data source: public key only
         double tb = now();
-        t_enc += tb - ta + t_feat;
-        for (const auto& c : in) in_bytes += double(serialize(*ctx, c).size());
+        tally.t_enc += tb - ta + t_feat;
+        for (const auto& c : in) tally.in_bytes += double(serialize(*ctx, c).size());
         tb = now();
         y = runner.run(in, &st);
-        t_inf += now() - tb;
+        tally.t_inf += now() - tb;
       } else {
         y = runner.run_plain(f, &st);  // the edge runs the prefix (t_feat) and the product
-        t_inf += now() - ta + t_feat;
-        in_bytes += double(f.size() * 4);
+        tally.t_inf += now() - ta + t_feat;
+        tally.in_bytes += double(f.size() * 4);
       }
-      out_bytes += double(serialize(*ctx, y).size());
+      tally.out_bytes += double(serialize(*ctx, y).size());
       ta = now();
       auto got = decrypt_output(ctx, kg.secret_key(), y, lay.output_dim);
-      t_dec += now() - ta;
+      tally.t_dec += now() - ta;
       if (i == 0 && b0 == 0) ops = st;
-      for (size_t k = 0; k < got.size(); ++k)
-        max_err = std::max(max_err, std::fabs(got[k] - want[k]));
-      auto lf =
-          logits.floats().subspan(static_cast<size_t>(i * classes), static_cast<size_t>(classes));
-      std::vector<double> pl(lf.begin(), lf.end());
-      const size_t pa = argmax(pl), ea = argmax(got);
-      const size_t label = static_cast<size_t>(labels[static_cast<size_t>(i)]);
-      plain_hits += pa == label && std::isfinite(pl[pa]);
-      enc_hits += ea == label && std::isfinite(got[ea]);
-      agree += pa == ea;
+      tally.add(got, want,
+                logits.floats().subspan(static_cast<size_t>(i * classes),
+                                        static_cast<size_t>(classes)),
+                static_cast<size_t>(labels[static_cast<size_t>(i)]));
     }
     bar.update(b0 + n);
   }
   bar.finish();
-  const double count = double(total);
-  rep.plain_top1 = double(plain_hits) / count;
-  rep.encrypted_top1 = double(enc_hits) / count;
-  rep.agreement = double(agree) / count;
-  rep.encrypt_s_per_image = t_enc / count;
-  rep.infer_s_per_image = t_inf / count;
-  rep.decrypt_s_per_image = t_dec / count;
-  rep.images_per_s = t_inf > 0 ? count / t_inf : 0;
-  rep.input_kb_per_image = in_bytes / count / 1024;
-  rep.output_kb_per_image = out_bytes / count / 1024;
-  rep.max_abs_error = max_err;
-  rep.precision_bits = max_err > 0 ? -std::log2(max_err) : 64;
+  tally.finish(rep);
   rep.ops_per_image = ops;
-  rep.peak_rss_mb = peak_rss_mb();
   return rep;
 }
 

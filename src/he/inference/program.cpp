@@ -6,6 +6,7 @@
 #include <set>
 
 #include "veil/core/error.hpp"
+#include "veil/he/inference/folded_stages.hpp"
 
 namespace veil::he {
 
@@ -13,53 +14,6 @@ namespace {
 
 uint32_t pow2_at_least(size_t v) {
   return static_cast<uint32_t>(std::bit_ceil(std::max<size_t>(v, 1)));
-}
-
-// One linear or square op after the activations' factors were folded into the next layer.
-struct FoldedLinear {
-  std::string name;
-  size_t m = 0, n = 0;
-  std::vector<double> w, b;
-};
-struct FoldedSquare {
-  std::string name;
-  std::vector<double> shift;
-};
-using Folded = std::variant<FoldedLinear, FoldedSquare>;
-
-// p2 x^2 + p1 x + p0 = p2 * x (x + p1/p2) + p0: the product costs one level, p2 and p0 move
-// into the next layer (W diag(p2), b + W p0) for free.
-std::vector<Folded> fold(const std::vector<Stage>& stages) {
-  std::vector<Folded> out;
-  const PolyStage* pending = nullptr;
-  for (const auto& st : stages) {
-    if (const auto* p = std::get_if<PolyStage>(&st)) {
-      for (double v : p->p2)
-        if (v == 0 || !std::isfinite(v))
-          throw Unsupported("activation " + p->name +
-                            ": a square whose factor is zero for some elements and not others "
-                            "cannot be folded");
-      FoldedSquare sq{p->name, {}};
-      for (size_t i = 0; i < p->p2.size(); ++i) sq.shift.push_back(p->p1[i] / p->p2[i]);
-      out.push_back(std::move(sq));
-      pending = p;
-      continue;
-    }
-    const auto& a = std::get<AffineStage>(st);
-    FoldedLinear l{a.name, a.out_dim, a.in_dim, a.weight, a.bias};
-    if (pending) {
-      if (pending->p2.size() != a.in_dim) throw Error("he: activation and layer sizes differ");
-      for (size_t r = 0; r < l.m; ++r)
-        for (size_t c = 0; c < l.n; ++c) {
-          const double w = a.weight[r * l.n + c];
-          l.w[r * l.n + c] = w * pending->p2[c];
-          l.b[r] += w * pending->p0[c];
-        }
-      pending = nullptr;
-    }
-    out.push_back(std::move(l));
-  }
-  return out;
 }
 
 }  // namespace
@@ -136,7 +90,7 @@ CkksParameters choose_parameters(uint32_t depth, uint32_t min_slots, SecurityLev
 CompiledProgram compile_program(const std::vector<Stage>& stages,
                                 const std::vector<int64_t>& input_shape, const HeContext& ctx,
                                 const CompileOptions& options) {
-  const auto folded = fold(stages);
+  const auto folded = fold_stages(stages);
   CompiledProgram prog;
   ProgramLayout& lay = prog.layout;
   lay.input_shape = input_shape;

@@ -69,6 +69,11 @@ struct HeEvalOptions {
 
 struct HeEvalReport {
   std::string part, features;
+  // "encrypted" (latency packing: the owner's weights are encrypted) or "plain" (batch packing:
+  // the edge holds the model in the clear, only the data is encrypted).
+  std::string weights = "encrypted";
+  std::string packing = "latency";  // or "batch"
+  size_t batch = 1;                 // images per ciphertext
   int security = 128;
   size_t poly_degree = 0;
   std::vector<int> coeff_bits;
@@ -87,9 +92,12 @@ struct HeEvalReport {
   size_t levels_left = 0;
   double precision_bits = 0;  // -log2 of the largest |encrypted - plaintext| output error
   double max_abs_error = 0;
-  RunStats ops_per_image;
+  RunStats ops_per_image;  // batch packing: per batch of `batch` images
   int threads = 1;
 };
+
+// InvalidArgument if the split's encrypted part has (or lacks) the activation options require.
+void check_required_activation(const SplitModel& split, const HeEvalOptions& options);
 
 HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
                       const HeEvalOptions& options);
