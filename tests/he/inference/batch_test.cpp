@@ -228,7 +228,8 @@ TEST(HeBatchEval, ReportsPlainWeightsAgreementAndRefusesBatchesLargerThanTheSlot
   HeEvalOptions o;
   o.progress = false;
   o.threads = 2;
-  EXPECT_THROW(evaluate_batched(m, d, o, 4097), InvalidArgument);  // N = 8192 at 128 bits
+  const size_t slots = choose_parameters(5, 0, SecurityLevel::k128).poly_degree / 2;
+  EXPECT_THROW(evaluate_batched(m, d, o, slots + 1), InvalidArgument);
   const auto rep = evaluate_batched(m, d, o, 0);
   EXPECT_EQ(rep.weights, "plain");
   EXPECT_EQ(rep.packing, "batch");
