@@ -174,42 +174,51 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
   check_required_activation(split, o);
   rep.encrypted_nodes = split.encrypted_nodes;
   const auto needs = program_needs(split.stages);
-  auto params = choose_parameters(needs.depth, needs.max_period, o.security);
   const int threads = o.threads > 0 ? o.threads : default_thread_count();
   rep.threads = threads;
-  auto ctx = HeContext::create(params, threads);
-  rep.poly_degree = ctx->n();
-  rep.coeff_bits = params.coeff_bits;
-  rep.slots = ctx->slots();
 
-  // Owner: keys and the encrypted model (through its file format, as the commands do).
+  // Owner: keys for this part and the encrypted model, through its file format as the commands
+  // do. The data source gets the public key only, the edge the evaluation keys only.
   double t0 = now();
-  KeyGenerator kg(ctx);
-  auto probe = compile_program(split.stages, split.cut_shape, *ctx);
-  const auto steps = probe.layout.rotation_steps();
-  PublicKey pub = kg.create_public_key();
-  RelinKeys relin = kg.create_relin_keys();
-  GaloisKeys galois = kg.create_galois_keys(steps, false);
+  const auto plan = plan_keys(model, {o.part}, o.security, o.split);
+  OwnerKeys owner = generate_owner_keys(plan.params, plan.rotation_steps, threads);
+  const PublicKeys source = public_keys_of(owner);
+  // The evaluation keys move to the edge (the owner keeps its secret and public key only).
+  const EvalKeys edge{
+      owner.ctx, owner.id, owner.pub, std::move(owner.relin), std::move(owner.galois), owner.steps};
   rep.keygen_s = now() - t0;
-  rep.eval_keys_mb =
-      double(serialize(*ctx, relin).size() + serialize(*ctx, galois).size()) / (1 << 20);
-  rep.public_key_mb = double(serialize(*ctx, pub).size()) / (1 << 20);
+  const ContextPtr& ctx = owner.ctx;
+  rep.poly_degree = ctx->n();
+  rep.coeff_bits = plan.params.coeff_bits;
+  rep.slots = ctx->slots();
+  // The size of eval.vkey, one key at a time (serializing the whole set at once would add its
+  // size to the peak memory this report measures).
+  double eval_bytes = double(serialize(*ctx, edge.relin).size());
+  for (const auto& [g, key] : edge.galois.keys()) {
+    GaloisKeys one;
+    one.insert(g, key);
+    eval_bytes += double(serialize(*ctx, one).size());
+  }
+  rep.eval_keys_mb = eval_bytes / (1 << 20);
+  rep.public_key_mb = double(encode_public_file(source).size()) / (1 << 20);
   t0 = now();
-  auto bytes = serialize_model(
-      *ctx, encrypt_model(model, o.part, ctx, kg.secret_key(), pub, steps, o.split));
+  std::vector<uint8_t> bytes;
+  {
+    const auto enc =
+        encrypt_model(model, o.part, ctx, owner.secret, owner.pub, edge.steps, o.split);
+    bytes = serialize_model(*ctx, enc);
+  }
   rep.encrypt_model_s = now() - t0;
   rep.encrypted_model_mb = double(bytes.size()) / (1 << 20);
-  const KeyId kid = key_set_id(*ctx, pub);
-  const EncryptedModel em = parse_model(bytes, *ctx, &kid);
-  bytes.clear();
-  bytes.shrink_to_fit();
+  const EncryptedModel em = parse_model(bytes, *ctx, &edge.id);
+  std::vector<uint8_t>().swap(bytes);
   const auto& lay = em.program.layout;
   rep.depth = lay.depth;
   rep.levels_left = lay.first().level - lay.depth;
   for (const auto& l : lay.layers) rep.layers.push_back(describe(l));
 
   // Edge: evaluation keys only.
-  ProgramRunner runner(ctx, em.program, relin, galois);
+  ProgramRunner runner(ctx, em.program, edge.relin, edge.galois);
   FeatureExtractor features(em);
   model::Model plain_model = model;
   nn::Executor plain(plain_model);
@@ -239,7 +248,7 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
       Ciphertext y;
       RunStats st;
       if (o.features_encrypted) {
-        auto in = encrypt_features(lay, ctx, pub, f);  // data source: public key only
+        auto in = encrypt_features(lay, ctx, source.pub, f);  // data source: public key only
         double tb = now();
         tally.t_enc += tb - ta + t_feat;
         for (const auto& c : in) tally.in_bytes += double(serialize(*ctx, c).size());
@@ -253,13 +262,13 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
       }
       tally.out_bytes += double(serialize(*ctx, y).size());
       ta = now();
-      auto got = decrypt_output(ctx, kg.secret_key(), y, lay.output_dim);
+      auto got = decrypt_output(ctx, owner.secret, y, lay.output_dim);
       tally.t_dec += now() - ta;
       if (i == 0 && b0 == 0) ops = st;
-      tally.add(got, want,
-                logits.floats().subspan(static_cast<size_t>(i * classes),
-                                        static_cast<size_t>(classes)),
-                static_cast<size_t>(labels[static_cast<size_t>(i)]));
+      tally.add(
+          got, want,
+          logits.floats().subspan(static_cast<size_t>(i * classes), static_cast<size_t>(classes)),
+          static_cast<size_t>(labels[static_cast<size_t>(i)]));
     }
     bar.update(b0 + n);
   }
