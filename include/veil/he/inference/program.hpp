@@ -101,7 +101,7 @@ ProgramNeeds program_needs(const std::vector<Stage>& stages);
 // CKKS parameters for a program of `depth` levels whose vectors need `min_slots` slots, at the
 // given security level (HomomorphicEncryption.org table): the smallest ring whose modulus
 // budget holds q0 = scale + 14 bits (the output's integer part), `depth` primes of the largest
-// scale <= 40 bits that is >= min_scale_bits, and one special prime as large as q0. Throws
+// scale <= 36 bits that is >= min_scale_bits, and one special prime as large as q0. Throws
 // InvalidArgument if none up to N = 32768 fits.
 CkksParameters choose_parameters(uint32_t depth, uint32_t min_slots, SecurityLevel security,
                                  int min_scale_bits = 28);
