@@ -163,7 +163,9 @@ void run_encrypt_input(const EncryptInputArgs& a) {
     throw InvalidArgument("give exactly one of --input FILE or --data D");
   const int threads = a.threads > 0 ? a.threads : he::default_thread_count();
   auto keys = he::load_public_keys(a.keys, threads);  // a data source holds no other key
-  const auto em = he::load_model_file(a.model, *keys.ctx, &keys.id);
+  // The plaintext layers and the layout; the encrypted weights are not the data source's.
+  const auto em =
+      he::load_model_file(a.model, *keys.ctx, &keys.id, {.prefix = true, .weights = false});
   he::FeatureExtractor fx(em);
   Tensor x = a.input.empty() ? dataset_inputs(em, a.data, a.limit) : data::read_tensor(a.input);
   int64_t per = 1;
@@ -218,8 +220,13 @@ void run_infer(const InferArgs& a) {
   OutputGuard().input("--model", a.model).input("--input", a.input).output("--out", a.out).check();
   const int threads = a.threads > 0 ? a.threads : he::default_thread_count();
   auto keys = he::load_eval_keys(a.keys, threads);  // never the secret key
-  const auto em = he::load_model_file(a.model, *keys.ctx, &keys.id);
+  // The plaintext layers only if the inputs are plaintext (read below, once the kind is known).
+  auto em = he::load_model_file(a.model, *keys.ctx, &keys.id, {.prefix = false, .weights = true});
   const auto in = he::parse_batch(read_file(a.input, he::kMaxBatchFileBytes), *keys.ctx, &em);
+  if (in.kind == he::BatchKind::PlainInput)
+    em.prefix_onnx =
+        he::load_model_file(a.model, *keys.ctx, &keys.id, {.prefix = true, .weights = false})
+            .prefix_onnx;
   if (in.kind == he::BatchKind::EncryptedOutput)
     throw InvalidArgument(printable(a.input) + " is an encrypted output, not an input");
   he::ProgramRunner runner(keys.ctx, em.program, keys.relin, keys.galois);
@@ -314,8 +321,9 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   if (a.batch != 0 && a.packing != "batch")
-    throw InvalidArgument("--batch applies to --packing batch (latency packing holds one image "
-                          "per ciphertext)");
+    throw InvalidArgument(
+        "--batch applies to --packing batch (latency packing holds one image "
+        "per ciphertext)");
   auto m = load_model(a.model);
   he::HeEvalOptions o;
   if (a.mode == "last") {

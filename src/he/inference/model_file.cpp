@@ -227,8 +227,6 @@ std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel&
     head.str(k);
     head.str(v);
   }
-  head.u64(m.prefix_onnx.size());
-  head.bytes(m.prefix_onnx);
   auto layout = serialize_layout(m.program.layout);
   head.u64(layout.size());
   head.bytes(layout);
@@ -241,6 +239,8 @@ std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel&
   put_hash(w, m.key_id);
   w.u64(head.size());
   w.bytes(head.out());
+  w.u64(m.prefix_onnx.size());
+  w.bytes(m.prefix_onnx);
   for (const auto& lin : m.program.linears) {
     Ciphertext full;
     for (const auto& t : lin.terms) {
@@ -256,16 +256,17 @@ std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel&
 
 namespace {
 
-// The next `n` bytes of a model file (a span valid until the next call); throws MalformedInput
-// when fewer remain.
-using NextBytes = std::function<std::span<const uint8_t>(uint64_t n, const char* what)>;
+// The next `n` bytes of a model file (a span valid until the next call), or, with `skip`, just
+// past them; throws MalformedInput when fewer remain.
+using NextBytes = std::function<std::span<const uint8_t>(uint64_t n, const char* what, bool skip)>;
 
 constexpr size_t kFixedHeader = 8 + 2 + 2 + 32 + 32 + 8;
-constexpr uint64_t kMaxHead = (uint64_t{2} << 30) + (uint64_t{64} << 20);
+constexpr uint64_t kMaxHead = uint64_t{64} << 20;
+constexpr uint64_t kMaxPrefix = uint64_t{2} << 30;
 
 EncryptedModel parse_model_from(const NextBytes& next, const HeContext& ctx,
-                                const KeyId* expected_key) {
-  ByteReader r(next(kFixedHeader, "header"), "encrypted model");
+                                const KeyId* expected_key, const ModelLoad& load) {
+  ByteReader r(next(kFixedHeader, "header", false), "encrypted model");
   check_magic(r, kModelMagic, "encrypted model");
   r.u16("reserved");
   check_params(r, ctx, "the encrypted model");
@@ -274,26 +275,28 @@ EncryptedModel parse_model_from(const NextBytes& next, const HeContext& ctx,
   check_key(m.key_id, expected_key, "the encrypted model");
   const uint64_t head_size = r.u64("head size");
   if (head_size > kMaxHead) throw MalformedInput("encrypted model: head too large");
-  ByteReader h(next(head_size, "head"), "encrypted model");
+  ByteReader h(next(head_size, "head", false), "encrypted model");
   m.part = h.str(16, "part");
   const uint32_t nm = h.count(kMaxMetadata, "metadata", 8);
   for (uint32_t i = 0; i < nm; ++i) {
     std::string k = h.str(kMaxName, "metadata key");
     m.metadata[k] = h.str(1u << 20, "metadata value");
   }
-  const uint64_t prefix = h.u64("prefix size");
-  h.need(prefix, "prefix");
-  auto pb = h.bytes(static_cast<size_t>(prefix), "prefix");
-  m.prefix_onnx.assign(pb.begin(), pb.end());
   const uint64_t lsize = h.u64("layout size");
   if (lsize > (uint64_t{64} << 20)) throw MalformedInput("encrypted model: layout too large");
   h.need(lsize, "layout");
   m.program.layout = parse_layout(h.bytes(static_cast<size_t>(lsize), "layout"), ctx);
   h.expect_end();
+  const uint64_t prefix = load_le<uint64_t>(next(8, "prefix size", false).data());
+  if (prefix > kMaxPrefix) throw MalformedInput("encrypted model: prefix too large");
+  m.has_prefix = prefix > 0;
+  auto pb = next(prefix, "prefix", !load.prefix);
+  if (load.prefix) m.prefix_onnx.assign(pb.begin(), pb.end());
+  if (!load.weights) return m;
   auto ciphertext = [&](const char* what) {
-    const uint64_t size = load_le<uint64_t>(next(8, what).data());
+    const uint64_t size = load_le<uint64_t>(next(8, what, false).data());
     if (size > kMaxCiphertextBytes) throw MalformedInput(std::string(what) + ": too large");
-    return load_ciphertext(ctx, next(size, what));
+    return load_ciphertext(ctx, next(size, what, false));
   };
   for (const auto& layer : m.program.layout.layers) {
     const auto* l = std::get_if<LinearLayout>(&layer);
@@ -301,7 +304,7 @@ EncryptedModel parse_model_from(const NextBytes& next, const HeContext& ctx,
     EncryptedLinear e;
     const double wscale = static_cast<double>(ctx.prime_values()[l->level]);
     for (uint32_t t = 0; t < l->terms; ++t) {
-      const uint8_t present = next(1, "present")[0];
+      const uint8_t present = next(1, "present", false)[0];
       if (present != l->present[t]) throw MalformedInput("encrypted model: present flags differ");
       if (!present) {
         e.terms.emplace_back();
@@ -332,17 +335,17 @@ EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
                            const KeyId* expected_key) {
   ByteReader r(bytes, "encrypted model");
   auto m = parse_model_from(
-      [&](uint64_t n, const char* what) {
+      [&](uint64_t n, const char* what, bool) {
         r.need(n, what);
         return r.bytes(static_cast<size_t>(n), what);
       },
-      ctx, expected_key);
+      ctx, expected_key, ModelLoad{});
   r.expect_end();
   return m;
 }
 
 EncryptedModel load_model_file(const std::filesystem::path& path, const HeContext& ctx,
-                               const KeyId* expected_key) {
+                               const KeyId* expected_key, const ModelLoad& load) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw IoError("cannot read '" + path.string() + "': not a regular file or does not exist");
@@ -355,17 +358,23 @@ EncryptedModel load_model_file(const std::filesystem::path& path, const HeContex
   uint64_t pos = 0;
   std::vector<uint8_t> buffer;  // one record at a time: the file is never held whole
   auto m = parse_model_from(
-      [&](uint64_t n, const char* what) -> std::span<const uint8_t> {
+      [&](uint64_t n, const char* what, bool skip) -> std::span<const uint8_t> {
         if (n > size - pos)
           throw MalformedInput("encrypted model: truncated while reading " + std::string(what));
+        if (skip) {
+          in.seekg(static_cast<std::streamoff>(n), std::ios::cur);
+          if (!in) throw IoError("cannot read '" + path.string() + "'");
+          pos += n;
+          return {};
+        }
         buffer.resize(static_cast<size_t>(n));
         if (n && !in.read(reinterpret_cast<char*>(buffer.data()), static_cast<std::streamsize>(n)))
           throw IoError("cannot read '" + path.string() + "'");
         pos += n;
         return buffer;
       },
-      ctx, expected_key);
-  if (pos != size) throw MalformedInput("encrypted model: trailing bytes");
+      ctx, expected_key, load);
+  if (load.weights && pos != size) throw MalformedInput("encrypted model: trailing bytes");
   return m;
 }
 

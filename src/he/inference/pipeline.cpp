@@ -100,7 +100,8 @@ EncryptedModel encrypt_model(const model::Model& model, Part part, const Context
   m.key_id = key_set_id(*ctx, pub);
   m.part = part_name(part);
   m.metadata = model.metadata;
-  if (!s.prefix_empty) m.prefix_onnx = model::serialize_onnx(s.prefix);
+  m.has_prefix = !s.prefix_empty;
+  if (m.has_prefix) m.prefix_onnx = model::serialize_onnx(s.prefix);
   m.program = encrypt_program(prog, ctx, secret);
   return m;
 }
@@ -109,10 +110,11 @@ FeatureExtractor::FeatureExtractor(const EncryptedModel& m) {
   const auto& lay = m.program.layout;
   feature_dim_ = lay.input_dim;
   features_shape_ = lay.input_shape;
-  if (m.prefix_onnx.empty()) {
+  if (!m.has_prefix) {
     input_shape_ = lay.input_shape;
     return;
   }
+  if (m.prefix_onnx.empty()) throw Error("he: the model's plaintext layers were not loaded");
   prefix_ = std::make_unique<model::Model>(
       model::parse_onnx(reinterpret_cast<const uint8_t*>(m.prefix_onnx.data()),
                         m.prefix_onnx.size(), "the encrypted model's plaintext layers"));

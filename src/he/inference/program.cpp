@@ -62,6 +62,7 @@ ProgramNeeds program_needs(const std::vector<Stage>& stages) {
 CkksParameters choose_parameters(uint32_t depth, uint32_t min_slots, SecurityLevel security,
                                  int min_scale_bits) {
   if (depth == 0) throw InvalidArgument("a program of depth 0 needs no encryption");
+  if (min_scale_bits <= 0) min_scale_bits = static_cast<int>(std::min<uint32_t>(25 + depth, 28));
   for (size_t n = 4096; n <= 32768; n *= 2) {
     if (n / 2 < min_slots) continue;
     const int budget = max_modulus_bits(n, security);

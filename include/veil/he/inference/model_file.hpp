@@ -4,9 +4,9 @@
 // .vhe (little-endian):
 //   "VEILHEMD", u16 version (1), u16 reserved (0)
 //   parameter hash (32), key id (32: SHA-256 of the public key the set was made with)
-//   u64 head size, then the head: str part, u32 metadata count, (str key, str value)...
+//   u64 head size, then the head: str part, u32 metadata count, (str key, str value)...,
+//     u64 size + layout bytes (ProgramLayout: shapes, layouts, levels, scales; no weights)
 //   u64 size + ONNX bytes of the plaintext prefix (size 0 when the whole model is encrypted)
-//   u64 size + layout bytes (ProgramLayout: shapes, layouts, levels, scales; no weights)
 //   per linear layer: per term u8 present [+ u64 size + ciphertext], u64 size + bias ciphertext
 // .vct:
 //   "VEILHECT", u16 version (1), u8 kind, u8 reserved
@@ -42,7 +42,8 @@ struct EncryptedModel {
   KeyId key_id{};
   std::string part;
   std::map<std::string, std::string> metadata;
-  std::string prefix_onnx;  // empty: no plaintext prefix
+  bool has_prefix = false;  // the model has plaintext layers before the encrypted part
+  std::string prefix_onnx;  // their ONNX bytes (empty when not loaded or when there are none)
   EncryptedProgram program;
 };
 
@@ -56,9 +57,16 @@ std::vector<uint8_t> serialize_model(const HeContext& ctx, const EncryptedModel&
 // `expected_key` (when given) must match the file's key id.
 EncryptedModel parse_model(std::span<const uint8_t> bytes, const HeContext& ctx,
                            const KeyId* expected_key = nullptr);
-// The same from a file, read one record at a time (the file is never held whole in memory).
+// What to read of a model file: a data source needs the prefix and the layout, not the weights;
+// an edge given encrypted features needs the weights, not the prefix.
+struct ModelLoad {
+  bool prefix = true;
+  bool weights = true;
+};
+// The same from a file, read one record at a time (the file is never held whole in memory);
+// the parts not asked for are skipped, not read.
 EncryptedModel load_model_file(const std::filesystem::path& path, const HeContext& ctx,
-                               const KeyId* expected_key = nullptr);
+                               const KeyId* expected_key = nullptr, const ModelLoad& load = {});
 
 enum class BatchKind : uint8_t {
   EncryptedInput = 1,   // features encrypted by the data source (input_vectors() per image)

@@ -30,7 +30,7 @@ struct KeyPlan {
   uint32_t depth = 0;
 };
 KeyPlan plan_keys(const model::Model& model, const std::vector<Part>& parts, SecurityLevel security,
-                  const SplitOptions& split = {}, int min_scale_bits = 28);
+                  const SplitOptions& split = {}, int min_scale_bits = 0);
 
 // The owner's step: split, compile for `ctx`, encrypt the weights under the secret key. The
 // rotations the program needs must be among `available_steps` (the eval keys).

@@ -102,9 +102,11 @@ ProgramNeeds program_needs(const std::vector<Stage>& stages);
 // given security level (HomomorphicEncryption.org table): the smallest ring whose modulus
 // budget holds q0 = scale + 14 bits (the output's integer part), `depth` primes of the largest
 // scale <= 36 bits that is >= min_scale_bits, and one special prime as large as q0. Throws
-// InvalidArgument if none up to N = 32768 fits.
+// InvalidArgument if none up to N = 32768 fits. min_scale_bits 0 (the default) = 25 + depth,
+// at most 28: rounding errors add up with every level, so a one-layer program is precise
+// enough at 2^26 (the last layer then fits N = 4096 at 128 bits) and he-cnn's five need 2^28.
 CkksParameters choose_parameters(uint32_t depth, uint32_t min_slots, SecurityLevel security,
-                                 int min_scale_bits = 28);
+                                 int min_scale_bits = 0);
 
 // Lays the stages out for `ctx`, whose q primes must cover the program's depth (refused with
 // InvalidArgument otherwise: a program never runs out of levels).
