@@ -43,7 +43,7 @@ const Fixture& fixture() {
   static const Fixture f = [] {
     he::CkksParameters p;
     p.poly_degree = 1024;
-    p.coeff_bits = {40, 30, 30, 40};
+    p.coeff_bits = {40, 30, 30, 30, 40};  // three levels: affine, square, affine
     p.default_scale = 1 << 30;
     p.insecure_allow_for_testing_only = true;  // a small ring keeps each run fast
     Fixture x;
