@@ -394,7 +394,8 @@ void run_eval(const EvalArgs& a) {
   }
   fmt::print("mode {} ({} encrypted, features {}), {}-bit security: N = {}, {} levels\n", a.mode,
              r.part, r.features, r.security, r.poly_degree, r.depth);
-  fmt::print("packing {} ({} images per ciphertext), weights {}\n", r.packing, r.batch, r.weights);
+  fmt::print("packing {} ({} image{} per ciphertext), weights {}\n", r.packing, r.batch,
+             r.batch == 1 ? "" : "s", r.weights);
   for (const auto& l : r.layers) fmt::print("  {}\n", l);
   fmt::print("{} images: top-1 encrypted {:.2f} %, plaintext {:.2f} %, agreement {:.2f} %\n",
              r.images, 100 * r.encrypted_top1, 100 * r.plain_top1, 100 * r.agreement);

@@ -275,164 +275,170 @@ std::string part_name(Part part) {
   return "?";
 }
 
-SplitModel split_model(const Model& original, Part part, const SplitOptions& options) {
-  Model m = original;
-  if (m.graph.inputs.size() != 1 || m.graph.outputs.size() != 1)
-    throw Unsupported("homomorphic inference takes models with one input and one output");
-  model::infer_shapes(m);
-  const auto& nodes = m.graph.nodes;
+namespace {
+
+// The graph as split_model reads it: shapes inferred, the kind of every node, and which nodes
+// depend on the model input (the others compute constants).
+struct GraphView {
+  Model m;
   std::vector<OpKind> kinds;
-  for (const auto& n : nodes) kinds.push_back(model::node_kind(n));
-  const std::string input = m.graph.inputs[0].name;
-  const std::string output = m.graph.outputs[0].name;
+  std::vector<bool> live;
+  std::string input, output;
 
-  // Nodes that depend on the graph input (the others are constants).
-  std::vector<bool> live(nodes.size(), false);
-  {
-    std::set<std::string> vals = {input};
-    for (size_t i = 0; i < nodes.size(); ++i)
-      for (const auto& v : nodes[i].inputs)
-        if (vals.count(v)) {
-          live[i] = true;
-          for (const auto& o : nodes[i].outputs) vals.insert(o);
-          break;
-        }
-  }
-  auto data_input = [&](size_t i) -> std::string {
-    for (const auto& v : nodes[i].inputs)
+  const std::vector<Node>& nodes() const { return m.graph.nodes; }
+  // The first input of node i that is not an initializer (the data it transforms).
+  std::string data_input(size_t i) const {
+    for (const auto& v : nodes()[i].inputs)
       if (!v.empty() && !m.graph.is_initializer(v)) return v;
-    return nodes[i].inputs.at(0);
-  };
+    return nodes()[i].inputs.at(0);
+  }
+  bool computed_from_input(const std::string& value) const {
+    for (size_t j = 0; j < nodes().size(); ++j)
+      for (const auto& o : nodes()[j].outputs)
+        if (o == value && live[j]) return true;
+    return false;
+  }
+};
 
-  // The cut.
-  std::string cut;
-  if (part == Part::All) {
-    cut = input;
-  } else if (part == Part::Last) {
-    for (size_t i = nodes.size(); i-- > 0;)
-      if (live[i] && weight_kind(kinds[i])) {
-        cut = data_input(i);
+// Which nodes depend on `value`, directly or through other nodes.
+std::vector<bool> depends_on(const std::vector<Node>& nodes, const std::string& value) {
+  std::vector<bool> out(nodes.size(), false);
+  std::set<std::string> vals = {value};
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (const auto& v : nodes[i].inputs)
+      if (vals.count(v)) {
+        out[i] = true;
+        for (const auto& o : nodes[i].outputs) vals.insert(o);
         break;
       }
-    if (cut.empty()) throw InvalidArgument("the model has no weight layer to encrypt");
-  } else {
-    size_t after = 0;
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (live[i] && spatial_kind(kinds[i])) after = i + 1;
-    for (size_t i = after; i < nodes.size(); ++i)
-      if (live[i] && (kinds[i] == OpKind::Gemm || kinds[i] == OpKind::MatMul)) {
-        cut = data_input(i);
-        break;
-      }
-    if (cut.empty())
-      throw InvalidArgument("the model has no dense classifier after its last convolution");
-  }
+  return out;
+}
 
-  SplitModel out;
-  out.cut = cut;
-  out.cut_shape = feature_shape(m, cut);
+GraphView view_of(const Model& original) {
+  GraphView g{original, {}, {}, {}, {}};
+  if (g.m.graph.inputs.size() != 1 || g.m.graph.outputs.size() != 1)
+    throw Unsupported("homomorphic inference takes models with one input and one output");
+  model::infer_shapes(g.m);
+  for (const auto& n : g.nodes()) g.kinds.push_back(model::node_kind(n));
+  g.input = g.m.graph.inputs[0].name;
+  g.output = g.m.graph.outputs[0].name;
+  g.live = depends_on(g.nodes(), g.input);
+  return g;
+}
 
-  // Prefix: the live nodes needed for `cut`.
-  std::vector<bool> tainted(nodes.size(), false);
-  {
-    std::set<std::string> vals = {cut};
-    for (size_t i = 0; i < nodes.size(); ++i)
-      for (const auto& v : nodes[i].inputs)
-        if (vals.count(v)) {
-          tainted[i] = true;
-          for (const auto& o : nodes[i].outputs) vals.insert(o);
-          break;
-        }
+// The value where encryption starts (see Part).
+std::string find_cut(const GraphView& g, Part part) {
+  const size_t count = g.nodes().size();
+  if (part == Part::All) return g.input;
+  if (part == Part::Last) {
+    for (size_t i = count; i-- > 0;)
+      if (g.live[i] && weight_kind(g.kinds[i])) return g.data_input(i);
+    throw InvalidArgument("the model has no weight layer to encrypt");
   }
-  out.prefix = original;
-  out.prefix_empty = cut == input;
-  if (!out.prefix_empty) {
-    std::set<std::string> need = {cut};
-    std::vector<bool> keep(nodes.size(), false);
-    for (size_t i = nodes.size(); i-- > 0;) {
-      bool produces = false;
-      for (const auto& o : nodes[i].outputs) produces |= need.count(o) != 0;
-      if (!produces) continue;
-      keep[i] = true;
-      for (const auto& v : nodes[i].inputs) need.insert(v);
-    }
-    out.prefix.graph.nodes.clear();
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (keep[i]) out.prefix.graph.nodes.push_back(nodes[i]);
-    Shape cs = value_shape(m, cut);
-    out.prefix.graph.outputs = {{cut, DType::Float32, cs}};
-    out.prefix.graph.value_info.clear();
-    std::map<std::string, Tensor> inits;
-    for (const auto& [k, v] : original.graph.initializers)
-      if (need.count(k)) inits.emplace(k, v);
-    out.prefix.graph.initializers = std::move(inits);
-  }
+  size_t after = 0;
+  for (size_t i = 0; i < count; ++i)
+    if (g.live[i] && spatial_kind(g.kinds[i])) after = i + 1;
+  for (size_t i = after; i < count; ++i)
+    if (g.live[i] && (g.kinds[i] == OpKind::Gemm || g.kinds[i] == OpKind::MatMul))
+      return g.data_input(i);
+  throw InvalidArgument("the model has no dense classifier after its last convolution");
+}
 
-  // The suffix: every tainted node must be something CKKS can evaluate.
+// The plaintext layers: the nodes `cut` needs, with only their initializers.
+Model prefix_model(const Model& original, const GraphView& g, const std::string& cut) {
+  const auto& nodes = g.nodes();
+  std::set<std::string> need = {cut};
+  std::vector<bool> keep(nodes.size(), false);
+  for (size_t i = nodes.size(); i-- > 0;) {
+    bool produces = false;
+    for (const auto& o : nodes[i].outputs) produces |= need.count(o) != 0;
+    if (!produces) continue;
+    keep[i] = true;
+    for (const auto& v : nodes[i].inputs) need.insert(v);
+  }
+  Model prefix = original;
+  prefix.graph.nodes.clear();
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (keep[i]) prefix.graph.nodes.push_back(nodes[i]);
+  prefix.graph.outputs = {{cut, DType::Float32, value_shape(g.m, cut)}};
+  prefix.graph.value_info.clear();
+  std::map<std::string, Tensor> inits;
+  for (const auto& [k, v] : original.graph.initializers)
+    if (need.count(k)) inits.emplace(k, v);
+  prefix.graph.initializers = std::move(inits);
+  return prefix;
+}
+
+// The nodes after the cut, each one CKKS can evaluate (Unsupported naming the first that is not).
+std::vector<size_t> suffix_nodes(const GraphView& g, const std::string& cut) {
+  const auto tainted = depends_on(g.nodes(), cut);
   std::vector<size_t> suffix;
-  for (size_t i = 0; i < nodes.size(); ++i) {
+  bool reaches_output = cut == g.output;
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
     if (!tainted[i]) continue;
-    if (!linear_kind(kinds[i]))
-      throw Unsupported(describe(nodes[i]) +
+    if (!linear_kind(g.kinds[i]))
+      throw Unsupported(describe(g.nodes()[i]) +
                         ": cannot be evaluated under CKKS (only linear layers and polynomial "
                         "activations such as the square can); encrypt a smaller part or train "
                         "with a square activation");
     suffix.push_back(i);
-    out.encrypted_nodes.push_back(nodes[i].name);
+    for (const auto& o : g.nodes()[i].outputs) reaches_output |= o == g.output;
   }
-  bool reaches_output = cut == output;
-  for (size_t i : suffix)
-    for (const auto& o : nodes[i].outputs) reaches_output |= o == output;
   if (!reaches_output) throw Unsupported("the model output does not depend on '" + cut + "'");
+  return suffix;
+}
 
-  // Activation regions: from a square's input x to the value where all paths from x re-join.
+// The activation that starts at the input x of the square node `sq`: the element-wise nodes
+// from x to the value where every path from x has re-joined.
+Segment activation_region(const GraphView& g, const std::vector<size_t>& suffix, size_t sq) {
+  const auto& nodes = g.nodes();
+  const std::string x = nodes[sq].inputs[0];
+  auto consumers = [&](const std::string& v) {
+    int c = 0;
+    for (size_t i : suffix)
+      for (const auto& in : nodes[i].inputs) c += in == v;
+    return c + (v == g.output ? 1 : 0);
+  };
+  std::map<std::string, int> pending = {{x, consumers(x)}};  // value -> consumers not yet seen
+  Segment act;
+  act.activation = true;
+  act.start = x;
+  bool seen_square = false;
+  for (size_t i : suffix) {
+    bool uses = false;
+    for (const auto& in : nodes[i].inputs) uses |= pending.count(in) != 0;
+    if (!uses) continue;
+    const OpKind k = g.kinds[i];
+    if (k != OpKind::Mul && k != OpKind::Add && k != OpKind::Sub && k != OpKind::Div)
+      throw Unsupported(describe(nodes[i]) + ": inside the activation that starts at '" + x +
+                        "'; an activation is element-wise Mul/Add/Sub/Div only");
+    act.nodes.push_back(i);
+    seen_square |= i == sq;
+    for (const auto& in : nodes[i].inputs) {
+      auto it = pending.find(in);
+      if (it != pending.end() && --it->second <= 0) pending.erase(it);
+    }
+    for (const auto& o : nodes[i].outputs) pending[o] = consumers(o);
+    if (seen_square && pending.size() == 1 && pending.begin()->first != x) {
+      act.end = pending.begin()->first;
+      return act;
+    }
+  }
+  throw Unsupported("the activation that starts at '" + x + "' does not end in one value");
+}
+
+// The suffix as segments in order: linear runs and activations. Without merge_linear a linear
+// run also ends after each weight layer.
+std::vector<Segment> segments(const GraphView& g, const std::vector<size_t>& suffix,
+                              const std::string& cut, bool merge_linear) {
+  const auto& nodes = g.nodes();
   std::vector<Segment> acts;
   std::vector<bool> in_act(nodes.size(), false);
-  for (size_t si = 0; si < suffix.size(); ++si) {
-    const size_t sq = suffix[si];
-    if (!is_square(nodes[sq]) || in_act[sq]) continue;
-    const std::string x = nodes[sq].inputs[0];
-    std::map<std::string, int> pending;  // value -> consumers not yet seen
-    auto consumers = [&](const std::string& v) {
-      int c = 0;
-      for (size_t i : suffix)
-        for (const auto& in : nodes[i].inputs) c += in == v;
-      return c + (v == output ? 1 : 0);
-    };
-    pending[x] = consumers(x);
-    Segment act;
-    act.activation = true;
-    act.start = x;
-    bool seen_square = false;
-    for (size_t k = 0; k < suffix.size(); ++k) {
-      const size_t i = suffix[k];
-      bool uses = false;
-      for (const auto& in : nodes[i].inputs) uses |= pending.count(in) != 0;
-      if (!uses) continue;
-      if (kinds[i] != OpKind::Mul && kinds[i] != OpKind::Add && kinds[i] != OpKind::Sub &&
-          kinds[i] != OpKind::Div)
-        throw Unsupported(describe(nodes[i]) + ": inside the activation that starts at '" + x +
-                          "'; an activation is element-wise Mul/Add/Sub/Div only");
-      act.nodes.push_back(i);
-      in_act[i] = true;
-      seen_square |= i == sq;
-      for (const auto& in : nodes[i].inputs) {
-        auto it = pending.find(in);
-        if (it != pending.end() && --it->second <= 0) pending.erase(it);
-      }
-      for (const auto& o : nodes[i].outputs) pending[o] = consumers(o);
-      if (seen_square && pending.size() == 1 && pending.begin()->first != x) {
-        act.end = pending.begin()->first;
-        break;
-      }
-    }
-    if (act.end.empty())
-      throw Unsupported("the activation that starts at '" + x + "' does not end in one value");
-    acts.push_back(std::move(act));
+  for (size_t i : suffix) {
+    if (!is_square(nodes[i]) || in_act[i]) continue;
+    acts.push_back(activation_region(g, suffix, i));
+    for (size_t j : acts.back().nodes) in_act[j] = true;
   }
-
-  // Linear segments between the activations (and split after each weight layer when merging
-  // is off).
   std::vector<Segment> segs;
   size_t a = 0;
   std::set<std::string> seg_values = {cut};
@@ -457,49 +463,31 @@ SplitModel split_model(const Model& original, Part part, const SplitOptions& opt
       continue;
     }
     for (const auto& in : nodes[i].inputs)
-      if (!in.empty() && !seg_values.count(in) && !m.graph.is_initializer(in)) {
-        // A non-constant input from an earlier segment: a skip connection across an activation.
-        bool constant = true;
-        for (size_t j = 0; j < nodes.size(); ++j)
-          for (const auto& o : nodes[j].outputs)
-            if (o == in && live[j]) constant = false;
-        if (!constant)
-          throw Unsupported(describe(nodes[i]) +
-                            ": joins values across an activation; the encrypted part must be a "
-                            "chain of linear layers and activations");
-      }
+      if (!in.empty() && !seg_values.count(in) && !g.m.graph.is_initializer(in) &&
+          g.computed_from_input(in))
+        throw Unsupported(describe(nodes[i]) +
+                          ": joins values across an activation; the encrypted part must be a "
+                          "chain of linear layers and activations");
     cur.nodes.push_back(i);
     for (const auto& o : nodes[i].outputs) seg_values.insert(o);
-    if (!options.merge_linear && weight_kind(kinds[i]) && nodes[i].outputs[0] != output) {
-      // Keep each weight layer its own stage: end the segment after this layer's own
-      // element-wise tail (bias adds) only if the next node starts a new weight layer; simplest
-      // and exact: close right after the weight op.
+    if (!merge_linear && weight_kind(g.kinds[i]) && nodes[i].outputs[0] != g.output)
       close(nodes[i].outputs[0]);
-    }
   }
-  cur.end = output;
+  cur.end = g.output;
   segs.push_back(cur);
+  return segs;
+}
 
-  // Measure every segment.
-  std::vector<Stage> stages;
-  std::vector<bool> stage_trivial;
-  for (const auto& s : segs) {
-    if (s.activation) {
-      stages.push_back(measure_poly(m, live, s, feature_shape(m, s.start)));
-      stage_trivial.push_back(false);
-      continue;
-    }
-    stages.push_back(measure_affine(m, live, s, feature_shape(m, s.start)));
-    stage_trivial.push_back(s.nodes.empty());
-  }
-
-  // Merge: affine activations become affine stages; adjacent affine stages compose (always
-  // for identities and affine activations, for weight layers only with merge_linear).
+// Affine activations become affine stages; adjacent affine stages compose (always when one of
+// them is trivial: an identity or an affine activation; two weight layers only with
+// merge_linear).
+std::vector<Stage> merge_stages(std::vector<Stage> stages, const std::vector<bool>& trivial_in,
+                                bool merge_linear) {
   std::vector<Stage> merged;
   std::vector<bool> trivial;
   for (size_t i = 0; i < stages.size(); ++i) {
     Stage st = std::move(stages[i]);
-    bool triv = stage_trivial[i];
+    bool triv = trivial_in[i];
     if (auto* p = std::get_if<PolyStage>(&st)) {
       if (std::all_of(p->p2.begin(), p->p2.end(), [](double v) { return v == 0; })) {
         st = poly_as_affine(*p);
@@ -508,7 +496,7 @@ SplitModel split_model(const Model& original, Part part, const SplitOptions& opt
     }
     if (auto* af = std::get_if<AffineStage>(&st); af && !merged.empty()) {
       if (auto* prev = std::get_if<AffineStage>(&merged.back());
-          prev && (options.merge_linear || triv || trivial.back())) {
+          prev && (merge_linear || triv || trivial.back())) {
         const std::string name = trivial.back() ? af->name
                                  : triv         ? prev->name
                                                 : prev->name + "+" + af->name;
@@ -526,7 +514,32 @@ SplitModel split_model(const Model& original, Part part, const SplitOptions& opt
     throw Unsupported("the encrypted part must start with a linear layer");
   if (!std::holds_alternative<AffineStage>(merged.back()))
     throw Unsupported("the encrypted part must end with a linear layer, not an activation");
-  out.stages = std::move(merged);
+  return merged;
+}
+
+}  // namespace
+
+SplitModel split_model(const Model& original, Part part, const SplitOptions& options) {
+  const GraphView g = view_of(original);
+  SplitModel out;
+  out.cut = find_cut(g, part);
+  out.cut_shape = feature_shape(g.m, out.cut);
+  out.prefix_empty = out.cut == g.input;
+  out.prefix = out.prefix_empty ? original : prefix_model(original, g, out.cut);
+  const auto suffix = suffix_nodes(g, out.cut);
+  for (size_t i : suffix) out.encrypted_nodes.push_back(g.nodes()[i].name);
+
+  std::vector<Stage> stages;
+  std::vector<bool> trivial;
+  for (const auto& s : segments(g, suffix, out.cut, options.merge_linear)) {
+    const Shape shape = feature_shape(g.m, s.start);
+    if (s.activation)
+      stages.push_back(measure_poly(g.m, g.live, s, shape));
+    else
+      stages.push_back(measure_affine(g.m, g.live, s, shape));
+    trivial.push_back(!s.activation && s.nodes.empty());
+  }
+  out.stages = merge_stages(std::move(stages), trivial, options.merge_linear);
   return out;
 }
 
