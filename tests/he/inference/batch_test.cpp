@@ -216,6 +216,12 @@ TEST(HeBatchRunner, HeCnnBatchEqualsTheStages) {
 
 // The one-shot evaluation (veil he eval --packing batch) on a few random images.
 TEST(HeBatchEval, ReportsPlainWeightsAgreementAndRefusesBatchesLargerThanTheSlots) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Two full batches of he-cnn at N = 16384 take 66 s under ASan (8 s in Release, where this
+  // test and tests/e2e/he_batch_cli_test.cpp run it); the kernels it uses are checked under
+  // ASan by the smaller tests above.
+  GTEST_SKIP() << "too slow under AddressSanitizer; runs in the Release suite";
+#endif
   auto m = model::build_arch("he-cnn", {});
   data::Dataset d;
   d.num_classes = 10;
