@@ -90,12 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     input = veil::fuzz::apply_patch(kind == 0 ? f.model_bytes : f.batch_bytes, rest);
   }
-  Bytes once;
-  try {
-    once = load_and_serialize(kind, input);
-  } catch (const veil::Error&) {
-    return 0;
-  }
-  if (load_and_serialize(kind, once) != once) __builtin_trap();
+  veil::fuzz::check_round_trip(
+      [&](std::span<const uint8_t> in) { return load_and_serialize(kind, in); }, input);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "veil/core/byte_io.hpp"
+#include "veil/core/error.hpp"
 #include "veil/he/context.hpp"
 
 namespace veil::fuzz {
@@ -35,6 +36,20 @@ inline std::vector<uint8_t> apply_patch(std::vector<uint8_t> valid,
     }
   }
   return valid;
+}
+
+// Loads `input` with `load_and_serialize`; a rejection (veil::Error) is fine, but an accepted
+// input must serialize to bytes that load again (an exception there is a bug) and serialize
+// to the same bytes.
+template <class LoadAndSerialize>
+void check_round_trip(const LoadAndSerialize& load_and_serialize, std::span<const uint8_t> input) {
+  std::vector<uint8_t> once;
+  try {
+    once = load_and_serialize(input);
+  } catch (const veil::Error&) {
+    return;
+  }
+  if (load_and_serialize(once) != once) __builtin_trap();
 }
 
 }  // namespace veil::fuzz

@@ -1,7 +1,6 @@
 // `veil he eval --packing batch`: the evaluation loop of pipeline.cpp's evaluate() over batches
 // of images packed one per slot (batch_program.hpp).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "eval_tally.hpp"
@@ -16,11 +15,6 @@
 namespace veil::he {
 
 namespace {
-
-double now() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 std::string describe(const BatchLayer& layer) {
   if (const auto* s = std::get_if<BatchSquare>(&layer))
@@ -65,11 +59,11 @@ HeEvalReport evaluate_batched(const model::Model& model, const data::Dataset& da
   rep.batch = per;
 
   // Owner: keys (no Galois keys: batch packing never rotates). The model is not encrypted.
-  double t0 = now();
+  double t0 = now_seconds();
   KeyGenerator kg(ctx);
   PublicKey pub = kg.create_public_key();
   RelinKeys relin = kg.create_relin_keys();
-  rep.keygen_s = now() - t0;
+  rep.keygen_s = now_seconds() - t0;
   rep.eval_keys_mb = double(serialize(*ctx, relin).size()) / (1 << 20);
   rep.public_key_mb = double(serialize(*ctx, pub).size()) / (1 << 20);
   const BatchProgram prog = compile_batch_program(split.stages, *ctx);
@@ -99,7 +93,7 @@ HeEvalReport evaluate_batched(const model::Model& model, const data::Dataset& da
     const auto labels = data.batch_labels(b0, n);
     auto logits = plain.forward({x}).at(0);
     const int64_t classes = logits.numel() / n;
-    double ta = now();
+    double ta = now_seconds();
     // Data source: the plaintext layers before the encrypted part, then encryption.
     const Tensor feats_t = prefix ? prefix->forward({x}).at(0) : x;
     const auto ff = feats_t.floats();
@@ -109,17 +103,17 @@ HeEvalReport evaluate_batched(const model::Model& model, const data::Dataset& da
     for (size_t i = 0; i < feats.size(); ++i)
       feats[i].assign(ff.begin() + i * prog.input_dim, ff.begin() + (i + 1) * prog.input_dim);
     auto in = encrypt_batch(prog, ctx, pub, feats);
-    tally.t_enc += now() - ta;
+    tally.t_enc += now_seconds() - ta;
     tally.in_bytes += double(serialize(*ctx, in.front()).size()) * double(in.size());
-    ta = now();
+    ta = now_seconds();
     RunStats st;
     auto out = runner.run(std::move(in), &st);
-    tally.t_inf += now() - ta;
+    tally.t_inf += now_seconds() - ta;
     if (b0 == 0) ops = st;
     tally.out_bytes += double(serialize(*ctx, out.front()).size()) * double(out.size());
-    ta = now();
+    ta = now_seconds();
     const auto got = decrypt_batch(ctx, kg.secret_key(), out, static_cast<size_t>(n));
-    tally.t_dec += now() - ta;
+    tally.t_dec += now_seconds() - ta;
     for (int64_t i = 0; i < n; ++i)
       tally.add(
           got[static_cast<size_t>(i)], apply_stages(split.stages, feats[static_cast<size_t>(i)]),

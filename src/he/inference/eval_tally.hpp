@@ -2,12 +2,19 @@
 // by the latency (pipeline.cpp) and batch (batch_eval.cpp) evaluation loops.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 
 #include "veil/he/inference/pipeline.hpp"
 
 namespace veil::he {
+
+// Seconds on the monotonic clock (the evaluation loops' timer).
+inline double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
 
 struct EvalTally {
   int64_t images = 0, plain_hits = 0, enc_hits = 0, agree = 0;

@@ -3,7 +3,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <set>
 
@@ -19,11 +18,6 @@
 namespace veil::he {
 
 namespace {
-
-double now() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 std::string describe(const LayerLayout& layer) {
   if (const auto* s = std::get_if<SquareLayout>(&layer))
@@ -181,14 +175,14 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
 
   // Owner: keys for this part and the encrypted model, through its file format as the commands
   // do. The data source gets the public key only, the edge the evaluation keys only.
-  double t0 = now();
+  double t0 = now_seconds();
   const auto plan = plan_keys(model, {o.part}, o.security, o.split);
   OwnerKeys owner = generate_owner_keys(plan.params, plan.rotation_steps, threads);
   const PublicKeys source = public_keys_of(owner);
   // The evaluation keys move to the edge (the owner keeps its secret and public key only).
   const EvalKeys edge{
       owner.ctx, owner.id, owner.pub, std::move(owner.relin), std::move(owner.galois), owner.steps};
-  rep.keygen_s = now() - t0;
+  rep.keygen_s = now_seconds() - t0;
   const ContextPtr& ctx = owner.ctx;
   rep.poly_degree = ctx->n();
   rep.coeff_bits = plan.params.coeff_bits;
@@ -203,14 +197,14 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
   }
   rep.eval_keys_mb = eval_bytes / (1 << 20);
   rep.public_key_mb = double(encode_public_file(source).size()) / (1 << 20);
-  t0 = now();
+  t0 = now_seconds();
   std::vector<uint8_t> bytes;
   {
     const auto enc =
         encrypt_model(model, o.part, ctx, owner.secret, owner.pub, edge.steps, o.split);
     bytes = serialize_model(*ctx, enc);
   }
-  rep.encrypt_model_s = now() - t0;
+  rep.encrypt_model_s = now_seconds() - t0;
   rep.encrypted_model_mb = double(bytes.size()) / (1 << 20);
   const EncryptedModel em = parse_model(bytes, *ctx, &edge.id);
   std::vector<uint8_t>().swap(bytes);
@@ -240,32 +234,32 @@ HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
     const auto labels = data.batch_labels(b0, n);
     auto logits = plain.forward({x}).at(0);
     const int64_t classes = logits.numel() / n;
-    const double t_feat0 = now();
+    const double t_feat0 = now_seconds();
     auto feats = features.run(x);
-    const double t_feat = (now() - t_feat0) / double(n);
+    const double t_feat = (now_seconds() - t_feat0) / double(n);
     for (int64_t i = 0; i < n; ++i) {
       const auto& f = feats[static_cast<size_t>(i)];
       const auto want = apply_stages(split.stages, f);
-      double ta = now();
+      double ta = now_seconds();
       Ciphertext y;
       RunStats st;
       if (o.features_encrypted) {
         auto in = encrypt_features(lay, ctx, source.pub, f);  // data source: public key only
-        double tb = now();
+        double tb = now_seconds();
         tally.t_enc += tb - ta + t_feat;
         for (const auto& c : in) tally.in_bytes += double(serialize(*ctx, c).size());
-        tb = now();
+        tb = now_seconds();
         y = runner.run(in, &st);
-        tally.t_inf += now() - tb;
+        tally.t_inf += now_seconds() - tb;
       } else {
         y = runner.run_plain(f, &st);  // the edge runs the prefix (t_feat) and the product
-        tally.t_inf += now() - ta + t_feat;
+        tally.t_inf += now_seconds() - ta + t_feat;
         tally.in_bytes += double(f.size() * 4);
       }
       tally.out_bytes += double(serialize(*ctx, y).size());
-      ta = now();
+      ta = now_seconds();
       auto got = decrypt_output(ctx, owner.secret, y, lay.output_dim);
-      tally.t_dec += now() - ta;
+      tally.t_dec += now_seconds() - ta;
       if (i == 0 && b0 == 0) ops = st;
       tally.add(
           got, want,
