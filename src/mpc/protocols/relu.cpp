@@ -14,8 +14,7 @@ void check_blocks(const Shape& s, std::span<const BlockSize> blocks) {
     throw InvalidArgument("block_relu: " + std::to_string(blocks.size()) + " block sizes for " +
                           std::to_string(s[1]) + " channels");
   for (const BlockSize& b : blocks)
-    if (b.h < 0 || b.w < 0 || (b.h > 0 && b.w < 1))
-      throw InvalidArgument("block_relu: bad block size");
+    if (!model::valid_block_size(b)) throw InvalidArgument("block_relu: bad block size");
 }
 
 int64_t blocks_in(int64_t extent, int64_t block) { return (extent + block - 1) / block; }

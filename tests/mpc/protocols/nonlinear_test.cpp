@@ -250,7 +250,7 @@ TEST(BlockRelu, MatchesPlaintextPerChannelBlocks) {
   TestRng rng;
   RingTensor x = RingTensor::zeros({2, 5, 7, 6});
   for (auto& v : x.data) v = encode_fixed(rng.uniform(-4, 4), 12);
-  std::vector<BlockSize> blocks = {{1, 1}, {2, 2}, {0, 1}, {3, 5}, {7, 6}};
+  std::vector<BlockSize> blocks = {{1, 1}, {2, 2}, {0, 0}, {3, 5}, {7, 6}};
   auto sh = split(x, rng);
   LocalSessionReport rep;
   RingTensor y = run_and_open(

@@ -19,6 +19,7 @@
 #include <span>
 #include <vector>
 
+#include "veil/model/block_size.hpp"
 #include "veil/mpc/party.hpp"
 #include "veil/mpc/protocols/pooling.hpp"
 #include "veil/mpc/ring.hpp"
@@ -40,10 +41,8 @@ RingTensor gated_relu(Party& p, const RingTensor& x, const RingTensor& gate,
 
 // Block ReLU (Gorski & Avidan, arXiv 2304.10442): for channel c with block {h, w}, the h x w
 // blocks of each feature map (the last block row/column may be partial) share one DReLU of the
-// block's sum, broadcast back. {1, 1} is the ordinary ReLU; h == 0 means identity (no DReLU).
-struct BlockSize {
-  int64_t h = 1, w = 1;
-};
+// block's sum, broadcast back. {1, 1} is the ordinary ReLU; {0, 0} means identity (no DReLU).
+using model::BlockSize;
 // x is NCHW; `blocks` has one entry per channel.
 RingTensor block_relu(Party& p, const RingTensor& x, std::span<const BlockSize> blocks);
 
