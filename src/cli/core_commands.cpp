@@ -14,6 +14,7 @@
 #include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
 #include "veil/core/printable.hpp"
+#include "veil/core/svg_plot.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/lock/sweep.hpp"
@@ -263,14 +264,34 @@ void run_info(const InfoArgs& a) {
 
 struct PlotArgs {
   std::vector<std::string> series;  // LABEL=FILE, FILE from `veil train --json`
+  std::string csv;                  // or a numeric table: x, then one column per series
   std::string out;
-  std::string title = "test top-1 per epoch";
+  std::string title;  // default: "<y label> per <x label>"
+  std::string x_label, y_label = "test top-1 (%)";
   double y_min = 0, y_max = 100;
+  bool log_x = false;
 };
 
 // One curve per `veil train --json` summary: test top-1 (%) against the epoch, as the FHE paper's
 // Figures 4-5 compare activations.
 void run_plot(const PlotArgs& a) {
+  if (a.series.empty() == a.csv.empty())
+    throw CLI::ValidationError("--series", "give either --series LABEL=FILE... or --csv FILE");
+  if (!(a.y_min < a.y_max)) throw CLI::ValidationError("--y-min", "must be below --y-max");
+  if (!a.csv.empty()) {
+    OutputGuard().input("--csv", a.csv).output("--out", a.out).check();
+    std::string x_name;
+    auto series = plot_series_from_csv(read_text_file(a.csv, 16 << 20), &x_name);
+    if (a.log_x)
+      for (const auto& s : series)
+        for (double x : s.x)
+          if (!(x > 0)) throw InvalidArgument(printable(a.csv) + ": --log-x needs every x above 0");
+    const std::string x_label = a.x_label.empty() ? x_name : a.x_label;
+    const std::string title = a.title.empty() ? a.y_label + " per " + x_label : a.title;
+    write_file_atomic(a.out,
+                      line_plot_svg(title, x_label, a.y_label, series, a.y_min, a.y_max, a.log_x));
+    return;
+  }
   OutputGuard guard;
   std::vector<std::pair<std::string, std::string>> files;
   for (const auto& s : a.series) {
@@ -281,14 +302,13 @@ void run_plot(const PlotArgs& a) {
     guard.input("--series", files.back().second);
   }
   guard.output("--out", a.out).check();
-  if (!(a.y_min < a.y_max)) throw CLI::ValidationError("--y-min", "must be below --y-max");
-  std::vector<lock::PlotSeries> series;
+  std::vector<PlotSeries> series;
   for (const auto& [label, path] : files) {
     const auto j = nlohmann::json::parse(read_text_file(path, 16 << 20), nullptr, false);
     const auto where = printable(path);
     if (j.is_discarded() || !j.is_object() || !j.contains("epochs") || !j["epochs"].is_array())
       throw MalformedInput(where + ": not the JSON summary of `veil train --json`");
-    lock::PlotSeries curve{label, {}, {}};
+    PlotSeries curve{label, {}, {}};
     for (const auto& e : j["epochs"]) {
       if (!e.is_object() || !e.contains("epoch") || !e["epoch"].is_number() ||
           !e.contains("test_top1") || !e["test_top1"].is_number())
@@ -298,8 +318,9 @@ void run_plot(const PlotArgs& a) {
     }
     series.push_back(std::move(curve));
   }
-  write_file_atomic(
-      a.out, lock::line_plot_svg(a.title, "epoch", "test top-1 (%)", series, a.y_min, a.y_max));
+  write_file_atomic(a.out, line_plot_svg(a.title.empty() ? "test top-1 per epoch" : a.title,
+                                         a.x_label.empty() ? "epoch" : a.x_label, a.y_label, series,
+                                         a.y_min, a.y_max, a.log_x));
 }
 
 }  // namespace
@@ -343,10 +364,17 @@ void add_core_commands(CLI::App& app) {
   train->callback([ta] { run_train(*ta); });
 
   auto pa = std::make_shared<PlotArgs>();
-  auto* plot = app.add_subcommand("plot", "SVG of test top-1 per epoch from `veil train --json`");
-  plot->add_option("--series", pa->series, "LABEL=FILE, one per curve")->required();
+  auto* plot = app.add_subcommand(
+      "plot", "SVG line chart: test top-1 per epoch from `veil train --json`, or a CSV table");
+  plot->add_option("--series", pa->series,
+                   "LABEL=FILE (a `veil train --json` summary), one per curve");
+  plot->add_option("--csv", pa->csv, "A CSV table: x, then one column per curve (header = labels)");
   plot->add_option("--out", pa->out, "Output SVG")->required();
   plot->add_option("--title", pa->title, "Chart title");
+  plot->add_option("--x-label", pa->x_label,
+                   "x axis label (default: epoch, or the CSV's x column)");
+  plot->add_option("--y-label", pa->y_label, "y axis label");
+  plot->add_flag("--log-x", pa->log_x, "Logarithmic x axis");
   plot->add_option("--y-min", pa->y_min, "Lower end of the top-1 axis (%)")
       ->check(in_range(0.0, 100.0));
   plot->add_option("--y-max", pa->y_max, "Upper end of the top-1 axis (%)")

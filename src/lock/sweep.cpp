@@ -7,6 +7,7 @@
 #include <map>
 
 #include "veil/core/error.hpp"
+#include "veil/core/svg_plot.hpp"
 #include "veil/lock/evaluate.hpp"
 
 namespace veil::lock {
@@ -55,109 +56,6 @@ std::string sweep_csv(const std::vector<SweepPoint>& points) {
   for (const auto& p : points)
     s += fmt::format("{},{},{},{},{:.4f},{:.4f}\n", p.method, p.intensity, p.num, p.encrypted,
                      100 * p.top1, 100 * p.top5);
-  return s;
-}
-
-namespace {
-
-std::string xml_escape(const std::string& in) {
-  std::string out;
-  for (char c : in) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string line_plot_svg(const std::string& title, const std::string& x_label,
-                          const std::string& y_label, const std::vector<PlotSeries>& series,
-                          double y_min, double y_max) {
-  const double w = 720, h = 460, left = 70, right = 190, top = 50, bottom = 60;
-  const double pw = w - left - right, ph = h - top - bottom;
-  double x_min = 0, x_max = 1;
-  bool first = true;
-  for (const auto& s : series)
-    for (double x : s.x) {
-      if (first) x_min = x_max = x, first = false;
-      x_min = std::min(x_min, x);
-      x_max = std::max(x_max, x);
-    }
-  if (x_max <= x_min) x_max = x_min + 1;
-  if (y_max <= y_min) y_max = y_min + 1;
-  auto px = [&](double x) { return left + (x - x_min) / (x_max - x_min) * pw; };
-  auto py = [&](double y) { return top + (1 - (y - y_min) / (y_max - y_min)) * ph; };
-  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
-                                  "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-  std::string s = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-      "viewBox=\"0 0 {} {}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-      w, h, w, h, left + pw / 2, xml_escape(title));
-  // Grid and ticks: 5 intervals on y, the series' own x values (up to 12) on x.
-  for (int i = 0; i <= 5; ++i) {
-    double v = y_min + (y_max - y_min) * i / 5;
-    s += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n"
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{:g}</text>\n",
-        left, py(v), left + pw, py(v), left - 6, py(v) + 4, v);
-  }
-  std::vector<double> xs;
-  for (const auto& ser : series) xs.insert(xs.end(), ser.x.begin(), ser.x.end());
-  std::sort(xs.begin(), xs.end());
-  xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
-  if (xs.size() > 12) {
-    std::vector<double> t;
-    for (int i = 0; i <= 10; ++i) t.push_back(x_min + (x_max - x_min) * i / 10);
-    xs = t;
-  }
-  for (double x : xs)
-    s += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#eee\"/>\n"
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{:g}</text>\n",
-        px(x), top, px(x), top + ph, px(x), top + ph + 18, x);
-  s += fmt::format(
-      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n"
-      "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n"
-      "<text x=\"18\" y=\"{:.1f}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {:.1f})\">{}"
-      "</text>\n",
-      left, top, pw, ph, left + pw / 2, h - 18, xml_escape(x_label), top + ph / 2, top + ph / 2,
-      xml_escape(y_label));
-  for (size_t k = 0; k < series.size(); ++k) {
-    const auto& ser = series[k];
-    const char* color = kColors[k % 8];
-    std::string pts;
-    for (size_t i = 0; i < ser.x.size() && i < ser.y.size(); ++i)
-      pts += fmt::format("{:.1f},{:.1f} ", px(ser.x[i]), py(ser.y[i]));
-    s += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n",
-                     color, pts);
-    for (size_t i = 0; i < ser.x.size() && i < ser.y.size(); ++i)
-      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", px(ser.x[i]),
-                       py(ser.y[i]), color);
-    double ly = top + 10 + 20 * static_cast<double>(k);
-    s += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
-        "stroke-width=\"2\"/>\n<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n",
-        left + pw + 12, ly, left + pw + 36, ly, color, left + pw + 42, ly + 4,
-        xml_escape(ser.label));
-  }
-  s += "</svg>\n";
   return s;
 }
 

@@ -50,5 +50,31 @@ TEST(PlotCli, RefusesWhatIsNotATrainingSummary) {
   EXPECT_FALSE(fs::exists(svg));
 }
 
+TEST(PlotCli, CsvTableWithALogAxis) {
+  TempDir dir;
+  write_text(dir / "t.csv", "budget,knapsack,uniform\n3,80,\n6,85,70\n100,91,91\n");
+  const fs::path svg = dir / "fig.svg";
+  const CliResult r = run_veil("plot --csv " + (dir / "t.csv").string() + " --log-x --out " +
+                                   svg.string() + " --y-label 'top-1 (%)'",
+                               dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string text = read_text_file(svg, 1 << 20);
+  EXPECT_NE(text.find("top-1 (%) per budget"), std::string::npos);
+  EXPECT_NE(text.find(">uniform<"), std::string::npos);
+  // Neither or both of --csv and --series, a non-positive x on a log axis: refused, no chart.
+  write_text(dir / "zero.csv", "x,a\n0,1\n");
+  const fs::path svg2 = dir / "fig2.svg";
+  for (const std::string& args :
+       {"plot --out " + svg2.string(),
+        "plot --csv " + (dir / "zero.csv").string() + " --log-x --out " + svg2.string(),
+        "plot --csv " + (dir / "t.csv").string() + " --series a=" + (dir / "t.csv").string() +
+            " --out " + svg2.string()}) {
+    const CliResult bad = run_veil(args, dir);
+    EXPECT_NE(bad.exit_code, 0) << args;
+    EXPECT_EQ(bad.err.rfind("veil: error: ", 0), 0u) << bad.err;
+  }
+  EXPECT_FALSE(fs::exists(svg2));
+}
+
 }  // namespace
 }  // namespace veil::testing

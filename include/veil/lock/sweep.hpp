@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "veil/core/svg_plot.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/lock/keygen.hpp"
 #include "veil/model/graph.hpp"
@@ -37,15 +38,6 @@ std::vector<SweepPoint> run_sweep(const model::Model& model, const data::Dataset
                                   const data::Dataset& test, const SweepOptions& options);
 
 std::string sweep_csv(const std::vector<SweepPoint>& points);
-
-// A self-contained SVG line chart (no external assets).
-struct PlotSeries {
-  std::string label;
-  std::vector<double> x, y;
-};
-std::string line_plot_svg(const std::string& title, const std::string& x_label,
-                          const std::string& y_label, const std::vector<PlotSeries>& series,
-                          double y_min = 0, double y_max = 100);
 
 std::string sweep_svg(const std::vector<SweepPoint>& points, const std::string& title);
 
