@@ -134,7 +134,9 @@ void run_distortion(const DistortionArgs& a) {
 void add_relu_distortion_command(CLI::App& relu) {
   auto da = std::make_shared<DistortionArgs>();
   auto* cmd = relu.add_subcommand(
-      "distortion", "Logit MSE of every ReLU layer x channel x block size (a .vdist table)");
+      "distortion",
+      "Logit MSE of every ReLU layer x channel x block size (a .vdist table); give the engine "
+      "more cores with `veil --threads N relu distortion ...`");
   cmd->add_option("--model", da->model, "ONNX model")->required();
   cmd->add_option("--data", da->data, "fashion-mnist or a dataset directory (training split)");
   cmd->add_option("--samples", da->samples, "Training images the mean is over")
