@@ -109,7 +109,7 @@ struct Suffix {
   std::vector<std::string> externals;  // values computed before the ReLU that the suffix reads
 };
 
-Suffix build_suffix(const model::Model& m, const model::Node& relu, const Shape& relu_shape) {
+Suffix build_suffix(const model::Model& m, const model::Node& relu) {
   const auto& g = m.graph;
   const std::string& y = relu.outputs.at(0);
   std::set<std::string> graph_inputs;
@@ -138,7 +138,7 @@ Suffix build_suffix(const model::Model& m, const model::Node& relu, const Shape&
           std::find(s.externals.begin(), s.externals.end(), v) == s.externals.end())
         s.externals.push_back(v);
   }
-  sg.inputs = {{y, DType::Float32, relu_shape}};
+  sg.inputs = {{y, DType::Float32, {}}};  // shaped by the caller
   for (const auto& v : s.externals) {
     Shape shape;
     if (auto it = g.value_info.find(v); it != g.value_info.end()) shape = it->second.shape;
@@ -207,13 +207,12 @@ struct Variant {
   size_t size = 0;       // index into the layer's sizes
 };
 
-// Measures one layer's row. `done_before` and `total` feed the progress callback.
+// Measures one layer's row; `done` counts the variants measured so far in the run.
 void measure_layer(const model::Model& m, const model::Node& relu, const Tensor& images,
                    LayerDistortion& layer, const DistortionOptions& o, int64_t& done,
                    int64_t total) {
   const int64_t n = images.dim(0), c_count = layer.channels, plane = layer.height * layer.width;
-  const Shape relu_shape = {-1, c_count, layer.height, layer.width};
-  Suffix suffix = build_suffix(m, relu, relu_shape);
+  Suffix suffix = build_suffix(m, relu);
 
   // The clean pass: the ReLU's input and the values the suffix reads from before it.
   std::vector<std::string> wanted = {relu.inputs.at(0)};
@@ -241,10 +240,10 @@ void measure_layer(const model::Model& m, const model::Node& relu, const Tensor&
     const auto pos = std::find(wanted.begin(), wanted.end(), suffix.externals[e]) - wanted.begin();
     inputs[1 + e] = tile_rows(clean[pos], per_batch);
   }
-  Shape in_shape = {per_batch * n, c_count, layer.height, layer.width};
-  if (layer.height == 1 && layer.width == 1 && x.rank() == 2) in_shape = {per_batch * n, c_count};
+  Shape in_shape = x.shape();  // [N, C, H, W] or [N, C]
+  in_shape[0] = -1;
   suffix.model.graph.inputs[0].shape = in_shape;
-  suffix.model.graph.inputs[0].shape[0] = -1;
+  in_shape[0] = per_batch * n;
 
   // The clean ReLU output, once.
   std::vector<float> y(static_cast<size_t>(x.numel()));
