@@ -237,6 +237,8 @@ void run_info(const InfoArgs& a) {
     j["params"] = s.params;
     j["macs"] = s.macs;
     j["relus"] = s.relus;
+    j["relu_count"] = s.relu_count;
+    j["drelu_per_image"] = s.drelus;
     j["metadata"] = m.metadata;
     for (const auto& l : s.layers)
       j["layers"].push_back({{"name", l.name},
@@ -244,20 +246,26 @@ void run_info(const InfoArgs& a) {
                              {"output_shape", l.output_shape},
                              {"params", l.params},
                              {"macs", l.macs},
-                             {"relus", l.relus}});
+                             {"relus", l.relus},
+                             {"relu_count", l.relu_count},
+                             {"drelu_per_image", l.drelus}});
     print_json(j);
     return;
   }
   // Names, op types and metadata come from the file: printable() keeps them on their line.
   fmt::print("{}  (opset {}, input {})\n", printable(a.model), m.opset,
              shape_to_string(s.input_shape));
-  fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", "layer", "op", "output", "params",
-             "MACs", "ReLUs");
+  fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8} {:>8}\n", "layer", "op", "output", "params",
+             "MACs", "ReLUs", "DReLUs");
   for (const auto& l : s.layers)
-    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", printable(l.name.substr(0, 28)),
-               printable(l.op_type), shape_to_string(l.output_shape), l.params, l.macs, l.relus);
+    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8} {:>8}\n", printable(l.name.substr(0, 28)),
+               printable(l.op_type), shape_to_string(l.output_shape), l.params, l.macs, l.relus,
+               l.drelus);
   fmt::print("total: {} parameters, {} MACs, {} ReLUs per image\n", human_count(s.params),
              human_count(s.macs), human_count(s.relus));
+  // Exact counts: a block-ReLU budget is a ratio of these two.
+  fmt::print("three-party: {} DReLUs per image (ReLU layers: {} elements)\n", s.drelus,
+             s.relu_count);
   for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", printable(k), printable(v));
 }
 
@@ -377,7 +385,8 @@ void add_core_commands(CLI::App& app) {
   infer->callback([ia] { run_infer(*ia); });
 
   auto fa = std::make_shared<InfoArgs>();
-  auto* info = app.add_subcommand("info", "Layers, shapes, parameters, MACs and ReLU count");
+  auto* info = app.add_subcommand(
+      "info", "Layers, shapes, parameters, MACs, ReLU and three-party DReLU counts");
   info->add_option("--model", fa->model, "ONNX model")->required();
   info->add_flag("--json", fa->json, "Machine-readable report on stdout");
   info->callback([fa] { run_info(*fa); });
