@@ -11,6 +11,8 @@
 
 #include "graph_builder.hpp"
 #include "veil/model/block_relu_node.hpp"
+#include "veil/model/shape_inference.hpp"
+#include "veil/model/zoo.hpp"
 #include "veil/nn/reference.hpp"
 
 namespace veil::nn {
@@ -184,6 +186,33 @@ TEST(BlockRelu, TrainingStepGradientOfAConvBelowIt) {
   for (int64_t a = 0; a < n; ++a)
     for (int64_t i = 0; i < hh * ww; ++i) passed += gy.floats()[(a * co + 2) * hh * ww + i];
   EXPECT_NEAR(gb.floats()[2], passed, 1e-4);
+}
+
+// In a network whose convolutions the executor fuses with BN (inference) and may hold in
+// oneDNN's blocked layouts, BlockRelu {1, 1} in place of every 4-D Relu changes nothing.
+TEST(BlockRelu, OneByOneInResnet20MatchesItsRelus) {
+  std::mt19937 rng(47);
+  model::Model relu = model::build_arch("resnet20", {1, 16, 16, 10, 3});
+  // Non-trivial BN statistics, so that the folded convolutions differ from the raw ones.
+  for (auto& [name, t] : relu.graph.initializers)
+    if (name.ends_with(".mean") || name.ends_with(".bias"))
+      for (float& v : t.floats()) v = std::uniform_real_distribution<float>(-0.2f, 0.2f)(rng);
+  model::infer_shapes(relu);
+  model::Model blocky = relu;
+  int replaced = 0;
+  for (auto& n : blocky.graph.nodes) {
+    if (n.op_type != "Relu") continue;
+    const int64_t c = blocky.graph.value_info.at(n.outputs[0]).shape.at(1);
+    n = model::make_block_relu_node(n.name, n.inputs[0], n.outputs[0],
+                                    Blocks(static_cast<size_t>(c), {1, 1}));
+    ++replaced;
+  }
+  EXPECT_EQ(replaced, 19);
+  const Tensor x = random_tensor({2, 1, 16, 16}, rng);
+  for (Mode mode : {Mode::Inference, Mode::Training}) {
+    model::Model a = relu, b = blocky;
+    EXPECT_TRUE(testing::all_close(testing::run1(b, {x}, mode), testing::run1(a, {x}, mode)));
+  }
 }
 
 TEST(BlockRelu, ChannelCountMismatchAtRunTimeIsRefused) {
