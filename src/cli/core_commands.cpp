@@ -31,6 +31,8 @@ namespace {
 
 struct TrainArgs {
   std::string arch = "lenet5";
+  std::string init;                   // fine-tune this ONNX model instead of building --arch
+  std::string normalize;              // with --init: MEAN,STD for a model without veil's metadata
   std::string classifier_activation;  // keras-cifar10 only
   std::string data = "fashion-mnist";
   std::string out;
@@ -49,33 +51,61 @@ struct TrainArgs {
   bool quiet = false;
 };
 
-void run_train(const TrainArgs& a) {
-  if (a.out.empty()) throw InvalidArgument("--out is required");
-  if (!a.classifier_activation.empty() && !model::takes_classifier_activation(a.arch))
-    throw CLI::ValidationError("--classifier-activation",
-                               "applies to keras-cifar10 only, not --arch " + a.arch);
-  OutputGuard().input("--data", a.data).output("--out", a.out).check();
-  auto train_set = data::load_dataset(a.data, data::Split::Train, a.limit);
-  auto test_set = data::load_dataset(a.data, data::Split::Test, a.test_limit);
-  const auto& s = train_set.images.shape();
-  model::ArchSpec spec{s[1], s[2], s[3], train_set.num_classes, a.seed};
-  model::Model m = model::build_arch(a.arch, spec, a.classifier_activation);
-  m.metadata["veil.dataset"] = a.data;
-  if (!train_set.class_names.empty()) {
+// The model `veil train` starts from: a fresh --arch, or (--init) any model veil runs, block
+// ReLUs and metadata (normalisation, class names, ...) kept. Returns the name the defaults below
+// go by: the architecture, from the model's "veil.arch" with --init ("" when unknown).
+std::string initial_model(const TrainArgs& a, const data::Dataset& train_set, model::Model& m,
+                          data::Normalization& norm) {
+  if (a.init.empty()) {
+    const auto& s = train_set.images.shape();
+    model::ArchSpec spec{s[1], s[2], s[3], train_set.num_classes, a.seed};
+    m = model::build_arch(a.arch, spec, a.classifier_activation);
+    norm = data::Normalization::fit(train_set);
+  } else {
+    m = load_model(a.init);
+    // The preprocessing the model was trained with, not one refitted on this data: fine-tuning
+    // must see the inputs the weights expect.
+    norm = input_normalization(m, a.normalize);
+  }
+  nn::set_normalization(m, norm);
+  if (!m.metadata.count("veil.dataset")) m.metadata["veil.dataset"] = a.data;
+  if (!train_set.class_names.empty() && (a.init.empty() || !m.metadata.count("veil.class_names"))) {
     std::string names;
     for (size_t i = 0; i < train_set.class_names.size(); ++i)
       names += (i ? "," : "") + train_set.class_names[i];
     m.metadata["veil.class_names"] = names;
   }
+  if (a.init.empty()) return a.arch;
+  auto it = m.metadata.find("veil.arch");
+  return it == m.metadata.end() ? std::string() : it->second;
+}
+
+void run_train(const TrainArgs& a) {
+  if (a.out.empty()) throw InvalidArgument("--out is required");
+  if (!a.classifier_activation.empty() && !model::takes_classifier_activation(a.arch))
+    throw CLI::ValidationError("--classifier-activation",
+                               "applies to keras-cifar10 only, not --arch " + a.arch);
+  if (!a.normalize.empty() && a.init.empty())
+    throw CLI::ValidationError("--normalize", "applies with --init only");
+  OutputGuard guard;
+  guard.input("--data", a.data);
+  if (!a.init.empty()) guard.input("--init", a.init);
+  guard.output("--out", a.out).check();
+  auto train_set = data::load_dataset(a.data, data::Split::Train, a.limit);
+  auto test_set = data::load_dataset(a.data, data::Split::Test, a.test_limit);
+  model::Model m;
+  data::Normalization normalization;
+  const std::string arch = initial_model(a, train_set, m, normalization);
+  const bool fine_tune = !a.init.empty();
 
   nn::TrainOptions o;
   o.epochs = a.epochs;
   o.batch_size = a.batch;
-  const bool deep = a.arch == "resnet20" || a.arch == "vgg-small";
+  const bool deep = arch == "resnet20" || arch == "resnet18" || arch == "vgg-small";
   // keras-cifar10 at 0.05 diverges in its first epoch on Fashion-MNIST when the classifier has
   // no ReLU (square or none: fc1 and fc2 then compose into one large linear map); 0.01 trains
-  // all three variants (docs/HE.md).
-  const float default_lr = a.arch == "keras-cifar10" ? 0.01f : (deep ? 0.1f : 0.05f);
+  // all three variants (docs/HE.md). Fine-tuning (--init) starts from trained weights: 0.01.
+  const float default_lr = arch == "keras-cifar10" || fine_tune ? 0.01f : (deep ? 0.1f : 0.05f);
   o.lr = a.lr > 0 ? a.lr : default_lr;  // --lr's validator refuses <= 0, NaN, Inf
   o.sgd.momentum = a.momentum;
   o.sgd.weight_decay = a.weight_decay;
@@ -91,8 +121,7 @@ void run_train(const TrainArgs& a) {
   o.flip = a.flip >= 0 ? a.flip != 0 : deep;
   o.seed = a.seed;
   o.progress = !a.quiet;
-  o.normalization = data::Normalization::fit(train_set);
-  nn::set_normalization(m, o.normalization);
+  o.normalization = normalization;
 
   auto t0 = std::chrono::steady_clock::now();
   auto history = nn::train(m, train_set, &test_set, o, [&](const nn::EpochStats& e) {
@@ -108,7 +137,8 @@ void run_train(const TrainArgs& a) {
   const auto& last = history.back();
   if (a.json) {
     nlohmann::json j;
-    j["arch"] = a.arch;
+    j["arch"] = arch;
+    if (fine_tune) j["init"] = a.init;
     j["data"] = a.data;
     j["out"] = a.out;
     j["train_images"] = train_set.size();
@@ -128,10 +158,11 @@ void run_train(const TrainArgs& a) {
     print_json(j);
   } else {
     fmt::print(
-        "trained {} on {} ({} images, {} epochs, {:.1f} s): test top-1 {:.2f}%, top-5 {:.2f}% -> "
+        "{} {} on {} ({} images, {} epochs, {:.1f} s): test top-1 {:.2f}%, top-5 {:.2f}% -> "
         "{}\n",
-        a.arch, a.data, train_set.size(), a.epochs, secs, 100 * last.test_top1,
-        100 * last.test_top5, a.out);
+        fine_tune ? "fine-tuned" : "trained", printable(fine_tune ? a.init : a.arch),
+        printable(a.data), train_set.size(), a.epochs, secs, 100 * last.test_top1,
+        100 * last.test_top5, printable(a.out));
   }
 }
 
@@ -238,6 +269,8 @@ void run_info(const InfoArgs& a) {
     j["params"] = s.params;
     j["macs"] = s.macs;
     j["relus"] = s.relus;
+    j["relu_count"] = s.relu_count;
+    j["drelu_per_image"] = s.drelus;
     j["metadata"] = m.metadata;
     for (const auto& l : s.layers)
       j["layers"].push_back({{"name", l.name},
@@ -245,20 +278,26 @@ void run_info(const InfoArgs& a) {
                              {"output_shape", l.output_shape},
                              {"params", l.params},
                              {"macs", l.macs},
-                             {"relus", l.relus}});
+                             {"relus", l.relus},
+                             {"relu_count", l.relu_count},
+                             {"drelu_per_image", l.drelus}});
     print_json(j);
     return;
   }
   // Names, op types and metadata come from the file: printable() keeps them on their line.
   fmt::print("{}  (opset {}, input {})\n", printable(a.model), m.opset,
              shape_to_string(s.input_shape));
-  fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", "layer", "op", "output", "params",
-             "MACs", "ReLUs");
+  fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8} {:>8}\n", "layer", "op", "output", "params",
+             "MACs", "ReLUs", "DReLUs");
   for (const auto& l : s.layers)
-    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8}\n", printable(l.name.substr(0, 28)),
-               printable(l.op_type), shape_to_string(l.output_shape), l.params, l.macs, l.relus);
-  fmt::print("total: {} parameters, {} MACs, {} ReLUs per image\n", human_count(s.params),
-             human_count(s.macs), human_count(s.relus));
+    fmt::print("{:<28} {:<20} {:<18} {:>10} {:>12} {:>8} {:>8}\n", printable(l.name.substr(0, 28)),
+               printable(l.op_type), shape_to_string(l.output_shape), l.params, l.macs, l.relus,
+               l.drelus);
+  // Exact DReLU counts: a block-ReLU budget is a ratio of the two.
+  fmt::print(
+      "total: {} parameters, {} MACs, {} ReLUs per image; three-party: {} DReLUs per image "
+      "(ReLU layers: {} elements)\n",
+      human_count(s.params), human_count(s.macs), human_count(s.relus), s.drelus, s.relu_count);
   for (const auto& [k, v] : m.metadata) fmt::print("  {} = {}\n", printable(k), printable(v));
 }
 
@@ -327,22 +366,35 @@ void run_plot(const PlotArgs& a) {
 
 void add_core_commands(CLI::App& app) {
   auto ta = std::make_shared<TrainArgs>();
-  auto* train = app.add_subcommand("train", "Train a built-in architecture and export it to ONNX");
+  auto* train = app.add_subcommand(
+      "train", "Train a built-in architecture, or fine-tune an ONNX model, and export it to ONNX");
+  auto* arch = train
+                   ->add_option("--arch", ta->arch,
+                                "lenet5 | mlp | vgg-small | resnet20 | resnet18 | he-cnn | "
+                                "keras-cifar10")
+                   ->check(CLI::IsMember(model::arch_names()));
+  auto* init = train->add_option(
+      "--init", ta->init,
+      "Fine-tune this ONNX model (any model veil runs, block ReLUs included) instead of --arch; "
+      "its metadata (normalisation, class names) is kept. Default --lr 0.01");
+  init->excludes(arch);
   train
-      ->add_option("--arch", ta->arch,
-                   "lenet5 | mlp | vgg-small | resnet20 | he-cnn | keras-cifar10")
-      ->check(CLI::IsMember(model::arch_names()));
+      ->add_option("--normalize", ta->normalize,
+                   "With --init, for a model without veil's metadata: input normalisation "
+                   "MEAN,STD (as veil eval), stored in the output")
+      ->excludes(arch);
   train
       ->add_option("--classifier-activation", ta->classifier_activation,
                    "keras-cifar10's hidden classifier activation: relu (default) | square | none")
-      ->check(CLI::IsMember({"relu", "square", "none"}));
+      ->check(CLI::IsMember({"relu", "square", "none"}))
+      ->excludes(init);
   train->add_option("--data", ta->data, "fashion-mnist or a dataset directory");
   train->add_option("--epochs", ta->epochs, "Epochs")->check(in_range(1, 100000));
   train->add_option("--batch", ta->batch, "Batch size")->check(in_range<int64_t>(1, 65536));
   train
       ->add_option("--lr", ta->lr,
-                   "Initial learning rate (default 0.05; 0.1 for resnet20 and vgg-small, 0.01 for "
-                   "keras-cifar10)")
+                   "Initial learning rate (default 0.05; 0.1 for resnet20, resnet18 and vgg-small, "
+                   "0.01 for keras-cifar10 and for --init)")
       ->check(positive_number(100));
   train->add_option("--momentum", ta->momentum, "SGD momentum")->check(in_range(0.0, 0.999));
   train->add_option("--weight-decay", ta->weight_decay, "L2 weight decay")
@@ -405,7 +457,8 @@ void add_core_commands(CLI::App& app) {
   infer->callback([ia] { run_infer(*ia); });
 
   auto fa = std::make_shared<InfoArgs>();
-  auto* info = app.add_subcommand("info", "Layers, shapes, parameters, MACs and ReLU count");
+  auto* info = app.add_subcommand(
+      "info", "Layers, shapes, parameters, MACs, ReLU and three-party DReLU counts");
   info->add_option("--model", fa->model, "ONNX model")->required();
   info->add_flag("--json", fa->json, "Machine-readable report on stdout");
   info->callback([fa] { run_info(*fa); });

@@ -7,6 +7,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/io.hpp"
 #include "veil/model/onnx.hpp"
+#include "veil/model/ops.hpp"
 
 namespace veil::model {
 
@@ -75,14 +76,24 @@ std::string serialize_onnx(const Model& model) {
   }
   auto* gp = mp.mutable_graph();
   gp->set_name(g.name);
+  bool uses_veil_domain = false;
   for (const auto& n : g.nodes) {
     auto* np = gp->add_node();
     if (!n.name.empty()) np->set_name(n.name);
     np->set_op_type(n.op_type);
+    if (const auto kind = op_kind(n.op_type); kind && !op_domain(*kind).empty()) {
+      np->set_domain(op_domain(*kind));
+      uses_veil_domain = true;
+    }
     for (const auto& i : n.inputs) np->add_input(i);
     for (const auto& o : n.outputs) np->add_output(o);
     for (const auto& [name, value] : n.attributes)
       attribute_to_proto(name, value, np->add_attribute());
+  }
+  if (uses_veil_domain) {
+    auto* veil_op = mp.add_opset_import();
+    veil_op->set_domain(kVeilDomain);
+    veil_op->set_version(kVeilDomainVersion);
   }
   for (const auto& [name, t] : g.initializers)
     onnx_proto::tensor_to_proto(t, name, gp->add_initializer());

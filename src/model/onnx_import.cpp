@@ -1,6 +1,7 @@
 // ONNX -> veil IR. The file is untrusted: everything is bounded and checked before use, the
 // result is built in a temporary Model and returned only once it validates.
 #include <algorithm>
+#include <optional>
 #include <queue>
 #include <set>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 #include "veil/model/fold_constants.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/model/op_support.hpp"
+#include "veil/model/ops.hpp"
 #include "veil/model/shape_inference.hpp"
 
 namespace veil::model {
@@ -78,6 +80,24 @@ Attribute convert_attribute(const onnx::AttributeProto& a, const Node& node) {
   }
 }
 
+// Nodes carry no domain in veil's IR: an op's domain is fixed by its kind (op_domain), so the
+// file must name exactly that one. Besides the default ONNX domain only veil's own ops (ai.veil)
+// are read.
+void check_domain(const std::string& file_domain, const Node& node) {
+  const std::string domain = file_domain == "ai.onnx" ? std::string() : file_domain;
+  if (!domain.empty() && domain != kVeilDomain)
+    throw Unsupported(node.describe() + ": operator domain '" + file_domain +
+                      "' is not supported by veil");
+  const auto kind = op_kind(node.op_type);
+  const std::string expected = kind ? op_domain(*kind) : std::string();
+  if (domain == expected) return;
+  if (!kind || expected.empty())
+    throw Unsupported(node.describe() + ": operator is not supported by veil in domain '" + domain +
+                      "'");
+  throw Unsupported(node.describe() + ": operator belongs to domain '" + expected +
+                    "', the file places it in the default ONNX domain");
+}
+
 Node convert_node(const onnx::NodeProto& p) {
   Node node;
   node.name = p.name();
@@ -85,9 +105,7 @@ Node convert_node(const onnx::NodeProto& p) {
   check_name(node.name, "a node");
   check_name(node.op_type, "an operator");
   if (node.op_type.empty()) throw MalformedInput(node.describe() + ": empty op_type");
-  if (!p.domain().empty() && p.domain() != "ai.onnx")
-    throw Unsupported(node.describe() + ": operator domain '" + p.domain() +
-                      "' is not supported by veil");
+  check_domain(p.domain(), node);
   for (const auto& i : p.input()) {
     check_name(i, node.describe() + " input");
     node.inputs.push_back(i);
@@ -266,7 +284,14 @@ Model convert_model(const onnx::ModelProto& mp) {
   Model m;
   if (!mp.has_graph()) throw MalformedInput("the model has no graph");
   bool have_opset = false;
+  std::optional<int64_t> veil_opset;
   for (const auto& op : mp.opset_import()) {
+    if (op.domain() == kVeilDomain) {
+      if (veil_opset)
+        throw MalformedInput(std::string("domain '") + kVeilDomain + "' is imported twice");
+      veil_opset = op.version();
+      continue;
+    }
     if (!op.domain().empty() && op.domain() != "ai.onnx") continue;  // unused domains are fine
     if (have_opset) throw MalformedInput("the default ONNX domain is imported twice");
     have_opset = true;
@@ -302,6 +327,17 @@ Model convert_model(const onnx::ModelProto& mp) {
     g.initializers.emplace(t.name(), tensor_from_proto(t, what));
   }
   for (const auto& p : gp.node()) g.nodes.push_back(convert_node(p));
+  const bool uses_veil_domain = std::any_of(g.nodes.begin(), g.nodes.end(), [](const Node& n) {
+    const auto kind = op_kind(n.op_type);
+    return kind && op_domain(*kind) == kVeilDomain;
+  });
+  if (uses_veil_domain && !veil_opset)
+    throw MalformedInput(std::string("the model uses operators of domain '") + kVeilDomain +
+                         "' but does not import it");
+  if (uses_veil_domain && *veil_opset != kVeilDomainVersion)
+    throw Unsupported(std::string("domain '") + kVeilDomain + "' version " +
+                      std::to_string(*veil_opset) + " is not supported (veil reads version " +
+                      std::to_string(kVeilDomainVersion) + ")");
   for (const auto& p : gp.input()) {
     if (g.is_initializer(p.name())) continue;  // an input with a default value: a constant
     ValueInfo vi;

@@ -76,6 +76,14 @@ OpParams lower_leaky_relu(const Node& node, int64_t) {
   return LeakyReluParams{node.attr_float("alpha", 0.01f)};
 }
 
+OpParams lower_block_relu(const Node& node, int64_t) {
+  const auto v = node.attr_ints("blocks", {});
+  BlockReluParams p;
+  p.blocks.reserve(v.size() / 2);
+  for (size_t c = 0; c + 1 < v.size(); c += 2) p.blocks.push_back({v[c], v[c + 1]});
+  return p;
+}
+
 OpParams lower_gemm(const Node& node, int64_t) {
   GemmParams p;
   p.alpha = node.attr_float("alpha", 1.0f);

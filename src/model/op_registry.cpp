@@ -17,6 +17,7 @@ const std::vector<OpEntry>& op_entries() {
       {"Add",                 OpKind::Add,                validate_plain_binary,      infer_binary,            lower_none,                false},
       {"AveragePool",         OpKind::AveragePool,        validate_average_pool,      infer_pool,              lower_average_pool,        false},
       {"BatchNormalization",  OpKind::BatchNormalization, validate_batch_norm,        infer_batch_norm,        lower_batch_norm,          false},
+      {"BlockRelu",           OpKind::BlockRelu,          validate_block_relu,        infer_block_relu,        lower_block_relu,          false, kVeilDomain},
       {"Cast",                OpKind::Cast,               validate_cast,              infer_cast,              lower_cast,                true},
       {"Clip",                OpKind::Clip,               validate_clip,              infer_activation,        lower_clip,                false},
       {"Concat",              OpKind::Concat,             validate_concat,            infer_concat,            lower_concat,              true},
@@ -80,13 +81,25 @@ const OpEntry& op_entry(OpKind kind) {
 
 }  // namespace detail
 
+namespace {
+
+// One string field of every entry, indexed by kind (stable references for the callers).
+std::vector<std::string> strings_by_kind(const char* detail::OpEntry::*field) {
+  std::vector<std::string> v(detail::op_entries().size());
+  for (const auto& e : detail::op_entries()) v.at(static_cast<size_t>(e.kind)) = e.*field;
+  return v;
+}
+
+}  // namespace
+
 const std::string& op_name(OpKind kind) {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> v(detail::op_entries().size());
-    for (const auto& e : detail::op_entries()) v.at(static_cast<size_t>(e.kind)) = e.name;
-    return v;
-  }();
+  static const std::vector<std::string> names = strings_by_kind(&detail::OpEntry::name);
   return names.at(static_cast<size_t>(detail::op_entry(kind).kind));
+}
+
+const std::string& op_domain(OpKind kind) {
+  static const std::vector<std::string> domains = strings_by_kind(&detail::OpEntry::domain);
+  return domains.at(static_cast<size_t>(detail::op_entry(kind).kind));
 }
 
 std::optional<OpKind> op_kind(const std::string& onnx_name) {

@@ -43,6 +43,7 @@ struct OpEntry {
   InferSignature* infer;
   LowerSignature* lower;
   bool shape_op;  // only computes shapes/constants; fold_constants() removes it when it can
+  const char* domain = "";  // "" = the default ONNX domain; kVeilDomain for veil's own ops
 };
 
 // nullptr for an unknown operator.
@@ -58,21 +59,22 @@ ValidateSignature validate_conv, validate_max_pool, validate_average_pool, valid
     validate_leaky_relu, validate_gemm, validate_plain_binary, validate_clip, validate_batch_norm,
     validate_axis_unary, validate_reshape, validate_concat, validate_dropout, validate_constant,
     validate_pad, validate_shape, validate_gather, validate_squeeze, validate_unsqueeze,
-    validate_cast, validate_constant_of_shape, validate_slice, validate_reduce_mean;
+    validate_cast, validate_constant_of_shape, validate_slice, validate_reduce_mean,
+    validate_block_relu;
 
 // infer_activation: Relu, Sigmoid, Tanh, LeakyRelu, Clip.
 InferSignature infer_conv, infer_pool, infer_global_pool, infer_gemm, infer_matmul, infer_binary,
     infer_activation, infer_softmax, infer_identity, infer_dropout, infer_batch_norm, infer_flatten,
     infer_reshape, infer_concat, infer_pad, infer_constant, infer_shape, infer_gather,
     infer_unsqueeze, infer_squeeze, infer_cast, infer_constant_of_shape, infer_slice,
-    infer_reduce_mean;
+    infer_reduce_mean, infer_block_relu;
 
 // lower_none: ops without attributes; lower_axes: Squeeze, Unsqueeze.
 LowerSignature lower_none, lower_conv, lower_max_pool, lower_average_pool,
     lower_global_average_pool, lower_global_max_pool, lower_leaky_relu, lower_gemm, lower_clip,
     lower_batch_norm, lower_flatten, lower_softmax, lower_reshape, lower_concat, lower_dropout,
     lower_constant, lower_pad, lower_shape, lower_gather, lower_axes, lower_cast,
-    lower_constant_of_shape, lower_slice, lower_reduce_mean;
+    lower_constant_of_shape, lower_slice, lower_reduce_mean, lower_block_relu;
 
 // Window attributes of Conv / MaxPool / AveragePool (shared by their lowerers and by the Node
 // form of spatial_geometry()).

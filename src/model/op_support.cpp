@@ -329,6 +329,25 @@ void validate_reduce_mean(const Node& node, int64_t) {
   check_bool_attr(node, "keepdims");
 }
 
+void validate_block_relu(const Node& node, int64_t) {
+  expect_inputs(node, 1, 1);
+  expect_outputs(node, 1, 1);
+  allow_attrs(node, {"blocks"});
+  if (!node.has("blocks")) malformed(node, "missing required attribute 'blocks'");
+  const auto blocks = node.attr_ints("blocks", {});
+  if (blocks.empty() || blocks.size() % 2 != 0)
+    malformed(node, "attribute 'blocks' must hold h, w per channel (a non-empty even count), got " +
+                        std::to_string(blocks.size()) + " values");
+  if (blocks.size() / 2 > kMaxBlockReluChannels)
+    malformed(node, "attribute 'blocks' has more than " + std::to_string(kMaxBlockReluChannels) +
+                        " channels");
+  for (size_t c = 0; c < blocks.size() / 2; ++c)
+    if (!valid_block_size({blocks[2 * c], blocks[2 * c + 1]}))
+      malformed(node, "channel " + std::to_string(c) + " has invalid block size " +
+                          std::to_string(blocks[2 * c]) + "x" + std::to_string(blocks[2 * c + 1]) +
+                          " ({0, 0} or both sides in [1, 2^20])");
+}
+
 }  // namespace detail
 
 const std::set<std::string>& supported_ops() {

@@ -543,6 +543,19 @@ void infer_activation(const InferContext& c, InferResult& r) {
   r.out.shape = c.shape(0);
 }
 
+void infer_block_relu(const InferContext& c, InferResult& r) {
+  c.require_float(0);
+  const Shape& x = c.shape(0);
+  if (x.size() != 4) fail(c.node, "input must be NCHW (rank 4), got shape " + shape_to_string(x));
+  // check_node has made 'blocks' an INTS attribute with h, w per channel.
+  const auto& blocks = std::get<std::vector<int64_t>>(c.node.attributes.at("blocks"));
+  const int64_t channels = static_cast<int64_t>(blocks.size() / 2);
+  if (known(x[1]) && x[1] != channels)
+    fail(c.node, "input has " + std::to_string(x[1]) + " channels, attribute 'blocks' gives " +
+                     std::to_string(channels));
+  r.out.shape = x;
+}
+
 void infer_softmax(const InferContext& c, InferResult& r) {
   infer_activation(c, r);
   norm_axis(c.node, c.node.attr_int("axis", -1), static_cast<int64_t>(r.out.shape.size()));
@@ -684,9 +697,13 @@ SpatialGeometry spatial_geometry(const SpatialParams& p, const Shape& input,
                   "-D kernel");
   SpatialGeometry g;
   g.kernel = kernel;
-  g.strides = p.strides.empty() ? std::vector<int64_t>(n, 1) : p.strides;
-  g.dilations = p.dilations.empty() ? std::vector<int64_t>(n, 1) : p.dilations;
-  auto pads = p.pads.empty() ? std::vector<int64_t>(2 * n, 0) : p.pads;
+  // Assigned in two steps: GCC 12 misreads `empty() ? vector(n, 1) : v` (-Wfree-nonheap-object).
+  g.strides = p.strides;
+  if (g.strides.empty()) g.strides.assign(n, 1);
+  g.dilations = p.dilations;
+  if (g.dilations.empty()) g.dilations.assign(n, 1);
+  std::vector<int64_t> pads = p.pads;
+  if (pads.empty()) pads.assign(2 * n, 0);
   if (g.strides.size() != n) fail(who, "strides has the wrong number of values");
   if (g.dilations.size() != n) fail(who, "dilations has the wrong number of values");
   if (pads.size() != 2 * n) fail(who, "pads has the wrong number of values");

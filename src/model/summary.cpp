@@ -7,6 +7,46 @@
 
 namespace veil::model {
 
+namespace {
+
+// One DReLU per tile of every gated channel of an [1, C, H, W] map.
+int64_t block_drelus(const BlockReluParams& p, const Shape& out) {
+  if (out.size() != 4) return 0;
+  int64_t total = 0;
+  for (const BlockSize& b : p.blocks) total += block_count(b, out[2], out[3]);
+  return total;
+}
+
+// MaxPool as mpc runs it (protocols/maxpool.cpp): per output element a tournament over the
+// window's in-bounds elements, one comparison (DReLU) per element but the winner.
+int64_t max_pool_comparisons(const Node& n, int64_t opset, const Shape& in) {
+  if (in.size() < 3) return 0;
+  for (int64_t d : in)
+    if (d < 0) return 0;
+  const auto kernel = std::get<PoolParams>(lower_node(n, opset)).spatial.kernel_shape;
+  const SpatialGeometry g = spatial_geometry(n, in, kernel);
+  // In-bounds taps of each output position, per spatial axis; the window's count is the product.
+  int64_t total = 1;
+  for (size_t a = 0; a < kernel.size(); ++a) {
+    int64_t sum = 0;
+    for (int64_t o = 0; o < g.output[a]; ++o) {
+      const int64_t start = o * g.strides[a] - g.pads_begin[a];
+      int64_t taps = 0;
+      for (int64_t k = 0; k < kernel[a]; ++k) {
+        const int64_t pos = start + k * g.dilations[a];
+        taps += pos >= 0 && pos < in[a + 2];
+      }
+      sum += taps;
+    }
+    total *= sum;
+  }
+  int64_t outputs = 1;
+  for (int64_t o : g.output) outputs *= o;
+  return in[1] * (total - outputs);
+}
+
+}  // namespace
+
 ModelSummary summarize(const Model& model) {
   Model m = model;
   for (auto& in : m.graph.inputs)
@@ -52,10 +92,18 @@ ModelSummary summarize(const Model& model) {
       l.macs = out_numel * k;
     } else if (kind == OpKind::Relu || kind == OpKind::Clip || kind == OpKind::LeakyRelu) {
       l.relus = out_numel;
+      if (kind == OpKind::Relu) l.relu_count = l.drelus = out_numel;
+    } else if (kind == OpKind::BlockRelu) {
+      l.relus = l.relu_count = out_numel;
+      l.drelus = block_drelus(std::get<BlockReluParams>(lower_node(n, m.opset)), l.output_shape);
+    } else if (kind == OpKind::MaxPool && !n.inputs.empty()) {
+      l.drelus = max_pool_comparisons(n, m.opset, shape_of(n.inputs[0]));
     }
     s.params += l.params;
     s.macs += l.macs;
     s.relus += l.relus;
+    s.relu_count += l.relu_count;
+    s.drelus += l.drelus;
     s.layers.push_back(std::move(l));
   }
   return s;

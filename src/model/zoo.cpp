@@ -276,17 +276,20 @@ void build_keras_cifar10(Builder& b, const ArchSpec& s, const std::string& activ
   b.dense("fc2", s.classes);
 }
 
-// ResNet-20 for 32x32-class inputs (He et al., CVPR 2016, section 4.2): 3 stages x 3 basic
-// blocks of 16/32/64 channels; projection shortcuts (1x1 conv + BN) where the shape changes.
-void build_resnet20(Builder& b, const ArchSpec& s) {
-  b.conv("conv1", 16, 3, 1, 1, false);
+// The CIFAR-layout residual networks (He et al., CVPR 2016): a 3x3 stem conv + BN + ReLU (no
+// max pool), stages of basic blocks (two 3x3 conv + BN, the first of a stage after the first
+// with stride 2), projection shortcuts (1x1 conv + BN) where the shape changes, global average
+// pool, one dense layer. Blocks are named layer<stage>.<block>.
+void build_cifar_resnet(Builder& b, const ArchSpec& s, const std::vector<int64_t>& widths,
+                        int blocks_per_stage) {
+  b.conv("conv1", widths.front(), 3, 1, 1, false);
   b.batch_norm("bn1");
   b.relu("relu1");
-  int64_t width = 16;
-  for (int stage = 1; stage <= 3; ++stage) {
-    for (int block = 0; block < 3; ++block) {
-      std::string p = "layer" + std::to_string(stage) + "." + std::to_string(block);
-      int64_t stride = (stage > 1 && block == 0) ? 2 : 1;
+  for (size_t st = 0; st < widths.size(); ++st) {
+    const int64_t width = widths[st];
+    for (int block = 0; block < blocks_per_stage; ++block) {
+      std::string p = "layer" + std::to_string(st + 1) + "." + std::to_string(block);
+      int64_t stride = (st > 0 && block == 0) ? 2 : 1;
       std::string identity = b.current();
       b.mark_branch();
       bool project = stride != 1 || b.channels() != width;
@@ -303,17 +306,26 @@ void build_resnet20(Builder& b, const ArchSpec& s) {
       b.add(p + ".add", main, shortcut);
       b.relu(p + ".relu2");
     }
-    width *= 2;
   }
   b.global_avg_pool("gap");
   b.flatten("flatten");
   b.dense("fc", s.classes);
 }
 
+// ResNet-20 for 32x32-class inputs (He et al., section 4.2): 3 stages x 3 blocks of 16/32/64.
+void build_resnet20(Builder& b, const ArchSpec& s) { build_cifar_resnet(b, s, {16, 32, 64}, 3); }
+
+// ResNet-18 in the CIFAR layout (as in the block-ReLU paper's CIFAR experiments, Gorski & Avidan,
+// arXiv 2304.10442): ImageNet ResNet-18's 4 stages x 2 blocks of 64/128/256/512 with the 3x3
+// stem and no max pool; 11.17 M parameters for 10 classes.
+void build_resnet18(Builder& b, const ArchSpec& s) {
+  build_cifar_resnet(b, s, {64, 128, 256, 512}, 2);
+}
+
 }  // namespace
 
 std::vector<std::string> arch_names() {
-  return {"lenet5", "mlp", "vgg-small", "resnet20", "he-cnn", "keras-cifar10"};
+  return {"lenet5", "mlp", "vgg-small", "resnet20", "resnet18", "he-cnn", "keras-cifar10"};
 }
 
 bool takes_classifier_activation(const std::string& arch) { return arch == "keras-cifar10"; }
@@ -338,6 +350,8 @@ Model build_arch(const std::string& name, const ArchSpec& spec,
     build_vgg_small(b, spec);
   } else if (name == "resnet20") {
     build_resnet20(b, spec);
+  } else if (name == "resnet18") {
+    build_resnet18(b, spec);
   } else if (name == "he-cnn") {
     if (spec.height < 5 || spec.width < 5) throw InvalidArgument("he-cnn needs inputs >= 5x5");
     build_he_cnn(b, spec);
@@ -346,8 +360,9 @@ Model build_arch(const std::string& name, const ArchSpec& spec,
       throw InvalidArgument("keras-cifar10 needs inputs >= 10x10");
     build_keras_cifar10(b, spec, classifier_activation);
   } else {
-    throw InvalidArgument("unknown architecture '" + name +
-                          "' (choose lenet5, mlp, vgg-small, resnet20, he-cnn or keras-cifar10)");
+    throw InvalidArgument(
+        "unknown architecture '" + name +
+        "' (choose lenet5, mlp, vgg-small, resnet20, resnet18, he-cnn or keras-cifar10)");
   }
   b.output(spec.classes);
   validate(m.graph);

@@ -241,20 +241,31 @@ class Analysis {
     return y;
   }
 
+  // Relu: the DReLU sees each element. BlockRelu: it sees each tile's sum, up to h x w (the
+  // tile clipped to the map) times an element's magnitude; identity channels pass unchanged.
   Channels relu(const model::LoweredOp& op) {
     Channels x = input(op, 0);
-    // A block ReLU takes the sign of each block's sum.
-    double gate = max_magnitude(x);
-    auto it = model_.options().block_relu.find(op.name);
-    if (it != model_.options().block_relu.end()) {
-      gate = 0;
-      const Channels xc = fit(x, static_cast<int64_t>(it->second.size()));
-      for (size_t c = 0; c < it->second.size(); ++c)
-        gate = std::max(gate,
-                        xc[c].magnitude() * static_cast<double>(it->second[c].h * it->second[c].w));
+    auto clamp = [](Interval& i) { i.lo = std::max(i.lo, 0.0), i.hi = std::max(i.hi, 0.0); };
+    if (op.kind == OpKind::Relu) {
+      check(op, "DReLU input", max_magnitude(x), 1, drelu_limit_);
+      for (Interval& i : x) clamp(i);
+      return x;
     }
-    check(op, "DReLU input", gate, 1, drelu_limit_);
-    for (Interval& i : x) i.lo = std::max(i.lo, 0.0), i.hi = std::max(i.hi, 0.0);
+    const auto& blocks = op.as<model::BlockReluParams>().blocks;
+    const Shape& xs = shape_of(op.input_ids.at(0));
+    auto clipped = [&](int64_t side, size_t dim) {
+      return xs.size() == 4 && xs[dim] >= 0 ? std::min(side, xs[dim]) : side;
+    };
+    x = fit(x, static_cast<int64_t>(blocks.size()));
+    double gate = 0;
+    for (size_t c = 0; c < blocks.size(); ++c) {
+      if (blocks[c].identity()) continue;
+      const double tile = static_cast<double>(clipped(blocks[c].h, 2)) *
+                          static_cast<double>(clipped(blocks[c].w, 3));
+      gate = std::max(gate, x[c].magnitude() * tile);
+      clamp(x[c]);
+    }
+    check(op, "DReLU input (block sum)", gate, 1, drelu_limit_);
     return x;
   }
 
@@ -357,6 +368,7 @@ class Analysis {
       case OpKind::Reshape:
         return reshape(op, out);
       case OpKind::Relu:
+      case OpKind::BlockRelu:
         out = shape_of(op.input_ids.at(0));
         return relu(op);
       case OpKind::Add:

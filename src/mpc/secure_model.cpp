@@ -61,6 +61,7 @@ bool supported(OpKind kind) {
     case OpKind::Gemm:
     case OpKind::MatMul:
     case OpKind::Relu:
+    case OpKind::BlockRelu:
     case OpKind::MaxPool:
     case OpKind::AveragePool:
     case OpKind::GlobalAveragePool:
@@ -262,6 +263,7 @@ class Evaluation {
   RingTensor conv(const model::LoweredOp& op);
   RingTensor dense(const model::LoweredOp& op);
   RingTensor reshape(const model::LoweredOp& op);
+  RingTensor block_relu(const model::LoweredOp& op);
 
   Party& p_;
   const model::Graph& graph_;
@@ -338,6 +340,16 @@ RingTensor Evaluation::reshape(const model::LoweredOp& op) {
   return y;
 }
 
+RingTensor Evaluation::block_relu(const model::LoweredOp& op) {
+  const RingTensor& x = get(op, 0);
+  const auto& blocks = op.as<model::BlockReluParams>().blocks;
+  if (x.shape.size() != 4 || x.shape[1] != static_cast<int64_t>(blocks.size()))
+    throw MalformedInput(op.describe() + ": input of shape " + shape_to_string(x.shape) +
+                         " does not match its " + std::to_string(blocks.size()) +
+                         " per-channel blocks");
+  return mpc::block_relu(p_, x, blocks);
+}
+
 RingTensor Evaluation::run_op(const model::LoweredOp& op) {
   switch (op.kind) {
     case OpKind::Conv:
@@ -345,11 +357,10 @@ RingTensor Evaluation::run_op(const model::LoweredOp& op) {
     case OpKind::Gemm:
     case OpKind::MatMul:
       return dense(op);
-    case OpKind::Relu: {
-      auto it = options_.block_relu.find(op.name);
-      return it == options_.block_relu.end() ? relu(p_, get(op, 0))
-                                             : block_relu(p_, get(op, 0), it->second);
-    }
+    case OpKind::Relu:
+      return relu(p_, get(op, 0));
+    case OpKind::BlockRelu:
+      return block_relu(op);
     case OpKind::MaxPool:
       return maxpool2d(p_, get(op, 0), pool_geometry(op, get(op, 0).shape));
     case OpKind::AveragePool:

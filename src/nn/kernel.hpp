@@ -157,6 +157,7 @@ std::unique_ptr<Kernel> make_matmul(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_pool(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_batch_norm(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_eltwise(const model::LoweredOp& op);
+std::unique_ptr<Kernel> make_block_relu(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_binary(const model::LoweredOp& op);
 std::unique_ptr<Kernel> make_softmax(const model::LoweredOp& op);
 // Data movement and shape ops (Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze, Concat,

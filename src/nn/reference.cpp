@@ -290,6 +290,53 @@ Tensor relu(const Tensor& x) {
   // torch.relu (clamp_min(x, 0)): NaN stays NaN.
   return map(x, [](float v) { return v < 0 ? 0.0f : v; });
 }
+namespace {
+// The sum of the tile holding element (n, c, h, w), summed from scratch, row by row.
+float tile_sum(const Tensor& x, int64_t n, int64_t c, int64_t h, int64_t w, model::BlockSize b) {
+  const Shape& s = x.shape();
+  const int64_t h0 = h / b.h * b.h, w0 = w / b.w * b.w;
+  float sum = 0;
+  for (int64_t i = h0; i < std::min(s[2], h0 + b.h); ++i)
+    for (int64_t j = w0; j < std::min(s[3], w0 + b.w); ++j)
+      sum += x.floats()[((n * s[1] + c) * s[2] + i) * s[3] + j];
+  return sum;
+}
+
+template <typename F>
+Tensor per_element_of_tiles(const Tensor& x, const std::vector<model::BlockSize>& blocks, F f) {
+  const Shape& s = x.shape();
+  if (s.size() != 4 || s[1] != static_cast<int64_t>(blocks.size()))
+    throw InvalidArgument("block_relu: x must be NCHW with one block per channel");
+  Tensor y(s);
+  for (int64_t n = 0; n < s[0]; ++n)
+    for (int64_t c = 0; c < s[1]; ++c)
+      for (int64_t h = 0; h < s[2]; ++h)
+        for (int64_t w = 0; w < s[3]; ++w) {
+          const int64_t i = ((n * s[1] + c) * s[2] + h) * s[3] + w;
+          const model::BlockSize b = blocks[static_cast<size_t>(c)];
+          y.floats()[i] = f(i, b.identity(), b.identity() ? 0.0f : tile_sum(x, n, c, h, w, b));
+        }
+  return y;
+}
+}  // namespace
+
+Tensor block_relu(const Tensor& x, const std::vector<model::BlockSize>& blocks) {
+  return per_element_of_tiles(x, blocks, [&](int64_t i, bool identity, float sum) {
+    const float v = x.floats()[i];
+    if (identity) return v;
+    if (std::isnan(sum)) return sum;
+    return sum < 0 ? 0.0f : v;
+  });
+}
+
+Tensor block_relu_backward(const Tensor& x, const Tensor& grad_y,
+                           const std::vector<model::BlockSize>& blocks) {
+  return per_element_of_tiles(x, blocks, [&](int64_t i, bool identity, float sum) {
+    const float g = grad_y.floats()[i];
+    return identity || sum >= 0 ? g : 0.0f;
+  });
+}
+
 Tensor leaky_relu(const Tensor& x, float alpha) {
   return map(x, [alpha](float v) { return v >= 0 ? v : alpha * v; });
 }

@@ -169,6 +169,8 @@ std::unique_ptr<Kernel> make_kernel(const model::LoweredOp& op) {
     case K::Sigmoid:
     case K::Tanh:
       return make_eltwise(op);
+    case K::BlockRelu:
+      return make_block_relu(op);
     case K::Add:
     case K::Sub:
     case K::Mul:

@@ -90,6 +90,23 @@ OnnxBuilder small_mlp(int64_t opset) {
   return b;
 }
 
+// veil's own domain: a BlockRelu node (ai.veil, imported at version 1).
+OnnxBuilder small_block_relu() {
+  OnnxBuilder b(13);
+  auto* veil = b.proto().add_opset_import();
+  veil->set_domain("ai.veil");
+  veil->set_version(1);
+  b.input("x", {-1, 3, 5, 5});
+  auto& br = b.node("BlockRelu", {"x"}, {"r"}, "block_relu");
+  br.set_domain("ai.veil");
+  OnnxBuilder::attr(br, "blocks", std::vector<int64_t>{0, 0, 1, 1, 2, 3});
+  b.node("GlobalAveragePool", {"r"}, {"g"}, "gap");
+  auto& fl = b.node("Flatten", {"g"}, {"y"}, "flatten");
+  OnnxBuilder::attr(fl, "axis", int64_t{1});
+  b.output("y");
+  return b;
+}
+
 TEST(OnnxFuzzSeeds, ImportAndWriteWhenRequested) {
   std::vector<std::pair<std::string, OnnxBuilder>> seeds;
   for (int64_t opset : {9, 11, 13, 17})
@@ -98,6 +115,7 @@ TEST(OnnxFuzzSeeds, ImportAndWriteWhenRequested) {
                          small_cnn(opset, dyn));
   seeds.emplace_back("mlp_v13", small_mlp(13));
   seeds.emplace_back("mlp_v9", small_mlp(9));
+  seeds.emplace_back("block_relu_v13", small_block_relu());
   const char* dir = std::getenv("VEIL_FUZZ_SEED_DIR");
   for (const auto& [name, b] : seeds) {
     Model m = b.parse();

@@ -41,6 +41,7 @@ TEST(OpRegistry, EverySupportedOpHasOneEntry) {
   const std::set<std::string> expected = {"Add",
                                           "AveragePool",
                                           "BatchNormalization",
+                                          "BlockRelu",
                                           "Cast",
                                           "Clip",
                                           "Concat",

@@ -42,6 +42,42 @@ TEST(Zoo, Resnet20HasNineteenConvsOneDenseAndNineSkips) {
   EXPECT_EQ(count_ops(m, "Conv"), 21);  // two 1x1 projection shortcuts
 }
 
+TEST(Zoo, Resnet18InTheCifarLayoutHas11Point17MParameters) {
+  const Model m = build_arch("resnet18", {3, 32, 32, 10, 1});
+  // The count from the architecture's definition: a 3x3 stem to 64 channels, then per stage of
+  // width w (64, 128, 256, 512) two basic blocks of two 3x3 convs; the first block of stages 2-4
+  // takes w/2 channels in and adds a 1x1 projection. Every conv (no bias) is followed by a BN
+  // with scale and bias trained (plus running mean and variance stored); then fc 512 -> 10.
+  int64_t trained = 3 * 64 * 9 + 2 * 64, stats = 2 * 64;
+  int64_t in = 64;
+  for (int64_t w : {64, 128, 256, 512}) {
+    for (int block = 0; block < 2; ++block) {
+      trained += in * w * 9 + w * w * 9 + 2 * (2 * w);
+      stats += 2 * (2 * w);
+      if (in != w) trained += in * w + 2 * w, stats += 2 * w;
+      in = w;
+    }
+  }
+  trained += 512 * 10 + 10;
+  EXPECT_EQ(trained, 11173962);  // torchvision-style CIFAR ResNet-18, as widely reported
+  int64_t trainable = 0;
+  for (const auto& [name, t] : m.graph.initializers) {
+    const bool stat = name.ends_with(".mean") || name.ends_with(".var");
+    trainable += stat ? 0 : t.numel();
+  }
+  EXPECT_EQ(trainable, trained);
+  EXPECT_EQ(count_params(m), trained + stats);
+  EXPECT_EQ(count_ops(m, "Conv"), 1 + 16 + 3);
+  EXPECT_EQ(count_ops(m, "Add"), 8);
+  EXPECT_EQ(count_ops(m, "Relu"), 17);
+  EXPECT_EQ(count_ops(m, "MaxPool"), 0);
+  EXPECT_EQ(m.metadata.at("veil.arch"), "resnet18");
+  Model shaped = m;
+  infer_shapes(shaped);
+  EXPECT_EQ(shaped.graph.value_info.at("layer4.1.relu2.out").shape, (Shape{-1, 512, 4, 4}));
+  EXPECT_EQ(shaped.graph.value_info.at("layer1.1.relu2.out").shape, (Shape{-1, 64, 32, 32}));
+}
+
 TEST(Zoo, SeedDeterminesWeights) {
   auto a = build_arch("mlp", {1, 28, 28, 10, 7});
   auto b = build_arch("mlp", {1, 28, 28, 10, 7});

@@ -292,5 +292,49 @@ TEST(RangeCheck, DreluInputsMustKeepTheSignBit) {
   EXPECT_EQ(bad.first_failure()->limit_bits, 63);
 }
 
+// A block ReLU's DReLU sees tile sums: up to (tile area, clipped to the map) times an element.
+// 2x2 tiles on a 3x3 map (area 4), 8x8 tiles clipped to the map (area 9), identity channels none.
+TEST(RangeCheck, BlockReluBoundsTheTileSums) {
+  auto block_model = [](std::vector<int64_t> blocks, Shape x = {1, 2, 3, 3}) {
+    model::Model m;
+    m.graph.inputs = {{"x", DType::Float32, x}};
+    m.graph.outputs = {{"y", DType::Float32, {}}};
+    auto n = node("br", "BlockRelu", {"x"}, {"y"});
+    n.attributes["blocks"] = std::move(blocks);
+    m.graph.nodes = {n};
+    model::infer_shapes(m);
+    return m;
+  };
+  const std::vector<Interval> input = {{-3, 1}, {-0.5, 2}};
+  for (const auto& [blocks, want] : std::vector<std::pair<std::vector<int64_t>, double>>{
+           {{2, 2, 1, 1}, 12.0}, {{1, 1, 8, 8}, 18.0}, {{0, 0, 1, 2}, 4.0}, {{0, 0, 0, 0}, 0.0}}) {
+    model::Model m = block_model(blocks);
+    SecureModel secure(m.graph);
+    const RangeReport r = analyze_ranges(secure, input, kF, {});
+    const RangeCheck* gate = nullptr;
+    for (const RangeCheck& c : r.checks)
+      if (c.node == "node 'br' (BlockRelu)" && c.what != "output") gate = &c;
+    ASSERT_NE(gate, nullptr);
+    EXPECT_EQ(gate->what, "DReLU input (block sum)");
+    EXPECT_NEAR(gate->magnitude, want, 0.01) << blocks[0] << "," << blocks[2];  // + input rounding
+    // Gated channels end non-negative; identity channels keep their range.
+    const Interval out = r.outputs.at("br");
+    EXPECT_NEAR(out.lo, blocks[0] == 0 ? -3.0 : 0.0, 1e-3);
+  }
+  // A tile sum overflows where the elements alone would not: 1024x1024 tiles of elements up to
+  // 2^33 sum to 2^53, 2^65 in the ring at f = 12; single elements are 2^45.
+  auto on_big_map = [&](std::vector<int64_t> blocks) {
+    return block_model(std::move(blocks), {1, 2, 1024, 1024});
+  };
+  const model::Model relu_like = on_big_map({1, 1, 1, 1}),
+                     tiled = on_big_map({1 << 20, 1 << 20, 1, 1});
+  const SecureModel relu_secure(relu_like.graph), tiled_secure(tiled.graph);
+  EXPECT_EQ(analyze_ranges(relu_secure, {{-0x1p33, 1}}, kF, {}).first_failure(), nullptr);
+  const RangeReport bad = analyze_ranges(tiled_secure, {{-0x1p33, 1}}, kF, {});
+  ASSERT_NE(bad.first_failure(), nullptr);
+  EXPECT_EQ(bad.first_failure()->node, "node 'br' (BlockRelu)");
+  EXPECT_NEAR(bad.first_failure()->bound_bits, 33 + 20 + kF, 1e-9);
+}
+
 }  // namespace
 }  // namespace veil::mpc

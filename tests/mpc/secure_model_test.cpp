@@ -6,6 +6,9 @@
 
 #include "test_util.hpp"
 #include "veil/core/error.hpp"
+#include "veil/model/block_relu_node.hpp"
+#include "veil/mpc/public_model.hpp"
+#include "veil/nn/executor.hpp"
 
 namespace veil::mpc {
 namespace {
@@ -146,6 +149,92 @@ TEST(SecureModel, StructureHashIgnoresWeightValuesButNotStructure) {
   EXPECT_EQ(structure_hash(a), structure_hash(b));
   b.nodes[0].attributes["pads"] = std::vector<int64_t>{0, 0, 0, 0};
   EXPECT_NE(structure_hash(a), structure_hash(b));
+}
+
+// tiny_graph with its two Relus replaced by block ReLUs (2x2 / identity / 1x1 on the 6x6 map,
+// 3x2 / 1x1 / 4x4 on the 3x3 map: partial and over-sized tiles).
+model::Graph block_graph(TestRng& rng) {
+  model::Graph g = tiny_graph(rng);
+  using B = std::vector<BlockSize>;
+  g.nodes[1] = model::make_block_relu_node("relu1", "c1", "r1", B{{2, 2}, {0, 0}, {1, 1}});
+  g.nodes[5] = model::make_block_relu_node("relu2", "a1", "r2", B{{3, 2}, {1, 1}, {4, 4}});
+  return g;
+}
+
+TEST(SecureModel, BlockReluMatchesTheFloatEngine) {
+  TestRng rng;
+  model::Model m;
+  m.graph = block_graph(rng);
+  model::Graph public_copy = m.graph;
+  for (auto& [name, t] : public_copy.initializers) t = Tensor(t.shape());
+  SessionParams sp;
+  sp.frac_bits = 14;
+  sp.model_hash = structure_hash(m.graph);
+  ASSERT_EQ(sp.model_hash, structure_hash(public_copy));
+  SecureModel server_model(m.graph), public_model(public_copy);
+  nn::Executor plain(m);
+  // The weights and inputs are random: a tile whose sum lies within the fixed-point error of
+  // zero may take either sign (and then a whole tile differs, not one small element). Such
+  // inputs are drawn again: every multi-element tile's sum must be at least 0.05 from zero.
+  model::Model probe = m;
+  probe.graph.outputs = {{"c1", DType::Float32, {}}, {"a1", DType::Float32, {}}};
+  nn::Executor pre_activations(probe);
+  auto clear_of_zero = [&](const Tensor& x) {
+    const std::vector<Tensor> v = pre_activations.forward({x});
+    for (size_t layer = 0; layer < 2; ++layer) {
+      const auto& blocks =
+          std::get<std::vector<int64_t>>(m.graph.nodes[layer == 0 ? 1 : 5].attributes.at("blocks"));
+      const Shape& s = v[layer].shape();
+      for (int64_t c = 0; c < s[1]; ++c) {
+        const int64_t bh = blocks[2 * c], bw = blocks[2 * c + 1];
+        if (bh * bw <= 1) continue;  // identity, or 1x1: a near-zero element changes little
+        for (int64_t h0 = 0; h0 < s[2]; h0 += bh)
+          for (int64_t w0 = 0; w0 < s[3]; w0 += bw) {
+            double sum = 0;
+            for (int64_t h = h0; h < std::min(s[2], h0 + bh); ++h)
+              for (int64_t w = w0; w < std::min(s[3], w0 + bw); ++w)
+                sum += v[layer].floats()[(c * s[2] + h) * s[3] + w];
+            if (std::fabs(sum) < 0.05) return false;
+          }
+      }
+    }
+    return true;
+  };
+  for (int trial = 0; trial < 4; ++trial) {
+    Tensor x = random_tensor({1, 2, 6, 6}, rng, -2, 2);
+    for (int draw = 0; draw < 100 && !clear_of_zero(x); ++draw)
+      x = random_tensor({1, 2, 6, 6}, rng, -2, 2);
+    ASSERT_TRUE(clear_of_zero(x));
+    Tensor logits;
+    std::vector<LayerCost> trace;
+    run_local_session(sp, [&](Party& p) {
+      const SecureModel& sm = p.is(Role::Server) ? server_model : public_model;
+      Tensor out = sm.run(p, p.is(Role::Client) ? x : Tensor(x.shape()),
+                          p.is(Role::Client) ? &trace : nullptr);
+      if (p.is(Role::Client)) logits = out;
+    });
+    const Tensor want = plain.forward({x}).at(0);
+    ASSERT_EQ(logits.shape(), want.shape());
+    for (int k = 0; k < 4; ++k) EXPECT_NEAR(logits.floats()[k], want.floats()[k], 0.01) << k;
+    bool traced = false;
+    for (const auto& l : trace) traced = traced || (l.node == "relu1" && l.op == "BlockRelu");
+    EXPECT_TRUE(traced);
+  }
+}
+
+TEST(SecureModel, StructureHashCoversTheBlockSpec) {
+  TestRng rng;
+  const model::Graph a = block_graph(rng);
+  model::Graph b = a;
+  b.nodes[1] = model::make_block_relu_node("relu1", "c1", "r1",
+                                           std::vector<BlockSize>{{2, 2}, {0, 0}, {1, 2}});
+  EXPECT_NE(structure_hash(a), structure_hash(b));
+  // The public structure the server sends carries the spec: the rebuilt graph hashes the same.
+  model::Model m;
+  m.graph = a;
+  const model::Model received = public_model_from_bytes(public_model_to_bytes(m));
+  EXPECT_EQ(structure_hash(received.graph), structure_hash(a));
+  EXPECT_EQ(received.graph.nodes[1].attributes, a.nodes[1].attributes);
 }
 
 TEST(SecureModel, RejectsUnfoldedBatchNorm) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "veil/core/tensor.hpp"
+#include "veil/model/block_size.hpp"
 
 namespace veil::model {
 
@@ -20,6 +21,7 @@ enum class OpKind {
   Add,
   AveragePool,
   BatchNormalization,
+  BlockRelu,  // domain ai.veil
   Cast,
   Clip,
   Concat,
@@ -58,6 +60,12 @@ const std::string& op_name(OpKind kind);
 std::optional<OpKind> op_kind(const std::string& onnx_name);
 // Every kind, in OpKind order.
 const std::vector<OpKind>& all_op_kinds();
+
+// The operator domain of veil's own ops (BlockRelu); models using one import it at version 1.
+inline constexpr const char* kVeilDomain = "ai.veil";
+inline constexpr int64_t kVeilDomainVersion = 1;
+// The ONNX domain of `kind`: "" for the default domain, kVeilDomain for veil's own ops.
+const std::string& op_domain(OpKind kind);
 
 enum class AutoPad { NotSet, SameUpper, SameLower, Valid };
 
@@ -180,6 +188,13 @@ struct ConstantOfShapeParams {
   Tensor value;  // one element; float 0 when absent
 };
 
+// Block ReLU (veil/model/block_size.hpp): one block size per channel of its NCHW input, stored
+// in ONNX as the INTS attribute `blocks` = h0, w0, h1, w1, ...
+struct BlockReluParams {
+  std::vector<BlockSize> blocks;
+};
+inline constexpr size_t kMaxBlockReluChannels = size_t{1} << 20;
+
 // Ops without attributes (Add, Relu, MatMul, Identity, ...).
 struct NoParams {};
 
@@ -187,6 +202,7 @@ using OpParams =
     std::variant<NoParams, ConvParams, PoolParams, GemmParams, ReshapeParams, FlattenParams,
                  SoftmaxParams, ClipParams, LeakyReluParams, BatchNormParams, ConcatParams,
                  PadParams, SliceParams, CastParams, GatherParams, ShapeParams, AxesParams,
-                 ReduceMeanParams, DropoutParams, ConstantParams, ConstantOfShapeParams>;
+                 ReduceMeanParams, DropoutParams, ConstantParams, ConstantOfShapeParams,
+                 BlockReluParams>;
 
 }  // namespace veil::model

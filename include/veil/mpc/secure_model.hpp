@@ -4,14 +4,14 @@
 //
 // The plan is built from the lowered graph (veil/model/lowered.hpp). Supported ops: Conv
 // (stride, padding or auto_pad, dilation, groups, bias), Gemm (alpha = beta = 1, transA = 0, any
-// transB, bias), MatMul, Relu (optionally block ReLU per node), MaxPool and AveragePool (2-D,
+// transB, bias), MatMul, Relu, BlockRelu (block_relu with the node's per-channel blocks; the
+// block spec is an attribute, so structure_hash covers it), MaxPool and AveragePool (2-D,
 // no dilation), GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
 // Identity/Dropout. BatchNormalization must be folded into the convolutions beforehand.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -25,8 +25,6 @@ namespace veil::mpc {
 
 struct SecureModelOptions {
   int threads = 1;  // ring GEMM threads per party
-  // Block ReLU layout per Relu node name (one BlockSize per channel); absent = plain ReLU.
-  std::map<std::string, std::vector<BlockSize>> block_relu;
 };
 
 // SHA-256 of the graph's public structure: node names, ops, edges, attributes, input shapes and

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "veil/core/tensor.hpp"
+#include "veil/model/block_size.hpp"
 
 namespace veil::nn::reference {
 
@@ -50,6 +51,13 @@ Shape broadcast_shapes(const Shape& a, const Shape& b);  // numpy rules; throws 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 
 Tensor relu(const Tensor& x);
+// Block ReLU, x [N, C, H, W], one block per channel (veil/model/block_size.hpp): each element
+// is kept when the sum of its h x w tile (ceil tiling, row by row) is >= 0, zeroed when it is
+// < 0, NaN when it is NaN; {0, 0} passes the channel through. The backward pass multiplies the
+// output gradient by the same mask (the mask itself is taken as a constant).
+Tensor block_relu(const Tensor& x, const std::vector<model::BlockSize>& blocks);
+Tensor block_relu_backward(const Tensor& x, const Tensor& grad_y,
+                           const std::vector<model::BlockSize>& blocks);
 Tensor leaky_relu(const Tensor& x, float alpha);
 Tensor clip(const Tensor& x, float lo, float hi);
 Tensor sigmoid(const Tensor& x);
