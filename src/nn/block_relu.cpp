@@ -4,6 +4,8 @@
 // `x < 0 ? 0 : x` does for {1, 1}, so {1, 1} is Relu bit for bit; a NaN sum makes the whole tile
 // NaN (no confident answer from a NaN), as relu(NaN) = NaN. Backward treats the mask as the
 // constant it is almost everywhere: dx = mask * dy (the paper's fine-tuning).
+#include "veil/nn/block_relu.hpp"
+
 #include <cstring>
 #include <vector>
 
@@ -58,15 +60,7 @@ class BlockReluKernel final : public Kernel {
     const auto [planes, height, width] = geometry(x.shape());
     for (int64_t p = 0; p < planes; ++p) {
       const model::BlockSize b = blocks_[static_cast<size_t>(p % channels_)];
-      const float* xp = xs + p * height * width;
-      float* yp = ys + p * height * width;
-      if (b.identity()) {
-        if (yp != xp) std::memcpy(yp, xp, sizeof(float) * static_cast<size_t>(height * width));
-        continue;
-      }
-      for_each_tile_sum(xp, height, width, b, sums_, [xp, yp](int64_t i, float s) {
-        yp[i] = s < 0.0f ? 0.0f : (s == s ? xp[i] : s);
-      });
+      block_relu_plane(xs + p * height * width, ys + p * height * width, height, width, b);
     }
     if (taken) env.set_output(0, std::move(*taken));
     env.set_output_bound(0, bound);  // |y| <= |x| elementwise, or NaN where x has a NaN
@@ -124,3 +118,19 @@ std::unique_ptr<Kernel> make_block_relu(const model::LoweredOp& op) {
 }
 
 }  // namespace veil::nn::detail
+
+namespace veil::nn {
+
+void block_relu_plane(const float* x, float* y, int64_t height, int64_t width,
+                      model::BlockSize block) {
+  if (block.identity()) {
+    if (y != x) std::memcpy(y, x, sizeof(float) * static_cast<size_t>(height * width));
+    return;
+  }
+  thread_local std::vector<float> sums;
+  detail::for_each_tile_sum(x, height, width, block, sums, [x, y](int64_t i, float s) {
+    y[i] = s < 0.0f ? 0.0f : (s == s ? x[i] : s);
+  });
+}
+
+}  // namespace veil::nn

@@ -2,6 +2,8 @@
 // tiles, identity channels, tiles larger than the map), {1, 1} equal to Relu bit for bit, NaN in
 // a tile giving NaN for the whole tile, and the gradient of a Conv -> BlockRelu training step
 // against one computed by hand.
+#include "veil/nn/block_relu.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -50,6 +52,22 @@ TEST(BlockRelu, ForwardMatchesTheReference) {
     const Tensor expected = reference::block_relu(x, kMixed);
     for (Mode mode : {Mode::Inference, Mode::Training})
       EXPECT_TRUE(bit_equal(testing::run1(m, {x}, mode), expected)) << trial;
+  }
+}
+
+// The public one-plane function (what `veil relu distortion` measures with) is the op's rule.
+TEST(BlockRelu, OnePlaneMatchesTheReferenceInAndOutOfPlace) {
+  std::mt19937 rng(43);
+  const Shape s{1, 1, 5, 7};
+  for (const BlockSize b : kMixed) {
+    const Tensor x = random_tensor(s, rng);
+    const Tensor expected = reference::block_relu(x, {b});
+    Tensor y(s);
+    block_relu_plane(x.data(), y.data(), 5, 7, b);
+    EXPECT_TRUE(bit_equal(y, expected)) << b.h << "x" << b.w;
+    Tensor z = Tensor::from_floats(s, {x.floats().begin(), x.floats().end()});
+    block_relu_plane(z.data(), z.data(), 5, 7, b);
+    EXPECT_TRUE(bit_equal(z, expected)) << b.h << "x" << b.w;
   }
 }
 

@@ -10,6 +10,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/model/shape_inference.hpp"
+#include "veil/nn/block_relu.hpp"
 #include "veil/nn/executor.hpp"
 
 namespace veil::mpc {
@@ -37,26 +38,6 @@ std::vector<BlockSize> candidate_block_sizes(int64_t height, int64_t width, Cand
       out.push_back(b);
   out.push_back({0, 0});
   return out;
-}
-
-void block_relu_plane(const float* x, float* y, int64_t height, int64_t width, BlockSize block) {
-  if (block.identity()) {
-    std::memcpy(y, x, static_cast<size_t>(height * width) * sizeof(float));
-    return;
-  }
-  const int64_t bh = std::min(block.h, height), bw = std::min(block.w, width);
-  for (int64_t i0 = 0; i0 < height; i0 += bh) {
-    const int64_t i1 = std::min(height, i0 + bh);
-    for (int64_t j0 = 0; j0 < width; j0 += bw) {
-      const int64_t j1 = std::min(width, j0 + bw);
-      double sum = 0;  // in a fixed order: the table must not depend on the thread count
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < j1; ++j) sum += x[i * width + j];
-      const bool keep = sum > 0;
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < j1; ++j) y[i * width + j] = keep ? x[i * width + j] : 0.0f;
-    }
-  }
 }
 
 Sha256Digest distortion_model_hash(std::span<const uint8_t> onnx_bytes) {
@@ -249,7 +230,7 @@ void measure_layer(const model::Model& m, const model::Node& relu, const Tensor&
   std::vector<float> y(static_cast<size_t>(x.numel()));
   const float* xs = x.data();
   for (int64_t i = 0; i < n * c_count; ++i)
-    block_relu_plane(xs + i * plane, y.data() + i * plane, layer.height, layer.width, {1, 1});
+    nn::block_relu_plane(xs + i * plane, y.data() + i * plane, layer.height, layer.width, {1, 1});
 
   nn::Executor exec(suffix.model);
   std::vector<float> baseline;
@@ -263,7 +244,7 @@ void measure_layer(const model::Model& m, const model::Node& relu, const Tensor&
       if (v.channel < 0) continue;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_count + v.channel) * plane;
-        block_relu_plane(xs + off, dst + off, layer.height, layer.width, layer.sizes[v.size]);
+        nn::block_relu_plane(xs + off, dst + off, layer.height, layer.width, layer.sizes[v.size]);
       }
     }
     inputs[0] = Tensor::from_floats(in_shape, batch);

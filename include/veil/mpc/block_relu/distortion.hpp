@@ -33,11 +33,6 @@ enum class CandidateSizes {
 std::vector<model::BlockSize> candidate_block_sizes(int64_t height, int64_t width,
                                                     CandidateSizes set);
 
-// Block ReLU of one H x W channel plane (float reference): each tile keeps its values when
-// their sum is > 0 and becomes 0 otherwise; the identity copies. `x` and `y` may not overlap.
-void block_relu_plane(const float* x, float* y, int64_t height, int64_t width,
-                      model::BlockSize block);
-
 // The model hash a table carries: SHA-256 of the ONNX file's bytes (a re-export of the same
 // network is another model for the table, which is the safe side).
 Sha256Digest distortion_model_hash(std::span<const uint8_t> onnx_bytes);
