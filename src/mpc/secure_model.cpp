@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <chrono>
+#include <cmath>
 #include <string>
 
 #include "veil/core/error.hpp"
@@ -61,10 +62,13 @@ bool supported(OpKind kind) {
     case OpKind::Gemm:
     case OpKind::MatMul:
     case OpKind::Relu:
+    case OpKind::LeakyRelu:
+    case OpKind::Clip:
     case OpKind::MaxPool:
     case OpKind::AveragePool:
     case OpKind::GlobalAveragePool:
     case OpKind::Add:
+    case OpKind::Concat:
     case OpKind::Flatten:
     case OpKind::Reshape:
     case OpKind::Identity:
@@ -104,6 +108,21 @@ void check_op(const model::LoweredOp& op, const model::Graph& graph) {
         throw Unsupported(op.describe() + ": only 2-D pooling is supported");
       for (int64_t d : sp.dilations)
         if (d != 1) throw Unsupported(op.describe() + ": pool dilation");
+      break;
+    }
+    case OpKind::Clip: {
+      constant(1, "bounds");
+      constant(2, "bounds");
+      // Values: meaningful at the server only (zeros elsewhere, which pass).
+      const auto& attrs = op.as<model::ClipParams>();
+      float lo = attrs.min, hi = attrs.max;
+      for (size_t i : {size_t{1}, size_t{2}}) {
+        if (!op.has_input(i)) continue;
+        const Tensor& t = graph.initializers.at(op.inputs[i]);
+        if (t.numel() != 1) throw Unsupported(op.describe() + ": min and max must be scalars");
+        (i == 1 ? lo : hi) = t.to_floats()[0];  // finite: the IR refuses others
+      }
+      if (lo > hi) throw Unsupported(op.describe() + ": min > max");
       break;
     }
     case OpKind::Reshape:
@@ -260,6 +279,8 @@ class Evaluation {
   }
 
   RingTensor conv(const model::LoweredOp& op);
+  RingTensor clip(const model::LoweredOp& op);
+  RingTensor concat(const model::LoweredOp& op);
   RingTensor dense(const model::LoweredOp& op);
   RingTensor reshape(const model::LoweredOp& op);
 
@@ -313,6 +334,28 @@ RingTensor Evaluation::dense(const model::LoweredOp& op) {
   return y;
 }
 
+// The bounds from the attributes (before opset 11; infinite = absent) or from scalar
+// initializers (checked at construction), whose values only the server holds.
+RingTensor Evaluation::clip(const model::LoweredOp& op) {
+  const auto& attrs = op.as<model::ClipParams>();
+  ClipBounds b;
+  auto bound = [&](size_t i, float attr, bool& has, uint64_t& value) {
+    const bool input = op.has_input(i);
+    has = input || std::isfinite(attr);
+    if (has && server_)
+      value = encode_fixed(input ? graph_.initializers.at(op.inputs[i]).to_floats()[0] : attr, f_);
+  };
+  bound(1, attrs.min, b.has_lo, b.lo);
+  bound(2, attrs.max, b.has_hi, b.hi);
+  return mpc::clip(p_, get(op, 0), b);
+}
+
+RingTensor Evaluation::concat(const model::LoweredOp& op) {
+  std::vector<const RingTensor*> parts;
+  for (size_t i = 0; i < op.inputs.size(); ++i) parts.push_back(&get(op, i));
+  return mpc::concat(parts, op.as<model::ConcatParams>().axis);
+}
+
 // Flatten and Reshape only relabel the shape of the shares.
 RingTensor Evaluation::reshape(const model::LoweredOp& op) {
   RingTensor y = get(op, 0);
@@ -350,6 +393,10 @@ RingTensor Evaluation::run_op(const model::LoweredOp& op) {
       return it == options_.block_relu.end() ? relu(p_, get(op, 0))
                                              : block_relu(p_, get(op, 0), it->second);
     }
+    case OpKind::LeakyRelu:
+      return leaky_relu(p_, get(op, 0), op.as<model::LeakyReluParams>().alpha);
+    case OpKind::Clip:
+      return clip(op);
     case OpKind::MaxPool:
       return maxpool2d(p_, get(op, 0), pool_geometry(op, get(op, 0).shape));
     case OpKind::AveragePool:
@@ -358,6 +405,8 @@ RingTensor Evaluation::run_op(const model::LoweredOp& op) {
       return global_avgpool(p_, get(op, 0));
     case OpKind::Add:
       return add(get(op, 0), get(op, 1));
+    case OpKind::Concat:
+      return concat(op);
     case OpKind::Flatten:
     case OpKind::Reshape:
       return reshape(op);

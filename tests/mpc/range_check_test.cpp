@@ -22,7 +22,7 @@ constexpr int kF = 12;
 // A weight or input as the ring holds it: a multiple of 2^-f (exact in float at these sizes).
 float on_grid(double v) { return static_cast<float>(std::round(std::ldexp(v, kF)) * 0x1p-12); }
 
-Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
+Tensor grid_tensor(Shape s, TestRng& rng, double lo, double hi) {
   std::vector<float> v(static_cast<size_t>(shape_numel(s)));
   for (auto& x : v) x = on_grid(rng.uniform(lo, hi));
   return Tensor::from_floats(std::move(s), std::move(v));
@@ -37,9 +37,9 @@ model::Model random_layers(TestRng& rng, int64_t batch) {
   const int64_t groups = rng.u64() % 2 ? 3 : 1, stride = rng.u64() % 2 ? 2 : 1;
   g.inputs = {{"x", DType::Float32, {batch, 3, 7, 7}}};
   g.outputs = {{"f1", DType::Float32, {}}};
-  g.initializers["w1"] = random_tensor({6, 3 / groups, 3, 3}, rng, -1, 1);
-  g.initializers["b1"] = random_tensor({6}, rng, -1, 1);
-  g.initializers["w2"] = random_tensor({6, 6, 1, 1}, rng, -1, 1);
+  g.initializers["w1"] = grid_tensor({6, 3 / groups, 3, 3}, rng, -1, 1);
+  g.initializers["b1"] = grid_tensor({6}, rng, -1, 1);
+  g.initializers["w2"] = grid_tensor({6, 6, 1, 1}, rng, -1, 1);
   auto conv1 = node("conv1", "Conv", {"x", "w1", "b1"}, {"c1"});
   conv1.attributes["pads"] = std::vector<int64_t>{1, 1, 1, 1};
   conv1.attributes["strides"] = std::vector<int64_t>{stride, stride};
@@ -59,9 +59,9 @@ model::Model random_layers(TestRng& rng, int64_t batch) {
              node("flat", "Flatten", {"p1"}, {"f1"})};
   model::infer_shapes(m);
   const int64_t features = g.value_info.at("f1").shape.at(1);
-  g.initializers["wf"] = random_tensor({5, features}, rng, -1, 1);
-  g.initializers["bf"] = random_tensor({5}, rng, -1, 1);
-  g.initializers["wm"] = random_tensor({5, 4}, rng, -1, 1);
+  g.initializers["wf"] = grid_tensor({5, features}, rng, -1, 1);
+  g.initializers["bf"] = grid_tensor({5}, rng, -1, 1);
+  g.initializers["wm"] = grid_tensor({5, 4}, rng, -1, 1);
   auto fc = node("fc", "Gemm", {"f1", "wf", "bf"}, {"g1"});
   fc.attributes["transB"] = int64_t{1};
   g.nodes.push_back(fc);
@@ -142,7 +142,7 @@ TEST(RangeCheck, TheBoundOfOneLayerIsTight) {
   model::Model m;
   m.graph.inputs = {{"x", DType::Float32, {1, 8}}};
   m.graph.outputs = {{"y", DType::Float32, {1, 3}}};
-  m.graph.initializers["w"] = random_tensor({8, 3}, rng, -2, 2);
+  m.graph.initializers["w"] = grid_tensor({8, 3}, rng, -2, 2);
   m.graph.nodes = {node("mm", "MatMul", {"x", "w"}, {"y"})};
   model::infer_shapes(m);
   SecureModel secure(m.graph);

@@ -45,6 +45,13 @@ class TestRng {
   AesCtrPrg prg_;
 };
 
+// A float tensor of uniform values in [lo, hi) (weights and inputs of test graphs).
+inline Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
+  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
+  return Tensor::from_floats(std::move(s), std::move(v));
+}
+
 // A graph node for hand-built test graphs.
 inline model::Node node(std::string name, std::string op, std::vector<std::string> in,
                         std::vector<std::string> out) {

@@ -4,8 +4,9 @@
 //
 // The plan is built from the lowered graph (veil/model/lowered.hpp). Supported ops: Conv
 // (stride, padding or auto_pad, dilation, groups, bias), Gemm (alpha = beta = 1, transA = 0, any
-// transB, bias), MatMul, Relu (optionally block ReLU per node), MaxPool and AveragePool (2-D,
-// no dilation), GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
+// transB, bias), MatMul, Relu (optionally block ReLU per node), LeakyRelu, Clip (constant
+// bounds), MaxPool and AveragePool (2-D, no dilation), GlobalAveragePool, Add (two
+// activations), Concat (activations, any axis), Flatten, Reshape (constant shape),
 // Identity/Dropout. BatchNormalization must be folded into the convolutions beforehand.
 #pragma once
 
