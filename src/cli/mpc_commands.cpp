@@ -303,6 +303,9 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--input-range", ra->opt.input_range,
                   "LO,HI: the raw input range the overflow check assumes (default: the model's "
                   "veil.input.range, or 0,1)");
+  run->add_option("--normalize", ra->opt.normalize,
+                  "MEAN,STD applied to [0,1] pixels by the client before sharing (default: from "
+                  "the model's metadata)");
   run->add_option("--frac-bits", ra->opt.frac_bits, "Fixed-point fractional bits")
       ->check(in_range(1, 30));
   run->add_flag("--approx", ra->approx, "Approximate DReLU (s = 5, k = 48 as in the reference)");

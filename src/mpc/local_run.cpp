@@ -47,8 +47,10 @@ constexpr int64_t kReferenceBatch = 256;
 
 size_t idx(Role r) { return static_cast<size_t>(r); }
 
-PlainReference plain_reference(const std::string& model_path, const Tensor& images) {
+PlainReference plain_reference(const std::string& model_path, const std::string& normalize,
+                               const Tensor& images) {
   model::Model model = model::load_onnx(model_path);
+  override_normalization(model, normalize);
   Tensor x = images.reshaped(images.shape());
   nn::normalization_of(model).apply(x);
   nn::Executor exec(model);
@@ -146,6 +148,7 @@ PartyConfig session_config(const LocalRunOptions& o, SessionFiles& files, uint16
   cfg.batch = o.batch;
   cfg.frac_bits = o.frac_bits;
   cfg.input_range = o.input_range;
+  cfg.normalize = o.normalize;
   cfg.drelu = o.drelu;
   cfg.threads = o.threads;
   cfg.io_timeout_ms = o.io_timeout_ms;
@@ -597,13 +600,14 @@ LocalRunResult run_local(const LocalRunOptions& o) {
   // 1. The images and the plaintext reference (the original, unfolded model).
   model::Model folded = load_model_for_mpc(o.model);
   if (!o.input_range.empty()) folded.metadata["veil.input.range"] = o.input_range;
+  override_normalization(folded, o.normalize);
   // The server party checks the same; refusing here gives one error line.
   const RangeReport range =
       check_fixed_point_range(folded, SecureModel(folded.graph), o.frac_bits, o.drelu);
   const auto hash = structure_hash(folded.graph);
   ClientInput input = select_client_input(o.input, model_input_shape(folded.graph, 1));
   check_input_range(input.images, input_range_of(folded));
-  const PlainReference plain = plain_reference(o.model, input.images);
+  const PlainReference plain = plain_reference(o.model, o.normalize, input.images);
 
   // 2. Session files, listening sockets, configuration.
   open_standard_descriptors();

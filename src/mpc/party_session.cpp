@@ -248,6 +248,10 @@ void run_batches(Party& party, const SecureModel& secure, const model::Graph& gr
 
 }  // namespace
 
+void override_normalization(model::Model& model, const std::string& normalize) {
+  if (!normalize.empty()) nn::set_normalization(model, data::Normalization::parse_pair(normalize));
+}
+
 model::Model load_model_for_mpc(const std::string& path) {
   if (path.empty()) throw InvalidArgument("the server needs a model (\"model\" in the config)");
   model::Model m = model::load_onnx(path);
@@ -351,6 +355,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
     model = load_model_for_mpc(cfg.model);
     // The structure carries the range to the client, which enforces it.
     if (!cfg.input_range.empty()) model.metadata["veil.input.range"] = cfg.input_range;
+    override_normalization(model, cfg.normalize);  // the client applies it, the check assumes it
     try {
       report.range_check = describe_range(
           check_fixed_point_range(model, SecureModel(model.graph), params.frac_bits, params.drelu));

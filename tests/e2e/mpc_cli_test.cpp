@@ -237,6 +237,35 @@ TEST_F(MpcCli, PartiesWithPinnedKeysAndAnImpostor) {
   }
 }
 
+// A model exported without veil's normalisation metadata runs with `--normalize MEAN,STD`
+// exactly as the same model with the metadata: the client normalises before sharing, the
+// plaintext reference and the server's overflow check assume the same.
+TEST_F(MpcCli, NormalizeStandsInForTheStrippedMetadata) {
+  model::Model m = model::load_onnx(model_);
+  m.metadata.clear();
+  const fs::path bare = dir_ / "bare.onnx";
+  model::save_onnx(m, bare);
+  const std::string tail = " --input " + input_.string() + " --batch 2 --json";
+  auto with_meta = run_veil("mpc run --model " + model_.string() + tail, dir_);
+  auto with_flag =
+      run_veil("mpc run --model " + bare.string() + " --normalize 0.28,0.35" + tail, dir_);
+  auto without = run_veil("mpc run --model " + bare.string() + tail, dir_);
+  ASSERT_EQ(with_meta.exit_code, 0) << with_meta.err;
+  ASSERT_EQ(with_flag.exit_code, 0) << with_flag.err;
+  ASSERT_EQ(without.exit_code, 0) << without.err;
+  const json a = json::parse(with_meta.out), b = json::parse(with_flag.out),
+             c = json::parse(without.out);
+  expect_agreement(b, 4);
+  EXPECT_EQ(a["secure_predictions"], b["secure_predictions"]);
+  EXPECT_EQ(a["plain_predictions"], b["plain_predictions"]);
+  // The overflow check's headroom depends on the normalised input range.
+  EXPECT_EQ(a["range_check"], b["range_check"]);
+  EXPECT_NE(a["range_check"], c["range_check"]);
+  auto bad = run_veil("mpc run --model " + bare.string() + " --normalize 0.5" + tail, dir_);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("MEAN,STD"), std::string::npos) << bad.err;
+}
+
 // The overflow check assumes raw inputs in [0, 1] unless told otherwise; an image outside is
 // refused (the check would not cover it), and `--input-range` declares another range.
 TEST_F(MpcCli, InputsOutsideTheCheckedRangeAreRefusedUnlessDeclared) {

@@ -46,6 +46,7 @@ struct LocalRunOptions {
   int64_t batch = 10;
   int frac_bits = 12;
   std::string input_range;  // "LO,HI" for the overflow check; empty: the model's, or [0, 1]
+  std::string normalize;    // "MEAN,STD" replacing the model's normalisation; empty: the model's
   DreluParams drelu;
   bool tls = false;  // TLS 1.3 between the parties, with fresh pinned keys
   int threads = 1;   // ring GEMM threads per party
