@@ -136,15 +136,17 @@ std::string self_exe() {
 void print_cost_rows(const mpc::LocalRunResult& r) {
   auto row = [&](const mpc::CostRow& c, const std::string& name) {
     std::cout << fmt::format(
-        "  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f}\n", name, printable(c.op),
+        "  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f} {:>10}\n", name, printable(c.op),
         human_count(static_cast<double>(c.bytes_sent[0])) + "B",
         human_count(static_cast<double>(c.bytes_sent[1])) + "B",
         human_count(static_cast<double>(c.bytes_sent[2])) + "B",
-        r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0, 1000 * c.seconds);
+        r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0, 1000 * c.seconds,
+        human_count(r.images ? static_cast<double>(c.drelus) / r.images : 0.0));
   };
   auto header = [](const char* title, const char* name) {
-    std::cout << fmt::format("\n{}\n  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7} {:>9}\n", title,
-                             name, "op", "client", "server", "helper", "rnd/b", "ms");
+    std::cout << fmt::format("\n{}\n  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7} {:>9} {:>10}\n",
+                             title, name, "op", "client", "server", "helper", "rnd/b", "ms",
+                             "DReLU/img");
   };
   header("by layer (bytes and ms: all batches; rounds per batch)", "node");
   for (const auto& l : r.layers) row(l, printable(l.node));  // node names come from the model

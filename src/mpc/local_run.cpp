@@ -427,7 +427,10 @@ std::vector<CostRow> merge_layers(const std::array<PartyReport, 3>& rep) {
       rows[i].bytes_sent[idx(r)] = l.bytes_sent;
       rows[i].rounds = std::max<uint64_t>(rows[i].rounds, l.rounds);
       rows[i].seconds = std::max(rows[i].seconds, l.seconds);
+      if (l.drelus != rep[0].layers[i].drelus)
+        throw ProtocolError("the parties counted different DReLUs in " + rows[i].node);
     }
+    rows[i].drelus = rep[0].layers[i].drelus;
   }
   return rows;
 }
@@ -445,18 +448,21 @@ std::vector<CostRow> by_op(const std::vector<CostRow>& layers) {
     for (size_t r = 0; r < 3; ++r) o.bytes_sent[r] += l.bytes_sent[r];
     o.rounds += l.rounds;
     o.seconds += l.seconds;
+    o.drelus += l.drelus;
   }
   return ops;
 }
 
-json cost_row_json(const CostRow& c, int64_t batches, bool layer) {
+json cost_row_json(const CostRow& c, int64_t batches, int64_t images, bool layer) {
   json j = {
       {"op", c.op},
       {"bytes_sent",
        {{"client", c.bytes_sent[0]}, {"server", c.bytes_sent[1]}, {"helper", c.bytes_sent[2]}}},
       {"bytes_total", c.bytes_total()},
       {"rounds", c.rounds},
-      {"seconds", c.seconds}};
+      {"seconds", c.seconds},
+      {"drelus", c.drelus},
+      {"drelus_per_image", images ? static_cast<double>(c.drelus) / images : 0.0}};
   if (layer) {
     j["node"] = c.node;
     j["rounds_per_batch"] = batches ? static_cast<double>(c.rounds) / batches : 0.0;
@@ -528,6 +534,10 @@ json LocalRunResult::to_json() const {
                     {"setup_s", setup_seconds},
                     {"wall_s", wall_seconds}};
   out["rounds"] = {{"per_batch", rounds_per_batch()}, {"total", rounds}};
+  uint64_t drelus = 0;
+  for (const CostRow& l : layers) drelus += l.drelus;
+  out["drelus"] = {{"total", drelus},
+                   {"per_image", images ? static_cast<double>(drelus) / images : 0.0}};
   json parties_json = json::object();
   for (Role r : kRoles) {
     const PartyTotals& p = parties[idx(r)];
@@ -541,9 +551,9 @@ json LocalRunResult::to_json() const {
   }
   out["parties"] = parties_json;
   out["layers"] = json::array();
-  for (const CostRow& l : layers) out["layers"].push_back(cost_row_json(l, batches, true));
+  for (const CostRow& l : layers) out["layers"].push_back(cost_row_json(l, batches, images, true));
   out["ops"] = json::array();
-  for (const CostRow& o : ops) out["ops"].push_back(cost_row_json(o, batches, false));
+  for (const CostRow& o : ops) out["ops"].push_back(cost_row_json(o, batches, images, false));
   return out;
 }
 

@@ -101,6 +101,7 @@ void add_costs(std::vector<LayerCost>& sum, const std::vector<LayerCost>& batch)
     sum[i].messages_sent += batch[i].messages_sent;
     sum[i].rounds += batch[i].rounds;
     sum[i].seconds += batch[i].seconds;
+    sum[i].drelus += batch[i].drelus;
   }
 }
 
@@ -288,7 +289,8 @@ json PartyReport::to_json() const {
                            {"bytes_sent", l.bytes_sent},
                            {"messages_sent", l.messages_sent},
                            {"rounds", l.rounds},
-                           {"seconds", l.seconds}});
+                           {"seconds", l.seconds},
+                           {"drelus", l.drelus}});
   if (role == Role::Client) {
     j["predictions"] = predictions;
     if (!labels.empty()) j["labels"] = labels;
@@ -322,7 +324,8 @@ PartyReport PartyReport::from_json(const json& j) {
     for (const json& l : j.at("layers"))
       r.layers.push_back({l.at("node").get<std::string>(), l.at("op").get<std::string>(),
                           l.at("bytes_sent").get<uint64_t>(), l.at("messages_sent").get<uint64_t>(),
-                          l.at("rounds").get<uint32_t>(), l.at("seconds").get<double>()});
+                          l.at("rounds").get<uint32_t>(), l.at("seconds").get<double>(),
+                          l.at("drelus").get<uint64_t>()});
     if (r.role == Role::Client) {
       r.predictions = j.at("predictions").get<std::vector<int64_t>>();
       if (j.contains("labels")) r.labels = j.at("labels").get<std::vector<int32_t>>();

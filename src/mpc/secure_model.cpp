@@ -250,7 +250,8 @@ class Evaluation {
     Clock::time_point now = Clock::now();
     trace_->push_back({node, op, s.bytes_sent - mark_stats_.bytes_sent,
                        s.messages_sent - mark_stats_.messages_sent, p_.clock() - mark_clock_,
-                       std::chrono::duration<double>(now - mark_time_).count()});
+                       std::chrono::duration<double>(now - mark_time_).count(),
+                       p_.drelus() - mark_drelus_});
     mark();
   }
 
@@ -261,6 +262,7 @@ class Evaluation {
     mark_stats_ = p_.stats();
     mark_clock_ = p_.clock();
     mark_time_ = Clock::now();
+    mark_drelus_ = p_.drelus();
   }
 
   const RingTensor& get(const model::LoweredOp& op, size_t i) const {
@@ -295,6 +297,7 @@ class Evaluation {
   ChannelStats mark_stats_;
   uint32_t mark_clock_ = 0;
   Clock::time_point mark_time_;
+  uint64_t mark_drelus_ = 0;
 };
 
 RingTensor Evaluation::conv(const model::LoweredOp& op) {

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "graph_node.hpp"
 #include "temp_dir.hpp"
 #include "veil/core/random.hpp"
 #include "veil/model/graph.hpp"
@@ -52,16 +53,7 @@ inline Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
   return Tensor::from_floats(std::move(s), std::move(v));
 }
 
-// A graph node for hand-built test graphs.
-inline model::Node node(std::string name, std::string op, std::vector<std::string> in,
-                        std::vector<std::string> out) {
-  model::Node n;
-  n.name = std::move(name);
-  n.op_type = std::move(op);
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
+using veil::testing::node;
 
 struct Shared {
   RingTensor client, server;

@@ -64,6 +64,7 @@ struct CostRow {
   std::array<uint64_t, 3> bytes_sent{};  // by role
   uint64_t rounds = 0;                   // largest clock advance over the parties (summed for ops)
   double seconds = 0;                    // largest wall time over the parties (summed for ops)
+  uint64_t drelus = 0;                   // DReLU evaluations, all batches
   uint64_t bytes_total() const { return bytes_sent[0] + bytes_sent[1] + bytes_sent[2]; }
 };
 

@@ -42,6 +42,7 @@ struct LayerCost {
   uint64_t messages_sent = 0;
   uint32_t rounds = 0;  // advance of this party's round clock
   double seconds = 0;   // wall time at this party
+  uint64_t drelus = 0;  // DReLU evaluations (the same at every party)
 };
 
 class SecureModel {
