@@ -60,6 +60,7 @@ TEST(OpRegistry, EverySupportedOpHasOneEntry) {
                                           "MaxPool",
                                           "Mul",
                                           "Pad",
+                                          "PRelu",
                                           "ReduceMean",
                                           "Relu",
                                           "Reshape",

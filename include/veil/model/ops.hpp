@@ -39,6 +39,7 @@ enum class OpKind {
   MaxPool,
   Mul,
   Pad,
+  PRelu,
   ReduceMean,
   Relu,
   Reshape,
