@@ -11,6 +11,7 @@
 #include "veil/core/error.hpp"
 #include "veil/model/shape_inference.hpp"
 #include "veil/mpc/client_input.hpp"
+#include "veil/mpc/protocols/nonlinear.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/preprocess.hpp"
 
@@ -258,15 +259,26 @@ class Analysis {
     return x;
   }
 
-  // ReLU(x) + alpha (x - ReLU(x)) with alpha as encoded: one DReLU of x, and the product of the
-  // negative part with alpha truncated (one ulp).
+  // ReLU(x) + alpha (x - ReLU(x)) with alpha as encoded (LeakyRelu: one for all channels;
+  // PRelu: the slope of each channel): one DReLU of x, and the product of the negative part with
+  // alpha truncated (one ulp).
   Channels leaky_relu(const model::LoweredOp& op) {
     Channels x = input(op, 0);
-    const double alpha = rounded(op.as<model::LeakyReluParams>().alpha);
+    std::vector<double> alphas;
+    if (op.kind == OpKind::LeakyRelu) {
+      alphas.push_back(rounded(op.as<model::LeakyReluParams>().alpha));
+    } else {
+      for (float a : prelu_channel_slopes(shape_of(op.input_ids.at(0)),
+                                          graph_.initializers.at(op.inputs.at(1))))
+        alphas.push_back(rounded(a));
+      x = fit(x, static_cast<int64_t>(alphas.size()));
+    }
     check(op, "DReLU input", max_magnitude(x), 1, drelu_limit_);
     double product = 0;
-    auto f = [&](double v) { return v >= 0 ? v : alpha * v; };
-    for (Interval& i : x) {
+    for (size_t c = 0; c < x.size(); ++c) {
+      Interval& i = x[c];
+      const double alpha = alphas[alphas.size() == 1 ? 0 : c];
+      auto f = [&](double v) { return v >= 0 ? v : alpha * v; };
       product = std::max(product, std::fabs(alpha * std::min(i.lo, 0.0)));
       // f is monotone on each side of 0 (either way for a negative alpha): the extremes are at
       // the ends or at 0.
@@ -437,6 +449,7 @@ class Analysis {
         out = shape_of(op.input_ids.at(0));
         return relu(op);
       case OpKind::LeakyRelu:
+      case OpKind::PRelu:
         out = shape_of(op.input_ids.at(0));
         return leaky_relu(op);
       case OpKind::Clip:

@@ -63,6 +63,7 @@ bool supported(OpKind kind) {
     case OpKind::MatMul:
     case OpKind::Relu:
     case OpKind::LeakyRelu:
+    case OpKind::PRelu:
     case OpKind::Clip:
     case OpKind::MaxPool:
     case OpKind::AveragePool:
@@ -80,7 +81,8 @@ bool supported(OpKind kind) {
 }
 
 // Refuses, naming op and node, what the protocols cannot run whatever the input.
-void check_op(const model::LoweredOp& op, const model::Graph& graph) {
+void check_op(const model::LoweredOp& op, const model::Graph& graph,
+              const model::LoweredGraph& lowered) {
   auto constant = [&](size_t i, const char* what) {
     if (op.has_input(i) && !graph.is_initializer(op.inputs[i]))
       throw Unsupported(op.describe() + ": " + what + " must be initializers");
@@ -108,6 +110,19 @@ void check_op(const model::LoweredOp& op, const model::Graph& graph) {
         throw Unsupported(op.describe() + ": only 2-D pooling is supported");
       for (int64_t d : sp.dilations)
         if (d != 1) throw Unsupported(op.describe() + ": pool dilation");
+      break;
+    }
+    case OpKind::PRelu: {
+      constant(1, "slopes");
+      // The slope's layout, where the input's shape is known already (else at the first run).
+      const Shape& x = lowered.values.at(static_cast<size_t>(op.input_ids.at(0))).shape;
+      if (x.size() >= 2 && x[1] > 0) {
+        try {
+          prelu_channel_slopes(x, graph.initializers.at(op.inputs.at(1)));
+        } catch (const Unsupported& e) {
+          throw Unsupported(op.describe() + ": " + e.what());
+        }
+      }
       break;
     }
     case OpKind::Clip: {
@@ -209,7 +224,7 @@ SecureModel::SecureModel(const model::Graph& graph, SecureModelOptions options)
           (kind == OpKind::BatchNormalization ? " (fold it into the conv first)" : ""));
   }
   lowered_ = model::lower(graph_, kSecureOpset);
-  for (const auto& op : lowered_.ops) check_op(op, graph_);
+  for (const auto& op : lowered_.ops) check_op(op, graph_, lowered_);
 }
 
 namespace {
@@ -282,6 +297,7 @@ class Evaluation {
 
   RingTensor conv(const model::LoweredOp& op);
   RingTensor clip(const model::LoweredOp& op);
+  RingTensor prelu(const model::LoweredOp& op);
   RingTensor concat(const model::LoweredOp& op);
   RingTensor dense(const model::LoweredOp& op);
   RingTensor reshape(const model::LoweredOp& op);
@@ -353,6 +369,17 @@ RingTensor Evaluation::clip(const model::LoweredOp& op) {
   return mpc::clip(p_, get(op, 0), b);
 }
 
+// The slope is a weight: the server encodes one value per channel, the others pass its shape.
+RingTensor Evaluation::prelu(const model::LoweredOp& op) {
+  const RingTensor& x = get(op, 0);
+  const std::vector<float> slopes =
+      prelu_channel_slopes(x.shape, graph_.initializers.at(op.inputs.at(1)));
+  const Shape s{static_cast<int64_t>(slopes.size())};
+  RingTensor w =
+      server_ ? encode_tensor(Tensor::from_floats(s, slopes), f_) : RingTensor::shape_only(s);
+  return mpc::prelu(p_, x, w, options_.threads);
+}
+
 RingTensor Evaluation::concat(const model::LoweredOp& op) {
   std::vector<const RingTensor*> parts;
   for (size_t i = 0; i < op.inputs.size(); ++i) parts.push_back(&get(op, i));
@@ -398,6 +425,8 @@ RingTensor Evaluation::run_op(const model::LoweredOp& op) {
     }
     case OpKind::LeakyRelu:
       return leaky_relu(p_, get(op, 0), op.as<model::LeakyReluParams>().alpha);
+    case OpKind::PRelu:
+      return prelu(op);
     case OpKind::Clip:
       return clip(op);
     case OpKind::MaxPool:

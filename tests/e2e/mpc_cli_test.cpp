@@ -250,8 +250,9 @@ Tensor uniform_tensor(Shape s, uint64_t seed, float lo, float hi) {
 }
 
 // A CNN as an exporter writes one with the ops three-party inference gained for issue 16:
-// x[N,1,28,28] -> Conv3x3/2 (pad 1) -> LeakyRelu -> Clip(-0.5, 6) -> Concat(axis 1, Conv1x1/2
-// of x) -> AveragePool3/2 (pad 1, counting it) -> GlobalAveragePool -> Flatten -> Gemm -> y[N,10].
+// x[N,1,28,28] -> Conv3x3/2 (pad 1) -> LeakyRelu -> Clip(-0.5, 6) -> Concat(axis 1, PRelu of
+// Conv1x1/2 of x) -> AveragePool3/2 (pad 1, counting it) -> GlobalAveragePool -> Flatten -> Gemm ->
+// y[N,10].
 model::Model widened_cnn() {
   model::Model m;
   model::Graph& g = m.graph;
@@ -260,6 +261,7 @@ model::Model widened_cnn() {
   g.initializers["w1"] = uniform_tensor({4, 1, 3, 3}, 1, -0.8f, 0.8f);
   g.initializers["b1"] = uniform_tensor({4}, 2, -0.3f, 0.3f);
   g.initializers["w2"] = uniform_tensor({2, 1, 1, 1}, 3, -1, 1);
+  g.initializers["slope"] = uniform_tensor({2, 1, 1}, 6, 0.05f, 0.3f);
   g.initializers["lo"] = Tensor::scalar(-0.5f);
   g.initializers["hi"] = Tensor::scalar(6.0f);
   g.initializers["wf"] = uniform_tensor({10, 6}, 4, -2, 2);
@@ -271,7 +273,7 @@ model::Model widened_cnn() {
   conv2.attributes["strides"] = std::vector<int64_t>{2, 2};
   auto leaky = node("leaky", "LeakyRelu", {"c1"}, {"l1"});
   leaky.attributes["alpha"] = 0.1f;
-  auto cat = node("cat", "Concat", {"k1", "c2"}, {"j1"});
+  auto cat = node("cat", "Concat", {"k1", "q2"}, {"j1"});
   cat.attributes["axis"] = int64_t{1};
   auto avg = node("avg", "AveragePool", {"j1"}, {"p1"});
   avg.attributes["kernel_shape"] = std::vector<int64_t>{3, 3};
@@ -284,6 +286,7 @@ model::Model widened_cnn() {
              leaky,
              node("clip", "Clip", {"l1", "lo", "hi"}, {"k1"}),
              conv2,
+             node("prelu", "PRelu", {"c2", "slope"}, {"q2"}),
              cat,
              avg,
              node("gap", "GlobalAveragePool", {"p1"}, {"g1"}),
@@ -293,8 +296,8 @@ model::Model widened_cnn() {
 }
 
 // Such a model runs (it was refused at its LeakyRelu before), agrees with the float engine, and
-// the cost report lists the new layers with their DReLUs: one per element for LeakyRelu, two
-// for Clip, none for the local Concat and pools.
+// the cost report lists the new layers with their DReLUs: one per element for LeakyRelu and
+// PRelu, two for Clip, none for the local Concat and pools.
 TEST_F(MpcCli, AnExportedCnnWithTheWidenedOpsRunsAndReportsItsDrelus) {
   const fs::path path = dir_ / "widened.onnx";
   model::save_onnx(widened_cnn(), path);
@@ -311,11 +314,12 @@ TEST_F(MpcCli, AnExportedCnnWithTheWidenedOpsRunsAndReportsItsDrelus) {
   const uint64_t elements = 4 * 4 * 14 * 14;  // images x channels x 14 x 14
   EXPECT_EQ(layers["leaky"], std::make_pair(std::string("LeakyRelu"), elements));
   EXPECT_EQ(layers["clip"], std::make_pair(std::string("Clip"), 2 * elements));
+  EXPECT_EQ(layers["prelu"], std::make_pair(std::string("PRelu"), elements / 2));
   EXPECT_EQ(layers["cat"], std::make_pair(std::string("Concat"), uint64_t{0}));
   EXPECT_EQ(layers["avg"], std::make_pair(std::string("AveragePool"), uint64_t{0}));
   EXPECT_EQ(layers["gap"], std::make_pair(std::string("GlobalAveragePool"), uint64_t{0}));
-  EXPECT_EQ(j["drelus"]["total"].get<uint64_t>(), 3 * elements);
-  EXPECT_DOUBLE_EQ(j["drelus"]["per_image"].get<double>(), 3.0 * elements / 4);
+  EXPECT_EQ(j["drelus"]["total"].get<uint64_t>(), 3 * elements + elements / 2);
+  EXPECT_DOUBLE_EQ(j["drelus"]["per_image"].get<double>(), 3.5 * elements / 4);
   for (const auto& o : j["ops"])
     if (o["op"] == "Clip") EXPECT_EQ(o["drelus"].get<uint64_t>(), 2 * elements);
   // Nothing but the comparisons talks: the local layers send nothing.

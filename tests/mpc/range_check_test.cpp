@@ -299,8 +299,9 @@ TEST(RangeCheck, DreluInputsMustKeepTheSignBit) {
 }
 
 // x[N,3,7,7] -> Conv3x3 (pad 1) + b -> LeakyRelu (alpha in [-0.5, 1.5]) -> Clip (random
-//   bounds, or only one) -> Concat(axis 1, Conv1x1 of x) -> AveragePool3 (stride 2, pad 1,
-//   count_include_pad either way) -> Concat(axis 3, itself) -> Flatten -> Gemm(transB) + b -> y
+//   bounds, or only one) -> Concat(axis 1, PRelu (a slope per channel) of Conv1x1 of x) ->
+//   AveragePool3 (stride 2, pad 1, count_include_pad either way) -> Concat(axis 3, itself) ->
+//   Flatten -> Gemm(transB) + b -> y
 model::Model widened_layers(TestRng& rng, int64_t batch) {
   model::Model m;
   model::Graph& g = m.graph;
@@ -308,6 +309,7 @@ model::Model widened_layers(TestRng& rng, int64_t batch) {
   g.initializers["w1"] = grid_tensor({4, 3, 3, 3}, rng, -1, 1);
   g.initializers["b1"] = grid_tensor({4}, rng, -1, 1);
   g.initializers["w2"] = grid_tensor({2, 3, 1, 1}, rng, -1, 1);
+  g.initializers["slope"] = grid_tensor({2, 1, 1}, rng, -0.5, 1.5);
   const double lo = rng.uniform(-2, 0.5);
   g.initializers["lo"] = Tensor::scalar(on_grid(lo));
   g.initializers["hi"] = Tensor::scalar(on_grid(lo + rng.uniform(0.1, 3)));
@@ -323,7 +325,7 @@ model::Model widened_layers(TestRng& rng, int64_t batch) {
                    : which == 1 ? std::vector<std::string>{"l1", "lo"}
                                 : std::vector<std::string>{"l1", "", "hi"},
                    {"k1"});
-  auto cat1 = node("cat1", "Concat", {"k1", "c2"}, {"j1"});
+  auto cat1 = node("cat1", "Concat", {"k1", "q2"}, {"j1"});
   cat1.attributes["axis"] = int64_t{1};
   auto avg = node("avg", "AveragePool", {"j1"}, {"p1"});
   avg.attributes["kernel_shape"] = std::vector<int64_t>{3, 3};
@@ -334,8 +336,15 @@ model::Model widened_layers(TestRng& rng, int64_t batch) {
   cat2.attributes["axis"] = int64_t{3};
   auto fc = node("fc", "Gemm", {"f1", "wf", "bf"}, {"y"});
   fc.attributes["transB"] = int64_t{1};
-  g.nodes = {conv1, leaky, clip, node("conv2", "Conv", {"x", "w2"}, {"c2"}),
-             cat1,  avg,   cat2, node("flat", "Flatten", {"j2"}, {"f1"}),
+  g.nodes = {conv1,
+             leaky,
+             clip,
+             node("conv2", "Conv", {"x", "w2"}, {"c2"}),
+             node("prelu", "PRelu", {"c2", "slope"}, {"q2"}),
+             cat1,
+             avg,
+             cat2,
+             node("flat", "Flatten", {"j2"}, {"f1"}),
              fc};
   g.outputs = {{"y", DType::Float32, {}}};
   model::infer_shapes(m);
@@ -359,6 +368,8 @@ TEST(RangeCheck, WidenedOpsBoundEveryOutputOfRandomInputs) {
     EXPECT_TRUE(has("node 'leaky' (LeakyRelu)", "DReLU input"));
     EXPECT_TRUE(has("node 'leaky' (LeakyRelu)", "product before truncation"));
     EXPECT_TRUE(has("node 'clip' (Clip)", "DReLU input"));
+    EXPECT_TRUE(has("node 'prelu' (PRelu)", "DReLU input"));
+    EXPECT_TRUE(has("node 'prelu' (PRelu)", "product before truncation"));
     EXPECT_TRUE(has("node 'avg' (AveragePool)", "product before truncation"));
   }
 }

@@ -133,6 +133,40 @@ TEST(SecureOps, LeakyReluElementwise) {
   }
 }
 
+// PRelu as PyTorch exports nn.PReLU(C) (slope [C, 1, 1]) and nn.PReLU() (one slope), also on a
+// dense layer's [N, C] output; a slope varying along another axis is refused.
+TEST(SecureOps, PReluMatchesTheFloatEngine) {
+  TestRng rng;
+  for (const Shape& slope : std::vector<Shape>{{3, 1, 1}, {1}, {1, 3, 1, 1}}) {
+    model::Graph g;
+    g.inputs = {{"x", DType::Float32, {2, 3, 4, 4}}};
+    g.outputs = {{"y", DType::Float32, {2, 3, 4, 4}}};
+    g.initializers["slope"] = random_tensor(slope, rng, -0.5, 1.5);
+    g.nodes = {node("act", "PRelu", {"x", "slope"}, {"y"})};
+    SCOPED_TRACE(shape_to_string(slope));
+    expect_close(run_both(exported(g), random_tensor({2, 3, 4, 4}, rng, -10, 10)));
+  }
+  model::Graph dense;
+  dense.inputs = {{"x", DType::Float32, {3, 5}}};
+  dense.outputs = {{"y", DType::Float32, {3, 5}}};
+  dense.initializers["slope"] = random_tensor({5}, rng, 0, 0.5);
+  dense.nodes = {node("act", "PRelu", {"x", "slope"}, {"y"})};
+  expect_close(run_both(exported(dense), random_tensor({3, 5}, rng, -10, 10)));
+
+  model::Graph per_element = dense;
+  per_element.inputs = {{"x", DType::Float32, {3, 2, 5}}};
+  per_element.outputs = {{"y", DType::Float32, {3, 2, 5}}};
+  // Refused when the model is built (the input's shape is declared), so before any session.
+  try {
+    SecureModel m(per_element);
+    ADD_FAILURE() << "accepted";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("node 'act' (PRelu): PRelu: slope [5] varies along"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // Clip with bounds as inputs (opset 11+): both bounds, ReLU6 = Clip(0, 6), only a minimum, only
 // a maximum (the other input left empty); inputs beyond both bounds.
 TEST(SecureOps, ClipMatchesTheFloatEngineBeyondBothBounds) {

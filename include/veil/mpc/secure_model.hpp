@@ -4,10 +4,11 @@
 //
 // The plan is built from the lowered graph (veil/model/lowered.hpp). Supported ops: Conv
 // (stride, padding or auto_pad, dilation, groups, bias), Gemm (alpha = beta = 1, transA = 0, any
-// transB, bias), MatMul, Relu (optionally block ReLU per node), LeakyRelu, Clip (constant
-// bounds), MaxPool and AveragePool (2-D, no dilation), GlobalAveragePool, Add (two
-// activations), Concat (activations, any axis), Flatten, Reshape (constant shape),
-// Identity/Dropout. BatchNormalization must be folded into the convolutions beforehand.
+// transB, bias), MatMul, Relu (optionally block ReLU per node), LeakyRelu, PRelu (a constant
+// slope per channel or a scalar), Clip (constant bounds), MaxPool and AveragePool (2-D, no
+// dilation), GlobalAveragePool, Add (two activations), Concat (activations, any axis), Flatten,
+// Reshape (constant shape), Identity/Dropout. BatchNormalization must be folded into the
+// convolutions beforehand.
 #pragma once
 
 #include <array>

@@ -3,6 +3,8 @@
 #include <vector>
 
 #include "veil/core/error.hpp"
+#include "veil/mpc/kernels/ring_kernels.hpp"
+#include "veil/mpc/protocols/beaver.hpp"
 #include "veil/mpc/protocols/nonlinear.hpp"
 #include "veil/mpc/protocols/share.hpp"
 
@@ -13,6 +15,41 @@ RingTensor leaky_relu(Party& p, const RingTensor& x, double alpha) {
   const RingTensor r = relu(p, x);
   // x - ReLU(x) = min(x, 0): the product with alpha is at scale 2^(2f), truncated back to 2^f.
   return add(r, truncate(p, mul_public(sub(x, r), encode_fixed(alpha, f)), f));
+}
+
+RingTensor prelu(Party& p, const RingTensor& x, const RingTensor& slope, int threads) {
+  if (x.shape.size() < 2) throw InvalidArgument("prelu: the input needs a channel axis");
+  const int f = p.frac_bits();
+  const int64_t n = x.shape[0], c = x.shape[1];
+  if (slope.numel() != c) throw InvalidArgument("prelu: one slope per channel");
+  const RingTensor r = relu(p, x);
+  // min(x, 0) times the slope of its channel: a depthwise 1x1 convolution over [N, C, inner, 1].
+  Conv2dGeometry g;
+  g.batch = n, g.in_channels = c, g.out_channels = c, g.groups = c;
+  g.in_h = c > 0 && n > 0 ? x.numel() / (n * c) : 0;
+  RingTensor neg = sub(x, r);
+  neg.shape = {n, c, g.in_h, 1};
+  RingTensor w = slope;
+  w.shape = {c, 1, 1, 1};
+  RingTensor prod = truncate(p, conv2d_server_weights(p, neg, w, g, threads), f);
+  prod.shape = x.shape;
+  return add(r, prod);
+}
+
+std::vector<float> prelu_channel_slopes(const Shape& x, const Tensor& slope) {
+  const Shape& s = slope.shape();
+  if (x.size() < 2 || s.size() > x.size())
+    throw Unsupported("PRelu: the input needs a channel axis and the slope no more axes");
+  const int64_t c = x[1];
+  const std::vector<float> v = slope.to_floats();
+  if (v.size() == 1) return std::vector<float>(static_cast<size_t>(c), v[0]);
+  for (size_t d = 0; d < s.size(); ++d)
+    if (s[d] != 1 && !(d + x.size() - s.size() == 1 && s[d] == c))
+      throw Unsupported("PRelu: slope " + shape_to_string(s) + " varies along an axis other than " +
+                        "the channels of " + shape_to_string(x));
+  if (static_cast<int64_t>(v.size()) != c)
+    throw Unsupported("PRelu: slope " + shape_to_string(s) + " is not one value per channel");
+  return v;
 }
 
 RingTensor clip(Party& p, const RingTensor& x, const ClipBounds& b) {

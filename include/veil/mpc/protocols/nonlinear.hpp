@@ -54,6 +54,16 @@ int64_t block_relu_count(const Shape& nchw, std::span<const BlockSize> blocks);
 // the negative part carries its error).
 RingTensor leaky_relu(Party& p, const RingTensor& x, double alpha);
 
+// PRelu(x) = ReLU(x) + slope (x - ReLU(x)) with a server-private slope per channel (axis 1 of
+// x, rank >= 2; `slope` holds C fixed-point values at the server, a shape elsewhere): one DReLU
+// per element, then the product by the slope as a depthwise 1x1 convolution with server weights
+// (one more round, 8 bytes per element and per slope each way) and one truncation.
+RingTensor prelu(Party& p, const RingTensor& x, const RingTensor& slope, int threads = 1);
+// An ONNX PRelu slope as one value per channel of an input of shape `x`: a scalar is repeated,
+// a per-channel slope ([C, 1, 1], [1, C, 1, 1], ...) taken as is. Throws Unsupported for a
+// slope that varies along another axis (the protocol has no per-element product by weights).
+std::vector<float> prelu_channel_slopes(const Shape& x, const Tensor& slope);
+
 // The bounds of a Clip, in fixed point at the session's frac_bits. Which bounds exist is public
 // (the model's structure); their values are needed at the server only, which adds them to its
 // share (the client and the helper pass zeros).
