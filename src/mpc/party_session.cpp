@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <set>
 
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/model/fold_batch_norm.hpp"
+#include "veil/model/lowered.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/client_input.hpp"
 #include "veil/mpc/network/tcp_channel.hpp"
@@ -253,9 +257,48 @@ void override_normalization(model::Model& model, const std::string& normalize) {
   if (!normalize.empty()) nn::set_normalization(model, data::Normalization::parse_pair(normalize));
 }
 
+namespace {
+
+// SecureModel reads every op at opset 13 (the public structure carries no opset). Before opset
+// 11, Clip's bounds were attributes (ReLU6 in older exports): they become scalar initializers,
+// the opset-11 form, and the model is read at 13 from then on, as SecureModel reads it anyway.
+void clip_bounds_as_inputs(model::Model& m) {
+  if (m.opset >= 11) return;
+  std::set<std::string> names;  // every value name, for fresh initializer names
+  for (const auto& in : m.graph.inputs) names.insert(in.name);
+  for (const auto& [name, t] : m.graph.initializers) names.insert(name);
+  for (const model::Node& n : m.graph.nodes) names.insert(n.outputs.begin(), n.outputs.end());
+  bool rewritten = false;
+  for (model::Node& n : m.graph.nodes) {
+    if (n.op_type != "Clip" || n.inputs.size() != 1) continue;
+    const auto& params = model::lower_node(n, m.opset);
+    const auto& p = std::get<model::ClipParams>(params);
+    n.inputs.resize(3);
+    const float bounds[2] = {p.min, p.max};
+    for (size_t i = 0; i < 2; ++i) {
+      // Legacy defaults are the float extremes (or infinities): no bound.
+      if (!std::isfinite(bounds[i]) || std::fabs(bounds[i]) >= std::numeric_limits<float>::max())
+        continue;
+      std::string name = n.name + (i == 0 ? ".min" : ".max");
+      while (names.count(name)) name += "_";
+      names.insert(name);
+      m.graph.initializers[name] = Tensor::scalar(bounds[i]);
+      n.inputs[i + 1] = name;
+    }
+    while (!n.inputs.empty() && n.inputs.back().empty()) n.inputs.pop_back();
+    n.attributes.erase("min");
+    n.attributes.erase("max");
+    rewritten = true;
+  }
+  if (rewritten) m.opset = 13;
+}
+
+}  // namespace
+
 model::Model load_model_for_mpc(const std::string& path) {
   if (path.empty()) throw InvalidArgument("the server needs a model (\"model\" in the config)");
   model::Model m = model::load_onnx(path);
+  clip_bounds_as_inputs(m);
   model::fold_batch_norm(m);
   SecureModel check(m.graph);  // throws Unsupported naming the first node it cannot run
   model_input_shape(m.graph, 1);

@@ -10,6 +10,7 @@
 #include "test_util.hpp"
 #include "veil/core/error.hpp"
 #include "veil/model/onnx.hpp"
+#include "veil/mpc/party_session.hpp"
 #include "veil/mpc/public_model.hpp"
 #include "veil/mpc/secure_model.hpp"
 #include "veil/nn/executor.hpp"
@@ -198,6 +199,35 @@ TEST(SecureOps, ClipMatchesTheFloatEngineBeyondBothBounds) {
 }
 
 // (Infinite or NaN initializers are refused by the IR already.)
+// Before opset 11 the bounds are attributes (ReLU6 in older exports, and a Clip with only a
+// minimum): the server's loader turns them into inputs, and the result is what the float engine
+// computes on the original file.
+TEST(SecureOps, ClipWithAttributeBoundsFromAnOldOpset) {
+  TestRng rng;
+  model::Model m;
+  m.opset = 9;
+  m.graph.inputs = {{"x", DType::Float32, {2, 3, 5, 5}}};
+  m.graph.outputs = {{"y", DType::Float32, {2, 3, 5, 5}}};
+  auto relu6 = node("relu6", "Clip", {"x"}, {"c"});
+  relu6.attributes["min"] = 0.0f;
+  relu6.attributes["max"] = 6.0f;
+  auto floor = node("floor", "Clip", {"c"}, {"y"});
+  floor.attributes["min"] = 0.5f;
+  m.graph.nodes = {relu6, floor};
+  TempDir dir;
+  model::save_onnx(m, dir / "old.onnx");
+  model::Model original = model::load_onnx(dir / "old.onnx");
+  ASSERT_EQ(original.opset, 9);
+  const model::Model loaded = load_model_for_mpc((dir / "old.onnx").string());
+  EXPECT_EQ(loaded.graph.nodes[0].inputs.size(), 3u);
+  EXPECT_EQ(loaded.graph.nodes[1].inputs.size(), 2u);  // no maximum
+  const Tensor x = random_tensor({2, 3, 5, 5}, rng, -4, 9);
+  const Outputs o = run_both(loaded, x);
+  expect_close(o);
+  nn::Executor exec(original);
+  expect_close({o.secure, exec.forward({x})[0]});
+}
+
 TEST(SecureOps, ClipBoundsMustBeConstantScalarsAndOrdered) {
   model::Graph g;
   g.inputs = {{"x", DType::Float32, {1, 4}}, {"t", DType::Float32, {}}};
