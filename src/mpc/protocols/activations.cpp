@@ -1,4 +1,4 @@
-// LeakyRelu and Clip on top of the ReLU protocol (see nonlinear.hpp).
+// LeakyRelu, PRelu and Clip on top of the ReLU protocol (see nonlinear.hpp).
 #include <string>
 #include <vector>
 
