@@ -136,15 +136,17 @@ std::string self_exe() {
 void print_cost_rows(const mpc::LocalRunResult& r) {
   auto row = [&](const mpc::CostRow& c, const std::string& name) {
     std::cout << fmt::format(
-        "  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f}\n", name, printable(c.op),
+        "  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7.1f} {:>9.1f} {:>10}\n", name, printable(c.op),
         human_count(static_cast<double>(c.bytes_sent[0])) + "B",
         human_count(static_cast<double>(c.bytes_sent[1])) + "B",
         human_count(static_cast<double>(c.bytes_sent[2])) + "B",
-        r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0, 1000 * c.seconds);
+        r.batches ? static_cast<double>(c.rounds) / r.batches : 0.0, 1000 * c.seconds,
+        human_count(r.images ? static_cast<double>(c.drelus) / r.images : 0.0));
   };
   auto header = [](const char* title, const char* name) {
-    std::cout << fmt::format("\n{}\n  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7} {:>9}\n", title,
-                             name, "op", "client", "server", "helper", "rnd/b", "ms");
+    std::cout << fmt::format("\n{}\n  {:<20} {:<17} {:>10} {:>10} {:>10} {:>7} {:>9} {:>10}\n",
+                             title, name, "op", "client", "server", "helper", "rnd/b", "ms",
+                             "DReLU/img");
   };
   header("by layer (bytes and ms: all batches; rounds per batch)", "node");
   for (const auto& l : r.layers) row(l, printable(l.node));  // node names come from the model
@@ -303,6 +305,9 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--input-range", ra->opt.input_range,
                   "LO,HI: the raw input range the overflow check assumes (default: the model's "
                   "veil.input.range, or 0,1)");
+  run->add_option("--normalize", ra->opt.normalize,
+                  "MEAN,STD applied to [0,1] pixels by the client before sharing (default: from "
+                  "the model's metadata)");
   run->add_option("--frac-bits", ra->opt.frac_bits, "Fixed-point fractional bits")
       ->check(in_range(1, 30));
   run->add_flag("--approx", ra->approx, "Approximate DReLU (s = 5, k = 48 as in the reference)");

@@ -37,6 +37,7 @@ const std::vector<OpEntry>& op_entries() {
       {"MaxPool",             OpKind::MaxPool,            validate_max_pool,          infer_pool,              lower_max_pool,            false},
       {"Mul",                 OpKind::Mul,                validate_plain_binary,      infer_binary,            lower_none,                false},
       {"Pad",                 OpKind::Pad,                validate_pad,               infer_pad,               lower_pad,                 false},
+      {"PRelu",               OpKind::PRelu,              validate_plain_binary,      infer_prelu,             lower_none,                false},
       {"ReduceMean",          OpKind::ReduceMean,         validate_reduce_mean,       infer_reduce_mean,       lower_reduce_mean,         false},
       {"Relu",                OpKind::Relu,               validate_plain_unary,       infer_activation,        lower_none,                false},
       {"Reshape",             OpKind::Reshape,            validate_reshape,           infer_reshape,           lower_reshape,             true},

@@ -62,11 +62,12 @@ ValidateSignature validate_conv, validate_max_pool, validate_average_pool, valid
     validate_cast, validate_constant_of_shape, validate_slice, validate_reduce_mean,
     validate_block_relu;
 
-// infer_activation: Relu, Sigmoid, Tanh, LeakyRelu, Clip.
+// infer_activation: Relu, Sigmoid, Tanh, LeakyRelu, Clip. infer_prelu: X's shape, the slope
+// broadcasting to it unidirectionally.
 InferSignature infer_conv, infer_pool, infer_global_pool, infer_gemm, infer_matmul, infer_binary,
-    infer_activation, infer_softmax, infer_identity, infer_dropout, infer_batch_norm, infer_flatten,
-    infer_reshape, infer_concat, infer_pad, infer_constant, infer_shape, infer_gather,
-    infer_unsqueeze, infer_squeeze, infer_cast, infer_constant_of_shape, infer_slice,
+    infer_activation, infer_prelu, infer_softmax, infer_identity, infer_dropout, infer_batch_norm,
+    infer_flatten, infer_reshape, infer_concat, infer_pad, infer_constant, infer_shape,
+    infer_gather, infer_unsqueeze, infer_squeeze, infer_cast, infer_constant_of_shape, infer_slice,
     infer_reduce_mean, infer_block_relu;
 
 // lower_none: ops without attributes; lower_axes: Squeeze, Unsqueeze.

@@ -556,6 +556,15 @@ void infer_block_relu(const InferContext& c, InferResult& r) {
   r.out.shape = x;
 }
 
+void infer_prelu(const InferContext& c, InferResult& r) {
+  c.require_float(0);
+  c.require_float(1);
+  r.out.shape = c.shape(0);
+  if (broadcast(c.node, c.shape(0), c.shape(1)) != r.out.shape)
+    fail(c.node, "slope " + shape_to_string(c.shape(1)) + " does not broadcast to the input " +
+                     shape_to_string(c.shape(0)));
+}
+
 void infer_softmax(const InferContext& c, InferResult& r) {
   infer_activation(c, r);
   norm_axis(c.node, c.node.attr_int("axis", -1), static_cast<int64_t>(r.out.shape.size()));

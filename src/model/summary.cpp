@@ -90,7 +90,8 @@ ModelSummary summarize(const Model& model) {
           a.size() == 2)
         k = a[0];
       l.macs = out_numel * k;
-    } else if (kind == OpKind::Relu || kind == OpKind::Clip || kind == OpKind::LeakyRelu) {
+    } else if (kind == OpKind::Relu || kind == OpKind::Clip || kind == OpKind::LeakyRelu ||
+               kind == OpKind::PRelu) {
       l.relus = out_numel;
       if (kind == OpKind::Relu) l.relu_count = l.drelus = out_numel;
     } else if (kind == OpKind::BlockRelu) {

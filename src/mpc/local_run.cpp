@@ -47,8 +47,10 @@ constexpr int64_t kReferenceBatch = 256;
 
 size_t idx(Role r) { return static_cast<size_t>(r); }
 
-PlainReference plain_reference(const std::string& model_path, const Tensor& images) {
+PlainReference plain_reference(const std::string& model_path, const std::string& normalize,
+                               const Tensor& images) {
   model::Model model = model::load_onnx(model_path);
+  override_normalization(model, normalize);
   Tensor x = images.reshaped(images.shape());
   nn::normalization_of(model).apply(x);
   nn::Executor exec(model);
@@ -146,6 +148,7 @@ PartyConfig session_config(const LocalRunOptions& o, SessionFiles& files, uint16
   cfg.batch = o.batch;
   cfg.frac_bits = o.frac_bits;
   cfg.input_range = o.input_range;
+  cfg.normalize = o.normalize;
   cfg.drelu = o.drelu;
   cfg.threads = o.threads;
   cfg.io_timeout_ms = o.io_timeout_ms;
@@ -424,7 +427,10 @@ std::vector<CostRow> merge_layers(const std::array<PartyReport, 3>& rep) {
       rows[i].bytes_sent[idx(r)] = l.bytes_sent;
       rows[i].rounds = std::max<uint64_t>(rows[i].rounds, l.rounds);
       rows[i].seconds = std::max(rows[i].seconds, l.seconds);
+      if (l.drelus != rep[0].layers[i].drelus)
+        throw ProtocolError("the parties counted different DReLUs in " + rows[i].node);
     }
+    rows[i].drelus = rep[0].layers[i].drelus;
   }
   return rows;
 }
@@ -442,18 +448,21 @@ std::vector<CostRow> by_op(const std::vector<CostRow>& layers) {
     for (size_t r = 0; r < 3; ++r) o.bytes_sent[r] += l.bytes_sent[r];
     o.rounds += l.rounds;
     o.seconds += l.seconds;
+    o.drelus += l.drelus;
   }
   return ops;
 }
 
-json cost_row_json(const CostRow& c, int64_t batches, bool layer) {
+json cost_row_json(const CostRow& c, int64_t batches, int64_t images, bool layer) {
   json j = {
       {"op", c.op},
       {"bytes_sent",
        {{"client", c.bytes_sent[0]}, {"server", c.bytes_sent[1]}, {"helper", c.bytes_sent[2]}}},
       {"bytes_total", c.bytes_total()},
       {"rounds", c.rounds},
-      {"seconds", c.seconds}};
+      {"seconds", c.seconds},
+      {"drelus", c.drelus},
+      {"drelus_per_image", images ? static_cast<double>(c.drelus) / images : 0.0}};
   if (layer) {
     j["node"] = c.node;
     j["rounds_per_batch"] = batches ? static_cast<double>(c.rounds) / batches : 0.0;
@@ -525,6 +534,10 @@ json LocalRunResult::to_json() const {
                     {"setup_s", setup_seconds},
                     {"wall_s", wall_seconds}};
   out["rounds"] = {{"per_batch", rounds_per_batch()}, {"total", rounds}};
+  uint64_t drelus = 0;
+  for (const CostRow& l : layers) drelus += l.drelus;
+  out["drelus"] = {{"total", drelus},
+                   {"per_image", images ? static_cast<double>(drelus) / images : 0.0}};
   json parties_json = json::object();
   for (Role r : kRoles) {
     const PartyTotals& p = parties[idx(r)];
@@ -538,9 +551,9 @@ json LocalRunResult::to_json() const {
   }
   out["parties"] = parties_json;
   out["layers"] = json::array();
-  for (const CostRow& l : layers) out["layers"].push_back(cost_row_json(l, batches, true));
+  for (const CostRow& l : layers) out["layers"].push_back(cost_row_json(l, batches, images, true));
   out["ops"] = json::array();
-  for (const CostRow& o : ops) out["ops"].push_back(cost_row_json(o, batches, false));
+  for (const CostRow& o : ops) out["ops"].push_back(cost_row_json(o, batches, images, false));
   return out;
 }
 
@@ -597,13 +610,14 @@ LocalRunResult run_local(const LocalRunOptions& o) {
   // 1. The images and the plaintext reference (the original, unfolded model).
   model::Model folded = load_model_for_mpc(o.model);
   if (!o.input_range.empty()) folded.metadata["veil.input.range"] = o.input_range;
+  override_normalization(folded, o.normalize);
   // The server party checks the same; refusing here gives one error line.
   const RangeReport range =
       check_fixed_point_range(folded, SecureModel(folded.graph), o.frac_bits, o.drelu);
   const auto hash = structure_hash(folded.graph);
   ClientInput input = select_client_input(o.input, model_input_shape(folded.graph, 1));
   check_input_range(input.images, input_range_of(folded));
-  const PlainReference plain = plain_reference(o.model, input.images);
+  const PlainReference plain = plain_reference(o.model, o.normalize, input.images);
 
   // 2. Session files, listening sockets, configuration.
   open_standard_descriptors();

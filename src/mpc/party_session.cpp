@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <set>
 
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/model/fold_batch_norm.hpp"
+#include "veil/model/lowered.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/client_input.hpp"
 #include "veil/mpc/network/tcp_channel.hpp"
@@ -101,6 +105,7 @@ void add_costs(std::vector<LayerCost>& sum, const std::vector<LayerCost>& batch)
     sum[i].messages_sent += batch[i].messages_sent;
     sum[i].rounds += batch[i].rounds;
     sum[i].seconds += batch[i].seconds;
+    sum[i].drelus += batch[i].drelus;
   }
 }
 
@@ -248,9 +253,52 @@ void run_batches(Party& party, const SecureModel& secure, const model::Graph& gr
 
 }  // namespace
 
+void override_normalization(model::Model& model, const std::string& normalize) {
+  if (!normalize.empty()) nn::set_normalization(model, data::Normalization::parse_pair(normalize));
+}
+
+namespace {
+
+// SecureModel reads every op at opset 13 (the public structure carries no opset). Before opset
+// 11, Clip's bounds were attributes (ReLU6 in older exports): they become scalar initializers,
+// the opset-11 form, and the model is read at 13 from then on, as SecureModel reads it anyway.
+void clip_bounds_as_inputs(model::Model& m) {
+  if (m.opset >= 11) return;
+  std::set<std::string> names;  // every value name, for fresh initializer names
+  for (const auto& in : m.graph.inputs) names.insert(in.name);
+  for (const auto& [name, t] : m.graph.initializers) names.insert(name);
+  for (const model::Node& n : m.graph.nodes) names.insert(n.outputs.begin(), n.outputs.end());
+  bool rewritten = false;
+  for (model::Node& n : m.graph.nodes) {
+    if (n.op_type != "Clip" || n.inputs.size() != 1) continue;
+    const auto& params = model::lower_node(n, m.opset);
+    const auto& p = std::get<model::ClipParams>(params);
+    n.inputs.resize(3);
+    const float bounds[2] = {p.min, p.max};
+    for (size_t i = 0; i < 2; ++i) {
+      // Legacy defaults are the float extremes (or infinities): no bound.
+      if (!std::isfinite(bounds[i]) || std::fabs(bounds[i]) >= std::numeric_limits<float>::max())
+        continue;
+      std::string name = n.name + (i == 0 ? ".min" : ".max");
+      while (names.count(name)) name += "_";
+      names.insert(name);
+      m.graph.initializers[name] = Tensor::scalar(bounds[i]);
+      n.inputs[i + 1] = name;
+    }
+    while (!n.inputs.empty() && n.inputs.back().empty()) n.inputs.pop_back();
+    n.attributes.erase("min");
+    n.attributes.erase("max");
+    rewritten = true;
+  }
+  if (rewritten) m.opset = 13;
+}
+
+}  // namespace
+
 model::Model load_model_for_mpc(const std::string& path) {
   if (path.empty()) throw InvalidArgument("the server needs a model (\"model\" in the config)");
   model::Model m = model::load_onnx(path);
+  clip_bounds_as_inputs(m);
   model::fold_batch_norm(m);
   SecureModel check(m.graph);  // throws Unsupported naming the first node it cannot run
   model_input_shape(m.graph, 1);
@@ -284,7 +332,8 @@ json PartyReport::to_json() const {
                            {"bytes_sent", l.bytes_sent},
                            {"messages_sent", l.messages_sent},
                            {"rounds", l.rounds},
-                           {"seconds", l.seconds}});
+                           {"seconds", l.seconds},
+                           {"drelus", l.drelus}});
   if (role == Role::Client) {
     j["predictions"] = predictions;
     if (!labels.empty()) j["labels"] = labels;
@@ -318,7 +367,8 @@ PartyReport PartyReport::from_json(const json& j) {
     for (const json& l : j.at("layers"))
       r.layers.push_back({l.at("node").get<std::string>(), l.at("op").get<std::string>(),
                           l.at("bytes_sent").get<uint64_t>(), l.at("messages_sent").get<uint64_t>(),
-                          l.at("rounds").get<uint32_t>(), l.at("seconds").get<double>()});
+                          l.at("rounds").get<uint32_t>(), l.at("seconds").get<double>(),
+                          l.at("drelus").get<uint64_t>()});
     if (r.role == Role::Client) {
       r.predictions = j.at("predictions").get<std::vector<int64_t>>();
       if (j.contains("labels")) r.labels = j.at("labels").get<std::vector<int32_t>>();
@@ -351,6 +401,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
     model = load_model_for_mpc(cfg.model);
     // The structure carries the range to the client, which enforces it.
     if (!cfg.input_range.empty()) model.metadata["veil.input.range"] = cfg.input_range;
+    override_normalization(model, cfg.normalize);  // the client applies it, the check assumes it
     try {
       report.range_check = describe_range(
           check_fixed_point_range(model, SecureModel(model.graph), params.frac_bits, params.drelu));

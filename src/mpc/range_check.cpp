@@ -11,6 +11,7 @@
 #include "veil/core/error.hpp"
 #include "veil/model/shape_inference.hpp"
 #include "veil/mpc/client_input.hpp"
+#include "veil/mpc/protocols/nonlinear.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/preprocess.hpp"
 
@@ -269,6 +270,94 @@ class Analysis {
     return x;
   }
 
+  // ReLU(x) + alpha (x - ReLU(x)) with alpha as encoded (LeakyRelu: one for all channels;
+  // PRelu: the slope of each channel): one DReLU of x, and the product of the negative part with
+  // alpha truncated (one ulp).
+  Channels leaky_relu(const model::LoweredOp& op) {
+    Channels x = input(op, 0);
+    std::vector<double> alphas;
+    if (op.kind == OpKind::LeakyRelu) {
+      alphas.push_back(rounded(op.as<model::LeakyReluParams>().alpha));
+    } else {
+      for (float a : prelu_channel_slopes(shape_of(op.input_ids.at(0)),
+                                          graph_.initializers.at(op.inputs.at(1))))
+        alphas.push_back(rounded(a));
+      x = fit(x, static_cast<int64_t>(alphas.size()));
+    }
+    check(op, "DReLU input", max_magnitude(x), 1, drelu_limit_);
+    double product = 0;
+    for (size_t c = 0; c < x.size(); ++c) {
+      Interval& i = x[c];
+      const double alpha = alphas[alphas.size() == 1 ? 0 : c];
+      auto f = [&](double v) { return v >= 0 ? v : alpha * v; };
+      product = std::max(product, std::fabs(alpha * std::min(i.lo, 0.0)));
+      // f is monotone on each side of 0 (either way for a negative alpha): the extremes are at
+      // the ends or at 0.
+      Interval y{std::min(f(i.lo), f(i.hi)), std::max(f(i.lo), f(i.hi))};
+      if (i.lo < 0 && i.hi > 0) y = with_zero(y);
+      if (i.lo < 0) y.lo -= ulp_, y.hi += ulp_;
+      i = y;
+    }
+    check(op, "product before truncation", product, 2, kRingBits - kTruncationMarginBits);
+    return x;
+  }
+
+  // lo + ReLU(x - lo) - ReLU(x - hi): DReLUs of x - lo and x - hi, exact otherwise.
+  Channels clip(const model::LoweredOp& op) {
+    Channels x = input(op, 0);
+    const auto& attrs = op.as<model::ClipParams>();
+    auto bound = [&](size_t i, float attr) {
+      return op.has_input(i)       ? rounded(graph_.initializers.at(op.inputs[i]).to_floats().at(0))
+             : std::isfinite(attr) ? rounded(attr)
+                                   : static_cast<double>(attr);
+    };
+    const double lo = bound(1, attrs.min), hi = bound(2, attrs.max);
+    double gate = 0;
+    for (Interval& i : x) {
+      for (double b : {lo, hi})
+        if (std::isfinite(b)) gate = std::max({gate, std::fabs(i.lo - b), std::fabs(i.hi - b)});
+      i = {std::clamp(i.lo, lo, hi), std::clamp(i.hi, lo, hi)};
+    }
+    check(op, "DReLU input", gate, 1, drelu_limit_);
+    return x;
+  }
+
+  // Channels stay channels: on axis 1 the inputs' lists follow each other, on another axis
+  // each channel is the union of the inputs' (the layout lost: one interval for all).
+  Channels concat(const model::LoweredOp& op, Shape& out) {
+    const int64_t rank = static_cast<int64_t>(shape_of(op.input_ids.at(0)).size());
+    int64_t axis = op.as<model::ConcatParams>().axis;
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) throw MalformedInput(op.describe() + ": bad axis");
+    out = shape_of(op.input_ids.at(0));
+    out[static_cast<size_t>(axis)] = 0;
+    Channels y;
+    bool per_channel = rank >= 2;
+    std::vector<Channels> parts;
+    for (size_t i = 0; i < op.inputs.size(); ++i) {
+      const Shape& s = shape_of(op.input_ids.at(i));
+      if (static_cast<int64_t>(s.size()) != rank)
+        throw MalformedInput(op.describe() + ": ranks differ");
+      out[static_cast<size_t>(axis)] += s[static_cast<size_t>(axis)];
+      parts.push_back(input(op, i));
+      per_channel = per_channel && static_cast<int64_t>(parts.back().size()) == s[1];
+    }
+    if (!per_channel) {
+      Channels all;
+      for (const Channels& c : parts) all.push_back(hull(c));
+      return {hull(all)};
+    }
+    if (axis == 1) {
+      for (const Channels& c : parts) y.insert(y.end(), c.begin(), c.end());
+      return y;
+    }
+    y = parts[0];
+    for (const Channels& c : parts)
+      for (size_t k = 0; k < y.size(); ++k)
+        y[k] = {std::min(y[k].lo, c[k].lo), std::max(y[k].hi, c[k].hi)};
+    return y;
+  }
+
   // The average of a window of `count` in-range values times 1/count in fixed point, truncated:
   // the factor count * round(2^f / count) / 2^f is within count / 2^(f+1) of 1.
   Channels average(const model::LoweredOp& op, Channels x, int64_t max_count) {
@@ -371,9 +460,18 @@ class Analysis {
       case OpKind::BlockRelu:
         out = shape_of(op.input_ids.at(0));
         return relu(op);
+      case OpKind::LeakyRelu:
+      case OpKind::PRelu:
+        out = shape_of(op.input_ids.at(0));
+        return leaky_relu(op);
+      case OpKind::Clip:
+        out = shape_of(op.input_ids.at(0));
+        return clip(op);
       case OpKind::Add:
         out = shape_of(op.input_ids.at(0));
         return add(op);
+      case OpKind::Concat:
+        return concat(op, out);
       case OpKind::Identity:
       case OpKind::Dropout:
         out = shape_of(op.input_ids.at(0));

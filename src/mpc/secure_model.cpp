@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <chrono>
+#include <cmath>
 #include <string>
 
 #include "veil/core/error.hpp"
@@ -62,10 +63,14 @@ bool supported(OpKind kind) {
     case OpKind::MatMul:
     case OpKind::Relu:
     case OpKind::BlockRelu:
+    case OpKind::LeakyRelu:
+    case OpKind::PRelu:
+    case OpKind::Clip:
     case OpKind::MaxPool:
     case OpKind::AveragePool:
     case OpKind::GlobalAveragePool:
     case OpKind::Add:
+    case OpKind::Concat:
     case OpKind::Flatten:
     case OpKind::Reshape:
     case OpKind::Identity:
@@ -77,7 +82,8 @@ bool supported(OpKind kind) {
 }
 
 // Refuses, naming op and node, what the protocols cannot run whatever the input.
-void check_op(const model::LoweredOp& op, const model::Graph& graph) {
+void check_op(const model::LoweredOp& op, const model::Graph& graph,
+              const model::LoweredGraph& lowered) {
   auto constant = [&](size_t i, const char* what) {
     if (op.has_input(i) && !graph.is_initializer(op.inputs[i]))
       throw Unsupported(op.describe() + ": " + what + " must be initializers");
@@ -105,6 +111,34 @@ void check_op(const model::LoweredOp& op, const model::Graph& graph) {
         throw Unsupported(op.describe() + ": only 2-D pooling is supported");
       for (int64_t d : sp.dilations)
         if (d != 1) throw Unsupported(op.describe() + ": pool dilation");
+      break;
+    }
+    case OpKind::PRelu: {
+      constant(1, "slopes");
+      // The slope's layout, where the input's shape is known already (else at the first run).
+      const Shape& x = lowered.values.at(static_cast<size_t>(op.input_ids.at(0))).shape;
+      if (x.size() >= 2 && x[1] > 0) {
+        try {
+          prelu_channel_slopes(x, graph.initializers.at(op.inputs.at(1)));
+        } catch (const Unsupported& e) {
+          throw Unsupported(op.describe() + ": " + e.what());
+        }
+      }
+      break;
+    }
+    case OpKind::Clip: {
+      constant(1, "bounds");
+      constant(2, "bounds");
+      // Values: meaningful at the server only (zeros elsewhere, which pass).
+      const auto& attrs = op.as<model::ClipParams>();
+      float lo = attrs.min, hi = attrs.max;
+      for (size_t i : {size_t{1}, size_t{2}}) {
+        if (!op.has_input(i)) continue;
+        const Tensor& t = graph.initializers.at(op.inputs[i]);
+        if (t.numel() != 1) throw Unsupported(op.describe() + ": min and max must be scalars");
+        (i == 1 ? lo : hi) = t.to_floats()[0];  // finite: the IR refuses others
+      }
+      if (lo > hi) throw Unsupported(op.describe() + ": min > max");
       break;
     }
     case OpKind::Reshape:
@@ -191,7 +225,7 @@ SecureModel::SecureModel(const model::Graph& graph, SecureModelOptions options)
           (kind == OpKind::BatchNormalization ? " (fold it into the conv first)" : ""));
   }
   lowered_ = model::lower(graph_, kSecureOpset);
-  for (const auto& op : lowered_.ops) check_op(op, graph_);
+  for (const auto& op : lowered_.ops) check_op(op, graph_, lowered_);
 }
 
 namespace {
@@ -232,7 +266,8 @@ class Evaluation {
     Clock::time_point now = Clock::now();
     trace_->push_back({node, op, s.bytes_sent - mark_stats_.bytes_sent,
                        s.messages_sent - mark_stats_.messages_sent, p_.clock() - mark_clock_,
-                       std::chrono::duration<double>(now - mark_time_).count()});
+                       std::chrono::duration<double>(now - mark_time_).count(),
+                       p_.drelus() - mark_drelus_});
     mark();
   }
 
@@ -243,6 +278,7 @@ class Evaluation {
     mark_stats_ = p_.stats();
     mark_clock_ = p_.clock();
     mark_time_ = Clock::now();
+    mark_drelus_ = p_.drelus();
   }
 
   const RingTensor& get(const model::LoweredOp& op, size_t i) const {
@@ -261,6 +297,9 @@ class Evaluation {
   }
 
   RingTensor conv(const model::LoweredOp& op);
+  RingTensor clip(const model::LoweredOp& op);
+  RingTensor prelu(const model::LoweredOp& op);
+  RingTensor concat(const model::LoweredOp& op);
   RingTensor dense(const model::LoweredOp& op);
   RingTensor reshape(const model::LoweredOp& op);
   RingTensor block_relu(const model::LoweredOp& op);
@@ -276,6 +315,7 @@ class Evaluation {
   ChannelStats mark_stats_;
   uint32_t mark_clock_ = 0;
   Clock::time_point mark_time_;
+  uint64_t mark_drelus_ = 0;
 };
 
 RingTensor Evaluation::conv(const model::LoweredOp& op) {
@@ -313,6 +353,39 @@ RingTensor Evaluation::dense(const model::LoweredOp& op) {
     y = add_server_channel_bias(p_, y, b);
   }
   return y;
+}
+
+// The bounds from the attributes (before opset 11; infinite = absent) or from scalar
+// initializers (checked at construction), whose values only the server holds.
+RingTensor Evaluation::clip(const model::LoweredOp& op) {
+  const auto& attrs = op.as<model::ClipParams>();
+  ClipBounds b;
+  auto bound = [&](size_t i, float attr, bool& has, uint64_t& value) {
+    const bool input = op.has_input(i);
+    has = input || std::isfinite(attr);
+    if (has && server_)
+      value = encode_fixed(input ? graph_.initializers.at(op.inputs[i]).to_floats()[0] : attr, f_);
+  };
+  bound(1, attrs.min, b.has_lo, b.lo);
+  bound(2, attrs.max, b.has_hi, b.hi);
+  return mpc::clip(p_, get(op, 0), b);
+}
+
+// The slope is a weight: the server encodes one value per channel, the others pass its shape.
+RingTensor Evaluation::prelu(const model::LoweredOp& op) {
+  const RingTensor& x = get(op, 0);
+  const std::vector<float> slopes =
+      prelu_channel_slopes(x.shape, graph_.initializers.at(op.inputs.at(1)));
+  const Shape s{static_cast<int64_t>(slopes.size())};
+  RingTensor w =
+      server_ ? encode_tensor(Tensor::from_floats(s, slopes), f_) : RingTensor::shape_only(s);
+  return mpc::prelu(p_, x, w, options_.threads);
+}
+
+RingTensor Evaluation::concat(const model::LoweredOp& op) {
+  std::vector<const RingTensor*> parts;
+  for (size_t i = 0; i < op.inputs.size(); ++i) parts.push_back(&get(op, i));
+  return mpc::concat(parts, op.as<model::ConcatParams>().axis);
 }
 
 // Flatten and Reshape only relabel the shape of the shares.
@@ -361,6 +434,12 @@ RingTensor Evaluation::run_op(const model::LoweredOp& op) {
       return relu(p_, get(op, 0));
     case OpKind::BlockRelu:
       return block_relu(op);
+    case OpKind::LeakyRelu:
+      return leaky_relu(p_, get(op, 0), op.as<model::LeakyReluParams>().alpha);
+    case OpKind::PRelu:
+      return prelu(op);
+    case OpKind::Clip:
+      return clip(op);
     case OpKind::MaxPool:
       return maxpool2d(p_, get(op, 0), pool_geometry(op, get(op, 0).shape));
     case OpKind::AveragePool:
@@ -369,6 +448,8 @@ RingTensor Evaluation::run_op(const model::LoweredOp& op) {
       return global_avgpool(p_, get(op, 0));
     case OpKind::Add:
       return add(get(op, 0), get(op, 1));
+    case OpKind::Concat:
+      return concat(op);
     case OpKind::Flatten:
     case OpKind::Reshape:
       return reshape(op);

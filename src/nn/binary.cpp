@@ -1,5 +1,6 @@
-// Add, Sub, Mul, Div with numpy broadcasting (float, and int64 for shape arithmetic). Gradients
-// are reduced over the broadcast dimensions of each operand.
+// Add, Sub, Mul, Div with numpy broadcasting (float, and int64 for shape arithmetic), and PRelu
+// (float; its slope broadcasts to the input). Gradients are reduced over the broadcast
+// dimensions of each operand.
 #include <algorithm>
 
 #include "kernel.hpp"
@@ -9,7 +10,7 @@ namespace veil::nn::detail {
 
 namespace {
 
-// The kernel runs Add, Sub, Mul and Div only (make_kernel).
+// The kernel runs Add, Sub, Mul, Div and PRelu only (make_kernel).
 using Op = model::OpKind;
 
 // Per-dimension element strides of `s` aligned to `out` (0 where s broadcasts).
@@ -90,6 +91,13 @@ void apply_op(Op op, const Shape& out, const Shape& sa, const T* a, const Shape&
       } else {
         return broadcast_apply(out, sa, a, sb, b, y, [](T u, T v) { return u / v; });
       }
+    case Op::PRelu:
+      if constexpr (std::is_integral_v<T>) {
+        throw Unsupported("PRelu: needs a float tensor");
+      } else {
+        // NaN passes through (NaN >= 0 is false, slope * NaN is NaN), as in PyTorch.
+        return broadcast_apply(out, sa, a, sb, b, y, [](T u, T v) { return u >= 0 ? u : v * u; });
+      }
     default:
       throw Unsupported("not a binary op: " + model::op_name(op));
   }
@@ -102,7 +110,7 @@ class BinaryKernel final : public Kernel {
   }
 
   // Zero-preserving ops may combine two values held in the same blocked layout.
-  bool accepts_blocked(size_t) const override { return op_ != Op::Div; }
+  bool accepts_blocked(size_t) const override { return op_ != Op::Div && op_ != Op::PRelu; }
   bool keeps_layout() const override { return true; }
 
   void forward(ForwardEnv& env) override {
@@ -132,6 +140,9 @@ class BinaryKernel final : public Kernel {
       fail("shapes " + shape_to_string(a.shape()) + " and " + shape_to_string(b.shape()) +
            " do not broadcast");
     }
+    if (op_ == Op::PRelu && out != a.shape())
+      fail("slope " + shape_to_string(b.shape()) + " does not broadcast to the input " +
+           shape_to_string(a.shape()));
     Tensor* taken = nullptr;
     if (a.shape() == out) taken = env.take_input(0);
     if (!taken && b.shape() == out) taken = env.take_input(1);
@@ -172,6 +183,15 @@ class BinaryKernel final : public Kernel {
         case Op::Mul:
           broadcast_apply<float>(out, out, dy, other.shape(), other.data(), tmp,
                                  [](float u, float v) { return u * v; });
+          break;
+        case Op::PRelu:
+          // dy/dx = x >= 0 ? 1 : slope; dy/dslope = x >= 0 ? 0 : x.
+          if (i == 0)
+            broadcast_apply<float>(out, out, a.data(), b.shape(), b.data(), tmp,
+                                   [](float u, float v) { return u >= 0 ? 1.0f : v; });
+          else
+            for (int64_t j = 0; j < total; ++j) tmp[j] = a.data()[j] >= 0 ? 0.0f : a.data()[j];
+          for (int64_t j = 0; j < total; ++j) tmp[j] *= dy[j];
           break;
         case Op::Div:
           if (i == 0) {

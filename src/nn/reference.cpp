@@ -271,6 +271,9 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
       case BinaryOp::Div:
         v = x1 / x2;
         break;
+      case BinaryOp::PRelu:
+        v = x1 >= 0 ? x1 : x2 * x1;
+        break;
     }
     y.floats()[i] = v;
   }

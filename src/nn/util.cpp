@@ -175,6 +175,7 @@ std::unique_ptr<Kernel> make_kernel(const model::LoweredOp& op) {
     case K::Sub:
     case K::Mul:
     case K::Div:
+    case K::PRelu:
       return make_binary(op);
     case K::Softmax:
       return make_softmax(op);

@@ -9,9 +9,13 @@
 #include <algorithm>
 #include <fstream>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <utility>
 
 #include "cli_runner.hpp"
+#include "graph_node.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/model/zoo.hpp"
@@ -235,6 +239,121 @@ TEST_F(MpcCli, PartiesWithPinnedKeysAndAnImpostor) {
         << rs[2].err;
     EXPECT_EQ(rs[0].out.find("image 0"), std::string::npos);  // the client got no result
   }
+}
+
+Tensor uniform_tensor(Shape s, uint64_t seed, float lo, float hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  Tensor t(s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = u(rng);
+  return t;
+}
+
+// A CNN as an exporter writes one with the ops three-party inference gained for issue 16:
+// x[N,1,28,28] -> Conv3x3/2 (pad 1) -> LeakyRelu -> Clip(-0.5, 6) -> Concat(axis 1, PRelu of
+// Conv1x1/2 of x) -> AveragePool3/2 (pad 1, counting it) -> GlobalAveragePool -> Flatten -> Gemm ->
+// y[N,10].
+model::Model widened_cnn() {
+  model::Model m;
+  model::Graph& g = m.graph;
+  g.inputs = {{"x", DType::Float32, {-1, 1, 28, 28}}};
+  g.outputs = {{"y", DType::Float32, {-1, 10}}};
+  g.initializers["w1"] = uniform_tensor({4, 1, 3, 3}, 1, -0.8f, 0.8f);
+  g.initializers["b1"] = uniform_tensor({4}, 2, -0.3f, 0.3f);
+  g.initializers["w2"] = uniform_tensor({2, 1, 1, 1}, 3, -1, 1);
+  g.initializers["slope"] = uniform_tensor({2, 1, 1}, 6, 0.05f, 0.3f);
+  g.initializers["lo"] = Tensor::scalar(-0.5f);
+  g.initializers["hi"] = Tensor::scalar(6.0f);
+  g.initializers["wf"] = uniform_tensor({10, 6}, 4, -2, 2);
+  g.initializers["bf"] = uniform_tensor({10}, 5, -0.1f, 0.1f);
+  auto conv1 = node("conv1", "Conv", {"x", "w1", "b1"}, {"c1"});
+  conv1.attributes["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  conv1.attributes["strides"] = std::vector<int64_t>{2, 2};
+  auto conv2 = node("conv2", "Conv", {"x", "w2"}, {"c2"});
+  conv2.attributes["strides"] = std::vector<int64_t>{2, 2};
+  auto leaky = node("leaky", "LeakyRelu", {"c1"}, {"l1"});
+  leaky.attributes["alpha"] = 0.1f;
+  auto cat = node("cat", "Concat", {"k1", "q2"}, {"j1"});
+  cat.attributes["axis"] = int64_t{1};
+  auto avg = node("avg", "AveragePool", {"j1"}, {"p1"});
+  avg.attributes["kernel_shape"] = std::vector<int64_t>{3, 3};
+  avg.attributes["strides"] = std::vector<int64_t>{2, 2};
+  avg.attributes["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  avg.attributes["count_include_pad"] = int64_t{1};
+  auto fc = node("fc", "Gemm", {"f1", "wf", "bf"}, {"y"});
+  fc.attributes["transB"] = int64_t{1};
+  g.nodes = {conv1,
+             leaky,
+             node("clip", "Clip", {"l1", "lo", "hi"}, {"k1"}),
+             conv2,
+             node("prelu", "PRelu", {"c2", "slope"}, {"q2"}),
+             cat,
+             avg,
+             node("gap", "GlobalAveragePool", {"p1"}, {"g1"}),
+             node("flat", "Flatten", {"g1"}, {"f1"}),
+             fc};
+  return m;
+}
+
+// Such a model runs (it was refused at its LeakyRelu before), agrees with the float engine, and
+// the cost report lists the new layers with their DReLUs: one per element for LeakyRelu and
+// PRelu, two for Clip, none for the local Concat and pools.
+TEST_F(MpcCli, AnExportedCnnWithTheWidenedOpsRunsAndReportsItsDrelus) {
+  const fs::path path = dir_ / "widened.onnx";
+  model::save_onnx(widened_cnn(), path);
+  auto r = run_veil("mpc run --model " + path.string() + " --input " + input_.string() +
+                        " --batch 3 --normalize 0.28,0.35 --json",
+                    dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  expect_agreement(j, 4);
+  std::map<std::string, std::pair<std::string, uint64_t>> layers;
+  for (const auto& l : j["layers"])
+    layers[l["node"].get<std::string>()] = {l["op"].get<std::string>(),
+                                            l["drelus"].get<uint64_t>()};
+  const uint64_t elements = 4 * 4 * 14 * 14;  // images x channels x 14 x 14
+  EXPECT_EQ(layers["leaky"], std::make_pair(std::string("LeakyRelu"), elements));
+  EXPECT_EQ(layers["clip"], std::make_pair(std::string("Clip"), 2 * elements));
+  EXPECT_EQ(layers["prelu"], std::make_pair(std::string("PRelu"), elements / 2));
+  EXPECT_EQ(layers["cat"], std::make_pair(std::string("Concat"), uint64_t{0}));
+  EXPECT_EQ(layers["avg"], std::make_pair(std::string("AveragePool"), uint64_t{0}));
+  EXPECT_EQ(layers["gap"], std::make_pair(std::string("GlobalAveragePool"), uint64_t{0}));
+  EXPECT_EQ(j["drelus"]["total"].get<uint64_t>(), 3 * elements + elements / 2);
+  EXPECT_DOUBLE_EQ(j["drelus"]["per_image"].get<double>(), 3.5 * elements / 4);
+  for (const auto& o : j["ops"])
+    if (o["op"] == "Clip") EXPECT_EQ(o["drelus"].get<uint64_t>(), 2 * elements);
+  // Nothing but the comparisons talks: the local layers send nothing.
+  for (const auto& l : j["layers"])
+    if (l["op"] == "Concat") EXPECT_EQ(l["bytes_total"].get<uint64_t>(), 0u);
+}
+
+// A model exported without veil's normalisation metadata runs with `--normalize MEAN,STD`
+// exactly as the same model with the metadata: the client normalises before sharing, the
+// plaintext reference and the server's overflow check assume the same.
+TEST_F(MpcCli, NormalizeStandsInForTheStrippedMetadata) {
+  model::Model m = model::load_onnx(model_);
+  m.metadata.clear();
+  const fs::path bare = dir_ / "bare.onnx";
+  model::save_onnx(m, bare);
+  const std::string tail = " --input " + input_.string() + " --batch 2 --json";
+  auto with_meta = run_veil("mpc run --model " + model_.string() + tail, dir_);
+  auto with_flag =
+      run_veil("mpc run --model " + bare.string() + " --normalize 0.28,0.35" + tail, dir_);
+  auto without = run_veil("mpc run --model " + bare.string() + tail, dir_);
+  ASSERT_EQ(with_meta.exit_code, 0) << with_meta.err;
+  ASSERT_EQ(with_flag.exit_code, 0) << with_flag.err;
+  ASSERT_EQ(without.exit_code, 0) << without.err;
+  const json a = json::parse(with_meta.out), b = json::parse(with_flag.out),
+             c = json::parse(without.out);
+  expect_agreement(b, 4);
+  EXPECT_EQ(a["secure_predictions"], b["secure_predictions"]);
+  EXPECT_EQ(a["plain_predictions"], b["plain_predictions"]);
+  // The overflow check's headroom depends on the normalised input range.
+  EXPECT_EQ(a["range_check"], b["range_check"]);
+  EXPECT_NE(a["range_check"], c["range_check"]);
+  auto bad = run_veil("mpc run --model " + bare.string() + " --normalize 0.5" + tail, dir_);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("MEAN,STD"), std::string::npos) << bad.err;
 }
 
 // The overflow check assumes raw inputs in [0, 1] unless told otherwise; an image outside is

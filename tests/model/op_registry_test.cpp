@@ -61,6 +61,7 @@ TEST(OpRegistry, EverySupportedOpHasOneEntry) {
                                           "MaxPool",
                                           "Mul",
                                           "Pad",
+                                          "PRelu",
                                           "ReduceMean",
                                           "Relu",
                                           "Reshape",

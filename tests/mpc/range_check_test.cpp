@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "test_util.hpp"
@@ -22,7 +23,7 @@ constexpr int kF = 12;
 // A weight or input as the ring holds it: a multiple of 2^-f (exact in float at these sizes).
 float on_grid(double v) { return static_cast<float>(std::round(std::ldexp(v, kF)) * 0x1p-12); }
 
-Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
+Tensor grid_tensor(Shape s, TestRng& rng, double lo, double hi) {
   std::vector<float> v(static_cast<size_t>(shape_numel(s)));
   for (auto& x : v) x = on_grid(rng.uniform(lo, hi));
   return Tensor::from_floats(std::move(s), std::move(v));
@@ -37,9 +38,9 @@ model::Model random_layers(TestRng& rng, int64_t batch) {
   const int64_t groups = rng.u64() % 2 ? 3 : 1, stride = rng.u64() % 2 ? 2 : 1;
   g.inputs = {{"x", DType::Float32, {batch, 3, 7, 7}}};
   g.outputs = {{"f1", DType::Float32, {}}};
-  g.initializers["w1"] = random_tensor({6, 3 / groups, 3, 3}, rng, -1, 1);
-  g.initializers["b1"] = random_tensor({6}, rng, -1, 1);
-  g.initializers["w2"] = random_tensor({6, 6, 1, 1}, rng, -1, 1);
+  g.initializers["w1"] = grid_tensor({6, 3 / groups, 3, 3}, rng, -1, 1);
+  g.initializers["b1"] = grid_tensor({6}, rng, -1, 1);
+  g.initializers["w2"] = grid_tensor({6, 6, 1, 1}, rng, -1, 1);
   auto conv1 = node("conv1", "Conv", {"x", "w1", "b1"}, {"c1"});
   conv1.attributes["pads"] = std::vector<int64_t>{1, 1, 1, 1};
   conv1.attributes["strides"] = std::vector<int64_t>{stride, stride};
@@ -59,9 +60,9 @@ model::Model random_layers(TestRng& rng, int64_t batch) {
              node("flat", "Flatten", {"p1"}, {"f1"})};
   model::infer_shapes(m);
   const int64_t features = g.value_info.at("f1").shape.at(1);
-  g.initializers["wf"] = random_tensor({5, features}, rng, -1, 1);
-  g.initializers["bf"] = random_tensor({5}, rng, -1, 1);
-  g.initializers["wm"] = random_tensor({5, 4}, rng, -1, 1);
+  g.initializers["wf"] = grid_tensor({5, features}, rng, -1, 1);
+  g.initializers["bf"] = grid_tensor({5}, rng, -1, 1);
+  g.initializers["wm"] = grid_tensor({5, 4}, rng, -1, 1);
   auto fc = node("fc", "Gemm", {"f1", "wf", "bf"}, {"g1"});
   fc.attributes["transB"] = int64_t{1};
   g.nodes.push_back(fc);
@@ -85,6 +86,25 @@ std::vector<Tensor> all_outputs(model::Model m, const Tensor& x) {
   return e.forward({x});
 }
 
+// Every op's output on 16 images of [16, 3, 7, 7] in [lo, hi] (random points of the box and
+// its corners, every pixel at one end) lies in the report's bounds.
+void expect_inside(const model::Model& m, const SecureModel& secure, const RangeReport& r,
+                   double lo, double hi, TestRng& rng, int trial) {
+  std::vector<float> v(16 * 3 * 7 * 7);
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = on_grid(i < 147 ? lo : i < 294 ? hi : rng.uniform(lo, hi));
+  const std::vector<Tensor> outs = all_outputs(m, Tensor::from_floats({16, 3, 7, 7}, v));
+  const auto& ops = secure.lowered().ops;
+  ASSERT_EQ(outs.size(), ops.size());
+  for (size_t o = 0; o < ops.size(); ++o) {
+    const Interval b = r.outputs.at(ops[o].name);
+    for (float y : outs[o].to_floats()) {
+      EXPECT_GE(y, b.lo) << ops[o].name << " trial " << trial;
+      EXPECT_LE(y, b.hi) << ops[o].name << " trial " << trial;
+    }
+  }
+}
+
 TEST(RangeCheck, IntervalBoundsContainEveryOutputOfRandomInputs) {
   TestRng rng;
   for (int trial = 0; trial < 20; ++trial) {
@@ -93,21 +113,7 @@ TEST(RangeCheck, IntervalBoundsContainEveryOutputOfRandomInputs) {
     SecureModel secure(m.graph);
     const RangeReport r = analyze_ranges(secure, {{lo, hi}}, kF, {});
     EXPECT_TRUE(r.guaranteed);
-    // Random points of the box, and its corners (every pixel at one end).
-    std::vector<float> v(16 * 3 * 7 * 7);
-    for (size_t i = 0; i < v.size(); ++i)
-      v[i] = on_grid(i < 147 ? lo : i < 294 ? hi : rng.uniform(lo, hi));
-    const Tensor x = Tensor::from_floats({16, 3, 7, 7}, v);
-    const std::vector<Tensor> outs = all_outputs(m, x);
-    const auto& ops = secure.lowered().ops;
-    ASSERT_EQ(outs.size(), ops.size());
-    for (size_t o = 0; o < ops.size(); ++o) {
-      const Interval b = r.outputs.at(ops[o].name);
-      for (float y : outs[o].to_floats()) {
-        EXPECT_GE(y, b.lo) << ops[o].name << " trial " << trial;
-        EXPECT_LE(y, b.hi) << ops[o].name << " trial " << trial;
-      }
-    }
+    expect_inside(m, secure, r, lo, hi, rng, trial);
   }
 }
 
@@ -142,7 +148,7 @@ TEST(RangeCheck, TheBoundOfOneLayerIsTight) {
   model::Model m;
   m.graph.inputs = {{"x", DType::Float32, {1, 8}}};
   m.graph.outputs = {{"y", DType::Float32, {1, 3}}};
-  m.graph.initializers["w"] = random_tensor({8, 3}, rng, -2, 2);
+  m.graph.initializers["w"] = grid_tensor({8, 3}, rng, -2, 2);
   m.graph.nodes = {node("mm", "MatMul", {"x", "w"}, {"y"})};
   model::infer_shapes(m);
   SecureModel secure(m.graph);
@@ -334,6 +340,103 @@ TEST(RangeCheck, BlockReluBoundsTheTileSums) {
   ASSERT_NE(bad.first_failure(), nullptr);
   EXPECT_EQ(bad.first_failure()->node, "node 'br' (BlockRelu)");
   EXPECT_NEAR(bad.first_failure()->bound_bits, 33 + 20 + kF, 1e-9);
+}
+
+// x[N,3,7,7] -> Conv3x3 (pad 1) + b -> LeakyRelu (alpha in [-0.5, 1.5]) -> Clip (random
+//   bounds, or only one) -> Concat(axis 1, PRelu (a slope per channel) of Conv1x1 of x) ->
+//   AveragePool3 (stride 2, pad 1, count_include_pad either way) -> Concat(axis 3, itself) ->
+//   Flatten -> Gemm(transB) + b -> y
+model::Model widened_layers(TestRng& rng, int64_t batch) {
+  model::Model m;
+  model::Graph& g = m.graph;
+  g.inputs = {{"x", DType::Float32, {batch, 3, 7, 7}}};
+  g.initializers["w1"] = grid_tensor({4, 3, 3, 3}, rng, -1, 1);
+  g.initializers["b1"] = grid_tensor({4}, rng, -1, 1);
+  g.initializers["w2"] = grid_tensor({2, 3, 1, 1}, rng, -1, 1);
+  g.initializers["slope"] = grid_tensor({2, 1, 1}, rng, -0.5, 1.5);
+  const double lo = rng.uniform(-2, 0.5);
+  g.initializers["lo"] = Tensor::scalar(on_grid(lo));
+  g.initializers["hi"] = Tensor::scalar(on_grid(lo + rng.uniform(0.1, 3)));
+  g.initializers["wf"] = grid_tensor({5, 6 * 4 * 8}, rng, -1, 1);
+  g.initializers["bf"] = grid_tensor({5}, rng, -1, 1);
+  auto conv1 = node("conv1", "Conv", {"x", "w1", "b1"}, {"c1"});
+  conv1.attributes["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  auto leaky = node("leaky", "LeakyRelu", {"c1"}, {"l1"});
+  leaky.attributes["alpha"] = on_grid(rng.uniform(-0.5, 1.5));
+  const uint64_t which = rng.u64() % 3;  // both bounds, only the minimum, only the maximum
+  auto clip = node("clip", "Clip",
+                   which == 0   ? std::vector<std::string>{"l1", "lo", "hi"}
+                   : which == 1 ? std::vector<std::string>{"l1", "lo"}
+                                : std::vector<std::string>{"l1", "", "hi"},
+                   {"k1"});
+  auto cat1 = node("cat1", "Concat", {"k1", "q2"}, {"j1"});
+  cat1.attributes["axis"] = int64_t{1};
+  auto avg = node("avg", "AveragePool", {"j1"}, {"p1"});
+  avg.attributes["kernel_shape"] = std::vector<int64_t>{3, 3};
+  avg.attributes["strides"] = std::vector<int64_t>{2, 2};
+  avg.attributes["pads"] = std::vector<int64_t>{1, 1, 1, 1};
+  avg.attributes["count_include_pad"] = static_cast<int64_t>(rng.u64() % 2);
+  auto cat2 = node("cat2", "Concat", {"p1", "p1"}, {"j2"});
+  cat2.attributes["axis"] = int64_t{3};
+  auto fc = node("fc", "Gemm", {"f1", "wf", "bf"}, {"y"});
+  fc.attributes["transB"] = int64_t{1};
+  g.nodes = {conv1,
+             leaky,
+             clip,
+             node("conv2", "Conv", {"x", "w2"}, {"c2"}),
+             node("prelu", "PRelu", {"c2", "slope"}, {"q2"}),
+             cat1,
+             avg,
+             cat2,
+             node("flat", "Flatten", {"j2"}, {"f1"}),
+             fc};
+  g.outputs = {{"y", DType::Float32, {}}};
+  model::infer_shapes(m);
+  return m;
+}
+
+TEST(RangeCheck, WidenedOpsBoundEveryOutputOfRandomInputs) {
+  TestRng rng;
+  for (int trial = 0; trial < 20; ++trial) {
+    const double lo = rng.uniform(-2, 0.5), hi = lo + rng.uniform(0.1, 3);
+    model::Model m = widened_layers(rng, 16);
+    SecureModel secure(m.graph);
+    const RangeReport r = analyze_ranges(secure, {{lo, hi}}, kF, {});
+    EXPECT_TRUE(r.guaranteed);
+    expect_inside(m, secure, r, lo, hi, rng, trial);
+    // The comparisons and the truncated product are checked, where each op has them.
+    auto has = [&](const std::string& node, const std::string& what) {
+      return std::any_of(r.checks.begin(), r.checks.end(),
+                         [&](const RangeCheck& c) { return c.node == node && c.what == what; });
+    };
+    EXPECT_TRUE(has("node 'leaky' (LeakyRelu)", "DReLU input"));
+    EXPECT_TRUE(has("node 'leaky' (LeakyRelu)", "product before truncation"));
+    EXPECT_TRUE(has("node 'clip' (Clip)", "DReLU input"));
+    EXPECT_TRUE(has("node 'prelu' (PRelu)", "DReLU input"));
+    EXPECT_TRUE(has("node 'prelu' (PRelu)", "product before truncation"));
+    EXPECT_TRUE(has("node 'avg' (AveragePool)", "product before truncation"));
+  }
+}
+
+// The bounds are tight where they can be: Clip's output is its bounds' interval when the input
+// covers both, and a Clip input that can reach 2^63 in the ring is refused.
+TEST(RangeCheck, ClipBoundsAreTheOutputAndItsComparisonsAreChecked) {
+  model::Model m;
+  m.graph.inputs = {{"x", DType::Float32, {1, 4}}};
+  m.graph.outputs = {{"y", DType::Float32, {1, 4}}};
+  m.graph.initializers["lo"] = Tensor::scalar(-0.5f);
+  m.graph.initializers["hi"] = Tensor::scalar(6.0f);
+  m.graph.nodes = {node("clip", "Clip", {"x", "lo", "hi"}, {"y"})};
+  model::infer_shapes(m);
+  SecureModel secure(m.graph);
+  const RangeReport ok = analyze_ranges(secure, {{-10, 10}}, kF, {});
+  EXPECT_EQ(ok.first_failure(), nullptr);
+  EXPECT_EQ(ok.outputs.at("clip").lo, -0.5);
+  EXPECT_EQ(ok.outputs.at("clip").hi, 6.0);
+  const RangeReport bad = analyze_ranges(secure, {{-1, 0x1p52}}, kF, {});
+  ASSERT_NE(bad.first_failure(), nullptr);
+  EXPECT_EQ(bad.first_failure()->node, "node 'clip' (Clip)");
+  EXPECT_EQ(bad.first_failure()->what, "DReLU input");
 }
 
 }  // namespace

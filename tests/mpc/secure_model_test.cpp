@@ -14,13 +14,8 @@ namespace veil::mpc {
 namespace {
 
 using testing::node;
+using testing::random_tensor;
 using testing::TestRng;
-
-Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
-  return Tensor::from_floats(std::move(s), std::move(v));
-}
 
 // x[1,2,6,6] -> Conv3x3(pad 1)+b -> Relu -> MaxPool2 -> Conv1x1 -> Add(residual) -> Relu
 //   -> GlobalAveragePool -> Flatten -> Gemm(transB)+b -> y[1,4]

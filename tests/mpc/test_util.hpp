@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "graph_node.hpp"
 #include "temp_dir.hpp"
 #include "veil/core/random.hpp"
 #include "veil/model/graph.hpp"
@@ -45,16 +46,14 @@ class TestRng {
   AesCtrPrg prg_;
 };
 
-// A graph node for hand-built test graphs.
-inline model::Node node(std::string name, std::string op, std::vector<std::string> in,
-                        std::vector<std::string> out) {
-  model::Node n;
-  n.name = std::move(name);
-  n.op_type = std::move(op);
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
+// A float tensor of uniform values in [lo, hi) (weights and inputs of test graphs).
+inline Tensor random_tensor(Shape s, TestRng& rng, double lo, double hi) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
+  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
+  return Tensor::from_floats(std::move(s), std::move(v));
 }
+
+using veil::testing::node;
 
 struct Shared {
   RingTensor client, server;

@@ -217,6 +217,20 @@ TEST(BinaryBackward, BroadcastReduction) {
     }
 }
 
+// PRelu: the slope per channel ([C, 1, 1], as PyTorch exports nn.PReLU(C)), scalar, or per
+// element; gradients for the input and the slope (inputs kept away from the kink at 0).
+TEST(PReluBackward, InputAndSlopeBroadcast) {
+  std::mt19937 rng(31);
+  const Shape s{2, 3, 2, 2};
+  for (const Shape& ss : std::vector<Shape>{{3, 1, 1}, {1}, {}, {2, 2}, {2, 3, 2, 2}}) {
+    GraphBuilder g;
+    g.input("x", s).input("slope", ss).node("PRelu", {"x", "slope"}, {"y"}).output("y");
+    auto m = g.build();
+    SCOPED_TRACE(shape_to_string(ss));
+    check_gradients(m, {away_from_zero(s, rng), random_tensor(ss, rng, -0.5f, 1.5f)}, GradCheck{});
+  }
+}
+
 TEST(TensorOpsBackward, ViewsConcatPadSoftmaxGather) {
   std::mt19937 rng(28);
   const Shape s{2, 3, 4};

@@ -272,6 +272,36 @@ TEST(BinaryForward, Broadcasting) {
     }
 }
 
+// PRelu's slope broadcasts to the input (unidirectionally): per channel, scalar, trailing.
+TEST(PReluForward, SlopeBroadcastsToTheInput) {
+  std::mt19937 rng(10);
+  const Shape s{2, 3, 4, 5};
+  for (const Shape& ss : std::vector<Shape>{{3, 1, 1}, {1}, {}, {5}, {4, 5}, {1, 3, 1, 1}}) {
+    Tensor x = random_tensor(s, rng), slope = random_tensor(ss, rng, -0.5f, 1.5f);
+    GraphBuilder g;
+    g.input("x", s).init("slope", slope).output("y").node("PRelu", {"x", "slope"}, {"y"});
+    auto m = g.build();
+    const Tensor y = testing::run1(m, {x});
+    EXPECT_TRUE(all_close(y, ref::binary(ref::BinaryOp::PRelu, x, slope))) << shape_to_string(ss);
+    // Independently: x where x >= 0; below, the slope of the element's channel (per-channel).
+    if (ss == Shape{3, 1, 1})
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const float v = x.floats()[i], a = slope.floats()[(i / 20) % 3];
+        EXPECT_FLOAT_EQ(y.floats()[i], v >= 0 ? v : a * v) << i;
+      }
+  }
+  // A slope that does not broadcast to the input (only to a larger shape) is refused.
+  GraphBuilder g;
+  g.input("x", {2, 3}).init("slope", random_tensor({4, 1, 1}, rng)).output("y");
+  g.node("PRelu", {"x", "slope"}, {"y"});
+  EXPECT_THROW(
+      {
+        auto m = g.build();
+        testing::run1(m, {random_tensor({2, 3}, rng)});
+      },
+      Error);
+}
+
 TEST(BinaryForward, InPlaceReuseKeepsSharedValuesIntact) {
   // t = x + 1 is read by two Adds; the first must not overwrite it in place.
   std::mt19937 rng(9);

@@ -41,6 +41,7 @@ enum class OpKind {
   MaxPool,
   Mul,
   Pad,
+  PRelu,
   ReduceMean,
   Relu,
   Reshape,

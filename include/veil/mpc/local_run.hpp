@@ -46,6 +46,7 @@ struct LocalRunOptions {
   int64_t batch = 10;
   int frac_bits = 12;
   std::string input_range;  // "LO,HI" for the overflow check; empty: the model's, or [0, 1]
+  std::string normalize;    // "MEAN,STD" replacing the model's normalisation; empty: the model's
   DreluParams drelu;
   bool tls = false;  // TLS 1.3 between the parties, with fresh pinned keys
   int threads = 1;   // ring GEMM threads per party
@@ -63,6 +64,7 @@ struct CostRow {
   std::array<uint64_t, 3> bytes_sent{};  // by role
   uint64_t rounds = 0;                   // largest clock advance over the parties (summed for ops)
   double seconds = 0;                    // largest wall time over the parties (summed for ops)
+  uint64_t drelus = 0;                   // DReLU evaluations, all batches
   uint64_t bytes_total() const { return bytes_sent[0] + bytes_sent[1] + bytes_sent[2]; }
 };
 

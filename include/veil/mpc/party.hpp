@@ -103,6 +103,10 @@ class Party {
   // protocol, the largest clock of the three parties is its number of sequential rounds.
   uint32_t clock() const { return clock_; }
   ChannelStats stats() const;  // summed over both links
+  // DReLU (sign) evaluations so far: every protocol that compares counts its comparisons here
+  // (ReLU, block ReLU, MaxPool, LeakyRelu, Clip, ...), so cost reports need no per-op formula.
+  uint64_t drelus() const { return drelus_; }
+  void count_drelus(uint64_t n) { drelus_ += n; }
   ChannelStats stats_with(Role peer) const;
 
   // Closes both links (the peers' pending receives fail). Also done by the destructor.
@@ -119,6 +123,7 @@ class Party {
   AesCtrPrg private_prg_;
   uint64_t op_ = 0;
   uint32_t clock_ = 0;
+  uint64_t drelus_ = 0;
 };
 
 // The two roles other than `r`.

@@ -66,6 +66,11 @@ struct PartyReport {
 // failure; the links are closed, so the other two parties stop too.
 PartyReport run_party(Role role, const PartyConfig& config, const PartyRunOptions& options = {});
 
+// A session's normalisation ("MEAN,STD", parsed as `veil eval --normalize` is; empty: keep the
+// model's) written into the model's metadata, which the structure carries to the client: for
+// models exported without veil's metadata.
+void override_normalization(model::Model& model, const std::string& normalize);
+
 // The server's side of step 2, also used by `veil mpc hash`: load, fold BatchNormalization, and
 // check that SecureModel supports the graph.
 model::Model load_model_for_mpc(const std::string& path);

@@ -5,9 +5,11 @@
 // The plan is built from the lowered graph (veil/model/lowered.hpp). Supported ops: Conv
 // (stride, padding or auto_pad, dilation, groups, bias), Gemm (alpha = beta = 1, transA = 0, any
 // transB, bias), MatMul, Relu, BlockRelu (block_relu with the node's per-channel blocks; the
-// block spec is an attribute, so structure_hash covers it), MaxPool and AveragePool (2-D,
-// no dilation), GlobalAveragePool, Add (two activations), Flatten, Reshape (constant shape),
-// Identity/Dropout. BatchNormalization must be folded into the convolutions beforehand.
+// block spec is an attribute, so structure_hash covers it), LeakyRelu, PRelu (a constant slope
+// per channel or a scalar), Clip (constant bounds), MaxPool and AveragePool (2-D, no dilation),
+// GlobalAveragePool, Add (two activations), Concat (activations, any axis), Flatten, Reshape
+// (constant shape), Identity/Dropout. BatchNormalization must be folded into the convolutions
+// beforehand.
 #pragma once
 
 #include <array>
@@ -39,6 +41,7 @@ struct LayerCost {
   uint64_t messages_sent = 0;
   uint32_t rounds = 0;  // advance of this party's round clock
   double seconds = 0;   // wall time at this party
+  uint64_t drelus = 0;  // DReLU evaluations (the same at every party)
 };
 
 class SecureModel {

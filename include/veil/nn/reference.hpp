@@ -46,7 +46,8 @@ Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* c, float alpha, floa
 // numpy.matmul: 1-D operands promoted and squeezed, batch dimensions broadcast.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
-enum class BinaryOp { Add, Sub, Mul, Div };
+// PRelu: a = x, b = the slope (x >= 0 ? x : slope x).
+enum class BinaryOp { Add, Sub, Mul, Div, PRelu };
 Shape broadcast_shapes(const Shape& a, const Shape& b);  // numpy rules; throws InvalidArgument
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 

@@ -11,6 +11,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/data/normalization.hpp"
 #include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/range_check.hpp"
 
@@ -140,6 +141,12 @@ PartyConfig PartyConfig::from_json(const json& j, const std::filesystem::path& b
   c.frac_bits = field<int>(j, "frac_bits", c.frac_bits, "");
   c.input_range = field<std::string>(j, "input_range", "", "");
   if (!c.input_range.empty()) parse_input_range(c.input_range, "party config: input_range");
+  c.normalize = field<std::string>(j, "normalize", "", "");
+  try {
+    if (!c.normalize.empty()) data::Normalization::parse_pair(c.normalize);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(std::string("party config: bad normalize: ") + e.what());
+  }
   if (j.contains("drelu")) {
     c.drelu.num_lsb_to_ignore = field<int>(j["drelu"], "num_lsb_to_ignore", 0, "drelu.");
     c.drelu.comparison_bits_ignored =
@@ -186,6 +193,7 @@ json PartyConfig::to_json() const {
   j["input"] = in;
   j["frac_bits"] = frac_bits;
   if (!input_range.empty()) j["input_range"] = input_range;
+  if (!normalize.empty()) j["normalize"] = normalize;
   j["drelu"] = {{"num_lsb_to_ignore", drelu.num_lsb_to_ignore},
                 {"comparison_bits_ignored", drelu.comparison_bits_ignored}};
   j["tls"] = tls_name(tls);

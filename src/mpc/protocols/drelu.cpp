@@ -264,6 +264,7 @@ std::vector<uint64_t> sign_gate(Party& p, const std::vector<uint64_t>& gate, siz
                                 const std::vector<uint64_t>* mult, size_t n_mult,
                                 std::span<const uint32_t> gate_of, bool mult_is_gate) {
   p.begin_op();
+  p.count_drelus(n);
   GateOp op;
   op.q = params_of(p.params().drelu);
   op.n = n;

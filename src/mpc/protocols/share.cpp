@@ -66,6 +66,44 @@ RingTensor sub(const RingTensor& a, const RingTensor& b) {
   return out;
 }
 
+RingTensor concat(const std::vector<const RingTensor*>& parts, int64_t axis) {
+  if (parts.empty()) throw InvalidArgument("mpc concat: no inputs");
+  const Shape& first = parts[0]->shape;
+  const int64_t rank = static_cast<int64_t>(first.size());
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank) throw InvalidArgument("mpc concat: axis out of range");
+  Shape out_shape = first;
+  out_shape[static_cast<size_t>(axis)] = 0;
+  size_t with_data = 0, without = 0;  // parts with elements
+  for (const RingTensor* t : parts) {
+    if (static_cast<int64_t>(t->shape.size()) != rank)
+      throw InvalidArgument("mpc concat: ranks differ");
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != axis && t->shape[static_cast<size_t>(d)] != first[static_cast<size_t>(d)])
+        throw InvalidArgument("mpc concat: shapes differ off the axis");
+    out_shape[static_cast<size_t>(axis)] += t->shape[static_cast<size_t>(axis)];
+    if (t->numel() > 0) ++(t->data.empty() ? without : with_data);
+  }
+  RingTensor out = RingTensor::shape_only(out_shape);
+  if (without > 0) {  // the helper: shapes only
+    if (with_data > 0) throw InvalidArgument("mpc concat: one operand has no data");
+    return out;
+  }
+  // Row-major: the outer dimensions (before the axis) iterate, each part contributes one
+  // contiguous block of axis * inner elements per outer index.
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= first[static_cast<size_t>(d)];
+  for (int64_t d = axis + 1; d < rank; ++d) inner *= first[static_cast<size_t>(d)];
+  out.data.reserve(static_cast<size_t>(out.numel()));
+  for (int64_t o = 0; o < outer; ++o)
+    for (const RingTensor* t : parts) {
+      const int64_t block = t->shape[static_cast<size_t>(axis)] * inner;
+      const uint64_t* src = t->data.data() + o * block;
+      out.data.insert(out.data.end(), src, src + block);
+    }
+  return out;
+}
+
 RingTensor mul_public(const RingTensor& a, uint64_t c) {
   RingTensor out = a;
   for (auto& v : out.data) v *= c;

@@ -18,6 +18,7 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
                       {"input", {{"data", "fashion-mnist"}, {"n", 5}, {"batch", 2}}},
                       {"frac_bits", 14},
                       {"input_range", "-1,255"},
+                      {"normalize", "0.5,0.25"},
                       {"drelu", {{"num_lsb_to_ignore", 5}, {"comparison_bits_ignored", 48}}}};
   PartyConfig c = PartyConfig::from_json(j, "/etc/veil");
   EXPECT_EQ(c.parties[1].port, 7001);
@@ -27,6 +28,7 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
   EXPECT_EQ(c.batch, 2);
   EXPECT_EQ(c.drelu.comparison_bits_ignored, 48);
   EXPECT_EQ(c.input_range, "-1,255");
+  EXPECT_EQ(c.normalize, "0.5,0.25");
   EXPECT_TRUE(c.all_loopback());
   EXPECT_FALSE(c.tls_enabled());  // auto: all on loopback
   PartyConfig again = PartyConfig::from_json(c.to_json(), "/elsewhere");
@@ -51,7 +53,10 @@ TEST(PartyConfig, ParsesValidatesAndRoundTrips) {
            {"connect_timeout_ms", 86400001},
            {"input_range", "1,0"},  // LO > HI
            {"input_range", "0"},
-           {"input_range", 1}}) {
+           {"input_range", 1},
+           {"normalize", "0.5"},    // MEAN,STD
+           {"normalize", "0.5,0"},  // STD > 0
+           {"normalize", "a,b"}}) {
     nlohmann::json bad = j;
     bad[key] = value;
     EXPECT_THROW(PartyConfig::from_json(bad, "."), InvalidArgument) << key;

@@ -13,6 +13,7 @@
 //     "input": {"data": "fashion-mnist", "n": 100, "batch": 10},   // or {"npy": "x.npy"}
 //     "frac_bits": 12,
 //     "input_range": "0,1",              // optional: raw input range (server; range_check.hpp)
+//     "normalize": "0.5,0.25",           // optional: MEAN,STD replacing the model's (server)
 //     "drelu": {"num_lsb_to_ignore": 0, "comparison_bits_ignored": 0},
 //     "tls": "auto",                     // "auto" | "on" | "off"
 //     "threads": 1, "io_timeout_ms": 10000, "connect_timeout_ms": 10000,
@@ -57,6 +58,9 @@ struct PartyConfig {
   int64_t batch = 10;
   int frac_bits = 12;
   std::string input_range;  // "LO,HI" the server's overflow check assumes; empty: the model's
+  // "MEAN,STD" (as `veil eval --normalize`): the input normalisation, replacing the model's
+  // metadata (for models exported without it); empty: the model's.
+  std::string normalize;
   DreluParams drelu;
   TlsMode tls = TlsMode::Auto;
   int threads = 1;

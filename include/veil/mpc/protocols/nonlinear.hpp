@@ -49,6 +49,33 @@ RingTensor block_relu(Party& p, const RingTensor& x, std::span<const BlockSize> 
 // Number of DReLUs block_relu performs for an N x C x H x W input (for cost accounting).
 int64_t block_relu_count(const Shape& nchw, std::span<const BlockSize> blocks);
 
+// LeakyRelu(x) = x for x >= 0, alpha x below, with a public alpha: ReLU(x) + alpha (x - ReLU(x)),
+// one DReLU per element and one local truncation of the product by the fixed-point alpha (only
+// the negative part carries its error).
+RingTensor leaky_relu(Party& p, const RingTensor& x, double alpha);
+
+// PRelu(x) = ReLU(x) + slope (x - ReLU(x)) with a server-private slope per channel (axis 1 of
+// x, rank >= 2; `slope` holds C fixed-point values at the server, a shape elsewhere): one DReLU
+// per element, then the product by the slope as a depthwise 1x1 convolution with server weights
+// (one more round, 8 bytes per element and per slope each way) and one truncation.
+RingTensor prelu(Party& p, const RingTensor& x, const RingTensor& slope, int threads = 1);
+// An ONNX PRelu slope as one value per channel of an input of shape `x`: a scalar is repeated,
+// a per-channel slope ([C, 1, 1], [1, C, 1, 1], ...) taken as is. Throws Unsupported for a
+// slope that varies along another axis (the protocol has no per-element product by weights).
+std::vector<float> prelu_channel_slopes(const Shape& x, const Tensor& slope);
+
+// The bounds of a Clip, in fixed point at the session's frac_bits. Which bounds exist is public
+// (the model's structure); their values are needed at the server only, which adds them to its
+// share (the client and the helper pass zeros).
+struct ClipBounds {
+  bool has_lo = false, has_hi = false;
+  uint64_t lo = 0, hi = 0;
+};
+// Clip(x, lo, hi) = lo + ReLU(x - lo) - ReLU(x - hi) (lo <= hi), a missing bound dropping its
+// term: one DReLU per element and bound, both bounds in one ReLU call (the rounds of one ReLU).
+// Exact: no truncation.
+RingTensor clip(Party& p, const RingTensor& x, const ClipBounds& bounds);
+
 // MaxPool over NCHW shares with any kernel/stride/padding (padding never wins, as with ONNX's
 // -inf padding). Pairwise tournament max(a, b) = b + ReLU(a - b): ceil(log2(window)) ReLU
 // layers.

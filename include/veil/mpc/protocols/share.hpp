@@ -3,6 +3,8 @@
 // parties with the same public arguments; the helper passes and gets shape-only tensors.
 #pragma once
 
+#include <vector>
+
 #include "veil/mpc/party.hpp"
 #include "veil/mpc/ring.hpp"
 
@@ -22,6 +24,10 @@ RingTensor reveal_to_client(Party& p, const RingTensor& x);
 RingTensor add(const RingTensor& a, const RingTensor& b);
 RingTensor sub(const RingTensor& a, const RingTensor& b);
 RingTensor mul_public(const RingTensor& a, uint64_t c);
+// Concatenation along `axis` (negative counts from the end), as ONNX Concat: every other
+// dimension must agree.
+RingTensor concat(const std::vector<const RingTensor*>& parts, int64_t axis);
+
 // Adds a public constant (the client adds it to its share).
 RingTensor add_public(const Party& p, const RingTensor& a, uint64_t c);
 // Adds a server-private bias per channel (dimension 1 of `a`): the server adds bias[c] to its
