@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <future>
 #include <limits>
@@ -130,21 +131,18 @@ class Solver {
       cur.assign(lc + 1, kInf);
       const double last = prev[lp];
       const int64_t o0 = p_.offsets[k], o1 = p_.offsets[k + 1];
+      // Where every option reads a stored entry of prev, all options run at once with the
+      // running minima in registers; the edges go option by option.
+      const int64_t full0 = p_.cost[o1 - 1], full1 = p_.cost[o0] + lp + 1;
       for (int64_t t = 0; t <= lc; t += kTile) {
         const int64_t te = std::min(lc + 1, t + kTile);
-        for (int64_t o = o0; o < o1; ++o) {
-          const int64_t c = p_.cost[o];
-          const double d = p_.value[o];
-          if (c >= te) break;  // costs ascend
-          // f_{k-1}[x - c] + d: read from prev where it is stored, the constant past its end.
-          const int64_t x0 = std::max(t, c), x1 = std::min(te, c + lp + 1);
-          if (x0 < x1)
-            detail::min_plus_accumulate(kernel_, cur.data() + x0, prev.data() + x0 - c,
-                                        static_cast<size_t>(x1 - x0), d);
-          const double tail = last + d;
-          for (int64_t x = std::max(t, c + lp + 1); x < te; ++x)
-            cur[x] = tail < cur[x] ? tail : cur[x];
-        }
+        const int64_t f0 = std::clamp(full0, t, te), f1 = std::clamp(full1, f0, te);
+        if (f0 < f1)
+          detail::min_plus_options(kernel_, cur.data() + f0, prev.data() + f0,
+                                   static_cast<size_t>(f1 - f0), p_.cost.data() + o0,
+                                   p_.value.data() + o0, static_cast<size_t>(o1 - o0));
+        edges(t, f0, o0, o1, lp, last, prev, cur);
+        edges(f1, te, o0, o1, lp, last, prev, cur);
       }
       progress_.add((lc + 1) * (o1 - o0));
       std::swap(prev, cur);
@@ -153,8 +151,29 @@ class Solver {
     return prev;
   }
 
+  // cur[x] for x in [xa, xb) from every option that applies there: f_{k-1}[x - c] + d, read
+  // from prev where it is stored and the constant `last` past its end.
+  void edges(int64_t xa, int64_t xb, int64_t o0, int64_t o1, int64_t lp, double last,
+             const std::vector<double>& prev, std::vector<double>& cur) const {
+    for (int64_t o = o0; o < o1 && xa < xb; ++o) {
+      const int64_t c = p_.cost[o];
+      const double d = p_.value[o];
+      if (c >= xb) break;  // costs ascend
+      const int64_t x0 = std::max(xa, c), x1 = std::min(xb, c + lp + 1);
+      if (x0 < x1)
+        detail::min_plus_accumulate(kernel_, cur.data() + x0, prev.data() + x0 - c,
+                                    static_cast<size_t>(x1 - x0), d);
+      const double tail = last + d;
+      for (int64_t x = std::max(xa, c + lp + 1); x < xb; ++x)
+        cur[x] = tail < cur[x] ? tail : cur[x];
+    }
+  }
+
   // Chooses items [lo, hi) within `budget`; writes the pruned option index per internal item.
-  void solve(size_t lo, size_t hi, int64_t budget, int threads, std::vector<int64_t>& pick) const {
+  // `tasks` > 1: run the two halves' DPs, then the two recursions, as concurrent tasks, each
+  // half with tasks / 2. The halves' work differs (their budgets and row caps do), so there are
+  // more tasks than cores near the top and the scheduler evens them out.
+  void solve(size_t lo, size_t hi, int64_t budget, int tasks, std::vector<int64_t>& pick) const {
     budget = std::min(budget, p_.max_sum[hi] - p_.max_sum[lo]);
     if (hi - lo == 1) {
       int64_t o = p_.offsets[lo];
@@ -169,7 +188,7 @@ class Solver {
         p_.option_sum.begin() - 1;
     mid = std::clamp(mid, lo + 1, hi - 1);
     std::vector<double> f, g;
-    if (threads >= 2) {
+    if (tasks >= 2) {
       auto left = std::async(std::launch::async, [&] { return forward(lo, mid, budget); });
       g = forward(mid, hi, budget);
       f = left.get();
@@ -187,9 +206,9 @@ class Solver {
     if (best < 0) throw std::logic_error("knapsack: infeasible split after the feasibility check");
     f = {};
     g = {};
-    if (threads >= 2) {
-      auto left = std::async(std::launch::async, [&] { solve(lo, mid, best, threads / 2, pick); });
-      solve(mid, hi, budget - best, threads - threads / 2, pick);
+    if (tasks >= 2) {
+      auto left = std::async(std::launch::async, [&] { solve(lo, mid, best, tasks / 2, pick); });
+      solve(mid, hi, budget - best, tasks / 2, pick);
       left.get();
     } else {
       solve(lo, mid, best, 1, pick);
@@ -234,9 +253,11 @@ KnapsackResult solve_knapsack(const KnapsackInstance& instance, int64_t budget,
                           ") is below the cheapest assignment (" +
                           std::to_string(p.min_sum.back()) + ")");
   const int64_t row = std::min(budget, p.max_sum.back()) + 1;
-  const int threads = std::max(1, settings.threads);
-  // Each running forward DP holds two rows; the split step holds two more.
-  const uint64_t need = static_cast<uint64_t>(row) * sizeof(double) * (2 * threads + 2);
+  const int threads = std::clamp(settings.threads, 1, 64);
+  const int tasks = threads == 1 ? 1 : 4 * std::bit_ceil(static_cast<unsigned>(threads));
+  // Concurrent subproblems of one recursion level split the budget, so their rows (two per
+  // running DP, two more held for the split) add up to a few rows of the full budget.
+  const uint64_t need = static_cast<uint64_t>(row) * sizeof(double) * 6;
   if (need > memory_budget())
     throw InvalidArgument("knapsack: the DP needs " + human_bytes(need) +
                           ", above the memory budget (" + human_bytes(memory_budget()) +
@@ -246,7 +267,7 @@ KnapsackResult solve_knapsack(const KnapsackInstance& instance, int64_t budget,
   if (n == 0) return r;
   Progress progress(settings.progress, 2 * top_level_cells(p, budget));
   std::vector<int64_t> pick(n);
-  Solver(p, progress).solve(0, n, budget, threads, pick);
+  Solver(p, progress).solve(0, n, budget, tasks, pick);
   for (size_t k = 0; k < n; ++k) r.choice[p.item[k]] = p.original[pick[k]];
   for (int64_t i = 0; i < instance.items(); ++i) {
     const auto& o = instance.item(i)[r.choice[i]];

@@ -23,7 +23,66 @@ void scalar(double* cur, const double* src, size_t n, double d) {
   }
 }
 
+void scalar_options(double* cur, const double* src, size_t n, const int64_t* cost,
+                    const double* value, size_t options) {
+  for (size_t x = 0; x < n; ++x) {
+    double m = cur[x];
+    for (size_t j = 0; j < options; ++j) {
+      const double t = src[static_cast<int64_t>(x) - cost[j]] + value[j];
+      m = t < m ? t : m;
+    }
+    cur[x] = m;
+  }
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) void avx2_options(double* cur, const double* src, size_t n,
+                                                  const int64_t* cost, const double* value,
+                                                  size_t options) {
+  size_t x = 0;
+  for (; x + 16 <= n; x += 16) {
+    __m256d a0 = _mm256_loadu_pd(cur + x), a1 = _mm256_loadu_pd(cur + x + 4);
+    __m256d a2 = _mm256_loadu_pd(cur + x + 8), a3 = _mm256_loadu_pd(cur + x + 12);
+    for (size_t j = 0; j < options; ++j) {
+      const double* p = src + static_cast<int64_t>(x) - cost[j];
+      const __m256d vd = _mm256_set1_pd(value[j]);
+      a0 = _mm256_min_pd(_mm256_add_pd(_mm256_loadu_pd(p), vd), a0);
+      a1 = _mm256_min_pd(_mm256_add_pd(_mm256_loadu_pd(p + 4), vd), a1);
+      a2 = _mm256_min_pd(_mm256_add_pd(_mm256_loadu_pd(p + 8), vd), a2);
+      a3 = _mm256_min_pd(_mm256_add_pd(_mm256_loadu_pd(p + 12), vd), a3);
+    }
+    _mm256_storeu_pd(cur + x, a0);
+    _mm256_storeu_pd(cur + x + 4, a1);
+    _mm256_storeu_pd(cur + x + 8, a2);
+    _mm256_storeu_pd(cur + x + 12, a3);
+  }
+  scalar_options(cur + x, src + x, n - x, cost, value, options);
+}
+
+__attribute__((target("avx512f"))) void avx512_options(double* cur, const double* src, size_t n,
+                                                       const int64_t* cost, const double* value,
+                                                       size_t options) {
+  size_t x = 0;
+  for (; x + 32 <= n; x += 32) {
+    __m512d a0 = _mm512_loadu_pd(cur + x), a1 = _mm512_loadu_pd(cur + x + 8);
+    __m512d a2 = _mm512_loadu_pd(cur + x + 16), a3 = _mm512_loadu_pd(cur + x + 24);
+    for (size_t j = 0; j < options; ++j) {
+      const double* p = src + static_cast<int64_t>(x) - cost[j];
+      const __m512d vd = _mm512_set1_pd(value[j]);
+      // Masked form with a full mask: GCC 12 warns about _mm512_min_pd's undefined operand.
+      a0 = _mm512_mask_min_pd(a0, 0xff, _mm512_add_pd(_mm512_loadu_pd(p), vd), a0);
+      a1 = _mm512_mask_min_pd(a1, 0xff, _mm512_add_pd(_mm512_loadu_pd(p + 8), vd), a1);
+      a2 = _mm512_mask_min_pd(a2, 0xff, _mm512_add_pd(_mm512_loadu_pd(p + 16), vd), a2);
+      a3 = _mm512_mask_min_pd(a3, 0xff, _mm512_add_pd(_mm512_loadu_pd(p + 24), vd), a3);
+    }
+    _mm512_storeu_pd(cur + x, a0);
+    _mm512_storeu_pd(cur + x + 8, a1);
+    _mm512_storeu_pd(cur + x + 16, a2);
+    _mm512_storeu_pd(cur + x + 24, a3);
+  }
+  avx2_options(cur + x, src + x, n - x, cost, value, options);
+}
+
 __attribute__((target("avx2"))) void avx2(double* cur, const double* src, size_t n, double d) {
   const __m256d vd = _mm256_set1_pd(d);
   size_t x = 0;
@@ -43,7 +102,6 @@ __attribute__((target("avx512f"))) void avx512(double* cur, const double* src, s
   for (; x + 16 <= n; x += 16) {
     __m512d a = _mm512_add_pd(_mm512_loadu_pd(src + x), vd);
     __m512d b = _mm512_add_pd(_mm512_loadu_pd(src + x + 8), vd);
-    // The masked form with a full mask: GCC 12 warns about _mm512_min_pd's undefined operand.
     const __m512d c0 = _mm512_loadu_pd(cur + x), c1 = _mm512_loadu_pd(cur + x + 8);
     _mm512_storeu_pd(cur + x, _mm512_mask_min_pd(c0, 0xff, a, c0));
     _mm512_storeu_pd(cur + x + 8, _mm512_mask_min_pd(c1, 0xff, b, c1));
@@ -74,6 +132,19 @@ void min_plus_accumulate(MinPlusKernel k, double* cur, const double* src, size_t
   if (k == MinPlusKernel::Avx2) return avx2(cur, src, n, d);
 #endif
   scalar(cur, src, n, d);
+}
+
+}  // namespace veil::mpc::detail
+
+namespace veil::mpc::detail {
+
+void min_plus_options(MinPlusKernel k, double* cur, const double* src, size_t n,
+                      const int64_t* cost, const double* value, size_t options) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (k == MinPlusKernel::Avx512) return avx512_options(cur, src, n, cost, value, options);
+  if (k == MinPlusKernel::Avx2) return avx2_options(cur, src, n, cost, value, options);
+#endif
+  scalar_options(cur, src, n, cost, value, options);
 }
 
 }  // namespace veil::mpc::detail

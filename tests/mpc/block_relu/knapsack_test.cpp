@@ -205,5 +205,27 @@ TEST(MinPlus, EveryKernelMatchesScalar) {
   }
 }
 
+TEST(MinPlus, AllOptionsAtOnceMatchesOneByOne) {
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<double> u(0, 100);
+  const std::vector<int64_t> cost = {0, 3, 4, 17, 40};
+  const std::vector<double> value = {9.5, 4.25, 4.0, 1.0, 0.125};
+  for (size_t n : {0, 1, 15, 16, 31, 32, 33, 100, 1029}) {
+    std::vector<double> src(n + 40), cur(n);
+    for (auto& v : src) v = rng() % 9 == 0 ? std::numeric_limits<double>::infinity() : u(rng);
+    for (auto& v : cur) v = rng() % 9 == 0 ? std::numeric_limits<double>::infinity() : u(rng);
+    std::vector<double> want = cur;
+    for (size_t j = 0; j < cost.size(); ++j)
+      detail::min_plus_accumulate(detail::MinPlusKernel::Scalar, want.data(),
+                                  src.data() + 40 - cost[j], n, value[j]);
+    for (auto k : detail::available_min_plus_kernels()) {
+      auto got = cur;
+      detail::min_plus_options(k, got.data(), src.data() + 40, n, cost.data(), value.data(),
+                               cost.size());
+      EXPECT_EQ(got, want) << "kernel " << static_cast<int>(k) << " n " << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace veil::mpc

@@ -8,8 +8,9 @@
 // cost <= b), contiguous in b so the inner loop runs on AVX-512/AVX2. The choices are recovered
 // without the items x budget argmin table the reference keeps, Hirschberg style: the DP of the
 // first half of the items and that of the second half meet at the best split of the budget, and
-// both halves recurse (on two threads). Time O(2 * options * budget), memory O(budget) per
-// thread. Ties go deterministically (the smallest budget split, then the cheapest option).
+// both halves recurse (as concurrent tasks). Time O(2 * items * options * budget), memory
+// O(budget): concurrent subproblems split the budget between them. Ties go deterministically (the
+// smallest budget split, then the cheapest option).
 #pragma once
 
 #include <cstdint>
@@ -43,7 +44,7 @@ struct KnapsackResult {
 };
 
 struct KnapsackSettings {
-  int threads = 2;
+  int threads = 2;  // cores to use (1: everything on the calling thread)
   // Called now and then with the fraction of the work done (from any of the solver's threads,
   // one call at a time).
   std::function<void(double)> progress;
