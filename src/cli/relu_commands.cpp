@@ -16,6 +16,8 @@
 #include "veil/core/output_guard.hpp"
 #include "veil/core/progress.hpp"
 #include "veil/he/inference/pipeline.hpp"
+#include "veil/model/onnx.hpp"
+#include "veil/mpc/block_relu/apply.hpp"
 #include "veil/mpc/block_relu/block_choice.hpp"
 #include "veil/mpc/block_relu/distortion_file.hpp"
 #include "veil/mpc/block_relu/synthetic_table.hpp"
@@ -104,6 +106,37 @@ void run_knapsack(const KnapsackArgs& a) {
   std::cout << fmt::format("\n{:.2f} s, peak RSS {:.0f} MB\n", seconds, he::peak_rss_mb());
 }
 
+// ---------------------------------------------------------------------------------------------
+// relu apply
+
+struct ApplyArgs {
+  std::string model;
+  std::string spec;
+  std::string out;
+  bool avgpool = false;
+  bool json = false;
+};
+
+void run_apply(const ApplyArgs& a) {
+  OutputGuard().input("--model", a.model).input("--spec", a.spec).output("--out", a.out).check();
+  model::Model m = load_model(a.model);
+  const mpc::BlockReluSpec spec =
+      mpc::parse_block_relu_spec(read_text_file(a.spec, uint64_t{256} << 20));
+  const auto r = mpc::apply_block_relu_spec(m, spec, a.avgpool);
+  model::save_onnx(m, a.out);
+  if (a.json) {
+    print_json({{"block_relus", r.block_relus},
+                {"kept_relus", r.kept_relus},
+                {"avgpools", r.avgpools},
+                {"out", a.out}});
+    return;
+  }
+  std::cout << fmt::format("{}: {} Relu nodes became BlockRelu, {} kept their ReLU", a.out,
+                           r.block_relus, r.kept_relus);
+  if (a.avgpool) std::cout << fmt::format(", {} MaxPool nodes became AveragePool", r.avgpools);
+  std::cout << "\n";
+}
+
 }  // namespace
 
 void add_relu_commands(CLI::App& app) {
@@ -130,6 +163,18 @@ void add_relu_commands(CLI::App& app) {
   knap->add_flag("--json", ka->json, "Machine-readable report on stdout");
   knap->add_flag("--quiet", ka->quiet, "No progress output");
   knap->callback([ka] { run_knapsack(*ka); });
+
+  auto aa = std::make_shared<ApplyArgs>();
+  auto* apply = relu->add_subcommand(
+      "apply", "Replace the spec's Relu nodes by block ReLUs (veil's BlockRelu op)");
+  apply->add_option("--model", aa->model, "ONNX model")->required();
+  apply->add_option("--spec", aa->spec, "Block ReLU spec from `veil relu knapsack --out`")
+      ->required();
+  apply->add_option("--out", aa->out, "Output ONNX model")->required();
+  apply->add_flag("--avgpool", aa->avgpool,
+                  "Also replace every MaxPool by an AveragePool of the same geometry");
+  apply->add_flag("--json", aa->json, "Machine-readable report on stdout");
+  apply->callback([aa] { run_apply(*aa); });
 }
 
 }  // namespace veil::cli

@@ -6,6 +6,9 @@
 
 #include "cli_runner.hpp"
 #include "veil/core/io.hpp"
+#include "veil/model/onnx.hpp"
+#include "veil/model/zoo.hpp"
+#include "veil/mpc/block_relu/apply.hpp"
 #include "veil/mpc/block_relu/distortion_file.hpp"
 #include "veil/mpc/block_relu/spec.hpp"
 
@@ -97,6 +100,44 @@ TEST(ReluCli, KnapsackRefusals) {
   r = run_veil("relu knapsack --distortion " + vdist, dir);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+}
+
+// The rewritten file holds the same graph as the library's rewrite of the same model; the graph
+// checks themselves are in tests/mpc/block_relu/apply_test.cpp. (Loading the result back needs
+// the BlockRelu op of the model module.)
+TEST(ReluCli, ApplyWritesTheRewrittenModel) {
+  TempDir dir;
+  const std::string model = (dir / "m.onnx").string(), out = (dir / "m.br.onnx").string(),
+                    spec = (dir / "spec.json").string();
+  model::save_onnx(model::build_arch("lenet5", {}), model);
+  mpc::BlockReluSpec s;
+  s.layers["relu2"].assign(16, {2, 2});
+  write_file_atomic(spec, mpc::to_json(s));
+  CliResult r = run_veil(
+      "relu apply --model " + model + " --spec " + spec + " --out " + out + " --avgpool --json",
+      dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["block_relus"], 1);
+  EXPECT_EQ(j["avgpools"], 2);
+  model::Model want = model::load_onnx(model);
+  mpc::apply_block_relu_spec(want, s, true);
+  EXPECT_EQ(read_text_file(out, 1 << 24), model::serialize_onnx(want));
+
+  // A spec that does not fit the model: one line naming the node, no output written.
+  s.layers["relu1"].assign(5, {2, 2});
+  write_file_atomic(spec, mpc::to_json(s));
+  fs::remove(out);
+  r = run_veil("relu apply --model " + model + " --spec " + spec + " --out " + out, dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("'relu1' (Relu) has 6 channels, the spec gives 5"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
+  EXPECT_FALSE(fs::exists(out));
+  // The output over the input.
+  EXPECT_EQ(run_veil("relu apply --model " + model + " --spec " + spec + " --out " + model, dir)
+                .exit_code,
+            1);
 }
 
 }  // namespace
