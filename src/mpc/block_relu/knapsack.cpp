@@ -11,6 +11,7 @@
 #include <string>
 
 #include "min_plus.hpp"
+#include "veil/core/default_init.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/memory_budget.hpp"
 
@@ -23,6 +24,9 @@ constexpr int64_t kMaxItems = int64_t{1} << 22;  // with kMaxCost, cost sums sta
 // Budget cells per tile: the tile of the row being built (8 KiB) stays in L1 while every option
 // adds its shifted copy of the previous row.
 constexpr int64_t kTile = 1024;
+
+// A DP row; growing it writes nothing (the DP writes every entry).
+using Row = std::vector<double, DefaultInitAllocator<double>>;
 
 // The instance after dominance pruning, items reordered by their largest cost (ascending) so
 // the DP row of a prefix, capped at the prefix's largest possible cost, stays short for long.
@@ -120,15 +124,15 @@ class Solver {
 
   // f[b] for b in [0, min(budget, largest cost of items [lo, hi))]: the least summed value of
   // items [lo, hi) with summed cost <= b (infinity when none fits). Past the end f is constant.
-  std::vector<double> forward(size_t lo, size_t hi, int64_t budget) const {
-    std::vector<double> prev(1, 0.0), cur;
+  Row forward(size_t lo, size_t hi, int64_t budget) const {
+    Row prev(1, 0.0), cur;
     const int64_t full = std::min(budget, p_.max_sum[hi] - p_.max_sum[lo]);
     prev.reserve(full + 1);
     cur.reserve(full + 1);
     int64_t lp = 0;  // prev's last index
     for (size_t k = lo; k < hi; ++k) {
       const int64_t lc = std::min(budget, lp + p_.max_cost(k));
-      cur.assign(lc + 1, kInf);
+      cur.resize(lc + 1);  // every entry is written below
       const double last = prev[lp];
       const int64_t o0 = p_.offsets[k], o1 = p_.offsets[k + 1];
       // Where every option reads a stored entry of prev, all options run at once with the
@@ -141,6 +145,8 @@ class Solver {
           detail::min_plus_options(kernel_, cur.data() + f0, prev.data() + f0,
                                    static_cast<size_t>(f1 - f0), p_.cost.data() + o0,
                                    p_.value.data() + o0, static_cast<size_t>(o1 - o0));
+        std::fill(cur.begin() + t, cur.begin() + f0, kInf);
+        std::fill(cur.begin() + f1, cur.begin() + te, kInf);
         edges(t, f0, o0, o1, lp, last, prev, cur);
         edges(f1, te, o0, o1, lp, last, prev, cur);
       }
@@ -154,7 +160,7 @@ class Solver {
   // cur[x] for x in [xa, xb) from every option that applies there: f_{k-1}[x - c] + d, read
   // from prev where it is stored and the constant `last` past its end.
   void edges(int64_t xa, int64_t xb, int64_t o0, int64_t o1, int64_t lp, double last,
-             const std::vector<double>& prev, std::vector<double>& cur) const {
+             const Row& prev, Row& cur) const {
     for (int64_t o = o0; o < o1 && xa < xb; ++o) {
       const int64_t c = p_.cost[o];
       const double d = p_.value[o];
@@ -187,7 +193,7 @@ class Solver {
         std::upper_bound(p_.option_sum.begin() + lo + 1, p_.option_sum.begin() + hi, half) -
         p_.option_sum.begin() - 1;
     mid = std::clamp(mid, lo + 1, hi - 1);
-    std::vector<double> f, g;
+    Row f, g;
     if (tasks >= 2) {
       auto left = std::async(std::launch::async, [&] { return forward(lo, mid, budget); });
       g = forward(mid, hi, budget);

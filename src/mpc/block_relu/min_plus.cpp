@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include <limits>
+
 #include "veil/core/cpu.hpp"
 
 namespace veil::mpc::detail {
@@ -26,7 +28,7 @@ void scalar(double* cur, const double* src, size_t n, double d) {
 void scalar_options(double* cur, const double* src, size_t n, const int64_t* cost,
                     const double* value, size_t options) {
   for (size_t x = 0; x < n; ++x) {
-    double m = cur[x];
+    double m = std::numeric_limits<double>::infinity();
     for (size_t j = 0; j < options; ++j) {
       const double t = src[static_cast<int64_t>(x) - cost[j]] + value[j];
       m = t < m ? t : m;
@@ -41,8 +43,8 @@ __attribute__((target("avx2"))) void avx2_options(double* cur, const double* src
                                                   size_t options) {
   size_t x = 0;
   for (; x + 16 <= n; x += 16) {
-    __m256d a0 = _mm256_loadu_pd(cur + x), a1 = _mm256_loadu_pd(cur + x + 4);
-    __m256d a2 = _mm256_loadu_pd(cur + x + 8), a3 = _mm256_loadu_pd(cur + x + 12);
+    const __m256d inf = _mm256_set1_pd(std::numeric_limits<double>::infinity());
+    __m256d a0 = inf, a1 = inf, a2 = inf, a3 = inf;
     for (size_t j = 0; j < options; ++j) {
       const double* p = src + static_cast<int64_t>(x) - cost[j];
       const __m256d vd = _mm256_set1_pd(value[j]);
@@ -63,22 +65,19 @@ __attribute__((target("avx512f"))) void avx512_options(double* cur, const double
                                                        const int64_t* cost, const double* value,
                                                        size_t options) {
   size_t x = 0;
-  for (; x + 32 <= n; x += 32) {
-    __m512d a0 = _mm512_loadu_pd(cur + x), a1 = _mm512_loadu_pd(cur + x + 8);
-    __m512d a2 = _mm512_loadu_pd(cur + x + 16), a3 = _mm512_loadu_pd(cur + x + 24);
+  // 64 entries per strip: eight running minima, so the per-option address and broadcast work is
+  // spread over more vector operations.
+  for (; x + 64 <= n; x += 64) {
+    __m512d a[8];
+    for (auto& v : a) v = _mm512_set1_pd(std::numeric_limits<double>::infinity());
     for (size_t j = 0; j < options; ++j) {
       const double* p = src + static_cast<int64_t>(x) - cost[j];
       const __m512d vd = _mm512_set1_pd(value[j]);
       // Masked form with a full mask: GCC 12 warns about _mm512_min_pd's undefined operand.
-      a0 = _mm512_mask_min_pd(a0, 0xff, _mm512_add_pd(_mm512_loadu_pd(p), vd), a0);
-      a1 = _mm512_mask_min_pd(a1, 0xff, _mm512_add_pd(_mm512_loadu_pd(p + 8), vd), a1);
-      a2 = _mm512_mask_min_pd(a2, 0xff, _mm512_add_pd(_mm512_loadu_pd(p + 16), vd), a2);
-      a3 = _mm512_mask_min_pd(a3, 0xff, _mm512_add_pd(_mm512_loadu_pd(p + 24), vd), a3);
+      for (int i = 0; i < 8; ++i)
+        a[i] = _mm512_mask_min_pd(a[i], 0xff, _mm512_add_pd(_mm512_loadu_pd(p + 8 * i), vd), a[i]);
     }
-    _mm512_storeu_pd(cur + x, a0);
-    _mm512_storeu_pd(cur + x + 8, a1);
-    _mm512_storeu_pd(cur + x + 16, a2);
-    _mm512_storeu_pd(cur + x + 24, a3);
+    for (int i = 0; i < 8; ++i) _mm512_storeu_pd(cur + x + 8 * i, a[i]);
   }
   avx2_options(cur + x, src + x, n - x, cost, value, options);
 }

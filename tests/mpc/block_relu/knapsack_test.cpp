@@ -214,7 +214,7 @@ TEST(MinPlus, AllOptionsAtOnceMatchesOneByOne) {
     std::vector<double> src(n + 40), cur(n);
     for (auto& v : src) v = rng() % 9 == 0 ? std::numeric_limits<double>::infinity() : u(rng);
     for (auto& v : cur) v = rng() % 9 == 0 ? std::numeric_limits<double>::infinity() : u(rng);
-    std::vector<double> want = cur;
+    std::vector<double> want(n, std::numeric_limits<double>::infinity());
     for (size_t j = 0; j < cost.size(); ++j)
       detail::min_plus_accumulate(detail::MinPlusKernel::Scalar, want.data(),
                                   src.data() + 40 - cost[j], n, value[j]);
