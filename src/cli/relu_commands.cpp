@@ -1,8 +1,10 @@
 // veil relu knapsack | apply: block ReLU (Gorski & Avidan, arXiv 2304.10442) — choosing a block
 // size per channel from measured distortions, and rewriting a model's ReLUs accordingly.
-// Each sub-command registers itself in add_relu_commands below.
+// Each sub-command is a run_<name> function with its argument struct, registered in
+// add_relu_commands below (a new one, such as `relu distortion`, adds a block there).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <memory>

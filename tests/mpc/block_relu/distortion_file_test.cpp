@@ -154,6 +154,42 @@ TEST(DistortionFile, WriterRefusesBadTables) {
   EXPECT_THROW(serialize(t), InvalidArgument);
 }
 
+// A short in-process fuzz run: random byte changes, insertions and deletions of a valid file are
+// refused with MalformedInput or parse into a table that serializes back to the same bytes.
+TEST(DistortionFile, MutationsParseExactlyOrAreRefused) {
+  const std::string good = serialize(sample_table());
+  std::mt19937_64 rng(99);
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string b = good;
+    for (int m = 0, n = 1 + static_cast<int>(rng() % 3); m < n; ++m) {
+      const size_t at = rng() % b.size();
+      switch (rng() % 4) {
+        case 0:
+          b[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          b[at] ^= static_cast<char>(1 << (rng() % 8));
+          break;
+        case 2:
+          b.insert(at, 1, static_cast<char>(rng()));
+          break;
+        default:
+          b.erase(at, 1 + rng() % 8);
+          break;
+      }
+      if (b.empty()) b.push_back('V');
+    }
+    try {
+      const auto t = parse_distortion_file(b);
+      EXPECT_EQ(serialize(t), b);
+      ++accepted;
+    } catch (const MalformedInput&) {
+    }
+  }
+  EXPECT_GT(accepted, 100);  // changed distortions and hashes are valid tables
+}
+
 // The fuzzer's checked-in seeds are valid files (so fuzzing starts from accepted inputs).
 TEST(DistortionFile, FuzzSeedsParse) {
   for (const char* name : {"seed0", "seed1"}) {
