@@ -153,7 +153,7 @@ void add_relu_commands(CLI::App& app) {
   knap->add_option("--synthetic", ka->synthetic,
                    "Instead: a random table of ResNet-50's ReLU shapes with ~N channels "
                    "(22720 = the real net), for benchmarking")
-      ->check(in_range<int64_t>(49, int64_t{1} << 24));
+      ->check(in_range<int64_t>(49, int64_t{1} << 20));
   knap->add_option("--seed", ka->seed, "Seed of --synthetic")
       ->check(in_range<uint64_t>(0, UINT64_MAX));
   knap->add_option("--budget", ka->budget,

@@ -116,6 +116,7 @@ TEST(BlockChoice, SyntheticResNet50HasThePapersShape) {
   EXPECT_LE(c.cost, drelu_budget(small, 0.06));
   EXPECT_LE(c.distortion, choose_uniform_block_size(small, drelu_budget(small, 0.06)).distortion);
   EXPECT_THROW(synthetic_resnet50_table(10, 1), InvalidArgument);
+  EXPECT_THROW(synthetic_resnet50_table((int64_t{1} << 20) + 1, 1), InvalidArgument);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@ namespace veil::mpc {
 // (each layer keeps at least one). Candidate sizes per layer: {1,1} first, every h x w with h, w
 // in 1..6, 7x7, 8x8, 12x12, 16x16 and the whole map (those fitting the map), and the identity.
 // Distortions grow with the pixels per block, times a random per-channel scale and noise.
+// `channels` lies in [49, 2^20] (InvalidArgument otherwise): the table stays below 400 MB.
 DistortionTable synthetic_resnet50_table(int64_t channels, uint64_t seed);
 
 }  // namespace veil::mpc
