@@ -38,7 +38,6 @@ struct Prepared {
   std::vector<int32_t> original;    // the option's index in the caller's item
   std::vector<int64_t> max_sum{0};  // prefix sums of each item's largest cost
   std::vector<int64_t> min_sum{0};  // prefix sums of each item's smallest cost
-  std::vector<int64_t> option_sum{0};
 
   size_t size() const { return item.size(); }
   int64_t max_cost(size_t k) const { return cost[offsets[k + 1] - 1]; }
@@ -90,7 +89,6 @@ Prepared prepare(const KnapsackInstance& in) {
     p.offsets.push_back(static_cast<int64_t>(p.cost.size()));
     p.max_sum.push_back(p.max_sum.back() + kept[i].back().cost);
     p.min_sum.push_back(p.min_sum.back() + kept[i].front().cost);
-    p.option_sum.push_back(p.option_sum.back() + static_cast<int64_t>(kept[i].size()));
   }
   return p;
 }
@@ -116,6 +114,31 @@ class Progress {
   std::atomic<int64_t> done_{0}, next_{0};
   std::mutex mutex_;
 };
+
+// DP entries times options that forward(lo, hi, budget) visits.
+int64_t forward_cells(const Prepared& p, size_t lo, size_t hi, int64_t budget) {
+  int64_t cells = 0, lp = 0;
+  for (size_t k = lo; k < hi; ++k) {
+    lp = std::min(budget, lp + p.max_cost(k));
+    cells += (lp + 1) * (p.offsets[k + 1] - p.offsets[k]);
+  }
+  return cells;
+}
+
+// Where to split items [lo, hi) (hi - lo >= 2): the first point at which the first half's DP
+// costs at least as much as the second's, so the two (run concurrently) end together. Any split
+// gives the exact optimum; rows capped short make an item-count split lopsided in time.
+size_t balanced_split(const Prepared& p, size_t lo, size_t hi, int64_t budget) {
+  size_t a = lo + 1, b = hi - 1;  // the answer lies in [a, b]
+  while (a < b) {
+    const size_t m = a + (b - a) / 2;
+    if (forward_cells(p, lo, m, budget) >= forward_cells(p, m, hi, budget))
+      b = m;
+    else
+      a = m + 1;
+  }
+  return a;
+}
 
 class Solver {
  public:
@@ -187,12 +210,7 @@ class Solver {
       pick[lo] = o;
       return;
     }
-    // Split where half the options lie on each side: the two halves' DPs take about equal time.
-    const int64_t half = (p_.option_sum[lo] + p_.option_sum[hi]) / 2;
-    size_t mid =
-        std::upper_bound(p_.option_sum.begin() + lo + 1, p_.option_sum.begin() + hi, half) -
-        p_.option_sum.begin() - 1;
-    mid = std::clamp(mid, lo + 1, hi - 1);
+    const size_t mid = balanced_split(p_, lo, hi, budget);
     Row f, g;
     if (tasks >= 2) {
       auto left = std::async(std::launch::async, [&] { return forward(lo, mid, budget); });
@@ -228,18 +246,12 @@ class Solver {
   detail::MinPlusKernel kernel_;
 };
 
-// DP cells of the top level (both halves), the larger half of the total work.
+// DP cells of the top level (both halves), about half of the total work.
 int64_t top_level_cells(const Prepared& p, int64_t budget) {
-  int64_t cells = 0;
-  const size_t n = p.size(), mid = n / 2;
-  for (auto [lo, hi] : {std::pair{size_t{0}, mid}, std::pair{mid, n}}) {
-    int64_t lp = 0;
-    for (size_t k = lo; k < hi; ++k) {
-      lp = std::min(budget, lp + p.max_cost(k));
-      cells += (lp + 1) * (p.offsets[k + 1] - p.offsets[k]);
-    }
-  }
-  return cells;
+  const size_t n = p.size();
+  if (n < 2) return forward_cells(p, 0, n, budget);
+  const size_t mid = balanced_split(p, 0, n, budget);
+  return forward_cells(p, 0, mid, budget) + forward_cells(p, mid, n, budget);
 }
 
 }  // namespace
