@@ -16,6 +16,7 @@
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
+#include "veil/core/peak_rss.hpp"
 #include "veil/core/printable.hpp"
 #include "veil/core/progress.hpp"
 #include "veil/core/temporaries.hpp"
@@ -269,7 +270,7 @@ void run_infer(const InferArgs& a) {
     j["images"] = images;
     j["input"] = he::batch_kind_name(in.kind);
     j["infer_s_per_image"] = seconds / double(images);
-    j["peak_rss_mb"] = he::peak_rss_mb();
+    j["peak_rss_mb"] = peak_rss_mb();
     j["threads"] = threads;
     print_json(j);
   }

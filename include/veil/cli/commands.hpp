@@ -10,10 +10,8 @@ void add_core_commands(CLI::App& app);  // train, eval, infer, info
 void add_lock_commands(CLI::App& app);  // lock keygen|encrypt|decrypt|eval|sweep|run|attack
 void add_mpc_commands(CLI::App& app);   // mpc party|run
 void add_he_commands(CLI::App& app);    // he info|bench, then the inference commands below
+void add_relu_commands(CLI::App& app);  // relu distortion|knapsack|apply (block ReLU)
 // he keygen|encrypt-model|encrypt-input|infer|decrypt|eval, under the `he` command.
 void add_he_inference_commands(CLI::App& he);
-void add_relu_commands(CLI::App& app);  // relu distortion (knapsack, apply)
-// relu distortion, under the `relu` command.
-void add_relu_distortion_command(CLI::App& relu);
 
 }  // namespace veil::cli

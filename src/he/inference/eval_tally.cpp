@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "veil/core/peak_rss.hpp"
+
 namespace veil::he {
 
 namespace {

@@ -1,7 +1,5 @@
 #include "veil/he/inference/pipeline.hpp"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -40,12 +38,6 @@ bool has_activation(const SplitModel& s) {
 }
 
 }  // namespace
-
-double peak_rss_mb() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
 
 KeyPlan plan_keys(const model::Model& model, const std::vector<Part>& parts, SecurityLevel security,
                   const SplitOptions& split, int min_scale_bits) {

@@ -102,6 +102,4 @@ void check_required_activation(const SplitModel& split, const HeEvalOptions& opt
 HeEvalReport evaluate(const model::Model& model, const data::Dataset& data,
                       const HeEvalOptions& options);
 
-double peak_rss_mb();
-
 }  // namespace veil::he

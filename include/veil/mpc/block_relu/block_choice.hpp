@@ -1,0 +1,40 @@
+// Choosing a block size per channel from a distortion table (`veil relu knapsack`): the
+// knapsack (knapsack.hpp) over every channel of every layer, with cost = the size's number of
+// blocks (DReLUs) and value = its measured distortion, or the uniform baseline that gives every
+// channel the same size (Gorski & Avidan, arXiv 2304.10442, Sec. 4.2 and 5).
+#pragma once
+
+#include <cstdint>
+#include <map>
+
+#include "veil/mpc/block_relu/distortion_table.hpp"
+#include "veil/mpc/block_relu/knapsack.hpp"
+#include "veil/mpc/block_relu/spec.hpp"
+
+namespace veil::mpc {
+
+struct BlockChoice {
+  BlockReluSpec spec;     // every layer of the table, one size per channel
+  int64_t budget = 0;     // DReLUs allowed
+  int64_t cost = 0;       // DReLUs the choice spends
+  double distortion = 0;  // summed distortion of the choice (layer, then channel order)
+};
+
+// floor(ratio * table.relu_count()); ratio must lie in [0, 1].
+int64_t drelu_budget(const DistortionTable& table, double ratio);
+
+// The least-distortion choice with cost <= budget. Throws InvalidArgument when even the
+// cheapest sizes exceed the budget.
+BlockChoice choose_block_sizes(const DistortionTable& table, int64_t budget,
+                               const KnapsackSettings& settings = {});
+
+// One block size h x w for every channel of every layer (clamped to a smaller map: min(h, H) x
+// min(w, W)); among the sizes every layer offers (after clamping), the one with the least
+// summed distortion whose cost fits (ties: the cheaper, then the smaller size). The identity is
+// not a candidate. Throws InvalidArgument when none fits.
+BlockChoice choose_uniform_block_size(const DistortionTable& table, int64_t budget);
+
+// How many channels of the spec use each size.
+std::map<model::BlockSize, int64_t> channels_per_size(const BlockReluSpec& spec);
+
+}  // namespace veil::mpc
