@@ -5,6 +5,7 @@
 // the identity (the channel spends no DReLU).
 #pragma once
 
+#include <compare>
 #include <cstdint>
 
 namespace veil::model {
