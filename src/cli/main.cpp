@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   veil::cli::add_mpc_commands(app);
   veil::cli::add_he_commands(app);
   veil::cli::add_relu_commands(app);
+  veil::cli::add_split_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
