@@ -123,7 +123,7 @@ TEST_P(FloatScheme, MalformedRepliesAndInputsAreRefused) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Split, FloatScheme,
-                         ::testing::Values(SchemeKind::ShadowNet),
+                         ::testing::Values(SchemeKind::ShadowNet, SchemeKind::Hardened),
                          [](const auto& info) { return std::string(scheme_name(info.param)); });
 
 TEST(SlotCount, RoundsUpAndKeepsOneFake) {
