@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "float_masking.hpp"
 #include "veil/core/error.hpp"
 #include "veil/split/prg_floats.hpp"
 
@@ -61,6 +62,7 @@ FloatFreivalds::FloatFreivalds(const LinearLayer& layer, Tensor weight, int roun
   for (int64_t i = 0; i < m; ++i)
     for (int64_t t = 0; t < terms; ++t) acc[t] += std::fabs(w[i * terms + t]);
   for (int64_t t = 0; t < terms; ++t) abs_sum_.data()[t] = static_cast<float>(acc[t]);
+  bound_engine_.emplace(with_out_channels(geometry_, 1), abs_sum_, detail::kSchemeThreads);
   draw();
 }
 
@@ -81,12 +83,13 @@ void FloatFreivalds::draw() {
     }
     for (int64_t t = 0; t < terms; ++t) checks_.data()[k * terms + t] = static_cast<float>(acc[t]);
   }
+  check_engine_.emplace(with_out_channels(geometry_, rounds_), checks_, detail::kSchemeThreads);
 }
 
-Tensor FloatFreivalds::tolerance(const Tensor& x) const {
+Tensor FloatFreivalds::tolerance(const Tensor& x) {
   Tensor ax = x;
   for (float& v : ax.floats()) v = std::fabs(v);
-  Tensor tol = apply_linear(with_out_channels(geometry_, 1), abs_sum_, ax);
+  Tensor tol = bound_engine_->forward(ax);
   const int64_t m = weight_.shape().at(0), terms = weight_.numel() / m;
   const double floor = static_cast<double>(terms + m + 2) * 0x1p-120;
   for (float& v : tol.floats()) v = static_cast<float>(bound_factor_ * v + floor);
@@ -98,8 +101,8 @@ void FloatFreivalds::check(const Tensor& x, const Tensor& y) {
   if (y.rank() < 2 || y.shape()[0] != b || y.shape()[1] != m)
     throw InvalidArgument("split: the reply does not fit the layer");
   const int64_t positions = y.numel() / (b * m);
-  const Tensor z = apply_linear(geometry_, checks_, x);  // [B, rounds, P...]
-  const Tensor tol = tolerance(x);                       // [B, 1, P...]
+  const Tensor z = check_engine_->forward(x);  // [B, rounds, P...]
+  const Tensor tol = tolerance(x);             // [B, 1, P...]
   if (z.numel() != b * rounds_ * positions || tol.numel() != b * positions)
     throw InvalidArgument("split: the reply does not fit the layer");
   std::vector<double> acc(static_cast<size_t>(positions));

@@ -9,6 +9,11 @@
 
 namespace veil::split::detail {
 
+// Threads of the float schemes' own engine calls (mask products, checks). SchemeOptions carries
+// no thread count, and 0 (the process-wide OpenMP setting) left OpenMP workers spinning between
+// those calls and the scheme's serial restore loops: 5 to 10 times slower on 2 shared cores.
+inline constexpr int kSchemeThreads = 1;
+
 // The batch size of x [B, input_shape...]; throws InvalidArgument when x does not fit.
 inline int64_t batch_of(const LinearLayer& layer, const Tensor& x) {
   const Shape& s = x.shape();

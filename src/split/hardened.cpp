@@ -97,6 +97,7 @@ class Hardened final : public LayerScheme {
         outsourced_.data()[i * terms + t] = static_cast<float>(acc[t]);
     }
     if (options.verify) check_.emplace(layer_, outsourced_, options.verify_rounds, prg_);
+    product_.emplace(layer_, layer_.weight, detail::kSchemeThreads);
   }
 
   OutsourcedLayer outsource() override {
@@ -177,7 +178,7 @@ class Hardened final : public LayerScheme {
     shape.insert(shape.begin(), batch);
     Mask m;
     m.noise = prg_gaussian_tensor(prg_, shape);
-    m.product = apply_linear(layer_, layer_.weight, m.noise);
+    m.product = product_->forward(m.noise);
     return m;
   }
 
@@ -187,6 +188,7 @@ class Hardened final : public LayerScheme {
   std::vector<float> unmix_;
   Tensor outsourced_;  // until outsource() hands it over
   std::optional<FloatFreivalds> check_;
+  std::optional<LinearEngine> product_;  // mask (*) W
   std::deque<Mask> pool_;
   int64_t drawn_online_ = 0;
   std::optional<Mask> current_;  // the mask of the encode awaiting its decode

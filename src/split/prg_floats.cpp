@@ -1,5 +1,6 @@
 #include "veil/split/prg_floats.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <numeric>
@@ -18,7 +19,20 @@ double prg_gaussian(AesCtrPrg& prg) {
 }
 
 void prg_gaussian_fill(AesCtrPrg& prg, std::span<float> out, double mean, double std) {
-  for (float& f : out) f = static_cast<float>(mean + std * prg_gaussian(prg));
+  // The keystream in blocks (one AES call per 8 bytes would dominate), and both Box-Muller
+  // outputs of each pair of draws.
+  std::vector<uint64_t> block(std::min<size_t>(4096, out.size() + out.size() % 2));
+  size_t i = 0;
+  while (i < out.size()) {
+    prg.fill(std::span<uint64_t>(block));
+    for (size_t j = 0; j + 1 < block.size() && i < out.size(); j += 2) {
+      const double u = 1.0 - static_cast<double>(block[j] >> 11) * 0x1p-53;
+      const double v = static_cast<double>(block[j + 1] >> 11) * 0x1p-53;
+      const double r = std::sqrt(-2.0 * std::log(u)), a = 2.0 * std::numbers::pi * v;
+      out[i++] = static_cast<float>(mean + std * r * std::cos(a));
+      if (i < out.size()) out[i++] = static_cast<float>(mean + std * r * std::sin(a));
+    }
+  }
 }
 
 Tensor prg_gaussian_tensor(AesCtrPrg& prg, Shape shape, double mean, double std) {

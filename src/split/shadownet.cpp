@@ -60,7 +60,8 @@ class ShadowNet final : public LayerScheme {
       Shape one = layer_.input_shape;
       one.insert(one.begin(), 1);
       secrets_.mask = prg_gaussian_tensor(prg_, one, 0.0, kMaskStd);
-      secrets_.mask_product = apply_linear(layer_, layer_.weight, secrets_.mask);
+      secrets_.mask_product =
+          apply_linear(layer_, layer_.weight, secrets_.mask, detail::kSchemeThreads);
     }
     if (options.verify) check_.emplace(layer_, outsourced_, options.verify_rounds, prg_);
   }

@@ -15,6 +15,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 #include "veil/core/random.hpp"
 #include "veil/core/tensor.hpp"
@@ -33,7 +35,7 @@ class FloatFreivalds {
   void check(const Tensor& x, const Tensor& y);
 
   // The tolerance at every output position of weight (*) x: [B, 1, ...] (tests).
-  Tensor tolerance(const Tensor& x) const;
+  Tensor tolerance(const Tensor& x);
 
   int rounds() const { return rounds_; }
   // 2^-rounds: the chance that a reply with an element off by more than twice the tolerance
@@ -52,6 +54,8 @@ class FloatFreivalds {
   Tensor checks_;             // w_r for every round: [rounds, ...]
   Tensor abs_sum_;            // sum_m |W'_m|: [1, ...], for the error bound
   double bound_factor_ = 0;
+  std::optional<LinearEngine> check_engine_;  // x (*) checks_, rebuilt when they are redrawn
+  std::optional<LinearEngine> bound_engine_;  // |x| (*) abs_sum_
 };
 
 }  // namespace veil::split
