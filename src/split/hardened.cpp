@@ -98,6 +98,7 @@ class Hardened final : public LayerScheme {
     }
     if (options.verify) check_.emplace(layer_, outsourced_, options.verify_rounds, prg_);
     product_.emplace(layer_, layer_.weight, detail::kSchemeThreads);
+    unmix_engine_.emplace(unmix_layer(), unmix_tensor(), detail::kSchemeThreads);
   }
 
   OutsourcedLayer outsource() override {
@@ -142,20 +143,10 @@ class Hardened final : public LayerScheme {
     const Tensor& yp = expect_tensor(replies[0], shape);
     if (check_) check_->check(sent_, yp);
 
-    // y = rows 0..N-1 of Q^-1 Y', minus the mask's share, plus the bias: N x M multiply-adds
-    // per output position.
-    Tensor y = std::move(mask.product);
-    const int64_t positions = y.numel() / (b * n_);
-    for (int64_t i = 0; i < b; ++i)
-      for (int64_t n = 0; n < n_; ++n) {
-        float* dst = y.data() + (i * n_ + n) * positions;
-        for (int64_t p = 0; p < positions; ++p) dst[p] *= -scale_;
-        for (int64_t c = 0; c < m_; ++c) {
-          const float w = unmix_[n * m_ + c];
-          const float* src = yp.data() + (i * m_ + c) * positions;
-          for (int64_t p = 0; p < positions; ++p) dst[p] += w * src[p];
-        }
-      }
+    // y = rows 0..N-1 of Q^-1 Y' (a 1x1 conv, or a dense layer, of M inputs and N outputs: N x M
+    // multiply-adds per output position), minus the mask's share, plus the bias.
+    Tensor y = unmix_engine_->forward(yp);
+    detail::add_scaled(y, mask.product, -scale_);
     add_bias(layer_, y);
     return y;
   }
@@ -173,6 +164,23 @@ class Hardened final : public LayerScheme {
   }
 
  private:
+  // The restore as a linear layer on the accelerator's output [M, ...]: 1x1 conv or dense.
+  LinearLayer unmix_layer() const {
+    LinearLayer l;
+    l.name = layer_.name + "/unmix";
+    l.kind = layer_.kind;
+    l.input_shape = layer_.output_shape;
+    l.input_shape[0] = m_;
+    l.output_shape = layer_.output_shape;
+    if (l.kind == LinearKind::Conv) l.conv = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 1};
+    return l;
+  }
+  Tensor unmix_tensor() const {
+    Shape shape{n_, m_};
+    if (layer_.kind == LinearKind::Conv) shape.insert(shape.end(), {1, 1});
+    return Tensor::from_floats(shape, unmix_);
+  }
+
   Mask draw_mask(int64_t batch) {
     Shape shape = layer_.input_shape;
     shape.insert(shape.begin(), batch);
@@ -188,7 +196,8 @@ class Hardened final : public LayerScheme {
   std::vector<float> unmix_;
   Tensor outsourced_;  // until outsource() hands it over
   std::optional<FloatFreivalds> check_;
-  std::optional<LinearEngine> product_;  // mask (*) W
+  std::optional<LinearEngine> product_;       // mask (*) W
+  std::optional<LinearEngine> unmix_engine_;  // Y' -> rows 0..N-1 of Q^-1 Y'
   std::deque<Mask> pool_;
   int64_t drawn_online_ = 0;
   std::optional<Mask> current_;  // the mask of the encode awaiting its decode

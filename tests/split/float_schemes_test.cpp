@@ -19,11 +19,14 @@ using testing::max_abs_diff;
 using testing::random_input;
 using testing::reference_output;
 
-// What an honest accelerator does with a payload.
-Tensor accelerate(const LinearLayer& layer, const OutsourcedLayer& o, const Payload& p) {
-  const Tensor& w = std::get<Tensor>(o.weight);
-  return apply_linear(with_out_channels(layer, w.shape()[0]), w, std::get<Tensor>(p));
-}
+// An honest accelerator for one outsourced layer (the float engine, as the local one uses).
+struct Honest {
+  LinearEngine engine;
+  Honest(const LinearLayer& layer, const OutsourcedLayer& o)
+      : engine(with_out_channels(layer, std::get<Tensor>(o.weight).shape()[0]),
+               std::get<Tensor>(o.weight), 1) {}
+  Tensor operator()(const Payload& p) { return engine.forward(std::get<Tensor>(p)); }
+};
 
 std::vector<LinearLayer> layers(std::mt19937& rng) {
   return {conv_layer(0, 6, 3, 9, 3, 2, 1, 1, rng),         // first layer, stride 2, padding 1
@@ -41,6 +44,7 @@ TEST_P(FloatScheme, DecodeRestoresThePlainLayerForConvAndDenseLayers) {
     SchemeOptions options;
     auto scheme = make_layer_scheme(GetParam(), layer, options);
     const OutsourcedLayer o = scheme->outsource();
+    Honest accelerate(layer, o);
     const Tensor& w = std::get<Tensor>(o.weight);
     const int64_t m = slot_count(layer.out_channels(), options.fake_ratio);
     EXPECT_EQ(w.shape()[0], m);
@@ -49,7 +53,7 @@ TEST_P(FloatScheme, DecodeRestoresThePlainLayerForConvAndDenseLayers) {
       const Tensor x = random_input(layer, batch, rng);
       std::vector<Payload> sent = scheme->encode(x);
       ASSERT_EQ(sent.size(), 1u);
-      const Tensor y = scheme->decode({accelerate(layer, o, sent[0])});
+      const Tensor y = scheme->decode({accelerate(sent[0])});
       const Tensor want = reference_output(layer, x);
       ASSERT_EQ(y.shape(), want.shape());
       EXPECT_LE(max_abs_diff(y, want), 1e-4f * (1 + max_abs(want)));
@@ -63,10 +67,10 @@ TEST_P(FloatScheme, HonestRepliesPassVerificationInAThousandTrials) {
   options.verify = true;
   std::vector<LinearLayer> ls = layers(rng);
   std::vector<std::unique_ptr<LayerScheme>> schemes;
-  std::vector<OutsourcedLayer> outs;
+  std::vector<Honest> accelerators;
   for (const LinearLayer& l : ls) {
     schemes.push_back(make_layer_scheme(GetParam(), l, options));
-    outs.push_back(schemes.back()->outsource());
+    accelerators.emplace_back(l, schemes.back()->outsource());
   }
   std::uniform_real_distribution<float> log_scale(-3.0f, 4.0f);
   for (int trial = 0; trial < 1000; ++trial) {
@@ -74,7 +78,7 @@ TEST_P(FloatScheme, HonestRepliesPassVerificationInAThousandTrials) {
     // Activations from 1e-3 to 1e4: the tolerance must scale with them.
     const Tensor x = random_input(ls[i], 1 + trial % 2, rng, std::pow(10.0f, log_scale(rng)));
     std::vector<Payload> sent = schemes[i]->encode(x);
-    ASSERT_NO_THROW(schemes[i]->decode({accelerate(ls[i], outs[i], sent[0])})) << trial;
+    ASSERT_NO_THROW(schemes[i]->decode({accelerators[i](sent[0])})) << trial;
   }
 }
 
@@ -86,13 +90,13 @@ TEST_P(FloatScheme, OneCorruptedElementIsAlwaysCaught) {
   for (const LinearLayer& layer : layers(rng)) {
     SCOPED_TRACE(layer.name);
     auto scheme = make_layer_scheme(GetParam(), layer, options);
-    const OutsourcedLayer o = scheme->outsource();
+    Honest accelerate(layer, scheme->outsource());
     EXPECT_EQ(scheme->false_accept_bound(), 0.25);
     std::uniform_real_distribution<float> factor(1.0f, 10.0f);
     for (int trial = 0; trial < 100; ++trial) {
       const Tensor x = random_input(layer, 2, rng);
       std::vector<Payload> sent = scheme->encode(x);
-      Tensor y = accelerate(layer, o, sent[0]);
+      Tensor y = accelerate(sent[0]);
       std::uniform_int_distribution<int64_t> at(0, y.numel() - 1);
       const float sign = trial % 2 == 0 ? 1.0f : -1.0f;
       y.data()[at(rng)] += sign * (1 + max_abs(y)) * factor(rng);
@@ -101,7 +105,7 @@ TEST_P(FloatScheme, OneCorruptedElementIsAlwaysCaught) {
     // Still in step after the rejections.
     const Tensor x = random_input(layer, 1, rng);
     std::vector<Payload> sent = scheme->encode(x);
-    EXPECT_NO_THROW(scheme->decode({accelerate(layer, o, sent[0])}));
+    EXPECT_NO_THROW(scheme->decode({accelerate(sent[0])}));
   }
 }
 
