@@ -3,6 +3,7 @@
 // (and the layer recomputed, so the answer stays right).
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <random>
 
 #include "test_layers.hpp"
@@ -19,6 +20,8 @@ struct Case {
   SchemeKind scheme;
   std::string arch;
 };
+
+void PrintTo(const Case& c, std::ostream* os) { *os << scheme_name(c.scheme) << "_" << c.arch; }
 
 class FloatSchemePipeline : public ::testing::TestWithParam<Case> {};
 
