@@ -99,6 +99,7 @@ class Hardened final : public LayerScheme {
     if (options.verify) check_.emplace(layer_, outsourced_, options.verify_rounds, prg_);
     product_.emplace(layer_, layer_.weight, detail::kSchemeThreads);
     unmix_engine_.emplace(unmix_layer(), unmix_tensor(), detail::kSchemeThreads);
+    layer_.weight = Tensor();  // product_ has its own copy for the masks' products
   }
 
   OutsourcedLayer outsource() override {

@@ -1,5 +1,6 @@
 #include "veil/split/shadownet.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -27,7 +28,7 @@ constexpr double kMaskStd = 1.0;
 class ShadowNet final : public LayerScheme {
  public:
   ShadowNet(const LinearLayer& layer, const SchemeOptions& options)
-      : layer_(layer), options_(options), prg_(random_seed()) {
+      : layer_(layer), prg_(random_seed()) {
     n_ = layer_.out_channels();
     m_ = slot_count(n_, options.fake_ratio);
     const int64_t terms = layer_.weight.numel() / n_;
@@ -64,6 +65,7 @@ class ShadowNet final : public LayerScheme {
           apply_linear(layer_, layer_.weight, secrets_.mask, detail::kSchemeThreads);
     }
     if (options.verify) check_.emplace(layer_, outsourced_, options.verify_rounds, prg_);
+    layer_.weight = Tensor();  // the restore needs the secrets, the geometry and the bias only
   }
 
   OutsourcedLayer outsource() override {
@@ -126,7 +128,6 @@ class ShadowNet final : public LayerScheme {
 
  private:
   LinearLayer layer_;
-  SchemeOptions options_;
   AesCtrPrg prg_;
   int64_t n_ = 0, m_ = 0;
   ShadowNetSecrets secrets_;
