@@ -63,5 +63,20 @@ TEST(ShadowNet, TheFirstLayerIsUnmaskedAndLaterLayersReuseOneMask) {
     EXPECT_NEAR(once.data()[i] - x.data()[i], mask.data()[i % mask.numel()], 1e-6f);
 }
 
+TEST(ShadowNet, TrustedBytesCountTheSecretsTheMaskAndTheCheck) {
+  std::mt19937 rng(4);
+  const LinearLayer layer = conv_layer(1, 5, 2, 6, 3, 1, 1, 1, rng);  // M = 6, T = 18
+  auto plain = make_shadownet(layer, SchemeOptions{});
+  plain->outsource();
+  // pi (6), rho (5) as int64, s (5) as float, the mask (2 x 6 x 6) and its product (5 x 6 x 6).
+  EXPECT_EQ(plain->trusted_bytes(), 8 * (6 + 5) + 4 * (5 + 72 + 180));
+  SchemeOptions verify;
+  verify.verify = true;
+  auto checked = make_shadownet(layer, verify);
+  checked->outsource();
+  // W' (6 x 18), two sign vectors (2 x 6), their filters (2 x 18) and sum |W'| (18).
+  EXPECT_EQ(checked->trusted_bytes() - plain->trusted_bytes(), 4u * (108 + 12 + 36 + 18));
+}
+
 }  // namespace
 }  // namespace veil::split
