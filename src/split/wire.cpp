@@ -9,8 +9,6 @@ constexpr uint32_t kTagBase = 0x53500000;  // "SP" in the high half: not an mpc 
 constexpr uint8_t kFloat = 0, kField = 1;
 constexpr uint8_t kConv = 0, kDense = 1;
 constexpr int64_t kMaxStride = 1024, kMaxPad = 1 << 16;
-// type + rank + one dim: the least a payload takes, for bounding counts by the bytes left.
-constexpr uint64_t kMinPayloadBytes = 2 + 8;
 
 bool is_field(const Payload& p) { return std::holds_alternative<FieldTensor>(p); }
 bool is_field_weight(const OutsourcedLayer& l) {
@@ -342,8 +340,7 @@ Setup parse_setup(const mpc::Message& m) {
   ByteReader r = open(m, Kind::Setup);
   Setup s;
   s.scheme = r.str(kMaxSchemeName, "scheme");
-  // A layer takes at least kind, three counts, group, two shapes and a weight.
-  const uint32_t n = r.count(kMaxLayers, "layer count", 1 + 3 + 8 + 2 * 9 + kMinPayloadBytes);
+  const uint32_t n = r.count(kMaxLayers, "layer count", kMinLayerBytes);
   s.layers.reserve(n);
   for (uint32_t i = 0; i < n; ++i) s.layers.push_back(read_layer(r));
   r.expect_end();

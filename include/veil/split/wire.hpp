@@ -43,6 +43,9 @@ inline constexpr int64_t kMaxDim = int64_t{1} << 24;
 inline constexpr size_t kMaxRank = 4;
 inline constexpr size_t kMaxErrorText = 4096;
 inline constexpr size_t kMaxSchemeName = 64;
+// The fewest bytes a payload and a layer take, for bounding counts by the bytes left.
+inline constexpr uint64_t kMinPayloadBytes = 1 + 1 + 8;
+inline constexpr uint64_t kMinLayerBytes = 1 + 3 + 8 + 2 * (1 + 8) + kMinPayloadBytes;
 
 enum class Kind : uint16_t { Setup = 1, Ready, Compute, Reply, Error, Close, Closed };
 
