@@ -134,14 +134,19 @@ json run_trusted(const TrustedArgs& a, mpc::Channel& channel) {
   {
     ProgressBar bar("split " + a.scheme, n);
     bar.set_quiet(a.quiet || a.json);
-    for (int64_t b = 0; b < batches; ++b) {
-      const Tensor x = batch_at(b);
-      t0 = Clock::now();
-      const Tensor y = pipe.infer(x);
-      online_s += since(t0);
-      const int64_t rows = x.shape()[0], k = y.numel() / rows;
-      for (int64_t i = 0; i < rows; ++i) split_pred.push_back(argmax_row(y.data() + i * k, k));
-      bar.update(static_cast<int64_t>(split_pred.size()));
+    try {
+      for (int64_t b = 0; b < batches; ++b) {
+        const Tensor x = batch_at(b);
+        t0 = Clock::now();
+        const Tensor y = pipe.infer(x);
+        online_s += since(t0);
+        const int64_t rows = x.shape()[0], k = y.numel() / rows;
+        for (int64_t i = 0; i < rows; ++i) split_pred.push_back(argmax_row(y.data() + i * k, k));
+        bar.update(static_cast<int64_t>(split_pred.size()));
+      }
+    } catch (const Error&) {
+      bar.set_quiet(true);  // a failure is one line: the error's
+      throw;
     }
     bar.finish();
   }

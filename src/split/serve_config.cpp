@@ -93,7 +93,11 @@ ServeConfig parse_serve_config(std::string_view json_text, const std::filesystem
       c.batch = integer(v, key, 1, 4096);
     } else if (key == "scheme") {
       c.scheme = text(v, key, 64);
-      parse_scheme(c.scheme);  // throws on an unknown name
+      try {
+        parse_scheme(c.scheme);
+      } catch (const InvalidArgument& e) {
+        bad(key, std::string("is not a scheme: ") + e.what());
+      }
     } else if (key == "verify") {
       c.verify = flag(v, key);
     } else if (key == "json") {
