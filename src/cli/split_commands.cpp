@@ -102,14 +102,27 @@ json layer_json(const split::LayerStats& l, int64_t images) {
           {"faults_detected", l.faults_detected}};
 }
 
+// What the trusted process reads before the session: the model and the test images.
+struct TrustedInputs {
+  model::Model model;
+  data::Dataset set;
+  int64_t batches = 0;
+};
+
+TrustedInputs load_trusted_inputs(const TrustedArgs& a) {
+  TrustedInputs in{load_model(a.model), data::load_dataset(a.data, data::Split::Test, a.limit)};
+  if (in.set.size() == 0) throw InvalidArgument("--data " + a.data + ": no test images");
+  in.batches = (in.set.size() + a.batch - 1) / a.batch;
+  return in;
+}
+
 // Runs the session on `channel` (the accelerator is at its far end) and returns the report.
-json run_trusted(const TrustedArgs& a, mpc::Channel& channel) {
-  model::Model m = load_model(a.model);
+json run_trusted(const TrustedArgs& a, TrustedInputs& in, mpc::Channel& channel) {
+  model::Model& m = in.model;
+  const data::Dataset& set = in.set;
   const data::Normalization norm = input_normalization(m, "");
-  const data::Dataset set = data::load_dataset(a.data, data::Split::Test, a.limit);
   const int64_t n = set.size();
-  if (n == 0) throw InvalidArgument("--data " + a.data + ": no test images");
-  const int64_t batches = (n + a.batch - 1) / a.batch;
+  const int64_t batches = in.batches;
   auto batch_at = [&](int64_t b) {
     const int64_t first = b * a.batch, count = std::min(a.batch, n - first);
     Tensor x = set.batch(first, count);
@@ -455,8 +468,9 @@ void run_split(const RunArgs& a) {
   split::parse_scheme(t.scheme);  // a bad name is refused before a process is started
   // Replies the accelerator will send: one per offloaded layer per batch. Faults are spread
   // over them.
-  const int64_t layers = static_cast<int64_t>(split::partition(load_model(t.model)).linear.size());
-  const int64_t batches = (std::max<int64_t>(t.limit, 1) + t.batch - 1) / t.batch;
+  TrustedInputs in = load_trusted_inputs(t);
+  const int64_t layers = static_cast<int64_t>(split::partition(in.model).linear.size());
+  const int64_t batches = in.batches;
   const int64_t stride =
       a.inject_faults > 0 ? std::max<int64_t>(1, layers * batches / a.inject_faults) : 1;
 
@@ -503,7 +517,7 @@ void run_split(const RunArgs& a) {
   }
   json report;
   try {
-    report = run_trusted(t, *channel);
+    report = run_trusted(t, in, *channel);
   } catch (const ProtocolError& e) {
     // The accelerator's own error explains a broken link best.
     channel.reset();
@@ -565,9 +579,10 @@ void run_serve(ServeArgs& a) {
   t.threads = c.threads;
   t.json = c.json || a.json;
   t.quiet = a.quiet;
+  TrustedInputs in = load_trusted_inputs(t);
   std::unique_ptr<mpc::Channel> channel =
       mpc::tcp_connect(c.host, c.port, tcp_options(c.io_timeout_ms, c.connect_timeout_ms));
-  emit(run_trusted(t, *channel), t.json);
+  emit(run_trusted(t, in, *channel), t.json);
 }
 
 }  // namespace
