@@ -58,10 +58,10 @@ OutsourcedLayer field_dense_layer() {
   return l;
 }
 
-model::Model lenet() {
+model::Model arch(const std::string& name) {
   model::ArchSpec spec;
   spec.seed = 5;
-  model::Model m = model::build_arch("lenet5", spec);
+  model::Model m = model::build_arch(name, spec);
   model::infer_shapes(m);
   return m;
 }
@@ -204,8 +204,12 @@ TEST(Wire, MutatedMessagesParseOrThrowAVeilError) {
   EXPECT_GT(refused, 1000);
 }
 
-TEST(RemoteAccelerator, GivesTheLocalAcceleratorsResultsAndItsTranscript) {
-  model::Model m = lenet();
+class RemoteVsLocal : public ::testing::TestWithParam<std::string> {};
+
+// Every layer geometry of the model (strided and padded convs, 1x1 shortcuts, dense layers)
+// passes the wire protocol's checks, and the results are bit for bit the local accelerator's.
+TEST_P(RemoteVsLocal, SameResultsAndTranscript) {
+  model::Model m = arch(GetParam());
   const Tensor x = random_tensor({3, 1, 28, 28}, 8);
   PipelineOptions po;
   po.scheme = SchemeKind::Plain;
@@ -241,6 +245,8 @@ TEST(RemoteAccelerator, GivesTheLocalAcceleratorsResultsAndItsTranscript) {
               std::get<Tensor>(local_view.queries[i].inputs.at(0)));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Archs, RemoteVsLocal, ::testing::Values("lenet5", "resnet20"));
 
 TEST(RemoteAccelerator, ReportsTheFaultsTheAcceleratorInjected) {
   AcceleratorOptions ao;
