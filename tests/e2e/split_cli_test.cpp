@@ -164,6 +164,14 @@ TEST_F(SplitCli, BadConfigsAreRefusedWithOneLine) {
   }
 }
 
+TEST_F(SplitCli, TheTranscriptMayNotReplaceTheModel) {
+  const CliResult r =
+      run_veil("split run --model " + model_ + " --scheme plain --transcript " + model_, tmp_);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("--transcript"), std::string::npos) << r.err;
+  EXPECT_EQ(run_veil("info --model " + model_, tmp_).exit_code, 0);  // still a model
+}
+
 TEST_F(SplitCli, ADeadAcceleratorIsAProtocolErrorNotAHang) {
   const auto t0 = std::chrono::steady_clock::now();
   const CliResult r = run_veil(
