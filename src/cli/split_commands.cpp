@@ -466,9 +466,9 @@ void run_split(const RunArgs& a) {
       .output("--transcript", a.transcript)
       .check();
   split::parse_scheme(t.scheme);  // a bad name is refused before a process is started
+  TrustedInputs in = load_trusted_inputs(t);
   // Replies the accelerator will send: one per offloaded layer per batch. Faults are spread
   // over them.
-  TrustedInputs in = load_trusted_inputs(t);
   const int64_t layers = static_cast<int64_t>(split::partition(in.model).linear.size());
   const int64_t batches = in.batches;
   const int64_t stride =
@@ -519,16 +519,19 @@ void run_split(const RunArgs& a) {
   try {
     report = run_trusted(t, in, *channel);
   } catch (const ProtocolError& e) {
-    // The accelerator's own error explains a broken link best.
-    channel.reset();
-    child.wait(std::chrono::seconds(2));
-    const std::string why = child.failure();
+    // When the accelerator process died (the link drops as it exits), its own error explains the
+    // failure best. One still running did not cause it: it is killed on the way out.
+    const auto end = Clock::now() + std::chrono::milliseconds(500);
+    while (!child.exited() && Clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const std::string why = child.exited() ? child.failure() : "";
     if (why.empty()) throw;
     throw ProtocolError(std::string("split: lost the accelerator (") + e.what() +
                         "); the accelerator process: " + why);
   }
   channel.reset();
-  child.wait(std::chrono::seconds(10));  // it writes the transcript after the session
+  // After the session it writes the transcript, which may be large.
+  child.wait(a.transcript.empty() ? std::chrono::seconds(10) : std::chrono::seconds(300));
   if (const std::string why = child.failure(); !why.empty())
     throw ProtocolError("split: the accelerator process failed: " + why);
   if (!a.transcript.empty()) report["transcript"] = a.transcript;
