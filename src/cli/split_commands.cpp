@@ -372,7 +372,11 @@ std::string self_exe() {
 class AcceleratorProcess {
  public:
   explicit AcceleratorProcess(std::vector<std::string> args) {
-    log_fd_ = ::memfd_create("accelerator.log", MFD_CLOEXEC);
+    // Above 0-2: with this process's stderr closed (2>&-) the log would get descriptor 2, and
+    // dup2 onto itself would leave it close-on-exec, so the child would lose its stderr.
+    const int fd = ::memfd_create("accelerator.log", MFD_CLOEXEC);
+    log_fd_ = fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (fd >= 0) ::close(fd);
     if (log_fd_ < 0) throw IoError("cannot create the accelerator's log");
     posix_spawn_file_actions_t fa;
     ::posix_spawn_file_actions_init(&fa);

@@ -1,11 +1,16 @@
 // End-to-end: `veil split run|serve` through the real binary (the trusted process and the
 // accelerator process talking TCP on loopback).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
 
 #include "cli_runner.hpp"
 #include "veil/split/transcript_file.hpp"
@@ -170,6 +175,45 @@ TEST_F(SplitCli, TheTranscriptMayNotReplaceTheModel) {
   expect_one_error_line(r);
   EXPECT_NE(r.err.find("--transcript"), std::string::npos) << r.err;
   EXPECT_EQ(run_veil("info --model " + model_, tmp_).exit_code, 0);  // still a model
+}
+
+TEST_F(SplitCli, RunsWithItsStandardDescriptorsClosed) {
+  // With stderr closed, the accelerator's log would get descriptor 2 and be lost to it.
+  const fs::path out = tmp_ / "closed.json";
+  const std::string cmd = std::string(VEIL_CLI_PATH) + " split run --model " + model_ +
+                          " --scheme plain --limit 10 --json >" + out.string() + " 2>&- <&-";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_DOUBLE_EQ(json::parse(slurp(out))["agreement"].get<double>(), 1.0);
+}
+
+TEST_F(SplitCli, TheAcceleratorProcessDiesWithTheTrustedOne) {
+  const std::string tag = "VEIL_SPLIT_TEST=" + std::to_string(::getpid()) + "_" +
+                          std::to_string(std::random_device{}());
+  std::vector<std::string> args = {VEIL_CLI_PATH, "split",   "run", "--model", model_, "--scheme",
+                                   "plain",       "--limit", "0",   "--batch", "1",    "--quiet"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string null_out = (tmp_ / "out").string();
+  const pid_t trusted = ::fork();
+  ASSERT_GE(trusted, 0);
+  if (trusted == 0) {
+    ::putenv(const_cast<char*>(tag.c_str()));
+    std::freopen(null_out.c_str(), "w", stdout);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  // Both processes up (the accelerator inherits the environment), then SIGKILL the trusted one:
+  // no handler of it runs; the dropped link and the parent-death signal each end the accelerator.
+  const bool both =
+      wait_until([&] { return processes_tagged(tag).size() == 2; }, std::chrono::seconds(20));
+  ::kill(trusted, SIGKILL);
+  ::waitpid(trusted, nullptr, 0);
+  ASSERT_TRUE(both) << "the accelerator process never ran";
+  EXPECT_TRUE(wait_until([&] { return processes_tagged(tag).empty(); }, std::chrono::seconds(5)))
+      << "the accelerator outlived the trusted process";
+  for (pid_t p : processes_tagged(tag)) ::kill(p, SIGKILL);
 }
 
 TEST_F(SplitCli, ADeadAcceleratorIsAProtocolErrorNotAHang) {
