@@ -169,12 +169,18 @@ TEST_F(SplitCli, BadConfigsAreRefusedWithOneLine) {
   }
 }
 
-TEST_F(SplitCli, TheTranscriptMayNotReplaceTheModel) {
+TEST_F(SplitCli, ATranscriptThatCannotBeWrittenIsRefusedFirst) {
   const CliResult r =
       run_veil("split run --model " + model_ + " --scheme plain --transcript " + model_, tmp_);
   expect_one_error_line(r);
   EXPECT_NE(r.err.find("--transcript"), std::string::npos) << r.err;
   EXPECT_EQ(run_veil("info --model " + model_, tmp_).exit_code, 0);  // still a model
+  // A transcript that could not be written at the end is refused before the session starts.
+  const CliResult nodir = run_veil("split run --model " + model_ + " --scheme plain --transcript " +
+                                       (tmp_ / "missing" / "t.vtrs").string(),
+                                   tmp_);
+  expect_one_error_line(nodir);
+  EXPECT_NE(nodir.err.find("before it connected"), std::string::npos) << nodir.err;
 }
 
 TEST_F(SplitCli, RunsWithItsStandardDescriptorsClosed) {
