@@ -81,7 +81,16 @@ AcceleratorReport serve_accelerator(mpc::Channel& channel, const AcceleratorOpti
   std::unique_ptr<Accelerator> accelerator = make_local_accelerator(options);
   AcceleratorReport report;
   try {
-    wire::Setup setup = wire::parse_setup(channel.recv());
+    mpc::Message first = channel.recv();
+    if (wire::kind_of(first) == wire::Kind::Close) {
+      // The trusted part gave up before its setup (e.g. a scheme it could not build).
+      wire::parse_close(first);
+      report.peak_rss_mb = peak_rss_mb();
+      channel.send(wire::encode_closed({0, 0, report.peak_rss_mb}));
+      channel.close();
+      return report;
+    }
+    wire::Setup setup = wire::parse_setup(first);
     if (options.record != nullptr) options.record->scheme = setup.scheme;
     std::vector<OutsourcedLayer> geometry;
     for (const OutsourcedLayer& l : setup.layers) geometry.push_back(geometry_of(l));

@@ -304,6 +304,12 @@ TEST(ServeAccelerator, RefusesGarbageAndAForeignPeer) {
   }
 }
 
+TEST(ServeAccelerator, ASessionClosedBeforeItsSetupEndsCleanly) {
+  Session s;
+  { RemoteAccelerator remote(*s.trusted, "plain"); }  // e.g. the pipeline could not be built
+  EXPECT_EQ(s.served.get().queries, 0u);
+}
+
 TEST(RemoteAccelerator, ARefusedRequestIsAProtocolErrorWithTheAcceleratorsReason) {
   Session s;
   RemoteAccelerator remote(*s.trusted, "plain");

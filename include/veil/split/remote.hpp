@@ -51,7 +51,8 @@ class RemoteAccelerator final : public Accelerator {
 };
 
 // Answers one session on `channel` with make_local_accelerator(options): a setup, then compute
-// requests until close (its reply carries the report). options.record, when set, gets the
+// requests until close (its reply carries the report; a close instead of the setup ends the
+// session too). options.record, when set, gets the
 // setup's scheme name too. A peer that breaks the protocol (a malformed or unexpected message, a
 // request that does not fit its layer) is told why with an error message, then the error is
 // rethrown (MalformedInput, ProtocolError or InvalidArgument); a lost link throws ProtocolError.
