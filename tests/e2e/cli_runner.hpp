@@ -2,6 +2,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "temp_dir.hpp"
 
@@ -76,6 +78,27 @@ inline uint16_t free_port() {
     port = ntohs(a.sin_port);
   ::close(fd);
   return port;
+}
+
+// Live processes whose environment carries `tag` (a marker a test puts in the environment of a
+// process it starts: its children inherit it, and it survives their re-parenting) and whose
+// command line (arguments separated by NULs) contains `cmdline_part`. A zombie has no
+// environment left, so it does not count.
+inline std::vector<pid_t> processes_tagged(const std::string& tag,
+                                           const std::string& cmdline_part = "") {
+  std::vector<pid_t> pids;
+  DIR* d = ::opendir("/proc");
+  if (!d) return pids;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string base = "/proc/" + name;
+    if (slurp(base + "/environ").find(tag) == std::string::npos) continue;
+    if (slurp(base + "/cmdline").find(cmdline_part) != std::string::npos)
+      pids.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  ::closedir(d);
+  return pids;
 }
 
 }  // namespace veil::testing

@@ -1,6 +1,5 @@
 // End-to-end: `veil mpc run` under signals: its parties die with it, and nothing of the session
 // (configuration, private keys, logs, reports) is left on disk.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,28 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string read_proc(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Live `veil mpc party` processes whose environment carries `tag` (the supervisor passes its
-// environment on, and the marker survives the supervisor's death and re-parenting).
+// Live `veil mpc party` processes of this test's session.
 std::vector<pid_t> parties_tagged(const std::string& tag) {
-  std::vector<pid_t> pids;
-  DIR* d = ::opendir("/proc");
-  if (!d) return pids;
-  while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string base = "/proc/" + name;
-    if (read_proc(base + "/environ").find(tag) == std::string::npos) continue;  // or a zombie
-    const std::string cmd = read_proc(base + "/cmdline");
-    if (cmd.find(std::string("mpc\0party\0", 10)) != std::string::npos)
-      pids.push_back(static_cast<pid_t>(std::stoi(name)));
-  }
-  ::closedir(d);
-  return pids;
+  return processes_tagged(tag, std::string("mpc\0party\0", 10));
 }
 
 std::vector<std::string> entries(const fs::path& dir) {
