@@ -4,11 +4,14 @@
 
 #include <random>
 
+#include "linear_reference.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::split {
 namespace {
 
+using testing::conv_layer;
+using testing::dense_layer;
 using i128 = __int128;
 constexpr int64_t kHalf = static_cast<int64_t>(kFieldPrime / 2);  // (P-1)/2
 
@@ -17,71 +20,13 @@ uint64_t mod_p(i128 v) {
   return static_cast<uint64_t>(r < 0 ? r + kFieldPrime : r);
 }
 
-LinearLayer conv_layer(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                       nn::reference::ConvParams p) {
-  LinearLayer l;
-  l.name = "conv";
-  l.kind = LinearKind::Conv;
-  l.conv = std::move(p);
-  l.input_shape = {c, h, w};
-  auto s = [&](size_t i, int64_t d) { return l.conv.strides.empty() ? d : l.conv.strides[i]; };
-  auto d = [&](size_t i) { return l.conv.dilations.empty() ? 1 : l.conv.dilations[i]; };
-  auto pad = [&](size_t i) { return l.conv.pads.empty() ? 0 : l.conv.pads[i]; };
-  const int64_t oh = (h + pad(0) + pad(2) - d(0) * (kh - 1) - 1) / s(0, 1) + 1;
-  const int64_t ow = (w + pad(1) + pad(3) - d(1) * (kw - 1) - 1) / s(1, 1) + 1;
-  l.output_shape = {0, oh, ow};  // channel count comes from the weight
-  return l;
-}
-
-LinearLayer dense_layer(int64_t c, int64_t m) {
-  LinearLayer l;
-  l.name = "dense";
-  l.kind = LinearKind::Dense;
-  l.input_shape = {c};
-  l.output_shape = {m};
-  return l;
-}
-
 // The naive reference: exact integer sums of centred values, reduced mod P at the end.
 FieldTensor naive(const LinearLayer& l, const FieldTensor& w, const FieldTensor& x) {
+  const std::vector<i128> sums = testing::naive_linear<i128>(
+      l, x.shape[0], w.shape[0], [&](int64_t i) { return static_cast<i128>(centred(w.values[i])); },
+      [&](int64_t i) { return static_cast<i128>(centred(x.values[i])); });
   FieldTensor y;
-  const int64_t b = x.shape[0], m = w.shape[0], c = x.shape[1];
-  if (l.kind == LinearKind::Dense) {
-    y.shape = {b, m};
-    for (int64_t i = 0; i < b; ++i)
-      for (int64_t o = 0; o < m; ++o) {
-        i128 acc = 0;
-        for (int64_t k = 0; k < c; ++k)
-          acc += static_cast<i128>(centred(x.values[i * c + k])) * centred(w.values[o * c + k]);
-        y.values.push_back(mod_p(acc));
-      }
-    return y;
-  }
-  const auto& p = l.conv;
-  const int64_t h = x.shape[2], wd = x.shape[3], kh = w.shape[2], kw = w.shape[3];
-  const int64_t oh = l.output_shape[1], ow = l.output_shape[2];
-  auto get = [](const std::vector<int64_t>& v, size_t i, int64_t d) {
-    return v.empty() ? d : v[i];
-  };
-  y.shape = {b, m, oh, ow};
-  for (int64_t i = 0; i < b; ++i)
-    for (int64_t o = 0; o < m; ++o)
-      for (int64_t oy = 0; oy < oh; ++oy)
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          i128 acc = 0;
-          for (int64_t ci = 0; ci < c; ++ci)
-            for (int64_t ky = 0; ky < kh; ++ky)
-              for (int64_t kx = 0; kx < kw; ++kx) {
-                const int64_t iy =
-                    oy * get(p.strides, 0, 1) - get(p.pads, 0, 0) + ky * get(p.dilations, 0, 1);
-                const int64_t ix =
-                    ox * get(p.strides, 1, 1) - get(p.pads, 1, 0) + kx * get(p.dilations, 1, 1);
-                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
-                acc += static_cast<i128>(centred(x.values[((i * c + ci) * h + iy) * wd + ix])) *
-                       centred(w.values[((o * c + ci) * kh + ky) * kw + kx]);
-              }
-          y.values.push_back(mod_p(acc));
-        }
+  for (i128 v : sums) y.values.push_back(mod_p(v));
   return y;
 }
 
@@ -143,13 +88,12 @@ TEST(Field, ConvMatchesNaiveOverStridesPadsDilations) {
       {1, 6, 6, 2, 5, 5, {{3, 3}, {2, 2, 2, 2}, {1, 1}, 1}},
   };
   for (const Case& k : cases) {
-    LinearLayer l = conv_layer(k.c, k.h, k.w, k.kh, k.kw, k.p);
-    l.output_shape[0] = k.m;
+    const LinearLayer l = conv_layer(k.c, k.h, k.w, k.m, k.kh, k.kw, k.p);
     const FieldTensor w = random_weight({k.m, k.c, k.kh, k.kw}, rng);
     const FieldTensor x = random_field({2, k.c, k.h, k.w}, rng);
     const FieldTensor y = apply_linear_field(l, w, x);
     const FieldTensor ref = naive(l, w, x);
-    EXPECT_EQ(y.shape, ref.shape);
+    EXPECT_EQ(y.shape, (Shape{2, k.m, l.output_shape[1], l.output_shape[2]}));
     EXPECT_EQ(y.values, ref.values);
   }
 }
@@ -177,8 +121,7 @@ TEST(Field, DenseMatchesNaiveIncludingExtremes) {
 }
 
 TEST(Field, ConvExtremeValuesAreExact) {
-  LinearLayer l = conv_layer(8, 5, 5, 3, 3, {{1, 1}, {1, 1, 1, 1}, {1, 1}, 1});
-  l.output_shape[0] = 2;
+  const LinearLayer l = conv_layer(8, 5, 5, 2, 3, 3, {{1, 1}, {1, 1, 1, 1}, {1, 1}, 1});
   FieldTensor w = filled({2, 8, 3, 3}, kFieldMaxWeight);
   for (int64_t i = 72; i < 144; ++i) w.values[i] = to_field(-kFieldMaxWeight);
   const FieldTensor x = filled({1, 8, 5, 5}, -kHalf);
@@ -187,8 +130,7 @@ TEST(Field, ConvExtremeValuesAreExact) {
 
 TEST(Field, WideWeightsMatchNaive) {
   std::mt19937_64 rng(4);
-  LinearLayer l = conv_layer(3, 6, 7, 3, 3, {{2, 1}, {1, 1, 0, 1}, {1, 1}, 1});
-  l.output_shape[0] = 3;
+  const LinearLayer l = conv_layer(3, 6, 7, 3, 3, 3, {{2, 1}, {1, 1, 0, 1}, {1, 1}, 1});
   const FieldTensor w = random_field({3, 3, 3, 3}, rng);
   const FieldTensor x = random_field({2, 3, 6, 7}, rng);
   EXPECT_EQ(apply_linear_field_wide(l, w, x).values, naive(l, w, x).values);
@@ -230,7 +172,7 @@ TEST(Field, OutOfBoundOperandsAreRefused) {
                                   filled({1, kFieldMaxTerms + 1}, 1)),
                InvalidArgument);
   // A conv whose declared output does not match its geometry.
-  LinearLayer c = conv_layer(1, 4, 4, 3, 3, {});
+  LinearLayer c = conv_layer(1, 4, 4, 1, 3, 3);
   c.output_shape = {1, 3, 3};
   EXPECT_THROW(apply_linear_field(c, filled({1, 1, 3, 3}, 1), filled({1, 1, 4, 4}, 1)),
                InvalidArgument);
