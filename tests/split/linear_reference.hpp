@@ -3,13 +3,16 @@
 // against).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <utility>
 #include <vector>
 
 #include "veil/core/tensor.hpp"
+#include "veil/split/field.hpp"
 #include "veil/split/linear_layer.hpp"
+#include "veil/split/scheme.hpp"
 
 namespace veil::split::testing {
 
@@ -109,6 +112,37 @@ inline std::vector<double> reference_output(const LinearLayer& l, const Tensor& 
     for (size_t i = 0; i < y.size(); ++i) y[i] += l.bias.data()[(i / inner) % m];
   }
   return y;
+}
+
+// An honest accelerator for the Z_P schemes: each payload times the outsourced field weight.
+inline std::vector<Payload> field_replies(const OutsourcedLayer& o,
+                                          const std::vector<Payload>& payloads) {
+  LinearLayer l;
+  l.name = "accelerator";
+  l.kind = o.kind;
+  l.conv = o.conv;
+  l.input_shape = o.input_shape;
+  l.output_shape = o.output_shape;
+  const FieldTensor& w = std::get<FieldTensor>(o.weight);
+  std::vector<Payload> out;
+  for (const Payload& p : payloads)
+    out.push_back(apply_linear_field(l, w, std::get<FieldTensor>(p)));
+  return out;
+}
+
+// Options that verify every result with `rounds` independent checks.
+inline SchemeOptions verified(int rounds) {
+  SchemeOptions o;
+  o.verify = true;
+  o.verify_rounds = rounds;
+  return o;
+}
+
+// The largest |x| of a tensor.
+inline double max_abs(const Tensor& x) {
+  double a = 0;
+  for (float v : x.floats()) a = std::max(a, static_cast<double>(v < 0 ? -v : v));
+  return a;
 }
 
 }  // namespace veil::split::testing
