@@ -52,6 +52,9 @@ LayerQuantizer::LayerQuantizer(const LinearLayer& layer, const SchemeOptions& op
   }
   weight_.shape = ws;
   weight_.values.resize(static_cast<size_t>(layer.weight.numel()));
+  channels_ = ws[1];
+  const int64_t window = terms_ / channels_;
+  channel_sums_.assign(static_cast<size_t>(m * channels_), 0);
   for (int64_t o = 0; o < m; ++o) {
     int64_t row = 0;
     for (int64_t k = 0; k < terms_; ++k) {
@@ -62,6 +65,7 @@ LayerQuantizer::LayerQuantizer(const LinearLayer& layer, const SchemeOptions& op
                               " puts a weight beyond 2^15 - 1");
       weight_.values[o * terms_ + k] = to_field(q);
       row += q < 0 ? -q : q;
+      channel_sums_[o * channels_ + k / window] += q < 0 ? -q : q;
     }
     max_row_sum_ = std::max(max_row_sum_, row);
   }
@@ -77,22 +81,57 @@ QuantizedInput LayerQuantizer::quantize(const Tensor& x) const {
       !std::equal(input_shape_.begin(), input_shape_.end(), xs.begin() + 1))
     throw InvalidArgument("split: input " + shape_to_string(xs) + " does not match " +
                           shape_to_string(input_shape_));
-  double max_abs = 0;
-  for (float v : x.floats()) {
-    if (!std::isfinite(v))
+  // a_c: the largest |x| of each input channel over the batch.
+  std::vector<double> a(static_cast<size_t>(channels_), 0.0);
+  const int64_t inner = shape_numel(input_shape_) / channels_;
+  const float* p = x.data();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    if (!std::isfinite(p[i]))
       throw InvalidArgument("split: NaN or Inf in a layer input; refusing to quantise it");
-    max_abs = std::max(max_abs, std::abs(static_cast<double>(v)));
+    double& ac = a[(i / inner) % channels_];
+    ac = std::max(ac, std::abs(static_cast<double>(p[i])));
   }
   QuantizedInput q;
-  // All zero: any scale is exact; otherwise the finest scale whose worst case cannot wrap.
-  q.frac_bits = max_abs > 0 ? largest_frac_bits(max_abs, input_limit_) : 0;
+  q.frac_bits = input_frac_bits(a);
   if (input_cap_ >= 0) q.frac_bits = std::min(q.frac_bits, input_cap_);
   q.x.shape = xs;
   q.x.values.resize(static_cast<size_t>(x.numel()));
-  const float* p = x.data();
   for (size_t i = 0; i < q.x.values.size(); ++i)
     q.x.values[i] = to_field(std::llround(std::ldexp(static_cast<double>(p[i]), q.frac_bits)));
   return q;
+}
+
+int LayerQuantizer::input_frac_bits(const std::vector<double>& a) const {
+  const double a_max = *std::max_element(a.begin(), a.end());
+  if (a_max == 0) return 0;  // all zero: any scale is exact
+  // Every x_q must itself be a centred field element; this also keeps llround in range.
+  const int f_max = largest_frac_bits(a_max, kQuantMaxOutput);
+  // Does every output's worst case fit at scale f? Monotone in f (rounding is monotone).
+  auto fits = [&](int f) {
+    std::vector<int64_t> xq(a.size());
+    for (size_t c = 0; c < a.size(); ++c) xq[c] = std::llround(std::ldexp(a[c], f));
+    for (int64_t o = 0; o < out_channels_; ++o) {
+      int64_t acc = 0;  // <= (P-1)/2 before each term <= 2^32 x 2^30: no overflow
+      for (int64_t c = 0; c < channels_; ++c) {
+        acc += channel_sums_[o * channels_ + c] * xq[c];
+        if (acc > kQuantMaxOutput) return false;
+      }
+    }
+    return true;
+  };
+  double worst = 0;  // max_m sum_c S_mc a_c, the bound before rounding
+  for (int64_t o = 0; o < out_channels_; ++o) {
+    double w = 0;
+    for (int64_t c = 0; c < channels_; ++c)
+      w += static_cast<double>(channel_sums_[o * channels_ + c]) * a[c];
+    worst = std::max(worst, w);
+  }
+  if (worst == 0) return f_max;  // the nonzero inputs meet only zero weights
+  // At f0 + 2 the worst output exceeds 2 (P-1)/2 - S_m/2 > (P-1)/2 (S_m <= (P-1)/2): start
+  // below it and walk down to the largest f that fits.
+  int f = std::min(f_max, largest_frac_bits(worst, kQuantMaxOutput) + 1);
+  while (!fits(f)) --f;
+  return f;
 }
 
 Tensor LayerQuantizer::dequantize(const FieldTensor& y, int input_frac_bits) const {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -127,6 +128,42 @@ TEST(Quantize, AdversarialInputsNeverWrap) {
   huge.floats()[0] = 1e30f;
   EXPECT_LT(q.quantize(huge).frac_bits, q.quantize(small).frac_bits - 90);
   EXPECT_LT(q.quantize(huge).frac_bits, 0);
+}
+
+TEST(Quantize, PerChannelRangesGiveFinerScalesAndStillNeverWrap) {
+  std::mt19937_64 rng(6);
+  LinearLayer d = dense_layer(32, 4);
+  testing::fill_uniform(d.weight, 1.0f, rng);
+  const LayerQuantizer q(d, {});
+  std::uniform_real_distribution<double> e(-10, 10);
+  for (int trial = 0; trial < 20; ++trial) {
+    // Channel c at +-a_c, signs aligned with row `trial % 4`: that output's worst case.
+    Tensor x({1, 32});
+    std::vector<double> a(32);
+    for (int64_t c = 0; c < 32; ++c) {
+      a[c] = std::exp2(e(rng));
+      x.data()[c] = static_cast<float>(d.weight.data()[(trial % 4) * 32 + c] < 0 ? -a[c] : a[c]);
+      a[c] = std::abs(x.data()[c]);
+    }
+    const RoundTrip r = round_trip(d, x);
+    // fx is the largest scale at which no output's worst case exceeds (P-1)/2.
+    auto worst = [&](int f) {
+      int64_t w = 0;
+      for (int64_t o = 0; o < 4; ++o) {
+        int64_t s = 0;
+        for (int64_t c = 0; c < 32; ++c)
+          s += std::llabs(centred(q.weight().values[o * 32 + c])) *
+               std::llround(std::ldexp(a[c], f));
+        w = std::max(w, s);
+      }
+      return w;
+    };
+    EXPECT_LE(worst(r.frac_bits), kQuantMaxOutput);
+    EXPECT_GT(worst(r.frac_bits + 1), kQuantMaxOutput);
+    // Never coarser than the scale from the global maximum alone.
+    EXPECT_GE(r.frac_bits,
+              largest_frac_bits(*std::max_element(a.begin(), a.end()), q.input_limit()));
+  }
 }
 
 TEST(Quantize, NonFiniteInputsAndBadShapesThrow) {

@@ -4,9 +4,14 @@
 // y_q = sum w_q x_q mod P is read back centred and scaled by 2^-(fx + fw), then the float bias is
 // added.
 //
-// No wrap, ever: fx is chosen per batch from max|x| so that the worst case of every output,
-// S_max |x_q|max with S_max = max_m sum_k |w_q[m,k]|, stays at most (P-1)/2. A wrap would decode
-// to a plausible wrong value, so it is excluded by construction, not by probability.
+// No wrap, ever: fx is chosen per batch so that the worst case of every output stays at most
+// (P-1)/2. A wrap would decode to a plausible wrong value, so it is excluded by construction, not
+// by probability. The worst case is taken per input channel: with a_c = max|x| over channel c of
+// the batch and S_mc = sum over output m's filter for channel c of |w_q|, every output of channel
+// m is at most sum_c S_mc round(a_c 2^fx) in magnitude; fx is the largest scale keeping that
+// <= (P-1)/2 for every m (O(M C) work per batch). It is never coarser than the global bound
+// S_max round(max|x| 2^fx), S_max = max_m sum_k |w_q[m,k]|, and finer when channels differ in
+// range (dense layers after ReLU, say).
 //
 // Error: with w' = w_q 2^-fw, x' = x_q 2^-fx, w'x' - wx = w'(x' - x) + (w' - w)x, so every output
 // m is off by at most
@@ -23,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "veil/core/tensor.hpp"
 #include "veil/split/field.hpp"
@@ -54,7 +60,8 @@ class LayerQuantizer {
   const FieldTensor& weight() const { return weight_; }  // [M, ...], w_q mod P
   int weight_frac_bits() const { return weight_frac_bits_; }
   int64_t max_row_sum() const { return max_row_sum_; }  // S_max
-  int64_t input_limit() const { return input_limit_; }  // largest |x_q| allowed: (P-1)/2 / S_max
+  // The largest |x_q| when every input may reach it: (P-1)/2 / S_max.
+  int64_t input_limit() const { return input_limit_; }
 
   // Chooses fx for this batch from max|x| and encodes x [B, input_shape...]. Throws
   // InvalidArgument on NaN or Inf (never a confident answer from garbage) or a shape mismatch.
@@ -69,15 +76,20 @@ class LayerQuantizer {
   void release_weight() { weight_ = FieldTensor{}; }
 
  private:
+  // The finest no-wrap scale for per-channel input maxima a_c.
+  int input_frac_bits(const std::vector<double>& a) const;
+
   Shape input_shape_;
   Tensor bias_;
   int64_t out_channels_ = 0;
+  int64_t channels_ = 0;
   int64_t terms_ = 0;
   int input_cap_ = -1;
   FieldTensor weight_;
   int weight_frac_bits_ = 0;
   int64_t max_row_sum_ = 0;
   int64_t input_limit_ = 0;
+  std::vector<int64_t> channel_sums_;  // S_mc, [M, C]
 };
 
 }  // namespace veil::split
