@@ -77,12 +77,12 @@ class DarkNight final : public LayerScheme {
   }
 
   std::vector<Payload> encode(const Tensor& x) override {
-    const QuantizedInput q = quant_.quantize(x);
+    QuantizedInput q = quant_.quantize(x);
     const int64_t k = x.shape()[0], n = in_numel_;
     if (k > kMaxBatch) throw InvalidArgument("split: darknight: batch larger than 1024");
     Pending p;
     p.batch = k;
-    p.frac_bits = q.frac_bits;
+    p.scale = std::move(q.scale);
     const FieldMatrix a = darknight_mixing_matrix(prg_, k);
     p.inverse = *field_inverse(a);  // invertible by construction
 
@@ -152,7 +152,7 @@ class DarkNight final : public LayerScheme {
     out.values.resize(static_cast<size_t>(k * n));
     for (int64_t i = 0; i < k; ++i)  // row K of A^-1 would give W r: not needed
       combine(coded, p.inverse.a.data() + i * (k + 1), n, out.values.data() + i * n);
-    return quant_.dequantize(out, p.frac_bits);
+    return quant_.dequantize(out, p.scale);
   }
 
   size_t trusted_bytes() const override {
@@ -168,7 +168,7 @@ class DarkNight final : public LayerScheme {
  private:
   struct Pending {
     int64_t batch = 0;
-    int frac_bits = 0;
+    InputScale scale;
     FieldMatrix inverse;           // A^-1
     std::vector<uint64_t> checks;  // c per round, [rounds, K+1]
   };

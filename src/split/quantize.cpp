@@ -54,7 +54,8 @@ LayerQuantizer::LayerQuantizer(const LinearLayer& layer, const SchemeOptions& op
   weight_.values.resize(static_cast<size_t>(layer.weight.numel()));
   channels_ = ws[1];
   const int64_t window = terms_ / channels_;
-  channel_sums_.assign(static_cast<size_t>(m * channels_), 0);
+  pos_sums_.assign(static_cast<size_t>(m * channels_), 0);
+  neg_sums_.assign(static_cast<size_t>(m * channels_), 0);
   for (int64_t o = 0; o < m; ++o) {
     int64_t row = 0;
     for (int64_t k = 0; k < terms_; ++k) {
@@ -65,7 +66,7 @@ LayerQuantizer::LayerQuantizer(const LinearLayer& layer, const SchemeOptions& op
                               " puts a weight beyond 2^15 - 1");
       weight_.values[o * terms_ + k] = to_field(q);
       row += q < 0 ? -q : q;
-      channel_sums_[o * channels_ + k / window] += q < 0 ? -q : q;
+      (q < 0 ? neg_sums_ : pos_sums_)[o * channels_ + k / window] += q < 0 ? -q : q;
     }
     max_row_sum_ = std::max(max_row_sum_, row);
   }
@@ -81,74 +82,107 @@ QuantizedInput LayerQuantizer::quantize(const Tensor& x) const {
       !std::equal(input_shape_.begin(), input_shape_.end(), xs.begin() + 1))
     throw InvalidArgument("split: input " + shape_to_string(xs) + " does not match " +
                           shape_to_string(input_shape_));
-  // a_c: the largest |x| of each input channel over the batch.
-  std::vector<double> a(static_cast<size_t>(channels_), 0.0);
+  // [lo_c, hi_c]: the range of each input channel over the batch, with 0 (the padding).
+  std::vector<double> lo(static_cast<size_t>(channels_), 0.0), hi(lo);
   const int64_t inner = shape_numel(input_shape_) / channels_;
   const float* p = x.data();
   for (int64_t i = 0; i < x.numel(); ++i) {
     if (!std::isfinite(p[i]))
       throw InvalidArgument("split: NaN or Inf in a layer input; refusing to quantise it");
-    double& ac = a[(i / inner) % channels_];
-    ac = std::max(ac, std::abs(static_cast<double>(p[i])));
+    const size_t c = static_cast<size_t>((i / inner) % channels_);
+    lo[c] = std::min(lo[c], static_cast<double>(p[i]));
+    hi[c] = std::max(hi[c], static_cast<double>(p[i]));
   }
   QuantizedInput q;
-  q.frac_bits = input_frac_bits(a);
-  if (input_cap_ >= 0) q.frac_bits = std::min(q.frac_bits, input_cap_);
+  q.scale = input_scale(lo, hi);
   q.x.shape = xs;
   q.x.values.resize(static_cast<size_t>(x.numel()));
   for (size_t i = 0; i < q.x.values.size(); ++i)
-    q.x.values[i] = to_field(std::llround(std::ldexp(static_cast<double>(p[i]), q.frac_bits)));
+    q.x.values[i] =
+        to_field(std::llround(std::ldexp(static_cast<double>(p[i]), q.scale.frac_bits)));
   return q;
 }
 
-int LayerQuantizer::input_frac_bits(const std::vector<double>& a) const {
-  const double a_max = *std::max_element(a.begin(), a.end());
-  if (a_max == 0) return 0;  // all zero: any scale is exact
-  // Every x_q must itself be a centred field element; this also keeps llround in range.
-  const int f_max = largest_frac_bits(a_max, kQuantMaxOutput);
-  // Does every output's worst case fit at scale f? Monotone in f (rounding is monotone).
+InputScale LayerQuantizer::input_scale(const std::vector<double>& lo,
+                                       const std::vector<double>& hi) const {
+  const size_t nc = lo.size();
+  double a_max = 0;
+  for (size_t c = 0; c < nc; ++c) a_max = std::max({a_max, -lo[c], hi[c]});
+  // The quantised ranges at scale f (rounding is monotone, so every x_q of channel c lies in
+  // [lq_c, hq_c], and so does 0).
+  std::vector<int64_t> lq(nc), hq(nc);
+  auto scale_ranges = [&](int f) {
+    for (size_t c = 0; c < nc; ++c) {
+      lq[c] = std::llround(std::ldexp(lo[c], f));
+      hq[c] = std::llround(std::ldexp(hi[c], f));
+    }
+  };
+  // Is every output's range at most P - 1 wide at scale f? Monotone in f.
   auto fits = [&](int f) {
-    std::vector<int64_t> xq(a.size());
-    for (size_t c = 0; c < a.size(); ++c) xq[c] = std::llround(std::ldexp(a[c], f));
+    scale_ranges(f);
     for (int64_t o = 0; o < out_channels_; ++o) {
-      int64_t acc = 0;  // <= (P-1)/2 before each term <= 2^32 x 2^30: no overflow
-      for (int64_t c = 0; c < channels_; ++c) {
-        acc += channel_sums_[o * channels_ + c] * xq[c];
-        if (acc > kQuantMaxOutput) return false;
-      }
+      __int128 width = 0;  // terms up to 2^32 x 2^31: 128 bits
+      for (size_t c = 0; c < nc; ++c)
+        width +=
+            static_cast<__int128>(pos_sums_[o * nc + c] + neg_sums_[o * nc + c]) * (hq[c] - lq[c]);
+      if (width > static_cast<__int128>(kFieldPrime - 1)) return false;
     }
     return true;
   };
-  double worst = 0;  // max_m sum_c S_mc a_c, the bound before rounding
-  for (int64_t o = 0; o < out_channels_; ++o) {
-    double w = 0;
-    for (int64_t c = 0; c < channels_; ++c)
-      w += static_cast<double>(channel_sums_[o * channels_ + c]) * a[c];
-    worst = std::max(worst, w);
+  InputScale s;
+  if (a_max > 0) {
+    // Every x_q must itself be a centred field element; this also keeps llround in range.
+    const int f_max = largest_frac_bits(a_max, kQuantMaxOutput);
+    double worst = 0;  // max_m sum_c S_mc (hi_c - lo_c), the widest range before rounding
+    for (int64_t o = 0; o < out_channels_; ++o) {
+      double w = 0;
+      for (size_t c = 0; c < nc; ++c)
+        w += static_cast<double>(pos_sums_[o * nc + c] + neg_sums_[o * nc + c]) * (hi[c] - lo[c]);
+      worst = std::max(worst, w);
+    }
+    if (worst == 0) {
+      s.frac_bits = f_max;  // the nonzero inputs meet only zero weights
+    } else {
+      // Rounding narrows a range by at most 1 per channel, so at f0 + 2 the widest range is at
+      // least 2P - 1 - S_m > P - 1 (S_m <= (P-1)/2): start below it and walk down.
+      s.frac_bits = std::min(f_max, largest_frac_bits(worst, kFieldPrime - 1) + 1);
+      while (!fits(s.frac_bits)) --s.frac_bits;
+    }
   }
-  if (worst == 0) return f_max;  // the nonzero inputs meet only zero weights
-  // At f0 + 2 the worst output exceeds 2 (P-1)/2 - S_m/2 > (P-1)/2 (S_m <= (P-1)/2): start
-  // below it and walk down to the largest f that fits.
-  int f = std::min(f_max, largest_frac_bits(worst, kQuantMaxOutput) + 1);
-  while (!fits(f)) --f;
-  return f;
+  if (input_cap_ >= 0) s.frac_bits = std::min(s.frac_bits, input_cap_);
+  scale_ranges(s.frac_bits);
+  s.low.resize(static_cast<size_t>(out_channels_));
+  for (int64_t o = 0; o < out_channels_; ++o) {
+    __int128 low = 0;  // in [-(P-1), 0]: 0 is in every range
+    for (size_t c = 0; c < nc; ++c)
+      low += static_cast<__int128>(pos_sums_[o * nc + c]) * lq[c] -
+             static_cast<__int128>(neg_sums_[o * nc + c]) * hq[c];
+    s.low[o] = static_cast<int64_t>(low);
+  }
+  return s;
 }
 
-Tensor LayerQuantizer::dequantize(const FieldTensor& y, int input_frac_bits) const {
+Tensor LayerQuantizer::dequantize(const FieldTensor& y, const InputScale& scale) const {
   if (y.shape.size() < 2 || y.numel() != shape_numel(y.shape))
     throw InvalidArgument("split: field result has a bad shape");
   const int64_t b = y.shape[0], m = y.shape[1];
-  if (m != out_channels_) throw InvalidArgument("split: field result channel mismatch");
+  if (m != out_channels_ || static_cast<int64_t>(scale.low.size()) != m)
+    throw InvalidArgument("split: field result channel mismatch");
   const int64_t inner = y.numel() / (b * m);
-  const double scale = std::ldexp(1.0, -(input_frac_bits + weight_frac_bits_));
+  const double factor = std::ldexp(1.0, -(scale.frac_bits + weight_frac_bits_));
   Tensor out(y.shape);
   float* o = out.data();
   const float* bias = bias_.empty() ? nullptr : bias_.data();
   for (int64_t i = 0, idx = 0; i < b; ++i)
-    for (int64_t c = 0; c < m; ++c)
-      for (int64_t j = 0; j < inner; ++j, ++idx)
-        o[idx] = static_cast<float>(static_cast<double>(centred(y.values[idx])) * scale +
-                                    (bias ? bias[c] : 0.0));
+    for (int64_t c = 0; c < m; ++c) {
+      const int64_t low = scale.low[c];
+      const uint64_t low_field = to_field(low);
+      for (int64_t j = 0; j < inner; ++j, ++idx) {
+        // The representative of y in [low, low + P): low + (y - low mod P).
+        const int64_t v = low + static_cast<int64_t>(field_sub(y.values[idx], low_field));
+        o[idx] = static_cast<float>(static_cast<double>(v) * factor + (bias ? bias[c] : 0.0));
+      }
+    }
   return out;
 }
 

@@ -76,7 +76,7 @@ class Slalom final : public LayerScheme {
     }
     Pending p;
     p.batch = b;
-    p.frac_bits = q.frac_bits;
+    p.scale = std::move(q.scale);
     p.u.reserve(static_cast<size_t>(b * out_numel_));
     for (int64_t i = 0; i < b; ++i) {
       Pad pad = std::move(pool_.front());
@@ -101,7 +101,7 @@ class Slalom final : public LayerScheme {
       if (v >= kFieldPrime) throw IntegrityError("split: slalom: reply value not in Z_P");
     if (verify_) check(p.sent, y);
     for (size_t i = 0; i < y.values.size(); ++i) y.values[i] = field_sub(y.values[i], p.u[i]);
-    return quant_.dequantize(y, p.frac_bits);
+    return quant_.dequantize(y, p.scale);
   }
 
   size_t trusted_bytes() const override {
@@ -130,7 +130,7 @@ class Slalom final : public LayerScheme {
   };
   struct Pending {
     int64_t batch = 0;
-    int frac_bits = 0;
+    InputScale scale;
     std::vector<uint64_t> u;  // the pads' products, [B, output...]
     FieldTensor sent;         // the blinded payload (kept only to verify)
   };

@@ -65,7 +65,7 @@ class FieldPipeline : public ::testing::TestWithParam<SchemeKind> {};
 TEST_P(FieldPipeline, LeNetMatchesTheFloatEngineWithinQuantisation) {
   for (int64_t batch : {1, 4}) {
     const SplitRun r = run_split("lenet5", GetParam(), false, 0, batch);
-    EXPECT_LT(relative_error(r), 2e-3) << "batch " << batch;  // measured: 8e-4, 9e-4
+    EXPECT_LT(relative_error(r), 2e-3) << "batch " << batch;  // measured: 5.9e-4, 6.6e-4
     EXPECT_EQ(r.bound, 1.0);
   }
 }

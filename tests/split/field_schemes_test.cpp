@@ -51,11 +51,11 @@ void expect_exact_round_trip(LayerScheme& s, const OutsourcedLayer& o, const Lin
   const Tensor y = s.decode(field_replies(o, s.encode(x)));
   const LayerQuantizer q(l, {});
   const QuantizedInput qx = q.quantize(x);
-  const Tensor expect = q.dequantize(apply_linear_field(l, q.weight(), qx.x), qx.frac_bits);
+  const Tensor expect = q.dequantize(apply_linear_field(l, q.weight(), qx.x), qx.scale);
   ASSERT_EQ(y.shape(), expect.shape());
   EXPECT_EQ(y, expect);
   const std::vector<double> ref = testing::reference_output(l, x);
-  const double bound = q.error_bound(testing::max_abs(x), qx.frac_bits);
+  const double bound = q.error_bound(testing::max_abs(x), qx.scale.frac_bits);
   for (size_t i = 0; i < ref.size(); ++i)
     EXPECT_LE(std::abs(y.data()[i] - ref[i]), bound + std::abs(ref[i]) * 1.2e-7) << i;
 }

@@ -27,7 +27,7 @@ struct RoundTrip {
 RoundTrip round_trip(const LinearLayer& l, const Tensor& x, const SchemeOptions& opt = {}) {
   const LayerQuantizer q(l, opt);
   const QuantizedInput qx = q.quantize(x);
-  const Tensor y = q.dequantize(apply_linear_field(l, q.weight(), qx.x), qx.frac_bits);
+  const Tensor y = q.dequantize(apply_linear_field(l, q.weight(), qx.x), qx.scale);
   const std::vector<double> ref = testing::reference_output(l, x);
   const int64_t m = l.weight.shape()[0], b = x.shape()[0];
   const int64_t terms = l.weight.numel() / m;
@@ -37,7 +37,7 @@ RoundTrip round_trip(const LinearLayer& l, const Tensor& x, const SchemeOptions&
   const std::vector<double> window = testing::naive_linear<double>(
       l, b, m, [](int64_t) { return 1.0; },
       [&](int64_t i) { return std::abs(static_cast<double>(x.data()[i])); });
-  const int fw = q.weight_frac_bits(), fx = qx.frac_bits;
+  const int fw = q.weight_frac_bits(), fx = qx.scale.frac_bits;
   const int64_t inner = static_cast<int64_t>(ref.size()) / (b * m);
   double max_abs_x = 0;
   for (float v : x.floats()) max_abs_x = std::max(max_abs_x, std::abs(static_cast<double>(v)));
@@ -54,6 +54,34 @@ RoundTrip round_trip(const LinearLayer& l, const Tensor& x, const SchemeOptions&
     if (bound > 0) r.max_ratio = std::max(r.max_ratio, (err - slack) / bound);
   }
   return r;
+}
+
+// The widest output range of a dense layer at input scale f, naively: for each output, the sum
+// over inputs k of |w_q[m,k]| (round(hi_k 2^f) - round(lo_k 2^f)), [lo_k, hi_k] the range of input
+// k over the batch widened to hold 0.
+int64_t widest_range(const LayerQuantizer& q, const Tensor& x, int f) {
+  const int64_t b = x.shape()[0], c = x.shape()[1], m = q.weight().shape[0];
+  int64_t widest = 0;
+  for (int64_t o = 0; o < m; ++o) {
+    int64_t width = 0;
+    for (int64_t k = 0; k < c; ++k) {
+      double lo = 0, hi = 0;
+      for (int64_t i = 0; i < b; ++i) {
+        lo = std::min(lo, static_cast<double>(x.data()[i * c + k]));
+        hi = std::max(hi, static_cast<double>(x.data()[i * c + k]));
+      }
+      width += std::llabs(centred(q.weight().values[o * c + k])) *
+               (std::llround(std::ldexp(hi, f)) - std::llround(std::ldexp(lo, f)));
+    }
+    widest = std::max(widest, width);
+  }
+  return widest;
+}
+
+// fx is the largest scale at which no output's range is wider than P - 1.
+void expect_finest_safe_scale(const LayerQuantizer& q, const Tensor& x, int fx) {
+  EXPECT_LE(widest_range(q, x, fx), static_cast<int64_t>(kFieldPrime - 1));
+  EXPECT_GT(widest_range(q, x, fx + 1), static_cast<int64_t>(kFieldPrime - 1));
 }
 
 TEST(Quantize, LargestFracBitsIsTheLargestThatFits) {
@@ -117,17 +145,14 @@ TEST(Quantize, AdversarialInputsNeverWrap) {
       for (int64_t k = 0; k < 64; ++k)
         x.data()[i * 64 + k] = d.weight.data()[i * 64 + k] < 0 ? -a : a;
     const RoundTrip r = round_trip(d, x);
-    // fx is the finest no-wrap scale: one more bit could exceed (P-1)/2 in the worst case.
-    EXPECT_LE(q.max_row_sum() * std::llround(std::ldexp(double{a}, r.frac_bits)), kQuantMaxOutput);
-    EXPECT_GT(q.max_row_sum() * std::ldexp(double{a}, r.frac_bits + 1),
-              static_cast<double>(kQuantMaxOutput) / 1.01);
+    expect_finest_safe_scale(q, x, r.frac_bits);
   }
   // Huge inputs get a coarser scale, not a wrong answer.
   Tensor small({1, 64}), huge({1, 64});
   small.floats()[0] = 1.0f;
   huge.floats()[0] = 1e30f;
-  EXPECT_LT(q.quantize(huge).frac_bits, q.quantize(small).frac_bits - 90);
-  EXPECT_LT(q.quantize(huge).frac_bits, 0);
+  EXPECT_LT(q.quantize(huge).scale.frac_bits, q.quantize(small).scale.frac_bits - 90);
+  EXPECT_LT(q.quantize(huge).scale.frac_bits, 0);
 }
 
 TEST(Quantize, PerChannelRangesGiveFinerScalesAndStillNeverWrap) {
@@ -146,24 +171,34 @@ TEST(Quantize, PerChannelRangesGiveFinerScalesAndStillNeverWrap) {
       a[c] = std::abs(x.data()[c]);
     }
     const RoundTrip r = round_trip(d, x);
-    // fx is the largest scale at which no output's worst case exceeds (P-1)/2.
-    auto worst = [&](int f) {
-      int64_t w = 0;
-      for (int64_t o = 0; o < 4; ++o) {
-        int64_t s = 0;
-        for (int64_t c = 0; c < 32; ++c)
-          s += std::llabs(centred(q.weight().values[o * 32 + c])) *
-               std::llround(std::ldexp(a[c], f));
-        w = std::max(w, s);
-      }
-      return w;
-    };
-    EXPECT_LE(worst(r.frac_bits), kQuantMaxOutput);
-    EXPECT_GT(worst(r.frac_bits + 1), kQuantMaxOutput);
+    expect_finest_safe_scale(q, x, r.frac_bits);
     // Never coarser than the scale from the global maximum alone.
     EXPECT_GE(r.frac_bits,
               largest_frac_bits(*std::max_element(a.begin(), a.end()), q.input_limit()));
   }
+}
+
+TEST(Quantize, InputsAboveZeroGetOneMoreBitAndBothEndsOfTheWindowDecode) {
+  std::mt19937_64 rng(7);
+  LinearLayer d = dense_layer(16, 3);
+  testing::fill_uniform(d.weight, 0.5f, rng);
+  for (int64_t k = 0; k < 16; ++k) d.weight.data()[k] = 1.0f;  // row 0: widest, all positive
+  const LayerQuantizer q(d, {});
+  // a = floor((P-1) / S_0) at fx = 0 fills row 0's window: its top, S_0 a, is far beyond
+  // (P-1)/2, where a centred reading would wrap.
+  const float a = static_cast<float>((kFieldPrime - 1) / q.max_row_sum());
+  Tensor pos({2, 16}), sym({2, 16});
+  for (int64_t k = 0; k < 16; ++k) {
+    pos.data()[k] = a;  // row 0 at the top of its window; rows 1 and 2 somewhere inside
+    pos.data()[16 + k] = d.weight.data()[16 + k] > 0 ? 0.0f : a;
+    sym.data()[k] = a;
+    sym.data()[16 + k] = -a;
+  }
+  const RoundTrip rp = round_trip(d, pos), rs = round_trip(d, sym);
+  EXPECT_EQ(rp.frac_bits, 0);
+  expect_finest_safe_scale(q, pos, rp.frac_bits);
+  expect_finest_safe_scale(q, sym, rs.frac_bits);
+  EXPECT_GE(rp.frac_bits, rs.frac_bits + 1);
 }
 
 TEST(Quantize, NonFiniteInputsAndBadShapesThrow) {
@@ -213,7 +248,7 @@ TEST(Quantize, WeightScaleBalancesTheTwoErrorTerms) {
   cap.input_frac_bits = 3;
   Tensor x({1, 8, 6, 6});
   x.floats()[0] = 1e-3f;
-  EXPECT_EQ(LayerQuantizer(c, cap).quantize(x).frac_bits, 3);
+  EXPECT_EQ(LayerQuantizer(c, cap).quantize(x).scale.frac_bits, 3);
 }
 
 }  // namespace

@@ -1,17 +1,20 @@
 // Fixed-point encoding of a linear layer in Z_P for the schemes that blind with one-time pads
 // (Slalom, DarkNight). Weights become integers w_q = round(w 2^fw), |w_q| <= 2^15 - 1 (the
 // bound of apply_linear_field); a batch of inputs becomes x_q = round(x 2^fx); the accelerator's
-// y_q = sum w_q x_q mod P is read back centred and scaled by 2^-(fx + fw), then the float bias is
-// added.
+// y_q = sum w_q x_q mod P is read back in a window known not to wrap (below) and scaled by
+// 2^-(fx + fw), then the float bias is added.
 //
-// No wrap, ever: fx is chosen per batch so that the worst case of every output stays at most
-// (P-1)/2. A wrap would decode to a plausible wrong value, so it is excluded by construction, not
-// by probability. The worst case is taken per input channel: with a_c = max|x| over channel c of
-// the batch and S_mc = sum over output m's filter for channel c of |w_q|, every output of channel
-// m is at most sum_c S_mc round(a_c 2^fx) in magnitude; fx is the largest scale keeping that
-// <= (P-1)/2 for every m (O(M C) work per batch). It is never coarser than the global bound
-// S_max round(max|x| 2^fx), S_max = max_m sum_k |w_q[m,k]|, and finer when channels differ in
-// range (dense layers after ReLU, say).
+// No wrap, ever: a wrapped sum would decode to a plausible wrong value, so it is excluded by
+// construction, not by probability. Per batch, each input channel c has a range [lo_c, hi_c]
+// (its min and max over the batch, widened to hold 0 for the padding); with P_mc and N_mc the
+// sums of output m's positive and negative quantised weights on channel c, every output of
+// channel m lies in [low_m, low_m + width_m], low_m = sum_c (P_mc lo_qc - N_mc hi_qc) and
+// width_m = sum_c (P_mc + N_mc)(hi_qc - lo_qc). fx is the largest scale with width_m <= P - 1
+// for every m (O(M C) work per batch), and decoding reads each output as the one representative
+// of its residue in [low_m, low_m + P). For symmetric inputs that is the centred range, |y| <=
+// (P-1)/2; for inputs >= 0 (after a ReLU) it is one bit more than the centred range allows; with
+// channels of different ranges it is finer than the global bound S_max round(max|x| 2^fx) <=
+// (P-1)/2, S_max = max_m sum_k |w_q[m,k]|, which it never falls below.
 //
 // Error: with w' = w_q 2^-fw, x' = x_q 2^-fx, w'x' - wx = w'(x' - x) + (w' - w)x, so every output
 // m is off by at most
@@ -44,9 +47,15 @@ inline constexpr int64_t kQuantMaxOutput = static_cast<int64_t>(kFieldPrime / 2)
 // finite, limit >= 1.
 int largest_frac_bits(double max_abs, int64_t limit);
 
+// How a batch was encoded: what decoding its results needs.
+struct InputScale {
+  int frac_bits = 0;         // fx
+  std::vector<int64_t> low;  // per output channel: the lowest value its outputs can take
+};
+
 struct QuantizedInput {
   FieldTensor x;  // [B, input_shape...], x_q mod P
-  int frac_bits = 0;
+  InputScale scale;
 };
 
 class LayerQuantizer {
@@ -66,8 +75,9 @@ class LayerQuantizer {
   // Chooses fx for this batch from max|x| and encodes x [B, input_shape...]. Throws
   // InvalidArgument on NaN or Inf (never a confident answer from garbage) or a shape mismatch.
   QuantizedInput quantize(const Tensor& x) const;
-  // y [B, output_shape...] in Z_P -> centred(y) 2^-(fx + fw) + bias, as float.
-  Tensor dequantize(const FieldTensor& y, int input_frac_bits) const;
+  // y [B, output_shape...] in Z_P, the layer applied to a batch encoded with `scale` -> the
+  // representative in [low_m, low_m + P) times 2^-(fx + fw), plus the bias, as float.
+  Tensor dequantize(const FieldTensor& y, const InputScale& scale) const;
   // The worst-case error of any output for inputs bounded by max_abs_x encoded with fx.
   double error_bound(double max_abs_x, int input_frac_bits) const;
 
@@ -76,8 +86,9 @@ class LayerQuantizer {
   void release_weight() { weight_ = FieldTensor{}; }
 
  private:
-  // The finest no-wrap scale for per-channel input maxima a_c.
-  int input_frac_bits(const std::vector<double>& a) const;
+  // The finest no-wrap scale for per-channel input ranges [lo_c, hi_c] (both hold 0), and the
+  // decoding window it gives.
+  InputScale input_scale(const std::vector<double>& lo, const std::vector<double>& hi) const;
 
   Shape input_shape_;
   Tensor bias_;
@@ -89,7 +100,7 @@ class LayerQuantizer {
   int weight_frac_bits_ = 0;
   int64_t max_row_sum_ = 0;
   int64_t input_limit_ = 0;
-  std::vector<int64_t> channel_sums_;  // S_mc, [M, C]
+  std::vector<int64_t> pos_sums_, neg_sums_;  // P_mc and N_mc, [M, C]
 };
 
 }  // namespace veil::split
