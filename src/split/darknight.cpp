@@ -1,7 +1,8 @@
-// DarkNight (Hashemi et al., MICRO 2021), section 4: a batch of K quantised images X_0..X_{K-1}
+// DarkNight (Hashemi et al., MICRO 2021), section 4: a group of K quantised images X_0..X_{K-1}
 // and one noise vector X_K = r uniform in Z_P^n are mixed by a secret invertible (K+1) x (K+1)
 // matrix A: E_j = sum_i A_ji X_i. By linearity the accelerator's W E_j = sum_i A_ji W X_i, and
-// the trusted part decodes W X_i = sum_j (A^-1)_ij (W E_j) mod P. A and r are fresh per batch.
+// the trusted part decodes W X_i = sum_j (A^-1)_ij (W E_j) mod P. A and r are fresh per group;
+// a batch is cut into groups of at most 8 (kGroup).
 // Each E_j alone is uniform (A_jK != 0 multiplies a one-time pad); two of them together cancel
 // the noise, which is why the privacy argument needs accelerators that do not collude.
 //
@@ -30,7 +31,10 @@ namespace veil::split {
 namespace {
 
 constexpr int kMaxRounds = 16;
-constexpr int64_t kMaxBatch = 1024;  // (K+1)^2 n work to mix
+constexpr int64_t kMaxBatch = 1024;  // largest mixing matrix
+// Images mixed together. Mixing costs O(K) per element and image, comparable to the layer
+// itself for K ~ its terms per output; groups of at most 8 keep that small for any batch size.
+constexpr int64_t kGroup = 8;
 
 uint64_t nonzero(AesCtrPrg& prg) { return 1 + prg.uniform(kFieldPrime - 1); }
 
@@ -77,24 +81,89 @@ class DarkNight final : public LayerScheme {
   }
 
   std::vector<Payload> encode(const Tensor& x) override {
-    QuantizedInput q = quant_.quantize(x);
-    const int64_t k = x.shape()[0], n = in_numel_;
-    if (k > kMaxBatch) throw InvalidArgument("split: darknight: batch larger than 1024");
+    QuantizedInput q = quant_.quantize(x);  // one scale for the whole batch
+    const int64_t b = x.shape()[0];
     Pending p;
-    p.batch = k;
+    p.batch = b;
     p.scale = std::move(q.scale);
-    const FieldMatrix a = darknight_mixing_matrix(prg_, k);
-    p.inverse = *field_inverse(a);  // invertible by construction
+    std::vector<Payload> out;
+    out.reserve(static_cast<size_t>(b + ((b + kGroup - 1) / kGroup) * (1 + rounds_)));
+    for (int64_t g0 = 0; g0 < b; g0 += kGroup) {
+      const int64_t k = std::min(kGroup, b - g0);
+      p.groups.push_back(encode_group(q.x.values.data() + g0 * in_numel_, k, out));
+    }
+    pending_ = std::move(p);
+    return out;
+  }
 
+  Tensor decode(std::vector<Payload> replies) override {
+    if (!pending_) throw InvalidArgument("split: darknight: decode without a pending encode");
+    Pending p = std::move(*pending_);
+    pending_.reset();
+    int64_t expected = 0;
+    for (const Group& g : p.groups) expected += g.k + 1 + rounds_;
+    if (static_cast<int64_t>(replies.size()) != expected)
+      throw ProtocolError("split: darknight: expected " + std::to_string(expected) +
+                          " replies, got " + std::to_string(replies.size()));
+    std::vector<const uint64_t*> y;
+    for (const Payload& r : replies) {
+      const FieldTensor& f = expect_field(r, image_shape(layer_.output_shape));
+      for (uint64_t v : f.values)
+        if (v >= kFieldPrime) throw IntegrityError("split: darknight: reply value not in Z_P");
+      y.push_back(f.values.data());
+    }
+    FieldTensor out;
+    out.shape = layer_.output_shape;
+    out.shape.insert(out.shape.begin(), p.batch);
+    out.values.resize(static_cast<size_t>(p.batch * out_numel_));
+    uint64_t* dst = out.values.data();
+    const uint64_t* const* src = y.data();
+    for (const Group& g : p.groups) {
+      decode_group(g, src, dst);
+      src += g.k + 1 + rounds_;
+      dst += g.k * out_numel_;
+    }
+    return quant_.dequantize(out, p.scale);
+  }
+
+  size_t trusted_bytes() const override {
+    size_t pending = 0;
+    if (pending_)
+      for (const Group& g : pending_->groups) pending += (g.inverse.a.size() + g.checks.size()) * 8;
+    return quant_.bytes() + pending + sizeof(Seed);
+  }
+
+  double false_accept_bound() const override {
+    return rounds_ > 0 ? std::pow(1.0 / static_cast<double>(kFieldPrime - 1), rounds_) : 1.0;
+  }
+
+ private:
+  // The secrets of one group of k images: A^-1 and the check coefficients.
+  struct Group {
+    int64_t k = 0;
+    FieldMatrix inverse;           // A^-1
+    std::vector<uint64_t> checks;  // c per round, [rounds, k+1]
+  };
+  struct Pending {
+    int64_t batch = 0;
+    InputScale scale;
+    std::vector<Group> groups;
+  };
+
+  // Mixes k quantised images (consecutive in `images`) with a fresh noise vector under a fresh
+  // A and appends the k+1 encodings and the redundant ones to `out`.
+  Group encode_group(const uint64_t* images, int64_t k, std::vector<Payload>& out) {
+    const int64_t n = in_numel_;
+    Group g;
+    g.k = k;
+    const FieldMatrix a = darknight_mixing_matrix(prg_, k);
+    g.inverse = *field_inverse(a);  // invertible by construction
     std::vector<uint64_t> noise(static_cast<size_t>(n));
     for (uint64_t& v : noise) v = prg_.uniform(kFieldPrime);
     std::vector<const uint64_t*> inputs;
-    for (int64_t i = 0; i < k; ++i) inputs.push_back(q.x.values.data() + i * n);
+    for (int64_t i = 0; i < k; ++i) inputs.push_back(images + i * n);
     inputs.push_back(noise.data());
-
-    std::vector<Payload> out;
-    out.reserve(static_cast<size_t>(k + 1 + rounds_));  // `encodings` points into it
-    std::vector<const uint64_t*> encodings;
+    std::vector<const uint64_t*> encodings;  // into `out`, reserved by the caller
     FieldTensor e;
     e.shape = image_shape(layer_.input_shape);
     e.values.resize(static_cast<size_t>(n));
@@ -105,11 +174,10 @@ class DarkNight final : public LayerScheme {
     }
     for (int t = 0; t < rounds_; ++t) {
       std::vector<uint64_t> c(static_cast<size_t>(k + 1));
-      // The redundant encoding must carry noise too (sum_j c_j A_jK != 0), or it would be a
+      // The redundant encoding must carry noise too (sum_j c_j A_jk != 0), or it would be a
       // noise-free combination of the images.
       uint64_t noise_coef = 0;
       while (noise_coef == 0) {
-        noise_coef = 0;
         for (int64_t j = 0; j <= k; ++j) {
           c[j] = nonzero(prg_);
           noise_coef = field_add(noise_coef, field_mul(c[j], a.at(j, k)));
@@ -117,61 +185,25 @@ class DarkNight final : public LayerScheme {
       }
       combine(encodings, c.data(), n, e.values.data());
       out.push_back(e);
-      p.checks.insert(p.checks.end(), c.begin(), c.end());
+      g.checks.insert(g.checks.end(), c.begin(), c.end());
     }
-    pending_ = std::move(p);
-    return out;
+    return g;
   }
 
-  Tensor decode(std::vector<Payload> replies) override {
-    if (!pending_) throw InvalidArgument("split: darknight: decode without a pending encode");
-    Pending p = std::move(*pending_);
-    pending_.reset();
-    const int64_t k = p.batch, n = out_numel_;
-    if (static_cast<int64_t>(replies.size()) != k + 1 + rounds_)
-      throw ProtocolError("split: darknight: expected " + std::to_string(k + 1 + rounds_) +
-                          " replies, got " + std::to_string(replies.size()));
-    std::vector<const uint64_t*> y;
-    for (const Payload& r : replies) {
-      const FieldTensor& f = expect_field(r, image_shape(layer_.output_shape));
-      for (uint64_t v : f.values)
-        if (v >= kFieldPrime) throw IntegrityError("split: darknight: reply value not in Z_P");
-      y.push_back(f.values.data());
-    }
-    const std::vector<const uint64_t*> coded(y.begin(), y.begin() + k + 1);
+  // Checks one group's k+1+rounds replies and writes its k decoded images to `out`.
+  void decode_group(const Group& g, const uint64_t* const* y, uint64_t* out) const {
+    const int64_t k = g.k, n = out_numel_;
+    const std::vector<const uint64_t*> coded(y, y + k + 1);
     std::vector<uint64_t> buf(static_cast<size_t>(n));
     for (int t = 0; t < rounds_; ++t) {
-      combine(coded, p.checks.data() + t * (k + 1), n, buf.data());
+      combine(coded, g.checks.data() + t * (k + 1), n, buf.data());
       if (!std::equal(buf.begin(), buf.end(), y[k + 1 + t]))
         throw IntegrityError("split: darknight: " + layer_.name +
                              ": the accelerator's replies fail the coded check");
     }
-    FieldTensor out;
-    out.shape = layer_.output_shape;
-    out.shape.insert(out.shape.begin(), k);
-    out.values.resize(static_cast<size_t>(k * n));
-    for (int64_t i = 0; i < k; ++i)  // row K of A^-1 would give W r: not needed
-      combine(coded, p.inverse.a.data() + i * (k + 1), n, out.values.data() + i * n);
-    return quant_.dequantize(out, p.scale);
+    for (int64_t i = 0; i < k; ++i)  // row k of A^-1 would give W r: not needed
+      combine(coded, g.inverse.a.data() + i * (k + 1), n, out + i * n);
   }
-
-  size_t trusted_bytes() const override {
-    size_t pending = 0;
-    if (pending_) pending = (pending_->inverse.a.size() + pending_->checks.size()) * 8;
-    return quant_.bytes() + pending + sizeof(Seed);
-  }
-
-  double false_accept_bound() const override {
-    return rounds_ > 0 ? std::pow(1.0 / static_cast<double>(kFieldPrime - 1), rounds_) : 1.0;
-  }
-
- private:
-  struct Pending {
-    int64_t batch = 0;
-    InputScale scale;
-    FieldMatrix inverse;           // A^-1
-    std::vector<uint64_t> checks;  // c per round, [rounds, K+1]
-  };
 
   LinearLayer layer_;
   SchemeOptions options_;

@@ -47,11 +47,12 @@ TEST(DarkNight, OneImagePayloadPerEncodingAndFreshMixingPerBatch) {
   auto s = make_darknight(l, testing::verified(2));
   const OutsourcedLayer out = s->outsource();
   EXPECT_LT(s->trusted_bytes(), 1024u);  // no weights kept: decoding needs only A^-1 and c
-  for (int64_t b : {1, 8}) {
+  for (int64_t b : {1, 8, 20}) {         // 20: groups of 8, 8 and 4, each with its own A and noise
     Tensor x({b, 12});
     testing::fill_uniform(x, 1.0f, rng);
     const auto first = s->encode(x);
-    ASSERT_EQ(static_cast<int64_t>(first.size()), b + 1 + 2);
+    const int64_t groups = (b + 7) / 8;
+    ASSERT_EQ(static_cast<int64_t>(first.size()), b + groups * (1 + 2));
     for (const Payload& p : first) EXPECT_EQ(std::get<FieldTensor>(p).shape, (Shape{1, 12}));
     s->decode(testing::field_replies(out, first));
     const auto second = s->encode(x);

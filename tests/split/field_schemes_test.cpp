@@ -63,7 +63,7 @@ void expect_exact_round_trip(LayerScheme& s, const OutsourcedLayer& o, const Lin
 TEST_P(FieldScheme, DecodeOfEncodeIsTheQuantisedLayer) {
   std::mt19937_64 rng(1);
   for (const LinearLayer& l : {small_conv(rng), small_dense(rng)})
-    for (int64_t b : {1, 3, 8}) {
+    for (int64_t b : {1, 3, 8, 20}) {
       auto s = make_layer_scheme(GetParam(), l, {});
       const OutsourcedLayer o = s->outsource();
       // The weights go out in the clear (quantised): these schemes hide data, not the model.

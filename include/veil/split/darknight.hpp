@@ -11,8 +11,9 @@
 
 namespace veil::split {
 
-// Each of the K+1 (+ verify_rounds) encodings of a batch of K images is its own payload
-// [1, input_shape...]. The accelerator gets the quantised weights in the clear: DarkNight hides
+// A batch is mixed in groups of K <= 8 images (each group with its own matrix and noise); each of
+// a group's K+1 (+ verify_rounds) encodings is its own payload [1, input_shape...], groups in
+// order. The accelerator gets the quantised weights in the clear: DarkNight hides
 // the inputs, not the model, and only from accelerators that do not collude (docs/SPLIT.md).
 std::unique_ptr<LayerScheme> make_darknight(const LinearLayer& layer, const SchemeOptions& options);
 
