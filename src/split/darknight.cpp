@@ -44,15 +44,21 @@ Shape image_shape(const Shape& image) {
   return s;
 }
 
-// out = sum_i coef[i] src[i] mod P, elementwise over n values.
+// out = sum_i coef[i] src[i] mod P, elementwise over n values. Each product (< 2^62) is folded
+// once to below 2^32 and the folds summed in uint64 (up to 1025 of them: < 2^43); one reduction
+// at the end.
 void combine(const std::vector<const uint64_t*>& src, const uint64_t* coef, int64_t n,
              uint64_t* out) {
   std::fill(out, out + n, 0);
   for (size_t i = 0; i < src.size(); ++i) {
     const uint64_t c = coef[i];
     const uint64_t* s = src[i];
-    for (int64_t e = 0; e < n; ++e) out[e] = field_add(out[e], field_mul(c, s[e]));
+    for (int64_t e = 0; e < n; ++e) {
+      const uint64_t prod = c * s[e];
+      out[e] += (prod & kFieldPrime) + (prod >> 31);
+    }
   }
+  for (int64_t e = 0; e < n; ++e) out[e] = field_reduce(out[e]);
 }
 
 class DarkNight final : public LayerScheme {

@@ -71,16 +71,25 @@ std::vector<uint64_t> centred_u64(const FieldTensor& t, int64_t bound, const cha
   if (t.numel() != shape_numel(t.shape))
     throw InvalidArgument(std::string("split: field ") + what + " size does not match its shape");
   std::vector<uint64_t> out(t.values.size());
+  const auto half = static_cast<int64_t>(kFieldPrime / 2), p = static_cast<int64_t>(kFieldPrime);
+  bool in_field = true, in_bound = true;  // checked after the (branch-free) loop
   for (size_t i = 0; i < out.size(); ++i) {
-    if (t.values[i] >= kFieldPrime)
-      throw InvalidArgument(std::string("split: field ") + what + " value not in [0, P)");
-    const int64_t c = centred(t.values[i]);
-    if (c > bound || c < -bound)
-      throw InvalidArgument(std::string("split: field ") + what + " larger than 2^15 centred");
+    const auto v = static_cast<int64_t>(t.values[i]);
+    in_field &= t.values[i] < kFieldPrime;
+    const int64_t c = v > half ? v - p : v;
+    in_bound &= c <= bound && c >= -bound;
     out[i] = static_cast<uint64_t>(c);
   }
+  if (!in_field)
+    throw InvalidArgument(std::string("split: field ") + what + " value not in [0, P)");
+  if (!in_bound)
+    throw InvalidArgument(std::string("split: field ") + what + " larger than 2^15 centred");
   return out;
 }
+
+// v mod P for an exact sum |v| < 2^62 (read from the Z_2^64 result): adding P 2^32 makes it
+// positive without changing its residue, then two Mersenne folds.
+uint64_t reduce_sum(uint64_t v) { return field_reduce(v + (kFieldPrime << 32)); }
 
 // The exact integer sums x (*) w (no reduction) for centred operands: |x| <= P/2 < 2^30,
 // |w| <= 2^15 and at most 2^17 terms bound every sum by 2^62, so the Z_2^64 result read as int64
@@ -122,7 +131,7 @@ FieldTensor apply_linear_field(const LinearLayer& layer, const FieldTensor& weig
   const std::vector<uint64_t> xc = centred_u64(x, static_cast<int64_t>(kFieldPrime), "input");
   FieldTensor y;
   y.values = exact_sums(layer, weight.shape, w, x.shape, xc, y.shape, threads);
-  for (uint64_t& v : y.values) v = to_field(static_cast<int64_t>(v));
+  for (uint64_t& v : y.values) v = reduce_sum(v);
   return y;
 }
 
@@ -156,8 +165,8 @@ FieldTensor apply_linear_field_wide(const LinearLayer& layer, const FieldTensor&
   for (int64_t i = 0; i < b; ++i)
     for (int64_t c = 0; c < m; ++c)
       for (int64_t j = 0; j < inner; ++j) {
-        const uint64_t hi = to_field(static_cast<int64_t>(sums[((i * 2 * m) + c) * inner + j]));
-        const uint64_t lo = to_field(static_cast<int64_t>(sums[((i * 2 * m) + m + c) * inner + j]));
+        const uint64_t hi = reduce_sum(sums[((i * 2 * m) + c) * inner + j]);
+        const uint64_t lo = reduce_sum(sums[((i * 2 * m) + m + c) * inner + j]);
         y.values[(i * m + c) * inner + j] = field_add(field_mul(hi, shift), lo);
       }
   return y;

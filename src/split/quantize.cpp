@@ -86,20 +86,31 @@ QuantizedInput LayerQuantizer::quantize(const Tensor& x) const {
   std::vector<double> lo(static_cast<size_t>(channels_), 0.0), hi(lo);
   const int64_t inner = shape_numel(input_shape_) / channels_;
   const float* p = x.data();
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    if (!std::isfinite(p[i]))
-      throw InvalidArgument("split: NaN or Inf in a layer input; refusing to quantise it");
-    const size_t c = static_cast<size_t>((i / inner) % channels_);
-    lo[c] = std::min(lo[c], static_cast<double>(p[i]));
-    hi[c] = std::max(hi[c], static_cast<double>(p[i]));
-  }
+  for (int64_t i = 0; i < xs[0]; ++i)
+    for (int64_t c = 0; c < channels_; ++c) {
+      const float* v = p + (i * channels_ + c) * inner;
+      float l = 0, h = 0;
+      bool finite = true;
+      for (int64_t j = 0; j < inner; ++j) {
+        finite &= std::isfinite(v[j]);
+        l = std::min(l, v[j]);
+        h = std::max(h, v[j]);
+      }
+      if (!finite)
+        throw InvalidArgument("split: NaN or Inf in a layer input; refusing to quantise it");
+      lo[c] = std::min(lo[c], static_cast<double>(l));
+      hi[c] = std::max(hi[c], static_cast<double>(h));
+    }
   QuantizedInput q;
   q.scale = input_scale(lo, hi);
   q.x.shape = xs;
   q.x.values.resize(static_cast<size_t>(x.numel()));
-  for (size_t i = 0; i < q.x.values.size(); ++i)
-    q.x.values[i] =
-        to_field(std::llround(std::ldexp(static_cast<double>(p[i]), q.scale.frac_bits)));
+  // Scaling by a power of two is exact in double; every |x_q| <= (P-1)/2 (input_scale).
+  const double factor = std::ldexp(1.0, q.scale.frac_bits);
+  for (size_t i = 0; i < q.x.values.size(); ++i) {
+    const int64_t v = std::llround(static_cast<double>(p[i]) * factor);
+    q.x.values[i] = static_cast<uint64_t>(v < 0 ? v + static_cast<int64_t>(kFieldPrime) : v);
+  }
   return q;
 }
 
