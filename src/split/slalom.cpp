@@ -96,7 +96,8 @@ class Slalom final : public LayerScheme {
     Pending p = std::move(*pending_);
     pending_.reset();
     if (replies.size() != 1) throw ProtocolError("split: slalom expects one reply");
-    FieldTensor y = expect_field(replies[0], batched(p.batch, layer_.output_shape));
+    expect_field(replies[0], batched(p.batch, layer_.output_shape));
+    FieldTensor y = std::move(std::get<FieldTensor>(replies[0]));
     for (uint64_t v : y.values)
       if (v >= kFieldPrime) throw IntegrityError("split: slalom: reply value not in Z_P");
     if (verify_) check(p.sent, y);

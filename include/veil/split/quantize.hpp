@@ -26,7 +26,9 @@
 // one). What remains is the split: the two error terms are (1/2) L^2 max|x| 2^fw / 2^30 (input
 // rounding) and (1/2) K max|x| 2^-fw (weight rounding); their sum is least where they are equal,
 // 2^fw = 2^15 sqrt(K) / L, giving a worst-case error of about max|x| L sqrt(K) 2^-15, independent
-// of the batch. fw is that, rounded, capped so that |w_q| <= 2^15 - 1.
+// of the batch. fw is that, rounded, capped so that |w_q| <= 2^15 - 1. (fw is fixed at setup,
+// before any input is seen, so it assumes the symmetric budget; inputs >= 0 get their extra bit
+// in fx.)
 #pragma once
 
 #include <cstddef>
