@@ -308,7 +308,9 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--normalize", ra->opt.normalize,
                   "MEAN,STD applied to [0,1] pixels by the client before sharing (default: from "
                   "the model's metadata)");
-  run->add_option("--frac-bits", ra->opt.frac_bits, "Fixed-point fractional bits")
+  run->add_option("--frac-bits", ra->opt.frac_bits,
+                  "Fixed-point fractional bits (default 12; a model with block ReLUs gets the "
+                  "largest of 16..13 the overflow check accepts)")
       ->check(in_range(1, 30));
   run->add_flag("--approx", ra->approx, "Approximate DReLU (s = 5, k = 48 as in the reference)");
   run->add_option("--lsb-ignored", ra->lsb_ignored, "Approximate DReLU: low bits ignored (s)")

@@ -602,15 +602,34 @@ LocalRunResult merge_party_reports(const std::array<PartyReport, 3>& rep,
   return res;
 }
 
-LocalRunResult run_local(const LocalRunOptions& o) {
+int default_frac_bits(const model::Model& folded, const DreluParams& drelu) {
+  bool blocks = false;
+  for (const auto& n : folded.graph.nodes) blocks = blocks || n.op_type == "BlockRelu";
+  if (!blocks) return kDefaultFracBits;
+  const SecureModel secure(folded.graph);
+  for (int f = 16; f > kDefaultFracBits; --f) {
+    try {
+      check_fixed_point_range(folded, secure, f, drelu);
+      return f;
+    } catch (const InvalidArgument&) {
+      // does not fit at f: try one bit fewer
+    }
+  }
+  return kDefaultFracBits;
+}
+
+LocalRunResult run_local(const LocalRunOptions& given) {
+  LocalRunOptions o = given;
   if (o.model.empty()) throw InvalidArgument("--model is required");
   if (o.veil_exe.empty()) throw InvalidArgument("mpc run: the veil executable is not known");
-  SessionParams{o.frac_bits, o.drelu, {}}.validate();
+  if (o.frac_bits != 0) SessionParams{o.frac_bits, o.drelu, {}}.validate();
 
   // 1. The images and the plaintext reference (the original, unfolded model).
   model::Model folded = load_model_for_mpc(o.model);
   if (!o.input_range.empty()) folded.metadata["veil.input.range"] = o.input_range;
   override_normalization(folded, o.normalize);
+  if (o.frac_bits == 0) o.frac_bits = default_frac_bits(folded, o.drelu);
+  SessionParams{o.frac_bits, o.drelu, {}}.validate();
   // The server party checks the same; refusing here gives one error line.
   const RangeReport range =
       check_fixed_point_range(folded, SecureModel(folded.graph), o.frac_bits, o.drelu);

@@ -93,6 +93,9 @@ TEST_F(BlockReluCli, InfoEvalMpcAndFineTune) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json mj = json::parse(r.out);
   EXPECT_EQ(mj["secure_predictions"], mj["plain_predictions"]);
+  // Block models default to more fractional bits (tile sums near zero); ReLU models keep 12.
+  EXPECT_GT(mj["frac_bits"].get<int>(), 12);
+  EXPECT_LE(mj["frac_bits"].get<int>(), 16);
 
   // Fine-tuning: --init and --arch exclude each other; the result keeps blocks and metadata and
   // reports the accuracy `veil eval` then measures.

@@ -1,7 +1,7 @@
 // End-to-end: memory planned from the inferred shapes before a model runs. A few hundred bytes
 // of ONNX that expand into gigabytes are refused at once with one line naming the node, under
-// the default budget (a quarter of RAM) and under `--max-memory`; `eval` refuses a model whose output
-// cannot be the dataset's logits before running it; non-finite logits are never a class.
+// the default budget (a quarter of RAM) and under `--max-memory`; `eval` refuses a model whose
+// output cannot be the dataset's logits before running it; non-finite logits are never a class.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 

@@ -82,6 +82,7 @@ TEST_F(MpcCli, RunMatchesPlaintextOnNpyInput) {
   json j = json::parse(r.out);
   expect_agreement(j, 4);
   EXPECT_EQ(j["batches"].get<int64_t>(), 2);
+  EXPECT_EQ(j["frac_bits"].get<int>(), 12);  // the default for a model without block ReLUs
   EXPECT_FALSE(j["tls"].get<bool>());
   EXPECT_EQ(j["link"]["profile"], "none");
   EXPECT_FALSE(j["link"]["emulated"].get<bool>());

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "veil/core/tensor.hpp"
@@ -35,6 +36,23 @@ struct LinearLayer {
 // The layer's geometry with a weight of `out_channels` output channels (a scheme's outsourced
 // weight may have more channels than the layer: fake filters). Shapes are checked.
 LinearLayer with_out_channels(const LinearLayer& layer, int64_t out_channels);
+
+// A linear map with fixed weights on the float engine (oneDNN), built once and run per batch:
+// what the accelerator and the trusted restore steps use. No bias.
+class LinearEngine {
+ public:
+  // `weight` has the layer's geometry apart from its output-channel count.
+  LinearEngine(const LinearLayer& layer, const Tensor& weight, int threads = 0);
+  ~LinearEngine();
+  LinearEngine(LinearEngine&&) noexcept;
+  LinearEngine& operator=(LinearEngine&&) noexcept;
+  // x [B, input_shape...] -> [B, M', ...]. Throws InvalidArgument on a shape that does not fit.
+  Tensor forward(const Tensor& x);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // y = x (*) weight, no bias, in float32 (oneDNN): x [B, input_shape...] -> [B, M', ...] where
 // M' = weight.shape()[0]; `weight` has the layer's geometry apart from M'. Throws
