@@ -500,6 +500,11 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
   };
   AttackReport report;
   report.scheme = view.scheme;
+  for (const auto& q : view.queries)  // every query batch passes the first layer once
+    if (q.layer == 0 && !q.inputs.empty())
+      report.transcript_images += std::holds_alternative<Tensor>(q.inputs[0])
+                                      ? std::get<Tensor>(q.inputs[0]).dim(0)
+                                      : std::get<FieldTensor>(q.inputs[0]).shape.at(0);
 
   // What the attacker knows: the architecture (shapes and which layer feeds which; the weights
   // the partition also carries are read below only to score the result).
@@ -578,7 +583,6 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
     std::vector<double> x, y;
     const auto grid = next_grid(part.linear[l].layer, part.linear[*next].layer, n);
     const int64_t images = activation_samples(view, l, *next, r, n, grid, x, y);
-    report.transcript_images = std::max(report.transcript_images, images);
     if (images < 2) continue;
     r.channel = match_channels(x, y, images * grid.first * grid.second, n);
     r.unpermuted = true;
