@@ -592,7 +592,8 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
   }
 
   // 4. Assemble: the surrogate (BN folded, as the partition sees the model) with every recovered
-  // layer written in. Biases are not outsourced: zero, left to fine-tuning.
+  // layer written in, with the calibrated biases (zero where calibration did not fit: biases are
+  // never outsourced).
   std::optional<model::Model> recovered;
   if (std::any_of(rec.begin(), rec.end(), [](auto& r) { return r.kind != "none"; })) {
     recovered = surrogate;
@@ -674,13 +675,19 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
       train_on(*recovered, fit, std::max(1, o.finetune_epochs), 0.01f, norm, o.seed + 2, o,
                "output biases", biases);
     candidates.emplace_back("recovered", *recovered);
-    train_on(*recovered, fit, o.finetune_epochs, 0.002f, norm, o.seed + 1, o, "fine-tune");
-    candidates.emplace_back("recovered", std::move(*recovered));
+    // A recovered model whose layers could not all be calibrated may start far from any minimum:
+    // a fine-tuning that diverges just leaves that candidate out.
+    try {
+      train_on(*recovered, fit, o.finetune_epochs, 0.002f, norm, o.seed + 1, o, "fine-tune");
+      candidates.emplace_back("recovered", std::move(*recovered));
+    } catch (const Error& e) {
+      say(std::string("fine-tuning the recovered model failed: ") + e.what());
+    }
   }
   // The held-out images are few and score against the labels, not the victim; when the view shows
   // the victim's logits (up to scale and bias per class), agreement with them decides instead.
   size_t pick = 0;
-  double pick_score = -1e300;
+  std::vector<double> scores;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const double acc = held_accuracy(candidates[i].second);
     const double agree = output_layer
@@ -690,8 +697,8 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
     say(fmt::format("{}{}: held-out accuracy {:.1f}%{}", candidates[i].first,
                     i == 2 ? " (fine-tuned)" : "", 100 * acc,
                     agree >= 0 ? fmt::format(", agreement with the view {:.3f}", agree) : ""));
-    const double score = agree >= 0 ? agree : acc;
-    if (score > pick_score) pick_score = score, pick = i;
+    scores.push_back(agree >= 0 ? agree : acc);
+    if (scores[i] > scores[pick]) pick = i;
   }
   report.chosen = candidates[pick].first;
 
@@ -705,10 +712,8 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
   report.victim_accuracy = agreement(pv, truth);
   report.surrogate_fidelity = agreement(ps, pv);
   report.surrogate_accuracy = agreement(ps, truth);
-  if (candidates.size() > 1) {  // the better recovered candidate on the held-out images
-    const size_t best =
-        pick > 0 ? pick
-                 : 1 + (held_accuracy(candidates[2].second) > held_accuracy(candidates[1].second));
+  if (candidates.size() > 1) {  // the better recovered candidate, chosen or not
+    const size_t best = std::max_element(scores.begin() + 1, scores.end()) - scores.begin();
     const auto pr = predictions(candidates[best].second, test, tn, norm, o.threads);
     report.recovered_fidelity = agreement(pr, pv);
     report.recovered_accuracy = agreement(pr, truth);
