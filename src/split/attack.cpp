@@ -19,6 +19,7 @@
 #include "veil/nn/threads.hpp"
 #include "veil/nn/trainer.hpp"
 #include "veil/split/accelerator.hpp"
+#include "veil/split/activation_pairing.hpp"
 #include "veil/split/assignment.hpp"
 #include "veil/split/channel_matching.hpp"
 #include "veil/split/filter_calibration.hpp"
@@ -254,6 +255,68 @@ std::vector<double> estimated_mask(const Transcript& view, const Partition& part
       for (int64_t j = 0; j < per; ++j) mask[j] = std::min(mask[j], in.v[i * per + j]);
   }
   return mask;
+}
+
+// Re-pairs a layer from the activations (veil/split/activation_pairing.hpp) when the next layer
+// receives its channels element by element (ReLU, no pooling, no residual add). Returns whether it
+// did; the pairs then come in channel order (pair c feeds channel c).
+bool pair_by_activations(const Transcript& view, const Partition& part, size_t l, size_t next,
+                         Recovery& r) {
+  const LinearLayer& layer = part.linear[l].layer;
+  const LinearLayer& nl = part.linear[next].layer;
+  const int64_t n = layer.out_channels(), dim = layer.weight.numel() / n;
+  if (r.field || layer.output_shape.size() != 3 || nl.input_shape != layer.output_shape)
+    return false;
+  // Only a ReLU in between: the step that writes the next layer's input reads this layer's output
+  // and holds nothing else.
+  bool relu_only = false;
+  for (const TrustedStep& t : part.trusted)
+    if (std::count(t.outputs.begin(), t.outputs.end(), part.linear[next].input))
+      relu_only = t.sub.graph.nodes.size() == 1 && t.sub.graph.nodes[0].op_type == "Relu" &&
+                  t.inputs == std::vector<std::string>{part.linear[l].output};
+  if (!relu_only) return false;
+  const int64_t positions = layer.output_shape[1] * layer.output_shape[2];
+  const int64_t slots = view.layers[l].output_shape.at(0);
+  std::vector<const TranscriptQuery*> ql, qn;
+  for (const auto& q : view.queries) {
+    if (q.layer == l) ql.push_back(&q);
+    if (q.layer == next) qn.push_back(&q);
+  }
+  int64_t total = 0;
+  for (size_t i = 0; i < std::min(ql.size(), qn.size()); ++i)
+    total +=
+        std::get_if<Tensor>(&ql[i]->outputs.at(0)) ? std::get<Tensor>(ql[i]->outputs[0]).dim(0) : 0;
+  if (total < 2) return false;
+  // Every position of a few images would do as well as a few positions of every image; a stride
+  // keeps the work near 50k samples per channel.
+  const int64_t stride = std::max<int64_t>(1, total * positions / 50000);
+  std::vector<std::vector<double>> outputs(n), target(n);
+  std::vector<int64_t> element;
+  for (size_t i = 0; i < std::min(ql.size(), qn.size()); ++i) {
+    const Values out = values_of(ql[i]->outputs.at(0));
+    const Values in = values_of(qn[i]->inputs.at(0));
+    const int64_t batch = out.shape.at(0);
+    if (static_cast<int64_t>(in.v.size()) != batch * n * positions) return false;
+    for (int64_t img = 0; img < batch; ++img)
+      for (int64_t pos = 0; pos < positions; pos += stride) {
+        element.push_back(pos);
+        for (int64_t m = 0; m < slots; ++m)
+          outputs[0].push_back(out.v[(img * slots + m) * positions + pos]);
+        for (int64_t c = 0; c < n; ++c) target[c].push_back(in.v[(img * n + c) * positions + pos]);
+      }
+  }
+  LayerPairing pairing = r.pairing;
+  pairing.pairs.clear();
+  for (int64_t c = 0; c < n; ++c) {
+    const auto src = explain_channel(outputs[0], target[c], element, slots, positions);
+    if (src.real < 0 || src.fit < 0.9 || !(src.scale > 0)) return false;
+    pairing.pairs.push_back({src.real, src.fake, 0, src.scale});
+  }
+  r.pairing = pairing;
+  r.filters = estimate_filters(r.rows, dim, r.pairing);
+  r.channel.resize(n);
+  std::iota(r.channel.begin(), r.channel.end(), 0);
+  return true;
 }
 
 // Fits every paired filter's scale and bias (veil/split/filter_calibration.hpp) on what the next
@@ -580,15 +643,22 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
     Recovery& r = rec[l];
     if (r.kind != "paired" || !next) continue;
     const int64_t n = report.layers[l].filters;
-    std::vector<double> x, y;
     const auto grid = next_grid(part.linear[l].layer, part.linear[*next].layer, n);
-    const int64_t images = activation_samples(view, l, *next, r, n, grid, x, y);
-    if (images < 2) continue;
-    r.channel = match_channels(x, y, images * grid.first * grid.second, n);
-    r.unpermuted = true;
+    const bool weak = report.layers[l].confidence < kPairingThreshold;
+    if (weak && pair_by_activations(view, part, l, *next, r)) {
+      r.unpermuted = true;
+      say(fmt::format("layer {} ({}): paired and matched from the activations", l,
+                      report.layers[l].name));
+    } else {
+      std::vector<double> x, y;
+      const int64_t images = activation_samples(view, l, *next, r, n, grid, x, y);
+      if (images < 2) continue;
+      r.channel = match_channels(x, y, images * grid.first * grid.second, n);
+      r.unpermuted = true;
+    }
     calibrate_layer(view, part, l, *next, grid, r);
-    say(fmt::format("layer {} ({}): channels matched on {} images, {} of {} filters calibrated", l,
-                    report.layers[l].name, images, r.calibrated, n));
+    say(fmt::format("layer {} ({}): channels matched, {} of {} filters calibrated", l,
+                    report.layers[l].name, r.calibrated, n));
   }
 
   // 4. Assemble: the surrogate (BN folded, as the partition sees the model) with every recovered
