@@ -319,6 +319,27 @@ bool pair_by_activations(const Transcript& view, const Partition& part, size_t l
   return true;
 }
 
+// The residual the trusted part adds to layer l's output before the next layer, when the view
+// shows it: the step writing the next layer's input is exactly Add then Relu, and the Add's other
+// input is what another offloaded layer reads (a residual block's input: its first convolution
+// receives it, masked). Returns that layer's index.
+std::optional<size_t> known_residual(const Partition& part, size_t l, size_t next) {
+  for (const TrustedStep& t : part.trusted) {
+    if (!std::count(t.outputs.begin(), t.outputs.end(), part.linear[next].input)) continue;
+    const auto& nodes = t.sub.graph.nodes;
+    if (nodes.size() != 2 || nodes[0].op_type != "Add" || nodes[1].op_type != "Relu" ||
+        nodes[0].inputs.size() != 2 || nodes[1].inputs.at(0) != nodes[0].outputs.at(0))
+      return std::nullopt;
+    const auto& in = nodes[0].inputs;
+    const std::string& own = part.linear[l].output;
+    if (in[0] != own && in[1] != own) return std::nullopt;
+    const std::string& other = in[0] == own ? in[1] : in[0];
+    for (size_t k = 0; k < part.linear.size(); ++k)
+      if (part.linear[k].input == other) return k;
+  }
+  return std::nullopt;
+}
+
 // Fits every paired filter's scale and bias (veil/split/filter_calibration.hpp) on what the next
 // layer received, once the channels are matched. Filters whose fit is poor (a residual add in
 // between, a channel that never fires) keep the pairing's estimate.
@@ -334,6 +355,11 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
   const int64_t slots = seen.output_shape.at(0), positions = oh * ow;
   const auto mask_in = estimated_mask(view, part, l);
   const auto mask_next = estimated_mask(view, part, next);
+  const auto residual = known_residual(part, l, next);
+  if (residual &&
+      (cells != positions || part.linear[*residual].layer.input_shape != layer.output_shape))
+    return;
+  const auto mask_skip = residual ? estimated_mask(view, part, *residual) : std::vector<double>{};
   // What the mask contributes to every outsourced channel: W' applied to it.
   std::vector<double> mask_out(slots * positions, 0);
   if (!mask_in.empty()) {
@@ -343,16 +369,22 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
     for (size_t j = 0; j < mask_in.size(); ++j) m.data()[j] = static_cast<float>(mask_in[j]);
     mask_out = values_of(apply_outsourced(seen, m)).v;
   }
-  std::vector<std::vector<double>> a(n), b(n), target(n);
+  std::vector<std::vector<double>> a(n), b(n), target(n), skip(n);
   int64_t images = 0;
-  std::vector<const TranscriptQuery*> ql, qn;
+  std::vector<const TranscriptQuery*> ql, qn, qs;
   for (const auto& q : view.queries) {
     if (q.layer == l) ql.push_back(&q);
     if (q.layer == next) qn.push_back(&q);
+    if (residual && q.layer == *residual) qs.push_back(&q);
   }
   for (size_t i = 0; i < std::min(ql.size(), qn.size()); ++i) {
     const Values out = values_of(ql[i]->outputs.at(0));
     const Values in = values_of(qn[i]->inputs.at(0));
+    Values res;
+    if (residual) {
+      if (i >= qs.size()) return;
+      res = values_of(qs[i]->inputs.at(0));
+    }
     const int64_t batch = out.shape.at(0), features = static_cast<int64_t>(in.v.size()) / batch;
     if (features != n * cells) return;  // the next layer sees more than one value per cell
     for (int64_t img = 0; img < batch; ++img)
@@ -371,6 +403,8 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
             }
           const int64_t e = c * cells + cell;
           target[k].push_back(in.v[img * features + e] - (mask_next.empty() ? 0 : mask_next[e]));
+          if (residual)
+            skip[k].push_back(res.v[img * features + e] - (mask_skip.empty() ? 0 : mask_skip[e]));
         }
       }
     images += batch;
@@ -378,8 +412,16 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
   if (images < 2) return;
   r.bias.assign(n, 0);
   for (size_t k = 0; k < r.pairing.pairs.size(); ++k) {
-    const auto fit =
-        calibrate_filter(a[k], b[k], target[k], images, cells, fh * fw, r.pairing.pairs[k].scale);
+    FilterCalibration fit;
+    if (residual) {
+      std::vector<int64_t> element;
+      for (int64_t img = 0; img < images; ++img)
+        for (int64_t cell = 0; cell < cells; ++cell) element.push_back(cell);
+      fit = calibrate_residual_filter(a[k], b[k], skip[k], target[k], element, cells);
+    } else {
+      fit =
+          calibrate_filter(a[k], b[k], target[k], images, cells, fh * fw, r.pairing.pairs[k].scale);
+    }
     if (fit.fit < 0.9) continue;
     const FilterPair& p = r.pairing.pairs[k];
     for (int64_t j = 0; j < dim; ++j)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "veil/core/error.hpp"
 
@@ -64,6 +65,47 @@ FilterCalibration calibrate_filter(const std::vector<double>& a, const std::vect
     }
   }
   return best;
+}
+
+FilterCalibration calibrate_residual_filter(const std::vector<double>& a,
+                                            const std::vector<double>& b,
+                                            const std::vector<double>& skip,
+                                            const std::vector<double>& next,
+                                            const std::vector<int64_t>& element, int64_t elements) {
+  const size_t n = next.size();
+  if (a.size() != n || b.size() != n || skip.size() != n || element.size() != n || elements < 1)
+    throw InvalidArgument("calibrate_residual_filter: sizes do not match");
+  std::vector<double> lo(elements, std::numeric_limits<double>::infinity()), hi(elements, -lo[0]);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t e = element[i];
+    if (e < 0 || e >= elements) throw InvalidArgument("calibrate_residual_filter: bad element");
+    lo[e] = std::min(lo[e], next[i]), hi[e] = std::max(hi[e], next[i]);
+  }
+  std::vector<char> active(n);
+  std::vector<double> count(elements, 0), mx(elements, 0), my(elements, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t e = element[i];
+    active[i] = next[i] > lo[e] + 1e-6 * std::max(hi[e] - lo[e], 1e-12);
+    if (!active[i]) continue;
+    count[e] += 1, mx[e] += a[i], my[e] += next[i] - skip[i] - b[i];
+  }
+  double xy = 0, xx = 0, yy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!active[i]) continue;
+    const int64_t e = element[i];
+    const double x = a[i] - mx[e] / count[e], y = next[i] - skip[i] - b[i] - my[e] / count[e];
+    xy += x * y, xx += x * x, yy += y * y;
+  }
+  FilterCalibration c;
+  if (!(xx > 0) || !(yy > 0)) return c;
+  c.scale = xy / xx;
+  c.fit = xy * xy / (xx * yy);
+  std::vector<double> offsets;
+  for (size_t i = 0; i < n; ++i)
+    if (active[i]) offsets.push_back(next[i] - skip[i] - c.scale * a[i] - b[i]);
+  std::nth_element(offsets.begin(), offsets.begin() + offsets.size() / 2, offsets.end());
+  c.bias = offsets[offsets.size() / 2];
+  return c;
 }
 
 }  // namespace veil::split
