@@ -185,11 +185,13 @@ std::pair<int64_t, int64_t> next_grid(const LinearLayer& layer, const LinearLaye
 // element: centring removes it). Returns the number of images (0 when the shapes do not fit).
 int64_t activation_samples(const Transcript& view, size_t l, size_t next, const Recovery& r,
                            int64_t n, std::pair<int64_t, int64_t> grid, std::vector<double>& x,
-                           std::vector<double>& y) {
-  std::vector<const TranscriptQuery*> ql, qn;
+                           std::vector<double>& y, std::optional<size_t> skip_layer,
+                           std::vector<double>& skip) {
+  std::vector<const TranscriptQuery*> ql, qn, qs;
   for (const auto& q : view.queries) {
     if (q.layer == l) ql.push_back(&q);
     if (q.layer == next) qn.push_back(&q);
+    if (skip_layer && q.layer == *skip_layer) qs.push_back(&q);
   }
   const int64_t cells = grid.first * grid.second;
   int64_t images = 0;
@@ -206,7 +208,12 @@ int64_t activation_samples(const Transcript& view, size_t l, size_t next, const 
     const int64_t block = features / n, per_cell = block / cells;
     if (block % cells != 0) return 0;
     const int64_t fh = oh / grid.first, fw = ow / grid.second;
-    std::vector<double> pre(oh * ow);
+    Values res;
+    if (skip_layer) {
+      if (i >= qs.size()) return 0;
+      res = values_of(qs[i]->inputs.at(0));
+      if (static_cast<int64_t>(res.v.size()) != b * n * oh * ow) return 0;
+    }
     for (int64_t img = 0; img < b; ++img) {
       for (int64_t cell = 0; cell < cells; ++cell)
         for (const FilterPair& p : r.pairing.pairs) {
@@ -220,6 +227,16 @@ int64_t activation_samples(const Transcript& view, size_t l, size_t next, const 
               s += p.scale * ya[u * ow + v] + yb[u * ow + v];
           x.push_back(s / static_cast<double>(fh * fw));
         }
+      if (skip_layer)  // the residual on the same cells, channel by channel
+        for (int64_t cell = 0; cell < cells; ++cell)
+          for (int64_t c = 0; c < n; ++c) {
+            const int64_t ci = cell / grid.second, cj = cell % grid.second;
+            double s = 0;
+            for (int64_t u = ci * fh; u < (ci + 1) * fh; ++u)
+              for (int64_t v = cj * fw; v < (cj + 1) * fw; ++v)
+                s += res.v[((img * n + c) * oh + u) * ow + v];
+            skip.push_back(s / static_cast<double>(fh * fw));
+          }
       for (int64_t cell = 0; cell < cells; ++cell)
         for (int64_t c = 0; c < n; ++c) {
           const double* f = in.v.data() + img * features + c * block + cell * per_cell;
@@ -229,8 +246,8 @@ int64_t activation_samples(const Transcript& view, size_t l, size_t next, const 
     images += b;
   }
   // Centre every (cell, column) across images.
-  for (auto* m : {&x, &y})
-    for (int64_t k = 0; k < cells * n; ++k) {
+  for (auto* m : {&x, &y, &skip})
+    for (int64_t k = 0; k < cells * n && !m->empty(); ++k) {
       double mean = 0;
       for (int64_t img = 0; img < images; ++img) mean += (*m)[img * cells * n + k];
       mean /= static_cast<double>(std::max<int64_t>(images, 1));
@@ -320,70 +337,106 @@ bool pair_by_activations(const Transcript& view, const Partition& part, size_t l
 }
 
 // The residual the trusted part adds to layer l's output before the next layer, when the view
-// shows it: the step writing the next layer's input is exactly Add then Relu, and the Add's other
-// input is what another offloaded layer reads (a residual block's input: its first convolution
-// receives it, masked). Returns that layer's index.
-std::optional<size_t> known_residual(const Partition& part, size_t l, size_t next) {
+// shows it: the step writing the next layer's input is Add then Relu (then possibly pooling and a
+// flatten: calibration needs them absent, matching does not), and the Add's other
+// input is either what another offloaded layer reads (an identity shortcut: the block's input,
+// which its first convolution receives masked) or what another offloaded layer writes (a
+// projection shortcut: then both are fitted together).
+struct Residual {
+  size_t layer = 0;
+  bool is_output = false;  // the other layer's output (projection) rather than its input
+};
+std::optional<Residual> known_residual(const Partition& part, size_t l, size_t next) {
   for (const TrustedStep& t : part.trusted) {
     if (!std::count(t.outputs.begin(), t.outputs.end(), part.linear[next].input)) continue;
     const auto& nodes = t.sub.graph.nodes;
-    if (nodes.size() != 2 || nodes[0].op_type != "Add" || nodes[1].op_type != "Relu" ||
+    // Add, Relu, then at most channel-wise pooling and a flatten (before a classifier).
+    if (nodes.size() < 2 || nodes[0].op_type != "Add" || nodes[1].op_type != "Relu" ||
         nodes[0].inputs.size() != 2 || nodes[1].inputs.at(0) != nodes[0].outputs.at(0))
       return std::nullopt;
+    for (size_t i = 2; i < nodes.size(); ++i)
+      if (nodes[i].op_type != "GlobalAveragePool" && nodes[i].op_type != "AveragePool" &&
+          nodes[i].op_type != "MaxPool" && nodes[i].op_type != "Flatten")
+        return std::nullopt;
     const auto& in = nodes[0].inputs;
     const std::string& own = part.linear[l].output;
     if (in[0] != own && in[1] != own) return std::nullopt;
     const std::string& other = in[0] == own ? in[1] : in[0];
-    for (size_t k = 0; k < part.linear.size(); ++k)
-      if (part.linear[k].input == other) return k;
+    for (size_t k = 0; k < part.linear.size(); ++k) {
+      if (part.linear[k].input == other) return Residual{k, false};
+      if (part.linear[k].output == other) return Residual{k, true};
+    }
   }
   return std::nullopt;
+}
+
+// What the fixed mask of layer l's input contributes to each of its outsourced channels, per
+// position (W' applied to the estimated mask; zeros for the unmasked graph input).
+std::vector<double> mask_contribution(const Transcript& view, const Partition& part, size_t l) {
+  const OutsourcedLayer& seen = view.layers[l];
+  int64_t per = 1;
+  for (size_t i = 1; i < seen.output_shape.size(); ++i) per *= seen.output_shape[i];
+  std::vector<double> out(seen.output_shape.at(0) * per, 0);
+  const auto mask = estimated_mask(view, part, l);
+  if (mask.empty()) return out;
+  Shape shape{1};
+  shape.insert(shape.end(), seen.input_shape.begin(), seen.input_shape.end());
+  Tensor m(shape);
+  for (size_t j = 0; j < mask.size(); ++j) m.data()[j] = static_cast<float>(mask[j]);
+  return values_of(apply_outsourced(seen, m)).v;
 }
 
 // Fits every paired filter's scale and bias (veil/split/filter_calibration.hpp) on what the next
 // layer received, once the channels are matched. Filters whose fit is poor (a residual add in
 // between, a channel that never fires) keep the pairing's estimate.
 void calibrate_layer(const Transcript& view, const Partition& part, size_t l, size_t next,
-                     std::pair<int64_t, int64_t> grid, Recovery& r) {
+                     std::pair<int64_t, int64_t> grid, std::vector<Recovery>& rec) {
+  Recovery& r = rec[l];
   const LinearLayer& layer = part.linear[l].layer;
-  const int64_t n = layer.out_channels(), dim = layer.weight.numel() / n;
+  const int64_t n = layer.out_channels();
   const OutsourcedLayer& seen = view.layers[l];
   if (r.field || (layer.output_shape.size() != 3 && layer.output_shape.size() != 1)) return;
   const int64_t oh = layer.output_shape.size() == 3 ? layer.output_shape[1] : 1;
   const int64_t ow = layer.output_shape.size() == 3 ? layer.output_shape[2] : 1;
   const int64_t cells = grid.first * grid.second, fh = oh / grid.first, fw = ow / grid.second;
   const int64_t slots = seen.output_shape.at(0), positions = oh * ow;
-  const auto mask_in = estimated_mask(view, part, l);
   const auto mask_next = estimated_mask(view, part, next);
   const auto residual = known_residual(part, l, next);
-  if (residual &&
-      (cells != positions || part.linear[*residual].layer.input_shape != layer.output_shape))
+  if (residual && (cells != positions ||
+                   (residual->is_output
+                        ? part.linear[residual->layer].layer.output_shape
+                        : part.linear[residual->layer].layer.input_shape) != layer.output_shape))
     return;
-  const auto mask_skip = residual ? estimated_mask(view, part, *residual) : std::vector<double>{};
-  // What the mask contributes to every outsourced channel: W' applied to it.
-  std::vector<double> mask_out(slots * positions, 0);
-  if (!mask_in.empty()) {
-    Shape shape{1};
-    shape.insert(shape.end(), seen.input_shape.begin(), seen.input_shape.end());
-    Tensor m(shape);
-    for (size_t j = 0; j < mask_in.size(); ++j) m.data()[j] = static_cast<float>(mask_in[j]);
-    mask_out = values_of(apply_outsourced(seen, m)).v;
-  }
-  std::vector<std::vector<double>> a(n), b(n), target(n), skip(n);
+  // A projection shortcut is fitted with its partner, once, from the lower of the two layers.
+  Recovery* partner = residual && residual->is_output ? &rec[residual->layer] : nullptr;
+  if (partner &&
+      (residual->layer < l || partner->kind != "paired" || !partner->unpermuted || partner->field))
+    return;
+  const auto mask_skip = residual && !residual->is_output
+                             ? estimated_mask(view, part, residual->layer)
+                             : std::vector<double>{};
+  const auto mask_out = mask_contribution(view, part, l);
+  const auto partner_mask_out =
+      partner ? mask_contribution(view, part, residual->layer) : std::vector<double>{};
+  std::vector<int64_t> partner_pair(n, -1);  // channel -> the partner's pair
+  if (partner)
+    for (size_t k = 0; k < partner->channel.size(); ++k) partner_pair[partner->channel[k]] = k;
+  const int64_t partner_slots = partner ? view.layers[residual->layer].output_shape.at(0) : 0;
+  std::vector<std::vector<double>> a(n), rest(n), target(n), a2(n);
   int64_t images = 0;
   std::vector<const TranscriptQuery*> ql, qn, qs;
   for (const auto& q : view.queries) {
     if (q.layer == l) ql.push_back(&q);
     if (q.layer == next) qn.push_back(&q);
-    if (residual && q.layer == *residual) qs.push_back(&q);
+    if (residual && q.layer == residual->layer) qs.push_back(&q);
   }
   for (size_t i = 0; i < std::min(ql.size(), qn.size()); ++i) {
     const Values out = values_of(ql[i]->outputs.at(0));
     const Values in = values_of(qn[i]->inputs.at(0));
-    Values res;
+    Values res;  // the block's input (identity shortcut) or the partner's outputs
     if (residual) {
       if (i >= qs.size()) return;
-      res = values_of(qs[i]->inputs.at(0));
+      res = values_of(residual->is_output ? qs[i]->outputs.at(0) : qs[i]->inputs.at(0));
     }
     const int64_t batch = out.shape.at(0), features = static_cast<int64_t>(in.v.size()) / batch;
     if (features != n * cells) return;  // the next layer sees more than one value per cell
@@ -398,34 +451,58 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
               const int64_t pos = u * ow + v;
               a[k].push_back(out.v[(img * slots + p.real) * positions + pos] -
                              mask_out[p.real * positions + pos]);
-              b[k].push_back(out.v[(img * slots + p.fake) * positions + pos] -
-                             mask_out[p.fake * positions + pos]);
+              rest[k].push_back(out.v[(img * slots + p.fake) * positions + pos] -
+                                mask_out[p.fake * positions + pos]);
+              if (partner) {
+                const FilterPair& q = partner->pairing.pairs.at(partner_pair[c]);
+                auto seen2 = [&](int64_t slot) {
+                  return res.v[(img * partner_slots + slot) * positions + pos] -
+                         partner_mask_out[slot * positions + pos];
+                };
+                a2[k].push_back(seen2(q.real));
+                rest[k].back() += seen2(q.fake);
+              }
             }
           const int64_t e = c * cells + cell;
           target[k].push_back(in.v[img * features + e] - (mask_next.empty() ? 0 : mask_next[e]));
-          if (residual)
-            skip[k].push_back(res.v[img * features + e] - (mask_skip.empty() ? 0 : mask_skip[e]));
+          if (residual && !residual->is_output)
+            rest[k].back() += res.v[img * features + e] - (mask_skip.empty() ? 0 : mask_skip[e]);
         }
       }
     images += batch;
   }
   if (images < 2) return;
   r.bias.assign(n, 0);
+  if (partner && partner->bias.empty()) partner->bias.assign(n, 0);
+  auto set_filter = [](Recovery& rr, size_t k, double scale) {  // rr's own filter length
+    const FilterPair& p = rr.pairing.pairs[k];
+    const size_t d = rr.filters.size() / rr.pairing.pairs.size();
+    for (size_t j = 0; j < d; ++j)
+      rr.filters[k * d + j] = scale * rr.rows[p.real * d + j] + rr.rows[p.fake * d + j];
+  };
+  std::vector<int64_t> element;
+  for (int64_t img = 0; img < images && residual; ++img)
+    for (int64_t cell = 0; cell < cells; ++cell) element.push_back(cell);
   for (size_t k = 0; k < r.pairing.pairs.size(); ++k) {
-    FilterCalibration fit;
     if (residual) {
-      std::vector<int64_t> element;
-      for (int64_t img = 0; img < images; ++img)
-        for (int64_t cell = 0; cell < cells; ++cell) element.push_back(cell);
-      fit = calibrate_residual_filter(a[k], b[k], skip[k], target[k], element, cells);
-    } else {
-      fit =
-          calibrate_filter(a[k], b[k], target[k], images, cells, fh * fw, r.pairing.pairs[k].scale);
+      if (partner && partner_pair[r.channel[k]] < 0) continue;
+      const auto fit =
+          partner ? calibrate_summed_filters({a[k], a2[k]}, rest[k], target[k], element, cells)
+                  : calibrate_summed_filters({a[k]}, rest[k], target[k], element, cells);
+      if (fit.fit < 0.9 || fit.scales.empty()) continue;
+      set_filter(r, k, fit.scales[0]);
+      r.bias[r.channel[k]] = fit.bias;  // the partner's share of the sum stays 0
+      ++r.calibrated;
+      if (partner) {
+        set_filter(*partner, partner_pair[r.channel[k]], fit.scales[1]);
+        ++partner->calibrated;
+      }
+      continue;
     }
+    const auto fit = calibrate_filter(a[k], rest[k], target[k], images, cells, fh * fw,
+                                      r.pairing.pairs[k].scale);
     if (fit.fit < 0.9) continue;
-    const FilterPair& p = r.pairing.pairs[k];
-    for (int64_t j = 0; j < dim; ++j)
-      r.filters[k * dim + j] = fit.scale * r.rows[p.real * dim + j] + r.rows[p.fake * dim + j];
+    set_filter(r, k, fit.scale);
     r.bias[r.channel[k]] = fit.bias;
     ++r.calibrated;
   }
@@ -677,10 +754,12 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
                     report.layers[l].confidence, rec[l].kind));
   }
 
-  // 3. Un-permute each paired layer by the next layer's input, across the recorded queries.
+  // 3. Un-permute each paired layer by the next layer's input, across the recorded queries, then
+  // calibrate (a projection shortcut needs its partner's channels: all are matched first).
   std::optional<size_t> output_layer;
+  std::vector<std::optional<size_t>> nexts(rec.size());
   for (size_t l = 0; l < rec.size(); ++l) {
-    const auto next = next_linear(part, l);
+    const auto next = nexts[l] = next_linear(part, l);
     if (!next) output_layer = l;  // the last one wins: it writes the logits
     Recovery& r = rec[l];
     if (r.kind != "paired" || !next) continue;
@@ -691,17 +770,31 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
       r.unpermuted = true;
       say(fmt::format("layer {} ({}): paired and matched from the activations", l,
                       report.layers[l].name));
-    } else {
-      std::vector<double> x, y;
-      const int64_t images = activation_samples(view, l, *next, r, n, grid, x, y);
-      if (images < 2) continue;
-      r.channel = match_channels(x, y, images * grid.first * grid.second, n);
-      r.unpermuted = true;
+      continue;
     }
-    calibrate_layer(view, part, l, *next, grid, r);
-    say(fmt::format("layer {} ({}): channels matched, {} of {} filters calibrated", l,
-                    report.layers[l].name, r.calibrated, n));
+    // An identity shortcut is in the view (the block's input): its contribution joins the filter's.
+    const auto residual = known_residual(part, l, *next);
+    std::optional<size_t> skip_layer;
+    if (residual && !residual->is_output) skip_layer = residual->layer;
+    std::vector<double> x, y, skip;
+    const int64_t images = activation_samples(view, l, *next, r, n, grid, x, y, skip_layer, skip);
+    if (images < 2) continue;
+    const int64_t samples = images * grid.first * grid.second;
+    r.channel = skip_layer ? match_channels_with_residual(x, skip, y, samples, n)
+                           : match_channels(x, y, samples, n);
+    r.unpermuted = true;
   }
+  for (size_t l = 0; l < rec.size(); ++l) {
+    if (rec[l].kind != "paired" || !rec[l].unpermuted || !nexts[l]) continue;
+    const int64_t n = report.layers[l].filters;
+    calibrate_layer(view, part, l, *nexts[l],
+                    next_grid(part.linear[l].layer, part.linear[*nexts[l]].layer, n), rec);
+  }
+  for (size_t l = 0; l < rec.size(); ++l)
+    if (rec[l].kind == "paired")
+      say(fmt::format("layer {} ({}): {}, {} of {} filters calibrated", l, report.layers[l].name,
+                      rec[l].unpermuted ? "channels matched" : "channel order unknown",
+                      rec[l].calibrated, report.layers[l].filters));
 
   // 4. Assemble: the surrogate (BN folded, as the partition sees the model) with every recovered
   // layer written in, with the calibrated biases (zero where calibration did not fit: biases are

@@ -52,4 +52,29 @@ std::vector<int64_t> match_channels(const std::vector<double>& x, const std::vec
   return max_score_assignment(pearson_matrix(x, y, images, n, n), n, n);
 }
 
+std::vector<int64_t> match_channels_with_residual(const std::vector<double>& x,
+                                                  const std::vector<double>& skip,
+                                                  const std::vector<double>& y, int64_t samples,
+                                                  int64_t n) {
+  if (samples < 1 || static_cast<int64_t>(x.size()) != samples * n ||
+      static_cast<int64_t>(skip.size()) != samples * n ||
+      static_cast<int64_t>(y.size()) != samples * n)
+    throw InvalidArgument("match_channels_with_residual: sizes do not match");
+  const auto sy = standardised_columns(y, samples, n);
+  std::vector<double> score(n * n), v(samples);
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t c = 0; c < n; ++c) {
+      double mean = 0;
+      for (int64_t i = 0; i < samples; ++i) mean += v[i] = x[i * n + k] + skip[i * n + c];
+      mean /= static_cast<double>(samples);
+      double vv = 0, vy = 0;
+      for (int64_t i = 0; i < samples; ++i) {
+        const double d = v[i] - mean;
+        vv += d * d, vy += d * sy[c * samples + i];
+      }
+      score[k * n + c] = vv > 0 ? vy / std::sqrt(vv) : 0;
+    }
+  return max_score_assignment(score, n, n);
+}
+
 }  // namespace veil::split

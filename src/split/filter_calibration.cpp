@@ -67,42 +67,76 @@ FilterCalibration calibrate_filter(const std::vector<double>& a, const std::vect
   return best;
 }
 
-FilterCalibration calibrate_residual_filter(const std::vector<double>& a,
-                                            const std::vector<double>& b,
-                                            const std::vector<double>& skip,
-                                            const std::vector<double>& next,
-                                            const std::vector<int64_t>& element, int64_t elements) {
-  const size_t n = next.size();
-  if (a.size() != n || b.size() != n || skip.size() != n || element.size() != n || elements < 1)
-    throw InvalidArgument("calibrate_residual_filter: sizes do not match");
+SummedCalibration calibrate_summed_filters(const std::vector<std::vector<double>>& a,
+                                           const std::vector<double>& rest,
+                                           const std::vector<double>& next,
+                                           const std::vector<int64_t>& element, int64_t elements) {
+  const size_t n = next.size(), k = a.size();
+  bool ok = k >= 1 && k <= 4 && rest.size() == n && element.size() == n && elements >= 1;
+  for (const auto& col : a) ok = ok && col.size() == n;
+  if (!ok) throw InvalidArgument("calibrate_summed_filters: sizes do not match");
   std::vector<double> lo(elements, std::numeric_limits<double>::infinity()), hi(elements, -lo[0]);
   for (size_t i = 0; i < n; ++i) {
     const int64_t e = element[i];
-    if (e < 0 || e >= elements) throw InvalidArgument("calibrate_residual_filter: bad element");
+    if (e < 0 || e >= elements) throw InvalidArgument("calibrate_summed_filters: bad element");
     lo[e] = std::min(lo[e], next[i]), hi[e] = std::max(hi[e], next[i]);
   }
   std::vector<char> active(n);
-  std::vector<double> count(elements, 0), mx(elements, 0), my(elements, 0);
+  std::vector<double> count(elements, 0), mx(elements * k, 0), my(elements, 0);
   for (size_t i = 0; i < n; ++i) {
     const int64_t e = element[i];
     active[i] = next[i] > lo[e] + 1e-6 * std::max(hi[e] - lo[e], 1e-12);
     if (!active[i]) continue;
-    count[e] += 1, mx[e] += a[i], my[e] += next[i] - skip[i] - b[i];
+    count[e] += 1, my[e] += next[i] - rest[i];
+    for (size_t j = 0; j < k; ++j) mx[e * k + j] += a[j][i];
   }
-  double xy = 0, xx = 0, yy = 0;
+  // Normal equations of the centred regression (k x k).
+  std::vector<double> g(k * k, 0), h(k, 0), x(k);
+  double yy = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!active[i]) continue;
     const int64_t e = element[i];
-    const double x = a[i] - mx[e] / count[e], y = next[i] - skip[i] - b[i] - my[e] / count[e];
-    xy += x * y, xx += x * x, yy += y * y;
+    const double y = next[i] - rest[i] - my[e] / count[e];
+    for (size_t j = 0; j < k; ++j) x[j] = a[j][i] - mx[e * k + j] / count[e];
+    for (size_t u = 0; u < k; ++u) {
+      h[u] += x[u] * y;
+      for (size_t v = 0; v < k; ++v) g[u * k + v] += x[u] * x[v];
+    }
+    yy += y * y;
   }
-  FilterCalibration c;
-  if (!(xx > 0) || !(yy > 0)) return c;
-  c.scale = xy / xx;
-  c.fit = xy * xy / (xx * yy);
+  SummedCalibration c;
+  if (!(yy > 0)) return c;
+  // Gaussian elimination with partial pivoting.
+  std::vector<double> s(h);
+  for (size_t col = 0; col < k; ++col) {
+    size_t piv = col;
+    for (size_t row = col + 1; row < k; ++row)
+      if (std::abs(g[row * k + col]) > std::abs(g[piv * k + col])) piv = row;
+    if (!(std::abs(g[piv * k + col]) > 0)) return c;
+    for (size_t v = 0; v < k; ++v) std::swap(g[col * k + v], g[piv * k + v]);
+    std::swap(s[col], s[piv]);
+    for (size_t row = col + 1; row < k; ++row) {
+      const double f = g[row * k + col] / g[col * k + col];
+      for (size_t v = col; v < k; ++v) g[row * k + v] -= f * g[col * k + v];
+      s[row] -= f * s[col];
+    }
+  }
+  for (size_t row = k; row-- > 0;) {
+    double t = s[row];
+    for (size_t v = row + 1; v < k; ++v) t -= g[row * k + v] * s[v];
+    s[row] = t / g[row * k + row];
+  }
+  double explained = 0;
+  for (size_t j = 0; j < k; ++j) explained += s[j] * h[j];
+  c.scales = s;
+  c.fit = explained / yy;
   std::vector<double> offsets;
-  for (size_t i = 0; i < n; ++i)
-    if (active[i]) offsets.push_back(next[i] - skip[i] - c.scale * a[i] - b[i]);
+  for (size_t i = 0; i < n; ++i) {
+    if (!active[i]) continue;
+    double v = next[i] - rest[i];
+    for (size_t j = 0; j < k; ++j) v -= s[j] * a[j][i];
+    offsets.push_back(v);
+  }
   std::nth_element(offsets.begin(), offsets.begin() + offsets.size() / 2, offsets.end());
   c.bias = offsets[offsets.size() / 2];
   return c;

@@ -48,11 +48,34 @@ TEST(FilterCalibration, RecoversAResidualFilterDespitePerElementOffsets) {
       next.push_back(std::max(s * a.back() + b.back() + bias + skip.back(), 0.0) + offset[e]);
       element.push_back(e);
     }
-  const auto c = calibrate_residual_filter(a, b, skip, next, element, elements);
-  EXPECT_NEAR(c.scale, s, 1e-9);
+  std::vector<double> rest(b);
+  for (size_t i = 0; i < rest.size(); ++i) rest[i] += skip[i];
+  const auto c = calibrate_summed_filters({a}, rest, next, element, elements);
+  ASSERT_EQ(c.scales.size(), 1u);
+  EXPECT_NEAR(c.scales[0], s, 1e-9);
   EXPECT_NEAR(c.bias, bias, 1e-9);
   EXPECT_NEAR(c.fit, 1, 1e-9);
-  EXPECT_THROW(calibrate_residual_filter(a, b, skip, {1.0}, element, elements), InvalidArgument);
+  EXPECT_THROW(calibrate_summed_filters({a}, rest, {1.0}, element, elements), InvalidArgument);
+}
+
+// A block whose shortcut is a projection: next = relu(s1 a1 + s2 a2 + rest + bias).
+TEST(FilterCalibration, SeparatesTwoSummedFilters) {
+  const int64_t images = 80, elements = 10;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> g(0, 1);
+  std::vector<double> a1, a2, rest, next;
+  std::vector<int64_t> element;
+  for (int64_t i = 0; i < images; ++i)
+    for (int64_t e = 0; e < elements; ++e) {
+      a1.push_back(g(rng)), a2.push_back(g(rng)), rest.push_back(g(rng));
+      next.push_back(std::max(1.5 * a1.back() + 0.6 * a2.back() + rest.back() + 0.1, 0.0));
+      element.push_back(e);
+    }
+  const auto c = calibrate_summed_filters({a1, a2}, rest, next, element, elements);
+  ASSERT_EQ(c.scales.size(), 2u);
+  EXPECT_NEAR(c.scales[0], 1.5, 1e-9);
+  EXPECT_NEAR(c.scales[1], 0.6, 1e-9);
+  EXPECT_NEAR(c.bias, 0.1, 1e-9);
 }
 
 }  // namespace

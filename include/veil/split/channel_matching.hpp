@@ -21,4 +21,12 @@ std::vector<double> pearson_matrix(const std::vector<double>& x, const std::vect
 std::vector<int64_t> match_channels(const std::vector<double>& x, const std::vector<double>& y,
                                     int64_t images, int64_t n);
 
+// The same when the trusted part adds a residual the attacker sees (the block's input) before the
+// ReLU: filter k at channel c contributes x_k + skip_c, so the score of (k, c) is the correlation
+// of x_k + skip_c with y_c. skip: [samples x n], like y.
+std::vector<int64_t> match_channels_with_residual(const std::vector<double>& x,
+                                                  const std::vector<double>& skip,
+                                                  const std::vector<double>& y, int64_t samples,
+                                                  int64_t n);
+
 }  // namespace veil::split

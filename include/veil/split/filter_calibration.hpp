@@ -25,17 +25,22 @@ FilterCalibration calibrate_filter(const std::vector<double>& a, const std::vect
                                    const std::vector<double>& next, int64_t images, int64_t cells,
                                    int64_t per_cell, double guess);
 
-// The same for a filter whose output is added to a residual before the ReLU (ResNet's second
-// convolution of a block): next = relu(s a + b + bias + skip) per element, with `skip` what the
-// attacker saw of the residual (the block's input, sent to its first convolution). Per-element
-// constants (mask errors) drop out of s by centring each element over its active samples (those
-// above the element's minimum); the bias is the median over the active samples, which the few
-// elements whose mask estimate is off do not move. a, b, skip, next, element: one value per
-// sample; element in [0, elements).
-FilterCalibration calibrate_residual_filter(const std::vector<double>& a,
-                                            const std::vector<double>& b,
-                                            const std::vector<double>& skip,
-                                            const std::vector<double>& next,
-                                            const std::vector<int64_t>& element, int64_t elements);
+// The same for filters whose outputs are summed with a residual before the ReLU (ResNet's block
+// end): next = relu(sum_j s_j a_j + rest + bias) per element, where `rest` holds what the attacker
+// knows exactly (the fake filters' outputs, the block's input when the shortcut is the identity,
+// which its first convolution received) and the a_j are the real slots' outputs of the layers
+// summed (one, or two with a projection shortcut). Per-element constants (mask errors) drop out of
+// the s_j by centring each element over its active samples (those above the element's minimum);
+// the bias is the median over the active samples, which the few elements whose mask estimate is
+// off do not move. Every vector holds one value per sample; element in [0, elements).
+struct SummedCalibration {
+  std::vector<double> scales;
+  double bias = 0;
+  double fit = 0;
+};
+SummedCalibration calibrate_summed_filters(const std::vector<std::vector<double>>& a,
+                                           const std::vector<double>& rest,
+                                           const std::vector<double>& next,
+                                           const std::vector<int64_t>& element, int64_t elements);
 
 }  // namespace veil::split
