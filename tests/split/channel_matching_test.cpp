@@ -6,6 +6,8 @@
 #include <numeric>
 #include <random>
 
+#include "veil/core/error.hpp"
+
 namespace veil::split {
 namespace {
 
@@ -37,6 +39,30 @@ TEST(ChannelMatching, RecoversAKnownPermutationThroughReluScaleAndMask) {
     }
   }
   EXPECT_EQ(match_channels(x, y, images, n), perm);
+}
+
+// A residual block's end: channel c of the next input is relu(pre of filter perm^-1(c) + skip_c),
+// the skip (the block's input, in the view) larger than the filter's own contribution and
+// correlated with other filters: without the skip, the matching goes wrong.
+TEST(ChannelMatching, RecoversAPermutationBehindAResidualAdd) {
+  const int64_t n = 16, samples = 400;
+  std::mt19937_64 rng(12);
+  std::normal_distribution<double> g(0, 1);
+  std::vector<int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<double> x(samples * n), skip(samples * n), y(samples * n);
+  for (int64_t i = 0; i < samples; ++i) {
+    for (int64_t c = 0; c < n; ++c) skip[i * n + c] = 3 * g(rng) + 2;
+    for (int64_t f = 0; f < n; ++f) {
+      // Filters follow the features the block's input carries, on other channels too.
+      x[i * n + f] = g(rng) + 0.5 * skip[i * n + perm[(f + 1) % n]];
+      const int64_t c = perm[f];
+      y[i * n + c] = std::max(x[i * n + f] + skip[i * n + c], 0.0) + 7.0 * c;  // + a mask
+    }
+  }
+  EXPECT_EQ(match_channels_with_residual(x, skip, y, samples, n), perm);
+  EXPECT_THROW(match_channels_with_residual(x, skip, {1.0}, samples, n), InvalidArgument);
 }
 
 TEST(ChannelMatching, PearsonOfKnownColumns) {
