@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "relu_activity.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::split {
@@ -14,16 +15,8 @@ ChannelSource explain_channel(const std::vector<double>& outputs, const std::vec
   const size_t n = target.size();
   if (slots < 2 || elements < 1 || element.size() != n || outputs.size() != n * slots)
     throw InvalidArgument("explain_channel: sizes do not match");
-  std::vector<double> lo(elements, std::numeric_limits<double>::infinity()), hi(elements, -lo[0]);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t e = element[i];
-    if (e < 0 || e >= elements) throw InvalidArgument("explain_channel: element out of range");
-    lo[e] = std::min(lo[e], target[i]), hi[e] = std::max(hi[e], target[i]);
-  }
-  auto active = [&](size_t i) {
-    const int64_t e = element[i];
-    return target[i] > lo[e] + 1e-6 * std::max(hi[e] - lo[e], 1e-12);
-  };
+  const auto is_active = above_element_minimum(target, element, elements, "explain_channel");
+  auto active = [&](size_t i) { return is_active[i] != 0; };
   // Per-element means over the active samples.
   std::vector<double> count(elements, 0), mt(elements, 0), mo(elements * slots, 0);
   for (size_t i = 0; i < n; ++i) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "relu_activity.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::split {
@@ -75,18 +76,11 @@ SummedCalibration calibrate_summed_filters(const std::vector<std::vector<double>
   bool ok = k >= 1 && k <= 4 && rest.size() == n && element.size() == n && elements >= 1;
   for (const auto& col : a) ok = ok && col.size() == n;
   if (!ok) throw InvalidArgument("calibrate_summed_filters: sizes do not match");
-  std::vector<double> lo(elements, std::numeric_limits<double>::infinity()), hi(elements, -lo[0]);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t e = element[i];
-    if (e < 0 || e >= elements) throw InvalidArgument("calibrate_summed_filters: bad element");
-    lo[e] = std::min(lo[e], next[i]), hi[e] = std::max(hi[e], next[i]);
-  }
-  std::vector<char> active(n);
+  const auto active = above_element_minimum(next, element, elements, "calibrate_summed_filters");
   std::vector<double> count(elements, 0), mx(elements * k, 0), my(elements, 0);
   for (size_t i = 0; i < n; ++i) {
-    const int64_t e = element[i];
-    active[i] = next[i] > lo[e] + 1e-6 * std::max(hi[e] - lo[e], 1e-12);
     if (!active[i]) continue;
+    const int64_t e = element[i];
     count[e] += 1, my[e] += next[i] - rest[i];
     for (size_t j = 0; j < k; ++j) mx[e * k + j] += a[j][i];
   }
