@@ -402,7 +402,7 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
   const int64_t slots = seen.output_shape.at(0), positions = oh * ow;
   const auto mask_next = estimated_mask(view, part, next);
   const auto residual = known_residual(part, l, next);
-  if (residual && (cells != positions ||
+  if (residual && ((residual->is_output && cells != positions) ||
                    (residual->is_output
                         ? part.linear[residual->layer].layer.output_shape
                         : part.linear[residual->layer].layer.input_shape) != layer.output_shape))
@@ -461,12 +461,13 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
                 };
                 a2[k].push_back(seen2(q.real));
                 rest[k].back() += seen2(q.fake);
+              } else if (residual) {  // the block's input, position by position
+                rest[k].back() += res.v[(img * n + c) * positions + pos] -
+                                  (mask_skip.empty() ? 0 : mask_skip[c * positions + pos]);
               }
             }
           const int64_t e = c * cells + cell;
           target[k].push_back(in.v[img * features + e] - (mask_next.empty() ? 0 : mask_next[e]));
-          if (residual && !residual->is_output)
-            rest[k].back() += res.v[img * features + e] - (mask_skip.empty() ? 0 : mask_skip[e]);
         }
       }
     images += batch;
@@ -484,6 +485,15 @@ void calibrate_layer(const Transcript& view, const Partition& part, size_t l, si
   for (int64_t img = 0; img < images && residual; ++img)
     for (int64_t cell = 0; cell < cells; ++cell) element.push_back(cell);
   for (size_t k = 0; k < r.pairing.pairs.size(); ++k) {
+    if (residual && cells != positions) {  // pooled after the add: mean of the ReLU
+      const auto fit = calibrate_mean_pooled_filter(a[k], rest[k], target[k], images * cells,
+                                                    fh * fw, r.pairing.pairs[k].scale);
+      if (fit.fit < 0.9) continue;
+      set_filter(r, k, fit.scale);
+      r.bias[r.channel[k]] = fit.bias;
+      ++r.calibrated;
+      continue;
+    }
     if (residual) {
       if (partner && partner_pair[r.channel[k]] < 0) continue;
       const auto fit =

@@ -68,6 +68,66 @@ FilterCalibration calibrate_filter(const std::vector<double>& a, const std::vect
   return best;
 }
 
+FilterCalibration calibrate_mean_pooled_filter(const std::vector<double>& a,
+                                               const std::vector<double>& rest,
+                                               const std::vector<double>& next, int64_t samples,
+                                               int64_t per_cell, double guess) {
+  if (samples < 2 || per_cell < 1 || static_cast<int64_t>(next.size()) != samples ||
+      static_cast<int64_t>(a.size()) != samples * per_cell || rest.size() != a.size() ||
+      !(guess > 0))
+    throw InvalidArgument("calibrate_mean_pooled_filter: sizes do not match");
+  double mean_next = 0, var_next = 0;
+  for (double v : next) mean_next += v / static_cast<double>(samples);
+  for (double v : next) var_next += (v - mean_next) * (v - mean_next);
+  FilterCalibration best;
+  best.fit = -1e300;
+  if (!(var_next > 0)) return best;
+  std::vector<double> z(a.size()), model(samples), sorted;
+  auto score = [&](double bias) {  // on z: 1 - residual variance / variance, mask absorbed
+    double mean_d = 0;
+    for (int64_t i = 0; i < samples; ++i) {
+      double m = 0;
+      for (int64_t p = 0; p < per_cell; ++p) m += std::max(z[i * per_cell + p] + bias, 0.0);
+      model[i] = m / static_cast<double>(per_cell);
+      mean_d += (next[i] - model[i]) / static_cast<double>(samples);
+    }
+    double err = 0;
+    for (int64_t i = 0; i < samples; ++i)
+      err += (next[i] - model[i] - mean_d) * (next[i] - model[i] - mean_d);
+    return 1 - err / var_next;
+  };
+  const int steps = 45, bias_steps = 25;
+  for (int k = 0; k < steps; ++k) {
+    const double s = guess * std::exp(std::log(3.0) * (2.0 * k / (steps - 1) - 1));
+    for (size_t j = 0; j < a.size(); ++j) z[j] = s * a[j] + rest[j];
+    sorted = z;
+    std::sort(sorted.begin(), sorted.end());
+    const double lo = -sorted[sorted.size() * 98 / 100], hi = -sorted[sorted.size() * 2 / 100];
+    for (int t = 0; t < bias_steps; ++t) {
+      const double bias = lo + (hi - lo) * t / (bias_steps - 1);
+      const double f = score(bias);
+      if (f > best.fit) best.fit = f, best.scale = s, best.bias = bias;
+    }
+  }
+  // Refine around the best point on a grid 10 times finer.
+  const FilterCalibration coarse = best;
+  const double ds = std::log(3.0) * 2.0 / (steps - 1);
+  for (int k = -5; k <= 5; ++k) {
+    const double s = coarse.scale * std::exp(ds * k / 5.0);
+    for (size_t j = 0; j < a.size(); ++j) z[j] = s * a[j] + rest[j];
+    sorted = z;
+    std::sort(sorted.begin(), sorted.end());
+    const double span =
+        (sorted[sorted.size() * 98 / 100] - sorted[sorted.size() * 2 / 100]) / (bias_steps - 1);
+    for (int t = -5; t <= 5; ++t) {
+      const double bias = coarse.bias + span * t / 5.0;
+      const double f = score(bias);
+      if (f > best.fit) best.fit = f, best.scale = s, best.bias = bias;
+    }
+  }
+  return best;
+}
+
 SummedCalibration calibrate_summed_filters(const std::vector<std::vector<double>>& a,
                                            const std::vector<double>& rest,
                                            const std::vector<double>& next,

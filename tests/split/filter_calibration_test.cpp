@@ -58,6 +58,27 @@ TEST(FilterCalibration, RecoversAResidualFilterDespitePerElementOffsets) {
   EXPECT_THROW(calibrate_summed_filters({a}, rest, {1.0}, element, elements), InvalidArgument);
 }
 
+// The end of a network: next = mean over 16 positions of relu(s a + rest + bias) + a mask.
+TEST(FilterCalibration, RecoversAFilterBehindAveragePooling) {
+  const int64_t samples = 150, per_cell = 16;
+  std::mt19937_64 rng(6);
+  std::normal_distribution<double> g(0, 1);
+  const double s = 0.8, bias = -0.3;
+  std::vector<double> a, rest, next;
+  for (int64_t i = 0; i < samples; ++i) {
+    double m = 0;
+    for (int64_t p = 0; p < per_cell; ++p) {
+      a.push_back(g(rng)), rest.push_back(0.5 * g(rng) + 0.2);
+      m += std::max(s * a.back() + rest.back() + bias, 0.0) / per_cell;
+    }
+    next.push_back(m + 4.0);
+  }
+  const auto c = calibrate_mean_pooled_filter(a, rest, next, samples, per_cell, 1.2);
+  EXPECT_NEAR(c.scale, s, 0.02);
+  EXPECT_NEAR(c.bias, bias, 0.05);
+  EXPECT_GT(c.fit, 0.99);
+}
+
 // A block whose shortcut is a projection: next = relu(s1 a1 + s2 a2 + rest + bias).
 TEST(FilterCalibration, SeparatesTwoSummedFilters) {
   const int64_t images = 80, elements = 10;

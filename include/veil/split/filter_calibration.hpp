@@ -25,6 +25,15 @@ FilterCalibration calibrate_filter(const std::vector<double>& a, const std::vect
                                    const std::vector<double>& next, int64_t images, int64_t cells,
                                    int64_t per_cell, double guess);
 
+// The same when the next layer receives the mean over each cell of relu(s a + rest + bias) (a
+// residual add, then average pooling before the classifier): a search over s (log grid around
+// `guess`) and bias (over the range of -(s a + rest)); a constant per sample row (the next layer's
+// mask) is allowed for. a, rest: [samples x per_cell]; next: [samples].
+FilterCalibration calibrate_mean_pooled_filter(const std::vector<double>& a,
+                                               const std::vector<double>& rest,
+                                               const std::vector<double>& next, int64_t samples,
+                                               int64_t per_cell, double guess);
+
 // The same for filters whose outputs are summed with a residual before the ReLU (ResNet's block
 // end): next = relu(sum_j s_j a_j + rest + bias) per element, where `rest` holds what the attacker
 // knows exactly (the fake filters' outputs, the block's input when the shortcut is the identity,
