@@ -823,7 +823,9 @@ AttackReport steal_model(const model::Model& victim, const Transcript& view,
   for (size_t l = 0; l < rec.size(); ++l)
     if (rec[l].kind == "paired")
       say(fmt::format("layer {} ({}): {}, {} of {} filters calibrated", l, report.layers[l].name,
-                      rec[l].unpermuted ? "channels matched" : "channel order unknown",
+                      rec[l].unpermuted                    ? "channels matched"
+                      : output_layer && l == *output_layer ? "output layer, order from the labels"
+                                                           : "channel order unknown",
                       rec[l].calibrated, report.layers[l].filters));
 
   // 4. Assemble: the surrogate (BN folded, as the partition sees the model) with every recovered
