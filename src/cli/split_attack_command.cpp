@@ -25,7 +25,7 @@ struct AttackArgs {
   std::string data = "fashion-mnist";
   std::string scheme = "shadownet";
   std::string transcript;
-  int64_t queries = 512;
+  int64_t queries = 256;
   int64_t batch = 64;
   int64_t limit = 0;
   split::AttackOptions options;
@@ -169,7 +169,8 @@ void add_split_attack_command(CLI::App& split) {
   cmd->add_option("--threads", a->options.threads, "Kernel threads")->check(in_range(1, 256));
   cmd->add_option("--seed", a->options.seed, "Which images the attacker holds, its training");
   cmd->add_option("--transcript", a->transcript,
-                  "A recorded view (veil split serve --role accelerator --transcript)");
+                  "A recorded view (veil split serve --role accelerator --transcript); not "
+                  "readable yet: the option is refused");
   cmd->add_flag("--json", a->json, "Machine-readable report on stdout");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->callback([a] { run_attack(*a); });
