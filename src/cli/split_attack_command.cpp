@@ -15,6 +15,7 @@
 #include "veil/split/attack.hpp"
 #include "veil/split/pipeline.hpp"
 #include "veil/split/transcript.hpp"
+#include "veil/split/transcript_file.hpp"
 
 namespace veil::cli {
 
@@ -25,6 +26,7 @@ struct AttackArgs {
   std::string data = "fashion-mnist";
   std::string scheme = "shadownet";
   std::string transcript;
+  bool scheme_given = false;  // --scheme on the command line (checked against a transcript's)
   int64_t queries = 256;
   int64_t batch = 64;
   int64_t limit = 0;
@@ -123,14 +125,19 @@ void run_attack(AttackArgs& a) {
   if (!a.quiet && !a.json)
     a.options.progress = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   split::Transcript view;
-  if (!a.transcript.empty())
-    throw Unsupported(
-        "--transcript: reading a recorded transcript file is not in this build; "
-        "leave it out to record the view from an in-process run");
-  if (!a.quiet && !a.json)
-    fmt::print(stderr, "recording the accelerator's view of {} queries under {}\n", a.queries,
-               a.scheme);
-  view = record_view(victim, train, a);
+  if (!a.transcript.empty()) {
+    // The view an accelerator recorded (`split serve --role accelerator --transcript` or
+    // `split run --transcript`): the attack then uses exactly what crossed the channel.
+    view = split::read_transcript(a.transcript);
+    if (a.scheme_given && view.scheme != a.scheme)
+      throw InvalidArgument("--transcript " + a.transcript + " was recorded under " + view.scheme +
+                            ", not " + a.scheme);
+  } else {
+    if (!a.quiet && !a.json)
+      fmt::print(stderr, "recording the accelerator's view of {} queries under {}\n", a.queries,
+                 a.scheme);
+    view = record_view(victim, train, a);
+  }
   const auto report = split::steal_model(victim, view, train, test, a.options);
   if (a.json)
     print_json(to_json(report));
@@ -169,11 +176,14 @@ void add_split_attack_command(CLI::App& split) {
   cmd->add_option("--threads", a->options.threads, "Kernel threads")->check(in_range(1, 256));
   cmd->add_option("--seed", a->options.seed, "Which images the attacker holds, its training");
   cmd->add_option("--transcript", a->transcript,
-                  "A recorded view (veil split serve --role accelerator --transcript); not "
-                  "readable yet: the option is refused");
+                  "Attack a recorded view (.vtrs from `split run|serve --transcript`) instead of "
+                  "recording one in process");
   cmd->add_flag("--json", a->json, "Machine-readable report on stdout");
   cmd->add_flag("--quiet", a->quiet, "No progress output");
-  cmd->callback([a] { run_attack(*a); });
+  cmd->callback([a, cmd] {
+    a->scheme_given = cmd->count("--scheme") > 0;
+    run_attack(*a);
+  });
 }
 
 }  // namespace veil::cli
