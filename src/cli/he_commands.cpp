@@ -151,6 +151,7 @@ void run_bench_cmd(size_t n, int threads, int reps, bool json) {
     j["poly_degree"] = n;
     j["threads"] = threads;
     j["reps"] = reps;
+    j["kernels"] = he::kernel_description();
     nlohmann::json ops = nlohmann::json::object(), cpu = nlohmann::json::object();
     for (const auto& r : results) {
       ops[r.op] = r.median_ms;
@@ -162,7 +163,7 @@ void run_bench_cmd(size_t n, int threads, int reps, bool json) {
     return;
   }
   std::cout << "CKKS N=" << n << ", " << threads << " thread(s), median of " << reps
-            << " runs, milliseconds\n";
+            << " runs, milliseconds, kernels " << he::kernel_description() << "\n";
   std::cout << "  operation                           wall       cpu (all threads)\n";
   for (const auto& r : results) {
     std::cout << "  " << r.op;

@@ -11,6 +11,7 @@
 
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/memory_budget.hpp"
 #include "veil/core/printable.hpp"
@@ -75,6 +76,17 @@ int main(int argc, char** argv) {
         }
       },
       "Refuse a model run planned to need more memory, e.g. 2G (default: a quarter of RAM)");
+  app.add_option_function<std::string>(
+      "--kernels",
+      [](const std::string& s) {
+        try {
+          veil::set_kernel_path(veil::parse_kernel_path(s));
+        } catch (const veil::InvalidArgument& e) {
+          throw CLI::ValidationError("--kernels", e.what());  // a usage error: exit 2
+        }
+      },
+      "Vector kernels to use at most: scalar, avx2 or avx512 (default: the best this CPU has, "
+      "or VEIL_KERNELS)");
   veil::cli::add_core_commands(app);
   veil::cli::add_lock_commands(app);
   veil::cli::add_mpc_commands(app);
@@ -82,6 +94,7 @@ int main(int argc, char** argv) {
   veil::cli::add_relu_commands(app);
   veil::cli::add_split_commands(app);
   try {
+    veil::check_kernel_environment();
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help, --help-all, --version: their text on stdout, exit 0

@@ -8,6 +8,7 @@
 #include "common.hpp"
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
@@ -15,6 +16,7 @@
 #include "veil/core/printable.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
+#include "veil/mpc/kernels/z67.hpp"
 #include "veil/mpc/local_run.hpp"
 #include "veil/mpc/network/link_profile.hpp"
 #include "veil/mpc/network/tls.hpp"
@@ -164,8 +166,9 @@ void print_run(const mpc::LocalRunResult& r) {
   std::cout << (r.link.enabled() ? fmt::format("link: {} ({}), emulated in-process\n",
                                                r.link.spec(), r.link.describe())
                                  : std::string("link: loopback, not shaped\n"));
-  std::cout << fmt::format("kernels: ring GEMM {}, PrivateCompare {}\n",
-                           mpc::gemm_u64_kernel_name(), mpc::compare_kernel_name());
+  std::cout << fmt::format("kernels: path {}, ring GEMM {}, PrivateCompare {}, Z_67 {}\n",
+                           kernel_path_name(kernel_path()), mpc::gemm_u64_kernel_name(),
+                           mpc::compare_kernel_name(), mpc::z67_kernel_name());
   std::cout << fmt::format(
       "secure top-1 = plaintext top-1 on {}/{} images ({:.2f} %), max |logit diff| {:.4g}\n",
       r.agreeing_images, n, 100.0 * r.agreement(), r.max_logit_diff);

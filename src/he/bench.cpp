@@ -5,6 +5,7 @@
 #include <ctime>
 #include <functional>
 
+#include "kernels.hpp"
 #include "veil/core/error.hpp"
 #include "veil/he/he.hpp"
 
@@ -41,6 +42,8 @@ double median(std::vector<double> v) {
 }
 
 }  // namespace
+
+std::string kernel_description() { return isa_name(active_isa()); }
 
 std::vector<BenchResult> run_bench(size_t n, int threads, int reps) {
   if (reps < 1 || reps > 10000) throw InvalidArgument("he bench: reps must be in [1, 10000]");

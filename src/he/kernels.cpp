@@ -8,31 +8,57 @@
 
 namespace veil::he {
 
+bool isa_supported(Isa isa) {
+  const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+    case Isa::kAvx2:
+      return f.avx2 && f.fma;
+    case Isa::kAvx512:
+      return f.avx512f && f.avx512dq && f.avx512vl && f.avx512ifma;
+  }
+  return false;
+}
+
 Isa detected_isa() {
-  static const Isa isa = [] {
-    const CpuFeatures& f = cpu_features();
-    return f.avx512f && f.avx512dq && f.avx512vl && f.avx512ifma ? Isa::kAvx512 : Isa::kScalar;
-  }();
+  static const Isa isa = isa_supported(Isa::kAvx512) ? Isa::kAvx512
+                         : isa_supported(Isa::kAvx2) ? Isa::kAvx2
+                                                     : Isa::kScalar;
   return isa;
 }
 
 Isa active_isa() {
-  static const Isa isa = [] {
+  static const bool force_scalar = [] {
     const char* env = std::getenv("VEIL_HE_SCALAR");
-    if (env && *env && *env != '0') return Isa::kScalar;
-    return detected_isa();
+    return env && *env && *env != '0';
   }();
-  return isa;
+  if (force_scalar) return Isa::kScalar;
+  // Read every call: --kernels may be set after the first context was made (tests switch it).
+  const KernelPath path = kernel_path();
+  if (path >= KernelPath::Avx512 && isa_supported(Isa::kAvx512)) return Isa::kAvx512;
+  if (path >= KernelPath::Avx2 && isa_supported(Isa::kAvx2)) return Isa::kAvx2;
+  return Isa::kScalar;
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::kAvx512 ? "avx512-ifma" : "scalar"; }
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512-ifma";
+  }
+  return "?";
+}
 
 namespace kernels {
 
 namespace {
 // Vector kernels need whole vectors and a CPU that has them.
 bool use_avx512(Isa isa, size_t n) {
-  return isa == Isa::kAvx512 && detected_isa() == Isa::kAvx512 && n % 8 == 0;
+  return isa == Isa::kAvx512 && isa_supported(Isa::kAvx512) && n % 8 == 0;
 }
 
 // 128-bit lazy accumulation: products are below 2^122, so 32 of them cannot overflow.

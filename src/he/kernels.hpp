@@ -1,9 +1,10 @@
 // Vector kernels behind the NTT and the RNS pointwise operations, selected at run time.
 //
-// The library is built for x86-64-v2 (no AVX), so the AVX-512 kernels are compiled with function
-// target attributes and picked by `active_isa()` from the CPU flags (AVX-512 F/DQ/VL/IFMA). Every
-// kernel returns canonical residues in [0, q), so all implementations give bit-identical output
-// (tested). Setting the environment variable VEIL_HE_SCALAR=1 forces the scalar kernels.
+// The library is built for x86-64-v2 (no AVX), so the vector kernels are compiled with function
+// target attributes and picked by `active_isa()` from the CPU flags (AVX-512 F/DQ/VL/IFMA, or
+// AVX2 + FMA) within the kernel path the user allows (core/cpu.hpp: `--kernels`, VEIL_KERNELS).
+// Every kernel returns canonical residues in [0, q), so all implementations give bit-identical
+// output (tested). VEIL_HE_SCALAR=1 (older spelling) forces the scalar kernels for CKKS only.
 //
 // AVX-512 arithmetic: for primes q < 2^50 the IFMA52 instructions give exact 52x52-bit products
 // (Shoup's multiplication with a 2^52 radix, as in Intel HEXL, Boemer et al., WAHC 2021); for
@@ -17,13 +18,15 @@
 
 namespace veil::he {
 
-enum class Isa { kScalar = 0, kAvx512 = 1 };
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
-// What the CPU supports (ignores VEIL_HE_SCALAR).
+// The best kernel set the CPU supports (ignores the kernel path and VEIL_HE_SCALAR).
 Isa detected_isa();
-// What the kernels use: detected_isa() unless VEIL_HE_SCALAR is set.
+// Whether the CPU can run the kernels of `isa` (tests run every one that is).
+bool isa_supported(Isa isa);
+// What the kernels use: the best supported set within kernel_path(), scalar if VEIL_HE_SCALAR.
 Isa active_isa();
-const char* isa_name(Isa isa);
+const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512-ifma"
 
 // True if the IFMA52 path applies to q (Harvey's lazy forms need 4q < 2^52).
 inline bool ifma_friendly(uint64_t q) { return q < (uint64_t{1} << 50); }

@@ -53,7 +53,7 @@ NttTables::NttTables(const Modulus& modulus, size_t n) : mod_(modulus), n_(n) {
 
 // The vector kernels regroup butterflies in blocks of 16 coefficients.
 void NttTables::forward(uint64_t* a, Isa isa) const {
-  if (isa == Isa::kAvx512 && detected_isa() == Isa::kAvx512 && n_ >= 16) {
+  if (isa == Isa::kAvx512 && isa_supported(Isa::kAvx512) && n_ >= 16) {
     avx512::ntt_forward(a, n_, mod_.value, roots_.data(),
                         ifma_ ? roots_shoup52_.data() : roots_shoup_.data(), ifma_);
     return;
@@ -62,7 +62,7 @@ void NttTables::forward(uint64_t* a, Isa isa) const {
 }
 
 void NttTables::inverse(uint64_t* a, Isa isa) const {
-  if (isa == Isa::kAvx512 && detected_isa() == Isa::kAvx512 && n_ >= 16) {
+  if (isa == Isa::kAvx512 && isa_supported(Isa::kAvx512) && n_ >= 16) {
     if (ifma_) {
       avx512::ntt_inverse(a, n_, mod_.value, inv_roots_.data(), inv_roots_shoup52_.data(), inv_n_,
                           inv_n_shoup52_, last_w_, last_w_shoup52_, true);

@@ -17,12 +17,14 @@
 #include <map>
 #include <thread>
 
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/signals.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
+#include "veil/mpc/kernels/z67.hpp"
 #include "veil/mpc/network/tcp_channel.hpp"
 #include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/protocols/private_compare.hpp"
@@ -514,8 +516,10 @@ json LocalRunResult::to_json() const {
   out["drelu"] = {{"num_lsb_to_ignore", drelu.num_lsb_to_ignore},
                   {"comparison_bits_ignored", drelu.comparison_bits_ignored}};
   out["tls"] = tls;
-  out["kernels"] = {{"ring_gemm", gemm_u64_kernel_name()},
-                    {"private_compare", compare_kernel_name()}};
+  out["kernels"] = {{"path", kernel_path_name(kernel_path())},
+                    {"ring_gemm", gemm_u64_kernel_name()},
+                    {"private_compare", compare_kernel_name()},
+                    {"z67", z67_kernel_name()}};
   out["link"] = {{"profile", link.spec()},
                  {"emulated", link.enabled()},
                  {"description", link.describe()},

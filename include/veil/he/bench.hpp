@@ -19,6 +19,10 @@ struct BenchResult {
 // The reference parameters for ring dimension 8192 or 16384 (InvalidArgument otherwise).
 CkksParameters bench_parameters(size_t n);
 
+// The CKKS kernels in use, e.g. "avx2 (NTT: avx2 for every prime)" -- what the benchmark's
+// rows measure (core/cpu.hpp's kernel path within this CPU's extensions).
+std::string kernel_description();
+
 // Runs every operation `reps` times (after one warm-up) with `threads` threads.
 std::vector<BenchResult> run_bench(size_t n, int threads, int reps);
 

@@ -121,7 +121,14 @@ std::vector<MinPlusKernel> available_min_plus_kernels() {
 }
 
 MinPlusKernel best_min_plus_kernel() {
-  static const MinPlusKernel best = available_min_plus_kernels().back();
+  // The best kernel within the user's kernel path (--kernels, VEIL_KERNELS).
+  MinPlusKernel best = MinPlusKernel::Scalar;
+  for (MinPlusKernel k : available_min_plus_kernels()) {
+    const KernelPath need = k == MinPlusKernel::Avx512 ? KernelPath::Avx512
+                            : k == MinPlusKernel::Avx2 ? KernelPath::Avx2
+                                                       : KernelPath::Scalar;
+    if (kernel_path_allows(need)) best = k;
+  }
   return best;
 }
 

@@ -149,10 +149,12 @@ bool avx512_usable() { return cpu_features().avx512f && cpu_features().avx512dq;
 // the vector units.
 RingGemmKernel resolve(RingGemmKernel want, int64_t m, int64_t n, int64_t k) {
   if (want != RingGemmKernel::Auto) return want;
-  if (ring_gemm_kernel_available(RingGemmKernel::Amx) && m > 8 && n > 8 && k >= 64)
+  // AMX and AVX-512 only within the kernel path the user allows (--kernels, VEIL_KERNELS).
+  const bool wide = kernel_path_allows(KernelPath::Avx512);
+  if (wide && ring_gemm_kernel_available(RingGemmKernel::Amx) && m > 8 && n > 8 && k >= 64)
     return RingGemmKernel::Amx;
-  return ring_gemm_kernel_available(RingGemmKernel::Avx512) ? RingGemmKernel::Avx512
-                                                            : RingGemmKernel::Portable;
+  return wide && ring_gemm_kernel_available(RingGemmKernel::Avx512) ? RingGemmKernel::Avx512
+                                                                    : RingGemmKernel::Portable;
 }
 
 // C[:, j_begin:j_end] (+)= A * B[:, j_begin:j_end]
@@ -289,7 +291,7 @@ void Conv2dGeometry::validate() const {
 void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
                 int threads) {
   g.validate();
-  if (detail::conv2d_u64_amx_suits(g)) {
+  if (kernel_path_allows(KernelPath::Avx512) && detail::conv2d_u64_amx_suits(g)) {
     detail::conv2d_u64_amx(g, x, w, y, threads);
     return;
   }

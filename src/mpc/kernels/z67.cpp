@@ -15,7 +15,7 @@ namespace {
 
 bool vbmi2_usable() {
   const CpuFeatures& f = cpu_features();
-  return f.avx512f && f.avx512bw && f.avx512vbmi2;
+  return f.avx512f && f.avx512bw && f.avx512vbmi2 && kernel_path_allows(KernelPath::Avx512);
 }
 
 // 64 candidate bytes -> the accepted ones (b < limit, in order) reduced mod bound, stored at
@@ -318,7 +318,8 @@ VEIL_Z67_AVX512 bool unpack_blocks_avx512(const uint8_t* p, size_t blocks, uint8
 bool use_avx512(Z67Kernel kernel) {
   if (kernel == Z67Kernel::Avx512 && !avx512_vbmi_usable())
     throw InvalidArgument("Z_67 packing: AVX-512 VBMI kernel not available on this machine");
-  return kernel == Z67Kernel::Avx512 || (kernel == Z67Kernel::Auto && avx512_vbmi_usable());
+  return kernel == Z67Kernel::Avx512 || (kernel == Z67Kernel::Auto && avx512_vbmi_usable() &&
+                                         kernel_path_allows(KernelPath::Avx512));
 }
 
 }  // namespace
@@ -331,7 +332,9 @@ bool z67_kernel_available(Z67Kernel kernel) {
   return kernel != Z67Kernel::Avx512 || avx512_vbmi_usable();
 }
 
-const char* z67_kernel_name() { return avx512_vbmi_usable() ? "avx512vbmi" : "scalar"; }
+const char* z67_kernel_name() {
+  return avx512_vbmi_usable() && kernel_path_allows(KernelPath::Avx512) ? "avx512vbmi" : "scalar";
+}
 
 Bytes pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits) {
   const size_t blocks = use_avx512(kernel) ? digits.size() / kBlockDigits : 0;

@@ -199,7 +199,8 @@ bool use_avx512(int m, CompareKernel kernel) {
   if (m < 1 || m > 63) throw InvalidArgument("PrivateCompare: m must be in [1, 63]");
   if (!compare_kernel_available(kernel))
     throw InvalidArgument("PrivateCompare: AVX-512BW kernel not available on this machine");
-  return kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable());
+  return kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable() &&
+                                             kernel_path_allows(KernelPath::Avx512));
 }
 
 }  // namespace
@@ -232,7 +233,9 @@ void private_compare_any_zero(int m, size_t n, const uint8_t* dc, const uint8_t*
   }
 }
 
-const char* compare_kernel_name() { return avx512_usable() ? "avx512bw" : "scalar"; }
+const char* compare_kernel_name() {
+  return avx512_usable() && kernel_path_allows(KernelPath::Avx512) ? "avx512bw" : "scalar";
+}
 
 void private_compare_digits(int m, bool client, size_t n, const uint64_t* r, const uint8_t* beta,
                             const uint8_t* xs, const uint8_t* sv, const uint8_t* uv,
