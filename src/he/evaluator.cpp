@@ -20,7 +20,8 @@ constexpr double kScaleTolerance = 1.0 / 65536;
 // allocations in every key switch cost page faults (~7% of a relinearisation at N = 8192).
 // Slots: 0 coefficient copy (decompose), 1-2 the inner-product accumulators (keyswitch),
 // 3 per-task temporaries (only ever used inside one parallel_for task), 4 rescale input.
-enum ScratchSlot { kCoeff = 0, kAcc0, kAcc1, kTask, kRescale, kSlots };
+// 5 the permuted c1 of a single rotation.
+enum ScratchSlot { kCoeff = 0, kAcc0, kAcc1, kTask, kRescale, kGalois, kSlots };
 
 uint64_t* scratch(ScratchSlot slot, size_t words) {
   thread_local PolyVector buffers[kSlots];
@@ -559,12 +560,12 @@ Plaintext Evaluator::mod_drop_to(const Plaintext& p, size_t level) const {
 // Galois automorphisms.
 
 Ciphertext Evaluator::galois_with(const Ciphertext& a, const Decomposed& d, uint32_t g,
-                                  const KeySwitchKey& key) const {
+                                  const KeySwitchKey& key, bool permuted) const {
   const size_t n = ctx_->n();
   const size_t level = a.level();
   const auto& perm = ctx_->galois_permutation(g);
   Ciphertext out(a.context_id(), n, 2, level, a.scale(), kNoInit);
-  keyswitch(d, key, perm.data(), out.poly(0), out.poly(1));
+  keyswitch(d, key, permuted ? nullptr : perm.data(), out.poly(0), out.poly(1));
   const Isa isa = active_isa();
   ctx_->pool().parallel_for(level + 1, [&](size_t i) {
     kernels::add_mod(isa, out.limb(0, i), a.limb(0, i), out.limb(0, i), perm.data(),
@@ -579,8 +580,22 @@ Ciphertext Evaluator::apply_galois(const Ciphertext& a, uint32_t g, const Galois
   if (a.size() != 2) throw InvalidArgument("rotate: relinearize first");
   const KeySwitchKey& key = gk.key(g);
   check_key(key);
-  Decomposed d = decompose(a.poly(1), a.level(), std::move(digit_storage()));
-  Ciphertext out = galois_with(a, d, g, key);
+  // One rotation permutes c1 before decomposing it (as SEAL does), so that the inner product
+  // reads every digit limb in order instead of gathering digits x limbs words through the
+  // permutation: level + 1 gathered limbs instead of digits * (level + 1 + K). The result is the
+  // same bit for bit: in the NTT domain the automorphism is a permutation of the evaluation
+  // points, in coefficients a signed permutation, and the centred digit lift commutes with
+  // negation (lift(s - x) = -lift(x) for an odd modulus s).
+  const size_t n = ctx_->n(), level = a.level();
+  const uint32_t* perm = ctx_->galois_permutation(g).data();
+  uint64_t* c1 = scratch(kGalois, (level + 1) * n);
+  ctx_->pool().parallel_for(level + 1, [&](size_t i) {
+    const uint64_t* x = a.limb(1, i);
+    uint64_t* y = c1 + i * n;
+    for (size_t c = 0; c < n; ++c) y[c] = x[perm[c]];
+  });
+  Decomposed d = decompose(c1, level, std::move(digit_storage()));
+  Ciphertext out = galois_with(a, d, g, key, true);
   digit_storage() = std::move(d.data);
   return out;
 }
@@ -628,7 +643,7 @@ std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, std::span
     if (g == 1) {
       out.push_back(a);
     } else {
-      out.push_back(galois_with(a, d, g, gk.key(g)));
+      out.push_back(galois_with(a, d, g, gk.key(g), false));
     }
   }
   return out;

@@ -81,8 +81,11 @@ class Evaluator {
   // (ks0, ks1) = ModDown_P(sum_j D_j * key_j), D_j optionally permuted by a Galois element.
   void keyswitch(const Decomposed& d, const KeySwitchKey& key, const uint32_t* perm, uint64_t* ks0,
                  uint64_t* ks1) const;
+  // The automorphism g applied to a, given the decomposition of a's c1: of c1 itself
+  // (`permuted` false: the inner product gathers the digits through g's permutation, as hoisted
+  // rotations need) or of c1 already permuted by g (`permuted` true).
   Ciphertext galois_with(const Ciphertext& a, const Decomposed& d, uint32_t g,
-                         const KeySwitchKey& key) const;
+                         const KeySwitchKey& key, bool permuted) const;
   void check_key(const KeySwitchKey& key) const;
   double match_scale(double a, double b) const;
 
