@@ -11,16 +11,6 @@
 namespace veil::split {
 namespace {
 
-LinearLayer geometry_of(const OutsourcedLayer& o) {
-  LinearLayer l;
-  l.name = "outsourced";
-  l.kind = o.kind;
-  l.conv = o.conv;
-  l.input_shape = o.input_shape;
-  l.output_shape = o.output_shape;
-  return l;
-}
-
 // One element of each payload gets an error far above any rounding: (1 + max|y|) x U(1, 10)
 // for floats, a uniform nonzero offset in Z_P for field elements.
 void corrupt(Payload& p, AesCtrPrg& prg) {
@@ -65,7 +55,8 @@ class LocalAccelerator final : public Accelerator {
         if (x == nullptr) throw InvalidArgument("split: a field payload for a float layer");
         auto it = engines_.find(layer);
         if (it == engines_.end())
-          it = engines_.emplace(layer, LinearEngine(geometry_of(o), *w, options_.threads)).first;
+          it =
+              engines_.emplace(layer, LinearEngine(linear_geometry(o), *w, options_.threads)).first;
         out.emplace_back(it->second.forward(*x));
       } else {
         out.push_back(apply_outsourced(o, p, options_.threads));
@@ -97,8 +88,18 @@ std::unique_ptr<Accelerator> make_local_accelerator(const AcceleratorOptions& op
   return std::make_unique<LocalAccelerator>(options);
 }
 
+LinearLayer linear_geometry(const OutsourcedLayer& layer) {
+  LinearLayer l;
+  l.name = "outsourced";
+  l.kind = layer.kind;
+  l.conv = layer.conv;
+  l.input_shape = layer.input_shape;
+  l.output_shape = layer.output_shape;
+  return l;
+}
+
 Payload apply_outsourced(const OutsourcedLayer& layer, const Payload& input, int threads) {
-  const LinearLayer g = geometry_of(layer);
+  const LinearLayer g = linear_geometry(layer);
   if (const Tensor* w = std::get_if<Tensor>(&layer.weight)) {
     const Tensor* x = std::get_if<Tensor>(&input);
     if (x == nullptr) throw InvalidArgument("split: a field payload for a float layer");

@@ -9,7 +9,7 @@ namespace veil::split {
 namespace {
 
 // The layer without its weight: what parsing replies and requests needs (its type included).
-OutsourcedLayer geometry_of(const OutsourcedLayer& l) {
+OutsourcedLayer without_weight(const OutsourcedLayer& l) {
   OutsourcedLayer g;
   g.kind = l.kind;
   g.conv = l.conv;
@@ -53,7 +53,7 @@ void RemoteAccelerator::load(std::vector<OutsourcedLayer> layers) {
     wire::check_layer(layers[i], "split: layer " + std::to_string(i));
   channel_.send(wire::encode_setup(scheme_, layers));
   geometry_.clear();
-  for (const OutsourcedLayer& l : layers) geometry_.push_back(geometry_of(l));
+  for (const OutsourcedLayer& l : layers) geometry_.push_back(without_weight(l));
   wire::parse_ready(receive(wire::tag_of(wire::Kind::Ready)));
 }
 
@@ -93,7 +93,7 @@ AcceleratorReport serve_accelerator(mpc::Channel& channel, const AcceleratorOpti
     wire::Setup setup = wire::parse_setup(first);
     if (options.record != nullptr) options.record->scheme = setup.scheme;
     std::vector<OutsourcedLayer> geometry;
-    for (const OutsourcedLayer& l : setup.layers) geometry.push_back(geometry_of(l));
+    for (const OutsourcedLayer& l : setup.layers) geometry.push_back(without_weight(l));
     accelerator->load(std::move(setup.layers));
     channel.send(wire::encode_ready());
     for (;;) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "veil/core/tensor.hpp"
+#include "veil/split/accelerator.hpp"
 #include "veil/split/field.hpp"
 #include "veil/split/linear_layer.hpp"
 #include "veil/split/scheme.hpp"
@@ -117,12 +118,7 @@ inline std::vector<double> reference_output(const LinearLayer& l, const Tensor& 
 // An honest accelerator for the Z_P schemes: each payload times the outsourced field weight.
 inline std::vector<Payload> field_replies(const OutsourcedLayer& o,
                                           const std::vector<Payload>& payloads) {
-  LinearLayer l;
-  l.name = "accelerator";
-  l.kind = o.kind;
-  l.conv = o.conv;
-  l.input_shape = o.input_shape;
-  l.output_shape = o.output_shape;
+  const LinearLayer l = linear_geometry(o);
   const FieldTensor& w = std::get<FieldTensor>(o.weight);
   std::vector<Payload> out;
   for (const Payload& p : payloads)

@@ -42,4 +42,8 @@ std::unique_ptr<Accelerator> make_local_accelerator(const AcceleratorOptions& op
 // Applies one outsourced layer to one payload (what every accelerator does per payload).
 Payload apply_outsourced(const OutsourcedLayer& layer, const Payload& input, int threads = 1);
 
+// The shape and kind of an outsourced layer as a LinearLayer (no weight): what apply_linear and
+// LinearEngine take.
+LinearLayer linear_geometry(const OutsourcedLayer& layer);
+
 }  // namespace veil::split
