@@ -1,6 +1,7 @@
 #include "ntt.hpp"
 
 #include "kernels_avx512.hpp"
+#include "ntt_avx2.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::he {
@@ -49,6 +50,10 @@ NttTables::NttTables(const Modulus& modulus, size_t n) : mod_(modulus), n_(n) {
     inv_n_shoup52_ = shoup52(inv_n_);
     last_w_shoup52_ = shoup52(last_w_);
   }
+  if (isa_supported(Isa::kAvx2) && avx2::fp_friendly(q) && n >= avx2::kMinN) {
+    avx2::fp_twiddles(roots_.data(), n, q, fp_roots_, fp_roots_q_);
+    avx2::fp_twiddles(inv_roots_.data(), n, q, fp_inv_roots_, fp_inv_roots_q_);
+  }
 }
 
 // The vector kernels regroup butterflies in blocks of 16 coefficients.
@@ -56,6 +61,14 @@ void NttTables::forward(uint64_t* a, Isa isa) const {
   if (isa == Isa::kAvx512 && isa_supported(Isa::kAvx512) && n_ >= 16) {
     avx512::ntt_forward(a, n_, mod_.value, roots_.data(),
                         ifma_ ? roots_shoup52_.data() : roots_shoup_.data(), ifma_);
+    return;
+  }
+  if (isa == Isa::kAvx2 && isa_supported(Isa::kAvx2) && n_ >= avx2::kMinN) {
+    if (!fp_roots_.empty()) {
+      avx2::ntt_forward_fp(a, n_, mod_.value, fp_roots_.data(), fp_roots_q_.data());
+    } else {
+      avx2::ntt_forward_int(a, n_, mod_.value, roots_.data(), roots_shoup_.data());
+    }
     return;
   }
   forward_scalar(a);
@@ -69,6 +82,16 @@ void NttTables::inverse(uint64_t* a, Isa isa) const {
     } else {
       avx512::ntt_inverse(a, n_, mod_.value, inv_roots_.data(), inv_roots_shoup_.data(), inv_n_,
                           inv_n_shoup_, last_w_, last_w_shoup_, false);
+    }
+    return;
+  }
+  if (isa == Isa::kAvx2 && isa_supported(Isa::kAvx2) && n_ >= avx2::kMinN) {
+    if (!fp_inv_roots_.empty()) {
+      avx2::ntt_inverse_fp(a, n_, mod_.value, fp_inv_roots_.data(), fp_inv_roots_q_.data(), inv_n_,
+                           last_w_);
+    } else {
+      avx2::ntt_inverse_int(a, n_, mod_.value, inv_roots_.data(), inv_roots_shoup_.data(), inv_n_,
+                            inv_n_shoup_, last_w_, last_w_shoup_);
     }
     return;
   }
