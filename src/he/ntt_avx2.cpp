@@ -1,14 +1,15 @@
 // AVX2 NTT kernels, compiled with target attributes (the library baseline is x86-64-v2) and only
 // called after run-time detection (ntt.cpp). Both arithmetics end in [0, q), so the output is
-// bit-identical to the scalar transform. The stage schedule is the scalar one; the stages with
-// t = 2 and t = 1 regroup two vectors so that one holds the X halves and the other the Y halves
-// of four butterflies (as the AVX-512 kernels do for t = 4, 2, 1).
+// bit-identical to the scalar transform. The butterflies are the scalar ones, grouped in passes
+// over the data (see "Passes" below); the narrow stages regroup two vectors so that one holds
+// the X halves and the other the Y halves of four butterflies, as the AVX-512 kernels do.
 #include "ntt_avx2.hpp"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #define VEIL_AVX2 __attribute__((target("avx2,fma")))
 #define VEIL_AVX2_INLINE VEIL_AVX2 inline __attribute__((always_inline))
@@ -59,11 +60,9 @@ VEIL_AVX2_INLINE IntTw tw_bcast(const IntK& k, size_t i) {
 VEIL_AVX2_INLINE IntTw tw_pairs(const IntK& k, size_t i) {
   return int_tw(load_pairs(k.w + i), load_pairs(k.ws + i));
 }
-// [w[i], w[i + 2], w[i + 1], w[i + 3]], the lane order of the t = 1 stage.
-VEIL_AVX2_INLINE IntTw tw_quad(const IntK& k, size_t i) {
-  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.w + i));
-  const __m256i ws = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.ws + i));
-  return int_tw(_mm256_permute4x64_epi64(w, 0xD8), _mm256_permute4x64_epi64(ws, 0xD8));
+VEIL_AVX2_INLINE IntTw tw_vec(const IntK& k, size_t i) {
+  return int_tw(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.w + i)),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.ws + i)));
 }
 
 // x - b if x >= b, for x < 2^63.
@@ -75,17 +74,16 @@ VEIL_AVX2_INLINE __m256i sub_if_ge(__m256i x, __m256i b, __m256i b_m1) {
 // quotient exact (all four 32x32-bit partial products), the products modulo 2^64 from the low
 // product and the cross products shifted by 32.
 VEIL_AVX2_INLINE __m256i mul_shoup_lazy(__m256i y, const IntTw& t, const IntK& k) {
-  const __m256i lo32 = set1(0xffffffff);
   const __m256i yh = hi32(y);
   const __m256i ll = _mm256_mul_epu32(y, t.ws);
   const __m256i lh = _mm256_mul_epu32(y, t.wsh);
   const __m256i hl = _mm256_mul_epu32(yh, t.ws);
   const __m256i hh = _mm256_mul_epu32(yh, t.wsh);
-  __m256i mid = _mm256_add_epi64(_mm256_srli_epi64(ll, 32), _mm256_and_si256(lh, lo32));
-  mid = _mm256_add_epi64(mid, _mm256_and_si256(hl, lo32));
-  __m256i qt = _mm256_add_epi64(hh, _mm256_srli_epi64(lh, 32));
-  qt = _mm256_add_epi64(qt, _mm256_srli_epi64(hl, 32));
-  qt = _mm256_add_epi64(qt, _mm256_srli_epi64(mid, 32));
+  // hl + (ll >> 32) and lh + its low half cannot carry out of 64 bits.
+  const __m256i mid = _mm256_add_epi64(hl, _mm256_srli_epi64(ll, 32));
+  const __m256i mid2 = _mm256_add_epi64(lh, _mm256_blend_epi32(mid, _mm256_setzero_si256(), 0xAA));
+  const __m256i qt = _mm256_add_epi64(_mm256_add_epi64(hh, _mm256_srli_epi64(mid, 32)),
+                                      _mm256_srli_epi64(mid2, 32));
   const __m256i lo = _mm256_sub_epi64(_mm256_mul_epu32(y, t.w), _mm256_mul_epu32(qt, k.q));
   const __m256i cross = _mm256_sub_epi64(
       _mm256_add_epi64(_mm256_mul_epu32(y, t.wh), _mm256_mul_epu32(yh, t.w)),
@@ -171,8 +169,7 @@ VEIL_AVX2_INLINE FpTw tw_bcast(const FpK& k, size_t i) {
 VEIL_AVX2_INLINE FpTw tw_pairs(const FpK& k, size_t i) {
   return {load_pairs(k.w + i), load_pairs(k.wq + i)};
 }
-// fp_twiddles stored the last stage's twiddles in its lane order already.
-VEIL_AVX2_INLINE FpTw tw_quad(const FpK& k, size_t i) {
+VEIL_AVX2_INLINE FpTw tw_vec(const FpK& k, size_t i) {
   return {_mm256_loadu_pd(k.w + i), _mm256_loadu_pd(k.wq + i)};
 }
 
@@ -269,7 +266,9 @@ uint64_t fold_plan_inverse(uint64_t q, int stages) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Stages, generic in the arithmetic K (IntK or FpK).
+// Passes, generic in the arithmetic K (IntK or FpK). To save loads and stores, the wide stages
+// (t >= 4) run two at a time (radix 4) and the three narrowest (t = 4, 2, 1) run in registers on
+// blocks of 8 coefficients. Folds: bit b says whether the pass's b-th stage folds (FpK only).
 
 template <class K, bool Forward, bool Fold>
 VEIL_AVX2_INLINE void bfly(const K& k, typename K::V& x, typename K::V& y,
@@ -280,26 +279,15 @@ VEIL_AVX2_INLINE void bfly(const K& k, typename K::V& x, typename K::V& y,
     inv_bfly<Fold>(k, x, y, t);
 }
 
-template <class K>
-VEIL_AVX2_INLINE typename K::V load_maybe_in(const K& k, const uint64_t* p, bool in) {
-  return in ? from_u64(k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))) : load(k, p);
-}
+constexpr bool bit(int folds, int b) { return (folds >> b) & 1; }
 
-// t >= 4: m groups of t pairs (x[j], y[j] = x[j + t]), one twiddle per group. In: the input
-// is the caller's words (first stage).
-template <class K, bool Forward, bool Fold, bool In>
-VEIL_AVX2 void stage_wide(const K& k, uint64_t* a, size_t m, size_t t) {
-  for (size_t i = 0; i < m; ++i) {
-    const typename K::Tw tw = tw_bcast(k, m + i);
-    uint64_t* x = a + 2 * i * t;
-    uint64_t* y = x + t;
-    for (size_t j = 0; j < t; j += 4) {
-      typename K::V X = load_maybe_in(k, x + j, In), Y = load_maybe_in(k, y + j, In);
-      bfly<K, Forward, Fold>(k, X, Y, tw);
-      store(k, x + j, X);
-      store(k, y + j, Y);
-    }
-  }
+// In: the caller's words (first pass) rather than the arithmetic's representation.
+template <class K, bool In>
+VEIL_AVX2_INLINE typename K::V load_in(const K& k, const uint64_t* p) {
+  if constexpr (In)
+    return from_u64(k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  else
+    return load(k, p);
 }
 
 VEIL_AVX2_INLINE __m256i lanes_lo(__m256i a, __m256i b) {
@@ -319,80 +307,157 @@ VEIL_AVX2_INLINE __m256i unpack_hi(__m256i a, __m256i b) { return _mm256_unpackh
 VEIL_AVX2_INLINE __m256d unpack_lo(__m256d a, __m256d b) { return _mm256_unpacklo_pd(a, b); }
 VEIL_AVX2_INLINE __m256d unpack_hi(__m256d a, __m256d b) { return _mm256_unpackhi_pd(a, b); }
 
-// t = 2: groups i, i + 1 in one pair of vectors ([x x y y] per group -> X, Y by 128-bit lanes).
-template <class K, bool Forward, bool Fold>
-VEIL_AVX2 void stage_t2(const K& k, uint64_t* a, size_t m) {
-  for (size_t i = 0; i < m; i += 2) {
-    uint64_t* p = a + 4 * i;
-    const typename K::V v0 = load(k, p), v1 = load(k, p + 4);
-    typename K::V X = lanes_lo(v0, v1), Y = lanes_hi(v0, v1);
-    bfly<K, Forward, Fold>(k, X, Y, tw_pairs(k, m + i));
-    store(k, p, lanes_lo(X, Y));
-    store(k, p + 4, lanes_hi(X, Y));
+// One stage with t >= 4: m groups of t pairs (x[j], y[j] = x[j + t]), one twiddle per group.
+template <class K, bool Forward, int Folds, bool In>
+VEIL_AVX2 void stage_wide(const K& k, uint64_t* a, size_t m, size_t t) {
+  for (size_t i = 0; i < m; ++i) {
+    const typename K::Tw tw = tw_bcast(k, m + i);
+    uint64_t* x = a + 2 * i * t;
+    uint64_t* y = x + t;
+    for (size_t j = 0; j < t; j += 4) {
+      typename K::V X = load_in<K, In>(k, x + j), Y = load_in<K, In>(k, y + j);
+      bfly<K, Forward, bit(Folds, 0)>(k, X, Y, tw);
+      store(k, x + j, X);
+      store(k, y + j, Y);
+    }
   }
 }
 
-// t = 1, forward: groups i .. i + 3 as X = [x0 x2 x1 x3], Y = [y0 y2 y1 y3]; the transform ends
-// here, with the reduction to canonical words.
-template <class K, bool Fold>
-VEIL_AVX2 void stage_t1_forward(const K& k, uint64_t* a, size_t m) {
-  for (size_t i = 0; i < m; i += 4) {
-    uint64_t* p = a + 2 * i;
-    const typename K::V v0 = load(k, p), v1 = load(k, p + 4);
-    typename K::V X = unpack_lo(v0, v1), Y = unpack_hi(v0, v1);
-    bfly<K, true, Fold>(k, X, Y, tw_quad(k, m + i));
-    const __m256i x = canonical(k, X), y = canonical(k, Y);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_unpacklo_epi64(x, y));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), _mm256_unpackhi_epi64(x, y));
+// Forward stages (m, t) and (2m, t / 2), t >= 8.
+template <class K, int Folds, bool In>
+VEIL_AVX2 void pass4_forward(const K& k, uint64_t* a, size_t m, size_t t) {
+  const size_t h = t / 2;
+  for (size_t i = 0; i < m; ++i) {
+    const typename K::Tw w0 = tw_bcast(k, m + i), w1 = tw_bcast(k, 2 * (m + i)),
+                         w2 = tw_bcast(k, 2 * (m + i) + 1);
+    uint64_t* p = a + 2 * i * t;
+    for (size_t j = 0; j < h; j += 4) {
+      typename K::V A0 = load_in<K, In>(k, p + j), A1 = load_in<K, In>(k, p + h + j),
+                    A2 = load_in<K, In>(k, p + t + j), A3 = load_in<K, In>(k, p + t + h + j);
+      bfly<K, true, bit(Folds, 0)>(k, A0, A2, w0);
+      bfly<K, true, bit(Folds, 0)>(k, A1, A3, w0);
+      bfly<K, true, bit(Folds, 1)>(k, A0, A1, w1);
+      bfly<K, true, bit(Folds, 1)>(k, A2, A3, w2);
+      store(k, p + j, A0);
+      store(k, p + h + j, A1);
+      store(k, p + t + j, A2);
+      store(k, p + t + h + j, A3);
+    }
   }
 }
 
-// t = 1, inverse: the first stage, reading the caller's words.
-template <class K, bool Fold>
-VEIL_AVX2 void stage_t1_inverse(const K& k, uint64_t* a, size_t m) {
-  for (size_t i = 0; i < m; i += 4) {
-    uint64_t* p = a + 2 * i;
-    const typename K::V v0 = load_maybe_in(k, p, true), v1 = load_maybe_in(k, p + 4, true);
-    typename K::V X = unpack_lo(v0, v1), Y = unpack_hi(v0, v1);
-    bfly<K, false, Fold>(k, X, Y, tw_quad(k, m + i));
-    store(k, p, unpack_lo(X, Y));
-    store(k, p + 4, unpack_hi(X, Y));
+// Inverse stages (m, t) and (m / 2, 2t), m >= 4 and t >= 4.
+template <class K, int Folds>
+VEIL_AVX2 void pass4_inverse(const K& k, uint64_t* a, size_t m, size_t t) {
+  for (size_t i = 0; i < m / 2; ++i) {
+    const typename K::Tw w0 = tw_bcast(k, m + 2 * i), w1 = tw_bcast(k, m + 2 * i + 1),
+                         w2 = tw_bcast(k, m / 2 + i);
+    uint64_t* p = a + 4 * i * t;
+    for (size_t j = 0; j < t; j += 4) {
+      typename K::V A0 = load(k, p + j), A1 = load(k, p + t + j), A2 = load(k, p + 2 * t + j),
+                    A3 = load(k, p + 3 * t + j);
+      bfly<K, false, bit(Folds, 0)>(k, A0, A1, w0);
+      bfly<K, false, bit(Folds, 0)>(k, A2, A3, w1);
+      bfly<K, false, bit(Folds, 1)>(k, A0, A2, w2);
+      bfly<K, false, bit(Folds, 1)>(k, A1, A3, w2);
+      store(k, p + j, A0);
+      store(k, p + t + j, A1);
+      store(k, p + 2 * t + j, A2);
+      store(k, p + 3 * t + j, A3);
+    }
   }
 }
 
-// Runs f.template operator()<Fold>() with Fold = bit s of plan.
-template <class F>
-VEIL_AVX2_INLINE void with_fold(uint64_t plan, int s, F&& f) {
-  if ((plan >> s) & 1)
-    f.template operator()<true>();
-  else
-    f.template operator()<false>();
+// Forward stages t = 4, 2, 1 (m = n / 8 groups at t = 4) on blocks [e0 .. e7], ending in
+// canonical words. t = 4 pairs the two vectors as loaded, t = 2 pairs X = [e0 e1 e4 e5] with
+// Y = [e2 e3 e6 e7], t = 1 pairs X = [e0 e2 e4 e6] with Y = [e1 e3 e5 e7].
+template <class K, int Folds, bool In>
+VEIL_AVX2 void tail_forward(const K& k, uint64_t* a, size_t m) {
+  for (size_t i = 0; i < m; ++i) {
+    uint64_t* p = a + 8 * i;
+    typename K::V X = load_in<K, In>(k, p), Y = load_in<K, In>(k, p + 4);
+    bfly<K, true, bit(Folds, 0)>(k, X, Y, tw_bcast(k, m + i));
+    typename K::V X2 = lanes_lo(X, Y), Y2 = lanes_hi(X, Y);
+    bfly<K, true, bit(Folds, 1)>(k, X2, Y2, tw_pairs(k, 2 * (m + i)));
+    typename K::V X1 = unpack_lo(X2, Y2), Y1 = unpack_hi(X2, Y2);
+    bfly<K, true, bit(Folds, 2)>(k, X1, Y1, tw_vec(k, 4 * (m + i)));
+    const __m256i x = canonical(k, X1), y = canonical(k, Y1);
+    const __m256i lo = unpack_lo(x, y), hi = unpack_hi(x, y);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), lanes_lo(lo, hi));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), lanes_hi(lo, hi));
+  }
+}
+
+// Inverse stages t = 1, 2 and, if Full, 4 (the first pass, reading the caller's words): the
+// forward tail's shuffles in reverse.
+template <class K, int Folds, bool Full>
+VEIL_AVX2 void tail_inverse(const K& k, uint64_t* a, size_t n) {
+  const size_t m = n / 8;
+  for (size_t i = 0; i < m; ++i) {
+    uint64_t* p = a + 8 * i;
+    const typename K::V v0 = load_in<K, true>(k, p), v1 = load_in<K, true>(k, p + 4);
+    const typename K::V L0 = lanes_lo(v0, v1), L1 = lanes_hi(v0, v1);
+    typename K::V X1 = unpack_lo(L0, L1), Y1 = unpack_hi(L0, L1);
+    bfly<K, false, bit(Folds, 0)>(k, X1, Y1, tw_vec(k, 4 * (m + i)));
+    typename K::V X2 = unpack_lo(X1, Y1), Y2 = unpack_hi(X1, Y1);
+    bfly<K, false, bit(Folds, 1)>(k, X2, Y2, tw_pairs(k, 2 * (m + i)));
+    typename K::V X = lanes_lo(X2, Y2), Y = lanes_hi(X2, Y2);
+    if constexpr (Full) bfly<K, false, bit(Folds, 2)>(k, X, Y, tw_bcast(k, m + i));
+    store(k, p, X);
+    store(k, p + 4, Y);
+  }
+}
+
+// Runs f.template operator()<Folds>() with Folds = bits s .. s + Bits of plan.
+template <int Bits, class F>
+VEIL_AVX2_INLINE void with_folds(uint64_t plan, int s, F&& f) {
+  const int v = static_cast<int>((plan >> s) & ((1u << Bits) - 1));
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((v == I ? (f.template operator()<I>(), 0) : 0), ...);
+  }
+  (std::make_integer_sequence<int, 1 << Bits>{});
 }
 
 template <class K>
-VEIL_AVX2 void forward_impl(const K& k, uint64_t* a, size_t n, uint64_t plan) {
+VEIL_AVX2 void forward_impl(const K& k, uint64_t* a, size_t n, int logn, uint64_t plan) {
   int s = 0;
   size_t m = 1, t = n >> 1;
-  with_fold(plan, s, [&]<bool F>() { stage_wide<K, true, F, true>(k, a, m, t); });
-  for (++s, m <<= 1, t >>= 1; t >= 4; ++s, m <<= 1, t >>= 1)
-    with_fold(plan, s, [&]<bool F>() { stage_wide<K, true, F, false>(k, a, m, t); });
-  with_fold(plan, s, [&]<bool F>() { stage_t2<K, true, F>(k, a, m); });
-  ++s, m <<= 1;
-  with_fold(plan, s, [&]<bool F>() { stage_t1_forward<K, F>(k, a, m); });
+  bool first = true;
+  if ((logn - 3) % 2 == 1) {
+    with_folds<1>(plan, s, [&]<int F>() { stage_wide<K, true, F, true>(k, a, m, t); });
+    s += 1, m <<= 1, t >>= 1, first = false;
+  }
+  for (; t >= 8; s += 2, m <<= 2, t >>= 2, first = false) {
+    if (first)
+      with_folds<2>(plan, s, [&]<int F>() { pass4_forward<K, F, true>(k, a, m, t); });
+    else
+      with_folds<2>(plan, s, [&]<int F>() { pass4_forward<K, F, false>(k, a, m, t); });
+  }
+  if (first)
+    with_folds<3>(plan, s, [&]<int F>() { tail_forward<K, F, true>(k, a, m); });
+  else
+    with_folds<3>(plan, s, [&]<int F>() { tail_forward<K, F, false>(k, a, m); });
 }
 
 template <class K>
-VEIL_AVX2 void inverse_impl(const K& k, uint64_t* a, size_t n, uint64_t plan,
+VEIL_AVX2 void inverse_impl(const K& k, uint64_t* a, size_t n, int logn, uint64_t plan,
                             const typename K::Tw& in, const typename K::Tw& lw) {
-  int s = 0;
-  size_t m = n >> 1;
-  with_fold(plan, s, [&]<bool F>() { stage_t1_inverse<K, F>(k, a, m); });
-  ++s, m >>= 1;
-  with_fold(plan, s, [&]<bool F>() { stage_t2<K, false, F>(k, a, m); });
-  ++s, m >>= 1;
-  size_t t = 4;
-  for (; m > 1; ++s, m >>= 1, t <<= 1)
-    with_fold(plan, s, [&]<bool F>() { stage_wide<K, false, F, false>(k, a, m, t); });
+  int s;
+  if (n >= 16) {
+    with_folds<3>(plan, 0, [&]<int F>() { tail_inverse<K, F, true>(k, a, n); });
+    s = 3;
+  } else {
+    with_folds<2>(plan, 0, [&]<int F>() { tail_inverse<K, F, false>(k, a, n); });
+    s = 2;
+  }
+  size_t m = n >> (s + 1), t = size_t{1} << s;
+  for (; m >= 4; s += 2, m >>= 2, t <<= 2)
+    with_folds<2>(plan, s, [&]<int F>() { pass4_inverse<K, F>(k, a, m, t); });
+  if (m == 2) {
+    with_folds<1>(plan, s, [&]<int F>() { stage_wide<K, false, F, false>(k, a, m, t); });
+    t <<= 1;
+  }
+  // The last stage (m = 1) fused with the scaling by 1/n.
   uint64_t* x = a;
   uint64_t* y = a + t;
   for (size_t j = 0; j < t; j += 4) {
@@ -417,37 +482,33 @@ void fp_twiddles(const uint64_t* w, size_t n, uint64_t q, std::vector<double>& w
   wqd.resize(n);
   const double qd = static_cast<double>(q);
   for (size_t i = 0; i < n; ++i) {
-    // The t = 1 stage (entries n/2 .. n) takes four twiddles as [0, 2, 1, 3].
-    size_t src = i;
-    if (i >= n / 2 && n >= kMinN) {
-      const size_t r = i & 3;
-      src = (i & ~size_t{3}) | (r == 1 ? 2 : r == 2 ? 1 : r);
-    }
-    wd[i] = static_cast<double>(w[src]);
-    wqd[i] = static_cast<double>(w[src]) / qd;
+    wd[i] = static_cast<double>(w[i]);
+    wqd[i] = static_cast<double>(w[i]) / qd;
   }
 }
 
 VEIL_AVX2 void ntt_forward_fp(uint64_t* a, size_t n, uint64_t q, const double* wd,
                               const double* wqd) {
-  forward_impl(make_fp(q, wd, wqd), a, n, fold_plan_forward(q, log2_of(n)));
+  const int logn = log2_of(n);
+  forward_impl(make_fp(q, wd, wqd), a, n, logn, fold_plan_forward(q, logn));
 }
 
 VEIL_AVX2 void ntt_inverse_fp(uint64_t* a, size_t n, uint64_t q, const double* wd,
                               const double* wqd, uint64_t inv_n, uint64_t last_w) {
-  inverse_impl(make_fp(q, wd, wqd), a, n, fold_plan_inverse(q, log2_of(n) - 1), fp_tw(inv_n, q),
+  const int logn = log2_of(n);
+  inverse_impl(make_fp(q, wd, wqd), a, n, logn, fold_plan_inverse(q, logn - 1), fp_tw(inv_n, q),
                fp_tw(last_w, q));
 }
 
 VEIL_AVX2 void ntt_forward_int(uint64_t* a, size_t n, uint64_t q, const uint64_t* w,
                                const uint64_t* ws) {
-  forward_impl(make_int(q, w, ws), a, n, 0);
+  forward_impl(make_int(q, w, ws), a, n, log2_of(n), 0);
 }
 
 VEIL_AVX2 void ntt_inverse_int(uint64_t* a, size_t n, uint64_t q, const uint64_t* w,
                                const uint64_t* ws, uint64_t inv_n, uint64_t inv_n_s,
                                uint64_t last_w, uint64_t last_w_s) {
-  inverse_impl(make_int(q, w, ws), a, n, 0, int_tw(set1(inv_n), set1(inv_n_s)),
+  inverse_impl(make_int(q, w, ws), a, n, log2_of(n), 0, int_tw(set1(inv_n), set1(inv_n_s)),
                int_tw(set1(last_w), set1(last_w_s)));
 }
 

@@ -18,13 +18,13 @@
 
 namespace veil::he::avx2 {
 
-// Twiddle groups of the stages with t = 2 and t = 1 fill whole vectors from n = 8 on.
+// The three narrowest stages run together on blocks of 8 coefficients.
 constexpr size_t kMinN = 8;
 
 inline bool fp_friendly(uint64_t q) { return q < (uint64_t{1} << 50); }
 
 // The double-precision path's twiddles for the bit-reversed powers w[0..n): wd = w as doubles,
-// wqd = w / q rounded, with the last stage's entries (n/2 .. n) reordered for its shuffles.
+// wqd = w / q rounded.
 void fp_twiddles(const uint64_t* w, size_t n, uint64_t q, std::vector<double>& wd,
                  std::vector<double>& wqd);
 
