@@ -152,6 +152,22 @@ std::vector<std::vector<uint64_t>> ntt_inputs(size_t n, uint64_t q, uint64_t see
   return in;
 }
 
+// The definition: slot i of the forward transform is a(psi^(2 brv(i) + 1)).
+std::vector<uint64_t> naive_forward(const std::vector<uint64_t>& a, uint64_t psi,
+                                    const Modulus& m) {
+  const size_t n = a.size();
+  int logn = 0;
+  while ((size_t{1} << logn) < n) ++logn;
+  std::vector<uint64_t> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t x = pow_mod(psi, 2 * bit_reverse(static_cast<uint32_t>(i), logn) + 1, m);
+    uint64_t v = 0;
+    for (size_t k = n; k-- > 0;) v = add_mod(mul_mod(v, x, m), a[k], m.value);
+    out[i] = v;
+  }
+  return out;
+}
+
 void expect_paths_match(const Modulus& m, size_t n) {
   const NttTables t(m, n);
   const auto inputs = ntt_inputs(n, m.value, n * 131 + m.value);
@@ -159,6 +175,12 @@ void expect_paths_match(const Modulus& m, size_t n) {
     auto want_f = inputs[k], want_i = inputs[k];
     t.forward(want_f.data(), Isa::kScalar);
     t.inverse(want_i.data(), Isa::kScalar);
+    if (n <= 128) {
+      ASSERT_EQ(want_f, naive_forward(inputs[k], t.psi(), m));
+      auto back = want_i;
+      t.forward(back.data(), Isa::kScalar);
+      ASSERT_EQ(back, inputs[k]);
+    }
     for (Isa isa : supported_isas()) {
       SCOPED_TRACE(::testing::Message()
                    << isa_name(isa) << " q=" << m.value << " n=" << n << " input " << k);
