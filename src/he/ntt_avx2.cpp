@@ -131,7 +131,7 @@ VEIL_AVX2_INLINE void inv_last(const IntK& k, __m256i u, __m256i v, const IntTw&
 
 // ---------------------------------------------------------------------------------------------
 // Double-precision arithmetic (q < 2^50). Between stages a value x is a signed integer held
-// exactly in a double, |x| <= b q with a bound b the drivers track (FoldPlan below).
+// exactly in a double, |x| <= b q with a bound b the fold plans below track.
 //
 // mulmod(y) for |y| <= 2^51: h + l = y w exactly (FMA), c = round(y * wq) with wq = w / q
 // rounded, so c is within 1/2 + |y| 2^-53 <= 3/4 of y w / q and r = y w - c q satisfies
