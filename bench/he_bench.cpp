@@ -5,7 +5,10 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <random>
 
+#include "he/kernels.hpp"
+#include "he/ntt.hpp"
 #include "veil/he/bench.hpp"
 #include "veil/he/he.hpp"
 
@@ -78,6 +81,30 @@ void BM_DecryptDecode(benchmark::State& s) {
   auto& f = fixture(s.range(0), threads_arg(s.range(1)));
   for (auto _ : s) benchmark::DoNotOptimize(f.encoder->decode(f.decryptor->decrypt(f.a)));
 }
+
+// One forward and one inverse NTT. Args: {ring dimension, prime bits, kernel set (Isa)}.
+void BM_Ntt(benchmark::State& s) {
+  const size_t n = s.range(0);
+  const Isa isa = static_cast<Isa>(s.range(2));
+  if (!isa_supported(isa)) {
+    s.SkipWithError("the CPU lacks this kernel set");
+    return;
+  }
+  const NttTables t(Modulus(find_ntt_prime(static_cast<int>(s.range(1)), n, {})), n);
+  std::mt19937_64 rng(1);
+  std::vector<uint64_t> a(n);
+  for (auto& x : a) x = rng() % t.modulus().value;
+  for (auto _ : s) {
+    t.forward(a.data(), isa);
+    t.inverse(a.data(), isa);
+    benchmark::DoNotOptimize(a.data());
+  }
+  s.SetLabel(isa_name(isa));
+}
+BENCHMARK(BM_Ntt)
+    ->ArgsProduct({{8192, 16384}, {40, 60}, {0, 1, 2}})
+    ->ArgNames({"n", "bits", "isa"})
+    ->Unit(benchmark::kMicrosecond);
 
 // Args: {ring dimension, threads (0 = all)}.
 #define VEIL_HE_BENCH(fn)                    \

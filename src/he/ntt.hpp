@@ -42,6 +42,8 @@ class NttTables {
   bool ifma_ = false;
   std::vector<uint64_t> roots_shoup52_, inv_roots_shoup52_;
   uint64_t inv_n_shoup52_ = 0, last_w_shoup52_ = 0;
+  // The AVX2 double-precision path's twiddles (only when the CPU has AVX2 and q < 2^50).
+  std::vector<double> fp_roots_, fp_roots_q_, fp_inv_roots_, fp_inv_roots_q_;
 
   void forward_scalar(uint64_t* a) const;
   void inverse_scalar(uint64_t* a) const;
