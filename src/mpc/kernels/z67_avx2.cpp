@@ -1,0 +1,202 @@
+// AVX2 kernels for the Z_67 wire format and sampler (z67.cpp has the scalar and AVX-512
+// kernels and the definitions). Same bytes, digits, errors and PRG consumption as the scalar
+// code; compiled with target attributes and only called after run-time detection.
+#include "z67_avx2.hpp"
+
+#include <immintrin.h>
+
+#include <array>
+
+#include "veil/core/cpu.hpp"
+#include "veil/mpc/kernels/z67.hpp"
+
+namespace veil::mpc::detail {
+namespace {
+
+#define VEIL_Z67_AVX2 __attribute__((target("avx2,fma,bmi2")))
+
+constexpr uint64_t pow67(int g) {
+  uint64_t v = 1;
+  for (int i = 0; i < g; ++i) v *= kP;
+  return v;
+}
+constexpr uint64_t kP4 = pow67(4), kP9 = pow67(9);
+
+// Left-packing 8 bytes by an 8-bit keep mask: a pshufb index per mask (the kept byte positions
+// in order; the rest are don't-care), for the low and (+8) the high half of a 16-byte register.
+constexpr std::array<uint64_t, 256> compress_table(uint64_t offset) {
+  std::array<uint64_t, 256> t{};
+  for (unsigned mask = 0; mask < 256; ++mask) {
+    uint64_t idx = 0;
+    int at = 0;
+    for (unsigned b = 0; b < 8; ++b)
+      if (mask >> b & 1) idx |= (b + offset) << (8 * at++);
+    t[mask] = idx;
+  }
+  return t;
+}
+alignas(64) constexpr auto kCompressLo = compress_table(0);
+alignas(64) constexpr auto kCompressHi = compress_table(8);
+
+// The exact constant divisions of the AVX-512 unpack kernel (Granlund & Montgomery, PLDI 1994;
+// z67.cpp checks their ranges): x div 67 for x < 67^5 is (x ceil(2^38 / 67)) >> 38, x div 67^2
+// for x < 67^4 is (x ceil(2^40 / 67^2)) >> 40, x div 67 for x < 67^2 is mulhi16(x,
+// ceil(2^22 / 67)) >> 6.
+constexpr uint64_t kDiv67Of5 = ((uint64_t{1} << 38) + kP - 1) / kP;
+constexpr uint64_t kDiv4489Of4 = ((uint64_t{1} << 40) + kP * kP - 1) / (kP * kP);
+constexpr uint64_t kDiv67Of2 = ((uint64_t{1} << 22) + kP - 1) / kP;
+
+}  // namespace
+
+bool z67_avx2_usable() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.bmi2;
+}
+
+// Each 128-bit lane takes one group's nine digits (two unaligned 16-byte loads per register);
+// vpmaddubsw and vpmaddwd fold them into d0 + 67 d1 + 67^2 d2 + 67^3 d3, the same of d4..d7,
+// and d8, and two vpmuludq finish v = lo + 67^4 (mid + 67^4 d8) as in the AVX-512 kernel.
+VEIL_Z67_AVX2 void pack_z67_blocks_avx2(const uint8_t* d, size_t blocks, uint8_t* o) {
+  // Byte pairs (1, 67) over d0..d7, then (1, 0) so that d8 stands alone and the next group's
+  // first digit (byte 9) drops out.
+  const __m256i by67 = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(1, kP, 1, kP, 1, kP, 1, kP, 1, 0, 0, 0, 0, 0, 0, 0));
+  const __m256i by4489 = _mm256_set1_epi32(kP * kP << 16 | 1);  // word pairs (1, 67^2)
+  const __m256i p4 = _mm256_set1_epi64x(static_cast<int64_t>(kP4));
+  const __m256i low32 = _mm256_set1_epi64x(0xffffffff);
+  // Bytes 0..6 of both 64-bit lanes of a 128-bit lane, back to back.
+  const __m256i bytes_idx = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, -1, -1));
+  auto group_values = [&](const uint8_t* g0, const uint8_t* g1) VEIL_Z67_AVX2 {
+    const __m256i x = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(g1),
+                                          reinterpret_cast<const __m128i*>(g0));
+    // Dwords lo, mid, d8, 0 per lane.
+    const __m256i halves = _mm256_madd_epi16(_mm256_maddubs_epi16(x, by67), by4489);
+    const __m256i hi = _mm256_add_epi64(_mm256_srli_epi64(halves, 32),
+                                        _mm256_mul_epu32(_mm256_srli_si256(halves, 8), p4));
+    // The group's value in the low 64 bits of each lane.
+    return _mm256_add_epi64(_mm256_and_si256(halves, low32), _mm256_mul_epu32(hi, p4));
+  };
+  for (size_t i = 0; i < blocks; ++i, d += kZ67Avx2BlockDigits, o += kZ67Avx2BlockBytes) {
+    const __m256i v02 = group_values(d, d + 18), v13 = group_values(d + 9, d + 27);
+    // Lanes [v0 v1], [v2 v3] -> 14 bytes each.
+    const __m256i v = _mm256_shuffle_epi8(_mm256_unpacklo_epi64(v02, v13), bytes_idx);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(v));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 14), _mm256_extracti128_si256(v, 1));
+  }
+}
+
+// Four groups per step, one per 64-bit lane. v = 67^4 hi + lo by a double-precision quotient
+// (v < 2^56 converted exactly to two halves and joined with one rounding, then one rounded
+// product) that is off by at most one either way, fixed by two compares; then the AVX-512
+// kernel's exact constant divisions: d4 and h = hi div 67, lo and h (four digits each) into
+// 16-bit digit pairs, the pairs into bytes.
+VEIL_Z67_AVX2 bool unpack_z67_blocks_avx2(const uint8_t* p, size_t blocks, uint8_t* out) {
+  const __m256i group_idx = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, -1, 7, 8, 9, 10, 11, 12, 13, -1));
+  const __m256i p9m1 = _mm256_set1_epi64x(static_cast<int64_t>(kP9 - 1));
+  const __m256i p4 = _mm256_set1_epi64x(static_cast<int64_t>(kP4));
+  const __m256i p4m1 = _mm256_set1_epi64x(static_cast<int64_t>(kP4 - 1));
+  const __m256i p1 = _mm256_set1_epi64x(kP);
+  const __m256i m67 = _mm256_set1_epi64x(static_cast<int64_t>(kDiv67Of5));
+  const __m256i m4489 = _mm256_set1_epi64x(static_cast<int64_t>(kDiv4489Of4));
+  // u64 -> double for v < 2^56 (Mysticial's split): 2^84 + 2^32 vh and 2^52 + vl are exact.
+  const __m256i exp84 = _mm256_set1_epi64x(0x4530000000000000);
+  const __m256i exp52 = _mm256_set1_epi64x(0x4330000000000000);
+  const __m256d bias = _mm256_set1_pd(0x1p84 + 0x1p52);
+  const __m256d inv_p4 = _mm256_set1_pd(1.0 / static_cast<double>(kP4));
+  const __m256i low16 = _mm256_set1_epi32(0xffff);
+  // Words (x - 67^2 q, q) from words (x, 0) and (q, q), modulo 2^16 (exact: both are < 2^16).
+  const __m256i pair_fold = _mm256_set1_epi32(static_cast<int32_t>(0xffff0000u | kP * kP));
+  const __m256i m67w = _mm256_set1_epi16(static_cast<int16_t>(kDiv67Of2));
+  const __m256i byte_fold = _mm256_set1_epi16((1 << 8) - kP);
+  // Digits d0 d1 d2 d3 d4 d5 d6 d7 d8 from bytes [d0 d1 d2 d3 d5 d6 d7 d8 | d4 ...].
+  const __m256i digits_idx = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(0, 1, 2, 3, 8, 4, 5, 6, 7, -1, -1, -1, -1, -1, -1, -1));
+  __m256i bad = _mm256_setzero_si256();
+  for (size_t i = 0; i < blocks; ++i, p += kZ67Avx2BlockBytes, out += kZ67Avx2BlockDigits) {
+    const __m256i v =
+        _mm256_shuffle_epi8(_mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 14),
+                                                reinterpret_cast<const __m128i*>(p)),
+                            group_idx);
+    bad = _mm256_or_si256(bad, _mm256_cmpgt_epi64(v, p9m1));  // v < 2^56: signed compare
+    const __m256d vh =
+        _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v, 32), exp84)), bias);
+    const __m256d vd = _mm256_add_pd(vh, _mm256_castsi256_pd(_mm256_blend_epi32(v, exp52, 0xaa)));
+    __m256i hi = _mm256_cvtepu32_epi64(_mm256_cvttpd_epi32(_mm256_mul_pd(vd, inv_p4)));
+    __m256i lo = _mm256_sub_epi64(v, _mm256_mul_epu32(hi, p4));
+    const __m256i under = _mm256_cmpgt_epi64(_mm256_setzero_si256(), lo);  // estimate too big
+    hi = _mm256_add_epi64(hi, under);
+    lo = _mm256_add_epi64(lo, _mm256_and_si256(under, p4));
+    const __m256i over = _mm256_cmpgt_epi64(lo, p4m1);  // estimate too small
+    hi = _mm256_sub_epi64(hi, over);
+    lo = _mm256_sub_epi64(lo, _mm256_and_si256(over, p4));
+    const __m256i h = _mm256_srli_epi64(_mm256_mul_epu32(hi, m67), 38);
+    const __m256i d4 = _mm256_sub_epi64(hi, _mm256_mul_epu32(h, p1));
+    // Dwords [lo, h] and their quotients by 67^2 (bits 40.. of the products; the high one
+    // shifted only by 8, into the upper dword) -> words d0 + 67 d1, d2 + 67 d3, d5 + 67 d6,
+    // d7 + 67 d8.
+    const __m256i x = _mm256_blend_epi32(lo, _mm256_slli_epi64(h, 32), 0xaa);
+    const __m256i q = _mm256_blend_epi32(_mm256_srli_epi64(_mm256_mul_epu32(lo, m4489), 40),
+                                         _mm256_srli_epi64(_mm256_mul_epu32(h, m4489), 8), 0xaa);
+    const __m256i qq = _mm256_or_si256(q, _mm256_slli_epi32(q, 16));
+    const __m256i pairs =
+        _mm256_sub_epi16(_mm256_and_si256(x, low16), _mm256_mullo_epi16(qq, pair_fold));
+    // Bytes (a, b) = a + 256 b from a word a + 67 b.
+    const __m256i tens = _mm256_srli_epi16(_mm256_mulhi_epu16(pairs, m67w), 6);
+    const __m256i z = _mm256_add_epi16(pairs, _mm256_mullo_epi16(tens, byte_fold));
+    // Groups 0, 2 and 1, 3 with their d4 beside them, then nine digits each; four overlapping
+    // 16-byte stores in order leave exactly the block's 36 digits.
+    const __m256i g02 = _mm256_shuffle_epi8(_mm256_unpacklo_epi64(z, d4), digits_idx);
+    const __m256i g13 = _mm256_shuffle_epi8(_mm256_unpackhi_epi64(z, d4), digits_idx);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(g02));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 9), _mm256_castsi256_si128(g13));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 18), _mm256_extracti128_si256(g02, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 27), _mm256_extracti128_si256(g13, 1));
+  }
+  return _mm256_testz_si256(bad, bad) != 0;
+}
+
+// 32 candidates per step: accept b < limit (unsigned: max(b, limit - 1) == limit - 1), reduce
+// mod bound with the 16-bit multiply-high of the AVX-512 kernel, then left-pack each 8-byte
+// quarter with a pshufb index from kCompressLo/Hi and store it 8 bytes wide at the running
+// output position (so a step writes at most 32 bytes: it runs only while 32 values are wanted).
+VEIL_Z67_AVX2 size_t reject_avx2(const uint8_t* in, size_t avail, unsigned bound, unsigned limit,
+                                 uint8_t* out, size_t* k_io, size_t count) {
+  const __m256i lim1 = _mm256_set1_epi8(static_cast<char>(limit - 1));
+  const __m256i magic = _mm256_set1_epi16(static_cast<int16_t>((65536 + bound - 1) / bound));
+  const __m256i bnd = _mm256_set1_epi16(static_cast<int16_t>(bound));
+  const __m256i zero = _mm256_setzero_si256();
+  size_t k = *k_io, used = 0;
+  while (count - k >= 32 && avail - used >= 32) {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + used));
+    used += 32;
+    const uint32_t accept = limit >= 256 ? ~uint32_t{0}
+                                         : static_cast<uint32_t>(_mm256_movemask_epi8(
+                                               _mm256_cmpeq_epi8(_mm256_max_epu8(b, lim1), lim1)));
+    __m256i values = zero;
+    if (bound > 1) {
+      __m256i lo = _mm256_unpacklo_epi8(b, zero), hi = _mm256_unpackhi_epi8(b, zero);
+      lo = _mm256_sub_epi16(lo, _mm256_mullo_epi16(_mm256_mulhi_epu16(lo, magic), bnd));
+      hi = _mm256_sub_epi16(hi, _mm256_mullo_epi16(_mm256_mulhi_epu16(hi, magic), bnd));
+      values = _mm256_packus_epi16(lo, hi);
+    }
+    const __m128i halves[2] = {_mm256_castsi256_si128(values), _mm256_extracti128_si256(values, 1)};
+    for (int h = 0; h < 2; ++h) {
+      const unsigned m0 = accept >> (16 * h) & 0xff, m1 = accept >> (16 * h + 8) & 0xff;
+      const __m128i packed =
+          _mm_shuffle_epi8(halves[h], _mm_set_epi64x(static_cast<int64_t>(kCompressHi[m1]),
+                                                     static_cast<int64_t>(kCompressLo[m0])));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), packed);
+      k += static_cast<size_t>(__builtin_popcount(m0));
+      _mm_storeh_pd(reinterpret_cast<double*>(out + k), _mm_castsi128_pd(packed));
+      k += static_cast<size_t>(__builtin_popcount(m1));
+    }
+  }
+  *k_io = k;
+  return used;
+}
+
+#undef VEIL_Z67_AVX2
+
+}  // namespace veil::mpc::detail
