@@ -157,29 +157,46 @@ VEIL_Z67_AVX2 bool unpack_z67_blocks_avx2(const uint8_t* p, size_t blocks, uint8
   return _mm256_testz_si256(bad, bad) != 0;
 }
 
-// 32 candidates per step: accept b < limit (unsigned: max(b, limit - 1) == limit - 1), reduce
-// mod bound with the 16-bit multiply-high of the AVX-512 kernel, then left-pack each 8-byte
-// quarter with a pshufb index from kCompressLo/Hi and store it 8 bytes wide at the running
-// output position (so a step writes at most 32 bytes: it runs only while 32 values are wanted).
-VEIL_Z67_AVX2 size_t reject_avx2(const uint8_t* in, size_t avail, unsigned bound, unsigned limit,
-                                 uint8_t* out, size_t* k_io, size_t count) {
+namespace {
+
+// How reject_steps reduces an accepted byte b < limit mod bound: kMask for powers of two
+// (b & (bound - 1)), 1..3 conditional subtractions of bound when limit <= 4 bound (min(v,
+// v - bound): v - bound wraps above v when v < bound), else kMulhi, the 16-bit multiply-high
+// of the AVX-512 kernel (b - bound mulhi(b, ceil(2^16 / bound)), exact for b < 256). The
+// DReLU's bounds (2, 63, 66, 67) never need the multiply.
+enum Reduce { kMask = 0, kMulhi = 4 };
+
+// 32 candidates per step: accept b < limit (unsigned: max(b, limit - 1) == limit - 1), reduce,
+// then left-pack each 8-byte quarter with a pshufb index from kCompressLo/Hi and store it 8
+// bytes wide at the running output position (so a step writes at most 32 bytes: it runs only
+// while 32 values are wanted).
+template <int kReduce>
+VEIL_Z67_AVX2 size_t reject_steps(const uint8_t* in, size_t avail, unsigned bound, unsigned limit,
+                                  uint8_t* out, size_t* k_io, size_t count) {
   const __m256i lim1 = _mm256_set1_epi8(static_cast<char>(limit - 1));
+  const __m256i bnd8 = _mm256_set1_epi8(static_cast<char>(kReduce == kMask ? bound - 1 : bound));
   const __m256i magic = _mm256_set1_epi16(static_cast<int16_t>((65536 + bound - 1) / bound));
-  const __m256i bnd = _mm256_set1_epi16(static_cast<int16_t>(bound));
+  const __m256i bnd16 = _mm256_set1_epi16(static_cast<int16_t>(bound));
   const __m256i zero = _mm256_setzero_si256();
+  const bool all = limit >= 256;
   size_t k = *k_io, used = 0;
   while (count - k >= 32 && avail - used >= 32) {
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + used));
     used += 32;
-    const uint32_t accept = limit >= 256 ? ~uint32_t{0}
-                                         : static_cast<uint32_t>(_mm256_movemask_epi8(
-                                               _mm256_cmpeq_epi8(_mm256_max_epu8(b, lim1), lim1)));
-    __m256i values = zero;
-    if (bound > 1) {
+    const uint32_t accept = all ? ~uint32_t{0}
+                                : static_cast<uint32_t>(_mm256_movemask_epi8(
+                                      _mm256_cmpeq_epi8(_mm256_max_epu8(b, lim1), lim1)));
+    __m256i values = b;
+    if constexpr (kReduce == kMask) {
+      values = _mm256_and_si256(b, bnd8);
+    } else if constexpr (kReduce == kMulhi) {
       __m256i lo = _mm256_unpacklo_epi8(b, zero), hi = _mm256_unpackhi_epi8(b, zero);
-      lo = _mm256_sub_epi16(lo, _mm256_mullo_epi16(_mm256_mulhi_epu16(lo, magic), bnd));
-      hi = _mm256_sub_epi16(hi, _mm256_mullo_epi16(_mm256_mulhi_epu16(hi, magic), bnd));
+      lo = _mm256_sub_epi16(lo, _mm256_mullo_epi16(_mm256_mulhi_epu16(lo, magic), bnd16));
+      hi = _mm256_sub_epi16(hi, _mm256_mullo_epi16(_mm256_mulhi_epu16(hi, magic), bnd16));
       values = _mm256_packus_epi16(lo, hi);
+    } else {
+      for (int i = 0; i < kReduce; ++i)
+        values = _mm256_min_epu8(values, _mm256_sub_epi8(values, bnd8));
     }
     const __m128i halves[2] = {_mm256_castsi256_si128(values), _mm256_extracti128_si256(values, 1)};
     for (int h = 0; h < 2; ++h) {
@@ -195,6 +212,24 @@ VEIL_Z67_AVX2 size_t reject_avx2(const uint8_t* in, size_t avail, unsigned bound
   }
   *k_io = k;
   return used;
+}
+
+}  // namespace
+
+size_t reject_avx2(const uint8_t* in, size_t avail, unsigned bound, unsigned limit, uint8_t* out,
+                   size_t* k, size_t count) {
+  if ((bound & (bound - 1)) == 0)
+    return reject_steps<kMask>(in, avail, bound, limit, out, k, count);
+  switch (limit / bound) {
+    case 2:
+      return reject_steps<1>(in, avail, bound, limit, out, k, count);
+    case 3:
+      return reject_steps<2>(in, avail, bound, limit, out, k, count);
+    case 4:
+      return reject_steps<3>(in, avail, bound, limit, out, k, count);
+    default:
+      return reject_steps<kMulhi>(in, avail, bound, limit, out, k, count);
+  }
 }
 
 #undef VEIL_Z67_AVX2
