@@ -86,9 +86,11 @@ VEIL_Z67_AVX2 void pack_z67_blocks_avx2(const uint8_t* d, size_t blocks, uint8_t
   }
 }
 
-// Four groups per step, one per 64-bit lane. v = 67^4 hi + lo by a double-precision quotient
-// (v < 2^56 converted exactly to two halves and joined with one rounding, then one rounded
-// product) that is off by at most one either way, fixed by two compares; then the AVX-512
+// Four groups per step, one per 64-bit lane. v = 67^4 hi + lo by a double-precision quotient:
+// v < 2^56 converted as two exact halves joined with one rounding, times 1 / 67^4 scaled down
+// by 2^-40. The three roundings (relative error below 2^-51) move the estimate of v / 67^4
+// < 2^31 by less than 2^-20 and the scaling lowers it by more than that but by less than 2^-9,
+// so its truncation is hi or hi - 1, never more: one compare fixes it. Then the AVX-512
 // kernel's exact constant divisions: d4 and h = hi div 67, lo and h (four digits each) into
 // 16-bit digit pairs, the pairs into bytes.
 VEIL_Z67_AVX2 bool unpack_z67_blocks_avx2(const uint8_t* p, size_t blocks, uint8_t* out) {
@@ -104,12 +106,14 @@ VEIL_Z67_AVX2 bool unpack_z67_blocks_avx2(const uint8_t* p, size_t blocks, uint8
   const __m256i exp84 = _mm256_set1_epi64x(0x4530000000000000);
   const __m256i exp52 = _mm256_set1_epi64x(0x4330000000000000);
   const __m256d bias = _mm256_set1_pd(0x1p84 + 0x1p52);
-  const __m256d inv_p4 = _mm256_set1_pd(1.0 / static_cast<double>(kP4));
+  const __m256d inv_p4 = _mm256_set1_pd((1.0 - 0x1p-40) / static_cast<double>(kP4));
   const __m256i low16 = _mm256_set1_epi32(0xffff);
   // Words (x - 67^2 q, q) from words (x, 0) and (q, q), modulo 2^16 (exact: both are < 2^16).
   const __m256i pair_fold = _mm256_set1_epi32(static_cast<int32_t>(0xffff0000u | kP * kP));
   const __m256i m67w = _mm256_set1_epi16(static_cast<int16_t>(kDiv67Of2));
-  const __m256i byte_fold = _mm256_set1_epi16((1 << 8) - kP);
+  __m256i byte_fold = _mm256_set1_epi16((1 << 8) - kP);
+  // Opaque to GCC, which would otherwise turn the multiply by 189 into four shifts and adds.
+  __asm__("" : "+x"(byte_fold));
   // Digits d0 d1 d2 d3 d4 d5 d6 d7 d8 from bytes [d0 d1 d2 d3 d5 d6 d7 d8 | d4 ...].
   const __m256i digits_idx = _mm256_broadcastsi128_si256(
       _mm_setr_epi8(0, 1, 2, 3, 8, 4, 5, 6, 7, -1, -1, -1, -1, -1, -1, -1));
@@ -125,10 +129,7 @@ VEIL_Z67_AVX2 bool unpack_z67_blocks_avx2(const uint8_t* p, size_t blocks, uint8
     const __m256d vd = _mm256_add_pd(vh, _mm256_castsi256_pd(_mm256_blend_epi32(v, exp52, 0xaa)));
     __m256i hi = _mm256_cvtepu32_epi64(_mm256_cvttpd_epi32(_mm256_mul_pd(vd, inv_p4)));
     __m256i lo = _mm256_sub_epi64(v, _mm256_mul_epu32(hi, p4));
-    const __m256i under = _mm256_cmpgt_epi64(_mm256_setzero_si256(), lo);  // estimate too big
-    hi = _mm256_add_epi64(hi, under);
-    lo = _mm256_add_epi64(lo, _mm256_and_si256(under, p4));
-    const __m256i over = _mm256_cmpgt_epi64(lo, p4m1);  // estimate too small
+    const __m256i over = _mm256_cmpgt_epi64(lo, p4m1);  // estimate one too small
     hi = _mm256_sub_epi64(hi, over);
     lo = _mm256_sub_epi64(lo, _mm256_and_si256(over, p4));
     const __m256i h = _mm256_srli_epi64(_mm256_mul_epu32(hi, m67), 38);

@@ -155,7 +155,9 @@ VEIL_AVX2 void digits_avx2(int m, bool client, size_t n, const uint64_t* r, cons
                            const uint8_t* xs, const uint8_t* sv, const uint8_t* uv,
                            const uint8_t* rot, uint8_t* out) {
   constexpr size_t kWidth = 32 * kHalves;
-  const Consts c = make_consts();
+  Consts c = make_consts();
+  // Opaque to GCC, which would otherwise turn the multiplies by 67 into shifts and adds.
+  __asm__("" : "+x"(c.p16));
   const size_t mm = static_cast<size_t>(m), total = n * mm;
   const uint64_t mask_m = (uint64_t{1} << m) - 1;
   __m256i valid[2];
@@ -164,11 +166,29 @@ VEIL_AVX2 void digits_avx2(int m, bool client, size_t n, const uint64_t* r, cons
     for (int i = 0; i < 32; ++i) bytes[i] = 32 * h + i < m ? 0xff : 0;
     valid[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(bytes));
   }
-  alignas(32) uint8_t tmp[2 * 64];
+  // Two buffers, and each element's rotated copy made one element later: a load spanning the
+  // two fresh stores of its digits cannot be forwarded from the store buffer and would wait
+  // for them to reach the cache.
+  alignas(32) uint8_t tmp[2][2 * 64];
   alignas(32) uint8_t pad[3][64] = {};
+  const uint8_t* pending = nullptr;  // the previous element's rotated digits
+  uint8_t* pending_out = nullptr;
+  bool pending_inside = false;
+  auto flush = [&]() VEIL_AVX2 {
+    if (!pending) return;
+    if (pending_inside) {
+      for (int h = 0; h < kHalves; ++h)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(pending_out + 32 * h),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pending + 32 * h)));
+    } else {
+      std::memcpy(pending_out, pending, mm);
+    }
+    pending = nullptr;
+  };
   for (size_t e = 0; e < n; ++e) {
     const size_t at = e * mm;
     if (beta[e] == 1 && r[e] == mask_m) {  // the planted zero: rare, and scalar
+      flush();                             // its wide stores reach into this element
       private_compare_element_scalar(m, client, r[e], beta[e], xs + at, sv + at, uv + at, rot[e],
                                      out + at);
       continue;
@@ -187,16 +207,14 @@ VEIL_AVX2 void digits_avx2(int m, bool client, size_t n, const uint64_t* r, cons
       s = pad[1];
       u = pad[2];
     }
-    element_avx2<kHalves>(c, valid, m, client, q, b, x, s, u, tmp);
-    const uint8_t* rotated = tmp + mm - rot[e];
-    if (inside) {
-      for (int h = 0; h < kHalves; ++h)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + at + 32 * h),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rotated + 32 * h)));
-    } else {
-      std::memcpy(out + at, rotated, mm);
-    }
+    uint8_t* t = tmp[e & 1];
+    element_avx2<kHalves>(c, valid, m, client, q, b, x, s, u, t);
+    flush();
+    pending = t + mm - rot[e];
+    pending_out = out + at;
+    pending_inside = inside;
   }
+  flush();
 }
 
 // Appends the m low bits of each r[e] to a bit stream, least significant first:
