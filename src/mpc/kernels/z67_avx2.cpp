@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 
 #include "veil/core/cpu.hpp"
@@ -181,36 +182,39 @@ VEIL_Z67_AVX2 size_t reject_steps(const uint8_t* in, size_t avail, unsigned boun
   const __m256i zero = _mm256_setzero_si256();
   const bool all = limit >= 256;
   size_t k = *k_io, used = 0;
-  while (count - k >= 32 && avail - used >= 32) {
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + used));
-    used += 32;
-    const uint32_t accept = all ? ~uint32_t{0}
-                                : static_cast<uint32_t>(_mm256_movemask_epi8(
-                                      _mm256_cmpeq_epi8(_mm256_max_epu8(b, lim1), lim1)));
-    __m256i values = b;
-    if constexpr (kReduce == kMask) {
-      values = _mm256_and_si256(b, bnd8);
-    } else if constexpr (kReduce == kMulhi) {
-      __m256i lo = _mm256_unpacklo_epi8(b, zero), hi = _mm256_unpackhi_epi8(b, zero);
-      lo = _mm256_sub_epi16(lo, _mm256_mullo_epi16(_mm256_mulhi_epu16(lo, magic), bnd16));
-      hi = _mm256_sub_epi16(hi, _mm256_mullo_epi16(_mm256_mulhi_epu16(hi, magic), bnd16));
-      values = _mm256_packus_epi16(lo, hi);
-    } else {
-      for (int i = 0; i < kReduce; ++i)
-        values = _mm256_min_epu8(values, _mm256_sub_epi8(values, bnd8));
+  // A step yields at most 32 values, so (count - k) / 32 steps can run unchecked.
+  for (size_t steps; (steps = std::min(count - k, avail - used) / 32) > 0;)
+    for (; steps > 0; --steps) {
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + used));
+      used += 32;
+      const uint32_t accept = all ? ~uint32_t{0}
+                                  : static_cast<uint32_t>(_mm256_movemask_epi8(
+                                        _mm256_cmpeq_epi8(_mm256_max_epu8(b, lim1), lim1)));
+      __m256i values = b;
+      if constexpr (kReduce == kMask) {
+        values = _mm256_and_si256(b, bnd8);
+      } else if constexpr (kReduce == kMulhi) {
+        __m256i lo = _mm256_unpacklo_epi8(b, zero), hi = _mm256_unpackhi_epi8(b, zero);
+        lo = _mm256_sub_epi16(lo, _mm256_mullo_epi16(_mm256_mulhi_epu16(lo, magic), bnd16));
+        hi = _mm256_sub_epi16(hi, _mm256_mullo_epi16(_mm256_mulhi_epu16(hi, magic), bnd16));
+        values = _mm256_packus_epi16(lo, hi);
+      } else {
+        for (int i = 0; i < kReduce; ++i)
+          values = _mm256_min_epu8(values, _mm256_sub_epi8(values, bnd8));
+      }
+      const __m128i halves[2] = {_mm256_castsi256_si128(values),
+                                 _mm256_extracti128_si256(values, 1)};
+      for (int h = 0; h < 2; ++h) {
+        const unsigned m0 = accept >> (16 * h) & 0xff, m1 = accept >> (16 * h + 8) & 0xff;
+        const __m128i packed =
+            _mm_shuffle_epi8(halves[h], _mm_set_epi64x(static_cast<int64_t>(kCompressHi[m1]),
+                                                       static_cast<int64_t>(kCompressLo[m0])));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), packed);
+        k += static_cast<size_t>(__builtin_popcount(m0));
+        _mm_storeh_pd(reinterpret_cast<double*>(out + k), _mm_castsi128_pd(packed));
+        k += static_cast<size_t>(__builtin_popcount(m1));
+      }
     }
-    const __m128i halves[2] = {_mm256_castsi256_si128(values), _mm256_extracti128_si256(values, 1)};
-    for (int h = 0; h < 2; ++h) {
-      const unsigned m0 = accept >> (16 * h) & 0xff, m1 = accept >> (16 * h + 8) & 0xff;
-      const __m128i packed =
-          _mm_shuffle_epi8(halves[h], _mm_set_epi64x(static_cast<int64_t>(kCompressHi[m1]),
-                                                     static_cast<int64_t>(kCompressLo[m0])));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), packed);
-      k += static_cast<size_t>(__builtin_popcount(m0));
-      _mm_storeh_pd(reinterpret_cast<double*>(out + k), _mm_castsi128_pd(packed));
-      k += static_cast<size_t>(__builtin_popcount(m1));
-    }
-  }
   *k_io = k;
   return used;
 }
