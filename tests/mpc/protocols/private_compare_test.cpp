@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "mpc/test_util.hpp"
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/kernels/z67.hpp"
 
@@ -197,6 +199,35 @@ TEST(PrivateCompare, HelperStepsMatchTheirDefinition) {
       for (size_t e = 0; e < n; ++e) ASSERT_EQ(zero[e], e % 3 == 0 ? 1 : 0) << "m " << m;
     }
   }
+}
+
+// Auto runs the best kernel the CPU has within the kernel path, and names it.
+class CompareKernelPath : public ::testing::Test {
+ protected:
+  void TearDown() override { set_kernel_path(saved_); }
+  KernelPath saved_ = kernel_path();
+};
+
+TEST_F(CompareKernelPath, AutoStaysWithinTheKernelPath) {
+  EXPECT_TRUE(compare_kernel_available(CompareKernel::Scalar));
+  EXPECT_TRUE(compare_kernel_available(CompareKernel::Auto));
+  const CpuFeatures& f = cpu_features();
+  EXPECT_EQ(compare_kernel_available(CompareKernel::Avx2), f.avx2 && f.fma && f.bmi2);
+  for (KernelPath path : {KernelPath::Scalar, KernelPath::Avx2, KernelPath::Avx512}) {
+    if (path > detected_kernel_path()) continue;
+    set_kernel_path(path);
+    const std::string want =
+        path == KernelPath::Avx512 && compare_kernel_available(CompareKernel::Avx512) ? "avx512bw"
+        : path >= KernelPath::Avx2 && compare_kernel_available(CompareKernel::Avx2)   ? "avx2"
+                                                                                      : "scalar";
+    EXPECT_EQ(compare_kernel_name(), want) << kernel_path_name(path);
+  }
+  uint64_t r = 0;
+  uint8_t b = 0;
+  for (CompareKernel k : {CompareKernel::Avx2, CompareKernel::Avx512})
+    if (!compare_kernel_available(k))
+      EXPECT_THROW(private_compare_digits(1, true, 1, &r, &b, &b, &b, &b, &b, &b, k),
+                   InvalidArgument);
 }
 
 TEST(PrivateCompare, RejectsBadDigitCounts) {
