@@ -47,6 +47,20 @@ constexpr uint64_t kDiv67Of5 = ((uint64_t{1} << 38) + kP - 1) / kP;
 constexpr uint64_t kDiv4489Of4 = ((uint64_t{1} << 40) + kP * kP - 1) / (kP * kP);
 constexpr uint64_t kDiv67Of2 = ((uint64_t{1} << 22) + kP - 1) / kP;
 
+// c = 2^20 / 67^4 lowered by a relative 2^-40 and rounded down to a multiple of 2^-53, so that
+// 2^52 c is a multiple of 1/2 and the FMA's addend 2^52 - 2^52 c + 1/2 (in [2^51, 2^52), spaced
+// by 1/2) is exact. With t = v >> 20, x = t c <= v c 2^-20 < v / 67^4, and x > (v - 2^20) c 2^-20
+// > v / 67^4 - 2^20 / 67^4 - 2^31 2^-40 > v / 67^4 - 0.06, so floor(x) is hi or hi - 1. The FMA
+// rounds 2^52 + x + 1/2 once (the sum is in [2^52, 2^53), spaced by 1) to floor(x) + 1, or to
+// floor(x) when x is an integer (a tie), and then floor(x) = x > hi - 0.06 is hi.
+constexpr double kUnpackScale = static_cast<double>(static_cast<uint64_t>(
+                                    0x1p20 / static_cast<double>(kP4) * (1.0 - 0x1p-40) * 0x1p53)) *
+                                0x1p-53;
+constexpr double kUnpackOffset = 0x1p52 - 0x1p52 * kUnpackScale + 0.5;
+static_assert(0x1p52 * kUnpackScale * 2 ==
+                  static_cast<double>(static_cast<uint64_t>(0x1p52 * kUnpackScale * 2)) &&
+              kUnpackOffset >= 0x1p51 && kUnpackOffset < 0x1p52);
+
 }  // namespace
 
 bool z67_avx2_usable() {
@@ -87,27 +101,25 @@ VEIL_Z67_AVX2 void pack_z67_blocks_avx2(const uint8_t* d, size_t blocks, uint8_t
   }
 }
 
-// Four groups per step, one per 64-bit lane. v = 67^4 hi + lo by a double-precision quotient:
-// v < 2^56 converted as two exact halves joined with one rounding, times 1 / 67^4 scaled down
-// by 2^-40. The three roundings (relative error below 2^-51) move the estimate of v / 67^4
-// < 2^31 by less than 2^-20 and the scaling lowers it by more than that but by less than 2^-9,
-// so its truncation is hi or hi - 1, never more: one compare fixes it. Then the AVX-512
-// kernel's exact constant divisions: d4 and h = hi div 67, lo and h (four digits each) into
-// 16-bit digit pairs, the pairs into bytes.
+// Four groups per step, one per 64-bit lane. v = 67^4 hi + lo from one FMA: t = v >> 20
+// (< 2^36) is 2^52 + t as a double by setting the exponent bits, and
+// fma(2^52 + t, c, 2^52 - 2^52 c + 1/2) = 2^52 + round(t c + 1/2), with c just below
+// 2^20 / 67^4 (kUnpackScale), puts an estimate of hi, hi or hi + 1, in the low 32 bits; one
+// compare fixes it. Then the AVX-512 kernel's exact constant divisions: d4 and h = hi div 67,
+// lo and h (four digits each) into 16-bit digit pairs, the pairs into bytes. Only the low 32
+// bits of the estimate's lanes are used: vpmuludq reads nothing else, and d4 only its low byte.
 VEIL_Z67_AVX2 bool unpack_z67_blocks_avx2(const uint8_t* p, size_t blocks, uint8_t* out) {
   const __m256i group_idx = _mm256_broadcastsi128_si256(
       _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, -1, 7, 8, 9, 10, 11, 12, 13, -1));
   const __m256i p9m1 = _mm256_set1_epi64x(static_cast<int64_t>(kP9 - 1));
   const __m256i p4 = _mm256_set1_epi64x(static_cast<int64_t>(kP4));
-  const __m256i p4m1 = _mm256_set1_epi64x(static_cast<int64_t>(kP4 - 1));
+  const __m256i zero = _mm256_setzero_si256();
   const __m256i p1 = _mm256_set1_epi64x(kP);
   const __m256i m67 = _mm256_set1_epi64x(static_cast<int64_t>(kDiv67Of5));
   const __m256i m4489 = _mm256_set1_epi64x(static_cast<int64_t>(kDiv4489Of4));
-  // u64 -> double for v < 2^56 (Mysticial's split): 2^84 + 2^32 vh and 2^52 + vl are exact.
-  const __m256i exp84 = _mm256_set1_epi64x(0x4530000000000000);
   const __m256i exp52 = _mm256_set1_epi64x(0x4330000000000000);
-  const __m256d bias = _mm256_set1_pd(0x1p84 + 0x1p52);
-  const __m256d inv_p4 = _mm256_set1_pd((1.0 - 0x1p-40) / static_cast<double>(kP4));
+  const __m256d scale = _mm256_set1_pd(kUnpackScale);
+  const __m256d offset = _mm256_set1_pd(kUnpackOffset);
   const __m256i low16 = _mm256_set1_epi32(0xffff);
   // Words (x - 67^2 q, q) from words (x, 0) and (q, q), modulo 2^16 (exact: both are < 2^16).
   const __m256i pair_fold = _mm256_set1_epi32(static_cast<int32_t>(0xffff0000u | kP * kP));
@@ -125,14 +137,12 @@ VEIL_Z67_AVX2 bool unpack_z67_blocks_avx2(const uint8_t* p, size_t blocks, uint8
                                                 reinterpret_cast<const __m128i*>(p)),
                             group_idx);
     bad = _mm256_or_si256(bad, _mm256_cmpgt_epi64(v, p9m1));  // v < 2^56: signed compare
-    const __m256d vh =
-        _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v, 32), exp84)), bias);
-    const __m256d vd = _mm256_add_pd(vh, _mm256_castsi256_pd(_mm256_blend_epi32(v, exp52, 0xaa)));
-    __m256i hi = _mm256_cvtepu32_epi64(_mm256_cvttpd_epi32(_mm256_mul_pd(vd, inv_p4)));
+    const __m256d t = _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v, 20), exp52));
+    __m256i hi = _mm256_castpd_si256(_mm256_fmadd_pd(t, scale, offset));
     __m256i lo = _mm256_sub_epi64(v, _mm256_mul_epu32(hi, p4));
-    const __m256i over = _mm256_cmpgt_epi64(lo, p4m1);  // estimate one too small
-    hi = _mm256_sub_epi64(hi, over);
-    lo = _mm256_sub_epi64(lo, _mm256_and_si256(over, p4));
+    const __m256i under = _mm256_cmpgt_epi64(zero, lo);  // estimate one too large
+    hi = _mm256_add_epi64(hi, under);
+    lo = _mm256_add_epi64(lo, _mm256_and_si256(under, p4));
     const __m256i h = _mm256_srli_epi64(_mm256_mul_epu32(hi, m67), 38);
     const __m256i d4 = _mm256_sub_epi64(hi, _mm256_mul_epu32(h, p1));
     // Dwords [lo, h] and their quotients by 67^2 (bits 40.. of the products; the high one
