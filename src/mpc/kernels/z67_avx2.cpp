@@ -49,10 +49,10 @@ constexpr uint64_t kDiv67Of2 = ((uint64_t{1} << 22) + kP - 1) / kP;
 
 // c = 2^20 / 67^4 lowered by a relative 2^-40 and rounded down to a multiple of 2^-53, so that
 // 2^52 c is a multiple of 1/2 and the FMA's addend 2^52 - 2^52 c + 1/2 (in [2^51, 2^52), spaced
-// by 1/2) is exact. With t = v >> 20, x = t c <= v c 2^-20 < v / 67^4, and x > (v - 2^20) c 2^-20
-// > v / 67^4 - 2^20 / 67^4 - 2^31 2^-40 > v / 67^4 - 0.06, so floor(x) is hi or hi - 1. The FMA
-// rounds 2^52 + x + 1/2 once (the sum is in [2^52, 2^53), spaced by 1) to floor(x) + 1, or to
-// floor(x) when x is an integer (a tie), and then floor(x) = x > hi - 0.06 is hi.
+// by 1/2) is exact. With t = v >> 20, x = t c <= v / 67^4 (equal only for v = 0), and
+// x > (v - 2^20) c 2^-20 > v / 67^4 - 2^20 / 67^4 - 2^31 2^-40 > v / 67^4 - 0.06, so floor(x) is
+// hi or hi - 1. The FMA rounds 2^52 + x + 1/2 once (the sum is in [2^52, 2^53), spaced by 1) to
+// floor(x) + 1, except at a tie (x an integer, so x = hi) maybe to floor(x): hi or hi + 1.
 constexpr double kUnpackScale = static_cast<double>(static_cast<uint64_t>(
                                     0x1p20 / static_cast<double>(kP4) * (1.0 - 0x1p-40) * 0x1p53)) *
                                 0x1p-53;
