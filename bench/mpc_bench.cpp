@@ -3,6 +3,7 @@
 // shapes. The three parties run as threads over in-memory links, so the numbers are compute
 // plus copying; bytes and rounds are what a network would carry.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "veil/mpc/kernels/z67.hpp"
 #include "veil/mpc/local_session.hpp"
 #include "veil/mpc/protocols/nonlinear.hpp"
+#include "veil/mpc/protocols/private_compare.hpp"
 #include "veil/nn/threads.hpp"
 
 namespace {
@@ -31,7 +33,9 @@ std::vector<uint64_t> random_u64(size_t n) {
 }
 
 // state.range(0): elements; range(1): 0 exact, 1 approximate (s = 5, k = 48, f = 16);
-// range(2): 0 DReLU, 1 ReLU.
+// range(2): 0 DReLU, 1 ReLU. The kernels are those of VEIL_KERNELS (scalar|avx2|avx512). Items
+// per second are per wall-clock second; the CPU column is the three parties' CPU time together
+// (process CPU time), the steadier figure on a shared machine.
 void BM_SignProtocol(benchmark::State& state) {
   const int64_t n = state.range(0);
   SessionParams sp;
@@ -63,6 +67,7 @@ BENCHMARK(BM_SignProtocol)
     ->Args({1 << 16, 1, 1})
     ->Args({1 << 18, 0, 0})
     ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()
     ->UseRealTime();
 
 // Conv GEMM shapes (M = out channels, N = output pixels, K = in channels * 3 * 3): the three
@@ -308,21 +313,39 @@ void BM_PairedConvGemm(benchmark::State& state) {
 }
 BENCHMARK(BM_PairedConvGemm)->CONV_SHAPES->Unit(benchmark::kMillisecond);
 
-// Z_67 digit packing, which PrivateCompare runs on 63 digits per compared element: 1 << 20
-// digits per call; range(0): 0 scalar, 1 AVX-512 VBMI.
+// The kernels of the DReLU's hot loops side by side: range(0) = 0 scalar, 1 AVX2, 2 AVX-512
+// (skipped when this CPU lacks it). Z_67 digit packing, which PrivateCompare runs on 63 digits
+// per compared element, on 1 << 20 digits per call; fill_below on the DReLU's bounds; the
+// PrivateCompare steps on 8192 elements of 63 digits (one exact-DReLU chunk).
 std::vector<uint8_t> random_z67_digits(size_t n) {
   std::vector<uint8_t> d(n);
   ByteSampler(AesCtrPrg(random_seed())).fill_below(kP, d.data(), n);
   return d;
 }
 
+constexpr const char* kKernelNames[] = {"scalar", "avx2", "avx512"};
+
 // The kernel range(0) names; nullopt (and the benchmark skipped) when this CPU lacks it.
 std::optional<Z67Kernel> z67_kernel_of(benchmark::State& state) {
-  const Z67Kernel kernel = state.range(0) ? Z67Kernel::Avx512 : Z67Kernel::Scalar;
+  const Z67Kernel kernels[] = {Z67Kernel::Scalar, Z67Kernel::Avx2, Z67Kernel::Avx512};
+  const Z67Kernel kernel = kernels[state.range(0)];
+  state.SetLabel(kKernelNames[state.range(0)]);
   if (z67_kernel_available(kernel)) return kernel;
-  state.SkipWithError("no AVX-512 VBMI");
+  state.SkipWithError("kernel not available on this CPU");
   return std::nullopt;
 }
+
+std::optional<CompareKernel> compare_kernel_of(benchmark::State& state) {
+  const CompareKernel kernels[] = {CompareKernel::Scalar, CompareKernel::Avx2,
+                                   CompareKernel::Avx512};
+  const CompareKernel kernel = kernels[state.range(0)];
+  state.SetLabel(kKernelNames[state.range(0)]);
+  if (compare_kernel_available(kernel)) return kernel;
+  state.SkipWithError("kernel not available on this CPU");
+  return std::nullopt;
+}
+
+#define KERNEL_ARGS ArgName("kernel")->Arg(0)->Arg(1)->Arg(2)
 
 void BM_Z67Pack(benchmark::State& state) {
   const auto kernel = z67_kernel_of(state);
@@ -331,7 +354,7 @@ void BM_Z67Pack(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(pack_z67_with(*kernel, digits));
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(digits.size()));
 }
-BENCHMARK(BM_Z67Pack)->ArgName("avx512")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Z67Pack)->KERNEL_ARGS->Unit(benchmark::kMicrosecond);
 
 void BM_Z67Unpack(benchmark::State& state) {
   const auto kernel = z67_kernel_of(state);
@@ -346,8 +369,88 @@ void BM_Z67Unpack(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(digits.size()));
 }
-BENCHMARK(BM_Z67Unpack)->ArgName("avx512")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Z67Unpack)->KERNEL_ARGS->Unit(benchmark::kMicrosecond);
+
+// range(1): the bound (67 for bit shares and masks, 66 for multipliers, 2 for coins).
+void BM_FillBelow(benchmark::State& state) {
+  const auto kernel = z67_kernel_of(state);
+  if (!kernel) return;
+  const unsigned bound = static_cast<unsigned>(state.range(1));
+  ByteSampler sampler{AesCtrPrg(random_seed())};
+  std::vector<uint8_t> out(size_t{1} << 20);
+  for (auto _ : state) {
+    sampler.fill_below(bound, out.data(), out.size(), *kernel);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(out.size()));
+}
+BENCHMARK(BM_FillBelow)
+    ->ArgNames({"kernel", "bound"})
+    ->ArgsProduct({{0, 1, 2}, {2, 67}})
+    ->Unit(benchmark::kMicrosecond);
+
+struct CompareInputs {
+  static constexpr int kM = 63;
+  static constexpr size_t kN = 8192, kDigits = kN * kM;
+  std::vector<uint64_t> r = random_u64(kN);
+  std::vector<uint8_t> beta = std::vector<uint8_t>(kN), rot = std::vector<uint8_t>(kN);
+  std::vector<uint8_t> xs = random_z67_digits(kDigits), sv = random_z67_digits(kDigits),
+                       uv = random_z67_digits(kDigits), out = std::vector<uint8_t>(kDigits);
+  CompareInputs() {
+    ByteSampler coins{AesCtrPrg(random_seed())};
+    coins.fill_below(2, beta.data(), kN);
+    coins.fill_below(kM, rot.data(), kN);
+    for (auto& v : r) v &= (uint64_t{1} << kM) - 1;
+    for (auto& v : sv) v = static_cast<uint8_t>(v % (kP - 1) + 1);
+  }
+};
+
+// range(1): 0 the client's digits, 1 the server's.
+void BM_PrivateCompareDigits(benchmark::State& state) {
+  const auto kernel = compare_kernel_of(state);
+  if (!kernel) return;
+  CompareInputs in;
+  for (auto _ : state) {
+    private_compare_digits(in.kM, state.range(1) == 0, in.kN, in.r.data(), in.beta.data(),
+                           in.xs.data(), in.sv.data(), in.uv.data(), in.rot.data(), in.out.data(),
+                           *kernel);
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(in.kN));
+}
+BENCHMARK(BM_PrivateCompareDigits)
+    ->ArgNames({"kernel", "server"})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
+
+// The helper's two steps: bit shares and the zero test.
+void BM_PrivateCompareHelper(benchmark::State& state) {
+  const auto kernel = compare_kernel_of(state);
+  if (!kernel) return;
+  CompareInputs in;
+  for (auto _ : state) {
+    private_compare_bit_shares(in.kM, in.kN, in.r.data(), in.xs.data(), *kernel);
+    private_compare_any_zero(in.kM, in.kN, in.sv.data(), in.uv.data(), in.out.data(), *kernel);
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(in.kN));
+}
+BENCHMARK(BM_PrivateCompareHelper)->KERNEL_ARGS->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // The allocator settings of the veil CLI (src/cli/main.cpp), so that the protocol rows measure
+  // what `veil mpc` runs: glibc's defaults serve the multi-megabyte share and digit buffers
+  // with mmap/munmap (and trim the parties' arenas), page-faulting them in afresh every op.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -9,14 +9,10 @@
 
 #include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
+#include "z67_avx2.hpp"
 
 namespace veil::mpc {
 namespace {
-
-bool vbmi2_usable() {
-  const CpuFeatures& f = cpu_features();
-  return f.avx512f && f.avx512bw && f.avx512vbmi2 && kernel_path_allows(KernelPath::Avx512);
-}
 
 // 64 candidate bytes -> the accepted ones (b < limit, in order) reduced mod bound, stored at
 // out (64 bytes written, the first popcount valid). Returns how many were accepted.
@@ -142,9 +138,10 @@ constexpr size_t kBlockDigits = 8 * kZ67Group;
 constexpr size_t kBlockBytes = 8 * kZ67GroupBytes[kZ67Group];
 constexpr __mmask64 kLow56 = (__mmask64{1} << kBlockBytes) - 1;
 
+// VBMI for the packing kernels, VBMI2 (vpcompressb) for the sampler.
 bool avx512_vbmi_usable() {
   const CpuFeatures& f = cpu_features();
-  return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vbmi;
+  return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vbmi && f.avx512vbmi2;
 }
 
 template <class F>
@@ -314,12 +311,19 @@ VEIL_Z67_AVX512 bool unpack_blocks_avx512(const uint8_t* p, size_t blocks, uint8
 
 #undef VEIL_Z67_AVX512
 
-// Validates the kernel choice; true for the AVX-512 path.
-bool use_avx512(Z67Kernel kernel) {
-  if (kernel == Z67Kernel::Avx512 && !avx512_vbmi_usable())
-    throw InvalidArgument("Z_67 packing: AVX-512 VBMI kernel not available on this machine");
-  return kernel == Z67Kernel::Avx512 || (kernel == Z67Kernel::Auto && avx512_vbmi_usable() &&
-                                         kernel_path_allows(KernelPath::Avx512));
+// The kernel that runs for `kernel`: Auto picks the best one the CPU has within kernel_path();
+// an explicit kernel the CPU lacks is an InvalidArgument.
+Z67Kernel resolve(Z67Kernel kernel) {
+  if (kernel == Z67Kernel::Auto) {
+    if (avx512_vbmi_usable() && kernel_path_allows(KernelPath::Avx512)) return Z67Kernel::Avx512;
+    if (detail::z67_avx2_usable() && kernel_path_allows(KernelPath::Avx2)) return Z67Kernel::Avx2;
+    return Z67Kernel::Scalar;
+  }
+  if (!z67_kernel_available(kernel))
+    throw InvalidArgument(std::string("Z_67 kernels: ") +
+                          (kernel == Z67Kernel::Avx2 ? "AVX2" : "AVX-512 VBMI") +
+                          " kernel not available on this machine");
+  return kernel;
 }
 
 }  // namespace
@@ -329,18 +333,43 @@ size_t z67_packed_size(size_t digits) {
 }
 
 bool z67_kernel_available(Z67Kernel kernel) {
-  return kernel != Z67Kernel::Avx512 || avx512_vbmi_usable();
+  switch (kernel) {
+    case Z67Kernel::Avx512:
+      return avx512_vbmi_usable();
+    case Z67Kernel::Avx2:
+      return detail::z67_avx2_usable();
+    default:
+      return true;
+  }
 }
 
 const char* z67_kernel_name() {
-  return avx512_vbmi_usable() && kernel_path_allows(KernelPath::Avx512) ? "avx512vbmi" : "scalar";
+  switch (resolve(Z67Kernel::Auto)) {
+    case Z67Kernel::Avx512:
+      return "avx512vbmi";
+    case Z67Kernel::Avx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
 }
 
 Bytes pack_z67_with(Z67Kernel kernel, std::span<const uint8_t> digits) {
-  const size_t blocks = use_avx512(kernel) ? digits.size() / kBlockDigits : 0;
+  kernel = resolve(kernel);
   Bytes out(z67_packed_size(digits.size()) + 1);  // +1: pack_scalar's stores
-  if (blocks > 0) pack_blocks_avx512(digits.data(), blocks, out.data());
-  pack_scalar(digits.subspan(blocks * kBlockDigits), out.data() + blocks * kBlockBytes);
+  size_t done_digits = 0, done_bytes = 0;
+  if (kernel == Z67Kernel::Avx512) {
+    const size_t blocks = digits.size() / kBlockDigits;
+    if (blocks > 0) pack_blocks_avx512(digits.data(), blocks, out.data());
+    done_digits = blocks * kBlockDigits;
+    done_bytes = blocks * kBlockBytes;
+  } else if (kernel == Z67Kernel::Avx2) {
+    const size_t blocks = detail::z67_avx2_blocks(digits.size());
+    detail::pack_z67_blocks_avx2(digits.data(), blocks, out.data());
+    done_digits = blocks * detail::kZ67Avx2BlockDigits;
+    done_bytes = blocks * detail::kZ67Avx2BlockBytes;
+  }
+  pack_scalar(digits.subspan(done_digits), out.data() + done_bytes);
   out.pop_back();
   return out;
 }
@@ -349,11 +378,23 @@ Bytes pack_z67(std::span<const uint8_t> digits) { return pack_z67_with(Z67Kernel
 
 void unpack_z67_with(Z67Kernel kernel, std::span<const uint8_t> bytes,
                      std::span<uint8_t> out_digits) {
-  const size_t blocks = use_avx512(kernel) ? out_digits.size() / kBlockDigits : 0;
+  kernel = resolve(kernel);
   check_packed_size(bytes.size(), out_digits.size());
-  if (blocks > 0 && !unpack_blocks_avx512(bytes.data(), blocks, out_digits.data()))
-    throw_out_of_range();
-  unpack_scalar(bytes.subspan(blocks * kBlockBytes), out_digits.subspan(blocks * kBlockDigits));
+  size_t done_digits = 0, done_bytes = 0;
+  bool in_range = true;
+  if (kernel == Z67Kernel::Avx512) {
+    const size_t blocks = out_digits.size() / kBlockDigits;
+    if (blocks > 0) in_range = unpack_blocks_avx512(bytes.data(), blocks, out_digits.data());
+    done_digits = blocks * kBlockDigits;
+    done_bytes = blocks * kBlockBytes;
+  } else if (kernel == Z67Kernel::Avx2) {
+    const size_t blocks = detail::z67_avx2_blocks(out_digits.size());
+    in_range = detail::unpack_z67_blocks_avx2(bytes.data(), blocks, out_digits.data());
+    done_digits = blocks * detail::kZ67Avx2BlockDigits;
+    done_bytes = blocks * detail::kZ67Avx2BlockBytes;
+  }
+  if (!in_range) throw_out_of_range();
+  unpack_scalar(bytes.subspan(done_bytes), out_digits.subspan(done_digits));
 }
 
 std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits) {
@@ -367,20 +408,23 @@ void unpack_z67(std::span<const uint8_t> bytes, std::span<uint8_t> out_digits) {
   unpack_z67_with(Z67Kernel::Auto, bytes, out_digits);
 }
 
-void ByteSampler::fill_below(unsigned bound, uint8_t* out, size_t count) {
+void ByteSampler::fill_below(unsigned bound, uint8_t* out, size_t count, Z67Kernel kernel) {
   if (bound < 1 || bound > 256) throw InvalidArgument("ByteSampler: bound must be in [1, 256]");
+  kernel = resolve(kernel);
   const unsigned limit = 256 - 256 % bound;
-  const bool vector = vbmi2_usable();
   size_t k = 0;
   while (k < count) {
     if (pos_ == buf_.size()) refill();
-    // Whole 64-byte chunks while at least 64 values are still wanted: a chunk can never
-    // overshoot, so the bytes consumed are those of the scalar loop.
-    if (vector)
+    // Whole 64- (32-) byte chunks while at least 64 (32) values are still wanted: a chunk can
+    // never overshoot, so the bytes consumed are those of the scalar loop.
+    if (kernel == Z67Kernel::Avx512)
       while (count - k >= 64 && buf_.size() - pos_ >= 64) {
         k += reject_64(buf_.data() + pos_, bound, limit, out + k);
         pos_ += 64;
       }
+    else if (kernel == Z67Kernel::Avx2)
+      pos_ +=
+          detail::reject_avx2(buf_.data() + pos_, buf_.size() - pos_, bound, limit, out, &k, count);
     const uint8_t* p = buf_.data() + pos_;
     const uint8_t* end = buf_.data() + buf_.size();
     // Branch-free: a rejected byte's value is written and then overwritten by the next one.

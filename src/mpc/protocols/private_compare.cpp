@@ -3,7 +3,9 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <string>
 
+#include "private_compare_avx2.hpp"
 #include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/kernels/z67.hpp"
@@ -80,7 +82,7 @@ VEIL_AVX512 void element_avx512(int m, bool client, uint64_t r, unsigned beta, c
     element_scalar(m, client, r, beta, xs, sv, uv, rot, out);
     return;
   }
-  const uint64_t q = beta ? r + 1 : r;
+  const uint64_t q = (beta ? r + 1 : r) & mask_m;  // the scalar kernel ignores higher bits
   const int j = client ? 0 : 1;
   const __mmask32 valid[2] = {static_cast<__mmask32>(mask_m), static_cast<__mmask32>(mask_m >> 32)};
   const __mmask32 qbit[2] = {static_cast<__mmask32>(q), static_cast<__mmask32>(q >> 32)};
@@ -188,28 +190,56 @@ bool avx512_usable() {
 
 }  // namespace
 
+void detail::private_compare_element_scalar(int m, bool client, uint64_t r, unsigned beta,
+                                            const uint8_t* xs, const uint8_t* sv, const uint8_t* uv,
+                                            unsigned rot, uint8_t* out) {
+  element_scalar(m, client, r, beta, xs, sv, uv, rot, out);
+}
+
 bool compare_kernel_available(CompareKernel kernel) {
-  return kernel != CompareKernel::Avx512 || avx512_usable();
+  switch (kernel) {
+    case CompareKernel::Avx512:
+      return avx512_usable();
+    case CompareKernel::Avx2:
+      return detail::private_compare_avx2_usable();
+    default:
+      return true;
+  }
 }
 
 namespace {
 
+// The kernel Auto runs: the best the CPU has within kernel_path().
+CompareKernel auto_kernel() {
+  if (avx512_usable() && kernel_path_allows(KernelPath::Avx512)) return CompareKernel::Avx512;
+  if (detail::private_compare_avx2_usable() && kernel_path_allows(KernelPath::Avx2))
+    return CompareKernel::Avx2;
+  return CompareKernel::Scalar;
+}
+
 // Validates the arguments every entry point shares and picks the kernel.
-bool use_avx512(int m, CompareKernel kernel) {
+CompareKernel resolve(int m, CompareKernel kernel) {
   if (m < 1 || m > 63) throw InvalidArgument("PrivateCompare: m must be in [1, 63]");
   if (!compare_kernel_available(kernel))
-    throw InvalidArgument("PrivateCompare: AVX-512BW kernel not available on this machine");
-  return kernel == CompareKernel::Avx512 || (kernel == CompareKernel::Auto && avx512_usable() &&
-                                             kernel_path_allows(KernelPath::Avx512));
+    throw InvalidArgument(std::string("PrivateCompare: ") +
+                          (kernel == CompareKernel::Avx2 ? "AVX2" : "AVX-512BW") +
+                          " kernel not available on this machine");
+  return kernel == CompareKernel::Auto ? auto_kernel() : kernel;
 }
 
 }  // namespace
 
 void private_compare_bit_shares(int m, size_t n, const uint64_t* r, uint8_t* shares,
                                 CompareKernel kernel) {
-  if (use_avx512(m, kernel)) {
-    bit_shares_avx512(m, n, r, shares);
-    return;
+  switch (resolve(m, kernel)) {
+    case CompareKernel::Avx512:
+      bit_shares_avx512(m, n, r, shares);
+      return;
+    case CompareKernel::Avx2:
+      detail::private_compare_bit_shares_avx2(m, n, r, shares);
+      return;
+    default:
+      break;
   }
   const size_t mm = static_cast<size_t>(m);
   for (size_t e = 0; e < n; ++e)
@@ -221,9 +251,15 @@ void private_compare_bit_shares(int m, size_t n, const uint64_t* r, uint8_t* sha
 
 void private_compare_any_zero(int m, size_t n, const uint8_t* dc, const uint8_t* ds,
                               uint8_t* any_zero, CompareKernel kernel) {
-  if (use_avx512(m, kernel)) {
-    any_zero_avx512(m, n, dc, ds, any_zero);
-    return;
+  switch (resolve(m, kernel)) {
+    case CompareKernel::Avx512:
+      any_zero_avx512(m, n, dc, ds, any_zero);
+      return;
+    case CompareKernel::Avx2:
+      detail::private_compare_any_zero_avx2(m, n, dc, ds, any_zero);
+      return;
+    default:
+      break;
   }
   const size_t mm = static_cast<size_t>(m);
   for (size_t e = 0; e < n; ++e) {
@@ -234,15 +270,28 @@ void private_compare_any_zero(int m, size_t n, const uint8_t* dc, const uint8_t*
 }
 
 const char* compare_kernel_name() {
-  return avx512_usable() && kernel_path_allows(KernelPath::Avx512) ? "avx512bw" : "scalar";
+  switch (auto_kernel()) {
+    case CompareKernel::Avx512:
+      return "avx512bw";
+    case CompareKernel::Avx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
 }
 
 void private_compare_digits(int m, bool client, size_t n, const uint64_t* r, const uint8_t* beta,
                             const uint8_t* xs, const uint8_t* sv, const uint8_t* uv,
                             const uint8_t* rot, uint8_t* out, CompareKernel kernel) {
-  if (use_avx512(m, kernel)) {
-    run_avx512(m, client, n, r, beta, xs, sv, uv, rot, out);
-    return;
+  switch (resolve(m, kernel)) {
+    case CompareKernel::Avx512:
+      run_avx512(m, client, n, r, beta, xs, sv, uv, rot, out);
+      return;
+    case CompareKernel::Avx2:
+      detail::private_compare_digits_avx2(m, client, n, r, beta, xs, sv, uv, rot, out);
+      return;
+    default:
+      break;
   }
   const size_t mm = static_cast<size_t>(m);
   for (size_t e = 0; e < n; ++e)

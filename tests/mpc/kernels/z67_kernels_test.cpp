@@ -1,13 +1,16 @@
-// The Z_67 packing kernels against the wire format's definition (groups of up to nine digits as
-// little-endian base-67 numbers in kZ67GroupBytes[g] bytes) and against each other: the AVX-512
-// kernel must give the scalar one's bytes, digits and errors, since the two parties of a
-// session may run different kernels.
+// The Z_67 packing and sampling kernels against the wire format's definition (groups of up to
+// nine digits as little-endian base-67 numbers in kZ67GroupBytes[g] bytes), against plain
+// rejection sampling and against each other: the AVX2 and AVX-512 kernels must give the scalar
+// one's bytes, digits, errors and draws, since the parties of a session may run different
+// kernels.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
 #include "mpc/test_util.hpp"
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 #include "veil/mpc/kernels/z67.hpp"
 
@@ -83,7 +86,7 @@ std::string protocol_error(F f) {
 class Z67KernelTest : public ::testing::TestWithParam<Z67Kernel> {
  protected:
   void SetUp() override {
-    if (!z67_kernel_available(GetParam())) GTEST_SKIP() << "no AVX-512 VBMI here";
+    if (!z67_kernel_available(GetParam())) GTEST_SKIP() << "kernel not available here";
   }
   Z67Kernel kernel() const { return GetParam(); }
   TestRng rng_;
@@ -105,8 +108,8 @@ TEST_P(Z67KernelTest, PackAndUnpackFollowTheDefinitionAtEveryLength) {
 }
 
 TEST_P(Z67KernelTest, MatchesTheScalarKernel) {
-  for (size_t n : {size_t{0}, size_t{71}, size_t{72}, size_t{145}, size_t{63 * 64},
-                   size_t{63 * 64 * 41 + 7}}) {
+  for (size_t n : {size_t{0}, size_t{6}, size_t{7}, size_t{42}, size_t{43}, size_t{44}, size_t{71},
+                   size_t{72}, size_t{145}, size_t{63 * 64}, size_t{63 * 64 * 41 + 7}}) {
     const auto d = make_digits(rng_, n, Fill::Random);
     const auto bytes = pack_z67_with(Z67Kernel::Scalar, d);
     EXPECT_EQ(pack_z67_with(kernel(), d), bytes) << n;
@@ -184,12 +187,47 @@ TEST_P(Z67KernelTest, UnpackRejectsWrongSizes) {
   }
 }
 
+// fill_below on this kernel draws exactly what byte-at-a-time rejection on the same AES-CTR
+// stream draws, for every bound, with counts around the vector steps (32 and 64 candidates),
+// and leaves the stream where that loop would (the next byte drawn is the same).
+TEST_P(Z67KernelTest, FillBelowMatchesByteAtATimeRejection) {
+  const Seed seed = random_seed();
+  std::vector<uint8_t> stream(1 << 21);
+  AesCtrPrg(seed).fill(std::span<uint8_t>(stream));
+  size_t at = 0;
+  ByteSampler s{AesCtrPrg(seed)};
+  const std::set<unsigned> every_count = {1, 2, 3, 62, 66, 67, 100, 255, 256};
+  for (unsigned bound = 1; bound <= 256; ++bound) {
+    const size_t counts[] = {0, 1, 31, 32, 33, 63, 64, 65, 97, 4000, 1000 + bound};
+    for (size_t count : counts) {
+      // Every bound with two counts, some with all of them (keeps it short).
+      if (!every_count.count(bound) && bound % 16 != 3 && count != 1000 + bound && count != 33)
+        continue;
+      std::vector<uint8_t> got(count + 64, 0xee);
+      s.fill_below(bound, got.data(), count, kernel());
+      const unsigned limit = 256 - 256 % bound;
+      for (size_t k = 0; k < count;) {
+        ASSERT_LT(at, stream.size());
+        const unsigned b = stream[at++];
+        if (b >= limit) continue;
+        ASSERT_EQ(got[k], b % bound) << "bound " << bound << " count " << count << " k " << k;
+        ++k;
+      }
+      for (size_t k = count; k < got.size(); ++k) ASSERT_EQ(got[k], 0xee) << "wrote past count";
+      ASSERT_EQ(s.byte(), stream[at++]) << "bytes consumed differ, bound " << bound;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, Z67KernelTest,
-                         ::testing::Values(Z67Kernel::Scalar, Z67Kernel::Avx512, Z67Kernel::Auto),
+                         ::testing::Values(Z67Kernel::Scalar, Z67Kernel::Avx2, Z67Kernel::Avx512,
+                                           Z67Kernel::Auto),
                          [](const auto& info) {
                            switch (info.param) {
                              case Z67Kernel::Scalar:
                                return std::string("Scalar");
+                             case Z67Kernel::Avx2:
+                               return std::string("Avx2");
                              case Z67Kernel::Avx512:
                                return std::string("Avx512");
                              default:
@@ -197,13 +235,32 @@ INSTANTIATE_TEST_SUITE_P(Kernels, Z67KernelTest,
                            }
                          });
 
-TEST(Z67Kernels, NameAndAvailability) {
+// Auto runs the best kernel the CPU has within the kernel path, and names it.
+class Z67KernelPath : public ::testing::Test {
+ protected:
+  void TearDown() override { set_kernel_path(saved_); }
+  KernelPath saved_ = kernel_path();
+};
+
+TEST_F(Z67KernelPath, AutoStaysWithinTheKernelPath) {
   EXPECT_TRUE(z67_kernel_available(Z67Kernel::Scalar));
   EXPECT_TRUE(z67_kernel_available(Z67Kernel::Auto));
-  const std::string name = z67_kernel_name();
-  EXPECT_EQ(name, z67_kernel_available(Z67Kernel::Avx512) ? "avx512vbmi" : "scalar");
-  if (!z67_kernel_available(Z67Kernel::Avx512)) {
-    EXPECT_THROW(pack_z67_with(Z67Kernel::Avx512, std::vector<uint8_t>(9)), InvalidArgument);
+  const CpuFeatures& f = cpu_features();
+  EXPECT_EQ(z67_kernel_available(Z67Kernel::Avx2), f.avx2 && f.fma && f.bmi2);
+  for (KernelPath path : {KernelPath::Scalar, KernelPath::Avx2, KernelPath::Avx512}) {
+    if (path > detected_kernel_path()) continue;
+    set_kernel_path(path);
+    const std::string want =
+        path == KernelPath::Avx512 && z67_kernel_available(Z67Kernel::Avx512) ? "avx512vbmi"
+        : path >= KernelPath::Avx2 && z67_kernel_available(Z67Kernel::Avx2)   ? "avx2"
+                                                                              : "scalar";
+    EXPECT_EQ(z67_kernel_name(), want) << kernel_path_name(path);
+  }
+  for (Z67Kernel k : {Z67Kernel::Avx2, Z67Kernel::Avx512}) {
+    if (z67_kernel_available(k)) continue;
+    EXPECT_THROW(pack_z67_with(k, std::vector<uint8_t>(9)), InvalidArgument);
+    uint8_t out[1];
+    EXPECT_THROW(ByteSampler(AesCtrPrg(random_seed())).fill_below(2, out, 1, k), InvalidArgument);
   }
 }
 

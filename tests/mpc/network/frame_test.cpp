@@ -105,30 +105,7 @@ TEST(Z67, SamplerIsUniformish) {
   }
 }
 
-// fill_below is plain rejection on the PRG's byte stream, consuming exactly the bytes a
-// byte-at-a-time loop would (whatever kernel runs), so parties on different CPUs agree.
-TEST(Z67, FillBelowMatchesByteAtATimeRejection) {
-  const Seed seed = random_seed();
-  std::vector<uint8_t> stream(1 << 20);
-  AesCtrPrg(seed).fill(std::span<uint8_t>(stream));
-  size_t at = 0;
-  ByteSampler s{AesCtrPrg(seed)};
-  for (unsigned bound : {1u, 2u, 3u, 62u, 66u, 67u, 100u, 255u, 256u}) {
-    for (size_t count : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{65}, size_t{4000}}) {
-      std::vector<uint8_t> got(count);
-      s.fill_below(bound, got.data(), count);
-      const unsigned limit = 256 - 256 % bound;
-      for (size_t k = 0; k < count;) {
-        ASSERT_LT(at, stream.size());
-        const unsigned b = stream[at++];
-        if (b >= limit) continue;
-        ASSERT_EQ(got[k], b % bound) << "bound " << bound << " count " << count << " k " << k;
-        ++k;
-      }
-      ASSERT_EQ(s.byte(), stream[at++]) << "bytes consumed differ, bound " << bound;
-    }
-  }
-}
+// fill_below's draws and consumed bytes, per kernel: tests/mpc/kernels/z67_kernels_test.cpp.
 
 // Every bound the permutations use: outputs in range, every value reached, no value more than
 // ~6 sigma away from its expectation (a biased mapping of the 256 byte values, e.g. a plain

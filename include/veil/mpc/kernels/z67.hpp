@@ -27,13 +27,15 @@ std::vector<uint8_t> unpack_z67(std::span<const uint8_t> bytes, size_t digits);
 // The same into a caller's buffer of out.size() digits (no zero-filled vector per call).
 void unpack_z67(std::span<const uint8_t> bytes, std::span<uint8_t> out);
 
-// Packing kernels, chosen at run time: AVX-512 VBMI (eight groups, 72 digits <-> 56 bytes, per
-// step) where available, else scalar. Both give the same bytes and digits and reject the same
-// inputs with the same errors.
-enum class Z67Kernel { Auto, Scalar, Avx512 };
+// Packing and sampling kernels, chosen at run time: AVX-512 VBMI/VBMI2 (eight groups, 72
+// digits <-> 56 bytes, per step; 64 candidate bytes per sampling step), AVX2 (four groups, 36
+// digits <-> 28 bytes; 32 candidate bytes), scalar. Auto picks the best the CPU has within
+// kernel_path(). All give the same bytes and digits, reject the same inputs with the same
+// errors and draw the same bytes.
+enum class Z67Kernel { Auto, Scalar, Avx2, Avx512 };
 
 bool z67_kernel_available(Z67Kernel kernel);
-const char* z67_kernel_name();  // the kernel Auto picks here: "avx512vbmi" or "scalar"
+const char* z67_kernel_name();  // the kernel Auto picks here: "avx512vbmi", "avx2" or "scalar"
 
 // pack_z67 / unpack_z67 with a given kernel (tests and benchmarks compare them);
 // InvalidArgument when the machine lacks it. Digits >= 67 given to pack are garbage in, and
@@ -51,9 +53,10 @@ class ByteSampler {
   }
   // out[0..count) = independent uniform values in [0, bound), 1 <= bound <= 256, by plain
   // rejection of the bytes >= the largest multiple of bound. Consumes exactly the bytes a
-  // byte-at-a-time rejection loop would, whichever kernel runs (AVX-512 VBMI2 compress where
-  // available), so two parties on different CPUs draw the same values.
-  void fill_below(unsigned bound, uint8_t* out, size_t count);
+  // byte-at-a-time rejection loop would, whichever kernel runs (AVX-512 VBMI2 compress, AVX2
+  // pshufb left-packing), so two parties on different CPUs draw the same values. An explicit
+  // kernel the machine lacks is an InvalidArgument.
+  void fill_below(unsigned bound, uint8_t* out, size_t count, Z67Kernel kernel = Z67Kernel::Auto);
 
  private:
   void refill();

@@ -1,7 +1,8 @@
 // One party's digits of SecureNN's PrivateCompare (Wagh et al., PoPETs 2019, Algorithm 1), as
 // used by the DReLU engine (drelu.cpp, docs/MPC.md): the hot loop of every secure ReLU and
-// MaxPool. A scalar reference and an AVX-512BW kernel that computes all m digits of an element
-// at once (the running sum over higher bits becomes a vector suffix scan).
+// MaxPool. A scalar reference, an AVX-512BW kernel that computes all m digits of an element
+// at once (the running sum over higher bits becomes a vector suffix scan) and an AVX2 kernel
+// that does the same in bytes (private_compare_avx2.cpp). All give the same bytes.
 #pragma once
 
 #include <cstddef>
@@ -9,10 +10,11 @@
 
 namespace veil::mpc {
 
-enum class CompareKernel { Auto, Scalar, Avx512 };
+enum class CompareKernel { Auto, Scalar, Avx2, Avx512 };
 
+// Explicit kernels the machine lacks are an InvalidArgument.
 bool compare_kernel_available(CompareKernel kernel);
-// The kernel Auto picks on this machine: "avx512bw" or "scalar".
+// The kernel Auto picks on this machine within kernel_path(): "avx512bw", "avx2" or "scalar".
 const char* compare_kernel_name();
 
 // For each element e < n (all arrays element-major, m digits per element, 1 <= m <= 63):
