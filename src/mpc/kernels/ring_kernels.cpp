@@ -38,7 +38,8 @@ void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, uint64_t* ou
 }
 
 // Packs B[pc:pc+kc, jc:jc+nc] into column panels of kNr columns, zero-padded. When `split`,
-// each step's kNr values are followed by their high halves (the AVX2 micro-kernel's layout).
+// each step's kNr values are followed by the same with their 32-bit halves swapped (the AVX2
+// micro-kernel's layout).
 template <bool kSplit>
 void pack_b(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, uint64_t* out) {
   constexpr int64_t stride = kSplit ? 2 * kNr : kNr;
@@ -54,7 +55,7 @@ void pack_b(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, uint64_t* ou
         for (int64_t j = nr; j < kNr; ++j) o[j] = 0;
       }
       if (kSplit)
-        for (int64_t j = 0; j < kNr; ++j) o[kNr + j] = o[j] >> 32;
+        for (int64_t j = 0; j < kNr; ++j) o[kNr + j] = o[j] << 32 | o[j] >> 32;
     }
     out += kc * stride;
   }
