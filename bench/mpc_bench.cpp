@@ -95,15 +95,16 @@ BENCHMARK(BM_RingGemm)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
 
 // Every ring GEMM kernel side by side on each shape (the last argument: 1 portable, 2 avx2,
 // 3 avx512dq, 4 amx-int8, as RingGemmKernel), skipped where the CPU lacks it: what machines
-// without AMX or AVX-512 run. Then LeNet-5's shapes: its convolutions per image (6 x 784 x 25,
-// 16 x 100 x 150) and its first fully connected layer at batch 1 and 64.
+// without AMX or AVX-512 run. GEMM_SHAPES' shapes, then LeNet-5's: its convolutions per image
+// (6 x 784 x 25, 16 x 100 x 150) and its first fully connected layer at batch 1 and 64.
 constexpr RingGemmKernel kRingKernels[] = {RingGemmKernel::Portable, RingGemmKernel::Avx2,
                                            RingGemmKernel::Avx512, RingGemmKernel::Amx};
 
 void ring_gemm_kernel_args(benchmark::internal::Benchmark* b) {
-  const int64_t shapes[][3] = {{16, 784, 144},   {32, 196, 288}, {64, 49, 576},  {64, 1024, 576},
-                               {128, 256, 1152}, {1, 10, 84},    {10, 120, 400}, {6, 784, 25},
-                               {16, 100, 150},   {1, 120, 400},  {64, 120, 400}};
+  const int64_t shapes[][3] = {{16, 784, 144},   {32, 196, 288},  {64, 49, 576},   {64, 1024, 576},
+                               {128, 256, 1152}, {256, 64, 2304}, {512, 49, 4608}, {1, 10, 84},
+                               {10, 120, 400},   {6, 784, 25},    {16, 100, 150},  {1, 120, 400},
+                               {64, 120, 400}};
   for (const auto& s : shapes)
     for (RingGemmKernel kernel : kRingKernels)
       b->Args({s[0], s[1], s[2], static_cast<int64_t>(kernel)});
