@@ -237,8 +237,8 @@ bool ring_gemm_kernel_available(RingGemmKernel kernel) {
     case RingGemmKernel::Auto:
     case RingGemmKernel::Portable:
       return true;
-    case RingGemmKernel::Avx2:
-      return cpu_features().avx2;
+    case RingGemmKernel::Avx2:  // compiled for avx2,fma,bmi2: the compiler may use all three
+      return cpu_features().avx2 && cpu_features().fma && cpu_features().bmi2;
     case RingGemmKernel::Avx512:
       return avx512_usable();
     case RingGemmKernel::Amx:
