@@ -98,22 +98,47 @@ void BM_RingGemm(benchmark::State& state) {
 }
 BENCHMARK(BM_RingGemm)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
 
-// The AVX-512 vector kernel on the same shapes (what machines without AMX run).
-void BM_RingGemmAvx512(benchmark::State& state) {
+// Every ring GEMM kernel side by side on each shape (the last argument: 1 portable, 2 avx2,
+// 3 avx512dq, 4 amx-int8, as RingGemmKernel), skipped where the CPU lacks it: what machines
+// without AMX or AVX-512 run. GEMM_SHAPES' shapes, then LeNet-5's: its convolutions per image
+// (6 x 784 x 25, 16 x 100 x 150) and its first fully connected layer at batch 1 and 64.
+constexpr RingGemmKernel kRingKernels[] = {RingGemmKernel::Portable, RingGemmKernel::Avx2,
+                                           RingGemmKernel::Avx512, RingGemmKernel::Amx};
+
+void ring_gemm_kernel_args(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][3] = {{16, 784, 144},   {32, 196, 288},  {64, 49, 576},   {64, 1024, 576},
+                               {128, 256, 1152}, {256, 64, 2304}, {512, 49, 4608}, {1, 10, 84},
+                               {10, 120, 400},   {6, 784, 25},    {16, 100, 150},  {1, 120, 400},
+                               {64, 120, 400}};
+  for (const auto& s : shapes)
+    for (RingGemmKernel kernel : kRingKernels)
+      b->Args({s[0], s[1], s[2], static_cast<int64_t>(kernel)});
+  b->ArgNames({"M", "N", "K", "kernel"});
+}
+
+// The kernel the state's argument `arg` names; nullopt (and the benchmark skipped) when this CPU
+// lacks it.
+std::optional<RingGemmKernel> ring_kernel_of(benchmark::State& state, int arg) {
+  const auto kernel = static_cast<RingGemmKernel>(state.range(arg));
+  state.SetLabel(ring_gemm_kernel_name(kernel));
+  if (ring_gemm_kernel_available(kernel)) return kernel;
+  state.SkipWithError("kernel not available on this CPU");
+  return std::nullopt;
+}
+
+void BM_RingGemmKernel(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  if (!ring_gemm_kernel_available(RingGemmKernel::Avx512)) {
-    state.SkipWithError("no AVX-512DQ");
-    return;
-  }
+  const auto kernel = ring_kernel_of(state, 3);
+  if (!kernel) return;
   auto a = random_u64(m * k), b = random_u64(k * n);
   std::vector<uint64_t> c(m * n);
   for (auto _ : state) {
-    gemm_u64_with(RingGemmKernel::Avx512, m, n, k, a.data(), k, b.data(), n, c.data(), n);
+    gemm_u64_with(*kernel, m, n, k, a.data(), k, b.data(), n, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
   state.SetItemsProcessed(state.iterations() * m * n * k);
 }
-BENCHMARK(BM_RingGemmAvx512)->GEMM_SHAPES->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RingGemmKernel)->Apply(ring_gemm_kernel_args)->Unit(benchmark::kMillisecond);
 
 // One thread for oneDNN while it lives, as the ring kernels have: it would otherwise take every
 // core.
@@ -198,6 +223,37 @@ void BM_RingConv2d(benchmark::State& state) {
   state.SetLabel(gemm_u64_kernel_name(g.out_channels, g.out_h() * g.out_w(), g.in_channels * 9));
 }
 BENCHMARK(BM_RingConv2d)->CONV_SHAPES->Unit(benchmark::kMillisecond);
+
+// Each kernel on ResNet-20's convolutions (conv_shape) and LeNet-5's two at batch 1 (C, OC, HW,
+// stride = 1, 6, 28 with pad 2 and 6, 16, 14 unpadded, both 5 x 5; kernel_hw = 5 marks them),
+// the last argument the kernel as in BM_RingGemmKernel.
+void ring_conv_kernel_args(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][5] = {{16, 16, 28, 1, 3}, {16, 32, 28, 2, 3}, {32, 32, 14, 1, 3},
+                               {64, 64, 7, 1, 3},  {1, 6, 28, 1, 5},   {6, 16, 14, 1, 5}};
+  for (const auto& s : shapes)
+    for (RingGemmKernel kernel : kRingKernels)
+      b->Args({s[0], s[1], s[2], s[3], s[4], static_cast<int64_t>(kernel)});
+  b->ArgNames({"C", "OC", "HW", "stride", "khw", "kernel"});
+}
+
+void BM_RingConv2dKernel(benchmark::State& state) {
+  Conv2dGeometry g = conv_shape(state);
+  g.kernel_h = g.kernel_w = state.range(4);
+  // LeNet-5: conv1 pads 2 (28 -> 28), conv2 none (14 -> 10).
+  const int64_t pad = g.kernel_h == 3 ? 1 : g.in_channels == 1 ? 2 : 0;
+  g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = pad;
+  const auto kernel = ring_kernel_of(state, 5);
+  if (!kernel) return;
+  auto x = random_u64(g.input_numel()), w = random_u64(g.weight_numel());
+  std::vector<uint64_t> y(g.output_numel());
+  for (auto _ : state) {
+    conv2d_u64_with(*kernel, g, x.data(), w.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(state.iterations() * g.out_channels * g.out_h() * g.out_w() *
+                          g.in_channels * g.kernel_h * g.kernel_w);
+}
+BENCHMARK(BM_RingConv2dKernel)->Apply(ring_conv_kernel_args)->Unit(benchmark::kMicrosecond);
 
 void BM_FloatConv2dOneDnn(benchmark::State& state) {
   const Conv2dGeometry g = conv_shape(state);

@@ -2,9 +2,13 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
 
 #include "veil/core/error.hpp"
 #include "veil/model/shape_inference.hpp"
@@ -13,6 +17,43 @@
 #include "veil/mpc/protocols/share.hpp"
 
 namespace veil::mpc {
+
+// Encoded initializers by (name, frac_bits, transposed). Each entry keeps the floats it was
+// encoded from and is used only while the initializer still holds exactly those (compared on
+// every use, far cheaper than encoding): the graph is held by reference and may change.
+class EncodedWeights {
+ public:
+  std::shared_ptr<const RingTensor> get(const std::string& name, const Tensor& t, int frac_bits,
+                                        bool transposed) {
+    std::vector<float> floats = t.to_floats();
+    const std::lock_guard lock(mutex_);
+    Entry& e = entries_[{name, frac_bits, transposed}];
+    if (!e.encoded || e.source != floats) {
+      RingTensor r = encode_tensor(t, frac_bits);
+      if (transposed) r = transpose_2d(r);
+      e.encoded = std::make_shared<const RingTensor>(std::move(r));
+      e.source = std::move(floats);
+    }
+    return e.encoded;
+  }
+
+ private:
+  static RingTensor transpose_2d(const RingTensor& w) {
+    const int64_t rows = w.shape.at(0), cols = w.shape.at(1);
+    RingTensor t = RingTensor::zeros({cols, rows});
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) t.data[j * rows + i] = w.data[i * cols + j];
+    return t;
+  }
+
+  struct Entry {
+    std::vector<float> source;
+    std::shared_ptr<const RingTensor> encoded;
+  };
+  std::mutex mutex_;
+  std::map<std::tuple<std::string, int, bool>, Entry> entries_;
+};
+
 namespace {
 
 void append(std::string& s, const std::string& v) { s += v + '\x1f'; }
@@ -212,7 +253,7 @@ std::array<uint8_t, 32> structure_hash(const model::Graph& g) {
 }
 
 SecureModel::SecureModel(const model::Graph& graph, SecureModelOptions options)
-    : graph_(graph), options_(std::move(options)) {
+    : graph_(graph), options_(std::move(options)), encoded_(std::make_shared<EncodedWeights>()) {
   if (graph_.inputs.empty() || graph_.outputs.empty())
     throw MalformedInput("secure model: the graph needs an input and an output");
   // Kinds first, so that an op the protocols lack is named even where its attributes or inputs
@@ -235,9 +276,11 @@ namespace {
 class Evaluation {
  public:
   Evaluation(Party& p, const model::Graph& graph, const model::LoweredGraph& lowered,
-             const SecureModelOptions& options, std::vector<LayerCost>* trace)
+             const SecureModelOptions& options, EncodedWeights& encoded,
+             std::vector<LayerCost>* trace)
       : p_(p),
         graph_(graph),
+        encoded_(encoded),
         options_(options),
         trace_(trace),
         f_(p.frac_bits()),
@@ -289,11 +332,18 @@ class Evaluation {
     return values_[static_cast<size_t>(id)];
   }
 
-  // The server's fixed-point weights (shapes alone at the other parties).
-  RingTensor weight(const model::LoweredOp& op, size_t i) const {
-    const Tensor& t = graph_.initializers.at(op.inputs.at(i));
-    if (!server_) return RingTensor::shape_only(t.shape());
-    return encode_tensor(t, f_);
+  // The server's fixed-point weights, 2-D ones transposed when asked (shapes alone at the
+  // other parties).
+  std::shared_ptr<const RingTensor> weight(const model::LoweredOp& op, size_t i,
+                                           bool transposed = false) const {
+    const std::string& name = op.inputs.at(i);
+    const Tensor& t = graph_.initializers.at(name);
+    if (transposed && t.shape().size() != 2)
+      throw MalformedInput(op.describe() + ": weight must be 2-D");
+    if (server_) return encoded_.get(name, t, f_, transposed);
+    Shape s = t.shape();
+    if (transposed) std::swap(s[0], s[1]);
+    return std::make_shared<const RingTensor>(RingTensor::shape_only(s));
   }
 
   RingTensor conv(const model::LoweredOp& op);
@@ -306,6 +356,7 @@ class Evaluation {
 
   Party& p_;
   const model::Graph& graph_;
+  EncodedWeights& encoded_;
   const SecureModelOptions& options_;
   std::vector<LayerCost>* trace_;
   const int f_;
@@ -321,11 +372,11 @@ class Evaluation {
 RingTensor Evaluation::conv(const model::LoweredOp& op) {
   const RingTensor& x = get(op, 0);
   if (x.shape.size() != 4) throw Unsupported(op.describe() + ": only 2-D convolution");
-  RingTensor w = weight(op, 1);
-  if (w.shape.size() != 4) throw MalformedInput(op.describe() + ": weight must be OIHW");
-  const Conv2dGeometry g = conv_geometry(op, x.shape, w.shape);
-  RingTensor y = truncate(p_, conv2d_server_weights(p_, x, w, g, options_.threads), f_);
-  if (op.has_input(2)) y = add_server_channel_bias(p_, y, weight(op, 2));
+  const auto w = weight(op, 1);
+  if (w->shape.size() != 4) throw MalformedInput(op.describe() + ": weight must be OIHW");
+  const Conv2dGeometry g = conv_geometry(op, x.shape, w->shape);
+  RingTensor y = truncate(p_, conv2d_server_weights(p_, x, *w, g, options_.threads), f_);
+  if (op.has_input(2)) y = add_server_channel_bias(p_, y, *weight(op, 2));
   return y;
 }
 
@@ -334,23 +385,15 @@ RingTensor Evaluation::dense(const model::LoweredOp& op) {
   const RingTensor& x = get(op, 0);
   if (x.shape.size() != 2) throw Unsupported(op.describe() + ": input must be 2-D");
   const bool gemm = op.kind == OpKind::Gemm;
-  RingTensor w = weight(op, 1);
-  if (w.shape.size() != 2) throw MalformedInput(op.describe() + ": weight must be 2-D");
-  if (gemm && op.as<model::GemmParams>().trans_b) {
-    Shape t{w.shape[1], w.shape[0]};
-    RingTensor wt = server_ ? RingTensor::zeros(t) : RingTensor::shape_only(t);
-    if (server_)
-      for (int64_t i = 0; i < w.shape[0]; ++i)
-        for (int64_t j = 0; j < w.shape[1]; ++j)
-          wt.data[j * w.shape[0] + i] = w.data[i * w.shape[1] + j];
-    w = std::move(wt);
-  }
-  RingTensor y = truncate(p_, matmul_server_weights(p_, x, w, options_.threads), f_);
+  const bool trans_b = gemm && op.as<model::GemmParams>().trans_b;
+  const auto w = weight(op, 1, trans_b);
+  if (w->shape.size() != 2) throw MalformedInput(op.describe() + ": weight must be 2-D");
+  RingTensor y = truncate(p_, matmul_server_weights(p_, x, *w, options_.threads), f_);
   if (gemm && op.has_input(2)) {
-    RingTensor b = weight(op, 2);
-    if (b.numel() != y.shape[1])
+    const auto b = weight(op, 2);
+    if (b->numel() != y.shape[1])
       throw Unsupported(op.describe() + ": bias must have one value per output");
-    y = add_server_channel_bias(p_, y, b);
+    y = add_server_channel_bias(p_, y, *b);
   }
   return y;
 }
@@ -465,7 +508,7 @@ RingTensor Evaluation::run_op(const model::LoweredOp& op) {
 
 Tensor SecureModel::run(Party& p, const Tensor& input, std::vector<LayerCost>* trace) const {
   const int f = p.frac_bits();
-  Evaluation ev(p, graph_, lowered_, options_, trace);
+  Evaluation ev(p, graph_, lowered_, options_, *encoded_, trace);
   {
     RingTensor x =
         p.is(Role::Client) ? encode_tensor(input, f) : RingTensor::shape_only(input.shape());

@@ -93,36 +93,71 @@ std::vector<double> plain_forward(const model::Graph& g, const Tensor& x) {
   return y;
 }
 
+// One run of `server_model` (built from `g`) at the server and `public_model` at the others on
+// a random input: the client's logits match the plaintext loops of tiny_graph on `g`.
+void expect_run_matches_plaintext(const model::Graph& g, const SecureModel& server_model,
+                                  const SecureModel& public_model, const SessionParams& sp,
+                                  TestRng& rng) {
+  Tensor x = random_tensor({1, 2, 6, 6}, rng, -2, 2);
+  Tensor logits;
+  run_local_session(sp, [&](Party& p) {
+    const SecureModel& m = p.is(Role::Server) ? server_model : public_model;
+    Tensor out = m.run(p, p.is(Role::Client) ? x : Tensor(x.shape()));
+    if (p.is(Role::Client))
+      logits = out;
+    else
+      EXPECT_TRUE(out.empty());
+  });
+  std::vector<double> want = plain_forward(g, x);
+  ASSERT_EQ(logits.shape(), (Shape{1, 4}));
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(logits.floats()[k], want[k], 0.01) << k;
+}
+
+model::Graph zeroed_weights(const model::Graph& g) {
+  model::Graph public_copy = g;
+  for (auto& [name, t] : public_copy.initializers) t = Tensor(t.shape());
+  return public_copy;
+}
+
 // Runs `g` at the three parties (the client and helper hold zeroed weights) and compares the
 // client's logits with the plaintext loops of tiny_graph.
 void expect_matches_plaintext(const model::Graph& g, TestRng& rng) {
-  model::Graph public_copy = g;
-  for (auto& [name, t] : public_copy.initializers) t = Tensor(t.shape());
+  const model::Graph public_copy = zeroed_weights(g);
   SessionParams sp;
   sp.frac_bits = 14;
   sp.model_hash = structure_hash(g);
   ASSERT_EQ(sp.model_hash, structure_hash(public_copy));
   SecureModel server_model(g), public_model(public_copy);
-  for (int trial = 0; trial < 3; ++trial) {
-    Tensor x = random_tensor({1, 2, 6, 6}, rng, -2, 2);
-    Tensor logits;
-    run_local_session(sp, [&](Party& p) {
-      const SecureModel& m = p.is(Role::Server) ? server_model : public_model;
-      Tensor out = m.run(p, p.is(Role::Client) ? x : Tensor(x.shape()));
-      if (p.is(Role::Client))
-        logits = out;
-      else
-        EXPECT_TRUE(out.empty());
-    });
-    std::vector<double> want = plain_forward(g, x);
-    ASSERT_EQ(logits.shape(), (Shape{1, 4}));
-    for (int k = 0; k < 4; ++k) EXPECT_NEAR(logits.floats()[k], want[k], 0.01) << k;
-  }
+  for (int trial = 0; trial < 3; ++trial)
+    expect_run_matches_plaintext(g, server_model, public_model, sp, rng);
 }
 
 TEST(SecureModel, TinyGraphMatchesPlaintextLoops) {
   TestRng rng;
   expect_matches_plaintext(tiny_graph(rng), rng);
+}
+
+// The server's encoded weights are kept from one run to the next, but only while the graph
+// still holds the values they were encoded from: weights replaced in the graph (the
+// convolutions', the transposed Gemm's, the biases) are the ones the next run uses.
+TEST(SecureModel, WeightsChangedInTheGraphAreUsedOnTheNextRun) {
+  TestRng rng;
+  model::Graph g = tiny_graph(rng);
+  const model::Graph public_copy = zeroed_weights(g);
+  SessionParams sp;
+  sp.frac_bits = 14;
+  sp.model_hash = structure_hash(g);
+  SecureModel server_model(g), public_model(public_copy);
+  expect_run_matches_plaintext(g, server_model, public_model, sp, rng);
+  for (const char* name : {"w1", "b1", "w2", "wf", "bf"}) {
+    Tensor& t = g.initializers.at(name);
+    t = random_tensor(t.shape(), rng, -0.5, 0.5);
+  }
+  expect_run_matches_plaintext(g, server_model, public_model, sp, rng);
+  // Changed in place, too.
+  g.initializers.at("wf").floats()[0] += 0.75f;
+  g.initializers.at("w1").floats()[4] -= 0.5f;
+  expect_run_matches_plaintext(g, server_model, public_model, sp, rng);
 }
 
 // auto_pad is resolved by model::spatial_geometry: SAME_UPPER for the 3x3 stride-1 conv is pad

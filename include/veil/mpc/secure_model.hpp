@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@
 #include "veil/mpc/protocols/nonlinear.hpp"
 
 namespace veil::mpc {
+
+class EncodedWeights;  // secure_model.cpp
 
 struct SecureModelOptions {
   int threads = 1;  // ring GEMM threads per party
@@ -67,6 +70,9 @@ class SecureModel {
   const model::Graph& graph_;
   SecureModelOptions options_;
   model::LoweredGraph lowered_;
+  // The server's fixed-point weights, kept from one run to the next (a batch-1 run would
+  // otherwise encode every weight again for every image); shared by copies of the model.
+  std::shared_ptr<EncodedWeights> encoded_;
 };
 
 }  // namespace veil::mpc

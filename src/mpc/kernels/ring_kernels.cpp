@@ -11,6 +11,7 @@
 
 #include "ring_conv_amx.hpp"
 #include "ring_gemm_amx.hpp"
+#include "ring_gemm_avx2.hpp"
 #include "veil/core/aligned.hpp"
 #include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
@@ -21,7 +22,7 @@ namespace {
 // Goto/BLIS-style blocking (Goto & van de Geijn, "Anatomy of high-performance matrix
 // multiplication", TOMS 2008): an MR x NR register tile, a KC x NR panel of B in L1, an MC x KC
 // block of A in L2.
-constexpr int64_t kMr = 8, kNr = 8;
+constexpr int64_t kMr = detail::kRingMr, kNr = detail::kRingNr;
 constexpr int64_t kKc = 256, kMc = 128, kNc = 512;
 
 // Packs A[ic:ic+mc, pc:pc+kc] into row panels of kMr rows, k-major within a panel, zero-padded.
@@ -36,27 +37,36 @@ void pack_a(const uint64_t* a, int64_t lda, int64_t mc, int64_t kc, uint64_t* ou
   }
 }
 
-// Packs B[pc:pc+kc, jc:jc+nc] into column panels of kNr columns, zero-padded.
+// Packs B[pc:pc+kc, jc:jc+nc] into column panels of kNr columns, zero-padded. When `split`,
+// each step's kNr values are followed by the same with their 32-bit halves swapped (the AVX2
+// micro-kernel's layout).
+template <bool kSplit>
 void pack_b(const uint64_t* b, int64_t ldb, int64_t kc, int64_t nc, uint64_t* out) {
+  constexpr int64_t stride = kSplit ? 2 * kNr : kNr;
   for (int64_t j0 = 0; j0 < nc; j0 += kNr) {
     int64_t nr = std::min(kNr, nc - j0);
     for (int64_t p = 0; p < kc; ++p) {
       const uint64_t* row = b + p * ldb + j0;
+      uint64_t* o = out + p * stride;
       if (nr == kNr) {
-        std::memcpy(out + p * kNr, row, kNr * sizeof(uint64_t));
+        std::memcpy(o, row, kNr * sizeof(uint64_t));
       } else {
-        for (int64_t j = 0; j < nr; ++j) out[p * kNr + j] = row[j];
-        for (int64_t j = nr; j < kNr; ++j) out[p * kNr + j] = 0;
+        for (int64_t j = 0; j < nr; ++j) o[j] = row[j];
+        for (int64_t j = nr; j < kNr; ++j) o[j] = 0;
       }
+      if (kSplit)
+        for (int64_t j = 0; j < kNr; ++j) o[kNr + j] = o[j] << 32 | o[j] >> 32;
     }
-    out += kc * kNr;
+    out += kc * stride;
   }
 }
 
-using MicroKernel = void (*)(int64_t kc, const uint64_t* ap, const uint64_t* bp, uint64_t* tile);
+using MicroKernel = void (*)(int64_t kc, int64_t mr, const uint64_t* ap, const uint64_t* bp,
+                             uint64_t* tile);
 
 // tile[kMr][kNr] = sum_p ap[p][i] * bp[p][j]
-void micro_portable(int64_t kc, const uint64_t* ap, const uint64_t* bp, uint64_t* tile) {
+void micro_portable(int64_t kc, int64_t /*mr*/, const uint64_t* ap, const uint64_t* bp,
+                    uint64_t* tile) {
   uint64_t acc[kMr][kNr] = {};
   for (int64_t p = 0; p < kc; ++p) {
     const uint64_t* av = ap + p * kMr;
@@ -67,7 +77,8 @@ void micro_portable(int64_t kc, const uint64_t* ap, const uint64_t* bp, uint64_t
   std::memcpy(tile, acc, sizeof(acc));
 }
 
-__attribute__((target("avx512f,avx512dq"))) void micro_avx512(int64_t kc, const uint64_t* ap,
+__attribute__((target("avx512f,avx512dq"))) void micro_avx512(int64_t kc, int64_t /*mr*/,
+                                                              const uint64_t* ap,
                                                               const uint64_t* bp, uint64_t* tile) {
   __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
           c7 = c0;
@@ -153,8 +164,10 @@ RingGemmKernel resolve(RingGemmKernel want, int64_t m, int64_t n, int64_t k) {
   const bool wide = kernel_path_allows(KernelPath::Avx512);
   if (wide && ring_gemm_kernel_available(RingGemmKernel::Amx) && m > 8 && n > 8 && k >= 64)
     return RingGemmKernel::Amx;
-  return wide && ring_gemm_kernel_available(RingGemmKernel::Avx512) ? RingGemmKernel::Avx512
-                                                                    : RingGemmKernel::Portable;
+  if (wide && ring_gemm_kernel_available(RingGemmKernel::Avx512)) return RingGemmKernel::Avx512;
+  if (kernel_path_allows(KernelPath::Avx2) && ring_gemm_kernel_available(RingGemmKernel::Avx2))
+    return RingGemmKernel::Avx2;
+  return RingGemmKernel::Portable;
 }
 
 // C[:, j_begin:j_end] (+)= A * B[:, j_begin:j_end]
@@ -169,7 +182,14 @@ void gemm_columns(RingGemmKernel which, int64_t m, int64_t j_begin, int64_t j_en
     if (m > 0) kRowsKernels[m - 1](j_begin, j_end, k, a, lda, b, ldb, c, ldc, accumulate);
     return;
   }
-  MicroKernel mk = which == RingGemmKernel::Avx512 ? micro_avx512 : micro_portable;
+  if (which == RingGemmKernel::Avx2 && m <= kMr) {
+    detail::gemm_rows_avx2(m, j_begin, j_end, k, a, lda, b, ldb, c, ldc, accumulate);
+    return;
+  }
+  const bool split = which == RingGemmKernel::Avx2;
+  const MicroKernel mk = which == RingGemmKernel::Avx512 ? micro_avx512
+                         : split                         ? detail::micro_avx2
+                                                         : micro_portable;
   if (!accumulate)
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j_begin, c + i * ldc + j_end, 0);
   if (k == 0) return;
@@ -178,7 +198,8 @@ void gemm_columns(RingGemmKernel which, int64_t m, int64_t j_begin, int64_t j_en
   // packers write every element, padding included). Aligned so the micro-kernel's 64-byte loads
   // of packed panels never straddle cache lines.
   thread_local AlignedVector<uint64_t> bpack(
-      static_cast<size_t>(kKc * ((kNc + kNr - 1) / kNr * kNr)));
+      static_cast<size_t>(2 * kKc * ((kNc + kNr - 1) / kNr * kNr)));
+  const int64_t bstride = split ? 2 * kNr : kNr;  // per step of a packed B panel
   thread_local AlignedVector<uint64_t> apack(
       static_cast<size_t>(kKc * ((kMc + kMr - 1) / kMr * kMr)));
   alignas(64) uint64_t tile[kMr * kNr];
@@ -186,16 +207,19 @@ void gemm_columns(RingGemmKernel which, int64_t m, int64_t j_begin, int64_t j_en
     int64_t nc = std::min(kNc, j_end - jc);
     for (int64_t pc = 0; pc < k; pc += kKc) {
       int64_t kc = std::min(kKc, k - pc);
-      pack_b(b + pc * ldb + jc, ldb, kc, nc, bpack.data());
+      if (split)
+        pack_b<true>(b + pc * ldb + jc, ldb, kc, nc, bpack.data());
+      else
+        pack_b<false>(b + pc * ldb + jc, ldb, kc, nc, bpack.data());
       for (int64_t ic = 0; ic < m; ic += kMc) {
         int64_t mc = std::min(kMc, m - ic);
         pack_a(a + ic * lda + pc, lda, mc, kc, apack.data());
         for (int64_t jr = 0; jr < nc; jr += kNr) {
           int64_t nr = std::min(kNr, nc - jr);
-          const uint64_t* bp = bpack.data() + (jr / kNr) * kc * kNr;
+          const uint64_t* bp = bpack.data() + (jr / kNr) * kc * bstride;
           for (int64_t ir = 0; ir < mc; ir += kMr) {
             int64_t mr = std::min(kMr, mc - ir);
-            mk(kc, apack.data() + (ir / kMr) * kc * kMr, bp, tile);
+            mk(kc, mr, apack.data() + (ir / kMr) * kc * kMr, bp, tile);
             uint64_t* cbase = c + (ic + ir) * ldc + jc + jr;
             for (int64_t i = 0; i < mr; ++i)
               for (int64_t j = 0; j < nr; ++j) cbase[i * ldc + j] += tile[i * kNr + j];
@@ -213,6 +237,8 @@ bool ring_gemm_kernel_available(RingGemmKernel kernel) {
     case RingGemmKernel::Auto:
     case RingGemmKernel::Portable:
       return true;
+    case RingGemmKernel::Avx2:  // compiled for avx2,fma,bmi2: the compiler may use all three
+      return cpu_features().avx2 && cpu_features().fma && cpu_features().bmi2;
     case RingGemmKernel::Avx512:
       return avx512_usable();
     case RingGemmKernel::Amx:
@@ -222,8 +248,9 @@ bool ring_gemm_kernel_available(RingGemmKernel kernel) {
 }
 
 const char* ring_gemm_kernel_name(RingGemmKernel kernel) {
-  // Indexed by RingGemmKernel: Auto, Portable, Avx512, Amx.
-  constexpr std::array<const char*, 4> kNames = {"auto", "portable", "avx512dq", "amx-int8"};
+  // Indexed by RingGemmKernel: Auto, Portable, Avx2, Avx512, Amx.
+  constexpr std::array<const char*, 5> kNames = {"auto", "portable", "avx2", "avx512dq",
+                                                 "amx-int8"};
   const auto i = static_cast<size_t>(kernel);
   return i < kNames.size() ? kNames[i] : "?";
 }
@@ -290,8 +317,19 @@ void Conv2dGeometry::validate() const {
 
 void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
                 int threads) {
+  conv2d_u64_with(RingGemmKernel::Auto, g, x, w, y, threads);
+}
+
+void conv2d_u64_with(RingGemmKernel kernel, const Conv2dGeometry& g, const uint64_t* x,
+                     const uint64_t* w, uint64_t* y, int threads) {
   g.validate();
-  if (kernel_path_allows(KernelPath::Avx512) && detail::conv2d_u64_amx_suits(g)) {
+  if (!ring_gemm_kernel_available(kernel))
+    throw InvalidArgument(std::string("conv2d_u64: kernel ") + ring_gemm_kernel_name(kernel) +
+                          " is not available on this machine");
+  const bool amx_allowed =
+      kernel == RingGemmKernel::Amx ||
+      (kernel == RingGemmKernel::Auto && kernel_path_allows(KernelPath::Avx512));
+  if (amx_allowed && detail::conv2d_u64_amx_suits(g)) {
     detail::conv2d_u64_amx(g, x, w, y, threads);
     return;
   }
@@ -337,7 +375,7 @@ void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, u
       }
       const uint64_t* wg = w + grp * ocg * kdim;
       uint64_t* yout = y + (n * g.out_channels + grp * ocg) * p;
-      gemm_u64(ocg, p, kdim, wg, kdim, bmat, p, yout, p, false, threads);
+      gemm_u64_with(kernel, ocg, p, kdim, wg, kdim, bmat, p, yout, p, false, threads);
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <initializer_list>
 
 #include "mpc/test_util.hpp"
+#include "veil/core/cpu.hpp"
 #include "veil/core/error.hpp"
 
 namespace veil::mpc {
@@ -52,19 +53,24 @@ std::vector<uint64_t> naive_conv(const Conv2dGeometry& g, const std::vector<uint
   return y;
 }
 
-// conv2d_u64 on random operands equals naive_conv for every geometry, with each thread count
-// (the output starts non-zero: it must be written, not added to).
+// conv2d_u64 (or conv2d_u64_with `kernel`) on random operands equals naive_conv for every
+// geometry, with each thread count (the output starts non-zero: it must be written, not added
+// to).
 void expect_convs_match_naive(TestRng& rng, const std::vector<Conv2dGeometry>& geoms,
-                              std::initializer_list<int> thread_counts) {
+                              std::initializer_list<int> thread_counts,
+                              RingGemmKernel kernel = RingGemmKernel::Auto) {
   for (const auto& geo : geoms) {
     auto x = rng.u64s(geo.input_numel()), w = rng.u64s(geo.weight_numel());
     const auto want = naive_conv(geo, x, w);
     for (int threads : thread_counts) {
       std::vector<uint64_t> y(geo.output_numel(), 7);
-      conv2d_u64(geo, x.data(), w.data(), y.data(), threads);
-      ASSERT_EQ(y, want) << geo.in_channels << " -> " << geo.out_channels << ", " << geo.in_h
-                         << " x " << geo.in_w << ", k " << geo.kernel_h << ", groups " << geo.groups
-                         << ", threads " << threads;
+      if (kernel == RingGemmKernel::Auto)
+        conv2d_u64(geo, x.data(), w.data(), y.data(), threads);
+      else
+        conv2d_u64_with(kernel, geo, x.data(), w.data(), y.data(), threads);
+      ASSERT_EQ(y, want) << ring_gemm_kernel_name(kernel) << " " << geo.in_channels << " -> "
+                         << geo.out_channels << ", " << geo.in_h << " x " << geo.in_w << ", k "
+                         << geo.kernel_h << ", groups " << geo.groups << ", threads " << threads;
     }
   }
 }
@@ -104,8 +110,8 @@ TEST(RingGemm, EveryKernelMatchesNaive) {
                                {48, 17, 4200}, {100, 300, 9}, {16, 784, 144}, {10, 120, 400},
                                {13, 50, 4100}, {16, 33, 66},  {9, 45, 3},     {32, 196, 288},
                                {1, 120, 400},  {7, 33, 65},   {8, 100, 17},   {2, 5, 0}};
-  for (RingGemmKernel kernel :
-       {RingGemmKernel::Portable, RingGemmKernel::Avx512, RingGemmKernel::Amx}) {
+  for (RingGemmKernel kernel : {RingGemmKernel::Portable, RingGemmKernel::Avx2,
+                                RingGemmKernel::Avx512, RingGemmKernel::Amx}) {
     if (!ring_gemm_kernel_available(kernel)) {
       std::printf("kernel %s not available here\n", ring_gemm_kernel_name(kernel));
       continue;
@@ -127,6 +133,78 @@ TEST(RingGemm, EveryKernelMatchesNaive) {
       }
     }
   }
+}
+
+constexpr RingGemmKernel kKernels[] = {RingGemmKernel::Portable, RingGemmKernel::Avx2,
+                                       RingGemmKernel::Avx512, RingGemmKernel::Amx};
+
+// Every kernel the CPU has on every small shape around the vector widths (4 and 8 lanes), the
+// AVX2 row groups (4 rows) and column blocks (16 columns for one row, 8 for two), and the packed
+// tile (8 x 8), with leading dimensions wider than the matrices (C's gaps must stay untouched):
+// random operands, then the extremes 2^64 - 1 (every cross term carries) and 2^32 - 1 / 2^32
+// (only high or only low halves), accumulate or not, one and two threads.
+TEST(RingGemm, EveryKernelMatchesNaiveOnSmallShapes) {
+  TestRng rng;
+  const int64_t ms[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 17, 33};
+  const int64_t ns[] = {0, 1, 3, 4, 5, 8, 9, 13, 16, 17, 33};
+  const int64_t ks[] = {0, 1, 7, 9, 33};
+  const uint64_t extremes[][2] = {{~uint64_t{0}, ~uint64_t{0}},
+                                  {0xffffffffu, uint64_t{1} << 32},
+                                  {uint64_t{1} << 32, ~uint64_t{0}}};
+  for (RingGemmKernel kernel : kKernels) {
+    if (!ring_gemm_kernel_available(kernel)) continue;
+    for (int64_t m : ms)
+      for (int64_t n : ns)
+        for (int64_t k : ks) {
+          const int fill = static_cast<int>((m + n + k) % 4);  // 0 random, else an extreme
+          auto a = rng.u64s(m * k), b = rng.u64s(k * n);
+          if (fill > 0) {
+            std::fill(a.begin(), a.end(), extremes[fill - 1][0]);
+            std::fill(b.begin(), b.end(), extremes[fill - 1][1]);
+          }
+          const auto want = naive_gemm(m, n, k, a, b);
+          // Operands copied into wider rows: lda = k + 3, ldb = n + 5, ldc = n + 2.
+          const int64_t lda = k + 3, ldb = n + 5, ldc = n + 2;
+          std::vector<uint64_t> aw(m * lda, 11), bw(k * ldb, 13);
+          for (int64_t i = 0; i < m; ++i) std::copy_n(&a[i * k], k, &aw[i * lda]);
+          for (int64_t p = 0; p < k; ++p) std::copy_n(&b[p * n], n, &bw[p * ldb]);
+          for (bool accumulate : {false, true})
+            for (int threads : {1, 2}) {
+              std::vector<uint64_t> c(m * ldc);
+              for (auto& x : c) x = rng.u64();
+              const auto before = c;
+              gemm_u64_with(kernel, m, n, k, aw.data(), lda, bw.data(), ldb, c.data(), ldc,
+                            accumulate, threads);
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < ldc; ++j) {
+                  const uint64_t expect = j >= n       ? before[i * ldc + j]
+                                          : accumulate ? before[i * ldc + j] + want[i * n + j]
+                                                       : want[i * n + j];
+                  ASSERT_EQ(c[i * ldc + j], expect)
+                      << ring_gemm_kernel_name(kernel) << " " << m << "x" << n << "x" << k
+                      << " fill " << fill << " accumulate " << accumulate << " threads " << threads
+                      << " at " << i << "," << j;
+                }
+            }
+        }
+  }
+}
+
+// The automatic choice stays within the kernel path: portable on the scalar path, AVX2 (where
+// the CPU has it) on the avx2 path, never AMX or AVX-512 below the avx512 path.
+TEST(RingGemm, AutomaticChoiceStaysWithinTheKernelPath) {
+  const KernelPath saved = kernel_path();
+  for (KernelPath path : {KernelPath::Scalar, KernelPath::Avx2, KernelPath::Avx512}) {
+    if (path > detected_kernel_path()) continue;
+    set_kernel_path(path);
+    for (const auto& shape : {std::array<int64_t, 3>{1, 120, 400}, {64, 120, 400}}) {
+      const std::string name = gemm_u64_kernel_name(shape[0], shape[1], shape[2]);
+      if (path == KernelPath::Scalar) EXPECT_EQ(name, "portable");
+      if (path == KernelPath::Avx2) EXPECT_EQ(name, "avx2");
+      if (path == KernelPath::Avx512) EXPECT_NE(name, "avx2");
+    }
+  }
+  set_kernel_path(saved);
 }
 
 TEST(RingGemm, RejectsBadDimensions) {
@@ -166,7 +244,19 @@ TEST(RingConv, MatchesNaiveLoops) {
     wide.pad_left = 4, wide.pad_right = 3, wide.pad_top = 3, wide.pad_bottom = 4;
     geoms.push_back(wide);
   }
+  // LeNet-5's two 5 x 5 layers.
+  Conv2dGeometry lenet1;
+  lenet1.in_h = lenet1.in_w = 28, lenet1.out_channels = 6, lenet1.kernel_h = lenet1.kernel_w = 5;
+  lenet1.pad_top = lenet1.pad_left = lenet1.pad_bottom = lenet1.pad_right = 2;
+  geoms.push_back(lenet1);
+  Conv2dGeometry lenet2 = lenet1;
+  lenet2.in_channels = 6, lenet2.in_h = lenet2.in_w = 14, lenet2.out_channels = 16;
+  lenet2.pad_top = lenet2.pad_left = lenet2.pad_bottom = lenet2.pad_right = 0;
+  geoms.push_back(lenet2);
   expect_convs_match_naive(rng, geoms, {1});
+  // Each kernel's im2col + GEMM (AMX's own convolution where it applies), two threads too.
+  for (RingGemmKernel kernel : kKernels)
+    if (ring_gemm_kernel_available(kernel)) expect_convs_match_naive(rng, geoms, {1, 2}, kernel);
 }
 
 // Shapes the AMX paths take (more than 8 output channels per group and 8 output pixels, K of at

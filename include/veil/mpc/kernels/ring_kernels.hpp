@@ -2,8 +2,9 @@
 // runs on its shares. Kernels, chosen at run time: Intel AMX int8 on byte-sliced operands
 // (ring_gemm_amx.cpp, and ring_conv_amx.cpp for convolutions, which never build an im2col
 // matrix; Sapphire Rapids and later), else AVX-512DQ (vpmullq: rows straight from the operands
-// up to 8 rows of A, a packed cache-blocked GEMM beyond), else a portable one; convolutions
-// without AMX go through im2col + GEMM.
+// up to 8 rows of A, a packed cache-blocked GEMM beyond), else AVX2 (the same two shapes, each
+// 64-bit product from three 32-bit vpmuludq: ring_gemm_avx2.cpp), else a portable one;
+// convolutions without AMX go through im2col + GEMM.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +16,10 @@ namespace veil::mpc {
 void gemm_u64(int64_t m, int64_t n, int64_t k, const uint64_t* a, int64_t lda, const uint64_t* b,
               int64_t ldb, uint64_t* c, int64_t ldc, bool accumulate = false, int threads = 1);
 
-enum class RingGemmKernel { Auto, Portable, Avx512, Amx };
+enum class RingGemmKernel { Auto, Portable, Avx2, Avx512, Amx };
 
 bool ring_gemm_kernel_available(RingGemmKernel kernel);
-const char* ring_gemm_kernel_name(RingGemmKernel kernel);  // "amx-int8", "avx512dq", ...
+const char* ring_gemm_kernel_name(RingGemmKernel kernel);  // "amx-int8", "avx512dq", "avx2", ...
 
 // gemm_u64 with a given kernel (tests and benchmarks compare them); InvalidArgument when the
 // machine lacks it. Auto picks per shape, as gemm_u64 does.
@@ -26,8 +27,8 @@ void gemm_u64_with(RingGemmKernel kernel, int64_t m, int64_t n, int64_t k, const
                    int64_t lda, const uint64_t* b, int64_t ldb, uint64_t* c, int64_t ldc,
                    bool accumulate = false, int threads = 1);
 
-// The kernel gemm_u64 uses on this machine for large shapes ("amx-int8", "avx512dq" or
-// "portable").
+// The kernel gemm_u64 uses on this machine, within kernel_path(), for large shapes
+// ("amx-int8", "avx512dq", "avx2" or "portable").
 const char* gemm_u64_kernel_name();
 // The kernel gemm_u64 picks for an m x n x k product.
 const char* gemm_u64_kernel_name(int64_t m, int64_t n, int64_t k);
@@ -54,5 +55,11 @@ struct Conv2dGeometry {
 // y = conv(x, w) over Z_2^64 (no bias).
 void conv2d_u64(const Conv2dGeometry& g, const uint64_t* x, const uint64_t* w, uint64_t* y,
                 int threads = 1);
+
+// conv2d_u64 on a given GEMM kernel (tests and benchmarks compare them): Amx takes AMX's own
+// convolution where it suits the shape, the others im2col + gemm_u64_with; InvalidArgument when
+// the machine lacks the kernel.
+void conv2d_u64_with(RingGemmKernel kernel, const Conv2dGeometry& g, const uint64_t* x,
+                     const uint64_t* w, uint64_t* y, int threads = 1);
 
 }  // namespace veil::mpc
