@@ -5,8 +5,9 @@
 // AVX2 has no 64x64-bit multiplier. Two substitutes:
 //  - Integer: the 64-bit halves of a product assembled from 32x32-bit products
 //    (_mm256_mul_epu32), used for Shoup products (Harvey, J. Symb. Comp. 2014) and Barrett
-//    reductions with any q < 2^61 (sub_mul_const, lift).
-//  - Double precision, for q < 2^50 (dot2, sparse_matmul): a product d * k < 2^100 is split
+//    reductions with any q < 2^61 (lift; sub_mul_const for q >= 2^50).
+//  - Double precision, for q < 2^50 (dot2, sparse_matmul, sub_mul_const): a product d * k < 2^100
+//  is split
 //    exactly at 2^s, s = bits(q) + 1, with FMAs: t = fma(d 2^-s, k, 2^52) rounds d k 2^-s to the
 //    integer h in t's low mantissa bits, and fma(d 2^-s, k, -h) is the remainder l 2^-s,
 //    |l| <= 2^(s-1), exactly (the error-free product of Dekker/Ogita-Rump-Oishi with a fixed
@@ -14,15 +15,15 @@
 //    integers, the l as doubles (exact: multiples of 2^-s far below 2^53 ulps), lazily for up
 //    to 2^(52 - bits) terms, and the chunk is reduced modulo q with two rounded quotient
 //    estimates, each exact by the same argument.
-// For q >= 2^50 the inner products stay scalar: 128-bit mulx accumulation is one multiplier
-// cycle per product, which the four 32-bit products per lane of an AVX2 emulation do not beat.
+// The doubles are 2x faster than the 32-bit emulation, which only matches the scalar mulx code
+// in sub_mul_const. So for q >= 2^50 the inner products stay scalar: 128-bit mulx accumulation
+// is one multiplier cycle per product, which four 32-bit products per lane do not beat.
 #include "kernels_avx2.hpp"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 
 #define VEIL_AVX2 __attribute__((target("avx2,fma,bmi2")))
 #define VEIL_AVX2_INLINE VEIL_AVX2 inline __attribute__((always_inline))
@@ -44,6 +45,16 @@ VEIL_AVX2_INLINE void store(uint64_t* p, __m256i v) {
 // x >= b ? x - b : x for x, b < 2^63 (the signed comparison is then the unsigned one).
 VEIL_AVX2_INLINE __m256i sub_if_ge(__m256i x, __m256i b) {
   return _mm256_sub_epi64(x, _mm256_andnot_si256(_mm256_cmpgt_epi64(b, x), b));
+}
+
+// x[perm[0..3]]. Four scalar loads: the AVX2 gather instruction measured 1.5-1.7x slower in
+// dot2 (bench/he_bench.cpp, BM_KernelDot2 with perm), and it is microcoded on AMD Zen.
+VEIL_AVX2_INLINE __m256i gather4(const uint64_t* x, const uint32_t* perm) {
+  const __m128i lo =
+      _mm_set_epi64x(static_cast<long long>(x[perm[1]]), static_cast<long long>(x[perm[0]]));
+  const __m128i hi =
+      _mm_set_epi64x(static_cast<long long>(x[perm[3]]), static_cast<long long>(x[perm[2]]));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,16 +177,12 @@ VEIL_AVX2 void dot2_impl(uint64_t* out0, uint64_t* out1, const uint64_t* const* 
                          const uint32_t* perm, uint64_t q, size_t n) {
   const Fp f = make_fp(q);
   for (size_t c = 0; c < n; c += 4) {
-    const __m128i idx =
-        Perm ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(perm + c)) : _mm_setzero_si128();
     __m256d l0 = _mm256_setzero_pd(), l1 = _mm256_setzero_pd();
     for (size_t j0 = 0; j0 < terms; j0 += f.chunk) {
       const size_t j1 = std::min(terms, j0 + f.chunk);
       __m256i h0 = _mm256_setzero_si256(), h1 = _mm256_setzero_si256();
       for (size_t j = j0; j < j1; ++j) {
-        const __m256i x =
-            Perm ? _mm256_i32gather_epi64(reinterpret_cast<const long long*>(d[j]), idx, 8)
-                 : load(d[j] + c);
+        const __m256i x = Perm ? gather4(d[j], perm + c) : load(d[j] + c);
         const Scaled a = scale_operand(x, f);
         accumulate(a, load(k0[j] + c), h0, l0, f);
         if constexpr (Two) accumulate(a, load(k1[j] + c), h1, l1, f);
@@ -253,18 +260,56 @@ VEIL_AVX2 size_t sparse_matmul_fp(uint64_t* const* out, const uint64_t* const* x
   return c0;
 }
 
-VEIL_AVX2 size_t sub_mul_const(uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
-                               const Modulus& m, size_t n) {
-  const uint64_t q = m.value;
+namespace {
+
+// Any q < 2^61: Shoup's product v w - floor(v ws / 2^64) q in [0, 2q), 64-bit halves from 32-bit
+// products.
+VEIL_AVX2 void sub_mul_const_int(uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
+                                 uint64_t q, size_t n) {
   const __m256i Q = set1(q);
   const Const64 W = make_const(w), WS = make_const(shoup(w, q)), QC = make_const(q);
-  const size_t body = n & ~size_t{3};
-  for (size_t c = 0; c < body; c += 4) {
+  for (size_t c = 0; c < n; c += 4) {
     __m256i v = load(x + c);
     if (y) v = _mm256_sub_epi64(_mm256_add_epi64(v, Q), load(y + c));
-    // Shoup: v w - floor(v ws / 2^64) q lies in [0, 2q).
     const __m256i r = _mm256_sub_epi64(mullo64(v, W), mullo64(mulhi64(v, WS), QC));
     store(out + c, sub_if_ge(r, Q));
+  }
+}
+
+// q < 2^50: v = x - y in (-q, q) as a double, the quotient round(v w / q) from fl(w / q) (off by
+// less than 1/4 + 1/2), and the remainder v w - qe q in (-q, q) exactly as
+// (fl(v w) - qe q) + err(v w).
+VEIL_AVX2 void sub_mul_const_fp(uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
+                                uint64_t q, size_t n) {
+  const __m256d Q = _mm256_set1_pd(static_cast<double>(q));
+  const __m256d W = _mm256_set1_pd(static_cast<double>(w));
+  const __m256d WQ = _mm256_set1_pd(static_cast<double>(w) / static_cast<double>(q));
+  // (v + bits(1.5 2^52)) as a double is 1.5 2^52 + v for |v| < 2^51.
+  const __m256d magic = _mm256_set1_pd(0x1.8p52);
+  const __m256i magic_bits = set1(double_bits(0x1.8p52));
+  for (size_t c = 0; c < n; c += 4) {
+    __m256i v = load(x + c);
+    if (y) v = _mm256_sub_epi64(v, load(y + c));
+    const __m256d vd = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(v, magic_bits)), magic);
+    const __m256d p = _mm256_mul_pd(vd, W);
+    const __m256d e = _mm256_fmsub_pd(vd, W, p);
+    const __m256d qe = _mm256_sub_pd(_mm256_fmadd_pd(vd, WQ, magic), magic);
+    __m256d r = _mm256_add_pd(_mm256_fnmadd_pd(qe, Q, p), e);
+    r = _mm256_add_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_LT_OQ), Q));
+    store(out + c, _mm256_xor_si256(_mm256_castpd_si256(_mm256_add_pd(r, _mm256_set1_pd(0x1p52))),
+                                    set1(double_bits(0x1p52))));
+  }
+}
+
+}  // namespace
+
+size_t sub_mul_const(uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
+                     const Modulus& m, size_t n) {
+  const size_t body = n & ~size_t{3};
+  if (fp_friendly(m.value)) {
+    sub_mul_const_fp(out, x, y, w, m.value, body);
+  } else {
+    sub_mul_const_int(out, x, y, w, m.value, body);
   }
   return body;
 }
@@ -274,10 +319,7 @@ VEIL_AVX2 size_t add_mod(uint64_t* out, const uint64_t* x, const uint64_t* y, co
   const __m256i Q = set1(q);
   const size_t body = n & ~size_t{3};
   for (size_t c = 0; c < body; c += 4) {
-    const __m256i X = perm ? _mm256_i32gather_epi64(
-                                 reinterpret_cast<const long long*>(x),
-                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(perm + c)), 8)
-                           : load(x + c);
+    const __m256i X = perm ? gather4(x, perm + c) : load(x + c);
     store(out + c, sub_if_ge(_mm256_add_epi64(X, load(y + c)), Q));
   }
   return body;
