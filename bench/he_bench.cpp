@@ -156,13 +156,12 @@ void BM_KernelAddMod(benchmark::State& s) {
     benchmark::DoNotOptimize(out.data());
   }
 }
-// Centered lift from the other bench prime (60 -> 40 bits or 40 -> 60) to this one.
+// Centered lift from a prime of `from` bits to one of `bits` bits (the bench primes).
 void BM_KernelLift(benchmark::State& s) {
   const Isa isa = isa_arg(s);
   const size_t n = s.range(1);
-  const int bits = static_cast<int>(s.range(2));
-  const Limbs& from = limbs(n, bits == 40 ? 60 : 40, 1);
-  const Limbs& to = limbs(n, bits, 1);
+  const Limbs& from = limbs(n, static_cast<int>(s.range(3)), 1);
+  const Limbs& to = limbs(n, static_cast<int>(s.range(2)), 1);
   std::vector<uint64_t> out(n);
   for (auto _ : s) {
     kernels::lift(isa, out.data(), from.v[0].data(), from.m.value, true, to.m, n);
@@ -227,8 +226,8 @@ VEIL_KERNEL_BENCH(BM_KernelSubMulConst, {0, 1, 2}, {8192, 16384}, {40, 60})
     ->ArgNames({"isa", "n", "bits"});
 VEIL_KERNEL_BENCH(BM_KernelAddMod, {0, 1, 2}, {8192, 16384}, {40}, {0, 1})
     ->ArgNames({"isa", "n", "bits", "perm"});
-VEIL_KERNEL_BENCH(BM_KernelLift, {0, 1, 2}, {8192, 16384}, {40, 60})
-    ->ArgNames({"isa", "n", "bits"});
+VEIL_KERNEL_BENCH(BM_KernelLift, {0, 1, 2}, {8192, 16384}, {40, 60}, {40, 60})
+    ->ArgNames({"isa", "n", "bits", "from"});
 VEIL_KERNEL_BENCH(BM_KernelDot2, {0, 1, 2}, {8192, 16384}, {40, 60}, {3, 7}, {0, 1})
     ->ArgNames({"isa", "n", "bits", "terms", "perm"});
 VEIL_KERNEL_BENCH(BM_KernelSparseMatmul, {0, 1, 2}, {8192, 16384}, {40, 60})

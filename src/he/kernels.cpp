@@ -178,6 +178,10 @@ void lift(Isa isa, uint64_t* out, const uint64_t* x, uint64_t s, bool centered, 
   }
 }
 
+bool vector_products(Isa isa, uint64_t q) {
+  return (isa == Isa::kAvx512 || isa == Isa::kAvx2) && isa_supported(isa) && ifma_friendly(q);
+}
+
 void dot2(Isa isa, uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
           const uint64_t* const* k0, const uint64_t* const* k1, size_t terms, const uint32_t* perm,
           const Modulus& m, size_t n) {

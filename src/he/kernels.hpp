@@ -48,6 +48,10 @@ void add_mod(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, const
 void lift(Isa isa, uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Modulus& t,
           size_t n);
 
+// True if dot2 has a vector kernel for q on `isa` (AVX-512 IFMA or AVX2 doubles, q < 2^50): then
+// even single products (terms = 1) beat the scalar mul_mod loop.
+bool vector_products(Isa isa, uint64_t q);
+
 // Inner products modulo q: out0[c] = sum_j d_j[i(c)] * k0_j[c] and, if out1 is not null,
 // out1[c] = sum_j d_j[i(c)] * k1_j[c], with i(c) = perm ? perm[c] : c. All inputs in [0, q).
 void dot2(Isa isa, uint64_t* out0, uint64_t* out1, const uint64_t* const* d,

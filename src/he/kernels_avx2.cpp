@@ -325,24 +325,59 @@ VEIL_AVX2 size_t add_mod(uint64_t* out, const uint64_t* x, const uint64_t* y, co
   return body;
 }
 
-VEIL_AVX2 size_t lift(uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Modulus& t,
-                      size_t n) {
+namespace {
+
+// How lift reduces a residue modulo s to [0, t).
+enum class LiftMode {
+  kCopy,    // s < t: already reduced
+  kDouble,  // s <= 2^52: x - round(x / t) t, exact in doubles, then the sign fixed
+  kBarrett  // any s: Barrett as reduce64 (the quotient estimate is at most one below)
+};
+
+template <LiftMode Mode>
+VEIL_AVX2 void lift_impl(uint64_t* out, const uint64_t* x, uint64_t s, bool centered,
+                         const Modulus& t, size_t n) {
   const __m256i T = set1(t.value);
   const Const64 ratio = make_const(t.ratio64), TC = make_const(t.value);
+  const __m256d TD = _mm256_set1_pd(static_cast<double>(t.value));
+  const __m256d tinv = _mm256_set1_pd(1.0 / static_cast<double>(t.value));
+  const __m256d big = _mm256_set1_pd(0x1p52);
+  const __m256i big_bits = set1(double_bits(0x1p52));
   const __m256i half = set1(s >> 1);
   // Adding t - (s mod t) subtracts s modulo t.
   const __m256i shift = set1(t.value - reduce64(s, t));
-  const bool small = s < t.value;  // residues modulo s are already reduced modulo t
-  const size_t body = n & ~size_t{3};
-  for (size_t c = 0; c < body; c += 4) {
+  for (size_t c = 0; c < n; c += 4) {
     const __m256i v = load(x + c);
-    // Barrett as reduce64: the quotient estimate is at most one below.
-    __m256i r = small ? v : sub_if_ge(_mm256_sub_epi64(v, mullo64(mulhi64(v, ratio), TC)), T);
+    __m256i r = v;
+    if constexpr (Mode == LiftMode::kDouble) {
+      const __m256d vd = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, big_bits)), big);
+      const __m256d qe =
+          _mm256_round_pd(_mm256_mul_pd(vd, tinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m256d rd = _mm256_fnmadd_pd(qe, TD, vd);
+      rd = _mm256_add_pd(rd, _mm256_and_pd(_mm256_cmp_pd(rd, _mm256_setzero_pd(), _CMP_LT_OQ), TD));
+      r = _mm256_xor_si256(_mm256_castpd_si256(_mm256_add_pd(rd, big)), big_bits);
+    } else if constexpr (Mode == LiftMode::kBarrett) {
+      r = sub_if_ge(_mm256_sub_epi64(v, mullo64(mulhi64(v, ratio), TC)), T);
+    }
     if (centered) {
       const __m256i neg = _mm256_cmpgt_epi64(v, half);  // v < 2^61: signed is unsigned
       r = _mm256_blendv_epi8(r, sub_if_ge(_mm256_add_epi64(r, shift), T), neg);
     }
     store(out + c, r);
+  }
+}
+
+}  // namespace
+
+size_t lift(uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Modulus& t,
+            size_t n) {
+  const size_t body = n & ~size_t{3};
+  if (s < t.value) {
+    lift_impl<LiftMode::kCopy>(out, x, s, centered, t, body);
+  } else if (s <= (uint64_t{1} << 52)) {
+    lift_impl<LiftMode::kDouble>(out, x, s, centered, t, body);
+  } else {
+    lift_impl<LiftMode::kBarrett>(out, x, s, centered, t, body);
   }
   return body;
 }

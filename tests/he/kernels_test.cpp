@@ -239,6 +239,14 @@ TEST_P(PointwiseKernelsTest, SparseMatmulMatchesScalarAndReference) {
   }
 }
 
+TEST_P(PointwiseKernelsTest, VectorProductsOnlyWhereDot2IsVectorized) {
+  const Isa isa = GetParam();
+  for (int bits : kPrimeBits) {
+    const uint64_t q = bench_prime(bits);
+    EXPECT_EQ(kernels::vector_products(isa, q), isa != Isa::kScalar && bits <= 50) << bits;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isas, PointwiseKernelsTest,
                          ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
                          [](const ::testing::TestParamInfo<Isa>& info) {
