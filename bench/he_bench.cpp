@@ -5,12 +5,14 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <complex>
 #include <map>
 #include <memory>
 #include <random>
 #include <vector>
 
 #include "he/kernels.hpp"
+#include "veil/core/cpu.hpp"
 #include "veil/he/bench.hpp"
 #include "veil/he/he.hpp"
 
@@ -83,6 +85,30 @@ void BM_DecryptDecode(benchmark::State& s) {
   auto& f = fixture(s.range(0), threads_arg(s.range(1)));
   for (auto _ : s) benchmark::DoNotOptimize(f.encoder->decode(f.decryptor->decrypt(f.a)));
 }
+
+// The encoder's FFTs alone (canonical embedding and its inverse), to weigh them against
+// encode+encrypt and decrypt+decode. Args: {ring dimension, kernel path: 0 scalar, 1 avx2,
+// 2 avx512}.
+void BM_EncoderFft(benchmark::State& s) {
+  const auto path = static_cast<veil::KernelPath>(s.range(1));
+  if (path > veil::detected_kernel_path()) return s.SkipWithError("CPU lacks this kernel path");
+  auto& f = fixture(s.range(0), 1);
+  const veil::KernelPath saved = veil::kernel_path();
+  veil::set_kernel_path(path);
+  std::vector<std::complex<double>> slots(f.values.begin(), f.values.end());
+  for (auto _ : s) {
+    const auto coeffs = f.encoder->coefficients_from_slots(slots);
+    benchmark::DoNotOptimize(f.encoder->slots_from_coefficients(coeffs));
+  }
+  veil::set_kernel_path(saved);
+  s.SetLabel(veil::kernel_path_name(path));
+}
+BENCHMARK(BM_EncoderFft)
+    ->ArgsProduct({{8192, 16384}, {0, 1, 2}})
+    ->ArgNames({"n", "path"})
+    ->Unit(benchmark::kMicrosecond)
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true);
 
 // Args: {ring dimension, threads (0 = all)}.
 #define VEIL_HE_BENCH(fn)                    \
