@@ -254,7 +254,7 @@ VEIL_KERNEL_BENCH(BM_KernelAddMod, {0, 1, 2}, {8192, 16384}, {40}, {0, 1})
     ->ArgNames({"isa", "n", "bits", "perm"});
 VEIL_KERNEL_BENCH(BM_KernelLift, {0, 1, 2}, {8192, 16384}, {40, 60}, {40, 60})
     ->ArgNames({"isa", "n", "bits", "from"});
-VEIL_KERNEL_BENCH(BM_KernelDot2, {0, 1, 2}, {8192, 16384}, {40, 60}, {3, 7}, {0, 1})
+VEIL_KERNEL_BENCH(BM_KernelDot2, {0, 1, 2}, {8192, 16384}, {40, 60}, {1, 3, 7}, {0, 1})
     ->ArgNames({"isa", "n", "bits", "terms", "perm"});
 VEIL_KERNEL_BENCH(BM_KernelSparseMatmul, {0, 1, 2}, {8192, 16384}, {40, 60})
     ->ArgNames({"isa", "n", "bits"});

@@ -171,6 +171,29 @@ VEIL_AVX2_INLINE __m256i finish(__m256d r, const Fp& f) {
   return _mm256_xor_si256(_mm256_castpd_si256(_mm256_add_pd(r, f.big)), f.big_bits);
 }
 
+// d * k mod q for one term: the quotient round(fl(d k) fl(1/q)) is within 3/4 of d k / q (both
+// below 2^50), so d k - qe q = (fl(d k) - qe q) + err(d k) lies in (-q, q), exactly.
+VEIL_AVX2_INLINE __m256i mul_mod_fp(__m256d dd, __m256i k, const Fp& f) {
+  const __m256d magic = _mm256_set1_pd(0x1.8p52);  // adding it rounds below 2^51 to integers
+  const __m256d kd = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(k, f.big_bits)), f.big);
+  const __m256d p = _mm256_mul_pd(dd, kd);
+  const __m256d e = _mm256_fmsub_pd(dd, kd, p);
+  const __m256d qe = _mm256_sub_pd(_mm256_fmadd_pd(p, f.qinv, magic), magic);
+  return finish(_mm256_add_pd(_mm256_fnmadd_pd(qe, f.q, p), e), f);
+}
+
+template <bool Two, bool Perm>
+VEIL_AVX2 void dot1_impl(uint64_t* out0, uint64_t* out1, const uint64_t* d, const uint64_t* k0,
+                         const uint64_t* k1, const uint32_t* perm, uint64_t q, size_t n) {
+  const Fp f = make_fp(q);
+  for (size_t c = 0; c < n; c += 4) {
+    const __m256i x = Perm ? gather4(d, perm + c) : load(d + c);
+    const __m256d dd = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(x, f.big_bits)), f.big);
+    store(out0 + c, mul_mod_fp(dd, load(k0 + c), f));
+    if constexpr (Two) store(out1 + c, mul_mod_fp(dd, load(k1 + c), f));
+  }
+}
+
 template <bool Two, bool Perm>
 VEIL_AVX2 void dot2_impl(uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
                          const uint64_t* const* k0, const uint64_t* const* k1, size_t terms,
@@ -236,6 +259,17 @@ size_t dot2_fp(uint64_t* out0, uint64_t* out1, const uint64_t* const* d, const u
                const uint64_t* const* k1, size_t terms, const uint32_t* perm, uint64_t q,
                size_t n) {
   const size_t body = n & ~size_t{3};
+  if (terms == 1) {
+    // Plain products (encryption, decryption, the tensor product): no lazy sums to split.
+    if (out1) {
+      perm ? dot1_impl<true, true>(out0, out1, d[0], k0[0], k1[0], perm, q, body)
+           : dot1_impl<true, false>(out0, out1, d[0], k0[0], k1[0], perm, q, body);
+    } else {
+      perm ? dot1_impl<false, true>(out0, out1, d[0], k0[0], nullptr, perm, q, body)
+           : dot1_impl<false, false>(out0, out1, d[0], k0[0], nullptr, perm, q, body);
+    }
+    return body;
+  }
   if (out1) {
     perm ? dot2_impl<true, true>(out0, out1, d, k0, k1, terms, perm, q, body)
          : dot2_impl<true, false>(out0, out1, d, k0, k1, terms, perm, q, body);
