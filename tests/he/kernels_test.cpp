@@ -78,7 +78,7 @@ class PointwiseKernelsTest : public ::testing::TestWithParam<Isa> {
 // bounds, and the bench primes (40 and 60 bits).
 constexpr int kPrimeBits[] = {20, 25, 30, 36, 40, 41, 45, 48, 49, 50, 51, 52, 55, 59, 60, 61};
 // Not multiples of the vector widths (4 and 8), and the smallest.
-constexpr size_t kSizes[] = {1, 3, 4, 13, 67, 256};
+constexpr size_t kSizes[] = {1, 3, 4, 13, 67, 256, 1024};
 
 uint64_t bench_prime(int bits) { return find_ntt_prime(bits, 16384, {}); }
 
@@ -136,7 +136,7 @@ TEST_P(PointwiseKernelsTest, SubMulConstAddModLift) {
 TEST_P(PointwiseKernelsTest, InnerProductMatchesScalarAndReference) {
   const Isa isa = GetParam();
   std::mt19937_64 rng(9);
-  for (size_t n : {size_t{5}, size_t{67}}) {
+  for (size_t n : {size_t{5}, size_t{67}, size_t{256}}) {
     const std::vector<uint32_t> perm = random_permutation(rng, n);
     for (int bits : kPrimeBits) {
       const uint64_t q = bench_prime(bits);
