@@ -3,6 +3,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "fft_avx2.hpp"
+#include "kernels.hpp"
 #include "ntt.hpp"
 #include "thread_pool.hpp"
 #include "veil/core/error.hpp"
@@ -25,6 +27,53 @@ uint64_t double_mod(double x, const Modulus& m) {
     r = mul_mod(reduce64(mant, m), pow_mod(2, static_cast<uint64_t>(e - 53), m), m);
   }
   return neg ? neg_mod(r, m.value) : r;
+}
+
+// The AVX2 butterflies (bit-identical to the scalar ones) on every vector kernel path.
+bool use_vector_fft(size_t size) { return size >= 4 && active_isa() != Isa::kScalar; }
+
+// The butterfly stages on the interleaved doubles: copies of std::complex go through the stack
+// and stall on store forwarding. Stage `half` uses the twiddles at [half + j].
+void fft_stages_scalar(double* d, size_t size, const double* fft_roots) {
+  for (size_t len = 2; len <= size; len <<= 1) {
+    const size_t half = len >> 1;
+    const double* roots = fft_roots + 2 * half;
+    for (size_t i = 0; i < size; i += len) {
+      double* x = d + 2 * i;
+      double* y = x + 2 * half;
+      for (size_t j = 0; j < half; ++j) {
+        const double ur = x[2 * j], ui = x[2 * j + 1];
+        const double yr = y[2 * j], yi = y[2 * j + 1];
+        const double rr = roots[2 * j], ri = roots[2 * j + 1];
+        const double wr = yr * rr - yi * ri, wi = yr * ri + yi * rr;
+        x[2 * j] = ur + wr;
+        x[2 * j + 1] = ui + wi;
+        y[2 * j] = ur - wr;
+        y[2 * j + 1] = ui - wi;
+      }
+    }
+  }
+}
+
+void fft_inv_stages_scalar(double* d, size_t size, const double* inv_roots) {
+  for (size_t len = size; len >= 2; len >>= 1) {
+    const size_t half = len >> 1;
+    const double* roots = inv_roots + 2 * half;
+    for (size_t i = 0; i < size; i += len) {
+      double* x = d + 2 * i;
+      double* y = x + 2 * half;
+      for (size_t j = 0; j < half; ++j) {
+        const double xr = x[2 * j], xi = x[2 * j + 1];
+        const double yr = y[2 * j], yi = y[2 * j + 1];
+        const double rr = roots[2 * j], ri = roots[2 * j + 1];
+        const double tr = xr - yr, ti = xi - yi;
+        x[2 * j] = xr + yr;
+        x[2 * j + 1] = xi + yi;
+        y[2 * j] = tr * rr - ti * ri;
+        y[2 * j + 1] = tr * ri + ti * rr;
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -68,49 +117,23 @@ void CkksEncoder::fft_special(std::span<std::complex<double>> v) const {
   const size_t size = v.size();
   for (size_t i = 0; i < size; ++i)
     if (i < bitrev_[i]) std::swap(v[i], v[bitrev_[i]]);
-  for (size_t len = 2; len <= size; len <<= 1) {
-    const size_t half = len >> 1;
-    // On the interleaved doubles: copies of std::complex go through the stack and stall on
-    // store forwarding.
-    const double* roots = reinterpret_cast<const double*>(fft_roots_.data() + half);
-    double* d = reinterpret_cast<double*>(v.data());
-    for (size_t i = 0; i < size; i += len) {
-      double* x = d + 2 * i;
-      double* y = x + 2 * half;
-      for (size_t j = 0; j < half; ++j) {
-        const double ur = x[2 * j], ui = x[2 * j + 1];
-        const double yr = y[2 * j], yi = y[2 * j + 1];
-        const double rr = roots[2 * j], ri = roots[2 * j + 1];
-        const double wr = yr * rr - yi * ri, wi = yr * ri + yi * rr;
-        x[2 * j] = ur + wr;
-        x[2 * j + 1] = ui + wi;
-        y[2 * j] = ur - wr;
-        y[2 * j + 1] = ui - wi;
-      }
-    }
+  const double* roots = reinterpret_cast<const double*>(fft_roots_.data());
+  double* d = reinterpret_cast<double*>(v.data());
+  if (use_vector_fft(size)) {
+    avx2::fft_stages(d, size, roots);
+  } else {
+    fft_stages_scalar(d, size, roots);
   }
 }
 
 void CkksEncoder::fft_special_inv(std::span<std::complex<double>> v) const {
   const size_t size = v.size();
-  for (size_t len = size; len >= 2; len >>= 1) {
-    const size_t half = len >> 1;
-    const double* roots = reinterpret_cast<const double*>(fft_inv_roots_.data() + half);
-    double* d = reinterpret_cast<double*>(v.data());
-    for (size_t i = 0; i < size; i += len) {
-      double* x = d + 2 * i;
-      double* y = x + 2 * half;
-      for (size_t j = 0; j < half; ++j) {
-        const double xr = x[2 * j], xi = x[2 * j + 1];
-        const double yr = y[2 * j], yi = y[2 * j + 1];
-        const double rr = roots[2 * j], ri = roots[2 * j + 1];
-        const double tr = xr - yr, ti = xi - yi;
-        x[2 * j] = xr + yr;
-        x[2 * j + 1] = xi + yi;
-        y[2 * j] = tr * rr - ti * ri;
-        y[2 * j + 1] = tr * ri + ti * rr;
-      }
-    }
+  double* d = reinterpret_cast<double*>(v.data());
+  const double* inv_roots = reinterpret_cast<const double*>(fft_inv_roots_.data());
+  if (use_vector_fft(size)) {
+    avx2::fft_inv_stages(d, size, inv_roots);
+  } else {
+    fft_inv_stages_scalar(d, size, inv_roots);
   }
   for (size_t i = 0; i < size; ++i)
     if (i < bitrev_[i]) std::swap(v[i], v[bitrev_[i]]);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "kernels_avx2.hpp"
 #include "kernels_avx512.hpp"
 #include "veil/core/cpu.hpp"
 
@@ -14,7 +15,7 @@ bool isa_supported(Isa isa) {
     case Isa::kScalar:
       return true;
     case Isa::kAvx2:
-      return f.avx2 && f.fma;
+      return f.avx2 && f.fma && f.bmi2;
     case Isa::kAvx512:
       return f.avx512f && f.avx512dq && f.avx512vl && f.avx512ifma;
   }
@@ -60,13 +61,17 @@ namespace {
 bool use_avx512(Isa isa, size_t n) {
   return isa == Isa::kAvx512 && isa_supported(Isa::kAvx512) && n % 8 == 0;
 }
+// The AVX2 kernels do the whole vectors and leave the last n % 4 coefficients to the scalar code.
+bool use_avx2(Isa isa) { return isa == Isa::kAvx2 && isa_supported(Isa::kAvx2); }
+
+// The scalar kernels work on the coefficients [c0, n), so that they also finish the vector ones.
 
 // 128-bit lazy accumulation: products are below 2^122, so 32 of them cannot overflow.
 template <bool Two, bool Perm>
 void dot2_scalar(uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
                  const uint64_t* const* k0, const uint64_t* const* k1, size_t terms,
-                 const uint32_t* perm, const Modulus& m, size_t n) {
-  for (size_t c = 0; c < n; ++c) {
+                 const uint32_t* perm, const Modulus& m, size_t c0, size_t n) {
+  for (size_t c = c0; c < n; ++c) {
     const size_t ic = Perm ? perm[c] : c;
     u128 acc0 = 0, acc1 = 0;
     for (size_t j = 0; j < terms; ++j) {
@@ -83,16 +88,28 @@ void dot2_scalar(uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
   }
 }
 
+void dot2_scalar(uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
+                 const uint64_t* const* k0, const uint64_t* const* k1, size_t terms,
+                 const uint32_t* perm, const Modulus& m, size_t c0, size_t n) {
+  if (out1) {
+    perm ? dot2_scalar<true, true>(out0, out1, d, k0, k1, terms, perm, m, c0, n)
+         : dot2_scalar<true, false>(out0, out1, d, k0, k1, terms, perm, m, c0, n);
+  } else {
+    perm ? dot2_scalar<false, true>(out0, out1, d, k0, k1, terms, perm, m, c0, n)
+         : dot2_scalar<false, false>(out0, out1, d, k0, k1, terms, perm, m, c0, n);
+  }
+}
+
 // Blocks of B coefficients: the inputs' blocks of a whole row stay in cache for the next rows.
 // After a reduction the accumulator is below q < 2^b, and products are below 2^(2b), so
 // 2^(127 - 2b) - 1 further products keep the sum below 2^128.
 void sparse_matmul_scalar(uint64_t* const* out, const uint64_t* const* x, const uint32_t* start,
                           const uint32_t* col, const uint64_t* w, size_t rows, const Modulus& m,
-                          size_t n) {
+                          size_t first, size_t n) {
   constexpr size_t B = 8;
   const int bits = m.bits();
   const size_t chunk = size_t{1} << std::min(30, std::max(0, 127 - 2 * bits));
-  for (size_t c0 = 0; c0 < n; c0 += B) {
+  for (size_t c0 = first; c0 < n; c0 += B) {
     const size_t len = std::min(B, n - c0);
     for (size_t r = 0; r < rows; ++r) {
       u128 acc[B] = {};
@@ -118,41 +135,51 @@ void sparse_matmul(Isa isa, uint64_t* const* out, const uint64_t* const* x, cons
                    size_t n) {
   if (ifma_friendly(m.value) && use_avx512(isa, n))
     return avx512::sparse_matmul_ifma(out, x, start, col, w, rows, m.value, n);
-  sparse_matmul_scalar(out, x, start, col, w, rows, m, n);
+  size_t c0 = 0;
+  if (avx2::fp_friendly(m.value) && use_avx2(isa))
+    c0 = avx2::sparse_matmul_fp(out, x, start, col, w, rows, m.value, n);
+  sparse_matmul_scalar(out, x, start, col, w, rows, m, c0, n);
 }
 
 void sub_mul_const(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, uint64_t w,
                    const Modulus& m, size_t n) {
   if (use_avx512(isa, n)) return avx512::sub_mul_const(out, x, y, w, m, n);
+  const size_t c0 = use_avx2(isa) ? avx2::sub_mul_const(out, x, y, w, m, n) : 0;
   const uint64_t q = m.value;
   const uint64_t ws = shoup(w, q);
   if (y) {
-    for (size_t c = 0; c < n; ++c) out[c] = mul_shoup(x[c] + q - y[c], w, ws, q);
+    for (size_t c = c0; c < n; ++c) out[c] = mul_shoup(x[c] + q - y[c], w, ws, q);
   } else {
-    for (size_t c = 0; c < n; ++c) out[c] = mul_shoup(x[c], w, ws, q);
+    for (size_t c = c0; c < n; ++c) out[c] = mul_shoup(x[c], w, ws, q);
   }
 }
 
 void add_mod(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, const uint32_t* perm,
              uint64_t q, size_t n) {
   if (use_avx512(isa, n)) return avx512::add_mod(out, x, y, perm, q, n);
+  const size_t c0 = use_avx2(isa) ? avx2::add_mod(out, x, y, perm, q, n) : 0;
   if (perm) {
-    for (size_t c = 0; c < n; ++c) out[c] = veil::he::add_mod(x[perm[c]], y[c], q);
+    for (size_t c = c0; c < n; ++c) out[c] = veil::he::add_mod(x[perm[c]], y[c], q);
   } else {
-    for (size_t c = 0; c < n; ++c) out[c] = veil::he::add_mod(x[c], y[c], q);
+    for (size_t c = c0; c < n; ++c) out[c] = veil::he::add_mod(x[c], y[c], q);
   }
 }
 
 void lift(Isa isa, uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Modulus& t,
           size_t n) {
   if (use_avx512(isa, n)) return avx512::lift(out, x, s, centered, t, n);
+  const size_t c0 = use_avx2(isa) ? avx2::lift(out, x, s, centered, t, n) : 0;
   const uint64_t half = s >> 1;
   const uint64_t s_mod_t = reduce64(s, t);
-  for (size_t c = 0; c < n; ++c) {
+  for (size_t c = c0; c < n; ++c) {
     const uint64_t v = x[c];
     const uint64_t r = reduce64(v, t);
     out[c] = centered && v > half ? sub_mod(r, s_mod_t, t.value) : r;
   }
+}
+
+bool vector_products(Isa isa, uint64_t q) {
+  return (isa == Isa::kAvx512 || isa == Isa::kAvx2) && isa_supported(isa) && ifma_friendly(q);
 }
 
 void dot2(Isa isa, uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
@@ -160,13 +187,10 @@ void dot2(Isa isa, uint64_t* out0, uint64_t* out1, const uint64_t* const* d,
           const Modulus& m, size_t n) {
   if (terms > 0 && ifma_friendly(m.value) && use_avx512(isa, n))
     return avx512::dot2_ifma(out0, out1, d, k0, k1, terms, perm, m.value, n);
-  if (out1) {
-    perm ? dot2_scalar<true, true>(out0, out1, d, k0, k1, terms, perm, m, n)
-         : dot2_scalar<true, false>(out0, out1, d, k0, k1, terms, perm, m, n);
-  } else {
-    perm ? dot2_scalar<false, true>(out0, out1, d, k0, k1, terms, perm, m, n)
-         : dot2_scalar<false, false>(out0, out1, d, k0, k1, terms, perm, m, n);
-  }
+  size_t c0 = 0;
+  if (terms > 0 && avx2::fp_friendly(m.value) && use_avx2(isa))
+    c0 = avx2::dot2_fp(out0, out1, d, k0, k1, terms, perm, m.value, n);
+  dot2_scalar(out0, out1, d, k0, k1, terms, perm, m, c0, n);
 }
 
 }  // namespace kernels

@@ -9,6 +9,10 @@
 // AVX-512 arithmetic: for primes q < 2^50 the IFMA52 instructions give exact 52x52-bit products
 // (Shoup's multiplication with a 2^52 radix, as in Intel HEXL, Boemer et al., WAHC 2021); for
 // larger primes the high half of a 64x64-bit product is assembled from four 32x32-bit products.
+// AVX2 arithmetic (kernels_avx2.cpp; the set also needs BMI2): for q < 2^50 exact products in
+// doubles (FMA with a fixed split point); otherwise 32x32-bit products, or the scalar code where
+// that is as fast (the inner products and the sparse layer). The AVX2 kernels do whole 4-lane
+// vectors and leave the last n % 4 coefficients to the scalar code.
 #pragma once
 
 #include <cstddef>
@@ -47,6 +51,10 @@ void add_mod(Isa isa, uint64_t* out, const uint64_t* x, const uint64_t* y, const
 // centered, the residue of the centered representative (x > s/2 ? x - s : x) mod t.
 void lift(Isa isa, uint64_t* out, const uint64_t* x, uint64_t s, bool centered, const Modulus& t,
           size_t n);
+
+// True if dot2 has a vector kernel for q on `isa` (AVX-512 IFMA or AVX2 doubles, q < 2^50): then
+// even single products (terms = 1) beat a scalar mul_mod loop (the evaluator's tensor product).
+bool vector_products(Isa isa, uint64_t q);
 
 // Inner products modulo q: out0[c] = sum_j d_j[i(c)] * k0_j[c] and, if out1 is not null,
 // out1[c] = sum_j d_j[i(c)] * k1_j[c], with i(c) = perm ? perm[c] : c. All inputs in [0, q).

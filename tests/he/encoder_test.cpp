@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #include "he_test_util.hpp"
+#include "veil/core/cpu.hpp"
 
 namespace veil::he {
 namespace {
@@ -81,6 +83,57 @@ TEST_F(EncoderTest, LargeScaleBeyond64BitsIsExact) {
   const auto values = test::random_values(16, 9, 100.0);
   const auto back = enc_.decode_complex(enc_.encode(values, std::ldexp(1.0, 70), 2));
   for (size_t i = 0; i < values.size(); ++i) EXPECT_LT(std::abs(back[i] - values[i]), 1e-9);
+}
+
+// The vector FFT (AVX2, on the avx2 and avx512 paths) performs the scalar code's operations in
+// the same order: encode and decode give the same bits on every kernel path the CPU has.
+TEST(Encoder, EveryKernelPathGivesTheSameBits) {
+  const KernelPath saved = kernel_path();
+  const KernelPath detected = detected_kernel_path();
+  for (size_t n : {size_t{1024}, size_t{4096}}) {
+    CkksParameters p = test::small_params();
+    p.poly_degree = n;
+    const ContextPtr ctx = HeContext::create(p);
+    const CkksEncoder enc(ctx);
+    std::vector<cd> values = test::random_values(ctx->slots(), 11, 1000.0);
+    values[1] = cd(0, 0);
+    values[2] = cd(-1e-300, 5e-324);
+    values[3] = cd(1e6, -1e6);
+    std::vector<double> coeffs(n);
+    std::mt19937 rng(4);
+    std::uniform_real_distribution<double> dist(-1e9, 1e9);
+    for (auto& c : coeffs) c = dist(rng);
+    std::vector<uint64_t> ref_pt;
+    std::vector<cd> ref_dec, ref_slots;
+    std::vector<double> ref_coeffs;
+    for (KernelPath path : {KernelPath::Scalar, KernelPath::Avx2, KernelPath::Avx512}) {
+      if (path > detected) continue;
+      set_kernel_path(path);
+      const Plaintext pt = enc.encode(values, std::ldexp(1.0, 40), ctx->max_level());
+      const std::vector<uint64_t> data(pt.data().begin(), pt.data().end());
+      const auto dec = enc.decode_complex(pt);
+      const auto slots = enc.slots_from_coefficients(coeffs);
+      const auto back = enc.coefficients_from_slots(values);
+      if (path == KernelPath::Scalar) {
+        ref_pt = data;
+        ref_dec = dec;
+        ref_slots = slots;
+        ref_coeffs = back;
+        continue;
+      }
+      const char* name = kernel_path_name(path);
+      EXPECT_EQ(data, ref_pt) << name << " n " << n;
+      // Bit for bit, not within a tolerance (-0.0 differs from 0.0 here).
+      const auto same_bits = [](const auto& a, const auto& b) {
+        return a.size() == b.size() &&
+               std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+      };
+      EXPECT_TRUE(same_bits(dec, ref_dec)) << name << " n " << n;
+      EXPECT_TRUE(same_bits(slots, ref_slots)) << name << " n " << n;
+      EXPECT_TRUE(same_bits(back, ref_coeffs)) << name << " n " << n;
+    }
+  }
+  set_kernel_path(saved);
 }
 
 TEST_F(EncoderTest, RejectsBadInput) {
