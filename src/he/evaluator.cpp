@@ -338,8 +338,8 @@ Ciphertext Evaluator::multiply(const Ciphertext& a_in, const Ciphertext& b_in) c
     const uint64_t *a0 = a->limb(0, i), *a1 = a->limb(1, i);
     const uint64_t *b0 = b->limb(0, i), *b1 = b->limb(1, i);
     uint64_t *d0 = out.limb(0, i), *d1 = out.limb(1, i), *d2 = out.limb(2, i);
-    if (isa == Isa::kAvx512 && ifma_friendly(m.value)) {
-      // IFMA products; the same for squaring (b = a).
+    if (kernels::vector_products(isa, m.value)) {
+      // Vector products (IFMA, or exact doubles on AVX2); the same for squaring (b = a).
       const uint64_t* a01[2] = {a0, a1};
       const uint64_t* b10[2] = {b1, b0};
       kernels::dot2(isa, d0, nullptr, &a0, &b0, nullptr, 1, nullptr, m, n);

@@ -169,12 +169,23 @@ void lift(Isa isa, uint64_t* out, const uint64_t* x, uint64_t s, bool centered, 
           size_t n) {
   if (use_avx512(isa, n)) return avx512::lift(out, x, s, centered, t, n);
   const size_t c0 = use_avx2(isa) ? avx2::lift(out, x, s, centered, t, n) : 0;
+  // Branch-free: on real data the sign of the centred value is a coin flip.
   const uint64_t half = s >> 1;
+  const uint64_t keep = centered ? ~uint64_t{0} : 0;
+  if (s < t.value) {
+    // Residues modulo s are already reduced modulo t; adding t - s subtracts s.
+    const uint64_t shift = t.value - s;
+    for (size_t c = c0; c < n; ++c) {
+      const uint64_t v = x[c];
+      out[c] = v + (shift & keep & (uint64_t{0} - static_cast<uint64_t>(v > half)));
+    }
+    return;
+  }
   const uint64_t s_mod_t = reduce64(s, t);
   for (size_t c = c0; c < n; ++c) {
     const uint64_t v = x[c];
-    const uint64_t r = reduce64(v, t);
-    out[c] = centered && v > half ? sub_mod(r, s_mod_t, t.value) : r;
+    const uint64_t mask = keep & (uint64_t{0} - static_cast<uint64_t>(v > half));
+    out[c] = sub_mod(reduce64(v, t), s_mod_t & mask, t.value);
   }
 }
 
