@@ -221,7 +221,8 @@ VEIL_Z67_AVX2 size_t reject_steps(const uint8_t* in, size_t avail, unsigned boun
                                                        static_cast<int64_t>(kCompressLo[m0])));
         _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), packed);
         k += static_cast<size_t>(__builtin_popcount(m0));
-        _mm_storeh_pd(reinterpret_cast<double*>(out + k), _mm_castsi128_pd(packed));
+        // The high 8 bytes through an unaligned 64-bit store (out + k has any alignment).
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), _mm_unpackhi_epi64(packed, packed));
         k += static_cast<size_t>(__builtin_popcount(m1));
       }
     }

@@ -166,8 +166,9 @@ TEST(RingGemm, EveryKernelMatchesNaiveOnSmallShapes) {
           // Operands copied into wider rows: lda = k + 3, ldb = n + 5, ldc = n + 2.
           const int64_t lda = k + 3, ldb = n + 5, ldc = n + 2;
           std::vector<uint64_t> aw(m * lda, 11), bw(k * ldb, 13);
-          for (int64_t i = 0; i < m; ++i) std::copy_n(&a[i * k], k, &aw[i * lda]);
-          for (int64_t p = 0; p < k; ++p) std::copy_n(&b[p * n], n, &bw[p * ldb]);
+          // data() + offset, not &v[i]: with k or n = 0 the vectors are empty.
+          for (int64_t i = 0; i < m; ++i) std::copy_n(a.data() + i * k, k, aw.data() + i * lda);
+          for (int64_t p = 0; p < k; ++p) std::copy_n(b.data() + p * n, n, bw.data() + p * ldb);
           for (bool accumulate : {false, true})
             for (int threads : {1, 2}) {
               std::vector<uint64_t> c(m * ldc);
