@@ -49,6 +49,22 @@ void check_supported(KernelPath path) {
         " is not supported by this CPU (best: " + kernel_path_name(detected_kernel_path()) + ")");
 }
 
+// oneDNN (the float engine) picks its own instruction set; below avx512 it is capped too, so
+// that a forced path is what a CPU without AVX-512 (or AVX2) runs from end to end. A value the
+// user set for oneDNN is kept.
+bool g_onednn_cap_ours = false;  // set before threads start (the CLI's option parsing)
+
+void cap_onednn(KernelPath path) {
+  if (std::getenv("ONEDNN_MAX_CPU_ISA") && !g_onednn_cap_ours) return;
+  if (path == KernelPath::Avx512) {
+    if (g_onednn_cap_ours) unsetenv("ONEDNN_MAX_CPU_ISA");
+    g_onednn_cap_ours = false;
+    return;
+  }
+  setenv("ONEDNN_MAX_CPU_ISA", path == KernelPath::Avx2 ? "AVX2" : "SSE41", 1);
+  g_onednn_cap_ours = true;
+}
+
 }  // namespace
 
 KernelPath kernel_path() {
@@ -71,17 +87,21 @@ KernelPath kernel_path() {
 void check_kernel_environment() {
   const char* env = std::getenv("VEIL_KERNELS");
   if (!env || !*env) return;
+  KernelPath path;
   try {
-    check_supported(parse_kernel_path(env));
+    path = parse_kernel_path(env);
+    check_supported(path);
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(std::string("VEIL_KERNELS: ") + e.what());
   }
+  cap_onednn(path);
 }
 
 void set_kernel_path(KernelPath path) {
   check_supported(path);
   g_path.store(static_cast<int>(path), std::memory_order_relaxed);
   setenv("VEIL_KERNELS", kernel_path_name(path), 1);
+  cap_onednn(path);
 }
 
 const char* kernel_path_name(KernelPath path) {

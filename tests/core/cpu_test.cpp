@@ -14,6 +14,7 @@ class KernelPathTest : public ::testing::Test {
  protected:
   void TearDown() override { set_kernel_path(saved_); }
   KernelPath saved_ = kernel_path();
+  bool user_onednn_cap_ = std::getenv("ONEDNN_MAX_CPU_ISA") != nullptr;
 };
 
 TEST_F(KernelPathTest, NamesRoundTrip) {
@@ -46,6 +47,16 @@ TEST_F(KernelPathTest, ForcingAPathLimitsWhatKernelsMayUseAndReachesChildren) {
     ASSERT_NE(env, nullptr);
     EXPECT_STREQ(env, kernel_path_name(p));
     EXPECT_NO_THROW(check_kernel_environment());
+    // The float engine (oneDNN) is capped to the same level, unless the user had capped it.
+    const char* onednn = std::getenv("ONEDNN_MAX_CPU_ISA");
+    if (!user_onednn_cap_) {
+      if (p == KernelPath::Avx512) {
+        EXPECT_EQ(onednn, nullptr);
+      } else {
+        ASSERT_NE(onednn, nullptr);
+        EXPECT_STREQ(onednn, p == KernelPath::Avx2 ? "AVX2" : "SSE41");
+      }
+    }
   }
 }
 

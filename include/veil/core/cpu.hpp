@@ -45,11 +45,14 @@ KernelPath detected_kernel_path();
 KernelPath kernel_path();
 
 // Throws InvalidArgument if VEIL_KERNELS is set to something kernel_path() cannot honour (the
-// CLI calls it first, so a typo fails in one line instead of being ignored).
+// CLI calls it first, so a typo fails in one line instead of being ignored). Below avx512 it
+// also caps oneDNN's instruction set (ONEDNN_MAX_CPU_ISA, unless set), as set_kernel_path does.
 void check_kernel_environment();
 
 // Forces a path for the whole process (the CLI's --kernels). Also exports VEIL_KERNELS so child
-// processes (the parties of `mpc run`, split's accelerator) run the same path. Throws
+// processes (the parties of `mpc run`, split's accelerator) run the same path, and below avx512
+// caps oneDNN's instruction set (ONEDNN_MAX_CPU_ISA = AVX2 or SSE41, unless the user set it;
+// read by oneDNN when it first runs, so call this before any float kernel). Throws
 // InvalidArgument if the CPU lacks it. Call before kernels run: a kernel already in flight
 // keeps the path it started with.
 void set_kernel_path(KernelPath path);
