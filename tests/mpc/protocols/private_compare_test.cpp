@@ -224,10 +224,12 @@ TEST_F(CompareKernelPath, AutoStaysWithinTheKernelPath) {
   }
   uint64_t r = 0;
   uint8_t b = 0;
-  for (CompareKernel k : {CompareKernel::Avx2, CompareKernel::Avx512})
-    if (!compare_kernel_available(k))
+  for (CompareKernel k : {CompareKernel::Avx2, CompareKernel::Avx512}) {
+    if (!compare_kernel_available(k)) {
       EXPECT_THROW(private_compare_digits(1, true, 1, &r, &b, &b, &b, &b, &b, &b, k),
                    InvalidArgument);
+    }
+  }
 }
 
 TEST(PrivateCompare, RejectsBadDigitCounts) {
