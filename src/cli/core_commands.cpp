@@ -32,6 +32,7 @@ namespace {
 struct TrainArgs {
   std::string arch = "lenet5";
   std::string init;                   // fine-tune this ONNX model instead of building --arch
+  std::string teacher;                // distil from this model's logits
   std::string normalize;              // with --init: MEAN,STD for a model without veil's metadata
   std::string classifier_activation;  // keras-cifar10 only
   std::string data = "fashion-mnist";
@@ -39,6 +40,8 @@ struct TrainArgs {
   int epochs = 10;
   int64_t batch = 64;
   float lr = -1;  // per-architecture default
+  double distill_alpha = 0.9;
+  double distill_temperature = 4;
   float momentum = 0.9f;
   float weight_decay = 5e-4f;
   std::string schedule = "cosine";
@@ -90,6 +93,7 @@ void run_train(const TrainArgs& a) {
   OutputGuard guard;
   guard.input("--data", a.data);
   if (!a.init.empty()) guard.input("--init", a.init);
+  if (!a.teacher.empty()) guard.input("--teacher", a.teacher);
   guard.output("--out", a.out).check();
   auto train_set = data::load_dataset(a.data, data::Split::Train, a.limit);
   auto test_set = data::load_dataset(a.data, data::Split::Test, a.test_limit);
@@ -122,6 +126,14 @@ void run_train(const TrainArgs& a) {
   o.seed = a.seed;
   o.progress = !a.quiet;
   o.normalization = normalization;
+  model::Model teacher;
+  if (!a.teacher.empty()) {
+    teacher = load_model(a.teacher);
+    o.distill.teacher = &teacher;
+    o.distill.normalization = input_normalization(teacher, a.normalize);
+    o.distill.alpha = a.distill_alpha;
+    o.distill.temperature = a.distill_temperature;
+  }
 
   auto t0 = std::chrono::steady_clock::now();
   auto history = nn::train(m, train_set, &test_set, o, [&](const nn::EpochStats& e) {
@@ -139,6 +151,10 @@ void run_train(const TrainArgs& a) {
     nlohmann::json j;
     j["arch"] = arch;
     if (fine_tune) j["init"] = a.init;
+    if (!a.teacher.empty())
+      j["distill"] = {{"teacher", a.teacher},
+                      {"alpha", a.distill_alpha},
+                      {"temperature", a.distill_temperature}};
     j["data"] = a.data;
     j["out"] = a.out;
     j["train_images"] = train_set.size();
@@ -389,6 +405,21 @@ void add_core_commands(CLI::App& app) {
       ->check(CLI::IsMember({"relu", "square", "none"}))
       ->excludes(init);
   train->add_option("--data", ta->data, "fashion-mnist or a dataset directory");
+  auto* teacher = train->add_option(
+      "--teacher", ta->teacher,
+      "Knowledge distillation: also match this model's softened logits (e.g. the full-ReLU model "
+      "while fine-tuning its block-ReLU version). It sees the same augmented images through its "
+      "own normalisation");
+  train
+      ->add_option("--distill-alpha", ta->distill_alpha,
+                   "With --teacher: weight of the teacher's soft targets against the labels")
+      ->check(in_range(0.0, 1.0))
+      ->needs(teacher);
+  train
+      ->add_option("--distill-temperature", ta->distill_temperature,
+                   "With --teacher: softmax temperature of the soft targets")
+      ->check(positive_number(100))
+      ->needs(teacher);
   train->add_option("--epochs", ta->epochs, "Epochs")->check(in_range(1, 100000));
   train->add_option("--batch", ta->batch, "Batch size")->check(in_range<int64_t>(1, 65536));
   train

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "veil/core/error.hpp"
 
@@ -42,6 +43,54 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const int32_t> 
     }
   }
   r.loss = n ? total / n : 0;
+  return r;
+}
+
+namespace {
+
+// log softmax(row / t) in double, into `lp` (log-sum-exp: no probability underflows to a log of
+// zero however far apart the logits are).
+void log_softened(const float* row, int64_t c, double t, std::vector<double>& lp) {
+  double mx = -INFINITY;
+  for (int64_t j = 0; j < c; ++j) mx = std::max(mx, row[j] / t);
+  double sum = 0;
+  for (int64_t j = 0; j < c; ++j) sum += std::exp(row[j] / t - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t j = 0; j < c; ++j) lp[static_cast<size_t>(j)] = row[j] / t - lse;
+}
+
+}  // namespace
+
+LossResult distillation_loss(const Tensor& student, const Tensor& teacher,
+                             std::span<const int32_t> labels, double alpha, double temperature) {
+  if (teacher.shape() != student.shape())
+    throw InvalidArgument("distillation: teacher logits " + shape_to_string(teacher.shape()) +
+                          " do not match the student's " + shape_to_string(student.shape()));
+  if (!(alpha >= 0 && alpha <= 1)) throw InvalidArgument("distillation: alpha outside [0, 1]");
+  if (!(temperature > 0 && std::isfinite(temperature)))
+    throw InvalidArgument("distillation: temperature must be positive");
+  LossResult r = softmax_cross_entropy(student, labels);
+  const int64_t n = student.dim(0), c = student.dim(1);
+  const float* s = student.data();
+  const float* t = teacher.data();
+  if (!std::all_of(t, t + n * c, [](float z) { return std::isfinite(z); }))
+    throw Error("distillation: the teacher's logits are not finite");
+  std::vector<double> ls(static_cast<size_t>(c)), lt(static_cast<size_t>(c));
+  double kl = 0;
+  float* g = r.grad.data();
+  for (int64_t i = 0; i < n; ++i) {
+    log_softened(s + i * c, c, temperature, ls);
+    log_softened(t + i * c, c, temperature, lt);
+    for (int64_t j = 0; j < c; ++j) {
+      const auto k = static_cast<size_t>(j);
+      const double pt = std::exp(lt[k]);
+      kl += pt * (lt[k] - ls[k]);
+      // d/ds_j of T^2 KL = T (ps_j - pt_j)
+      g[i * c + j] = static_cast<float>((1 - alpha) * g[i * c + j] +
+                                        alpha * temperature * (std::exp(ls[k]) - pt) / n);
+    }
+  }
+  r.loss = (1 - alpha) * r.loss + alpha * temperature * temperature * (n ? kl / n : 0);
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "veil/core/error.hpp"
@@ -148,6 +149,11 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
   ExecutorOptions eo;
   eo.trainable = o.trainable;
   Executor exec(model, eo);
+  std::optional<Executor> teacher;
+  if (o.distill.teacher) {
+    require_logits_output(*o.distill.teacher, train_set.num_classes);
+    teacher.emplace(*o.distill.teacher);
+  }
   Sgd sgd(model, exec.trainable(), o.sgd);
   std::mt19937_64 rng(o.seed);
   std::vector<int64_t> order(static_cast<size_t>(train_set.size()));
@@ -169,11 +175,18 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
       std::vector<int64_t> idx(order.begin() + begin, order.begin() + begin + count);
       Tensor x = train_set.batch(idx);
       if (o.crop_pad > 0 || o.flip) augment(x, o.crop_pad, o.flip, rng);
+      Tensor teacher_x;
+      if (teacher) {
+        teacher_x = x;
+        o.distill.normalization.apply(teacher_x);
+      }
       o.normalization.apply(x);
       std::vector<int32_t> y(idx.size());
       for (size_t i = 0; i < idx.size(); ++i) y[i] = train_set.labels[static_cast<size_t>(idx[i])];
       auto out = exec.forward({x}, Mode::Training);
-      auto loss = softmax_cross_entropy(out.at(0), y);
+      auto loss = teacher ? distillation_loss(out.at(0), teacher->forward({teacher_x}).at(0), y,
+                                              o.distill.alpha, o.distill.temperature)
+                          : softmax_cross_entropy(out.at(0), y);
       if (!std::isfinite(loss.loss))
         throw Error(fmt::format("training diverged at epoch {} step {} (loss is {}); lower --lr",
                                 epoch + 1, s + 1, loss.loss));

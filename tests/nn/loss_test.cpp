@@ -66,5 +66,82 @@ TEST(Loss, RejectsBadLabelsAndShapes) {
   EXPECT_THROW(softmax_cross_entropy(Tensor({6}), bad), InvalidArgument);
 }
 
+// Knowledge distillation straight from its definition, in double:
+// (1 - a) CE + a T^2 sum_j pt_j log(pt_j / ps_j), pt = softmax(t / T), ps = softmax(s / T).
+double naive_distillation(const Tensor& s, const Tensor& t, const std::vector<int32_t>& y, double a,
+                          double temp) {
+  const int64_t n = s.dim(0), c = s.dim(1);
+  double kl = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double zs = 0, zt = 0;
+    for (int64_t j = 0; j < c; ++j) {
+      zs += std::exp(s.data()[i * c + j] / temp);
+      zt += std::exp(t.data()[i * c + j] / temp);
+    }
+    for (int64_t j = 0; j < c; ++j) {
+      const double ps = std::exp(s.data()[i * c + j] / temp) / zs;
+      const double pt = std::exp(t.data()[i * c + j] / temp) / zt;
+      kl += pt * std::log(pt / ps);
+    }
+  }
+  return (1 - a) * naive_loss(s, y) + a * temp * temp * kl / n;
+}
+
+TEST(Distillation, MatchesDefinitionAndFiniteDifferences) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0, 2);
+  Tensor s({3, 6}), t({3, 6});
+  for (float& v : s.floats()) v = d(rng);
+  for (float& v : t.floats()) v = d(rng);
+  const std::vector<int32_t> y{5, 0, 3};
+  for (double temp : {1.0, 4.0}) {
+    const double a = 0.7;
+    auto r = distillation_loss(s, t, y, a, temp);
+    EXPECT_NEAR(r.loss, naive_distillation(s, t, y, a, temp), 1e-6) << temp;
+    EXPECT_EQ(r.correct, softmax_cross_entropy(s, y, false).correct);
+    for (int64_t k = 0; k < s.numel(); ++k) {
+      Tensor p = s, m = s;
+      const float eps = 1e-2f;
+      p.data()[k] += eps;
+      m.data()[k] -= eps;
+      const double fd =
+          (naive_distillation(p, t, y, a, temp) - naive_distillation(m, t, y, a, temp)) / (2 * eps);
+      EXPECT_NEAR(r.grad.data()[k], fd, 1e-4) << temp << " " << k;
+    }
+  }
+}
+
+TEST(Distillation, EndpointsAreCrossEntropyAndTeacherMatching) {
+  auto s = Tensor::from_floats({2, 3}, {1, -2, 0.5f, 3, 0, -1});
+  auto t = Tensor::from_floats({2, 3}, {-1, 2, 0, 0, 4, 1});
+  const std::vector<int32_t> y{0, 2};
+  // alpha = 0: the labels alone, bit for bit.
+  const auto ce = softmax_cross_entropy(s, y);
+  const auto a0 = distillation_loss(s, t, y, 0, 4);
+  EXPECT_DOUBLE_EQ(a0.loss, ce.loss);
+  EXPECT_TRUE(a0.grad == ce.grad);
+  // alpha = 1 and a student that already equals its teacher: nothing left to learn.
+  const auto same = distillation_loss(t, t, y, 1, 4);
+  EXPECT_NEAR(same.loss, 0, 1e-12);
+  for (float g : same.grad.floats()) EXPECT_NEAR(g, 0, 1e-7);
+  // Logits thousands apart: no log of an underflowed probability.
+  auto far = Tensor::from_floats({1, 3}, {5000, -5000, 0});
+  auto r = distillation_loss(far, Tensor::from_floats({1, 3}, {-5000, 5000, 0}),
+                             std::vector<int32_t>{0}, 0.5, 1);
+  EXPECT_TRUE(std::isfinite(r.loss));
+  for (float g : r.grad.floats()) EXPECT_TRUE(std::isfinite(g));
+}
+
+TEST(Distillation, RejectsBadArguments) {
+  Tensor s({2, 3});
+  const std::vector<int32_t> y{0, 1};
+  EXPECT_THROW(distillation_loss(s, Tensor({2, 4}), y, 0.5, 4), InvalidArgument);
+  EXPECT_THROW(distillation_loss(s, Tensor({2, 3}), y, 1.5, 4), InvalidArgument);
+  EXPECT_THROW(distillation_loss(s, Tensor({2, 3}), y, std::nan(""), 4), InvalidArgument);
+  EXPECT_THROW(distillation_loss(s, Tensor({2, 3}), y, 0.5, 0), InvalidArgument);
+  auto bad = Tensor::from_floats({2, 3}, {0, 0, 0, 0, std::nanf(""), 0});
+  EXPECT_THROW(distillation_loss(s, bad, y, 0.5, 4), Error);
+}
+
 }  // namespace
 }  // namespace veil::nn

@@ -122,5 +122,48 @@ TEST(Trainer, DeterministicForASeed) {
   EXPECT_TRUE(a.graph.initializers.at("fc1.weight") == b.graph.initializers.at("fc1.weight"));
 }
 
+// alpha = 0 is plain cross-entropy: the same weights, bit for bit, whatever the teacher says.
+TEST(Trainer, DistillationAtAlphaZeroIsPlainTraining) {
+  auto set = blobs(128, 4, 9);
+  auto a = model::build_arch("mlp", {1, 8, 8, 4, 1});
+  auto b = a;
+  auto teacher = model::build_arch("mlp", {1, 8, 8, 4, 2});
+  TrainOptions o;
+  o.epochs = 1;
+  o.progress = false;
+  train(a, set, nullptr, o);
+  o.distill.teacher = &teacher;
+  o.distill.alpha = 0;
+  train(b, set, nullptr, o);
+  EXPECT_TRUE(a.graph.initializers.at("fc1.weight") == b.graph.initializers.at("fc1.weight"));
+}
+
+// alpha = 1 ignores the labels: a student trained on scrambled labels still learns the task
+// from a teacher that knows it (and, without the teacher, does not).
+TEST(Trainer, DistillationLearnsFromTheTeacherAlone) {
+  auto train_set = blobs(512, 8, 1);
+  auto test_set = blobs(128, 8, 2);
+  auto teacher = model::build_arch("mlp", {1, 8, 8, 8, 3});
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch_size = 32;
+  o.lr = 0.05f;
+  o.progress = false;
+  ASSERT_GT(train(teacher, train_set, &test_set, o).back().test_top1, 0.9);
+  auto scrambled = train_set;
+  std::mt19937 rng(4);
+  std::shuffle(scrambled.labels.begin(), scrambled.labels.end(), rng);
+  auto alone = model::build_arch("mlp", {1, 8, 8, 8, 4});
+  auto student = alone;
+  EXPECT_LT(train(alone, scrambled, &test_set, o).back().test_top1, 0.5);
+  o.distill.teacher = &teacher;
+  o.distill.alpha = 1;
+  EXPECT_GT(train(student, scrambled, &test_set, o).back().test_top1, 0.9);
+  // A teacher with fewer classes than the data is refused before training.
+  auto small = model::build_arch("mlp", {1, 8, 8, 4, 5});
+  o.distill.teacher = &small;
+  EXPECT_THROW(train(student, scrambled, &test_set, o), InvalidArgument);
+}
+
 }  // namespace
 }  // namespace veil::nn

@@ -16,6 +16,16 @@ namespace veil::nn {
 
 enum class LrSchedule { Constant, Step, Cosine };
 
+// Fine-tuning against a teacher's logits (distillation_loss in loss.hpp). The teacher runs in
+// inference mode on the same augmented batch as the student, through its own input
+// normalisation, and is never changed.
+struct Distillation {
+  model::Model* teacher = nullptr;  // null: plain cross-entropy
+  data::Normalization normalization;
+  double alpha = 0.9;  // weight of the soft term
+  double temperature = 4;
+};
+
 struct TrainOptions {
   int epochs = 10;
   int64_t batch_size = 64;
@@ -31,6 +41,7 @@ struct TrainOptions {
   bool progress = true;
   // Only these initializers are trained (empty: every trainable one).
   std::vector<std::string> trainable;
+  Distillation distill;
 };
 
 struct EpochStats {
