@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -202,7 +203,7 @@ void run_knapsack(const KnapsackArgs& a) {
                 {"budget", c.budget},
                 {"cost", c.cost},
                 {"drelu_ratio", relus ? static_cast<double>(c.cost) / relus : 0.0},
-                {"distortion", c.distortion},
+                {"distortion", std::isnan(c.distortion) ? json(nullptr) : json(c.distortion)},
                 {"channels_per_size", sizes},
                 {"seconds", seconds},
                 {"peak_rss_mb", peak_rss_mb()}});
@@ -210,9 +211,11 @@ void run_knapsack(const KnapsackArgs& a) {
   }
   std::cout << fmt::format(
       "{}: {} layers, {} channels, {} ReLUs\n"
-      "budget {} DReLUs ({:g} %), used {} ({:.3f} %), total distortion {:.6g}\n",
+      "budget {} DReLUs ({:g} %), used {} ({:.3f} %), total distortion {}\n",
       a.uniform ? "uniform" : "knapsack", table.layers.size(), channels, relus, c.budget,
-      100 * a.budget, c.cost, relus ? 100.0 * c.cost / relus : 0.0, c.distortion);
+      100 * a.budget, c.cost, relus ? 100.0 * c.cost / relus : 0.0,
+      std::isnan(c.distortion) ? std::string("not measured (a size outside the table)")
+                               : fmt::format("{:.6g}", c.distortion));
   std::cout << "channels per block size:";
   for (const auto& [s, n] : per_size) std::cout << " " << size_name(s) << ":" << n;
   std::cout << fmt::format("\n{:.2f} s, peak RSS {:.0f} MB\n", seconds, peak_rss_mb());
@@ -301,7 +304,8 @@ void add_relu_commands(CLI::App& app) {
       ->check(in_range(0.0, 1.0));
   knap->add_option("--out", ka->out, "Output block ReLU spec (JSON) for `veil relu apply`");
   knap->add_flag("--uniform", ka->uniform,
-                 "Baseline: one block size for every channel (the best that fits)");
+                 "Baseline: one block size for every channel, any h x w (the one spending most of "
+                 "the budget)");
   knap->add_flag("--json", ka->json, "Machine-readable report on stdout");
   knap->add_flag("--quiet", ka->quiet, "No progress output");
   knap->callback([ka] { run_knapsack(*ka); });

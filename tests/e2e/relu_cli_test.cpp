@@ -2,6 +2,7 @@
 // uniform baseline, and the refusals; `veil relu apply` rewriting a model's ReLUs.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
@@ -69,9 +70,12 @@ TEST(ReluCli, KnapsackOnASyntheticResNet50) {
     const json j = json::parse(r.out);
     EXPECT_EQ(j["layers"], 49);
     EXPECT_LE(j["cost"].get<int64_t>(), j["budget"].get<int64_t>());
-    distortion[uniform] = j["distortion"];
+    // null: a uniform size outside the measured set
+    distortion[uniform] = j["distortion"].is_null() ? INFINITY : j["distortion"].get<double>();
   }
-  EXPECT_LT(distortion[0], distortion[1]);  // the knapsack beats the uniform baseline
+  ASSERT_TRUE(std::isfinite(distortion[0]));
+  if (std::isfinite(distortion[1]))
+    EXPECT_LT(distortion[0], distortion[1]);  // the knapsack beats the uniform baseline
 }
 
 TEST(ReluCli, KnapsackRefusals) {

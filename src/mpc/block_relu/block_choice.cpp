@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <optional>
-#include <set>
 
 #include "veil/core/error.hpp"
 
@@ -72,34 +73,50 @@ BlockChoice choose_block_sizes(const DistortionTable& table, int64_t budget,
 
 BlockChoice choose_uniform_block_size(const DistortionTable& table, int64_t budget) {
   if (table.layers.empty()) throw InvalidArgument("the distortion table has no layers");
-  std::set<model::BlockSize> candidates;
-  for (const auto& l : table.layers)
-    for (const auto& s : l.sizes)
-      if (!s.identity()) candidates.insert(s);
-  std::optional<BlockChoice> best;
-  for (const auto& s : candidates) {
-    BlockChoice c;
-    c.budget = budget;
-    bool offered = true;
-    for (const auto& l : table.layers) {
-      const model::BlockSize clamped{std::min(s.h, l.height), std::min(s.w, l.width)};
-      if (!find_size(l, clamped)) {
-        offered = false;
-        break;
+  int64_t side = 1;
+  for (const auto& l : table.layers) side = std::max({side, l.height, l.width});
+  // Every h x w up to the largest map side, not only the sizes the table measured: one size
+  // cannot hit a budget exactly, and a baseline restricted to the measured set can be left far
+  // below it (ResNet-18 at 6 %: 4x4 costs 6.25 %, the next measured size 8x8 only 2.4 %).
+  struct Candidate {
+    BlockChoice choice;
+    model::BlockSize size;
+  };
+  std::optional<Candidate> best;
+  // Most DReLUs first; then a measured, lower distortion; then the squarer, then the smaller h.
+  auto better = [](const Candidate& a, const Candidate& b) {
+    if (a.choice.cost != b.choice.cost) return a.choice.cost > b.choice.cost;
+    const bool ma = !std::isnan(a.choice.distortion), mb = !std::isnan(b.choice.distortion);
+    if (ma != mb) return ma;
+    if (ma && a.choice.distortion != b.choice.distortion)
+      return a.choice.distortion < b.choice.distortion;
+    const auto skew = [](model::BlockSize s) { return std::abs(s.h - s.w); };
+    if (skew(a.size) != skew(b.size)) return skew(a.size) < skew(b.size);
+    return a.size.h < b.size.h;
+  };
+  for (int64_t h = 1; h <= side; ++h)
+    for (int64_t w = 1; w <= side; ++w) {
+      const auto clamp = [h, w](const LayerDistortion& l) {
+        return model::BlockSize{std::min(h, l.height), std::min(w, l.width)};
+      };
+      Candidate c{{}, {h, w}};
+      c.choice.budget = budget;
+      for (const auto& l : table.layers)
+        c.choice.cost += l.channels * model::block_count(clamp(l), l.height, l.width);
+      if (c.choice.cost > budget || (best && c.choice.cost < best->choice.cost)) continue;
+      for (const auto& l : table.layers) {
+        c.choice.spec.layers[l.node].assign(l.channels, clamp(l));
+        const auto s = find_size(l, clamp(l));
+        for (int64_t ch = 0; ch < l.channels; ++ch)
+          c.choice.distortion +=
+              s ? l.distortion[ch * l.sizes.size() + *s] : std::numeric_limits<double>::quiet_NaN();
       }
-      c.spec.layers[l.node].assign(l.channels, clamped);
+      if (!best || better(c, *best)) best = std::move(c);
     }
-    if (!offered) continue;
-    total(table, c);
-    if (c.cost > budget) continue;
-    if (!best || c.distortion < best->distortion ||
-        (c.distortion == best->distortion && c.cost < best->cost))
-      best = std::move(c);
-  }
   if (!best)
     throw InvalidArgument("no uniform block size fits the budget of " + std::to_string(budget) +
                           " DReLUs");
-  return *best;
+  return std::move(best->choice);
 }
 
 std::map<model::BlockSize, int64_t> channels_per_size(const BlockReluSpec& spec) {

@@ -17,7 +17,8 @@ struct BlockChoice {
   BlockReluSpec spec;     // every layer of the table, one size per channel
   int64_t budget = 0;     // DReLUs allowed
   int64_t cost = 0;       // DReLUs the choice spends
-  double distortion = 0;  // summed distortion of the choice (layer, then channel order)
+  double distortion = 0;  // summed distortion of the choice (layer, then channel order);
+                          // NaN for a uniform size the table did not measure
 };
 
 // floor(ratio * table.relu_count()); ratio must lie in [0, 1].
@@ -28,10 +29,12 @@ int64_t drelu_budget(const DistortionTable& table, double ratio);
 BlockChoice choose_block_sizes(const DistortionTable& table, int64_t budget,
                                const KnapsackSettings& settings = {});
 
-// One block size h x w for every channel of every layer (clamped to a smaller map: min(h, H) x
-// min(w, W)); among the sizes every layer offers (after clamping), the one with the least
-// summed distortion whose cost fits (ties: the cheaper, then the smaller size). The identity is
-// not a candidate. Throws InvalidArgument when none fits.
+// The uniform baseline: one block size h x w for every channel of every layer (clamped to a
+// smaller map: min(h, H) x min(w, W)), any sides up to the largest map side, the identity
+// excluded. The size that spends the most DReLUs within the budget; ties: a size every layer's
+// table measured, with the least summed distortion, then the squarer, then the smaller h.
+// `distortion` is NaN when some layer's table lacks the size. Throws InvalidArgument when none
+// fits.
 BlockChoice choose_uniform_block_size(const DistortionTable& table, int64_t budget);
 
 // How many channels of the spec use each size.
