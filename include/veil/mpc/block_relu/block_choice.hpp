@@ -30,11 +30,11 @@ BlockChoice choose_block_sizes(const DistortionTable& table, int64_t budget,
                                const KnapsackSettings& settings = {});
 
 // The uniform baseline: one block size h x w for every channel of every layer (clamped to a
-// smaller map: min(h, H) x min(w, W)), any sides up to the largest map side, the identity
-// excluded. The size that spends the most DReLUs within the budget; ties: a size every layer's
-// table measured, with the least summed distortion, then the squarer, then the smaller h.
-// `distortion` is NaN when some layer's table lacks the size. Throws InvalidArgument when none
-// fits.
+// smaller map: min(h, H) x min(w, W)), any near-square sides (|h - w| <= 1) up to the largest
+// map side, the identity excluded. The size that spends the most DReLUs within the budget; ties: a
+// size every layer's table measured, with the least summed distortion, then the squarer, then the
+// smaller h. `distortion` is NaN when some layer's table lacks the size. Throws InvalidArgument
+// when none fits.
 BlockChoice choose_uniform_block_size(const DistortionTable& table, int64_t budget);
 
 // How many channels of the spec use each size.
