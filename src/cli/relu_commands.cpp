@@ -304,8 +304,8 @@ void add_relu_commands(CLI::App& app) {
       ->check(in_range(0.0, 1.0));
   knap->add_option("--out", ka->out, "Output block ReLU spec (JSON) for `veil relu apply`");
   knap->add_flag("--uniform", ka->uniform,
-                 "Baseline: one block size for every channel, any h x w (the one spending most of "
-                 "the budget)");
+                 "Baseline: one near-square block size for every channel (the one spending most "
+                 "of the budget)");
   knap->add_flag("--json", ka->json, "Machine-readable report on stdout");
   knap->add_flag("--quiet", ka->quiet, "No progress output");
   knap->callback([ka] { run_knapsack(*ka); });
