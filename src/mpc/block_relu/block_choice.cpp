@@ -108,11 +108,12 @@ BlockChoice choose_uniform_block_size(const DistortionTable& table, int64_t budg
         c.choice.cost += l.channels * model::block_count(clamp(l), l.height, l.width);
       if (c.choice.cost > budget || (best && c.choice.cost < best->choice.cost)) continue;
       for (const auto& l : table.layers) {
-        c.choice.spec.layers[l.node].assign(l.channels, clamp(l));
-        const auto s = find_size(l, clamp(l));
-        for (int64_t ch = 0; ch < l.channels; ++ch)
-          c.choice.distortion +=
-              s ? l.distortion[ch * l.sizes.size() + *s] : std::numeric_limits<double>::quiet_NaN();
+        const model::BlockSize size = clamp(l);
+        c.choice.spec.layers[l.node].assign(l.channels, size);
+        const auto s = find_size(l, size);
+        if (!s) c.choice.distortion = std::numeric_limits<double>::quiet_NaN();
+        for (int64_t ch = 0; s && ch < l.channels; ++ch)
+          c.choice.distortion += l.distortion[ch * l.sizes.size() + *s];
       }
       if (!best || better(c, *best)) best = std::move(c);
     }
