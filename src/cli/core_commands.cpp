@@ -137,7 +137,9 @@ void run_train(const TrainArgs& a) {
 
   auto t0 = std::chrono::steady_clock::now();
   auto history = nn::train(m, train_set, &test_set, o, [&](const nn::EpochStats& e) {
-    if (!a.json && !a.quiet)
+    // On stderr with --json too: the JSON (stdout) arrives only at the end, and a long run's
+    // log would otherwise hold no test accuracy until then.
+    if (!a.quiet)
       fmt::print(stderr,
                  "epoch {:>3}  lr {:.4f}  loss {:.4f}  train {:.2f}%  test top-1 {:.2f}%  top-5 "
                  "{:.2f}%  {:.0f} img/s\n",

@@ -1,6 +1,7 @@
 // End-to-end: the core commands through the real binary on the embedded Fashion-MNIST data.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
@@ -25,12 +26,16 @@ class CoreCli : public ::testing::Test {
 TEST_F(CoreCli, TrainEvalInfoInferRoundTrip) {
   auto model = dir_ / "lenet.onnx";
   auto r = run_veil(
-      "train --arch lenet5 --epochs 1 --limit 3000 --test-limit 500 --quiet --json --out " +
-          model.string(),
+      "train --arch lenet5 --epochs 1 --limit 3000 --test-limit 500 --json --out " + model.string(),
       dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto tj = nlohmann::json::parse(r.out);
   EXPECT_GT(tj["test_top1"].get<double>(), 0.5);  // one short epoch is far above chance (0.1)
+  // With --json on stdout, the per-epoch line still reaches stderr (a long run's log).
+  char epoch_line[64];
+  std::snprintf(epoch_line, sizeof epoch_line, "test top-1 %.2f%%",
+                100 * tj["epochs"][0]["test_top1"].get<double>());
+  EXPECT_NE(r.err.find(epoch_line), std::string::npos) << r.err;
   ASSERT_TRUE(fs::exists(model));
 
   r = run_veil("eval --model " + model.string() + " --limit 500 --json", dir_);
