@@ -246,7 +246,7 @@ void run_apply(const ApplyArgs& a) {
                 {"out", a.out}});
     return;
   }
-  std::cout << fmt::format("{}: {} Relu nodes became BlockRelu, {} kept their ReLU", a.out,
+  std::cout << fmt::format("{}: {} layers became BlockRelu, {} are a plain ReLU", a.out,
                            r.block_relus, r.kept_relus);
   if (a.avgpool) std::cout << fmt::format(", {} MaxPool nodes became AveragePool", r.avgpools);
   std::cout << "\n";
@@ -312,7 +312,9 @@ void add_relu_commands(CLI::App& app) {
 
   auto aa = std::make_shared<ApplyArgs>();
   auto* apply = relu->add_subcommand(
-      "apply", "Replace the spec's Relu nodes by block ReLUs (veil's BlockRelu op)");
+      "apply",
+      "Replace the spec's Relu nodes by block ReLUs (veil's BlockRelu op); a BlockRelu the spec "
+      "names gets the spec's sizes (cut a fine-tuned block model to a smaller budget)");
   apply->add_option("--model", aa->model, "ONNX model")->required();
   apply->add_option("--spec", aa->spec, "Block ReLU spec from `veil relu knapsack --out`")
       ->required();

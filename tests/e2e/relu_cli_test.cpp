@@ -128,6 +128,17 @@ TEST(ReluCli, ApplyWritesTheRewrittenModel) {
   mpc::apply_block_relu_spec(want, s, true);
   EXPECT_EQ(read_text_file(out, 1 << 24), model::serialize_onnx(want));
 
+  // The block model cut again to coarser tiles: the BlockRelu takes the new sizes.
+  const std::string out2 = (dir / "m.br2.onnx").string();
+  mpc::BlockReluSpec coarse;
+  coarse.layers["relu2"].assign(16, {4, 4});
+  write_file_atomic(spec, mpc::to_json(coarse));
+  r = run_veil("relu apply --model " + out + " --spec " + spec + " --out " + out2 + " --json", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["block_relus"], 1);
+  mpc::apply_block_relu_spec(want, coarse, false);
+  EXPECT_EQ(read_text_file(out2, 1 << 24), model::serialize_onnx(want));
+
   // A spec that does not fit the model: one line naming the node, no output written.
   s.layers["relu1"].assign(5, {2, 2});
   write_file_atomic(spec, mpc::to_json(s));

@@ -5,6 +5,7 @@
 
 #include "veil/core/error.hpp"
 #include "veil/model/block_relu_node.hpp"
+#include "veil/model/ops.hpp"
 
 namespace veil::mpc {
 namespace {
@@ -23,9 +24,13 @@ std::string shape_text(const Shape& s) {
   return t + "]";
 }
 
+bool is_block_relu(const model::Node& n) {
+  return n.op_type == model::op_name(model::OpKind::BlockRelu);
+}
+
 void check_relu(const model::Graph& g, const model::Node& n, size_t pairs) {
-  if (n.op_type != "Relu")
-    throw InvalidArgument("block ReLU spec: " + n.describe() + " is not a Relu");
+  if (n.op_type != "Relu" && !is_block_relu(n))
+    throw InvalidArgument("block ReLU spec: " + n.describe() + " is not a Relu or BlockRelu");
   if (n.inputs.size() != 1 || n.outputs.size() != 1)
     throw InvalidArgument("block ReLU spec: " + n.describe() +
                           " does not have one input and one output");
@@ -69,13 +74,22 @@ BlockReluApplyReport apply_block_relu_spec(model::Model& model, const BlockReluS
 
   BlockReluApplyReport r;
   for (const auto& [name, sizes] : spec.layers) {
+    model::Node& n = *by_name.at(name);
     if (std::all_of(sizes.begin(), sizes.end(), [](model::BlockSize s) {
           return s == model::BlockSize{1, 1};
         })) {
-      ++r.kept_relus;  // the same function as a Relu, which every ONNX tool runs
+      // The same function as a Relu, which every ONNX tool runs: a BlockRelu goes back to one.
+      if (is_block_relu(n)) {
+        model::Node relu;
+        relu.name = n.name;
+        relu.op_type = "Relu";
+        relu.inputs = {n.inputs.at(0)};
+        relu.outputs = {n.outputs.at(0)};
+        n = std::move(relu);
+      }
+      ++r.kept_relus;
       continue;
     }
-    model::Node& n = *by_name.at(name);
     n = model::make_block_relu_node(n.name, n.inputs.at(0), n.outputs.at(0), sizes);
     ++r.block_relus;
   }

@@ -71,6 +71,43 @@ TEST(BlockReluApply, MaxPoolToAveragePoolKeepsTheGeometry) {
   EXPECT_EQ(m.graph.value_info.at(node(m, "pool2").outputs[0]).shape, (Shape{-1, 16, 5, 5}));
 }
 
+// A fine-tuned block model cut to another budget: the spec's sizes replace a BlockRelu's own,
+// and all-{1, 1} makes it a plain Relu again.
+TEST(BlockReluApply, RespecsABlockReluNode) {
+  model::Model m = lenet();
+  BlockReluSpec first;
+  first.layers["relu1"].assign(6, {2, 2});
+  first.layers["relu2"].assign(16, {2, 2});
+  apply_block_relu_spec(m, first, false);
+  BlockReluSpec second;
+  second.layers["relu1"].assign(6, {1, 1});
+  second.layers["relu2"].assign(16, {4, 4});
+  second.layers["relu2"][0] = {0, 0};
+  const auto r = apply_block_relu_spec(m, second, false);
+  EXPECT_EQ(r.block_relus, 1);
+  EXPECT_EQ(r.kept_relus, 1);
+  const model::Node& relu1 = node(m, "relu1");
+  EXPECT_EQ(relu1.op_type, "Relu");
+  EXPECT_TRUE(relu1.attributes.empty());
+  const model::Node& relu2 = node(m, "relu2");
+  EXPECT_EQ(relu2.op_type, "BlockRelu");
+  std::vector<int64_t> want = {0, 0};
+  for (int c = 1; c < 16; ++c) want.insert(want.end(), {4, 4});
+  EXPECT_EQ(relu2.attr_ints("blocks", {}), want);
+  model::infer_shapes(m);  // still a valid graph
+
+  BlockReluSpec wrong;
+  wrong.layers["relu2"].assign(15, {2, 2});
+  try {
+    apply_block_relu_spec(m, wrong, false);
+    ADD_FAILURE() << "accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("has 16 channels, the spec gives 15"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(node(m, "relu2").attr_ints("blocks", {}), want);  // nothing changed
+}
+
 void expect_refused(BlockReluSpec spec, const std::string& needle, bool avgpool = false,
                     model::Model m = lenet()) {
   const auto before = op_types(m);
@@ -91,7 +128,7 @@ TEST(BlockReluApply, RefusesWhatDoesNotFit) {
   expect_refused(s, "no node named 'nope'");
   s = ok;
   s.layers["conv1"].assign(6, {2, 2});
-  expect_refused(s, "'conv1' (Conv) is not a Relu");
+  expect_refused(s, "'conv1' (Conv) is not a Relu or BlockRelu");
   s = ok;
   s.layers["relu1"].assign(5, {2, 2});
   expect_refused(s, "has 6 channels, the spec gives 5");

@@ -14,12 +14,15 @@
 namespace veil::mpc {
 
 struct BlockReluApplyReport {
-  int64_t block_relus = 0;  // Relu nodes replaced
-  int64_t kept_relus = 0;   // named layers whose every channel keeps {1, 1}: left a plain Relu
+  int64_t block_relus = 0;  // Relu (or BlockRelu) nodes given the spec's block sizes
+  int64_t kept_relus = 0;   // named layers whose every channel is {1, 1}: a plain Relu
   int64_t avgpools = 0;     // MaxPool nodes replaced
 };
 
-// Rewrites model.graph in place. Every named node must exist, be a Relu and read an NCHW value
+// Rewrites model.graph in place. A BlockRelu node the spec names gets the spec's sizes instead of
+// its own (a plain Relu when they are all {1, 1}): a block model fine-tuned at one budget can be
+// cut to a smaller one, which starts from weights that already work with coarse blocks.
+// Every named node must exist, be a Relu or BlockRelu and read an NCHW value
 // of known shape with C equal to the spec's pair count; otherwise throws InvalidArgument naming
 // the node, before changing anything. With `maxpool_to_avgpool`, a MaxPool with a second output
 // (indices) or dilations other than 1 is refused the same way.
