@@ -79,13 +79,9 @@ BlockReluApplyReport apply_block_relu_spec(model::Model& model, const BlockReluS
           return s == model::BlockSize{1, 1};
         })) {
       // The same function as a Relu, which every ONNX tool runs: a BlockRelu goes back to one.
-      if (is_block_relu(n)) {
-        model::Node relu;
-        relu.name = n.name;
-        relu.op_type = "Relu";
-        relu.inputs = {n.inputs.at(0)};
-        relu.outputs = {n.outputs.at(0)};
-        n = std::move(relu);
+      if (is_block_relu(n)) {  // same name, input and output (check_relu)
+        n.op_type = "Relu";
+        n.attributes.clear();
       }
       ++r.kept_relus;
       continue;
