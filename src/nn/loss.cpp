@@ -94,4 +94,69 @@ LossResult distillation_loss(const Tensor& student, const Tensor& teacher,
   return r;
 }
 
+namespace {
+
+// q = Q / max(|Q|, 1e-12) with Q_p = mean_c a_cp^2, for one image; returns max(|Q|, 1e-12).
+double attention_map(const float* a, int64_t c, int64_t positions, std::vector<double>& q) {
+  std::fill(q.begin(), q.end(), 0.0);
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t p = 0; p < positions; ++p) {
+      const double v = a[ch * positions + p];
+      q[static_cast<size_t>(p)] += v * v / static_cast<double>(c);
+    }
+  double norm = 0;
+  for (double v : q) norm += v * v;
+  norm = std::max(std::sqrt(norm), 1e-12);
+  for (double& v : q) v /= norm;
+  return norm;
+}
+
+}  // namespace
+
+LossResult attention_transfer_loss(const Tensor& student, const Tensor& teacher, double beta) {
+  if (teacher.shape() != student.shape())
+    throw InvalidArgument("attention transfer: teacher features " +
+                          shape_to_string(teacher.shape()) + " do not match the student's " +
+                          shape_to_string(student.shape()));
+  if (student.rank() != 4)
+    throw InvalidArgument("attention transfer needs [N, C, H, W] feature maps, got " +
+                          shape_to_string(student.shape()));
+  if (!(beta >= 0 && std::isfinite(beta)))
+    throw InvalidArgument("attention transfer: beta must be finite and >= 0");
+  const int64_t n = student.dim(0), c = student.dim(1), positions = student.dim(2) * student.dim(3);
+  const float* t = teacher.data();
+  if (!std::all_of(t, t + teacher.numel(), [](float z) { return std::isfinite(z); }))
+    throw Error("attention transfer: the teacher's features are not finite");
+  LossResult r;
+  r.grad = Tensor(student.shape());
+  const float* s = student.data();
+  float* g = r.grad.data();
+  std::vector<double> qs(static_cast<size_t>(positions)), qt(qs.size()), dq(qs.size());
+  const double scale = n * positions > 0 ? beta / static_cast<double>(n * positions) : 0;
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* a = s + i * c * positions;
+    const double norm = attention_map(a, c, positions, qs);
+    attention_map(t + i * c * positions, c, positions, qt);
+    // dL/dq = beta (qs - qt) / (N P); through the normalisation dL/dQ = (dq - q (q . dq)) / |Q|
+    // (just dq / 1e-12 when the norm was clamped); dQ_p/da_cp = 2 a_cp / C.
+    double dot = 0;
+    for (size_t p = 0; p < qs.size(); ++p) {
+      const double d = qs[p] - qt[p];
+      total += d * d;
+      dq[p] = scale * d;
+      dot += qs[p] * dq[p];
+    }
+    const bool clamped = norm <= 1e-12;
+    for (size_t p = 0; p < qs.size(); ++p) dq[p] = (clamped ? dq[p] : dq[p] - qs[p] * dot) / norm;
+    float* ga = g + i * c * positions;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = 0; p < positions; ++p)
+        ga[ch * positions + p] = static_cast<float>(dq[static_cast<size_t>(p)] * 2.0 *
+                                                    a[ch * positions + p] / static_cast<double>(c));
+  }
+  r.loss = scale / 2 * total;
+  return r;
+}
+
 }  // namespace veil::nn

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <vector>
 
 #include "veil/core/error.hpp"
 
@@ -141,6 +143,86 @@ TEST(Distillation, RejectsBadArguments) {
   EXPECT_THROW(distillation_loss(s, Tensor({2, 3}), y, 0.5, 0), InvalidArgument);
   auto bad = Tensor::from_floats({2, 3}, {0, 0, 0, 0, std::nanf(""), 0});
   EXPECT_THROW(distillation_loss(s, bad, y, 0.5, 4), Error);
+}
+
+// Attention transfer straight from its definition, in double: per image the map
+// Q_p = sum_c a_cp^2 / C scaled to unit norm, then beta / 2 * mean over images and positions of
+// the squared difference.
+double naive_attention(const Tensor& s, const Tensor& t, double beta) {
+  const int64_t n = s.dim(0), c = s.dim(1), hw = s.dim(2) * s.dim(3);
+  auto unit_map = [&](const Tensor& x, int64_t i) {
+    std::vector<double> q(static_cast<size_t>(hw), 0.0);
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = 0; p < hw; ++p) {
+        const double v = x.data()[(i * c + ch) * hw + p];
+        q[static_cast<size_t>(p)] += v * v / c;
+      }
+    double norm = 0;
+    for (double v : q) norm += v * v;
+    for (double& v : q) v /= std::sqrt(norm);
+    return q;
+  };
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto qs = unit_map(s, i), qt = unit_map(t, i);
+    for (size_t p = 0; p < qs.size(); ++p) sum += (qs[p] - qt[p]) * (qs[p] - qt[p]);
+  }
+  return beta / 2 * sum / static_cast<double>(n * hw);
+}
+
+TEST(AttentionTransfer, MatchesDefinitionAndFiniteDifferences) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0, 1);
+  Tensor s({2, 3, 2, 3}), t({2, 3, 2, 3});
+  for (float& v : s.floats()) v = d(rng);
+  for (float& v : t.floats()) v = d(rng);
+  const double beta = 1000;
+  const auto r = attention_transfer_loss(s, t, beta);
+  EXPECT_NEAR(r.loss, naive_attention(s, t, beta), 1e-9 * beta);
+  EXPECT_GT(r.loss, 0);
+  EXPECT_EQ(r.correct, 0);
+  for (int64_t k = 0; k < s.numel(); ++k) {
+    Tensor p = s, m = s;
+    const float eps = 1e-3f;
+    p.data()[k] += eps;
+    m.data()[k] -= eps;
+    const double fd = (naive_attention(p, t, beta) - naive_attention(m, t, beta)) / (2 * eps);
+    EXPECT_NEAR(r.grad.data()[k], fd, 1e-3 * std::max(1.0, std::abs(fd))) << k;
+  }
+}
+
+TEST(AttentionTransfer, SeesWhereNotHowMuch) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0, 1);
+  Tensor t({2, 4, 3, 3});
+  for (float& v : t.floats()) v = d(rng);
+  // A student whose features are the teacher's times 3 (per image) has the same maps: nothing
+  // to learn, and no gradient.
+  Tensor s = t;
+  for (float& v : s.floats()) v *= 3;
+  const auto same = attention_transfer_loss(s, t, 1000);
+  EXPECT_NEAR(same.loss, 0, 1e-9);
+  for (float g : same.grad.floats()) EXPECT_NEAR(g, 0, 1e-6);
+  // All-zero student features (a dead stage) stay finite.
+  const auto dead = attention_transfer_loss(Tensor({2, 4, 3, 3}), t, 1000);
+  EXPECT_TRUE(std::isfinite(dead.loss));
+  EXPECT_GT(dead.loss, 0);
+  for (float g : dead.grad.floats()) EXPECT_EQ(g, 0);
+  // beta = 0 turns it off.
+  Tensor other({2, 4, 3, 3});
+  for (float& v : other.floats()) v = d(rng);
+  EXPECT_EQ(attention_transfer_loss(other, t, 0).loss, 0);
+}
+
+TEST(AttentionTransfer, RejectsBadArguments) {
+  Tensor s({2, 3, 2, 2});
+  EXPECT_THROW(attention_transfer_loss(s, Tensor({2, 3, 2, 3}), 1), InvalidArgument);
+  EXPECT_THROW(attention_transfer_loss(Tensor({2, 3}), Tensor({2, 3}), 1), InvalidArgument);
+  EXPECT_THROW(attention_transfer_loss(s, Tensor({2, 3, 2, 2}), -1), InvalidArgument);
+  EXPECT_THROW(attention_transfer_loss(s, Tensor({2, 3, 2, 2}), std::nan("")), InvalidArgument);
+  Tensor bad({2, 3, 2, 2});
+  bad.data()[5] = std::nanf("");
+  EXPECT_THROW(attention_transfer_loss(s, bad, 1), Error);
 }
 
 }  // namespace

@@ -29,4 +29,16 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const int32_t> 
 LossResult distillation_loss(const Tensor& student, const Tensor& teacher,
                              std::span<const int32_t> labels, double alpha, double temperature);
 
+// Attention transfer (Zagoruyko and Komodakis, "Paying More Attention to Attention", ICLR 2017,
+// section 3.1, in the form of the authors' code): a feature map A [N, C, H, W] gives each image
+// the spatial map Q = mean over channels of A^2, flattened and scaled to unit L2 norm (a norm
+// under 1e-12 counts as 1e-12); then
+//   loss = beta / 2 * mean over images and positions of (q_student - q_teacher)^2.
+// It tells the student *where* the teacher's features are strong, not their values, so a
+// block-ReLU student whose activations differ by design can still follow its full-ReLU
+// teacher stage by stage. `grad` is d(loss)/d(student); `correct` stays 0. Throws
+// InvalidArgument when the shapes differ, are not rank 4, or beta is negative or not finite,
+// and Error when the teacher's features are not finite.
+LossResult attention_transfer_loss(const Tensor& student, const Tensor& teacher, double beta);
+
 }  // namespace veil::nn
