@@ -42,6 +42,8 @@ struct TrainArgs {
   float lr = -1;  // per-architecture default
   double distill_alpha = 0.9;
   double distill_temperature = 4;
+  std::vector<std::string> distill_features;  // "stages" or value names
+  double distill_beta = 1000;
   float momentum = 0.9f;
   float weight_decay = 5e-4f;
   std::string schedule = "cosine";
@@ -133,6 +135,12 @@ void run_train(const TrainArgs& a) {
     o.distill.normalization = input_normalization(teacher, a.normalize);
     o.distill.alpha = a.distill_alpha;
     o.distill.temperature = a.distill_temperature;
+    o.distill.features = a.distill_features == std::vector<std::string>{"stages"}
+                             ? nn::stage_outputs(m)
+                             : a.distill_features;
+    if (!a.distill_features.empty() && o.distill.features.empty())
+      throw InvalidArgument("--distill-features stages: the model has no rank-4 Relu or BlockRelu");
+    o.distill.feature_beta = a.distill_beta;
   }
 
   auto t0 = std::chrono::steady_clock::now();
@@ -153,10 +161,15 @@ void run_train(const TrainArgs& a) {
     nlohmann::json j;
     j["arch"] = arch;
     if (fine_tune) j["init"] = a.init;
-    if (!a.teacher.empty())
+    if (!a.teacher.empty()) {
       j["distill"] = {{"teacher", a.teacher},
                       {"alpha", a.distill_alpha},
                       {"temperature", a.distill_temperature}};
+      if (!o.distill.features.empty()) {
+        j["distill"]["features"] = o.distill.features;
+        j["distill"]["feature_beta"] = a.distill_beta;
+      }
+    }
     j["data"] = a.data;
     j["out"] = a.out;
     j["train_images"] = train_set.size();
@@ -422,6 +435,22 @@ void add_core_commands(CLI::App& app) {
                    "With --teacher: softmax temperature of the soft targets")
       ->check(positive_number(100))
       ->needs(teacher);
+  auto* features =
+      train
+          ->add_option(
+              "--distill-features", ta->distill_features,
+              "With --teacher: also match the teacher's feature maps at these values by "
+              "attention transfer (Zagoruyko & Komodakis 2017): `stages` (the last Relu or "
+              "BlockRelu output of every spatial size) or value names, comma-separated, that "
+              "both models compute")
+          ->delimiter(',')
+          ->needs(teacher);
+  train
+      ->add_option("--distill-beta", ta->distill_beta,
+                   "With --distill-features: weight of the attention-transfer term (the paper's "
+                   "beta)")
+      ->check(in_range(0.0, 1e6))
+      ->needs(features);
   train->add_option("--epochs", ta->epochs, "Epochs")->check(in_range(1, 100000));
   train->add_option("--batch", ta->batch, "Batch size")->check(in_range<int64_t>(1, 65536));
   train

@@ -11,6 +11,7 @@
 
 #include "veil/core/error.hpp"
 #include "veil/core/progress.hpp"
+#include "veil/model/shape_inference.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/loss.hpp"
 
@@ -105,7 +106,57 @@ void require_logits_output(const model::Model& model, int64_t classes) {
         fmt::format("model has {} outputs but the dataset has {} classes", shape[1], classes));
 }
 
+// Refuses a distillation feature that is not a node output of `g` (an input or a weight has no
+// activation to match), before a single batch runs.
+void require_feature(const model::Graph& g, const std::string& name, const char* which) {
+  for (const auto& node : g.nodes)
+    if (std::find(node.outputs.begin(), node.outputs.end(), name) != node.outputs.end()) return;
+  throw InvalidArgument(
+      fmt::format("distillation feature '{}' is not a value the {} computes", name, which));
+}
+
+// Makes `names` extra graph outputs (after the logits) for as long as it lives: the executor
+// then keeps them and takes their gradients. The model is saved without them.
+class ExtraOutputs {
+ public:
+  ExtraOutputs(model::Model& m, const std::vector<std::string>& names)
+      : model_(m), saved_(m.graph.outputs) {
+    for (const auto& n : names) m.graph.outputs.push_back({n, DType::Float32, {}});
+  }
+  ~ExtraOutputs() { model_.graph.outputs = std::move(saved_); }
+  ExtraOutputs(const ExtraOutputs&) = delete;
+  ExtraOutputs& operator=(const ExtraOutputs&) = delete;
+
+ private:
+  model::Model& model_;
+  std::vector<model::ValueInfo> saved_;
+};
+
 }  // namespace
+
+std::vector<std::string> stage_outputs(const model::Model& model) {
+  model::Model shaped = model;
+  model::infer_shapes(shaped);
+  std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> stages;
+  for (const auto& node : shaped.graph.nodes) {
+    if ((node.op_type != "Relu" && node.op_type != "BlockRelu") || node.outputs.size() != 1)
+      continue;
+    const auto it = shaped.graph.value_info.find(node.outputs[0]);
+    if (it == shaped.graph.value_info.end()) continue;
+    const Shape& s = it->second.shape;
+    if (s.size() != 4 || s[2] < 1 || s[3] < 1) continue;
+    const std::pair<int64_t, int64_t> hw{s[2], s[3]};
+    auto st =
+        std::find_if(stages.begin(), stages.end(), [&](const auto& e) { return e.first == hw; });
+    if (st == stages.end())
+      stages.push_back({hw, node.outputs[0]});
+    else
+      st->second = node.outputs[0];
+  }
+  std::vector<std::string> names;
+  for (auto& e : stages) names.push_back(std::move(e.second));
+  return names;
+}
 
 EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOptions& options) {
   if (options.batch_size <= 0) throw InvalidArgument("batch size must be positive");
@@ -146,13 +197,31 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
   if (o.batch_size <= 0) throw InvalidArgument("--batch must be positive");
   if (!(o.lr > 0)) throw InvalidArgument("--lr must be positive");
   if (train_set.size() == 0) throw InvalidArgument("the training set is empty");
+  const auto& features = o.distill.features;
+  std::optional<model::Model> teacher_with_features;
+  if (!features.empty()) {
+    if (!o.distill.teacher) throw InvalidArgument("distillation features need a teacher");
+    for (size_t k = 0; k < features.size(); ++k) {
+      if (std::find(features.begin(), features.begin() + k, features[k]) != features.begin() + k)
+        throw InvalidArgument("distillation feature '" + features[k] + "' is named twice");
+      require_feature(model.graph, features[k], "student");
+      require_feature(o.distill.teacher->graph, features[k], "teacher");
+    }
+    if (!(o.distill.feature_beta >= 0 && std::isfinite(o.distill.feature_beta)))
+      throw InvalidArgument("the feature distillation weight must be finite and >= 0");
+    teacher_with_features = *o.distill.teacher;  // the caller's teacher is left as it is
+  }
+  ExtraOutputs student_features(model, features);
   ExecutorOptions eo;
   eo.trainable = o.trainable;
   Executor exec(model, eo);
+  std::optional<ExtraOutputs> teacher_features;
   std::optional<Executor> teacher;
   if (o.distill.teacher) {
     require_logits_output(*o.distill.teacher, train_set.num_classes);
-    teacher.emplace(*o.distill.teacher);
+    model::Model& t = teacher_with_features ? *teacher_with_features : *o.distill.teacher;
+    if (teacher_with_features) teacher_features.emplace(t, features);
+    teacher.emplace(t);
   }
   Sgd sgd(model, exec.trainable(), o.sgd);
   std::mt19937_64 rng(o.seed);
@@ -184,13 +253,22 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
       std::vector<int32_t> y(idx.size());
       for (size_t i = 0; i < idx.size(); ++i) y[i] = train_set.labels[static_cast<size_t>(idx[i])];
       auto out = exec.forward({x}, Mode::Training);
-      auto loss = teacher ? distillation_loss(out.at(0), teacher->forward({teacher_x}).at(0), y,
-                                              o.distill.alpha, o.distill.temperature)
+      std::vector<Tensor> taught;
+      if (teacher) taught = teacher->forward({teacher_x});
+      auto loss = teacher ? distillation_loss(out.at(0), taught.at(0), y, o.distill.alpha,
+                                              o.distill.temperature)
                           : softmax_cross_entropy(out.at(0), y);
+      std::vector<Tensor> grads;
+      grads.push_back(std::move(loss.grad));
+      for (size_t k = 0; k < features.size(); ++k) {
+        auto at = attention_transfer_loss(out.at(1 + k), taught.at(1 + k), o.distill.feature_beta);
+        loss.loss += at.loss;
+        grads.push_back(std::move(at.grad));
+      }
       if (!std::isfinite(loss.loss))
         throw Error(fmt::format("training diverged at epoch {} step {} (loss is {}); lower --lr",
                                 epoch + 1, s + 1, loss.loss));
-      exec.backward({loss.grad});
+      exec.backward(grads);
       sgd.step(exec.param_grads(), static_cast<float>(st.lr));
       exec.parameters_changed();
       loss_sum += loss.loss * count;

@@ -170,6 +170,30 @@ TEST_F(BlockReluCli, FineTunesAgainstATeacher) {
   EXPECT_GT(tj["test_top1"].get<double>(), 0.5);
   EXPECT_EQ(model::load_onnx(tuned).graph.nodes.size(),
             model::load_onnx(blocky).graph.nodes.size());
+
+  // Feature distillation: the stages it matched are recorded, and the model keeps its one output.
+  const fs::path featured = dir_ / "lenet.at.onnx";
+  r = run_veil("train --init " + blocky.string() + " --distill-beta 100" + common + " --out " +
+                   featured.string(),
+               dir_);
+  EXPECT_EQ(r.exit_code, 2) << r.err;  // --distill-beta needs --distill-features
+  r = run_veil("train --init " + blocky.string() + " --teacher " + plain.string() +
+                   " --distill-features no_such_value" + common + " --out " + featured.string(),
+               dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("no_such_value"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(featured));
+  r = run_veil("train --init " + blocky.string() + " --teacher " + plain.string() +
+                   " --distill-features stages --distill-beta 100" + common + " --out " +
+                   featured.string(),
+               dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json fj = json::parse(r.out);
+  ASSERT_TRUE(fj["distill"].contains("features"));
+  EXPECT_EQ(fj["distill"]["features"].size(), 2u);  // LeNet: relu1 (28x28) and relu2 (10x10)
+  EXPECT_DOUBLE_EQ(fj["distill"]["feature_beta"].get<double>(), 100);
+  EXPECT_GT(fj["test_top1"].get<double>(), 0.5);
+  EXPECT_EQ(model::load_onnx(featured).graph.outputs.size(), 1u);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "veil/core/error.hpp"
 #include "veil/model/zoo.hpp"
 #include "veil/nn/executor.hpp"
+#include "veil/nn/loss.hpp"
 
 namespace veil::nn {
 namespace {
@@ -163,6 +164,108 @@ TEST(Trainer, DistillationLearnsFromTheTeacherAlone) {
   auto small = model::build_arch("mlp", {1, 8, 8, 4, 5});
   o.distill.teacher = &small;
   EXPECT_THROW(train(student, scrambled, &test_set, o), InvalidArgument);
+}
+
+// A ResNet's stages end where the resolution changes: one value per spatial size, each the output
+// of a Relu of that size, the last in graph order. An MLP has none.
+TEST(Trainer, StageOutputsAreTheLastActivationOfEachResolution) {
+  const auto m = model::build_arch("resnet20", {1, 8, 8, 4, 1});
+  const auto stages = stage_outputs(m);
+  ASSERT_EQ(stages.size(), 3u);  // 8x8, 4x4, 2x2
+  std::vector<size_t> at;
+  for (const auto& name : stages) {
+    size_t found = m.graph.nodes.size();
+    for (size_t i = 0; i < m.graph.nodes.size(); ++i)
+      if (m.graph.nodes[i].outputs.at(0) == name) found = i;
+    ASSERT_LT(found, m.graph.nodes.size()) << name;
+    EXPECT_EQ(m.graph.nodes[found].op_type, "Relu") << name;
+    at.push_back(found);
+  }
+  EXPECT_TRUE(std::is_sorted(at.begin(), at.end()));
+  // Nothing of the first resolution comes after the first stage's end: the next Relu is 4x4.
+  size_t relus_after_first = 0;
+  for (size_t i = at[0] + 1; i < at[1]; ++i)
+    relus_after_first += m.graph.nodes[i].op_type == "Relu";
+  EXPECT_GT(relus_after_first, 0u);
+  EXPECT_TRUE(stage_outputs(model::build_arch("mlp", {1, 8, 8, 4, 1})).empty());
+}
+
+// The summed attention-transfer distance (beta 1) between `student` and `teacher` at `features`
+// on `set`, both in inference mode.
+double attention_gap(model::Model student, model::Model teacher,
+                     const std::vector<std::string>& features, const data::Dataset& set) {
+  for (auto* m : {&student, &teacher})
+    for (const auto& f : features) m->graph.outputs.push_back({f, DType::Float32, {}});
+  Executor es(student), et(teacher);
+  const Tensor x = set.batch(0, set.size());
+  const auto s = es.forward({x}), t = et.forward({x});
+  double gap = 0;
+  for (size_t k = 0; k < features.size(); ++k)
+    gap += attention_transfer_loss(s.at(1 + k), t.at(1 + k), 1).loss;
+  return gap;
+}
+
+// Matching the teacher's stage outputs pulls the student's attention maps toward the teacher's;
+// at beta 0 the extra outputs change nothing, bit for bit; the model comes back with its own
+// outputs only and the teacher untouched.
+TEST(Trainer, FeatureDistillationFollowsTheTeachersStages) {
+  auto set = blobs(256, 4, 3);
+  auto teacher = model::build_arch("resnet20", {1, 8, 8, 4, 2});
+  const auto teacher_before = teacher;
+  const auto start = model::build_arch("resnet20", {1, 8, 8, 4, 1});
+  const auto features = stage_outputs(start);
+  TrainOptions o;
+  o.epochs = 2;
+  o.batch_size = 32;
+  o.lr = 0.01f;
+  o.progress = false;
+  o.distill.teacher = &teacher;
+  o.distill.alpha = 0.5;
+  auto logits_only = start, beta_zero = start, matched = start;
+  train(logits_only, set, nullptr, o);
+  o.distill.features = features;
+  o.distill.feature_beta = 0;
+  train(beta_zero, set, nullptr, o);
+  EXPECT_TRUE(beta_zero.graph.initializers.at("fc.weight") ==
+              logits_only.graph.initializers.at("fc.weight"));
+  o.distill.feature_beta = 1000;
+  train(matched, set, nullptr, o);
+  EXPECT_EQ(matched.graph.outputs.size(), start.graph.outputs.size());
+  EXPECT_EQ(teacher.graph.outputs.size(), teacher_before.graph.outputs.size());
+  EXPECT_TRUE(teacher.graph.initializers.at("fc.weight") ==
+              teacher_before.graph.initializers.at("fc.weight"));
+  const double before = attention_gap(start, teacher, features, set);
+  const double without = attention_gap(logits_only, teacher, features, set);
+  const double with = attention_gap(matched, teacher, features, set);
+  EXPECT_LT(with, 0.5 * without) << before << " " << without << " " << with;
+  EXPECT_LT(with, before) << before << " " << without << " " << with;
+}
+
+TEST(Trainer, FeatureDistillationRefusesWhatCannotBeMatched) {
+  auto set = blobs(64, 4, 3);
+  auto student = model::build_arch("resnet20", {1, 8, 8, 4, 1});
+  auto teacher = model::build_arch("resnet20", {1, 8, 8, 4, 2});
+  const auto features = stage_outputs(student);
+  TrainOptions o;
+  o.epochs = 1;
+  o.progress = false;
+  o.distill.features = features;
+  EXPECT_THROW(train(student, set, nullptr, o), InvalidArgument);  // no teacher
+  o.distill.teacher = &teacher;
+  o.distill.features = {features[0], features[0]};
+  EXPECT_THROW(train(student, set, nullptr, o), InvalidArgument);  // named twice
+  o.distill.features = {"no_such_value"};
+  EXPECT_THROW(train(student, set, nullptr, o), InvalidArgument);
+  o.distill.features = {student.graph.inputs.at(0).name};  // an input, not an activation
+  EXPECT_THROW(train(student, set, nullptr, o), InvalidArgument);
+  auto mlp_teacher = model::build_arch("mlp", {1, 8, 8, 4, 2});
+  o.distill.teacher = &mlp_teacher;  // the student's stages are not the teacher's values
+  o.distill.features = features;
+  EXPECT_THROW(train(student, set, nullptr, o), InvalidArgument);
+  o.distill.teacher = &teacher;
+  o.distill.feature_beta = std::numeric_limits<double>::infinity();
+  EXPECT_THROW(train(student, set, nullptr, o), InvalidArgument);
+  EXPECT_EQ(student.graph.outputs.size(), 1u);
 }
 
 }  // namespace

@@ -16,15 +16,25 @@ namespace veil::nn {
 
 enum class LrSchedule { Constant, Step, Cosine };
 
-// Fine-tuning against a teacher's logits (distillation_loss in loss.hpp). The teacher runs in
-// inference mode on the same augmented batch as the student, through its own input
-// normalisation, and is never changed.
+// Fine-tuning against a teacher's logits (distillation_loss in loss.hpp) and, optionally, its
+// intermediate feature maps (attention_transfer_loss). The teacher runs in inference mode on the
+// same augmented batch as the student, through its own input normalisation, and is never changed.
 struct Distillation {
   model::Model* teacher = nullptr;  // null: plain cross-entropy
   data::Normalization normalization;
   double alpha = 0.9;  // weight of the soft term
   double temperature = 4;
+  // Values ([N, C, H, W]) both models compute under these names, matched by attention transfer
+  // with weight `feature_beta` added to the logit loss; empty: logits only. A block-ReLU model
+  // made by `veil relu apply` keeps its original's value names, so stage_outputs(student) fits.
+  std::vector<std::string> features;
+  double feature_beta = 1000;  // the attention-transfer paper's beta
 };
+
+// The end of every resolution stage: for each spatial size [H, W] of a rank-4 activation (Relu
+// or BlockRelu output), the output of the last such node of that size, in graph order. For a
+// ResNet these are the outputs of its stages (Zagoruyko and Komodakis match there).
+std::vector<std::string> stage_outputs(const model::Model& model);
 
 struct TrainOptions {
   int epochs = 10;
