@@ -115,13 +115,18 @@ void require_feature(const model::Graph& g, const std::string& name, const char*
       fmt::format("distillation feature '{}' is not a value the {} computes", name, which));
 }
 
-// Makes `names` extra graph outputs (after the logits) for as long as it lives: the executor
-// then keeps them and takes their gradients. The model is saved without them.
+// Appends `names` to the graph outputs (after the logits): the executor then keeps those values
+// and takes their gradients.
+void add_outputs(model::Model& m, const std::vector<std::string>& names) {
+  for (const auto& n : names) m.graph.outputs.push_back({n, DType::Float32, {}});
+}
+
+// add_outputs for as long as it lives: the student is saved without them.
 class ExtraOutputs {
  public:
   ExtraOutputs(model::Model& m, const std::vector<std::string>& names)
       : model_(m), saved_(m.graph.outputs) {
-    for (const auto& n : names) m.graph.outputs.push_back({n, DType::Float32, {}});
+    add_outputs(m, names);
   }
   ~ExtraOutputs() { model_.graph.outputs = std::move(saved_); }
   ExtraOutputs(const ExtraOutputs&) = delete;
@@ -210,18 +215,16 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
     if (!(o.distill.feature_beta >= 0 && std::isfinite(o.distill.feature_beta)))
       throw InvalidArgument("the feature distillation weight must be finite and >= 0");
     teacher_with_features = *o.distill.teacher;  // the caller's teacher is left as it is
+    add_outputs(*teacher_with_features, features);
   }
   ExtraOutputs student_features(model, features);
   ExecutorOptions eo;
   eo.trainable = o.trainable;
   Executor exec(model, eo);
-  std::optional<ExtraOutputs> teacher_features;
   std::optional<Executor> teacher;
   if (o.distill.teacher) {
     require_logits_output(*o.distill.teacher, train_set.num_classes);
-    model::Model& t = teacher_with_features ? *teacher_with_features : *o.distill.teacher;
-    if (teacher_with_features) teacher_features.emplace(t, features);
-    teacher.emplace(t);
+    teacher.emplace(teacher_with_features ? *teacher_with_features : *o.distill.teacher);
   }
   Sgd sgd(model, exec.trainable(), o.sgd);
   std::mt19937_64 rng(o.seed);
