@@ -1,5 +1,7 @@
 #include "veil/nn/sgd.hpp"
 
+#include <unordered_set>
+
 #include "veil/core/error.hpp"
 
 namespace veil::nn {
@@ -32,6 +34,32 @@ void Sgd::step(const TensorMap& grads, float lr) {
       w[i] -= lr * (options_.nesterov ? d + m * v[i] : v[i]);
     }
   }
+}
+
+std::vector<std::pair<std::string, std::vector<float>>> Sgd::velocity() const {
+  std::vector<std::pair<std::string, std::vector<float>>> out;
+  out.reserve(params_.size());
+  for (const auto& p : params_) out.emplace_back(p, velocity_.at(p));
+  return out;
+}
+
+void Sgd::restore_velocity(
+    const std::vector<std::pair<std::string, std::vector<float>>>& velocity) {
+  if (velocity.size() != params_.size())
+    throw InvalidArgument("SGD: " + std::to_string(velocity.size()) + " momentum buffers for " +
+                          std::to_string(params_.size()) + " parameters");
+  std::unordered_set<std::string> seen;
+  for (const auto& [name, v] : velocity) {
+    if (!seen.insert(name).second)
+      throw InvalidArgument("SGD: two momentum buffers for '" + name + "'");
+    auto it = velocity_.find(name);
+    if (it == velocity_.end())
+      throw InvalidArgument("SGD: momentum buffer for '" + name + "', which is not trained");
+    if (it->second.size() != v.size())
+      throw InvalidArgument("SGD: momentum buffer of '" + name + "' has the wrong size");
+  }
+  // Checked in full first: a refused restore leaves the buffers as they were.
+  for (const auto& [name, v] : velocity) velocity_[name] = v;
 }
 
 }  // namespace veil::nn

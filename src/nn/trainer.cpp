@@ -8,6 +8,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <sstream>
 
 #include "veil/core/error.hpp"
 #include "veil/core/progress.hpp"
@@ -137,6 +138,44 @@ class ExtraOutputs {
   std::vector<model::ValueInfo> saved_;
 };
 
+std::string rng_to_text(const std::mt19937_64& rng) {
+  std::ostringstream out;
+  out << rng;
+  return out.str();
+}
+
+std::mt19937_64 rng_from_text(const std::string& text) {
+  std::mt19937_64 rng;
+  std::istringstream in(text);
+  in >> rng;
+  if (in.fail() || rng_to_text(rng) != text)
+    throw InvalidArgument("resume: the generator state is not one std::mt19937_64 wrote");
+  return rng;
+}
+
+// A resume state that this run could have handed out: train() trusts nothing else about it.
+void check_resume(const TrainState& at, const TrainOptions& o, int64_t n, int64_t steps) {
+  auto refuse = [](const std::string& why) { throw InvalidArgument("resume: " + why); };
+  if (at.epoch < 0 || at.epoch > o.epochs)
+    refuse(fmt::format("{} epochs done, of a run of {}", at.epoch, o.epochs));
+  if (at.step < 0 || at.step >= steps || (at.epoch == o.epochs && at.step != 0))
+    refuse(fmt::format("step {} is outside an epoch of {} steps", at.step, steps));
+  if (static_cast<int64_t>(at.history.size()) != at.epoch)
+    refuse(fmt::format("{} epoch records for {} epochs done", at.history.size(), at.epoch));
+  if (at.order.empty() ? at.epoch > 0 || at.step > 0 : static_cast<int64_t>(at.order.size()) != n)
+    refuse(fmt::format("a sample order of {} for {} training images", at.order.size(), n));
+  if (!at.order.empty()) {
+    std::vector<char> hit(static_cast<size_t>(n), 0);
+    for (int64_t i : at.order)
+      if (i < 0 || i >= n || hit[static_cast<size_t>(i)]++)
+        refuse("the sample order is not a permutation of the training images");
+  }
+  const int64_t seen = std::min(at.step * o.batch_size, n);
+  if (at.seen != seen || at.correct < 0 || at.correct > at.seen || !std::isfinite(at.loss_sum) ||
+      at.loss_sum < 0 || !std::isfinite(at.seconds) || at.seconds < 0)
+    refuse("the running totals do not fit the step");
+}
+
 }  // namespace
 
 std::vector<std::string> stage_outputs(const model::Model& model) {
@@ -227,22 +266,52 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
     teacher.emplace(teacher_with_features ? *teacher_with_features : *o.distill.teacher);
   }
   Sgd sgd(model, exec.trainable(), o.sgd);
+  const int64_t steps = (train_set.size() + o.batch_size - 1) / o.batch_size;
+  if (o.checkpoint_every < 0) throw InvalidArgument("the checkpoint interval must be >= 0");
   std::mt19937_64 rng(o.seed);
   std::vector<int64_t> order(static_cast<size_t>(train_set.size()));
   std::iota(order.begin(), order.end(), 0);
-  std::vector<EpochStats> history;
-  const int64_t steps = (train_set.size() + o.batch_size - 1) / o.batch_size;
-  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+  TrainState at;  // where this call starts
+  if (o.resume) {
+    at = *o.resume;
+    check_resume(at, o, train_set.size(), steps);
+    sgd.restore_velocity(at.velocity);
+    rng = rng_from_text(at.rng);
+    if (!at.order.empty()) order = at.order;
+  }
+  std::vector<EpochStats> history = at.history;
+  // The state after `step` steps of `epoch` (0-based), for on_checkpoint.
+  auto snapshot = [&](int epoch, int64_t step, double loss_sum, int64_t correct, int64_t seen,
+                      double seconds) {
+    TrainState st;
+    st.epoch = step == steps ? epoch + 1 : epoch;
+    st.step = step == steps ? 0 : step;
+    st.rng = rng_to_text(rng);
+    st.order = order;
+    if (st.step > 0) {
+      st.loss_sum = loss_sum;
+      st.correct = correct;
+      st.seen = seen;
+      st.seconds = seconds;
+    }
+    st.history = history;
+    st.velocity = sgd.velocity();
+    return st;
+  };
+  for (int epoch = at.epoch; epoch < o.epochs; ++epoch) {
+    const bool continued = epoch == at.epoch && at.step > 0;
     EpochStats st;
     st.epoch = epoch + 1;
     st.lr = learning_rate(o, epoch);
-    std::shuffle(order.begin(), order.end(), rng);
+    if (!continued) std::shuffle(order.begin(), order.end(), rng);
     auto t0 = Clock::now();
+    const double seconds_before = continued ? at.seconds : 0;
     ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, o.epochs), train_set.size());
     bar.set_quiet(!o.progress);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    for (int64_t s = 0; s < steps; ++s) {
+    double loss_sum = continued ? at.loss_sum : 0;
+    int64_t correct = continued ? at.correct : 0, seen = continued ? at.seen : 0;
+    if (continued) bar.update(seen);
+    for (int64_t s = continued ? at.step : 0; s < steps; ++s) {
       int64_t begin = s * o.batch_size, count = std::min(o.batch_size, train_set.size() - begin);
       std::vector<int64_t> idx(order.begin() + begin, order.begin() + begin + count);
       Tensor x = train_set.batch(idx);
@@ -264,9 +333,10 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
       std::vector<Tensor> grads;
       grads.push_back(std::move(loss.grad));
       for (size_t k = 0; k < features.size(); ++k) {
-        auto at = attention_transfer_loss(out.at(1 + k), taught.at(1 + k), o.distill.feature_beta);
-        loss.loss += at.loss;
-        grads.push_back(std::move(at.grad));
+        auto at_loss =
+            attention_transfer_loss(out.at(1 + k), taught.at(1 + k), o.distill.feature_beta);
+        loss.loss += at_loss.loss;
+        grads.push_back(std::move(at_loss.grad));
       }
       if (!std::isfinite(loss.loss))
         throw Error(fmt::format("training diverged at epoch {} step {} (loss is {}); lower --lr",
@@ -279,8 +349,14 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
       seen += count;
       bar.update(seen,
                  fmt::format("loss {:.4f}  acc {:.2f}%", loss_sum / seen, 100.0 * correct / seen));
+      // Mid-epoch checkpoints; the epoch's last step is checkpointed after its evaluation.
+      if (o.on_checkpoint && o.checkpoint_every > 0 && (s + 1) % o.checkpoint_every == 0 &&
+          s + 1 < steps &&
+          !o.on_checkpoint(
+              snapshot(epoch, s + 1, loss_sum, correct, seen, seconds_before + seconds_since(t0))))
+        return history;
     }
-    st.seconds = seconds_since(t0);
+    st.seconds = seconds_before + seconds_since(t0);
     st.train_loss = loss_sum / seen;
     st.train_top1 = static_cast<double>(correct) / seen;
     st.images_per_s = seen / st.seconds;
@@ -296,6 +372,9 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
     }
     history.push_back(st);
     if (on_epoch) on_epoch(st);
+    if (o.on_checkpoint && !o.on_checkpoint(snapshot(epoch, steps, 0, 0, 0, 0)) &&
+        epoch + 1 < o.epochs)
+      return history;
   }
   return history;
 }

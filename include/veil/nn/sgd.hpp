@@ -4,6 +4,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "veil/model/graph.hpp"
@@ -22,6 +23,13 @@ class Sgd {
   Sgd(model::Model& model, std::vector<std::string> params, SgdOptions options = {});
   // Updates the model's initializers in place from `grads` (missing entries are skipped).
   void step(const TensorMap& grads, float lr);
+
+  // The momentum buffers, one per parameter in the constructor's order (a checkpoint keeps them:
+  // a run continued without them would restart its momentum from zero).
+  std::vector<std::pair<std::string, std::vector<float>>> velocity() const;
+  // Puts back what velocity() returned. Throws InvalidArgument unless it names exactly this
+  // optimizer's parameters, each with its size.
+  void restore_velocity(const std::vector<std::pair<std::string, std::vector<float>>>& velocity);
 
  private:
   model::Model& model_;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "veil/data/dataset.hpp"
@@ -36,6 +37,38 @@ struct Distillation {
 // ResNet these are the outputs of its stages (Zagoruyko and Komodakis match there).
 std::vector<std::string> stage_outputs(const model::Model& model);
 
+struct EpochStats {
+  int epoch = 0;  // 1-based
+  double lr = 0;
+  double train_loss = 0;
+  double train_top1 = 0;  // fraction
+  double test_top1 = -1;  // fraction, -1 without a test set
+  double test_top5 = -1;
+  double seconds = 0;
+  double images_per_s = 0;
+};
+
+// Where a run stands between two steps. With the model's initializers it is everything train()
+// needs to go on exactly as if it had not stopped: the same batches, augmentation and updates,
+// so a continued run ends with the weights of an uninterrupted one (at the same thread count;
+// oneDNN's reductions may differ between thread counts). Stored by checkpoint.hpp.
+struct TrainState {
+  int epoch = 0;     // epochs finished
+  int64_t step = 0;  // steps of epoch `epoch + 1` finished (0: it has not started)
+  // The shuffling and augmentation generator, as std::mt19937_64 writes itself to a stream.
+  std::string rng;
+  // The sample order: the current epoch's while step > 0, else the last one's (each epoch
+  // shuffles the previous order, so it is state too). Empty before the first epoch.
+  std::vector<int64_t> order;
+  // The unfinished epoch's running totals (all 0 when step is 0).
+  double loss_sum = 0;
+  int64_t correct = 0;
+  int64_t seen = 0;
+  double seconds = 0;
+  std::vector<EpochStats> history;                                   // one per finished epoch
+  std::vector<std::pair<std::string, std::vector<float>>> velocity;  // Sgd::velocity()
+};
+
 struct TrainOptions {
   int epochs = 10;
   int64_t batch_size = 64;
@@ -52,17 +85,13 @@ struct TrainOptions {
   // Only these initializers are trained (empty: every trainable one).
   std::vector<std::string> trainable;
   Distillation distill;
-};
-
-struct EpochStats {
-  int epoch = 0;  // 1-based
-  double lr = 0;
-  double train_loss = 0;
-  double train_top1 = 0;  // fraction
-  double test_top1 = -1;  // fraction, -1 without a test set
-  double test_top5 = -1;
-  double seconds = 0;
-  double images_per_s = 0;
+  // Checkpoints: `on_checkpoint` gets the state after every epoch (its test evaluation
+  // included) and, with checkpoint_every > 0, after every that many steps as well; returning
+  // false stops the run there. `resume` continues a run from a state it handed out, with the
+  // model's initializers already put back to that moment (checkpoint.hpp does both).
+  std::function<bool(const TrainState&)> on_checkpoint;
+  int64_t checkpoint_every = 0;
+  const TrainState* resume = nullptr;
 };
 
 struct EvalResult {
@@ -75,7 +104,10 @@ struct EvalResult {
 };
 
 // Trains `model` in place (its initializers, including BN running statistics) and returns one
-// record per epoch. `test` may be null; `on_epoch` is called after each epoch.
+// record per finished epoch (with `resume`, the earlier ones too; fewer than `epochs` when
+// on_checkpoint stopped the run). `test` may be null; `on_epoch` is called after each epoch this
+// call runs. A `resume` state that does not fit the options and data (another order size, a step
+// past the epoch's end, momentum for other parameters, ...) is refused with InvalidArgument.
 std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_set,
                               const data::Dataset* test, const TrainOptions& options,
                               const std::function<void(const EpochStats&)>& on_epoch = {});
