@@ -1,19 +1,24 @@
 // veil train | eval | infer | info | plot
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "common.hpp"
 #include "validators.hpp"
 #include "veil/cli/commands.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
 #include "veil/core/output_guard.hpp"
 #include "veil/core/printable.hpp"
+#include "veil/core/sha256.hpp"
 #include "veil/core/svg_plot.hpp"
 #include "veil/data/dataset.hpp"
 #include "veil/data/npy.hpp"
@@ -21,6 +26,7 @@
 #include "veil/model/onnx.hpp"
 #include "veil/model/summary.hpp"
 #include "veil/model/zoo.hpp"
+#include "veil/nn/checkpoint.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/preprocess.hpp"
 #include "veil/nn/trainer.hpp"
@@ -52,9 +58,54 @@ struct TrainArgs {
   uint64_t seed = 1;
   int64_t limit = 0;
   int64_t test_limit = 0;
+  std::string checkpoint;        // write the run's state here (and --resume from it)
+  int64_t checkpoint_every = 0;  // steps; 0: after every epoch only
+  bool resume = false;
+  int64_t stop_after_steps = 0;  // hidden: simulates a killed run in the tests
   bool json = false;
   bool quiet = false;
 };
+
+std::string file_sha256(const std::string& path) {
+  return to_hex(sha256(read_file(path, model::kMaxOnnxBytes)));
+}
+
+// What makes a run the run it is: every option that changes its weights, and digests of the
+// inputs (the data by content, so a moved dataset still matches). A checkpoint carries it and
+// --resume compares it line by line. Not in it: --threads (a continued run is bit-identical to
+// an uninterrupted one at the same thread count only), --out, --quiet, --json.
+std::string run_record(const TrainArgs& a, const nn::TrainOptions& o, const data::Dataset& train,
+                       const data::Dataset& test) {
+  std::string r = "format=veil train 1\n";
+  r += a.init.empty() ? "arch=" + a.arch + "\n" : "init_sha256=" + file_sha256(a.init) + "\n";
+  if (!a.teacher.empty()) r += "teacher_sha256=" + file_sha256(a.teacher) + "\n";
+  if (!a.classifier_activation.empty())
+    r += "classifier_activation=" + a.classifier_activation + "\n";
+  const auto images = train.images.floats();
+  r += "train_images=" + std::to_string(train.size()) + "\n";
+  r += "train_images_sha256=" +
+       to_hex(sha256({reinterpret_cast<const uint8_t*>(images.data()), images.size_bytes()})) +
+       "\n";
+  r += "train_labels_sha256=" +
+       to_hex(sha256({reinterpret_cast<const uint8_t*>(train.labels.data()),
+                      train.labels.size() * sizeof(int32_t)})) +
+       "\n";
+  r += "test_images=" + std::to_string(test.size()) + "\n";
+  r += fmt::format("normalization={},{}\n", o.normalization.mean, o.normalization.std);
+  r += fmt::format("epochs={}\nbatch={}\nlr={}\nschedule={}\nmomentum={}\nweight_decay={}\n",
+                   o.epochs, o.batch_size, o.lr, a.schedule, o.sgd.momentum, o.sgd.weight_decay);
+  r += fmt::format("crop_pad={}\nflip={}\nseed={}\n", o.crop_pad, o.flip ? 1 : 0, o.seed);
+  if (o.distill.teacher) {
+    r += fmt::format("distill_alpha={}\ndistill_temperature={}\n", o.distill.alpha,
+                     o.distill.temperature);
+    r += fmt::format("distill_teacher_normalization={},{}\n", o.distill.normalization.mean,
+                     o.distill.normalization.std);
+    if (!o.distill.features.empty())
+      r += fmt::format("distill_features={}\ndistill_beta={}\n", fmt::join(o.distill.features, ","),
+                       o.distill.feature_beta);
+  }
+  return r;
+}
 
 // The model `veil train` starts from: a fresh --arch, or (--init) any model veil runs, block
 // ReLUs and metadata (normalisation, class names, ...) kept. Returns the name the defaults below
@@ -96,7 +147,16 @@ void run_train(const TrainArgs& a) {
   guard.input("--data", a.data);
   if (!a.init.empty()) guard.input("--init", a.init);
   if (!a.teacher.empty()) guard.input("--teacher", a.teacher);
-  guard.output("--out", a.out).check();
+  guard.output("--out", a.out).output("--checkpoint", a.checkpoint).check();
+  if (!a.checkpoint.empty()) {
+    const bool exists = std::filesystem::exists(a.checkpoint);
+    if (exists && !a.resume)
+      throw InvalidArgument("--checkpoint '" + printable(a.checkpoint) +
+                            "' exists: give --resume to continue that run, or remove it");
+    if (!exists && a.resume)
+      throw InvalidArgument("--resume: there is no checkpoint at '" + printable(a.checkpoint) +
+                            "'");
+  }
   auto train_set = data::load_dataset(a.data, data::Split::Train, a.limit);
   auto test_set = data::load_dataset(a.data, data::Split::Test, a.test_limit);
   model::Model m;
@@ -143,6 +203,42 @@ void run_train(const TrainArgs& a) {
     o.distill.feature_beta = a.distill_beta;
   }
 
+  std::optional<nn::Checkpoint> resumed;
+  std::string run;
+  const int64_t steps = (train_set.size() + o.batch_size - 1) / o.batch_size;
+  int64_t start_step = 0;  // of the whole run
+  bool stopped = false;
+  struct {
+    int epoch = 0;
+    int64_t step = 0;
+  } last_state;  // of the last checkpoint
+  if (!a.checkpoint.empty()) {
+    run = run_record(a, o, train_set, test_set);
+    if (a.resume) {
+      resumed = nn::read_checkpoint(a.checkpoint);
+      if (auto diff = nn::run_differences(resumed->run, run); !diff.empty())
+        throw InvalidArgument(fmt::format("--resume: '{}' is the checkpoint of another run ({})",
+                                          printable(a.checkpoint), fmt::join(diff, "; ")));
+      nn::restore_weights(m, resumed->weights);
+      o.resume = &resumed->state;
+      start_step = resumed->state.epoch * steps + resumed->state.step;
+      if (!a.quiet)
+        fmt::print(stderr, "resuming from {}: epoch {}/{}, step {}/{}\n", printable(a.checkpoint),
+                   std::min(resumed->state.epoch + 1, a.epochs), a.epochs, resumed->state.step,
+                   steps);
+    }
+    o.checkpoint_every = a.checkpoint_every;
+    o.on_checkpoint = [&](const nn::TrainState& st) {
+      nn::write_checkpoint(a.checkpoint, {run, st, nn::float_initializers(m)});
+      last_state.epoch = st.epoch;
+      last_state.step = st.step;
+      stopped = a.stop_after_steps > 0 &&
+                st.epoch * steps + st.step - start_step >= a.stop_after_steps &&
+                st.epoch < a.epochs;
+      return !stopped;
+    };
+  }
+
   auto t0 = std::chrono::steady_clock::now();
   auto history = nn::train(m, train_set, &test_set, o, [&](const nn::EpochStats& e) {
     // On stderr with --json too: the JSON (stdout) arrives only at the end, and a long run's
@@ -155,6 +251,23 @@ void run_train(const TrainArgs& a) {
                  100 * e.test_top5, e.images_per_s);
   });
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (stopped) {
+    // --out is only ever the finished model; the checkpoint holds the rest.
+    if (a.json)
+      print_json({{"stopped", true},
+                  {"checkpoint", a.checkpoint},
+                  {"epochs_done", last_state.epoch},
+                  {"step", last_state.step},
+                  {"steps_per_epoch", steps},
+                  {"epochs", a.epochs},
+                  {"seconds", secs}});
+    else
+      fmt::print(
+          "stopped after {} of {} epochs and {} of {} steps of the next; the same command "
+          "with --resume continues the run from {}\n",
+          last_state.epoch, a.epochs, last_state.step, steps, printable(a.checkpoint));
+    return;
+  }
   model::save_onnx(m, a.out);
   const auto& last = history.back();
   if (a.json) {
@@ -172,6 +285,10 @@ void run_train(const TrainArgs& a) {
     }
     j["data"] = a.data;
     j["out"] = a.out;
+    if (resumed)
+      j["resumed"] = {{"checkpoint", a.checkpoint},
+                      {"epoch", resumed->state.epoch},
+                      {"step", resumed->state.step}};
     j["train_images"] = train_set.size();
     j["test_images"] = test_set.size();
     j["seconds"] = secs;
@@ -473,6 +590,27 @@ void add_core_commands(CLI::App& app) {
   train->add_option("--test-limit", ta->test_limit, "Use only the first N test images (0 = all)")
       ->check(image_count());
   train->add_option("--out", ta->out, "Output ONNX file")->required();
+  auto* checkpoint = train->add_option(
+      "--checkpoint", ta->checkpoint,
+      "Keep the run's state in this file (after every epoch, and every --checkpoint-every "
+      "steps): weights, momentum, sample order and generator. A stopped run continues with the "
+      "same command and --resume, and ends with the weights an uninterrupted run would have (at "
+      "the same --threads)");
+  train
+      ->add_option("--checkpoint-every", ta->checkpoint_every,
+                   "With --checkpoint: also write it every this many steps (0 = after every "
+                   "epoch only)")
+      ->check(in_range<int64_t>(0, int64_t{1} << 40))
+      ->needs(checkpoint);
+  train
+      ->add_flag("--resume", ta->resume,
+                 "Continue the run in --checkpoint (refused when an option, the data or an input "
+                 "model differs from that run's)")
+      ->needs(checkpoint);
+  train->add_option("--stop-after-steps", ta->stop_after_steps)
+      ->check(in_range<int64_t>(0, int64_t{1} << 40))
+      ->needs(checkpoint)
+      ->group("");  // hidden: simulates a killed run in the tests
   train->add_flag("--json", ta->json, "Machine-readable summary on stdout");
   train->add_flag("--quiet", ta->quiet, "No progress output");
   train->callback([ta] { run_train(*ta); });
