@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <random>
 #include <set>
 #include <sstream>
 
@@ -26,22 +25,6 @@ constexpr size_t kDigestSize = 32;
 constexpr uint64_t kEpochRecordBytes = 4 + 7 * 8;
 
 bool finite(double v) { return std::isfinite(v); }
-
-// std::mt19937_64 writes its 312 state words and its position, separated by spaces: 313
-// decimal numbers, the last at most 312. Anything else is refused before the library parses it
-// (its operator>> does not check the position).
-bool canonical_rng_text(const std::string& text) {
-  std::mt19937_64 rng;
-  std::istringstream in(text);
-  in >> rng;
-  if (in.fail()) return false;
-  std::ostringstream out;
-  out << rng;
-  if (out.str() != text) return false;
-  const auto last = text.find_last_of(' ');
-  return last != std::string::npos && text.size() - last - 1 <= 3 &&
-         std::stoi(text.substr(last + 1)) <= 312;
-}
 
 void write_epoch(ByteWriter& w, const EpochStats& e) {
   w.u32(static_cast<uint32_t>(e.epoch));
@@ -141,7 +124,11 @@ Checkpoint parse_checkpoint(std::span<const uint8_t> bytes) {
   s.epoch = static_cast<int>(epoch);
   s.step = r.i64("step");
   s.rng = r.str(kCheckpointMaxRngText, "generator state");
-  if (!canonical_rng_text(s.rng)) r.fail("the generator state is not one std::mt19937_64 wrote");
+  try {
+    generator_from_state(s.rng);
+  } catch (const InvalidArgument& e) {
+    r.fail(e.what());
+  }
   const uint64_t n = r.count64(kCheckpointMaxImages, "sample order count", 8);
   s.order.resize(n);
   {

@@ -138,21 +138,6 @@ class ExtraOutputs {
   std::vector<model::ValueInfo> saved_;
 };
 
-std::string rng_to_text(const std::mt19937_64& rng) {
-  std::ostringstream out;
-  out << rng;
-  return out.str();
-}
-
-std::mt19937_64 rng_from_text(const std::string& text) {
-  std::mt19937_64 rng;
-  std::istringstream in(text);
-  in >> rng;
-  if (in.fail() || rng_to_text(rng) != text)
-    throw InvalidArgument("resume: the generator state is not one std::mt19937_64 wrote");
-  return rng;
-}
-
 // A resume state that this run could have handed out: train() trusts nothing else about it.
 void check_resume(const TrainState& at, const TrainOptions& o, int64_t n, int64_t steps) {
   auto refuse = [](const std::string& why) { throw InvalidArgument("resume: " + why); };
@@ -177,6 +162,31 @@ void check_resume(const TrainState& at, const TrainOptions& o, int64_t n, int64_
 }
 
 }  // namespace
+
+std::string generator_state(const std::mt19937_64& rng) {
+  std::ostringstream out;
+  out << rng;
+  return out.str();
+}
+
+// std::mt19937_64 writes its 312 state words and its position: 313 decimal numbers, the last at
+// most 312. Anything else is refused, the position before the library reads it (its operator>>
+// does not check it).
+std::mt19937_64 generator_from_state(const std::string& text) {
+  auto refuse = [] {
+    throw InvalidArgument("the generator state is not one std::mt19937_64 wrote");
+  };
+  const auto last = text.find_last_of(' ');
+  if (last == std::string::npos || text.size() - last - 1 < 1 || text.size() - last - 1 > 3 ||
+      text.find_first_not_of("0123456789", last + 1) != std::string::npos ||
+      std::stoi(text.substr(last + 1)) > 312)
+    refuse();
+  std::mt19937_64 rng;
+  std::istringstream in(text);
+  in >> rng;
+  if (in.fail() || generator_state(rng) != text) refuse();
+  return rng;
+}
 
 std::vector<std::string> stage_outputs(const model::Model& model) {
   model::Model shaped = model;
@@ -276,7 +286,7 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
     at = *o.resume;
     check_resume(at, o, train_set.size(), steps);
     sgd.restore_velocity(at.velocity);
-    rng = rng_from_text(at.rng);
+    rng = generator_from_state(at.rng);
     if (!at.order.empty()) order = at.order;
   }
   std::vector<EpochStats> history = at.history;
@@ -286,7 +296,7 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
     TrainState st;
     st.epoch = step == steps ? epoch + 1 : epoch;
     st.step = step == steps ? 0 : step;
-    st.rng = rng_to_text(rng);
+    st.rng = generator_state(rng);
     st.order = order;
     if (st.step > 0) {
       st.loss_sum = loss_sum;

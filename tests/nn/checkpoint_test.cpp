@@ -125,6 +125,8 @@ TEST(Checkpoint, RefusesInconsistentContent) {
   EXPECT_TRUE(refused([](Checkpoint& c) { c.state.history[1].epoch = 3; }));
   EXPECT_TRUE(refused([](Checkpoint& c) { c.state.history[0].train_loss = NAN; }));
   EXPECT_TRUE(refused([](Checkpoint& c) { c.state.rng += " 1"; }));
+  EXPECT_TRUE(refused([](Checkpoint& c) { c.state.rng += " "; }));
+  EXPECT_TRUE(refused([](Checkpoint& c) { c.state.rng = ""; }));
   EXPECT_TRUE(refused([](Checkpoint& c) { c.state.rng = "0" + c.state.rng; }));
   EXPECT_TRUE(refused([](Checkpoint& c) { c.state.rng = "not a generator"; }));
   EXPECT_TRUE(refused([](Checkpoint& c) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <span>
 #include <string>
 #include <utility>
@@ -119,6 +120,11 @@ struct EvalOptions {
 };
 
 EvalResult evaluate(model::Model& model, const data::Dataset& set, const EvalOptions& options);
+
+// TrainState::rng: the generator as it writes itself to a stream, and back. The reader refuses
+// (InvalidArgument) any text the writer would not have produced.
+std::string generator_state(const std::mt19937_64& rng);
+std::mt19937_64 generator_from_state(const std::string& text);
 
 // The learning rate of `epoch` (0-based) under `options`.
 double learning_rate(const TrainOptions& options, int epoch);
