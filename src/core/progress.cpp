@@ -75,10 +75,11 @@ std::string format_rate(double r) {
 }
 
 std::string format_progress_line(const std::string& label, int64_t done, int64_t total,
-                                 double elapsed, const std::string& extra, int bar_width) {
+                                 double elapsed, const std::string& extra, int bar_width,
+                                 int64_t resumed_from) {
   // Built with append() rather than operator+ chains, which GCC 12 misdiagnoses (-Wrestrict).
   std::string line = label;
-  const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : -1;
+  const double rate = elapsed > 0 ? static_cast<double>(done - resumed_from) / elapsed : -1;
   if (total > 0) {
     if (bar_width > 0) {
       const double frac = std::clamp(static_cast<double>(done) / total, 0.0, 1.0);
@@ -131,7 +132,13 @@ void ProgressBar::set_default_quiet(bool quiet) { g_default_quiet = quiet; }
 bool ProgressBar::default_quiet() { return g_default_quiet.load(); }
 
 std::string ProgressBar::line(double now) const {
-  return format_progress_line(label_, done_, total_, now - start_, extra_, tty_ ? 20 : 0);
+  return format_progress_line(label_, done_, total_, now - start_, extra_, tty_ ? 20 : 0,
+                              resumed_from_);
+}
+
+void ProgressBar::resume_at(int64_t done) {
+  update(done);
+  resumed_from_ = done_;
 }
 
 void ProgressBar::update(int64_t done, const std::string& extra) {

@@ -320,7 +320,7 @@ std::vector<EpochStats> train(model::Model& model, const data::Dataset& train_se
     bar.set_quiet(!o.progress);
     double loss_sum = continued ? at.loss_sum : 0;
     int64_t correct = continued ? at.correct : 0, seen = continued ? at.seen : 0;
-    if (continued) bar.update(seen);
+    if (continued) bar.resume_at(seen);
     for (int64_t s = continued ? at.step : 0; s < steps; ++s) {
       int64_t begin = s * o.batch_size, count = std::min(o.batch_size, train_set.size() - begin);
       std::vector<int64_t> idx(order.begin() + begin, order.begin() + begin + count);

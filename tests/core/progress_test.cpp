@@ -132,6 +132,21 @@ TEST(ProgressBar, ShorterLineOverwritesLongerOne) {
 // A log gets one line per phase however long the phase runs: a fast loop (1024 items/s, steps
 // exact in binary so the rate prints exactly) and a slow one (1 item/s for 1000 s, past any
 // interval a log might print on).
+// A bar resumed at 900 of 1000 items shows the rate of the 100 it saw, not 1000 over its time.
+TEST(ProgressBar, AResumedBarRatesOnlyWhatItSaw) {
+  std::ostringstream out;
+  FakeClock clock;
+  {
+    ProgressBar bar("epoch 2/20", 1000, out, false, clock.fn());
+    bar.resume_at(900);
+    clock.t += 10;
+    bar.update(950);
+  }
+  EXPECT_THAT(out.str(), HasSubstr(" 950/1000  95% 5.00 it/s 0:10 eta 0:10"));
+  EXPECT_THAT(format_progress_line("x", 950, 1000, 10, "", 0, 900), HasSubstr("5.00 it/s"));
+  EXPECT_THAT(format_progress_line("x", 950, 1000, 10, "", 0), HasSubstr("95.0 it/s"));
+}
+
 TEST(ProgressBar, LogPrintsOnlyTheFinalLine) {
   for (double step : {1.0 / 1024, 1.0}) {
     std::ostringstream out;

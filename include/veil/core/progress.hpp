@@ -22,10 +22,11 @@ std::string format_duration(double seconds);
 // "1.52k", "3.40M"; "?" for a negative or non-finite value.
 std::string format_rate(double items_per_second);
 // One progress line (no '\r' or newline). total <= 0 means unknown: no bar, percentage or ETA.
-// bar_width <= 0 leaves out the bar.
+// bar_width <= 0 leaves out the bar. `resumed_from` items were done before `elapsed_seconds`
+// started (a continued run): they count in the total, not in the rate or the ETA.
 std::string format_progress_line(const std::string& label, int64_t done, int64_t total,
                                  double elapsed_seconds, const std::string& extra,
-                                 int bar_width = 20);
+                                 int bar_width = 20, int64_t resumed_from = 0);
 
 class ProgressBar {
  public:
@@ -42,6 +43,9 @@ class ProgressBar {
   // Records `done` items (0 <= done; values above total are clamped) and redraws if due (on a
   // TTY only).
   void update(int64_t done, const std::string& extra = "");
+  // Starts a bar at `done` items that an earlier run did (a resumed training epoch): the rate
+  // and ETA count only what this bar sees done.
+  void resume_at(int64_t done);
   // Prints the final line (ending with a newline); an empty `extra` repeats the last one.
   // Called by the destructor if not called.
   void finish(const std::string& extra = "");
@@ -65,6 +69,7 @@ class ProgressBar {
   double start_ = 0;
   double last_draw_ = -1;
   int64_t done_ = 0;
+  int64_t resumed_from_ = 0;
   std::string extra_;
   size_t last_len_ = 0;
   bool finished_ = false;
