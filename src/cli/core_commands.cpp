@@ -29,6 +29,7 @@
 #include "veil/nn/checkpoint.hpp"
 #include "veil/nn/executor.hpp"
 #include "veil/nn/preprocess.hpp"
+#include "veil/nn/threads.hpp"
 #include "veil/nn/trainer.hpp"
 
 namespace veil::cli {
@@ -72,8 +73,9 @@ std::string file_sha256(const std::string& path) {
 
 // What makes a run the run it is: every option that changes its weights, and digests of the
 // inputs (the data by content, so a moved dataset still matches). A checkpoint carries it and
-// --resume compares it line by line. Not in it: --threads (a continued run is bit-identical to
-// an uninterrupted one at the same thread count only), --out, --quiet, --json.
+// --resume compares it line by line. Not compared: `threads` (the kernels' summation order, so a
+// continued run is bit-identical to an uninterrupted one at the same count only; a change is
+// allowed and named). Not in it: --out, --quiet, --json.
 std::string run_record(const TrainArgs& a, const nn::TrainOptions& o, const data::Dataset& train,
                        const data::Dataset& test) {
   std::string r = "format=veil train 1\n";
@@ -205,6 +207,7 @@ void run_train(const TrainArgs& a) {
 
   std::optional<nn::Checkpoint> resumed;
   std::string run;
+  std::string threads_changed;  // set when --resume runs at another thread count
   const int64_t steps = (train_set.size() + o.batch_size - 1) / o.batch_size;
   int64_t start_step = 0;  // of the whole run
   bool stopped = false;
@@ -213,12 +216,20 @@ void run_train(const TrainArgs& a) {
     int64_t step = 0;
   } last_state;  // of the last checkpoint
   if (!a.checkpoint.empty()) {
-    run = run_record(a, o, train_set, test_set);
+    const std::string threads = std::to_string(nn::num_threads());
+    run = run_record(a, o, train_set, test_set) + "threads=" + threads + "\n";
     if (a.resume) {
       resumed = nn::read_checkpoint(a.checkpoint);
-      if (auto diff = nn::run_differences(resumed->run, run); !diff.empty())
+      if (auto diff = nn::run_differences(resumed->run, run, {"threads"}); !diff.empty())
         throw InvalidArgument(fmt::format("--resume: '{}' is the checkpoint of another run ({})",
                                           printable(a.checkpoint), fmt::join(diff, "; ")));
+      // Checkpoints written before the count was recorded have no such line: nothing to say.
+      if (auto saved = nn::run_value(resumed->run, "threads"); saved && *saved != threads) {
+        threads_changed = "--threads " + printable(*saved) + " in the checkpoint, " + threads +
+                          " now: the weights will differ in the last bits from an uninterrupted "
+                          "run's (another summation order), the training is the same";
+        if (!a.quiet) fmt::print(stderr, "note: {}\n", threads_changed);
+      }
       nn::restore_weights(m, resumed->weights);
       o.resume = &resumed->state;
       start_step = resumed->state.epoch * steps + resumed->state.step;
@@ -289,6 +300,7 @@ void run_train(const TrainArgs& a) {
       j["resumed"] = {{"checkpoint", a.checkpoint},
                       {"epoch", resumed->state.epoch},
                       {"step", resumed->state.step}};
+    if (!threads_changed.empty()) j["resumed"]["threads_changed"] = threads_changed;
     j["train_images"] = train_set.size();
     j["test_images"] = test_set.size();
     j["seconds"] = secs;
@@ -595,7 +607,7 @@ void add_core_commands(CLI::App& app) {
       "Keep the run's state in this file (after every epoch, and every --checkpoint-every "
       "steps): weights, momentum, sample order and generator. A stopped run continues with the "
       "same command and --resume, and ends with the weights an uninterrupted run would have (at "
-      "the same --threads)");
+      "the same --threads; another count is allowed and noted)");
   train
       ->add_option("--checkpoint-every", ta->checkpoint_every,
                    "With --checkpoint: also write it every this many steps (0 = after every "

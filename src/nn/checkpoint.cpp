@@ -234,23 +234,30 @@ void restore_weights(model::Model& model,
   for (const auto& [name, t] : weights) model.graph.initializers.at(name) = t;
 }
 
-std::vector<std::string> run_differences(const std::string& saved, const std::string& current) {
-  auto lines = [](const std::string& text) {
-    std::map<std::string, std::string> kv;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto eq = line.find('=');
-      kv[line.substr(0, eq)] = eq == std::string::npos ? "" : line.substr(eq + 1);
-    }
-    return kv;
-  };
-  const auto a = lines(saved), b = lines(current);
+namespace {
+
+std::map<std::string, std::string> run_lines(const std::string& text) {
+  std::map<std::string, std::string> kv;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find('=');
+    kv[line.substr(0, eq)] = eq == std::string::npos ? "" : line.substr(eq + 1);
+  }
+  return kv;
+}
+
+}  // namespace
+
+std::vector<std::string> run_differences(const std::string& saved, const std::string& current,
+                                         const std::set<std::string>& not_compared) {
+  const auto a = run_lines(saved), b = run_lines(current);
   std::set<std::string> keys;
   for (const auto& [k, v] : a) keys.insert(k);
   for (const auto& [k, v] : b) keys.insert(k);
   std::vector<std::string> out;
   for (const auto& k : keys) {
+    if (not_compared.count(k)) continue;
     auto ia = a.find(k), ib = b.find(k);
     const std::string va = ia == a.end() ? "(none)" : ia->second;
     const std::string vb = ib == b.end() ? "(none)" : ib->second;
@@ -259,6 +266,13 @@ std::vector<std::string> run_differences(const std::string& saved, const std::st
                     " now");
   }
   return out;
+}
+
+std::optional<std::string> run_value(const std::string& record, const std::string& key) {
+  const auto kv = run_lines(record);
+  auto it = kv.find(key);
+  if (it == kv.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace veil::nn

@@ -71,8 +71,27 @@ TEST_F(TrainCheckpointCli, StoppedRunsResumeToTheSameModel) {
   j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["resumed"]["epoch"].get<int>(), 1);
   EXPECT_EQ(j["resumed"]["step"].get<int>(), 0);
+  EXPECT_FALSE(j["resumed"].contains("threads_changed"));
   EXPECT_EQ(j["epochs"].size(), 2u);  // the first epoch's record came from the checkpoint
   EXPECT_EQ(slurp(dir_ / "resumed.onnx"), straight);
+}
+
+// Another thread count is the same run in another summation order: allowed, and said.
+TEST_F(TrainCheckpointCli, ResumingAtAnotherThreadCountIsNoted) {
+  const std::string ck = "--checkpoint " + path("run.vckpt");
+  auto r = run_veil(run(ck + " --stop-after-steps 3 --checkpoint-every 3 --out " + path("m.onnx")),
+                    dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string cmd = run(ck + " --resume --json --out " + path("m.onnx"));
+  cmd.replace(cmd.find("--threads 2"), 11, "--threads 1");
+  r = run_veil(cmd, dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j["resumed"].contains("threads_changed")) << r.out;
+  EXPECT_NE(j["resumed"]["threads_changed"].get<std::string>().find(
+                "--threads 2 in the checkpoint, 1 now"),
+            std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "m.onnx"));
 }
 
 TEST_F(TrainCheckpointCli, AKilledRunResumesToTheSameModel) {

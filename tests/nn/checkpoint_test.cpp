@@ -196,6 +196,15 @@ TEST(Checkpoint, RunDifferencesNameTheLinesThatDiffer) {
   EXPECT_EQ(run_differences("a=\x1b[2J\n", "a=1\n")[0], "a: \\x1b[2J in the checkpoint, 1 now");
 }
 
+TEST(Checkpoint, RunLinesNotComparedAreStillReadable) {
+  EXPECT_TRUE(run_differences("a=1\nthreads=1\n", "a=1\nthreads=2\n", {"threads"}).empty());
+  EXPECT_TRUE(run_differences("a=1\n", "a=1\nthreads=2\n", {"threads"}).empty());
+  EXPECT_EQ(run_differences("a=1\nthreads=1\n", "a=2\nthreads=2\n", {"threads"}).size(), 1u);
+  EXPECT_EQ(run_value("a=1\nthreads=4\n", "threads"), "4");
+  EXPECT_EQ(run_value("a=1\nthreads=\n", "threads"), "");
+  EXPECT_EQ(run_value("a=1\n", "threads"), std::nullopt);
+}
+
 TEST(Sgd, RestoresItsMomentumAndRefusesAnothersBuffers) {
   auto m = model::build_arch("mlp", {1, 8, 8, 4, 1});
   std::vector<std::string> params;

@@ -23,6 +23,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -73,7 +75,11 @@ void restore_weights(model::Model& model,
 
 // The run record: one `key=value` line per option or input digest. The lines of `saved` (from a
 // checkpoint) that differ from `current`, as "key: <saved> in the checkpoint, <current> now"
-// (values made printable); empty when the records are the same.
-std::vector<std::string> run_differences(const std::string& saved, const std::string& current);
+// (values made printable); empty when the records are the same. Keys in `not_compared` are
+// skipped: lines a run records for its reader (the thread count) without being another run.
+std::vector<std::string> run_differences(const std::string& saved, const std::string& current,
+                                         const std::set<std::string>& not_compared = {});
+// The value of `key` in a run record (the last line of that key), or nullopt.
+std::optional<std::string> run_value(const std::string& record, const std::string& key);
 
 }  // namespace veil::nn
