@@ -56,7 +56,7 @@ struct KeygenArgs {
 void run_keygen(const KeygenArgs& a) {
   const fs::path dir = a.out_dir;
   OutputGuard guard;
-  guard.input("--model", a.model);
+  guard.input("--model", a.model).output_dir("--out-dir", dir);
   for (const char* f : {he::kSecretKeyFileName, he::kPublicKeyFileName, he::kEvalKeyFileName})
     guard.secret_output("--out-dir", dir / f, "HE key");
   a.secret.declare(guard, /*creates=*/true);

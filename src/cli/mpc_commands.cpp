@@ -190,37 +190,18 @@ void print_run(const mpc::LocalRunResult& r) {
   print_cost_rows(r);
 }
 
-// --keep names the directory that keeps the session's files (created if missing): refuse a path
-// that is, or lies under, something other than a directory before any work is done.
-void check_keep_dir(const std::string& keep) {
-  if (keep.empty()) return;
-  std::error_code ec;
-  for (fs::path p = fs::absolute(keep, ec); !ec && !p.empty(); p = p.parent_path()) {
-    const fs::file_status st = fs::status(p, ec);
-    if (ec && st.type() != fs::file_type::not_found) break;  // let the run report it
-    ec.clear();
-    if (fs::exists(st)) {
-      if (!fs::is_directory(st))
-        throw InvalidArgument("--keep " + keep + ": " + p.string() +
-                              " is not a directory (--keep names a directory for the session's "
-                              "files)");
-      return;
-    }
-    if (p == p.parent_path()) return;
-  }
-}
-
 void run_local_command(RunArgs& a) {
   mpc::LocalRunOptions& o = a.opt;
-  check_keep_dir(o.keep);
   {
     // What the session writes into --keep (mpc/local_run.cpp): with --tls, fresh private keys
     // that must not replace keys already there.
     OutputGuard guard;
     guard.input("--model", o.model).input("--input", o.input.npy);
     if (!o.keep.empty()) {
+      // Created if missing: a path that is, or lies under, something other than a directory is
+      // refused here, before any party starts.
       const fs::path keep = o.keep;
-      guard.output("--keep", keep / "parties.json");
+      guard.output_dir("--keep", keep).output("--keep", keep / "parties.json");
       for (mpc::Role r : {mpc::Role::Client, mpc::Role::Server, mpc::Role::Helper}) {
         const std::string role = mpc::role_name(r);
         guard.output("--keep", keep / (role + ".log")).output("--keep", keep / (role + ".json"));

@@ -1,6 +1,7 @@
 #include "veil/core/output_guard.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "temp_dir.hpp"
 #include "veil/core/error.hpp"
@@ -84,6 +85,54 @@ TEST_F(OutputGuardTest, EmptyAndMissingPathsAreSkipped) {
                         .output("--report", "")
                         .output("--out", dir_ / "out")),
             "");
+}
+
+// Hours of training must not end in "cannot write": where an output cannot be created is found
+// before the work.
+TEST_F(OutputGuardTest, RefusesAnOutputThatCannotBeWrittenWhereItIsNamed) {
+  const auto missing = dir_ / "missing" / "m.onnx";
+  EXPECT_EQ(refusal(OutputGuard().output("--out", missing)),
+            "--out '" + missing.string() + "': directory '" + (dir_ / "missing").string() +
+                "' does not exist");
+  fs::create_directory(dir_ / "sub");
+  EXPECT_EQ(refusal(OutputGuard().output("--checkpoint", dir_ / "sub")),
+            "--checkpoint '" + (dir_ / "sub").string() + "' is a directory, not a file");
+  const auto under_file = model_ / "x.onnx";  // model_ is a file
+  EXPECT_NE(refusal(OutputGuard().output("--out", under_file)).find("is not a directory"),
+            std::string::npos);
+  // Force replaces secrets, not directories that are not there.
+  EXPECT_NE(refusal(OutputGuard().secret_output("--key", missing, "lock key"), /*force=*/true), "");
+  // A bare name is written in the working directory.
+  const auto cwd = fs::current_path();
+  fs::current_path(dir_.path());
+  const auto bare = refusal(OutputGuard().output("--out", "bare-name.onnx"));
+  fs::current_path(cwd);
+  EXPECT_EQ(bare, "");
+}
+
+TEST_F(OutputGuardTest, RefusesAnOutputInADirectoryItMayNotWriteIn) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root writes in any directory of a writable mount";
+  fs::create_directory(dir_ / "ro");
+  fs::permissions(dir_ / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+  const auto msg = refusal(OutputGuard().output("--out", dir_ / "ro" / "m.onnx"));
+  fs::permissions(dir_ / "ro", fs::perms::owner_all);
+  EXPECT_NE(msg.find("cannot write in directory"), std::string::npos) << msg;
+}
+
+TEST_F(OutputGuardTest, AnOutputDirectoryIsCreatedWhereADirectoryCanBe) {
+  // Missing, with missing parents: the files inside need no existing directory.
+  const auto keep = dir_ / "a" / "b";
+  for (const fs::path& d : {keep, fs::path(keep.string() + "/"), dir_ / "a" / "." / "b"})
+    EXPECT_EQ(refusal(OutputGuard().output_dir("--keep", d).output("--keep", keep / "x.json")), "")
+        << d;
+  // Another directory's file is still checked.
+  EXPECT_NE(refusal(OutputGuard().output_dir("--keep", keep).output("--out", dir_ / "c" / "y")),
+            "");
+  // A file there, or on the way, is refused.
+  for (const fs::path& d : {model_, model_ / "session"}) {
+    const auto msg = refusal(OutputGuard().output_dir("--keep", d).output("--keep", d / "x.json"));
+    EXPECT_NE(msg.find("is not a directory"), std::string::npos) << d << ": " << msg;
+  }
 }
 
 }  // namespace

@@ -58,6 +58,29 @@ class OutputGuardCli : public ::testing::Test {
 #define NEED_DATASET() \
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed"
 
+// A training run of hours must not end in "cannot write": an output in a directory that is not
+// there is refused before the first step, whether it is the model or the checkpoint.
+TEST_F(OutputGuardCli, TrainRefusesAnOutputItCouldNotWriteBeforeTraining) {
+  NEED_DATASET();
+  const std::string run =
+      "train --arch lenet5 --data fashion-mnist --limit 64 --test-limit 10 --epochs 1 --quiet";
+  const auto missing = dir_ / "missing";
+  fs::create_directory(dir_ / "d");
+  for (const std::string& extra :
+       {" --out " + (missing / "m.onnx").string(),
+        " --out " + (dir_ / "t.onnx").string() + " --checkpoint " + (missing / "c.vckpt").string(),
+        " --out " + (dir_ / "d").string()}) {
+    const auto r = run_veil(run + extra, dir_);
+    expect_refused(r, "--", model_, model_bytes_);
+    EXPECT_TRUE(r.err.find("does not exist") != std::string::npos ||
+                r.err.find("is a directory") != std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find("epoch"), std::string::npos) << "trained before refusing: " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(missing));
+  EXPECT_FALSE(fs::exists(dir_ / "t.onnx"));
+}
+
 TEST_F(OutputGuardCli, InferRefusesToOverwriteItsModelOrInputByAnyName) {
   fs::create_hard_link(model_, dir_ / "hard.onnx");
   fs::create_symlink(model_, dir_ / "sym.onnx");
@@ -142,10 +165,15 @@ TEST_F(OutputGuardCli, LockKeygenReplacesAKeyOnlyWithForce) {
 
 TEST_F(OutputGuardCli, FailedKeygenLeavesNoNewSecretAndKeepsAnExistingOne) {
   NEED_DATASET();
-  // The key cannot be written (its directory does not exist): the run fails after the key was
-  // generated, when the new secret would already exist.
-  const auto unwritable = dir_ / "no-such-dir" / "k.vkey";
-  auto r = keygen(unwritable, dir_ / "new.secret");
+  // A key in a directory that is not there is refused before anything is generated.
+  auto r = keygen(dir_ / "no-such-dir" / "k.vkey", dir_ / "new.secret");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "new.secret"));
+  // A name the file system refuses (longer than NAME_MAX) passes that check: the run fails after
+  // the key was generated, when the new secret would already exist.
+  const auto unwritable = dir_ / (std::string(300, 'k') + ".vkey");
+  r = keygen(unwritable, dir_ / "new.secret");
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "new.secret"));

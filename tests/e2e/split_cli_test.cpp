@@ -180,7 +180,7 @@ TEST_F(SplitCli, ATranscriptThatCannotBeWrittenIsRefusedFirst) {
                                        (tmp_ / "missing" / "t.vtrs").string(),
                                    tmp_);
   expect_one_error_line(nodir);
-  EXPECT_NE(nodir.err.find("before it connected"), std::string::npos) << nodir.err;
+  EXPECT_NE(nodir.err.find("does not exist"), std::string::npos) << nodir.err;
 }
 
 TEST_F(SplitCli, RunsWithItsStandardDescriptorsClosed) {
