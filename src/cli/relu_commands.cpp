@@ -266,7 +266,8 @@ void add_relu_distortion_command(CLI::App& relu) {
       ->check(in_range<uint64_t>(0, UINT64_MAX));
   cmd->add_option("--sizes", da->sizes, "Candidate block sizes: small (default) | full")
       ->check(CLI::IsMember({"small", "full"}));
-  cmd->add_option("--batch", da->batch, "Images per engine batch (variants x samples)")
+  cmd->add_option("--batch", da->batch,
+                  "Images per engine batch (variants x samples; no more than a layer's variants)")
       ->check(in_range<int64_t>(1, int64_t{1} << 20));
   cmd->add_option("--normalize", da->normalize,
                   "MEAN,STD applied to [0,1] pixels (default: from the model's metadata)");

@@ -1,5 +1,7 @@
 #include "veil/mpc/block_relu/distortion.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,6 +11,7 @@
 
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
+#include "veil/core/memory_budget.hpp"
 #include "veil/model/shape_inference.hpp"
 #include "veil/nn/block_relu.hpp"
 #include "veil/nn/executor.hpp"
@@ -71,6 +74,24 @@ std::array<int64_t, 3> relu_map(const model::Model& shaped, const model::Node& r
     throw Unsupported(relu.describe() + ": input of shape " + shape_to_string(s) +
                       " is not known before run time");
   return m;
+}
+
+// Floats one sample of `value` holds (its inferred shape without the batch dimension), or -1
+// when that is not known before run time.
+int64_t floats_per_sample(const model::Model& shaped, const std::string& value) {
+  Shape s;
+  if (auto it = shaped.graph.value_info.find(value); it != shaped.graph.value_info.end())
+    s = it->second.shape;
+  else
+    for (const auto& in : shaped.graph.inputs)
+      if (in.name == value) s = in.shape;
+  if (s.empty()) return -1;
+  int64_t n = 1;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] < 1) return -1;
+    n *= s[i];
+  }
+  return n;
 }
 
 // For every node: whether it reads (transitively) one of `roots`.
@@ -199,22 +220,50 @@ void measure_layer(const model::Model& m, const model::Node& relu, const Tensor&
   std::vector<std::string> wanted = {relu.inputs.at(0)};
   for (const auto& e : suffix.externals)
     if (std::find(wanted.begin(), wanted.end(), e) == wanted.end()) wanted.push_back(e);
-  const auto clean = run_in_slices(m, wanted, images, std::max<int64_t>(o.batch_images, 1));
-  const Tensor& x = clean[0];
-  if (x.numel() != n * c_count * plane)
-    throw MalformedInput(relu.describe() + ": its input holds " + std::to_string(x.numel()) +
-                         " values, not " +
-                         shape_to_string({n, c_count, layer.height, layer.width}));
 
   // Slot 0 of the first batch is the clean network: the baseline comes from the same executor
   // and batch shape as every variant, so a variant that changes nothing measures exactly 0.
   std::vector<Variant> slots = {{}};
   for (int64_t c = 0; c < c_count; ++c)
     for (size_t s = 1; s < layer.sizes.size(); ++s) slots.push_back({c, s});
-  const int64_t per_batch = std::max<int64_t>(1, o.batch_images / std::max<int64_t>(n, 1));
+  // No larger than the layer needs: a batch beyond its variants would be padding only.
+  const int64_t per_batch = std::min<int64_t>(
+      std::max<int64_t>(1, o.batch_images / std::max<int64_t>(n, 1)), std::ssize(slots));
   // Every batch has the same shape (the last one padded with clean slots): the same kernels run
   // for every variant, so the values do not depend on where a variant falls.
   while (static_cast<int64_t>(slots.size()) % per_batch) slots.push_back({});
+
+  // What this layer keeps, from the inferred shapes before anything is allocated (the engine
+  // plans its own runs): the clean values for every sample (twice while the slices are joined),
+  // and one batch of variants (built, then copied into a tensor) with the tiled values the
+  // suffix reads. Too many --samples or too large a --batch is one line, not the OOM killer.
+  int64_t clean_floats = 0, tiled_floats = 0;
+  bool known = true;
+  for (const auto& w : wanted) {
+    const int64_t f = floats_per_sample(m, w);
+    known = known && f >= 0;
+    clean_floats += std::max<int64_t>(f, 0);
+    if (w != wanted[0]) tiled_floats += std::max<int64_t>(f, 0);
+  }
+  if (known) {
+    const double bytes = 4.0 * static_cast<double>(n) *
+                         (2.0 * static_cast<double>(clean_floats) +
+                          static_cast<double>(per_batch) *
+                              (2.0 * static_cast<double>(c_count * plane) + tiled_floats));
+    if (bytes > static_cast<double>(memory_budget()))
+      throw InvalidArgument(fmt::format(
+          "{}: measuring it needs {} for {} samples at {} variant{} per batch, over the memory "
+          "budget of {}; give fewer --samples or a smaller --batch (or raise --max-memory)",
+          relu.describe(), human_bytes(bytes >= 0x1p62 ? uint64_t{1} << 62 : uint64_t(bytes)), n,
+          per_batch, per_batch == 1 ? "" : "s", human_bytes(memory_budget())));
+  }
+
+  const auto clean = run_in_slices(m, wanted, images, std::max<int64_t>(o.batch_images, 1));
+  const Tensor& x = clean[0];
+  if (x.numel() != n * c_count * plane)
+    throw MalformedInput(relu.describe() + ": its input holds " + std::to_string(x.numel()) +
+                         " values, not " +
+                         shape_to_string({n, c_count, layer.height, layer.width}));
 
   std::vector<Tensor> inputs(1 + suffix.externals.size());
   for (size_t e = 0; e < suffix.externals.size(); ++e) {

@@ -7,6 +7,7 @@
 
 #include "nn/graph_builder.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/memory_budget.hpp"
 #include "veil/mpc/block_relu/distortion_file.hpp"
 #include "veil/nn/executor.hpp"
 
@@ -126,7 +127,9 @@ TEST(Distortion, TinyModelMatchesAHandComputedMse) {
       const double expected = sum / (n * 3);
       const double got = table.layers[0].distortion[c * sizes.size() + s];
       EXPECT_NEAR(got, expected, 1e-5 * (1 + expected)) << "channel " << c << " size " << s;
-      if (s == 0) EXPECT_EQ(got, 0.0);
+      if (s == 0) {
+        EXPECT_EQ(got, 0.0);
+      }
     }
   // The identity of a channel with negative pre-activations changes the logits.
   EXPECT_GT(table.layers[0].distortion[sizes.size() - 1], 1e-3);
@@ -228,6 +231,37 @@ TEST(Distortion, ResidualSuffixMatchesAFullRerun) {
         largest = std::max(largest, got);
       }
   EXPECT_GT(largest, 1e-3);  // the check compares something
+}
+
+// A batch larger than a layer's variants is cut to them (no batch of padding), and measures the
+// same; what the samples and the batch would keep is bounded before it is allocated.
+TEST(Distortion, BatchIsCutToTheVariantsAndMemoryIsBoundedFirst) {
+  std::mt19937 rng(17);
+  auto m = resnet_like(rng);
+  const Tensor images = random_tensor({4, 2, 6, 5}, rng);
+  auto exact = plan_distortion(m, CandidateSizes::Small);
+  DistortionOptions o;
+  o.batch_images = 12;
+  measure_distortion(m, images, exact, o);
+  auto huge = plan_distortion(m, CandidateSizes::Small);
+  o.batch_images = int64_t{1} << 40;  // 2^38 variants per batch, were it not cut
+  measure_distortion(m, images, huge, o);
+  for (size_t i = 0; i < exact.layers.size(); ++i)
+    for (size_t k = 0; k < exact.layers[i].distortion.size(); ++k)
+      EXPECT_NEAR(huge.layers[i].distortion[k], exact.layers[i].distortion[k],
+                  1e-6 + 1e-4 * exact.layers[i].distortion[k]);
+
+  set_memory_budget(4096);  // bytes: less than two samples' clean values of the first layer
+  auto refused = plan_distortion(m, CandidateSizes::Small);
+  o.batch_images = 4;
+  try {
+    measure_distortion(m, images, refused, o);
+    ADD_FAILURE() << "not refused";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("--samples"), std::string::npos) << e.what();
+  }
+  set_memory_budget(0);
+  EXPECT_FALSE(refused.layers[0].done);
 }
 
 TEST(Distortion, ResumedRunIsBitIdentical) {
