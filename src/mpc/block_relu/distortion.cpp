@@ -52,16 +52,17 @@ namespace {
 bool is_relu(const model::Node& n) { return n.op_type == "Relu"; }
 
 // Feature shape [C, H, W] of a ReLU's input: rank 4 as is, rank 2 as C x 1 x 1.
+// The inferred shape of `value` (a graph input's declared one), empty when unknown.
+Shape inferred_shape(const model::Model& shaped, const std::string& value) {
+  if (auto it = shaped.graph.value_info.find(value); it != shaped.graph.value_info.end())
+    return it->second.shape;
+  for (const auto& in : shaped.graph.inputs)
+    if (in.name == value) return in.shape;
+  return {};
+}
+
 std::array<int64_t, 3> relu_map(const model::Model& shaped, const model::Node& relu) {
-  const auto& vi = shaped.graph.value_info;
-  const std::string& x = relu.inputs.at(0);
-  Shape s;
-  if (auto it = vi.find(x); it != vi.end()) {
-    s = it->second.shape;
-  } else {
-    for (const auto& in : shaped.graph.inputs)
-      if (in.name == x) s = in.shape;
-  }
+  const Shape s = inferred_shape(shaped, relu.inputs.at(0));
   std::array<int64_t, 3> m{};
   if (s.size() == 4)
     m = {s[1], s[2], s[3]};
@@ -77,19 +78,15 @@ std::array<int64_t, 3> relu_map(const model::Model& shaped, const model::Node& r
 }
 
 // Floats one sample of `value` holds (its inferred shape without the batch dimension), or -1
-// when that is not known before run time.
+// when that is not known before run time; 2^50 stands for anything larger (no overflow).
 int64_t floats_per_sample(const model::Model& shaped, const std::string& value) {
-  Shape s;
-  if (auto it = shaped.graph.value_info.find(value); it != shaped.graph.value_info.end())
-    s = it->second.shape;
-  else
-    for (const auto& in : shaped.graph.inputs)
-      if (in.name == value) s = in.shape;
+  const Shape s = inferred_shape(shaped, value);
   if (s.empty()) return -1;
+  constexpr int64_t kHuge = int64_t{1} << 50;
   int64_t n = 1;
   for (size_t i = 1; i < s.size(); ++i) {
     if (s[i] < 1) return -1;
-    n *= s[i];
+    n = s[i] > kHuge / n ? kHuge : n * s[i];
   }
   return n;
 }
@@ -249,7 +246,8 @@ void measure_layer(const model::Model& m, const model::Node& relu, const Tensor&
     const double bytes = 4.0 * static_cast<double>(n) *
                          (2.0 * static_cast<double>(clean_floats) +
                           static_cast<double>(per_batch) *
-                              (2.0 * static_cast<double>(c_count * plane) + tiled_floats));
+                              (2.0 * static_cast<double>(c_count) * static_cast<double>(plane) +
+                               static_cast<double>(tiled_floats)));
     if (bytes > static_cast<double>(memory_budget()))
       throw InvalidArgument(fmt::format(
           "{}: measuring it needs {} for {} samples at {} variant{} per batch, over the memory "
