@@ -129,9 +129,6 @@ TEST(ProgressBar, ShorterLineOverwritesLongerOne) {
   EXPECT_GE(second.size(), first.size());
 }
 
-// A log gets one line per phase however long the phase runs: a fast loop (1024 items/s, steps
-// exact in binary so the rate prints exactly) and a slow one (1 item/s for 1000 s, past any
-// interval a log might print on).
 // A bar resumed at 900 of 1000 items shows the rate of the 100 it saw, not 1000 over its time.
 TEST(ProgressBar, AResumedBarRatesOnlyWhatItSaw) {
   std::ostringstream out;
@@ -147,6 +144,9 @@ TEST(ProgressBar, AResumedBarRatesOnlyWhatItSaw) {
   EXPECT_THAT(format_progress_line("x", 950, 1000, 10, "", 0), HasSubstr("95.0 it/s"));
 }
 
+// A log gets one line per phase however long the phase runs: a fast loop (1024 items/s, steps
+// exact in binary so the rate prints exactly) and a slow one (1 item/s for 1000 s, past any
+// interval a log might print on).
 TEST(ProgressBar, LogPrintsOnlyTheFinalLine) {
   for (double step : {1.0 / 1024, 1.0}) {
     std::ostringstream out;
