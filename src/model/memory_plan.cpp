@@ -26,6 +26,19 @@ uint64_t value_bytes(const Shape& shape, DType dtype, int64_t batch) {
 
 }  // namespace
 
+std::vector<size_t> last_readers(const LoweredGraph& lowered) {
+  const size_t nv = lowered.values.size();
+  std::vector<size_t> last(nv, kKeptThroughout);
+  for (size_t i = 0; i < lowered.ops.size(); ++i)
+    for (int id : lowered.ops[i].input_ids)
+      if (id >= 0) last[static_cast<size_t>(id)] = i;
+  for (int id : lowered.inputs) last[static_cast<size_t>(id)] = kKeptThroughout;
+  for (int id : lowered.outputs) last[static_cast<size_t>(id)] = kKeptThroughout;
+  for (size_t id = 0; id < nv; ++id)
+    if (lowered.is_initializer[id]) last[id] = kKeptThroughout;
+  return last;
+}
+
 MemoryPlan plan_memory(const LoweredGraph& lowered, const Graph& graph,
                        const std::vector<Shape>& inputs, bool training) {
   MemoryPlan plan;
@@ -60,15 +73,8 @@ MemoryPlan plan_memory(const LoweredGraph& lowered, const Graph& graph,
   for (size_t id = 0; id < nv; ++id)
     if (lowered.is_initializer[id]) plan.weight_bytes += bytes[id];
 
-  // Last reader of every value; graph inputs and outputs live throughout.
   const size_t nops = lowered.ops.size();
-  std::vector<size_t> last(nv, 0);
-  std::vector<bool> pinned(nv, false);
-  for (int id : lowered.inputs) pinned[id] = true;
-  for (int id : lowered.outputs) pinned[id] = true;
-  for (size_t i = 0; i < nops; ++i)
-    for (int id : lowered.ops[i].input_ids)
-      if (id >= 0) last[id] = i;
+  const std::vector<size_t> last = last_readers(lowered);
 
   const uint64_t scale = training ? 2 : 1;  // gradients as large as the activations
   uint64_t live = plan.weight_bytes;
@@ -87,7 +93,7 @@ MemoryPlan plan_memory(const LoweredGraph& lowered, const Graph& graph,
     plan.peak_bytes = std::max(plan.peak_bytes, live);
     if (training) continue;
     for (int id : lowered.ops[i].input_ids)
-      if (id >= 0 && last[id] == i && !pinned[id] && !lowered.is_initializer[id] && counted[id]) {
+      if (id >= 0 && last[id] == i && counted[id]) {
         live -= bytes[id];
         counted[id] = false;  // a value read twice by one op is released once
       }

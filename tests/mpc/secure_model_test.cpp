@@ -252,6 +252,36 @@ TEST(SecureModel, BlockReluMatchesTheFloatEngine) {
   }
 }
 
+// Values are freed after their last reader, and Identity/Flatten move rather than copy the value
+// they read last: a value read again later (r, by the Add after the Identity) or twice by one
+// op (f, by the last Add) must survive until its last use.
+TEST(SecureModel, ValuesFreedAfterTheirLastReaderAreNotReadAgain) {
+  TestRng rng;
+  model::Model m;
+  m.graph.inputs = {{"x", DType::Float32, {1, 2, 4, 4}}};
+  m.graph.outputs = {{"y", DType::Float32, {1, 32}}};
+  m.graph.nodes = {node("relu", "Relu", {"x"}, {"r"}), node("id", "Identity", {"r"}, {"i"}),
+                   node("add", "Add", {"i", "r"}, {"a"}), node("flat", "Flatten", {"a"}, {"f"}),
+                   node("twice", "Add", {"f", "f"}, {"y"})};
+  SessionParams sp;
+  sp.frac_bits = 14;
+  sp.model_hash = structure_hash(m.graph);
+  SecureModel secure(m.graph);
+  nn::Executor plain(m);
+  for (int trial = 0; trial < 2; ++trial) {  // a second run of the same model starts afresh
+    const Tensor x = random_tensor({1, 2, 4, 4}, rng, -2, 2);
+    Tensor logits;
+    run_local_session(sp, [&](Party& p) {
+      Tensor out = secure.run(p, p.is(Role::Client) ? x : Tensor(x.shape()));
+      if (p.is(Role::Client)) logits = out;
+    });
+    const Tensor want = plain.forward({x}).at(0);
+    ASSERT_EQ(logits.shape(), want.shape());
+    for (int64_t k = 0; k < want.numel(); ++k)
+      EXPECT_NEAR(logits.floats()[k], want.floats()[k], 0.01) << k;
+  }
+}
+
 TEST(SecureModel, StructureHashCoversTheBlockSpec) {
   TestRng rng;
   const model::Graph a = block_graph(rng);

@@ -24,6 +24,12 @@ struct MemoryPlan {
   uint64_t peak_bytes = 0;           // the largest live_after (weights + inputs if no ops)
 };
 
+// When each value may be released: the index of the last op that reads it, or kKeptThroughout
+// for the graph's inputs and outputs, the initializers and values no op reads. The float
+// engine's plan and the three-party engine free values by this rule.
+inline constexpr size_t kKeptThroughout = static_cast<size_t>(-1);
+std::vector<size_t> last_readers(const LoweredGraph& lowered);
+
 // `inputs` are the shapes of the graph inputs in order. A dimension that stays unknown (it
 // depends on tensor contents) counts as the batch (the first dimension of the first input).
 MemoryPlan plan_memory(const LoweredGraph& lowered, const Graph& graph,

@@ -70,6 +70,7 @@ class SecureModel {
   const model::Graph& graph_;
   SecureModelOptions options_;
   model::LoweredGraph lowered_;
+  std::vector<size_t> last_reader_;  // model::last_readers: when run() frees each value
   // The server's fixed-point weights, kept from one run to the next (a batch-1 run would
   // otherwise encode every weight again for every image); shared by copies of the model.
   std::shared_ptr<EncodedWeights> encoded_;
