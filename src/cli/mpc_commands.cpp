@@ -12,6 +12,7 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/memory_budget.hpp"
 #include "veil/core/output_guard.hpp"
 #include "veil/core/printable.hpp"
 #include "veil/data/npy.hpp"
@@ -182,10 +183,12 @@ void print_run(const mpc::LocalRunResult& r) {
   std::cout << fmt::format("rounds: {:.1f} per batch\n", r.rounds_per_batch());
   for (mpc::Role role : {mpc::Role::Client, mpc::Role::Server, mpc::Role::Helper}) {
     const mpc::PartyTotals& p = r.parties[static_cast<size_t>(role)];
-    std::cout << fmt::format("  {:<7} sent {:>10}B ({:>9}B/image) in {} messages\n",
-                             mpc::role_name(role), human_count(static_cast<double>(p.bytes_sent)),
-                             human_count(n ? static_cast<double>(p.bytes_sent) / n : 0.0),
-                             p.messages_sent);
+    std::cout << fmt::format(
+        "  {:<7} sent {:>10}B ({:>9}B/image) in {} messages; memory planned {}, peak RSS {:.0f} "
+        "MB\n",
+        mpc::role_name(role), human_count(static_cast<double>(p.bytes_sent)),
+        human_count(n ? static_cast<double>(p.bytes_sent) / n : 0.0), p.messages_sent,
+        human_bytes(p.planned_peak_bytes), p.peak_rss_mb);
   }
   print_cost_rows(r);
 }

@@ -21,10 +21,12 @@
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
 #include "veil/core/io.hpp"
+#include "veil/core/memory_budget.hpp"
 #include "veil/core/signals.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/kernels/ring_kernels.hpp"
 #include "veil/mpc/kernels/z67.hpp"
+#include "veil/mpc/memory_plan.hpp"
 #include "veil/mpc/network/tcp_channel.hpp"
 #include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/protocols/private_compare.hpp"
@@ -294,7 +296,10 @@ void PartyProcesses::spawn(Role r, const std::string& exe, const SessionFiles::F
   c.role = r;
   c.log = files.create(std::string(role_name(r)) + ".log");
   c.report = files.create(std::string(role_name(r)) + ".json");
+  // The supervisor's budget (its --max-memory, or the default) is each party's too.
   std::vector<std::string> args = {exe,
+                                   "--max-memory",
+                                   std::to_string(memory_budget()),
                                    "mpc",
                                    "party",
                                    "--role",
@@ -551,7 +556,9 @@ json LocalRunResult::to_json() const {
         {"messages_sent", p.messages_sent},
         {"setup_bytes_sent", p.setup_bytes_sent},
         {"rounds", p.rounds},
-        {"seconds", p.seconds}};
+        {"seconds", p.seconds},
+        {"planned_peak_mb", static_cast<double>(p.planned_peak_bytes) / (1 << 20)},
+        {"peak_rss_mb", p.peak_rss_mb}};
   }
   out["parties"] = parties_json;
   out["layers"] = json::array();
@@ -598,8 +605,13 @@ LocalRunResult merge_party_reports(const std::array<PartyReport, 3>& rep,
   res.setup_seconds = client.setup_seconds;
   for (Role r : kRoles) {
     const PartyReport& p = rep[idx(r)];
-    res.parties[idx(r)] = {p.run_stats.bytes_sent, p.run_stats.messages_sent,
-                           p.setup_stats.bytes_sent, p.rounds, p.run_seconds};
+    res.parties[idx(r)] = {p.run_stats.bytes_sent,
+                           p.run_stats.messages_sent,
+                           p.setup_stats.bytes_sent,
+                           p.rounds,
+                           p.run_seconds,
+                           p.planned_peak_bytes,
+                           p.peak_rss_mb};
   }
   res.layers = merge_layers(rep);
   res.ops = by_op(res.layers);
@@ -640,6 +652,15 @@ LocalRunResult run_local(const LocalRunOptions& given) {
   const auto hash = structure_hash(folded.graph);
   ClientInput input = select_client_input(o.input, model_input_shape(folded.graph, 1));
   check_input_range(input.images, input_range_of(folded));
+  // The three parties run on this machine: their plans together must fit the budget, checked
+  // before the float reference runs or any party starts (each party checks its own again).
+  SecureMemoryOptions memory;
+  memory.batch = std::min<int64_t>(o.batch, std::max<int64_t>(input.size(), 1));
+  memory.images = input.size();
+  memory.drelu = o.drelu;
+  memory.threads = o.threads;
+  require_secure_within(SecureModel(folded.graph), memory, std::nullopt, memory_budget(),
+                        kDefaultMaxFramePayload);
   const PlainReference plain = plain_reference(o.model, o.normalize, input.images);
 
   // 2. Session files, listening sockets, configuration.

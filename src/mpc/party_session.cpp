@@ -11,10 +11,13 @@
 
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
+#include "veil/core/memory_budget.hpp"
+#include "veil/core/peak_rss.hpp"
 #include "veil/model/fold_batch_norm.hpp"
 #include "veil/model/lowered.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/mpc/client_input.hpp"
+#include "veil/mpc/memory_plan.hpp"
 #include "veil/mpc/network/tcp_channel.hpp"
 #include "veil/mpc/network/tls.hpp"
 #include "veil/mpc/public_model.hpp"
@@ -202,7 +205,32 @@ std::vector<uint64_t> exchange_batch_plan(Party& party, int64_t n, int64_t batch
   return plan;
 }
 
-// Step 4b: the batches. The client passes its normalised images and gets the logits and
+// Step 4b: every party checks that its memory holds the plan's largest batch and sends its
+// verdict (empty, or why not) to both others, so that a party's refusal stops all three with
+// its reason instead of leaving two of them with a closed link.
+void agree_on_plan(Party& party, const std::string& verdict) {
+  const Bytes mine(verdict.begin(), verdict.begin() + std::min(verdict.size(), kMaxRefusalBytes));
+  for (Role peer : other_roles(party.role())) {
+    party.send_u64(peer, Tag::PlanVerdict, {mine.size()});
+    if (!mine.empty()) party.send(peer, Tag::PlanVerdict, mine);
+  }
+  std::string refused;
+  for (Role peer : other_roles(party.role())) {
+    const uint64_t size = party.recv_u64(peer, Tag::PlanVerdict, 1)[0];
+    if (size > kMaxRefusalBytes) throw ProtocolError("a party's verdict on the plan is too long");
+    if (size == 0) continue;
+    const Bytes b = party.recv(peer, Tag::PlanVerdict, size);
+    std::string why(b.begin(), b.end());
+    for (char& c : why)  // the peer's text goes to a terminal
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    if (refused.empty())
+      refused = std::string("the ") + role_name(peer) + " refused the batch plan: " + why;
+  }
+  if (!verdict.empty()) throw InvalidArgument(verdict);
+  if (!refused.empty()) throw ProtocolError(refused);
+}
+
+// Step 4c: the batches. The client passes its normalised images and gets the logits and
 // predictions into `report`; the others pass shapes.
 void run_batches(Party& party, const SecureModel& secure, const model::Graph& graph,
                  const std::vector<uint64_t>& plan, const Tensor& images, PartyReport& report,
@@ -319,6 +347,8 @@ json PartyReport::to_json() const {
   j["run"] = stats_json(run_stats);
   j["rounds"] = rounds;
   if (!range_check.empty()) j["range_check"] = range_check;
+  j["planned_peak_mb"] = static_cast<double>(planned_peak_bytes) / (1 << 20);
+  j["peak_rss_mb"] = peak_rss_mb;
   j["batches"] = json::array();
   for (const auto& b : batches)
     j["batches"].push_back({{"size", b.size},
@@ -361,6 +391,9 @@ PartyReport PartyReport::from_json(const json& j) {
     r.run_stats = stats_from_json(j.at("run"));
     r.rounds = j.at("rounds").get<uint32_t>();
     if (j.contains("range_check")) r.range_check = j.at("range_check").get<std::string>();
+    r.planned_peak_bytes =
+        static_cast<uint64_t>(std::llround(j.at("planned_peak_mb").get<double>() * (1 << 20)));
+    r.peak_rss_mb = j.at("peak_rss_mb").get<double>();
     for (const json& b : j.at("batches"))
       r.batches.push_back({b.at("size").get<int64_t>(), b.at("seconds").get<double>(),
                            b.at("rounds").get<uint32_t>(), b.at("bytes_sent").get<uint64_t>()});
@@ -410,7 +443,16 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
       refusal = e.what();
     }
   }
-  if (me == Role::Client) input = select_client_input(cfg.input);
+  SecureMemoryOptions memory;
+  memory.drelu = params.drelu;
+  memory.threads = cfg.threads;
+  if (me == Role::Client) {
+    input = select_client_input(cfg.input);
+    // The client knows its batches before it connects; the others learn them from its plan.
+    memory.images = input.size();
+    memory.batch = std::min<int64_t>(cfg.batch, std::max<int64_t>(input.size(), 1));
+    // Its graph is the server's public structure, not known yet: the check waits for it.
+  }
 
   Links links = connect_links(me, cfg, opt, report, log);
   const std::array<uint8_t, 32> hash = share_structure(me, cfg, links, model, report, refusal);
@@ -425,6 +467,20 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   report.setup_seconds = since(t_setup);
 
   const std::vector<uint64_t> plan = exchange_batch_plan(party, input.size(), cfg.batch);
+  // Each party checks its own memory for the largest batch before running any (veil mpc run
+  // has checked the three together before starting them).
+  if (!plan.empty()) {
+    memory.batch = static_cast<int64_t>(*std::max_element(plan.begin(), plan.end()));
+    const SecureMemoryPlan need = plan_secure_memory(secure, memory);
+    report.planned_peak_bytes = need.peak[static_cast<size_t>(me)];
+    std::string verdict;
+    try {
+      require_secure_within(secure, memory, me, memory_budget(), kDefaultMaxFramePayload);
+    } catch (const InvalidArgument& e) {
+      verdict = e.what();
+    }
+    agree_on_plan(party, verdict);
+  }
   if (me == Role::Client) {
     check_input_shape(input.images, model_input_shape(model.graph, input.size()));
     check_input_range(input.images, input_range_of(model));  // what the server's check assumed
@@ -433,6 +489,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   }
   run_batches(party, secure, model.graph, plan, input.images, report, log);
   party.close();
+  report.peak_rss_mb = peak_rss_mb();
   return report;
 }
 

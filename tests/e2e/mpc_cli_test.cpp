@@ -65,13 +65,14 @@ void expect_agreement(const json& j, int64_t n) {
   for (const char* role : {"client", "server", "helper"})
     EXPECT_GT(j["parties"][role]["bytes_sent"].get<uint64_t>(), 0u) << role;
   EXPECT_GT(j["rounds"]["per_batch"].get<double>(), 0);
-  // The per-layer breakdown adds up to what each party sent (minus the 2-message batch plan).
+  // The per-layer breakdown adds up to what each party sent, minus the client's batch plan (a
+  // count and the sizes, to each peer) and each party's verdict on it (a zero to each peer).
   uint64_t by_layer = 0;
   for (const auto& l : j["layers"]) by_layer += l["bytes_total"].get<uint64_t>();
   uint64_t total = 0;
   for (const char* role : {"client", "server", "helper"})
     total += j["parties"][role]["bytes_sent"].get<uint64_t>();
-  EXPECT_EQ(by_layer + 2 * 8 * (1 + j["batches"].get<uint64_t>()), total);
+  EXPECT_EQ(by_layer + 2 * 8 * (1 + j["batches"].get<uint64_t>()) + 3 * 2 * 8, total);
 }
 
 TEST_F(MpcCli, RunMatchesPlaintextOnNpyInput) {

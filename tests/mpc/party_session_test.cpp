@@ -7,9 +7,11 @@
 
 #include "test_util.hpp"
 #include "veil/core/error.hpp"
+#include "veil/core/memory_budget.hpp"
 #include "veil/data/npy.hpp"
 #include "veil/model/onnx.hpp"
 #include "veil/model/zoo.hpp"
+#include "veil/mpc/memory_plan.hpp"
 #include "veil/mpc/network/tcp_channel.hpp"
 #include "veil/mpc/network/tls.hpp"
 #include "veil/nn/executor.hpp"
@@ -115,7 +117,9 @@ void expect_matches_plaintext(const Session& s, const Tensor& want) {
     ASSERT_FALSE(r.layers.empty());
     uint64_t sum = 0;
     for (const auto& l : r.layers) sum += l.bytes_sent;
-    EXPECT_EQ(sum, r.run_stats.bytes_sent - 8 * (r.role == Role::Client ? 2 * (1 + 3) : 0));
+    // Outside every layer: the client's batch plan (a count and three sizes to each peer) and
+    // every party's verdict on it (an empty one to each peer).
+    EXPECT_EQ(sum, r.run_stats.bytes_sent - 8 * ((r.role == Role::Client ? 2 * (1 + 3) : 0) + 2));
   }
   EXPECT_TRUE(s.reports[1].logits.empty());
 }
@@ -173,6 +177,32 @@ TEST_F(PartySession, AModelThatOverflowsIsRefusedAtEveryParty) {
             std::string::npos)
       << s.errors[0];
   EXPECT_NE(s.errors[2].find("the server refused the model"), std::string::npos) << s.errors[2];
+  EXPECT_TRUE(s.reports[0].logits.empty());
+}
+
+// Every party plans its memory for the largest batch of the plan; one that does not fit refuses,
+// and the other two stop with its reason (not a closed link). The budget lies between the
+// largest party's plan and the next one's, so exactly one refuses.
+TEST_F(PartySession, APartyThatCannotHoldTheBatchStopsAllThreeWithItsReason) {
+  SecureMemoryOptions o;
+  o.batch = 2;
+  o.images = 5;
+  const SecureMemoryPlan plan = plan_secure_memory(SecureModel(model_.graph), o);
+  std::array<size_t, 3> order = {0, 1, 2};
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return plan.peak[a] > plan.peak[b]; });
+  ASSERT_GT(plan.peak[order[0]], plan.peak[order[1]]);
+  set_memory_budget((plan.peak[order[0]] + plan.peak[order[1]]) / 2);
+  Session s = run_three(cfg_);
+  set_memory_budget(0);  // the default again
+  const std::string refuser = role_name(static_cast<Role>(order[0]));
+  for (size_t r = 0; r < 3; ++r) {
+    const std::string want = r == order[0] ? "at the " + refuser + ", over the memory budget of"
+                                           : "the " + refuser + " refused the batch plan: ";
+    EXPECT_NE(s.errors[r].find(want), std::string::npos) << r << ": " << s.errors[r];
+    EXPECT_NE(s.errors[r].find("three-party inference at batch 2 needs"), std::string::npos)
+        << s.errors[r];
+  }
   EXPECT_TRUE(s.reports[0].logits.empty());
 }
 

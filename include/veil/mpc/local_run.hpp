@@ -87,6 +87,8 @@ struct PartyTotals {
   uint64_t setup_bytes_sent = 0;
   uint32_t rounds = 0;
   double seconds = 0;
+  uint64_t planned_peak_bytes = 0;  // the party's memory plan (memory_plan.hpp)
+  double peak_rss_mb = 0;           // its process's peak RSS, process baseline included
 };
 
 // The plaintext reference: the float engine on the same images (the original, unfolded model).

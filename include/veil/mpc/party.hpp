@@ -23,7 +23,9 @@ namespace veil::mpc {
 // 2: PrivateCompare digits rotated (not permuted) and its coins drawn in bulk.
 // 3: PrivateCompare in chunks of about 2^19 digits (drelu.cpp): one message per chunk, and the
 //    client-server coins drawn as beta and rotations first, then multipliers and masks per chunk.
-inline constexpr uint32_t kProtocolVersion = 3;
+// 4: after the batch plan, every party sends the others its verdict on it (Tag::PlanVerdict:
+//    whether its memory holds the largest batch).
+inline constexpr uint32_t kProtocolVersion = 4;
 
 // Approximate DReLU knobs, with the semantics of the reference implementation
 // (yg320/secure_inference const.py): each party maps its share a to (a >> s) mod 2^(64 - k),
@@ -62,7 +64,8 @@ enum class Tag : uint32_t {
   CompareDigits = 10,
   GateShares = 11,
   Goodbye = 12,
-  Plan = 13,  // the client's batch plan (party_session.hpp)
+  Plan = 13,         // the client's batch plan (party_session.hpp)
+  PlanVerdict = 14,  // each party's verdict on it: empty, or why it refuses
 };
 
 class Party {

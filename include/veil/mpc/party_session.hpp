@@ -9,7 +9,9 @@
 //  3. every party computes structure_hash() of its graph, checks it against the configuration's
 //     "model_hash" when one is pinned, and the Party handshake checks that all three agree;
 //  4. the client sends the batch plan (how many images per batch: public, as the traffic
-//     shows it anyway), checks its images against the input range, applies the model's
+//     shows it anyway); every party plans its memory for the largest batch (memory_plan.hpp)
+//     and tells the others whether it fits, so that all three stop with a refusal's reason;
+//  5. the client checks its images against the input range, applies the model's
 //     normalisation and runs the batches; only it learns the logits.
 #pragma once
 
@@ -49,6 +51,8 @@ struct PartyReport {
   ChannelStats run_stats;    // counters of the batches alone
   uint32_t rounds = 0;       // clock advance over all batches
   std::string range_check;   // server: the fixed-point range check's verdict (range_check.hpp)
+  uint64_t planned_peak_bytes = 0;  // this party's memory plan for its largest batch
+  double peak_rss_mb = 0;           // what it used: its process's peak RSS (MiB)
   std::vector<BatchCost> batches;
   std::vector<LayerCost> layers;  // summed over batches, in graph order
   // Client only.
