@@ -217,8 +217,8 @@ struct Planner {
   }
 
   // Weights (all three hold the graph; the server also its fixed-point copies and their
-  // sources), GEMM packing and im2col scratch per thread, PrivateCompare's chunk buffers, the
-  // client's images and its batch copy.
+  // sources), GEMM packing and im2col scratch per thread, PrivateCompare's chunk buffers, TLS
+  // buffers, the client's images and its batch copy.
   Cost fixed() const {
     const model::LoweredGraph& lowered = model.lowered();
     uint64_t params = 0, im2col = 0;
@@ -234,9 +234,11 @@ struct Planner {
     const uint64_t threads = static_cast<uint64_t>(std::max(o.threads, 1));
     const uint64_t scratch = mul(sat(uint64_t{2304} << 10, im2col), threads);
     const uint64_t chunks = uint64_t{5} << 20;  // four 2^19-digit buffers and a packed one
+    // TLS encrypts and decrypts in pieces (tcp_channel.cpp): about 3 MiB per link.
+    const uint64_t tls = uint64_t{6} << 20;
     Cost f{sat(mul(params, 4), scratch), sat(mul(params, 16), scratch),
            sat(mul(params, 4), scratch)};
-    f += {chunks, chunks, chunks};
+    f += {chunks + tls, chunks + tls, chunks + tls};
     const uint64_t per_image = numel(model_input_shape(model.graph(), 1));
     f.c = sat(f.c, mul(mul(per_image, 4), sat(static_cast<uint64_t>(std::max<int64_t>(o.images, 0)),
                                               static_cast<uint64_t>(o.batch))));

@@ -114,6 +114,11 @@ Party::Party(Role role, std::array<std::unique_ptr<Channel>, 3> links, const Ses
 
 Party::~Party() { close(); }
 
+void Party::limit_queued(uint64_t bytes) {
+  for (auto& l : links_)
+    if (l) l->limit_queued(bytes);
+}
+
 void Party::close() {
   for (auto& l : links_)
     if (l) l->close();

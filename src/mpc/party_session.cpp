@@ -473,6 +473,9 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
     memory.batch = static_cast<int64_t>(*std::max_element(plan.begin(), plan.end()));
     const SecureMemoryPlan need = plan_secure_memory(secure, memory);
     report.planned_peak_bytes = need.peak[static_cast<size_t>(me)];
+    // What the peers may send ahead is part of the plan: more is a flood. Set before the
+    // verdict goes out, as no peer sends batch data before it has every verdict.
+    party.limit_queued(std::max(report.planned_peak_bytes, kDefaultMaxQueuedBytes));
     std::string verdict;
     try {
       require_secure_within(secure, memory, me, memory_budget(), kDefaultMaxFramePayload);

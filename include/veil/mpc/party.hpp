@@ -112,6 +112,9 @@ class Party {
   void count_drelus(uint64_t n) { drelus_ += n; }
   ChannelStats stats_with(Role peer) const;
 
+  // Channel::limit_queued on both links.
+  void limit_queued(uint64_t bytes);
+
   // Closes both links (the peers' pending receives fail). Also done by the destructor.
   void close();
 

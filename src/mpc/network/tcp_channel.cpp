@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "veil/core/error.hpp"
+#include "veil/core/memory_budget.hpp"
 
 namespace veil::mpc {
 namespace {
@@ -56,7 +57,11 @@ class TcpChannel final : public Channel {
   // `first_data_limit` (> 0): the payload limit of the first data frame (then max_frame_payload).
   TcpChannel(int fd, TcpOptions options, std::unique_ptr<TlsSession> tls,
              uint64_t first_data_limit = 0)
-      : fd_(fd), opt_(std::move(options)), tls_(std::move(tls)), first_limit_(first_data_limit) {
+      : fd_(fd),
+        opt_(std::move(options)),
+        tls_(std::move(tls)),
+        first_limit_(first_data_limit),
+        max_queued_(opt_.max_queued_bytes) {
     if (opt_.link.enabled())
       uplink_ = opt_.uplink ? opt_.uplink : std::make_shared<Uplink>(opt_.link);
     int one = 1;
@@ -95,6 +100,11 @@ class TcpChannel final : public Channel {
 
   Message recv() override { return recv_before(Clock::time_point::max()); }
 
+  void limit_queued(uint64_t bytes) override {
+    std::lock_guard lock(mu_);
+    max_queued_ = bytes;
+  }
+
   // recv(), which also fails at `end` (a candidate peer that has not said hello by then).
   Message recv_before(Clock::time_point end) {
     std::unique_lock lock(mu_);
@@ -102,6 +112,7 @@ class TcpChannel final : public Channel {
       if (!in_.empty()) {
         Message m = std::move(in_.front());
         in_.pop_front();
+        queued_ -= m.payload.size();
         lock.unlock();
         count_received(m.payload.size());
         return m;
@@ -144,13 +155,21 @@ class TcpChannel final : public Channel {
   // Returns false on EOF/error (recorded) or shutdown.
   bool read_exact(uint8_t* p, size_t n) { return tls_ ? read_exact_tls(p, n) : read_raw(p, n); }
 
-  // TLS: decrypt records into plain_ until n bytes are buffered.
+  // TLS: decrypted bytes go to p as they come (plain_ holds what one socket read decrypts to).
+  // Buffering a whole frame first kept a copy of the largest message of the session, in a
+  // vector grown to up to twice its size, for every link.
   bool read_exact_tls(uint8_t* p, size_t n) {
-    while (plain_.size() - plain_pos_ < n) {
-      if (plain_pos_ > 0 && plain_pos_ == plain_.size()) {
+    size_t have = 0;
+    for (;;) {
+      const size_t k = std::min(n - have, plain_.size() - plain_pos_);
+      if (k > 0) std::memcpy(p + have, plain_.data() + plain_pos_, k);
+      plain_pos_ += k;
+      have += k;
+      if (plain_pos_ == plain_.size()) {
         plain_.clear();
         plain_pos_ = 0;
       }
+      if (have == n) return true;
       // The peer's close_notify may arrive in the same read as its last records: those are
       // delivered first.
       if (tls_closed_) return fail_recv("peer disconnected (TLS closed)");
@@ -182,9 +201,6 @@ class TcpChannel final : public Channel {
         out_cv_.notify_all();
       }
     }
-    if (n > 0) std::memcpy(p, plain_.data() + plain_pos_, n);
-    plain_pos_ += n;
-    return true;
   }
 
   bool read_raw(uint8_t* p, size_t n) {
@@ -223,6 +239,21 @@ class TcpChannel final : public Channel {
         ::shutdown(fd_, SHUT_RDWR);
         return;
       }
+      if (h.kind == FrameKind::Data) {
+        std::string flood;
+        {
+          std::lock_guard lock(mu_);
+          if (!in_.empty() && queued_ + h.length > max_queued_)
+            flood = "peer sent " + human_bytes(queued_ + h.length) +
+                    " ahead of the protocol, over this party's limit of " +
+                    human_bytes(max_queued_);
+        }
+        if (!flood.empty()) {
+          fail_recv(flood);
+          ::shutdown(fd_, SHUT_RDWR);
+          return;
+        }
+      }
       Message m;
       m.tag = h.tag;
       m.depth = h.depth;
@@ -232,7 +263,10 @@ class TcpChannel final : public Channel {
       {
         std::lock_guard lock(mu_);
         last_frame_ = Clock::now();
-        if (h.kind == FrameKind::Data) in_.push_back(std::move(m));
+        if (h.kind == FrameKind::Data) {
+          queued_ += m.payload.size();
+          in_.push_back(std::move(m));
+        }
       }
       in_cv_.notify_all();
     }
@@ -307,14 +341,24 @@ class TcpChannel final : public Channel {
       uint8_t header[kFrameHeaderSize];
       encode_frame_header(h, std::span<uint8_t, kFrameHeaderSize>(header, kFrameHeaderSize));
       if (tls_) {
+        // Encrypted and written in pieces: a whole message at once was held four more times
+        // (OpenSSL's buffer, its copy, the wire bytes growing) beside its payload.
+        constexpr size_t kPiece = size_t{1} << 20;
+        const size_t size = m.payload.size();
         std::vector<uint8_t> wire;
-        try {
-          tls_->encrypt(header, sizeof(header), wire);
-          tls_->encrypt(m.payload.data(), m.payload.size(), wire);
-        } catch (const ProtocolError& e) {
-          return fail_send(e.what());
-        }
-        if (!write_all(wire.data(), wire.size())) return;
+        size_t done = 0;
+        do {
+          const size_t k = std::min(kPiece, size - done);
+          wire.clear();
+          try {
+            if (done == 0) tls_->encrypt(header, sizeof(header), wire);
+            tls_->encrypt(m.payload.data() + done, k, wire);
+          } catch (const ProtocolError& e) {
+            return fail_send(e.what());
+          }
+          if (!write_all(wire.data(), wire.size())) return;
+          done += k;
+        } while (done < size);
       } else if (!write_all(header, sizeof(header)) ||
                  !write_all(m.payload.data(), m.payload.size())) {
         return;
@@ -346,6 +390,8 @@ class TcpChannel final : public Channel {
   };
   std::deque<Outgoing> out_;
   std::deque<Message> in_;
+  uint64_t queued_ = 0;             // payload bytes in in_
+  uint64_t max_queued_;             // limit_queued
   std::shared_ptr<Uplink> uplink_;  // null without emulation; thread-safe itself
   bool closed_ = false;
   std::string send_error_, recv_error_;

@@ -145,6 +145,59 @@ TEST(Tcp, MalformedAndOversizedFramesAreRejected) {
   expect_recv_refuses(h, opt, "exceeds the limit");
 }
 
+// A peer that sends further ahead than the receiver allows (run_party sets the party's memory
+// plan as the limit) fails the link before its frames are buffered: frames of 600 KiB against a
+// limit of 1 MiB, nothing taken by recv() meanwhile. What arrived within the limit is still
+// delivered, in order.
+TEST(Tcp, APeerFloodingTheLinkIsStoppedAtTheQueueLimit) {
+  TcpOptions opt;
+  opt.max_queued_bytes = 1 << 20;
+  std::vector<uint8_t> bytes;
+  for (uint32_t i = 0; i < 5; ++i) {
+    const std::vector<uint8_t> payload(600 << 10, static_cast<uint8_t>(i));
+    const std::vector<uint8_t> f =
+        encode_frame({FrameKind::Data, i + 1, 0, payload.size()}, payload);
+    bytes.insert(bytes.end(), f.begin(), f.end());
+  }
+  // The raw peer writes from its own thread: 3 MiB may not fit the socket buffers before the
+  // channel is accepted and reads.
+  TcpListener l("127.0.0.1", 0);
+  const int raw = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(l.port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(raw, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  std::thread writer([&] {
+    for (size_t done = 0; done < bytes.size();) {
+      const ssize_t r = ::send(raw, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (r <= 0) return;  // the channel shut the link down
+      done += static_cast<size_t>(r);
+    }
+  });
+  auto ch = l.accept(opt, std::chrono::seconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the receiver reads meanwhile
+  uint32_t taken = 0;
+  try {
+    for (; taken < 5; ++taken) {
+      const Message m = ch->recv();
+      ASSERT_EQ(m.tag, taken + 1);
+      ASSERT_EQ(m.payload.size(), size_t{600} << 10);
+    }
+    ADD_FAILURE() << "all five frames were queued";
+  } catch (const ProtocolError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("ahead of the protocol, over this party's limit of 1.0 MiB"),
+        std::string::npos)
+        << e.what();
+  }
+  EXPECT_GE(taken, 1u);
+  EXPECT_LT(taken, 5u);
+  ::shutdown(raw, SHUT_RDWR);
+  writer.join();
+  ::close(raw);
+}
+
 TEST(Tcp, SilentPeerTimesOut) {
   TcpOptions opt;
   opt.io_timeout = std::chrono::milliseconds(300);

@@ -39,6 +39,10 @@ class Channel {
   virtual Message recv() = 0;
   // Ends the link: the peer's pending and later recv() fail with ProtocolError.
   virtual void close() = 0;
+  // Bounds the payload bytes received but not yet taken by recv(): a peer that sends further
+  // ahead of the protocol fails the link with ProtocolError (one message is always taken when
+  // none waits). In-memory links, whose peer is this process, ignore it.
+  virtual void limit_queued(uint64_t /*bytes*/) {}
   // The peer's authenticated key fingerprint (TLS links); empty for unauthenticated links.
   virtual std::string peer_fingerprint() const { return {}; }
 

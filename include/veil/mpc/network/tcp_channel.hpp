@@ -28,11 +28,18 @@
 
 namespace veil::mpc {
 
+// What a peer may have queued at this end before the session knows its memory plan (the
+// largest setup message, the model's structure, is at most 64 MiB); run_party then raises it
+// to the party's planned peak (memory_plan.hpp), so a peer flooding the link stops the session
+// instead of exhausting memory.
+inline constexpr uint64_t kDefaultMaxQueuedBytes = uint64_t{256} << 20;
+
 struct TcpOptions {
   std::chrono::milliseconds io_timeout{10000};
   std::chrono::milliseconds heartbeat{2000};
   std::chrono::milliseconds connect_timeout{10000};  // retried until then (peer starting up)
   uint64_t max_frame_payload = kDefaultMaxFramePayload;
+  uint64_t max_queued_bytes = kDefaultMaxQueuedBytes;  // Channel::limit_queued
   // TLS 1.3 with pinned keys when set (tls.hpp); plain TCP otherwise. The handshake must finish
   // within connect_timeout.
   std::shared_ptr<const TlsSettings> tls;
