@@ -106,8 +106,11 @@ void expect_matches_plaintext(const Session& s, const Tensor& want) {
   for (const auto& e : s.errors) ASSERT_EQ(e, "");
   const PartyReport& c = s.reports[0];
   ASSERT_EQ(c.logits.shape(), want.shape());
+  // Fixed-point error at f = 12 through five layers, logits up to ~10: the largest difference
+  // over 300 sessions was 0.016, and one in a clean-clone run reached 0.0203 (the old bound of
+  // 0.02 was the distribution's tail). A wrong protocol is off by far more.
   for (int64_t i = 0; i < want.numel(); ++i)
-    EXPECT_NEAR(c.logits.data()[i], want.data()[i], 0.02) << i;
+    EXPECT_NEAR(c.logits.data()[i], want.data()[i], 0.04) << i;
   EXPECT_EQ(c.predictions.size(), 5u);
   EXPECT_EQ(c.batches.size(), 3u);
   EXPECT_EQ(s.reports[1].model_hash, c.model_hash);
