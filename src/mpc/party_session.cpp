@@ -448,10 +448,7 @@ PartyReport run_party(Role me, const PartyConfig& cfg, const PartyRunOptions& op
   memory.threads = cfg.threads;
   if (me == Role::Client) {
     input = select_client_input(cfg.input);
-    // The client knows its batches before it connects; the others learn them from its plan.
-    memory.images = input.size();
-    memory.batch = std::min<int64_t>(cfg.batch, std::max<int64_t>(input.size(), 1));
-    // Its graph is the server's public structure, not known yet: the check waits for it.
+    memory.images = input.size();  // its floats are part of the client's plan
   }
 
   Links links = connect_links(me, cfg, opt, report, log);
