@@ -287,7 +287,9 @@ void add_mpc_commands(CLI::App& app) {
   run->add_option("--n", ra->opt.input.n, "Number of test images (0 = all)")->check(image_count());
   run->add_option("--offset", ra->opt.input.offset, "First test image")
       ->check(in_range<int64_t>(0, int64_t{1} << 31));
-  run->add_option("--batch", ra->opt.batch, "Images per secure batch")
+  run->add_option("--batch", ra->opt.batch,
+                  "Images per secure batch (the three parties' memory plan must fit "
+                  "--max-memory; a batch that does not is refused, naming the largest that does)")
       ->check(in_range<int64_t>(1, 4096));
   run->add_option("--input-range", ra->opt.input_range,
                   "LO,HI: the raw input range the overflow check assumes (default: the model's "
