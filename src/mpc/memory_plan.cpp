@@ -8,7 +8,6 @@
 #include "veil/model/memory_plan.hpp"
 #include "veil/mpc/client_input.hpp"
 #include "veil/mpc/kernels/z67.hpp"
-#include "veil/mpc/protocols/nonlinear.hpp"
 
 namespace veil::mpc {
 namespace {
@@ -66,7 +65,7 @@ StepCost sign_gate(uint64_t n, uint64_t k, uint64_t e, const DreluParams& drelu)
   const uint64_t m = static_cast<uint64_t>(drelu.ring_bits() - 1);
   const uint64_t ob = static_cast<uint64_t>((drelu.ring_bits() + 7) / 8);
   // Digits are packed 7 bytes per 9; per element the chunking rounds up at most once.
-  const uint64_t digits = sat(mul(n, z67_packed_size(static_cast<size_t>(m))), 0);
+  const uint64_t digits = mul(n, z67_packed_size(static_cast<size_t>(m)));
   const bool product = k > 0;
   const bool fused = product && e == 0;
   const uint64_t out = words(product ? k : n);
@@ -125,10 +124,17 @@ struct Planner {
   const model::MemoryPlan shapes;
 
   const Shape& shape(int id) const { return shapes.shapes.at(static_cast<size_t>(id)); }
-  uint64_t in(const model::LoweredOp& op, size_t i = 0) const {
-    return op.has_input(i) ? numel(shape(op.input_ids[i])) : 0;
+  // Elements of a shape; a dimension still unknown (it depends on tensor contents) counts as the
+  // batch, as in the float plan.
+  uint64_t count(Shape s) const {
+    for (int64_t& d : s)
+      if (d < 0) d = o.batch;
+    return numel(s);
   }
-  uint64_t out(const model::LoweredOp& op) const { return numel(shape(op.output_ids.at(0))); }
+  uint64_t in(const model::LoweredOp& op, size_t i = 0) const {
+    return op.has_input(i) ? count(shape(op.input_ids[i])) : 0;
+  }
+  uint64_t out(const model::LoweredOp& op) const { return count(shape(op.output_ids.at(0))); }
 
   // The step's own buffers, its output included.
   StepCost op_cost(const model::LoweredOp& op) const {
@@ -201,17 +207,28 @@ struct Planner {
   // push_back: up to twice their size), the block sums; the gated sign over the blocks with
   // the g gathered elements opened; then the output, a copy of the input.
   StepCost block_relu(const model::LoweredOp& op) const {
-    const Shape& x = shape(op.input_ids[0]);
+    Shape x = shape(op.input_ids[0]);
+    for (int64_t& d : x)
+      if (d < 0) d = o.batch;
     const auto& blocks = op.as<model::BlockReluParams>().blocks;
+    // A mismatch is refused by the engine itself, naming the node.
     if (x.size() != 4 || x[1] != static_cast<int64_t>(blocks.size())) return {};
-    uint64_t gated = 0;
+    const uint64_t n = static_cast<uint64_t>(std::max<int64_t>(x[0], 0));
+    const auto ceil_div = [](int64_t a, int64_t b) {
+      return static_cast<uint64_t>(std::max<int64_t>((a + b - 1) / b, 0));
+    };
+    uint64_t gated = 0, tiles = 0;  // per image
     for (const auto& b : blocks)
-      if (b.h > 0) gated = sat(gated, numel({x[0], x[2], x[3]}));
-    const uint64_t count = static_cast<uint64_t>(block_relu_count(x, blocks));
-    const uint64_t gather = mul(sat(mul(gated, 20), words(count)), 2);
-    const uint64_t gather_h = mul(sat(mul(gated, 12), words(count)), 2);
-    StepCost g = gated ? sign_gate(count, gated, gated, o.drelu) : StepCost{};
-    g.bytes = max(g.bytes, data_parties(sat(words(gated), words(numel(x)))));
+      if (b.h > 0 && b.w > 0) {
+        gated = sat(gated, numel({x[2], x[3]}));
+        tiles = sat(tiles, mul(ceil_div(x[2], b.h), ceil_div(x[3], b.w)));
+      }
+    gated = mul(gated, n);
+    tiles = mul(tiles, n);
+    const uint64_t gather = mul(sat(mul(gated, 20), words(tiles)), 2);
+    const uint64_t gather_h = mul(sat(mul(gated, 12), words(tiles)), 2);
+    StepCost g = gated ? sign_gate(tiles, gated, gated, o.drelu) : StepCost{};
+    g.bytes = max(g.bytes, data_parties(sat(words(gated), words(count(x)))));
     g.bytes = g.bytes + Cost{gather, gather, gather_h};
     return g;
   }
@@ -223,7 +240,7 @@ struct Planner {
     const model::LoweredGraph& lowered = model.lowered();
     uint64_t params = 0, im2col = 0;
     for (size_t id = 0; id < lowered.values.size(); ++id)
-      if (lowered.is_initializer[id]) params = sat(params, numel(shapes.shapes[id]));
+      if (lowered.is_initializer[id]) params = sat(params, count(shapes.shapes[id]));
     for (const auto& op : lowered.ops)
       if (op.kind == OpKind::Conv && op.has_input(1)) {
         const Shape& w = shape(op.input_ids[1]);
@@ -294,17 +311,17 @@ SecureMemoryPlan plan_secure_memory(const SecureModel& model, const SecureMemory
     for (int id : op.output_ids)
       if (id >= 0 && !held[static_cast<size_t>(id)]) {
         held[static_cast<size_t>(id)] = true;
-        live = sat(live, words(numel(p.shape(id))));
+        live = sat(live, words(p.count(p.shape(id))));
       }
     for (int id : op.input_ids)
       if (id >= 0 && last[static_cast<size_t>(id)] == i && held[static_cast<size_t>(id)]) {
         held[static_cast<size_t>(id)] = false;
-        live -= std::min(live, words(numel(p.shape(id))));
+        live -= std::min(live, words(p.count(p.shape(id))));
       }
   }
   // The reveal (share.cpp): the server's shares travel to the client (bytes and words), which
   // adds them to a copy of its own and decodes the floats.
-  const uint64_t nout = lowered.outputs.empty() ? 0 : numel(p.shape(lowered.outputs[0]));
+  const uint64_t nout = lowered.outputs.empty() ? 0 : p.count(p.shape(lowered.outputs[0]));
   add_step("revealing the output",
            {{words(mul(nout, 3)) + mul(nout, 4), words(nout), 0}, words(nout)});
 

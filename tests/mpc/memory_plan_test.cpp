@@ -8,6 +8,7 @@
 #include "graph_node.hpp"
 #include "veil/core/error.hpp"
 #include "veil/core/memory_budget.hpp"
+#include "veil/model/block_relu_node.hpp"
 #include "veil/model/fold_batch_norm.hpp"
 #include "veil/model/zoo.hpp"
 
@@ -128,6 +129,33 @@ TEST(SecureMemoryPlan, RefusalsNameTheStepAndTheLargestBatch) {
               std::string::npos)
         << e.what();
   }
+}
+
+// x [N, 4, 8, 8] -> BlockRelu with the given per-channel blocks.
+model::Graph block_relu_graph(const std::vector<model::BlockSize>& blocks) {
+  model::Graph g;
+  g.inputs = {{"x", DType::Float32, {-1, 4, 8, 8}}};
+  g.outputs = {{"y", DType::Float32, {-1, 4, 8, 8}}};
+  g.nodes = {model::make_block_relu_node("br", "x", "y", blocks)};
+  return g;
+}
+
+// A block ReLU's buffers follow its blocks: channels left as identity cost the helper nothing
+// (no comparison), larger blocks fewer comparisons than 1x1 ones, and its step is named.
+TEST(SecureMemoryPlan, ABlockReluIsPlannedFromItsBlocks) {
+  auto step = [](const std::vector<model::BlockSize>& blocks, size_t role) {
+    const model::Graph g = block_relu_graph(blocks);
+    const SecureModel secure(g);
+    const SecureMemoryPlan p = plan_secure_memory(secure, at_batch(32));
+    EXPECT_EQ(p.steps.at(1), "node 'br' (BlockRelu)");
+    return p.during[role].at(1);
+  };
+  const model::BlockSize id{0, 0}, one{1, 1}, four{4, 4};
+  EXPECT_EQ(step({id, id, id, id}, 2), 0u);
+  EXPECT_GT(step({one, one, one, one}, 2), step({four, four, four, four}, 2));
+  EXPECT_GT(step({four, four, four, four}, 2), step({four, id, id, id}, 2));
+  EXPECT_GT(step({four, id, id, id}, 2), 0u);
+  EXPECT_GT(step({one, one, one, one}, 0), step({id, id, id, id}, 0));
 }
 
 // A hostile batch does not wrap the arithmetic around to a small plan.
