@@ -647,8 +647,8 @@ LocalRunResult run_local(const LocalRunOptions& given) {
   if (o.frac_bits == 0) o.frac_bits = default_frac_bits(folded, o.drelu);
   SessionParams{o.frac_bits, o.drelu, {}}.validate();
   // The server party checks the same; refusing here gives one error line.
-  const RangeReport range =
-      check_fixed_point_range(folded, SecureModel(folded.graph), o.frac_bits, o.drelu);
+  const SecureModel secure(folded.graph);
+  const RangeReport range = check_fixed_point_range(folded, secure, o.frac_bits, o.drelu);
   const auto hash = structure_hash(folded.graph);
   ClientInput input = select_client_input(o.input, model_input_shape(folded.graph, 1));
   check_input_range(input.images, input_range_of(folded));
@@ -659,8 +659,7 @@ LocalRunResult run_local(const LocalRunOptions& given) {
   memory.images = input.size();
   memory.drelu = o.drelu;
   memory.threads = o.threads;
-  require_secure_within(SecureModel(folded.graph), memory, std::nullopt, memory_budget(),
-                        kDefaultMaxFramePayload);
+  require_secure_within(secure, memory, std::nullopt, memory_budget(), kDefaultMaxFramePayload);
   const PlainReference plain = plain_reference(o.model, o.normalize, input.images);
 
   // 2. Session files, listening sockets, configuration.

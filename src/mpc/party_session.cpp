@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <set>
+#include <span>
 
 #include "veil/core/error.hpp"
 #include "veil/core/hex.hpp"
@@ -37,6 +38,14 @@ constexpr uint32_t kRefusalTag = 0xffff0003;
 constexpr size_t kMaxRefusalBytes = 4096;
 constexpr uint64_t kMaxBatches = 10'000'000;
 constexpr int64_t kMaxBatchSize = 4096;
+
+// A peer's refusal text (at most kMaxRefusalBytes), bound for a terminal: control bytes become '?'.
+std::string peer_text(std::span<const uint8_t> bytes) {
+  std::string why(bytes.begin(), bytes.begin() + std::min(bytes.size(), kMaxRefusalBytes));
+  for (char& c : why)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return why;
+}
 
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -163,11 +172,7 @@ std::array<uint8_t, 32> share_structure(Role me, const PartyConfig& cfg, Links& 
   } else {
     Message m = links[static_cast<size_t>(Role::Server)]->recv();
     if (m.tag == kRefusalTag) {
-      std::string why(m.payload.begin(),
-                      m.payload.begin() + std::min(m.payload.size(), kMaxRefusalBytes));
-      for (char& c : why)  // the server's text goes to a terminal
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-      throw ProtocolError("the server refused the model: " + why);
+      throw ProtocolError("the server refused the model: " + peer_text(m.payload));
     }
     if (m.tag != kStructureTag)
       throw ProtocolError("the server did not start with the model structure");
@@ -220,11 +225,8 @@ void agree_on_plan(Party& party, const std::string& verdict) {
     if (size > kMaxRefusalBytes) throw ProtocolError("a party's verdict on the plan is too long");
     if (size == 0) continue;
     const Bytes b = party.recv(peer, Tag::PlanVerdict, size);
-    std::string why(b.begin(), b.end());
-    for (char& c : why)  // the peer's text goes to a terminal
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     if (refused.empty())
-      refused = std::string("the ") + role_name(peer) + " refused the batch plan: " + why;
+      refused = std::string("the ") + role_name(peer) + " refused the batch plan: " + peer_text(b);
   }
   if (!verdict.empty()) throw InvalidArgument(verdict);
   if (!refused.empty()) throw ProtocolError(refused);

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +47,13 @@ inline CliResult run_veil(const std::string& args, const TempDir& dir) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// Peak RSS of the largest child process waited for so far, in bytes.
+inline uint64_t children_max_rss() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
 }
 
 inline bool have_fashion_mnist() {

@@ -3,7 +3,6 @@
 // the default budget (a quarter of RAM) and under `--max-memory`; `eval` refuses a model whose
 // output cannot be the dataset's logits before running it; non-finite logits are never a class.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -19,13 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using veil::test::OnnxBuilder;
-
-// Peak RSS of the largest child process waited for so far, in bytes.
-uint64_t children_max_rss() {
-  rusage u{};
-  getrusage(RUSAGE_CHILDREN, &u);
-  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
-}
 
 int64_t lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
 

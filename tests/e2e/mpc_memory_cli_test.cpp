@@ -4,7 +4,6 @@
 // own baseline (what a one-image session uses), while the plan is not so loose that it refuses
 // batches that would fit many times over.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -18,13 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// Peak RSS of the largest child process waited for so far, in bytes.
-uint64_t children_max_rss() {
-  rusage u{};
-  getrusage(RUSAGE_CHILDREN, &u);
-  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
-}
 
 class MpcMemoryCli : public ::testing::Test {
  protected:
